@@ -1,0 +1,57 @@
+using System.CommandLine;
+using System.Text.Json;
+using Graft.Models;
+using Graft.Training;
+using Spectre.Console;
+
+namespace Graft.Cli;
+
+/// <summary>What every command shares: the --json option, error handling, output and progress.</summary>
+public static class Cli
+{
+    public static Option<bool> JsonOption() => new("--json") { Description = "End standard output with one JSON object (machine-readable)." };
+
+    /// <summary>Human output goes to stdout; progress and warnings to stderr so --json output stays clean.</summary>
+    public static readonly IAnsiConsole Out = AnsiConsole.Console;
+    public static readonly IAnsiConsole Err = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+
+    /// <summary>Runs a command body: a user error becomes one line and exit code 2, never a stack trace.</summary>
+    public static void SetHandler(this Command command, Func<ParseResult, CancellationToken, Task> body) =>
+        command.SetAction(async (parse, cancel) =>
+        {
+            try
+            {
+                await body(parse, cancel);
+                return 0;
+            }
+            catch (GraftException e)
+            {
+                Console.Error.WriteLine($"graft: {e.Message}");
+                return 2;
+            }
+            catch (OperationCanceledException)
+            {
+                Console.Error.WriteLine("graft: cancelled.");
+                return 130;
+            }
+            catch (Exception e) when (Environment.GetEnvironmentVariable("GRAFT_DEBUG") is null)
+            {
+                Console.Error.WriteLine($"graft: internal error: {e.GetType().Name}: {e.Message} (set GRAFT_DEBUG=1 to see where)");
+                return 1;
+            }
+        });
+
+    public static void WriteJson(object value) =>
+        Console.Out.WriteLine(JsonSerializer.Serialize(value, JsonLine));
+
+    static readonly JsonSerializerOptions JsonLine = new(ImageClassifier.Json) { WriteIndented = false };
+
+    public static string Escape(string text) => Markup.Escape(text);
+
+    public static void ReportSkipped(IReadOnlyList<SkippedImage> skipped)
+    {
+        if (skipped.Count == 0) return;
+        Err.MarkupLine($"[yellow]skipped {skipped.Count} file(s) that could not be read:[/]");
+        foreach (var s in skipped) Err.MarkupLine($"  [yellow]{Escape(s.Path)}[/]: {Escape(s.Reason)}");
+    }
+}

@@ -1,0 +1,45 @@
+using Spectre.Console;
+using System.CommandLine;
+using Graft.Data;
+using Graft.Training;
+
+namespace Graft.Cli.Commands;
+
+public static class PredictCommand
+{
+    public static Command Create()
+    {
+        var model = new Argument<string>("MODEL") { Description = "A model file, or a backbone name (e.g. mobilenet_v2) to see its ImageNet predictions." };
+        var input = new Argument<string>("IMAGE") { Description = "An image file or a folder of images (searched recursively)." };
+        var top = new Option<int>("--top") { Description = "How many classes to list per image.", DefaultValueFactory = _ => 3 };
+        var json = Cli.JsonOption();
+        var command = new Command("predict", "Classify photos with a trained model or a pretrained backbone.") { model, input, top, json };
+        command.SetHandler(async (parse, cancel) =>
+        {
+            using var classifier = ModelSource.Open(parse.GetValue(model)!, allowBackbone: true);
+            var files = ListImages(parse.GetValue(input)!);
+            int k = Math.Clamp(parse.GetValue(top), 1, classifier.Classes.Count);
+            var skipped = new List<SkippedImage>();
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var predictions = await classifier.PredictAsync(files, k, skipped, progress: files.Count > 64 ? new ProgressLine() : null, cancel: cancel);
+            Cli.ReportSkipped(skipped);
+            foreach (var p in predictions)
+                Cli.Out.MarkupLine($"{Cli.Escape(p.File)}: [bold]{Cli.Escape(p.Label)}[/] {p.Confidence:0.000}" +
+                    (p.Top.Count > 1 ? "  (" + string.Join(", ", p.Top.Skip(1).Select(t => $"{Cli.Escape(t.Label)} {t.Probability:0.000}")) + ")" : ""));
+            if (parse.GetValue(json))
+                Cli.WriteJson(new { predictions, images = predictions.Count, skipped, seconds = clock.Elapsed.TotalSeconds });
+        });
+        return command;
+    }
+
+    static List<string> ListImages(string input)
+    {
+        if (File.Exists(input)) return [input];
+        if (!Directory.Exists(input))
+            throw new GraftException($"{input} does not exist.", "Pass an image file or a folder of images.");
+        var files = Directory.EnumerateFiles(input, "*", SearchOption.AllDirectories)
+            .Where(ImageLoader.IsImageFile).Order(StringComparer.Ordinal).ToList();
+        return files.Count > 0 ? files
+            : throw new GraftException($"{input} holds no image files.", $"Add images ({string.Join(", ", ImageLoader.Extensions)}).");
+    }
+}

@@ -1,0 +1,52 @@
+using System.Threading.Channels;
+
+namespace Graft.Data;
+
+/// <summary>A batch of decoded images: CHW floats back to back, with the index of each in the source list.</summary>
+public sealed record ImageBatch(float[] Pixels, int[] Indices, IReadOnlyList<ImageDecodeException> Failures)
+{
+    public int Count => Indices.Length;
+}
+
+/// <summary>
+/// Decodes and resizes images in parallel, a batch or two ahead of the consumer, so decoding overlaps
+/// with the network's compute. Memory stays bounded: at most <c>prefetch</c> batches wait at any time.
+/// Files that fail to decode are reported with the batch they would have been in.
+/// </summary>
+public static class BatchPipeline
+{
+    public static async IAsyncEnumerable<ImageBatch> Batches(IReadOnlyList<string> paths, ImageSpec spec, int batchSize,
+        int prefetch = 2, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancel = default)
+    {
+        var channel = Channel.CreateBounded<ImageBatch>(new BoundedChannelOptions(prefetch) { SingleReader = true, SingleWriter = true });
+        var producer = Task.Run(async () =>
+        {
+            try
+            {
+                for (int start = 0; start < paths.Count; start += batchSize)
+                    await channel.Writer.WriteAsync(Decode(paths, start, Math.Min(batchSize, paths.Count - start), spec, cancel), cancel);
+                channel.Writer.Complete();
+            }
+            catch (Exception e) { channel.Writer.Complete(e); }
+        }, cancel);
+
+        await foreach (var batch in channel.Reader.ReadAllAsync(cancel)) yield return batch;
+        await producer;
+    }
+
+    static ImageBatch Decode(IReadOnlyList<string> paths, int start, int count, ImageSpec spec, CancellationToken cancel)
+    {
+        int imageSize = 3 * spec.Size * spec.Size;
+        var slots = new float[count][];
+        var errors = new ImageDecodeException?[count];
+        Parallel.For(0, count, new ParallelOptions { CancellationToken = cancel, MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
+        {
+            try { slots[i] = ImageLoader.Load(paths[start + i], spec); }
+            catch (ImageDecodeException e) { errors[i] = e; }
+        });
+        var ok = Enumerable.Range(0, count).Where(i => slots[i] is not null).ToArray();
+        var pixels = new float[ok.Length * imageSize];
+        for (int k = 0; k < ok.Length; k++) slots[ok[k]].CopyTo(pixels, k * imageSize);
+        return new ImageBatch(pixels, ok.Select(i => start + i).ToArray(), errors.OfType<ImageDecodeException>().ToList());
+    }
+}

@@ -1,0 +1,11 @@
+namespace Graft;
+
+/// <summary>
+/// An error the user can fix: what went wrong (naming the file) and what to do about it.
+/// The CLI prints it as one line and exits non-zero; anything else is a bug.
+/// </summary>
+public class GraftException(string problem, string fix) : Exception($"{problem} {fix}")
+{
+    public string Problem { get; } = problem;
+    public string Fix { get; } = fix;
+}

@@ -1,0 +1,216 @@
+using System.IO.Compression;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Graft.Backbones;
+using Graft.Data;
+using Graft.Engine;
+using Graft.Training;
+using Graft.Weights;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Graft.Models;
+
+public sealed record DatasetInfo(string Root, string Layout, int TrainImages, int ValidationImages, int SkippedImages);
+
+/// <summary>Everything about a model except its weights: enough to rebuild it and preprocess exactly as in training.</summary>
+public sealed record ModelConfig(
+    string Format,
+    string Backbone,
+    string BackboneWeightsSha256,
+    ImageSpec Input,
+    IReadOnlyList<string> Classes,
+    HeadConfig Head,
+    string Strategy,
+    FitOptions Training,
+    DatasetInfo? Dataset,
+    DateTime CreatedUtc)
+{
+    public const string CurrentFormat = "graft-model/1";
+
+    /// <summary>Identifies the features the trunk produces; the bottleneck cache folder is derived from it.</summary>
+    public string TrunkKey => $"{Backbone}|{BackboneWeightsSha256}|{Input.Key}|gap";
+}
+
+public sealed record ClassProbability(string Label, float Probability);
+
+public sealed record Prediction(string File, string Label, float Confidence, IReadOnlyList<ClassProbability> Top);
+
+/// <summary>
+/// A trained classifier: the backbone's trunk, global average pooling and the grafted head, with its
+/// config and training history. Saved as one zip file (config.json, weights.safetensors, history.json),
+/// written atomically.
+/// </summary>
+public sealed class ImageClassifier : IDisposable
+{
+    public ModelConfig Config { get; }
+    public Backbone Backbone { get; }
+    public nn.Module<Tensor, Tensor> Head { get; }
+    public IReadOnlyList<EpochRecord> History { get; }
+    public IReadOnlyList<string> Classes => Config.Classes;
+    public ITrunkRunner Trunk { get; }
+
+    public ImageClassifier(ModelConfig config, Backbone backbone, nn.Module<Tensor, Tensor> head, IReadOnlyList<EpochRecord> history)
+    {
+        Config = config; Backbone = backbone; Head = head; History = history;
+        Trunk = new TorchTrunkRunner(backbone.Trunk);
+        Head.eval();
+    }
+
+    /// <summary>The pretrained network with its own ImageNet classifier (class 0 is "background").</summary>
+    public static ImageClassifier PretrainedImageNet(string backboneName, AssetResolver resolver)
+    {
+        var config = BackboneRegistry.Get(backboneName);
+        var backbone = Backbone.LoadPretrained(config, resolver, includeTop: true);
+        var labels = File.ReadAllLines(resolver.Resolve(config.Labels));
+        var head = new HeadConfig(config.FeatureChannels, labels.Length, Dropout: 0);
+        var model = new ModelConfig(ModelConfig.CurrentFormat, config.Name, config.Weights.Sha256, backbone.Input, labels, head,
+            "pretrained (ImageNet)", new FitOptions(Epochs: 0), null, DateTime.UtcNow);
+        return new ImageClassifier(model, backbone, backbone.ImageNetClassifier!, []);
+    }
+
+    /// <summary>Class probabilities for a batch of preprocessed images [N,3,H,W].</summary>
+    public Tensor Probabilities(Tensor images)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        Head.eval();
+        var features = Trunk.Features(images);
+        return nn.functional.softmax(Head.forward(features), 1).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Predicts every file; files that cannot be decoded are returned in <paramref name="skipped"/>.</summary>
+    public async Task<IReadOnlyList<Prediction>> PredictAsync(IReadOnlyList<string> files, int top, List<SkippedImage> skipped,
+        int batchSize = 32, IProgress<ImageProgress>? progress = null, CancellationToken cancel = default)
+    {
+        var results = new List<Prediction>();
+        var spec = Config.Input;
+        int done = 0;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        await foreach (var batch in BatchPipeline.Batches(files, spec, batchSize, cancel: cancel))
+        {
+            skipped.AddRange(batch.Failures.Select(f => new SkippedImage(f.Path, f.Reason)));
+            if (batch.Count > 0)
+            {
+                using var scope = NewDisposeScope();
+                var probabilities = Probabilities(tensor(batch.Pixels, [batch.Count, 3, spec.Size, spec.Size])).data<float>().ToArray();
+                int classes = Classes.Count;
+                for (int k = 0; k < batch.Count; k++)
+                    results.Add(ToPrediction(files[batch.Indices[k]], probabilities.AsSpan(k * classes, classes), top));
+            }
+            done += batch.Count + batch.Failures.Count;
+            progress?.Report(new ImageProgress("predict", done, files.Count, done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));
+        }
+        return results;
+    }
+
+    public Prediction ToPrediction(string file, ReadOnlySpan<float> row, int top)
+    {
+        var probabilities = row.ToArray();
+        var ranked = Enumerable.Range(0, probabilities.Length).OrderByDescending(i => probabilities[i]).ThenBy(i => i)
+            .Take(Math.Max(1, top)).ToList();
+        var list = ranked.Select(i => new ClassProbability(Classes[i], probabilities[i])).ToList();
+        return new Prediction(file, list[0].Label, list[0].Probability, list);
+    }
+
+    // ---- the one model file ----
+
+    const string ConfigEntry = "config.json", WeightsEntry = "weights.safetensors", HistoryEntry = "history.json";
+
+    public static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+    };
+
+    /// <summary>Writes the model file atomically: a temporary file beside it, then a rename.</summary>
+    public void Save(string path)
+    {
+        var full = Path.GetFullPath(path);
+        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+        var temp = $"{full}.{Environment.ProcessId}.tmp";
+        try
+        {
+            using (var file = File.Create(temp))
+            using (var zip = new ZipArchive(file, ZipArchiveMode.Create))
+            {
+                WriteEntry(zip, ConfigEntry, JsonSerializer.SerializeToUtf8Bytes(Config, Json));
+                var tensors = new Dictionary<string, Tensor>();
+                foreach (var (name, t) in Backbone.Trunk.state_dict()) tensors["trunk." + name] = t;
+                foreach (var (name, t) in Head.state_dict()) tensors["head." + name] = t;
+                WriteEntry(zip, WeightsEntry, Safetensors.Write(tensors));
+                WriteEntry(zip, HistoryEntry, JsonSerializer.SerializeToUtf8Bytes(History, Json));
+            }
+            File.Move(temp, full, overwrite: true);
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+    }
+
+    public static ImageClassifier Load(string path)
+    {
+        if (!File.Exists(path))
+            throw new GraftException($"Model file {path} does not exist.", "Train one with 'graft train DATA --out FILE', or pass a backbone name such as mobilenet_v2.");
+        TorchRuntime.EnsureInitialized();
+        ZipArchive zip;
+        try { zip = ZipFile.OpenRead(path); }
+        catch (InvalidDataException)
+        {
+            throw new GraftException($"{path} is not a Graft model file.", "Pass a file written by 'graft train'.");
+        }
+        using (zip)
+        {
+            var config = JsonSerializer.Deserialize<ModelConfig>(ReadEntry(zip, ConfigEntry, path), Json)
+                ?? throw new GraftException($"{path} has an empty config.", "Train the model again.");
+            if (config.Format != ModelConfig.CurrentFormat)
+                throw new GraftException($"{path} has format '{config.Format}'; this Graft reads '{ModelConfig.CurrentFormat}'.", "Use the Graft version that wrote it, or train again.");
+            var history = JsonSerializer.Deserialize<List<EpochRecord>>(ReadEntry(zip, HistoryEntry, path), Json) ?? [];
+            var weights = Safetensors.Read(ReadEntry(zip, WeightsEntry, path), path);
+
+            var backbone = Backbone.Create(BackboneRegistry.Get(config.Backbone), config.Input);
+            var head = config.Head.Build();
+            try
+            {
+                backbone.Trunk.load_state_dict(Prefixed(weights, "trunk."));
+                head.load_state_dict(Prefixed(weights, "head."));
+            }
+            catch (Exception e) when (e is not GraftException)
+            {
+                throw new GraftException($"{path}: the weights do not fit the {config.Backbone} architecture ({e.Message}).", "Train the model again.");
+            }
+            finally
+            {
+                foreach (var t in weights.Values) t.Dispose();
+            }
+            backbone.Trunk.eval();
+            return new ImageClassifier(config, backbone, head, history);
+        }
+    }
+
+    static Dictionary<string, Tensor> Prefixed(Dictionary<string, Tensor> all, string prefix) =>
+        all.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).ToDictionary(kv => kv.Key[prefix.Length..], kv => kv.Value);
+
+    static void WriteEntry(ZipArchive zip, string name, byte[] data)
+    {
+        using var stream = zip.CreateEntry(name, CompressionLevel.Fastest).Open();
+        stream.Write(data);
+    }
+
+    static byte[] ReadEntry(ZipArchive zip, string name, string path)
+    {
+        var entry = zip.GetEntry(name) ?? throw new GraftException($"{path} lacks {name}.", "The file is incomplete; train the model again.");
+        using var stream = entry.Open();
+        using var memory = new MemoryStream();
+        stream.CopyTo(memory);
+        return memory.ToArray();
+    }
+
+    public void Dispose()
+    {
+        if (!ReferenceEquals(Head, Backbone.ImageNetClassifier)) Head.Dispose();
+        Backbone.Dispose();
+    }
+}

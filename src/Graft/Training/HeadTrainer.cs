@@ -1,0 +1,143 @@
+using System.Diagnostics;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Graft.Training;
+
+public enum OptimizerKind { Adam, Sgd, RmsProp }
+
+public sealed record FitOptions(
+    int Epochs = 30,
+    int BatchSize = 32,
+    double LearningRate = 1e-3,
+    OptimizerKind Optimizer = OptimizerKind.Adam,
+    int Seed = 42,
+    int Patience = 5,
+    double Momentum = 0.9);
+
+/// <summary>One row of the training history (validation columns empty when there is no validation set).</summary>
+public sealed record EpochRecord(int Epoch, double Loss, double Accuracy, double? ValLoss, double? ValAccuracy, double Seconds);
+
+public sealed record EpochProgress(int Epoch, int Epochs, EpochRecord Record, double SamplesPerSecond);
+
+public sealed record FitResult(IReadOnlyList<EpochRecord> History, int BestEpoch, bool StoppedEarly, double SamplesPerSecond);
+
+/// <summary>Loss, accuracy and class probabilities of a classifier on a set of inputs.</summary>
+public sealed record Scored(double Loss, double Accuracy, float[,] Probabilities);
+
+/// <summary>
+/// Trains a head on cached features: mini-batches in a seeded order, the chosen optimizer, and early
+/// stopping on validation loss that restores the best epoch's weights.
+/// </summary>
+public static class HeadTrainer
+{
+    public static FitResult Fit(nn.Module<Tensor, Tensor> head, Tensor trainX, Tensor trainY, Tensor? valX, Tensor? valY,
+        FitOptions options, IProgress<EpochProgress>? progress = null, CancellationToken cancel = default)
+    {
+        var generator = new Generator().manual_seed(options.Seed);
+        using var optimizer = CreateOptimizer(head.parameters(), options);
+        var history = new List<EpochRecord>();
+        double bestLoss = double.PositiveInfinity;
+        int bestEpoch = 0, sinceBest = 0;
+        Dictionary<string, Tensor>? bestState = null;
+        long n = trainX.shape[0];
+        var total = Stopwatch.StartNew();
+        long samples = 0;
+
+        for (int epoch = 1; epoch <= options.Epochs && !cancel.IsCancellationRequested; epoch++)
+        {
+            var clock = Stopwatch.StartNew();
+            head.train();
+            double lossSum = 0; long correct = 0;
+            using (var order = randperm(n, generator: generator))
+            {
+                for (long start = 0; start < n; start += options.BatchSize)
+                {
+                    using var scope = NewDisposeScope();
+                    var idx = order.narrow(0, start, Math.Min(options.BatchSize, n - start));
+                    var x = trainX.index_select(0, idx);
+                    var y = trainY.index_select(0, idx);
+                    optimizer.zero_grad();
+                    var logits = head.forward(x);
+                    var loss = nn.functional.cross_entropy(logits, y);
+                    loss.backward();
+                    optimizer.step();
+                    lossSum += loss.item<float>() * idx.shape[0];
+                    correct += logits.argmax(1).eq(y).sum().item<long>();
+                }
+            }
+            samples += n;
+            double? valLoss = null, valAcc = null;
+            if (valX is not null && valY is not null && valX.shape[0] > 0)
+            {
+                var scored = Score(head, valX, valY, withProbabilities: false);
+                (valLoss, valAcc) = (scored.Loss, scored.Accuracy);
+            }
+            var record = new EpochRecord(epoch, lossSum / n, (double)correct / n, valLoss, valAcc, clock.Elapsed.TotalSeconds);
+            history.Add(record);
+            progress?.Report(new EpochProgress(epoch, options.Epochs, record, samples / total.Elapsed.TotalSeconds));
+
+            double monitored = valLoss ?? record.Loss;
+            if (monitored < bestLoss - 1e-6)
+            {
+                bestLoss = monitored; bestEpoch = epoch; sinceBest = 0;
+                DisposeState(bestState);
+                bestState = head.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+            }
+            else if (valLoss is not null && ++sinceBest >= options.Patience)
+                break;
+        }
+        if (bestState is not null)
+        {
+            head.load_state_dict(bestState);
+            DisposeState(bestState);
+        }
+        head.eval();
+        bool stoppedEarly = history.Count < options.Epochs && !cancel.IsCancellationRequested;
+        return new FitResult(history, bestEpoch, stoppedEarly, samples / Math.Max(total.Elapsed.TotalSeconds, 1e-9));
+    }
+
+    /// <summary>Scores a classifier in inference mode; <paramref name="y"/> null when labels are unknown.</summary>
+    public static Scored Score(nn.Module<Tensor, Tensor> model, Tensor x, Tensor? y, bool withProbabilities = true, int batchSize = 1024)
+    {
+        model.eval();
+        using var _ = no_grad();
+        double lossSum = 0; long correct = 0;
+        long n = x.shape[0];
+        float[,]? probabilities = null;
+        for (long start = 0; start < n; start += batchSize)
+        {
+            using var scope = NewDisposeScope();
+            long count = Math.Min(batchSize, n - start);
+            var logits = model.forward(x.narrow(0, start, count));
+            if (y is not null)
+            {
+                var labels = y.narrow(0, start, count);
+                lossSum += nn.functional.cross_entropy(logits, labels).item<float>() * count;
+                correct += logits.argmax(1).eq(labels).sum().item<long>();
+            }
+            if (withProbabilities)
+            {
+                var p = nn.functional.softmax(logits, 1).data<float>().ToArray();
+                int classes = (int)logits.shape[1];
+                probabilities ??= new float[n, classes];
+                for (int i = 0; i < count; i++)
+                    for (int c = 0; c < classes; c++) probabilities[start + i, c] = p[i * classes + c];
+            }
+        }
+        return new Scored(n == 0 ? 0 : lossSum / n, n == 0 ? 0 : (double)correct / n, probabilities ?? new float[0, 0]);
+    }
+
+    static optim.Optimizer CreateOptimizer(IEnumerable<TorchSharp.Modules.Parameter> parameters, FitOptions o) => o.Optimizer switch
+    {
+        OptimizerKind.Sgd => optim.SGD(parameters, o.LearningRate, momentum: o.Momentum),
+        OptimizerKind.RmsProp => optim.RMSProp(parameters, o.LearningRate),
+        _ => optim.Adam(parameters, o.LearningRate),
+    };
+
+    static void DisposeState(Dictionary<string, Tensor>? state)
+    {
+        if (state is null) return;
+        foreach (var t in state.Values) t.Dispose();
+    }
+}
