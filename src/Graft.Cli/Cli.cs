@@ -12,8 +12,15 @@ public static class Cli
     public static Option<bool> JsonOption() => new("--json") { Description = "End standard output with one JSON object (machine-readable)." };
 
     /// <summary>Human output goes to stdout; progress and warnings to stderr so --json output stays clean.</summary>
-    public static readonly IAnsiConsole Out = AnsiConsole.Console;
-    public static readonly IAnsiConsole Err = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+    public static readonly IAnsiConsole Out = Create(Console.Out, Console.IsOutputRedirected);
+    public static readonly IAnsiConsole Err = Create(Console.Error, Console.IsErrorRedirected);
+
+    static IAnsiConsole Create(TextWriter writer, bool redirected)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(writer) });
+        if (redirected) console.Profile.Width = 200; // logs and pipes: do not wrap tables at 80 columns
+        return console;
+    }
 
     /// <summary>Runs a command body: a user error becomes one line and exit code 2, never a stack trace.</summary>
     public static void SetHandler(this Command command, Func<ParseResult, CancellationToken, Task> body) =>

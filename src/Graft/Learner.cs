@@ -17,6 +17,7 @@ public sealed record TrainOptions
     public double Dropout { get; init; } = 0.2;
     public bool BatchNorm { get; init; }
     public double ValidationSplit { get; init; } = 0.2;
+    public ResizeMode Resize { get; init; } = ResizeMode.CenterCrop;
     public FitOptions Fit { get; init; } = new();
     /// <summary>Where the bottleneck cache lives; null for the user cache (~/.cache/graft).</summary>
     public string? CacheRoot { get; init; }
@@ -59,14 +60,15 @@ public static class Learner
         if (!Strategies.All.Contains(options.Strategy))
             throw new GraftException($"Unknown strategy '{options.Strategy}'.", $"Use one of: {string.Join(", ", Strategies.All)}.");
         var clock = Stopwatch.StartNew();
+        var config = BackboneRegistry.Get(options.Backbone);
         var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Fit.Seed);
         callbacks.Log?.Invoke($"{dataset.Root}: {dataset.Classes.Count} classes ({string.Join(", ", dataset.Classes)}), " +
             $"{dataset.Train.Count} training and {dataset.Validation.Count} validation images ({dataset.Layout})");
 
-        var config = BackboneRegistry.Get(options.Backbone);
         var backbone = Backbone.LoadPretrained(config, resolver);
+        var input = backbone.Input with { Resize = options.Resize };
         var headConfig = new HeadConfig(config.FeatureChannels, dataset.Classes.Count, options.Hidden, options.Dropout, options.BatchNorm);
-        var modelConfig = new ModelConfig(ModelConfig.CurrentFormat, config.Name, config.Weights.Sha256, backbone.Input, dataset.Classes,
+        var modelConfig = new ModelConfig(ModelConfig.CurrentFormat, config.Name, config.Weights.Sha256, input, dataset.Classes,
             headConfig, options.Strategy, options.Fit, null, DateTime.UtcNow);
 
         manual_seed(options.Fit.Seed);
@@ -74,7 +76,7 @@ public static class Learner
         var cache = options.UseCache ? new FeatureCache(options.CacheRoot ?? AssetResolver.DefaultCacheRoot(), modelConfig.TrunkKey, config.FeatureChannels) : null;
 
         var all = dataset.All.ToList();
-        var extracted = await FeatureExtractor.ExtractAsync(all.Select(i => i.Path).ToList(), model.Trunk, backbone.Input,
+        var extracted = await FeatureExtractor.ExtractAsync(all.Select(i => i.Path).ToList(), model.Trunk, input,
             config.FeatureChannels, cache, options.Fit.BatchSize, callbacks.Images, cancel);
         var stats = new FeatureStats(all.Count, extracted.CacheHits, extracted.Computed, extracted.Seconds);
         callbacks.Log?.Invoke(extracted.Computed == 0

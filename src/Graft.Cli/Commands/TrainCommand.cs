@@ -25,13 +25,15 @@ public static class TrainCommand
         var hidden = new Option<int>("--hidden") { Description = "Units of a hidden dense ReLU layer in the head (0: none).", DefaultValueFactory = _ => 0 };
         var dropout = new Option<double>("--dropout") { Description = "Dropout rate in the head.", DefaultValueFactory = _ => 0.2 };
         var batchNorm = new Option<bool>("--batchnorm") { Description = "Batch normalisation in the head." };
+        var resize = new Option<string>("--resize") { Description = "crop: centred square, then resize (default); squash: the whole image.", DefaultValueFactory = _ => "crop" };
+        resize.AcceptOnlyFromAmong("crop", "squash");
         var noCache = new Option<bool>("--no-cache") { Description = "Do not read or write the bottleneck feature cache." };
         var output = new Option<string?>("--out") { Description = "Model file to write (default: DATA's folder name + .graft, in the current folder)." };
         var json = Cli.JsonOption();
 
         var command = new Command("train", "Train a classifier on a folder of photos.")
         {
-            data, backbone, strategy, epochs, batchSize, lr, optimizer, valSplit, seed, patience, hidden, dropout, batchNorm, noCache, output, json,
+            data, backbone, strategy, epochs, batchSize, lr, optimizer, valSplit, seed, patience, hidden, dropout, batchNorm, resize, noCache, output, json,
         };
         command.SetHandler(async (parse, cancel) =>
         {
@@ -43,6 +45,7 @@ public static class TrainCommand
                 Hidden = Positive(parse.GetValue(hidden), "--hidden", allowZero: true),
                 Dropout = InRange(parse.GetValue(dropout), "--dropout", 0, 1),
                 BatchNorm = parse.GetValue(batchNorm),
+                Resize = parse.GetValue(resize) == "squash" ? ResizeMode.Squash : ResizeMode.CenterCrop,
                 ValidationSplit = parse.GetValue(valSplit),
                 UseCache = !parse.GetValue(noCache),
                 Fit = new FitOptions(

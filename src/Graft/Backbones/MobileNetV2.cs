@@ -66,8 +66,9 @@ public sealed class InvertedResidual : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = expand is null ? x : expand.forward(x);
-        h = project.forward(depthwise.forward(h));
+        // call() rather than forward() so hooks (the model summary's shape probes) see the inner layers.
+        var h = expand is null ? x : expand.call(x);
+        h = project.call(depthwise.call(h));
         if (_residual) h = h.add_(x);
         return h.MoveToOuterDisposeScope();
     }

@@ -13,8 +13,8 @@ public sealed class ImageDecodeException(string path, string reason)
 
 /// <summary>
 /// Decodes JPEG, PNG, BMP, GIF (first frame) and WebP with SkiaSharp, converts to RGB and resizes to the
-/// network's square input (squashing, like Keras's image_dataset_from_directory). Training, evaluation and
-/// prediction all go through here, so an image is resized the same way everywhere.
+/// network's square input, either squashing the whole image or cropping its centred square first.
+/// Training, evaluation and prediction all go through here, so an image is resized the same way everywhere.
 /// </summary>
 public static class ImageLoader
 {
@@ -28,9 +28,10 @@ public static class ImageLoader
     public static bool IsImageFile(string path) => Extensions.Contains(System.IO.Path.GetExtension(path).ToLowerInvariant());
 
     /// <summary>The image as RGB bytes (height x width x 3) resized to size x size.</summary>
-    public static byte[] LoadRgb(string path, int size)
+    public static byte[] LoadRgb(string path, int size, ResizeMode resize)
     {
-        using var bitmap = Decode(path);
+        using var decoded = Decode(path);
+        using var bitmap = resize == ResizeMode.CenterCrop ? CenterSquare(decoded) : decoded.Copy();
         using var resized = bitmap.Width == size && bitmap.Height == size
             ? bitmap.Copy()
             : bitmap.Resize(new SKImageInfo(size, size, SKColorType.Rgba8888, SKAlphaType.Unpremul), Sampling);
@@ -60,8 +61,17 @@ public static class ImageLoader
     public static float[] Load(string path, ImageSpec spec)
     {
         var chw = new float[3 * spec.Size * spec.Size];
-        Normalize(LoadRgb(path, spec.Size), spec, chw);
+        Normalize(LoadRgb(path, spec.Size, spec.Resize), spec, chw);
         return chw;
+    }
+
+    /// <summary>The largest centred square of the image (Keras's crop_to_aspect_ratio).</summary>
+    static SKBitmap CenterSquare(SKBitmap b)
+    {
+        int side = Math.Min(b.Width, b.Height);
+        using var subset = new SKBitmap();
+        b.ExtractSubset(subset, SKRectI.Create((b.Width - side) / 2, (b.Height - side) / 2, side, side));
+        return subset.Copy();
     }
 
     static SKBitmap Decode(string path)

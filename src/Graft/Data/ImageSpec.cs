@@ -4,10 +4,17 @@ namespace Graft.Data;
 /// What a network expects of an image: square size and the per-channel mapping of 0..255 RGB pixels,
 /// x = (p - mean) / std. Saved with every model so prediction preprocesses exactly as training did.
 /// </summary>
-public sealed record ImageSpec(int Size, float[] Mean, float[] Std)
+public sealed record ImageSpec(int Size, float[] Mean, float[] Std, ResizeMode Resize = ResizeMode.Squash)
 {
     public static ImageSpec Uniform(int size, float mean, float std) => new(size, [mean, mean, mean], [std, std, std]);
 
     /// <summary>A stable text form, part of the feature-cache key.</summary>
-    public string Key => FormattableString.Invariant($"{Size}|{string.Join(",", Mean)}|{string.Join(",", Std)}|{ImageLoader.ResizeVersion}");
+    public string Key => FormattableString.Invariant($"{Size}|{string.Join(",", Mean)}|{string.Join(",", Std)}|{Resize}|{ImageLoader.ResizeVersion}");
 }
+
+/// <summary>
+/// How a photo becomes a square: squash the whole image (how the pretrained ImageNet classifiers are
+/// evaluated), or crop its centred square first (keeps proportions; measured better for transfer learning:
+/// hymenoptera 0.974 vs 0.935, cats_vs_dogs 0.984 vs 0.96x with MobileNetV2 features).
+/// </summary>
+public enum ResizeMode { Squash, CenterCrop }

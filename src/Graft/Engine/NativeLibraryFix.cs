@@ -30,7 +30,9 @@ public static partial class NativeLibraryFix
             string? error = TryLoad(path);
             if (error is null)
             {
-                Status = weakened.Count == 0 ? "loads as shipped" : $"patched: {string.Join(", ", weakened)} marked weak in {path}";
+                var weak = ElfVersionNeeds.Read(path).Requirements.Where(r => r.Weak).Select(r => r.Version).ToList();
+                Status = weak.Count == 0 ? "loads as shipped"
+                    : $"patched{(weakened.Count == 0 ? " earlier" : "")}: {string.Join(", ", weak)} marked weak in {path}";
                 return;
             }
             var missing = MissingVersion().Matches(error).Select(m => m.Groups[1].Value).Except(weakened).ToList();

@@ -58,7 +58,7 @@ public sealed record ModelSummary(string Title, IReadOnlyList<SummaryRow> Rows, 
     {
         foreach (var (name, child) in parent.named_children())
         {
-            yield return (child, name, depth);
+            yield return (child, depth == 0 ? name : child.GetName(), depth);
             if (depth == 0 && child.named_children().Any(c => c.module is Backbones.ConvUnit))
                 foreach (var inner in Describe(child, depth + 1)) yield return inner;
         }

@@ -1,0 +1,87 @@
+using System.Text.Json;
+
+namespace Graft.Tests;
+
+public class CliTests
+{
+    [Fact]
+    public void Train_predict_evaluate_summary_from_the_command_line()
+    {
+        using var dir = new TempDir();
+        TinyImages.WriteClassFolders(dir["photos/train"], perClass: 5, classes: 3, size: 40);
+        TinyImages.WriteClassFolders(dir["photos/val"], perClass: 2, classes: 3, size: 40, seed: 9);
+        File.WriteAllText(dir["photos/train/red/corrupt.jpg"], "not a jpeg");
+        var env = new Dictionary<string, string> { ["GRAFT_CACHE"] = dir["cache"] };
+        var model = dir["m.graft"];
+
+        var train = GraftCli.Run(env, "train", dir["photos"], "--epochs", "2", "--out", model, "--json");
+        Assert.True(train.ExitCode == 0, train.Stderr);
+        var result = JsonDocument.Parse(train.LastLine).RootElement;
+        Assert.Equal(6, result.GetProperty("images").GetInt32());
+        Assert.Equal(3, result.GetProperty("classes").GetArrayLength());
+        Assert.InRange(result.GetProperty("accuracy").GetDouble(), 0, 1);
+        Assert.True(result.GetProperty("loss").GetDouble() > 0);
+        Assert.True(result.GetProperty("seconds").GetDouble() > 0);
+        Assert.EndsWith("corrupt.jpg", result.GetProperty("skipped")[0].GetProperty("path").GetString());
+        Assert.Contains("corrupt.jpg", train.Stderr);
+        Assert.Contains("epoch 2/2", train.Stderr);
+        Assert.True(File.Exists(model));
+
+        var predict = GraftCli.Run(env, "predict", model, dir["photos/val"], "--top", "2", "--json");
+        Assert.Equal(0, predict.ExitCode);
+        var predictions = JsonDocument.Parse(predict.LastLine).RootElement.GetProperty("predictions");
+        Assert.Equal(6, predictions.GetArrayLength());
+        var first = predictions[0];
+        Assert.Equal(2, first.GetProperty("top").GetArrayLength());
+        Assert.Equal(first.GetProperty("label").GetString(), first.GetProperty("top")[0].GetProperty("label").GetString());
+
+        var evaluate = GraftCli.Run(env, "evaluate", model, dir["photos"], "--json");
+        Assert.Equal(0, evaluate.ExitCode);
+        var evaluation = JsonDocument.Parse(evaluate.LastLine).RootElement;
+        // A fresh process gives the training run's validation results.
+        Assert.Equal(result.GetProperty("accuracy").GetDouble(), evaluation.GetProperty("accuracy").GetDouble(), 9);
+        Assert.Equal(result.GetProperty("loss").GetDouble(), evaluation.GetProperty("loss").GetDouble(), 5);
+
+        var summary = GraftCli.Run(env, "summary", model, "--json");
+        Assert.Equal(0, summary.ExitCode);
+        var s = JsonDocument.Parse(summary.LastLine).RootElement;
+        Assert.Equal(1280 * 3 + 3, s.GetProperty("trainable_params").GetInt64());
+        Assert.True(s.GetProperty("non_trainable_params").GetInt64() > 2_000_000);
+        Assert.Contains("block_16_project", summary.Stdout);
+    }
+
+    [Fact]
+    public void Imagenet_view_of_a_folder_through_a_backbone_name()
+    {
+        var predict = GraftCli.Run(null, "predict", "mobilenet_v2", Assets.Shared("images/imagenet/cat.bmp"), "--top", "5", "--json");
+        Assert.Equal(0, predict.ExitCode);
+        var p = JsonDocument.Parse(predict.LastLine).RootElement.GetProperty("predictions")[0];
+        Assert.Equal("Egyptian cat", p.GetProperty("label").GetString());
+        Assert.Equal(5, p.GetProperty("top").GetArrayLength());
+    }
+
+    [Theory]
+    [InlineData("train", "/no/such/folder")]
+    [InlineData("predict", "/no/such/model.graft", "x.jpg")]
+    [InlineData("summary", "resnet9000")]
+    [InlineData("train", ".", "--backbone", "resnet9000")]
+    public void Bad_input_gives_one_line_and_exit_code_2(params string[] args)
+    {
+        var run = GraftCli.Run(null, args);
+        Assert.Equal(2, run.ExitCode);
+        var lines = run.Stderr.Trim().Split('\n');
+        Assert.Single(lines);
+        Assert.StartsWith("graft: ", lines[0]);
+        Assert.DoesNotContain("   at ", run.Stderr);
+    }
+
+    [Fact]
+    public void Models_lists_mobilenet_v2_as_available_here()
+    {
+        var run = GraftCli.Run(null, "models", "--json");
+        Assert.Equal(0, run.ExitCode);
+        var first = JsonDocument.Parse(run.LastLine).RootElement.GetProperty("backbones")[0];
+        Assert.Equal("mobilenet_v2", first.GetProperty("name").GetString());
+        Assert.EndsWith("tf2_mobilenet_v2_1.0_224_ptq.tflite", first.GetProperty("local_path").GetString());
+    }
+}

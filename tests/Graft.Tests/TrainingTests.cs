@@ -1,0 +1,121 @@
+using Graft.Data;
+using Graft.Engine;
+using Graft.Evaluation;
+using Graft.Models;
+using Graft.Training;
+using static TorchSharp.torch;
+
+namespace Graft.Tests;
+
+public class TrainingTests
+{
+    /// <summary>A stand-in trunk that counts the images it sees; features = per-channel means.</summary>
+    sealed class CountingTrunk : ITrunkRunner
+    {
+        public int Images;
+        public Tensor Features(Tensor images)
+        {
+            Images += (int)images.shape[0];
+            return images.mean([2, 3]);
+        }
+    }
+
+    [Fact]
+    public async Task Bottleneck_cache_hits_on_content_and_misses_on_change()
+    {
+        using var dir = new TempDir();
+        TinyImages.WriteClassFolders(dir["data"], perClass: 3, size: 16);
+        var files = Directory.GetFiles(dir["data"], "*.png", SearchOption.AllDirectories).Order().ToList();
+        var spec = ImageSpec.Uniform(8, 0, 255);
+        var cache = new FeatureCache(dir["cache"], "test-trunk", channels: 3);
+        var trunk = new CountingTrunk();
+
+        var first = await FeatureExtractor.ExtractAsync(files, trunk, spec, 3, cache);
+        Assert.Equal((6, 0, 6), (first.Computed, first.CacheHits, trunk.Images));
+
+        var second = await FeatureExtractor.ExtractAsync(files, trunk, spec, 3, cache);
+        Assert.Equal((0, 6, 6), (second.Computed, second.CacheHits, trunk.Images));
+        for (int i = 0; i < files.Count; i++) Assert.Equal(first.Features[i], second.Features[i]);
+
+        // A moved file still hits (content key); an edited file misses.
+        File.Move(files[0], files[0] + ".moved.png");
+        files[0] += ".moved.png";
+        TinyImages.WriteImage(files[1], SkiaSharp.SKColors.Yellow, 16, new Random(5));
+        var third = await FeatureExtractor.ExtractAsync(files, trunk, spec, 3, cache);
+        Assert.Equal((1, 5, 7), (third.Computed, third.CacheHits, trunk.Images));
+
+        // Another trunk configuration has its own folder.
+        var otherTrunk = await FeatureExtractor.ExtractAsync(files, trunk, spec, 3, new FeatureCache(dir["cache"], "other-trunk", 3));
+        Assert.Equal(6, otherTrunk.Computed);
+    }
+
+    [Fact]
+    public void Early_stopping_restores_the_best_epoch()
+    {
+        TorchRuntime.EnsureInitialized();
+        manual_seed(3);
+        // Few noisy samples and many epochs: validation loss turns up, so training must stop and roll back.
+        using var x = randn(40, 8);
+        using var y = (x[.., 0] > 0).to(int64);
+        using var valX = randn(40, 8);
+        using var valY = (valX[.., 0] + 0.8 * randn(40) > 0).to(int64);
+        var head = new HeadConfig(8, 2, Hidden: 64, Dropout: 0).Build();
+        var result = HeadTrainer.Fit(head, x, y, valX, valY, new FitOptions(Epochs: 200, BatchSize: 8, LearningRate: 0.05, Patience: 3));
+        Assert.True(result.StoppedEarly);
+        Assert.True(result.History.Count < 200);
+        var best = result.History.Single(r => r.Epoch == result.BestEpoch);
+        Assert.Equal(result.History.Min(r => r.ValLoss!.Value), best.ValLoss!.Value, 6);
+        var now = HeadTrainer.Score(head, valX, valY);
+        Assert.Equal(best.ValLoss!.Value, now.Loss, 4);
+    }
+
+    [Fact]
+    public void Optimizers_all_learn_a_separable_problem()
+    {
+        TorchRuntime.EnsureInitialized();
+        foreach (var kind in Enum.GetValues<OptimizerKind>())
+        {
+            manual_seed(1);
+            using var x = randn(64, 4);
+            using var y = (x[.., 1] > 0).to(int64);
+            var head = new HeadConfig(4, 2, Dropout: 0).Build();
+            double lr = kind == OptimizerKind.Sgd ? 0.1 : 0.01;
+            var fit = HeadTrainer.Fit(head, x, y, null, null, new FitOptions(Epochs: 40, LearningRate: lr, Optimizer: kind));
+            Assert.True(fit.History[^1].Accuracy > 0.9, $"{kind}: {fit.History[^1].Accuracy}");
+            Assert.True(fit.History[^1].Loss < fit.History[0].Loss, kind.ToString());
+        }
+    }
+
+    [Fact]
+    public void Metrics_match_a_hand_count()
+    {
+        // truth:      a a a b b c
+        // predicted:  a a b b c c
+        float[,] p = { { .9f, .1f, 0 }, { .6f, .3f, .1f }, { .2f, .7f, .1f }, { 0, 1, 0 }, { .1f, .2f, .7f }, { 0, .4f, .6f } };
+        var r = EvaluationResult.From(["1", "2", "3", "4", "5", "6"], p, [0, 0, 0, 1, 1, 2], ["a", "b", "c"]);
+        Assert.Equal(4.0 / 6, r.Accuracy, 9);
+        Assert.Equal([2, 1, 0], r.ConfusionMatrix[0]);
+        Assert.Equal([0, 1, 1], r.ConfusionMatrix[1]);
+        Assert.Equal(1.0, r.PerClass[0].Precision);
+        Assert.Equal(2.0 / 3, r.PerClass[0].Recall, 9);
+        Assert.Equal(0.5, r.PerClass[1].Precision);
+        Assert.Equal(0.5, r.PerClass[2].Precision);
+        Assert.Equal(1.0, r.PerClass[2].Recall);
+        Assert.Equal(-(Math.Log(.9) + Math.Log(.6) + Math.Log(.2) + Math.Log(1) + Math.Log(.2) + Math.Log(.6)) / 6, r.Loss, 5);
+        Assert.Equal(2, r.Items.Count(i => !i.Correct));
+    }
+
+    [Fact]
+    public void Safetensors_round_trip_keeps_values_and_types()
+    {
+        TorchRuntime.EnsureInitialized();
+        using var a = randn(3, 5);
+        using var b = tensor(new long[] { 7, -2 });
+        var bytes = Safetensors.Write(new Dictionary<string, Tensor> { ["w"] = a, ["n"] = b });
+        Assert.Equal(0, (8 + (int)BitConverter.ToUInt64(bytes, 0)) % 8);
+        var back = Safetensors.Read(bytes, "mem");
+        Assert.True(back["w"].allclose(a, rtol: 0, atol: 0));
+        Assert.Equal(ScalarType.Int64, back["n"].dtype);
+        Assert.Equal([7L, -2], back["n"].data<long>().ToArray());
+    }
+}
