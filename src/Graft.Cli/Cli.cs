@@ -51,7 +51,11 @@ public static class Cli
     public static void WriteJson(object value) =>
         Console.Out.WriteLine(JsonSerializer.Serialize(value, JsonLine));
 
-    static readonly JsonSerializerOptions JsonLine = new(ImageClassifier.Json) { WriteIndented = false };
+    static readonly JsonSerializerOptions JsonLine = new(ImageClassifier.Json)
+    {
+        WriteIndented = false,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // plain "<" and "+" in a terminal
+    };
 
     public static string Escape(string text) => Markup.Escape(text);
 

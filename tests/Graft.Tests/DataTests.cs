@@ -134,6 +134,25 @@ public class DataTests
         Assert.Equal(ImageLoader.Load(files[4], ImageSpec.Uniform(8, 0, 1)), batches[1].Pixels[..192]);
     }
 
+    [Fact]
+    public void Resampler_keeps_identity_and_averages_when_shrinking()
+    {
+        var rgba = new byte[4 * 4 * 4];
+        for (int i = 0; i < 16; i++) { rgba[i * 4] = (byte)(i * 10); rgba[i * 4 + 1] = 7; rgba[i * 4 + 2] = 200; rgba[i * 4 + 3] = 255; }
+        var same = Resampler.ResizeRgba(rgba, 16, 0, 0, 4, 4, 4, 4);
+        Assert.Equal(Enumerable.Range(0, 16).Select(i => (byte)(i * 10)), Enumerable.Range(0, 16).Select(i => same[i * 3]));
+
+        // A 1-pixel checkerboard shrunk 4x is flat grey: antialiasing, not point sampling.
+        var board = new byte[8 * 8 * 4];
+        for (int i = 0; i < 64; i++) { byte v = (byte)(((i % 8) + (i / 8)) % 2 == 0 ? 0 : 255); board[i * 4] = board[i * 4 + 1] = board[i * 4 + 2] = v; }
+        var small = Resampler.ResizeRgba(board, 32, 0, 0, 8, 8, 2, 2);
+        Assert.All(small, v => Assert.InRange(v, 100, 155));
+
+        // A window: the right half only.
+        var half = Resampler.ResizeRgba(rgba, 16, 2, 0, 2, 4, 2, 4);
+        Assert.Equal([20, 30], new[] { half[0], half[3] });
+    }
+
     static byte[] Bmp24(int w, int h, (byte R, byte G, byte B) color)
     {
         int row = (w * 3 + 3) / 4 * 4, size = 54 + row * h;

@@ -1,14 +1,140 @@
-using Spectre.Console;
 using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using Graft.Backbones;
+using Graft.Data;
+using Graft.Engine;
+using Graft.Training;
+using Graft.Weights;
+using Spectre.Console;
+using static TorchSharp.torch;
 
 namespace Graft.Cli.Commands;
 
+/// <summary>
+/// Speed and accuracy, measured and compared with their targets: the trunk's forward pass, the input
+/// pipeline, head training on cached features, and full `graft train` runs (cold and warm cache, each
+/// in its own process so wall time and peak memory are the user's) on the sample datasets.
+/// </summary>
 public static class BenchCommand
 {
+    sealed record Row(string Benchmark, double Value, string Unit, string Target, bool? Met);
+
+    static readonly Dictionary<string, double> AccuracyTargets = new() { ["hymenoptera"] = 0.95, ["cats_vs_dogs"] = 0.96 };
+
     public static Command Create()
     {
-        var command = new Command("bench", "Measure speed and accuracy.");
-        command.SetHandler((_, _) => Task.CompletedTask);
+        var datasets = new Option<string>("--datasets") { Description = "Comma-separated sample datasets to train on ('' for none).", DefaultValueFactory = _ => "hymenoptera,cats_vs_dogs" };
+        var batches = new Option<int>("--batches") { Description = "Timed batches of 32 for the forward-pass benchmark.", DefaultValueFactory = _ => 10 };
+        var json = Cli.JsonOption();
+        var command = new Command("bench", "Measure speed and accuracy against Graft's targets.") { datasets, batches, json };
+        command.SetHandler(async (parse, cancel) =>
+        {
+            TorchRuntime.EnsureInitialized();
+            var rows = new List<Row>();
+            var progress = new ProgressLine();
+            progress.Log($"allocator: {Allocator.Describe()}; threads: {get_num_threads()}");
+
+            rows.Add(TrunkForward(parse.GetValue(batches)));
+            progress.Log($"trunk forward: {rows[^1].Value:0.0} images/s");
+            var sample = SampleImages(256);
+            if (sample.Count > 0)
+            {
+                rows.Add(await InputPipeline(sample, cancel));
+                progress.Log($"input pipeline: {rows[^1].Value:0} images/s");
+            }
+            rows.Add(HeadTraining());
+            progress.Log($"head training: {rows[^1].Value:0} samples/s");
+
+            foreach (var name in parse.GetValue(datasets)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                var path = SampleDatasets.Resolve(name, AssetResolver.Default);
+                using var cache = new TempFolder();
+                progress.Log($"{name}: graft train, cold cache...");
+                var cold = TrainInChildProcess(path, cache.Path);
+                progress.Log($"{name}: graft train, warm cache...");
+                var warm = TrainInChildProcess(path, cache.Path);
+                double accuracy = cold.GetProperty("accuracy").GetDouble();
+                double target = AccuracyTargets.GetValueOrDefault(name, 0);
+                rows.Add(new($"{name}: validation accuracy (feature extraction)", accuracy, "", $">= {target}", accuracy >= target));
+                rows.Add(new($"{name}: feature extraction", cold.GetProperty("feature_images_per_second").GetDouble(), "images/s", ">= 80", cold.GetProperty("feature_images_per_second").GetDouble() >= 80));
+                rows.Add(new($"{name}: graft train wall, cold cache", cold.GetProperty("wall_seconds").GetDouble(), "s", name == "cats_vs_dogs" ? "< 60" : "", name == "cats_vs_dogs" ? cold.GetProperty("wall_seconds").GetDouble() < 60 : null));
+                rows.Add(new($"{name}: graft train wall, warm cache", warm.GetProperty("wall_seconds").GetDouble(), "s", name == "cats_vs_dogs" ? "< 10" : "", name == "cats_vs_dogs" ? warm.GetProperty("wall_seconds").GetDouble() < 10 : null));
+                rows.Add(new($"{name}: peak RSS, cold cache", cold.GetProperty("peak_rss_mb").GetDouble(), "MB", name == "cats_vs_dogs" ? "< 1536" : "", name == "cats_vs_dogs" ? cold.GetProperty("peak_rss_mb").GetDouble() < 1536 : null));
+                rows.Add(new($"{name}: warm accuracy equals cold", warm.GetProperty("accuracy").GetDouble(), "", $"= {accuracy:0.0000}", Math.Abs(warm.GetProperty("accuracy").GetDouble() - accuracy) < 1e-9));
+            }
+
+            var table = new Table().Border(TableBorder.Rounded).AddColumns("benchmark", "value", "unit", "target", "met");
+            foreach (var r in rows)
+                table.AddRow(Cli.Escape(r.Benchmark), r.Value >= 100 ? $"{r.Value:0}" : $"{r.Value:0.000}", r.Unit, Cli.Escape(r.Target),
+                    r.Met is null ? "" : r.Met.Value ? "[green]yes[/]" : "[red]no[/]");
+            Cli.Out.Write(table);
+            if (parse.GetValue(json))
+                Cli.WriteJson(new { allocator = Allocator.Describe(), threads = get_num_threads(), results = rows });
+        });
         return command;
+    }
+
+    static Row TrunkForward(int batches)
+    {
+        using var backbone = Backbone.LoadPretrained(BackboneRegistry.Get("mobilenet_v2"), AssetResolver.Default);
+        var runner = new TorchTrunkRunner(backbone.Trunk);
+        using var images = randn(32, 3, 224, 224);
+        for (int i = 0; i < 2; i++) runner.Features(images).Dispose(); // warm-up: first batches pick kernels
+        var clock = Stopwatch.StartNew();
+        for (int i = 0; i < batches; i++) runner.Features(images).Dispose();
+        return new Row("mobilenet_v2 forward, batch 32 at 224", 32.0 * batches / clock.Elapsed.TotalSeconds, "images/s", ">= 150", 32.0 * batches / clock.Elapsed.TotalSeconds >= 150);
+    }
+
+    static async Task<Row> InputPipeline(IReadOnlyList<string> files, CancellationToken cancel)
+    {
+        var spec = ImageSpec.Uniform(224, 127, 127.5f) with { Resize = ResizeMode.CenterCrop };
+        var clock = Stopwatch.StartNew();
+        int n = 0;
+        await foreach (var batch in BatchPipeline.Batches(files, spec, 32, cancel: cancel)) n += batch.Count;
+        return new Row($"decode + resize ({n} JPEGs, all cores)", n / clock.Elapsed.TotalSeconds, "images/s", "", null);
+    }
+
+    static Row HeadTraining()
+    {
+        manual_seed(0);
+        using var x = randn(2000, 1280);
+        using var y = (x[.., 0] > 0).to(int64);
+        var head = new HeadConfig(1280, 2).Build();
+        var fit = HeadTrainer.Fit(head, x, y, null, null, new FitOptions(Epochs: 10));
+        return new Row("head training on cached features (1280 -> 2)", fit.SamplesPerSecond, "samples/s", "", null);
+    }
+
+    static IReadOnlyList<string> SampleImages(int count)
+    {
+        var root = AssetResolver.Default.SearchRoots.Select(r => Path.Combine(r, "data", "cats_vs_dogs", "train")).FirstOrDefault(Directory.Exists);
+        return root is null ? [] : Directory.EnumerateFiles(root, "*.jpg", SearchOption.AllDirectories).Order().Take(count).ToList();
+    }
+
+    /// <summary>Runs `graft train DATA --json` as its own process; returns its JSON result plus wall_seconds.</summary>
+    static JsonElement TrainInChildProcess(string data, string cacheRoot)
+    {
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Graft.Cli.dll"));
+        foreach (var a in new[] { "train", data, "--json", "--out", Path.Combine(cacheRoot, "bench.graft") }) start.ArgumentList.Add(a);
+        start.Environment[AssetResolver.CacheVariable] = cacheRoot;
+        var clock = Stopwatch.StartNew();
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        process.WaitForExit();
+        double wall = clock.Elapsed.TotalSeconds;
+        if (process.ExitCode != 0)
+            throw new GraftException($"graft train {data} failed during the benchmark: {stderr.Result.Trim()}", "Run it alone to see the problem.");
+        var last = stdout.Result.TrimEnd().Split('\n')[^1];
+        var node = System.Text.Json.Nodes.JsonNode.Parse(last)!.AsObject();
+        node["wall_seconds"] = wall;
+        return JsonDocument.Parse(node.ToJsonString()).RootElement;
+    }
+
+    sealed class TempFolder : IDisposable
+    {
+        public string Path { get; } = Directory.CreateTempSubdirectory("graft-bench-").FullName;
+        public void Dispose() => Directory.Delete(Path, recursive: true);
     }
 }

@@ -88,6 +88,7 @@ public static class TrainCommand
                     per_class = result.Validation?.PerClass,
                     confusion_matrix = result.Validation?.ConfusionMatrix,
                     skipped = result.Skipped,
+                    peak_rss_mb = Graft.Engine.ProcessStats.PeakRssMb(),
                 });
         });
         return command;

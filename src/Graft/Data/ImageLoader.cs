@@ -1,4 +1,3 @@
-using System.Runtime.InteropServices;
 using SkiaSharp;
 
 namespace Graft.Data;
@@ -19,30 +18,21 @@ public sealed class ImageDecodeException(string path, string reason)
 public static class ImageLoader
 {
     /// <summary>Changes whenever the pixels produced for a file change; part of the feature-cache key.</summary>
-    public const string ResizeVersion = "skia-linear-mipmap-1";
+    public const string ResizeVersion = "triangle-1";
 
     public static readonly string[] Extensions = [".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"];
-
-    static readonly SKSamplingOptions Sampling = new(SKFilterMode.Linear, SKMipmapMode.Linear);
 
     public static bool IsImageFile(string path) => Extensions.Contains(System.IO.Path.GetExtension(path).ToLowerInvariant());
 
     /// <summary>The image as RGB bytes (height x width x 3) resized to size x size.</summary>
     public static byte[] LoadRgb(string path, int size, ResizeMode resize)
     {
-        using var decoded = Decode(path);
-        using var bitmap = resize == ResizeMode.CenterCrop ? CenterSquare(decoded) : decoded.Copy();
-        using var resized = bitmap.Width == size && bitmap.Height == size
-            ? bitmap.Copy()
-            : bitmap.Resize(new SKImageInfo(size, size, SKColorType.Rgba8888, SKAlphaType.Unpremul), Sampling);
-        if (resized is null) throw new ImageDecodeException(path, "could not be resized");
-        var rgba = MemoryMarshal.AsBytes(resized.GetPixelSpan());
-        var rgb = new byte[size * size * 3];
-        for (int i = 0, j = 0; i < rgb.Length; i += 3, j += 4)
-        {
-            rgb[i] = rgba[j]; rgb[i + 1] = rgba[j + 1]; rgb[i + 2] = rgba[j + 2];
-        }
-        return rgb;
+        using var bitmap = Decode(path, size);
+        int w = bitmap.Width, h = bitmap.Height;
+        var (x, y, cw, ch) = resize == ResizeMode.CenterCrop
+            ? ((w - Math.Min(w, h)) / 2, (h - Math.Min(w, h)) / 2, Math.Min(w, h), Math.Min(w, h))
+            : (0, 0, w, h);
+        return Resampler.ResizeRgba(bitmap.GetPixelSpan(), bitmap.RowBytes, x, y, cw, ch, size, size);
     }
 
     /// <summary>Writes RGB bytes as a normalized CHW float image into <paramref name="chw"/> (3 x size x size).</summary>
@@ -65,16 +55,11 @@ public static class ImageLoader
         return chw;
     }
 
-    /// <summary>The largest centred square of the image (Keras's crop_to_aspect_ratio).</summary>
-    static SKBitmap CenterSquare(SKBitmap b)
-    {
-        int side = Math.Min(b.Width, b.Height);
-        using var subset = new SKBitmap();
-        b.ExtractSubset(subset, SKRectI.Create((b.Width - side) / 2, (b.Height - side) / 2, side, side));
-        return subset.Copy();
-    }
-
-    static SKBitmap Decode(string path)
+    /// <summary>
+    /// Decodes to RGBA. Large JPEGs are decoded at a reduced scale (libjpeg's DCT scaling, much faster)
+    /// as long as the short side stays at least twice the target, so the final resize still smooths.
+    /// </summary>
+    static SKBitmap Decode(string path, int target)
     {
         byte[] bytes;
         try { bytes = File.ReadAllBytes(path); }
@@ -83,7 +68,14 @@ public static class ImageLoader
 
         using var data = SKData.CreateCopy(bytes);
         using var codec = SKCodec.Create(data) ?? throw new ImageDecodeException(path, "not a recognised image format");
-        var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        var dimensions = codec.Info.Size;
+        int shortSide = Math.Min(dimensions.Width, dimensions.Height);
+        if (shortSide >= 4 * target)
+        {
+            var scaled = codec.GetScaledDimensions(2f * target / shortSide);
+            if (Math.Min(scaled.Width, scaled.Height) >= 2 * target) dimensions = scaled;
+        }
+        var info = new SKImageInfo(dimensions.Width, dimensions.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         var bitmap = new SKBitmap(info);
         var result = codec.GetPixels(info, bitmap.GetPixels());
         if (result is not (SKCodecResult.Success or SKCodecResult.IncompleteInput))
