@@ -36,6 +36,11 @@ public static class Cli
                 Console.Error.WriteLine($"graft: {e.Message}");
                 return 2;
             }
+            catch (TrainingStoppedException e)
+            {
+                Console.Error.WriteLine($"graft: {e.Message}");
+                return 130;
+            }
             catch (OperationCanceledException)
             {
                 Console.Error.WriteLine("graft: cancelled.");
@@ -43,7 +48,8 @@ public static class Cli
             }
             catch (Exception e) when (Environment.GetEnvironmentVariable("GRAFT_DEBUG") is null)
             {
-                Console.Error.WriteLine($"graft: internal error: {e.GetType().Name}: {e.Message} (set GRAFT_DEBUG=1 to see where)");
+                // libtorch appends its C++ stack to the message: keep the first line.
+                Console.Error.WriteLine($"graft: internal error: {e.GetType().Name}: {e.Message.Split('\n')[0].Trim()} (set GRAFT_DEBUG=1 to see where)");
                 return 1;
             }
         });

@@ -16,5 +16,12 @@ var root = new RootCommand("Graft: transfer learning for image classification. "
     ModelsCommand.Create(),
     DoctorCommand.Create(),
     BenchCommand.Create(),
+    ExportCommand.Create(),
 };
-return await root.Parse(args).InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+// Ctrl-C cancels the command's token; a training run then finishes its step and saves a checkpoint, which
+// can take a while: allow it rather than killing the process after the default two seconds.
+return await root.Parse(args).InvokeAsync(new InvocationConfiguration
+{
+    EnableDefaultExceptionHandler = false,
+    ProcessTerminationTimeout = TimeSpan.FromMinutes(5),
+});

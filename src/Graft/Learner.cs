@@ -9,25 +9,53 @@ using static TorchSharp.torch;
 
 namespace Graft;
 
+/// <summary>
+/// Everything about a training run. Null means "the strategy's default": scratch trains the Keras blog's
+/// small CNN (flatten → dense 64 → dropout 0.5, heavy augmentation); the others graft a global-average-pooling
+/// head (dropout 0.2) onto pretrained MobileNetV2, and fine-tuning augments mildly.
+/// </summary>
 public sealed record TrainOptions
 {
-    public string Backbone { get; init; } = "mobilenet_v2";
+    public string? Backbone { get; init; }
     public string Strategy { get; init; } = Strategies.FeatureExtraction;
-    public int Hidden { get; init; }
-    public double Dropout { get; init; } = 0.2;
+    public int? Hidden { get; init; }
+    public double? Dropout { get; init; }
     public bool BatchNorm { get; init; }
+    public Pooling? Pooling { get; init; }
     public double ValidationSplit { get; init; } = 0.2;
     public ResizeMode Resize { get; init; } = ResizeMode.CenterCrop;
+    /// <summary>Training of the head on cached features (feature extraction, fine-tuning's phase 1) or of the scratch network.</summary>
     public FitOptions Fit { get; init; } = new();
+    /// <summary>Fine-tuning's phase 2: the unfrozen top of the trunk with the head, on live images (the Keras blog's SGD 1e-4, momentum 0.9).</summary>
+    public FitOptions FineTune { get; init; } = new(Epochs: 10, LearningRate: 1e-4, Optimizer: OptimizerKind.Sgd);
+    public UnfreezeSpec Unfreeze { get; init; } = UnfreezeSpec.Default;
+    public Augmentation? Augmentation { get; init; }
+    public LrSchedule Schedule { get; init; } = LrSchedule.Constant;
+    /// <summary>Fine-tuning: each unfrozen block's learning rate is this times the one above it (1: all equal).</summary>
+    public double DiscriminativeFactor { get; init; } = 1.0;
+    /// <summary>Weigh each class's loss by n / (classes x its count), for imbalanced data.</summary>
+    public bool BalancedClassWeights { get; init; }
+    /// <summary>Live training saves here after every epoch (and when stopped); with <see cref="Resume"/> it continues from it.</summary>
+    public string? CheckpointPath { get; init; }
+    public bool Resume { get; init; }
     /// <summary>Where the bottleneck cache lives; null for the user cache (~/.cache/graft).</summary>
     public string? CacheRoot { get; init; }
     public bool UseCache { get; init; } = true;
+
+    bool Scratch => Strategy == Strategies.Scratch;
+    public string BackboneOrDefault => Backbone ?? (Scratch ? "small_cnn" : "mobilenet_v2");
+    public int HiddenOrDefault => Hidden ?? (Scratch ? 64 : 0);
+    public double DropoutOrDefault => Dropout ?? (Scratch ? 0.5 : 0.2);
+    public Pooling PoolingOrDefault => Pooling ?? (Scratch ? Training.Pooling.Flatten : Training.Pooling.Gap);
+    public Augmentation AugmentationOrDefault => Augmentation ?? (Scratch ? Data.Augmentation.KerasBlog : Data.Augmentation.Default);
 }
 
 public static class Strategies
 {
     public const string FeatureExtraction = "feature-extraction";
-    public static readonly string[] All = [FeatureExtraction];
+    public const string FineTune = "fine-tune";
+    public const string Scratch = "scratch";
+    public static readonly string[] All = [FeatureExtraction, FineTune, Scratch];
 }
 
 /// <summary>Where long work reports to; the library never prints.</summary>
@@ -44,7 +72,9 @@ public sealed record FeatureStats(int Images, int CacheHits, int Computed, doubl
 public sealed record TrainingResult(ImageClassifier Model, ImageDataset Dataset, FitResult Fit, EvaluationResult? Validation,
     FeatureStats Features, IReadOnlyList<SkippedImage> Skipped, double Seconds);
 
-public sealed record EvaluationRun(EvaluationResult Result, ImageDataset Dataset, FeatureStats Features, IReadOnlyList<SkippedImage> Skipped, double Seconds);
+/// <summary>An evaluation: plain, and with test-time augmentation (image + mirror image averaged) when asked.</summary>
+public sealed record EvaluationRun(EvaluationResult Result, EvaluationResult? Tta, ImageDataset Dataset, FeatureStats Features,
+    IReadOnlyList<SkippedImage> Skipped, double Seconds);
 
 /// <summary>
 /// The high-level API: a folder of photos in, a trained classifier out (and evaluation of one).
@@ -55,30 +85,93 @@ public static class Learner
     public static async Task<TrainingResult> TrainAsync(string data, TrainOptions options, AssetResolver? resolver = null,
         Callbacks? callbacks = null, CancellationToken cancel = default)
     {
+        Engine.TorchRuntime.EnsureInitialized(); // before anything touches TorchSharp's static state
         resolver ??= AssetResolver.Default;
         callbacks ??= Callbacks.None;
         if (!Strategies.All.Contains(options.Strategy))
             throw new GraftException($"Unknown strategy '{options.Strategy}'.", $"Use one of: {string.Join(", ", Strategies.All)}.");
+        bool scratch = options.Strategy == Strategies.Scratch, live = options.Strategy != Strategies.FeatureExtraction;
+        if (!live && options.Augmentation is { IsIdentity: false })
+            throw new GraftException("Augmentation needs the trunk to run on every image, and feature extraction caches its output once.",
+                "Use --strategy fine-tune to train with augmentation.");
         var clock = Stopwatch.StartNew();
-        var config = BackboneRegistry.Get(options.Backbone);
+        var config = BackboneRegistry.Get(options.BackboneOrDefault);
         var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Fit.Seed);
         callbacks.Log?.Invoke($"{dataset.Root}: {dataset.Classes.Count} classes ({string.Join(", ", dataset.Classes)}), " +
             $"{dataset.Train.Count} training and {dataset.Validation.Count} validation images ({dataset.Layout})");
 
-        var backbone = Backbone.LoadPretrained(config, resolver);
-        var input = backbone.Input with { Resize = options.Resize };
-        var headConfig = new HeadConfig(config.FeatureChannels, dataset.Classes.Count, options.Hidden, options.Dropout, options.BatchNorm);
-        var modelConfig = new ModelConfig(ModelConfig.CurrentFormat, config.Name, config.Weights.Sha256, input, dataset.Classes,
-            headConfig, options.Strategy, options.Fit, null, DateTime.UtcNow);
-
         manual_seed(options.Fit.Seed);
+        var backbone = scratch
+            ? Backbone.Create(config, (config.Input ?? ImageSpec.Uniform(config.InputSize, 127.5f, 127.5f)) with { Resize = options.Resize })
+            : Backbone.LoadPretrained(config, resolver);
+        var input = backbone.Input with { Resize = options.Resize };
+        var pooling = options.PoolingOrDefault;
+        var headConfig = new HeadConfig(FeatureLength(backbone, input.Size, pooling), dataset.Classes.Count, options.HiddenOrDefault,
+            options.DropoutOrDefault, options.BatchNorm, pooling);
+        var modelConfig = new ModelConfig(ModelConfig.CurrentFormat, config.Name, config.Weights?.Sha256 ?? "none", input, dataset.Classes,
+            headConfig, options.Strategy, options.Fit, null, DateTime.UtcNow)
+        {
+            FineTune = options.Strategy == Strategies.FineTune ? options.FineTune : null,
+            Unfreeze = options.Strategy == Strategies.FineTune ? options.Unfreeze : null,
+            Augmentation = live ? options.AugmentationOrDefault : null,
+        };
         var model = new ImageClassifier(modelConfig, backbone, headConfig.Build(), []);
-        var cache = options.UseCache ? new FeatureCache(options.CacheRoot ?? AssetResolver.DefaultCacheRoot(), modelConfig.TrunkKey, config.FeatureChannels) : null;
+        float[]? classWeights = options.BalancedClassWeights ? BalancedWeights(dataset) : null;
 
+        var history = new List<EpochRecord>();
+        var stats = new FeatureStats(0, 0, 0, 0);
+        IReadOnlyList<SkippedImage> skipped = [];
+        EvaluationResult? validation = null;
+        FitResult? fit = null;
+        if (!scratch)
+        {
+            // Feature extraction, and fine-tuning's phase 1: the head learns on cached trunk features.
+            var phase1 = await TrainHeadOnFeaturesAsync(model, dataset, options, classWeights, callbacks, cancel);
+            (fit, stats, skipped, validation) = (phase1.Fit, phase1.Stats, phase1.Skipped, phase1.Validation);
+            history.AddRange(fit.History);
+        }
+        if (live)
+        {
+            var unreadable = skipped.Select(s => s.Path).ToHashSet();
+            var train = dataset.Train.Where(i => !unreadable.Contains(i.Path)).ToList();
+            var val = dataset.Validation.Where(i => !unreadable.Contains(i.Path)).ToList();
+            var phase = scratch ? options.Fit : options.FineTune;
+            var groups = TrainableGroups(model, options, scratch);
+            callbacks.Log?.Invoke(scratch
+                ? $"training {config.Name} from scratch: {groups.Sum(g => g.Parameters.Sum(p => p.numel())):N0} parameters, live augmentation"
+                : $"fine-tuning {options.Unfreeze.Describe()} of the trunk with the head: {phase.Optimizer} lr {phase.LearningRate}, live augmentation");
+            var network = new GraftedNetwork(backbone.Trunk, pooling, model.Head); // shares (does not own) trunk and head
+            var liveOptions = new LiveFitOptions(phase, options.AugmentationOrDefault, options.Schedule, classWeights,
+                options.CheckpointPath, options.Resume, Fingerprint(dataset, options));
+            var live2 = await ImageTrainer.FitAsync(network, groups, train, val, input, liveOptions, callbacks, cancel);
+            int offset = history.Count;
+            history.AddRange(live2.History.Select(h => h with { Epoch = h.Epoch + offset }));
+            fit = new FitResult(history, live2.BestEpoch + offset, live2.StoppedEarly, live2.SamplesPerSecond);
+            foreach (var p in backbone.Trunk.parameters()) p.requires_grad = false;
+            validation = val.Count > 0 ? (await ScoreImagesAsync(model, val, callbacks, cancel)).Result : null;
+            if (options.CheckpointPath is { } done && File.Exists(done)) File.Delete(done);
+        }
+
+        var unreadableFiles = skipped.Select(s => s.Path).ToHashSet();
+        var trained = new ImageClassifier(modelConfig with
+        {
+            Dataset = new DatasetInfo(Path.GetFullPath(data), dataset.Layout, dataset.Train.Count(i => !unreadableFiles.Contains(i.Path)),
+                validation?.Images ?? 0, skipped.Count),
+        }, backbone, model.Head, history);
+        return new TrainingResult(trained, dataset, fit!, validation, stats, skipped, clock.Elapsed.TotalSeconds);
+    }
+
+    sealed record HeadPhase(FitResult Fit, FeatureStats Stats, IReadOnlyList<SkippedImage> Skipped, EvaluationResult? Validation);
+
+    /// <summary>Runs the frozen trunk once per image (bottleneck cache) and trains the head on the features.</summary>
+    static async Task<HeadPhase> TrainHeadOnFeaturesAsync(ImageClassifier model, ImageDataset dataset, TrainOptions options,
+        float[]? classWeights, Callbacks callbacks, CancellationToken cancel)
+    {
+        int channels = model.Config.Head.InputChannels;
+        var cache = options.UseCache ? new FeatureCache(options.CacheRoot ?? AssetResolver.DefaultCacheRoot(), model.Config.TrunkKey, channels) : null;
         var all = dataset.All.ToList();
-        var extracted = await FeatureExtractor.ExtractAsync(all.Select(i => i.Path).ToList(), model.Trunk, input,
-            config.FeatureChannels, cache, options.Fit.BatchSize, callbacks.Images, cancel);
-        var stats = new FeatureStats(all.Count, extracted.CacheHits, extracted.Computed, extracted.Seconds);
+        var extracted = await FeatureExtractor.ExtractAsync(all.Select(i => i.Path).ToList(), model.Trunk, model.Config.Input,
+            channels, cache, options.Fit.BatchSize, callbacks.Images, cancel);
         callbacks.Log?.Invoke(extracted.Computed == 0
             ? $"bottleneck cache: all {extracted.CacheHits} images cached, trunk skipped"
             : $"bottleneck features: {extracted.Computed} computed at {extracted.ImagesPerSecond:0} images/s, {extracted.CacheHits} from cache");
@@ -86,21 +179,57 @@ public static class Learner
         var train = Gather(dataset.Train, 0, extracted.Features);
         var val = Gather(dataset.Validation, dataset.Train.Count, extracted.Features);
         if (train.Labels.Length == 0)
-            throw new GraftException($"No training image in {data} could be read.", "Check the skipped files listed above.");
-
-        using var trainX = Features(train, config.FeatureChannels);
+            throw new GraftException($"No training image in {dataset.Root} could be read.", "Check the skipped files listed above.");
+        using var trainX = Features(train, channels);
         using var trainY = tensor(train.Labels.Select(l => (long)l).ToArray());
-        using var valX = Features(val, config.FeatureChannels);
+        using var valX = Features(val, channels);
         using var valY = tensor(val.Labels.Select(l => (long)l).ToArray());
         bool hasVal = val.Labels.Length > 0;
-        var fit = HeadTrainer.Fit(model.Head, trainX, trainY, hasVal ? valX : null, hasVal ? valY : null, options.Fit, callbacks.Epochs, cancel);
+        var fit = HeadTrainer.Fit(model.Head, trainX, trainY, hasVal ? valX : null, hasVal ? valY : null, options.Fit, callbacks.Epochs, cancel, classWeights);
+        var stats = new FeatureStats(all.Count, extracted.CacheHits, extracted.Computed, extracted.Seconds);
+        return new HeadPhase(fit, stats, extracted.Skipped, hasVal ? Score(model, val, valX) : null);
+    }
 
-        var validation = hasVal ? Score(model, val, valX) : null;
-        var trained = new ImageClassifier(modelConfig with
+    /// <summary>
+    /// What live training updates: the head at the base learning rate and, when fine-tuning, the unfrozen
+    /// blocks, each block's rate the discriminative factor times the one above it; everything from scratch.
+    /// </summary>
+    static List<ParameterGroup> TrainableGroups(ImageClassifier model, TrainOptions options, bool scratch)
+    {
+        if (scratch)
         {
-            Dataset = new DatasetInfo(Path.GetFullPath(data), dataset.Layout, train.Labels.Length, val.Labels.Length, extracted.Skipped.Count),
-        }, backbone, model.Head, fit.History);
-        return new TrainingResult(trained, dataset, fit, validation, stats, extracted.Skipped, clock.Elapsed.TotalSeconds);
+            var all = model.Backbone.Trunk.parameters().Concat(model.Head.parameters()).ToList();
+            foreach (var p in all) p.requires_grad = true;
+            return [new ParameterGroup(all, 1.0)];
+        }
+        var blocks = Freezing.Apply(model.Backbone.Trunk, options.Unfreeze);
+        var groups = new List<ParameterGroup> { new(model.Head.parameters().ToList(), 1.0) };
+        groups.AddRange(blocks.Select(b => new ParameterGroup(b.Parameters, Math.Pow(options.DiscriminativeFactor, b.DepthFromTop + 1))));
+        return groups;
+    }
+
+    /// <summary>Length of the pooled feature vector the head receives, found by running one blank image.</summary>
+    static int FeatureLength(Backbone backbone, int inputSize, Pooling pooling)
+    {
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        backbone.Trunk.eval();
+        return (int)HeadConfig.Pool(backbone.Trunk.call(zeros(1, 3, inputSize, inputSize)), pooling).shape[1];
+    }
+
+    static float[] BalancedWeights(ImageDataset dataset)
+    {
+        var counts = Enumerable.Range(0, dataset.Classes.Count).Select(c => dataset.Train.Count(i => i.Label == c)).ToArray();
+        return counts.Select(n => n == 0 ? 0f : (float)dataset.Train.Count / (dataset.Classes.Count * n)).ToArray();
+    }
+
+    /// <summary>Identifies a run for checkpoints: the images and every option that changes the result.</summary>
+    static string Fingerprint(ImageDataset dataset, TrainOptions options)
+    {
+        var relevant = options with { CheckpointPath = null, Resume = false, CacheRoot = null, UseCache = true };
+        var text = System.Text.Json.JsonSerializer.Serialize(relevant, ImageClassifier.Json) + "|" +
+                   string.Join("|", dataset.All.Select(i => $"{i.Path}:{i.Label}"));
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)))[..32];
     }
 
     /// <summary>
@@ -108,23 +237,68 @@ public static class Learner
     /// bottleneck cache when the model's trunk is the pretrained one.
     /// </summary>
     public static async Task<EvaluationRun> EvaluateAsync(ImageClassifier model, string data, string? cacheRoot = null,
-        Callbacks? callbacks = null, CancellationToken cancel = default)
+        Callbacks? callbacks = null, bool tta = false, CancellationToken cancel = default)
     {
+        Engine.TorchRuntime.EnsureInitialized();
         callbacks ??= Callbacks.None;
         var clock = Stopwatch.StartNew();
         var dataset = ImageFolder.OpenForEvaluation(data, model.Classes);
-        var channels = BackboneRegistry.Get(model.Config.Backbone).FeatureChannels;
-        var cache = model.Config.Strategy == Strategies.FeatureExtraction
-            ? new FeatureCache(cacheRoot ?? AssetResolver.DefaultCacheRoot(), model.Config.TrunkKey, channels)
-            : null;
         var images = dataset.Validation;
-        var extracted = await FeatureExtractor.ExtractAsync(images.Select(i => i.Path).ToList(), model.Trunk, model.Config.Input,
-            channels, cache, model.Config.Training.BatchSize, callbacks.Images, cancel);
-        var set = Gather(images, 0, extracted.Features);
-        using var x = Features(set, channels);
-        var result = Score(model, set, x);
-        return new EvaluationRun(result, dataset, new FeatureStats(images.Count, extracted.CacheHits, extracted.Computed, extracted.Seconds),
-            extracted.Skipped, clock.Elapsed.TotalSeconds);
+        var paths = images.Select(i => i.Path).ToList();
+
+        var plain = await ExtractForModel(model, paths, cacheRoot, mirror: false, callbacks, cancel);
+        var set = Gather(images, 0, plain.Features);
+        using var x = Features(set, plain.Channels);
+        var probabilities = HeadTrainer.Score(model.Head, x, null).Probabilities;
+        var result = EvaluationResult.From(set.Files, probabilities, set.Labels, model.Classes);
+
+        EvaluationResult? withTta = null;
+        if (tta)
+        {
+            var mirrored = await ExtractForModel(model, paths, cacheRoot, mirror: true, callbacks, cancel);
+            using var xm = Features(Gather(images, 0, mirrored.Features), plain.Channels);
+            var mirrorProbabilities = HeadTrainer.Score(model.Head, xm, null).Probabilities;
+            withTta = EvaluationResult.From(set.Files, Average(probabilities, mirrorProbabilities), set.Labels, model.Classes);
+        }
+        return new EvaluationRun(result, withTta, dataset,
+            new FeatureStats(images.Count, plain.Extracted.CacheHits, plain.Extracted.Computed, plain.Extracted.Seconds),
+            plain.Extracted.Skipped, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Scores images with a model through its trunk (no cache: used when the trunk itself was trained).</summary>
+    static async Task<(EvaluationResult Result, ExtractedFeatures Extracted)> ScoreImagesAsync(ImageClassifier model, IReadOnlyList<LabeledImage> images,
+        Callbacks callbacks, CancellationToken cancel)
+    {
+        var features = await ExtractForModel(model, images.Select(i => i.Path).ToList(), null, mirror: false, callbacks, cancel);
+        var set = Gather(images, 0, features.Features);
+        using var x = Features(set, features.Channels);
+        return (Score(model, set, x), features.Extracted);
+    }
+
+    sealed record ModelFeatures(ExtractedFeatures Extracted, int Channels)
+    {
+        public float[]?[] Features => Extracted.Features;
+    }
+
+    /// <summary>Pooled trunk features for the model's images, through the bottleneck cache when its trunk is the pretrained one.</summary>
+    static async Task<ModelFeatures> ExtractForModel(ImageClassifier model, IReadOnlyList<string> paths, string? cacheRoot, bool mirror,
+        Callbacks callbacks, CancellationToken cancel)
+    {
+        var channels = model.Config.Head.InputChannels;
+        var cache = model.Config.Strategy == Strategies.FeatureExtraction
+            ? new FeatureCache(cacheRoot ?? AssetResolver.DefaultCacheRoot(), model.Config.TrunkKey + (mirror ? "|mirror" : ""), channels)
+            : null;
+        var extracted = await FeatureExtractor.ExtractAsync(paths, model.Trunk, model.Config.Input, channels, cache,
+            model.Config.Training.BatchSize, callbacks.Images, cancel, mirror);
+        return new ModelFeatures(extracted, channels);
+    }
+
+    static float[,] Average(float[,] a, float[,] b)
+    {
+        var result = new float[a.GetLength(0), a.GetLength(1)];
+        for (int i = 0; i < a.GetLength(0); i++)
+            for (int j = 0; j < a.GetLength(1); j++) result[i, j] = (a[i, j] + b[i, j]) / 2;
+        return result;
     }
 
     sealed record FeatureSet(string[] Files, int[] Labels, float[][] Rows);

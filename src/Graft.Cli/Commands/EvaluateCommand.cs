@@ -1,6 +1,7 @@
 using Spectre.Console;
 using System.CommandLine;
 using Graft.Data;
+using Graft.Evaluation.Report;
 using Graft.Weights;
 
 namespace Graft.Cli.Commands;
@@ -11,25 +12,44 @@ public static class EvaluateCommand
     {
         var model = new Argument<string>("MODEL") { Description = "A model file written by graft train." };
         var data = new Argument<string>("DATA") { Description = "Its validation folder is used if it has one, otherwise all its class folders." };
+        var report = new Option<string?>("--report") { Description = "Write an HTML report (metrics, confusion matrix, misclassified gallery, curves) into this folder." };
+        var csv = new Option<string?>("--csv") { Description = "Write one row per image (file, true, predicted, confidence, correct) to this CSV file." };
+        var tta = new Option<bool>("--tta") { Description = "Test-time augmentation: also average each image with its mirror image; reports both accuracies." };
         var json = Cli.JsonOption();
-        var command = new Command("evaluate", "Measure a trained model on labelled photos.") { model, data, json };
+        var command = new Command("evaluate", "Measure a trained model on labelled photos.") { model, data, report, csv, tta, json };
         command.SetHandler(async (parse, cancel) =>
         {
-            using var classifier = ModelSource.Open(parse.GetValue(model)!, allowBackbone: false);
+            var modelPath = parse.GetValue(model)!;
+            using var classifier = ModelSource.Open(modelPath, allowBackbone: false);
             var path = SampleDatasets.Resolve(parse.GetValue(data)!, AssetResolver.Default);
-            var run = await Learner.EvaluateAsync(classifier, path, callbacks: new ProgressLine().Callbacks, cancel: cancel);
+            var run = await Learner.EvaluateAsync(classifier, path, callbacks: new ProgressLine().Callbacks, tta: parse.GetValue(tta), cancel: cancel);
             Cli.ReportSkipped(run.Skipped);
             ResultsView.Show(run.Result, $"{run.Dataset.Layout}:");
+            if (run.Tta is { } withTta) Cli.Out.MarkupLine($"with test-time augmentation (mirror): accuracy [bold]{withTta.Accuracy:0.0000}[/] (loss {withTta.Loss:0.0000})");
+            if (parse.GetValue(csv) is { } csvPath)
+            {
+                run.Result.WriteCsv(csvPath);
+                Cli.Out.MarkupLine($"wrote [green]{Cli.Escape(Path.GetFullPath(csvPath))}[/]");
+            }
+            if (parse.GetValue(report) is { } folder)
+            {
+                var index = await ModelReport.WriteAsync(classifier, modelPath, run.Result, run.Tta, run.Dataset, run.Skipped, folder, AssetResolver.Default, cancel: cancel);
+                Cli.Out.MarkupLine($"report [green]{Cli.Escape(Path.GetFullPath(index))}[/]");
+            }
             if (parse.GetValue(json))
                 Cli.WriteJson(new
                 {
                     accuracy = run.Result.Accuracy,
+                    top_k = run.Result.TopK,
+                    top_k_accuracy = run.Result.TopKAccuracy,
+                    tta_accuracy = run.Tta?.Accuracy,
                     loss = run.Result.Loss,
                     images = run.Result.Images,
                     classes = run.Result.Classes,
                     seconds = run.Seconds,
                     per_class = run.Result.PerClass,
                     confusion_matrix = run.Result.ConfusionMatrix,
+                    most_confused = run.Result.MostConfused,
                     skipped = run.Skipped,
                 });
         });

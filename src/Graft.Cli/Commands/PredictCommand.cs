@@ -12,8 +12,9 @@ public static class PredictCommand
         var model = new Argument<string>("MODEL") { Description = "A model file, or a backbone name (e.g. mobilenet_v2) to see its ImageNet predictions." };
         var input = new Argument<string>("IMAGE") { Description = "An image file or a folder of images (searched recursively)." };
         var top = new Option<int>("--top") { Description = "How many classes to list per image.", DefaultValueFactory = _ => 3 };
+        var tta = new Option<bool>("--tta") { Description = "Test-time augmentation: average each image's prediction with its mirror image's." };
         var json = Cli.JsonOption();
-        var command = new Command("predict", "Classify photos with a trained model or a pretrained backbone.") { model, input, top, json };
+        var command = new Command("predict", "Classify photos with a trained model or a pretrained backbone.") { model, input, top, tta, json };
         command.SetHandler(async (parse, cancel) =>
         {
             using var classifier = ModelSource.Open(parse.GetValue(model)!, allowBackbone: true);
@@ -21,7 +22,8 @@ public static class PredictCommand
             int k = Math.Clamp(parse.GetValue(top), 1, classifier.Classes.Count);
             var skipped = new List<SkippedImage>();
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var predictions = await classifier.PredictAsync(files, k, skipped, progress: files.Count > 64 ? new ProgressLine() : null, cancel: cancel);
+            var predictions = await classifier.PredictAsync(files, k, skipped, progress: files.Count > 64 ? new ProgressLine() : null,
+                tta: parse.GetValue(tta), cancel: cancel);
             Cli.ReportSkipped(skipped);
             foreach (var p in predictions)
                 Cli.Out.MarkupLine($"{Cli.Escape(p.File)}: [bold]{Cli.Escape(p.Label)}[/] {p.Confidence:0.000}" +

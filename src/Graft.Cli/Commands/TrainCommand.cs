@@ -1,6 +1,7 @@
 using Spectre.Console;
 using System.CommandLine;
 using Graft.Data;
+using Graft.Evaluation.Report;
 using Graft.Training;
 using Graft.Weights;
 
@@ -11,8 +12,8 @@ public static class TrainCommand
     public static Command Create()
     {
         var data = new Argument<string>("DATA") { Description = "Folder with one sub-folder per class, or with train/ and val/ (or validation/, test/) folders; or a sample dataset name (hymenoptera, cats_vs_dogs)." };
-        var backbone = new Option<string>("--backbone") { Description = "Pretrained backbone (see graft models).", DefaultValueFactory = _ => "mobilenet_v2" };
-        var strategy = new Option<string>("--strategy") { Description = "How to use the backbone.", DefaultValueFactory = _ => Strategies.FeatureExtraction };
+        var backbone = new Option<string?>("--backbone") { Description = "Backbone (see graft models); default mobilenet_v2, or small_cnn for --strategy scratch." };
+        var strategy = new Option<string>("--strategy") { Description = "feature-extraction: train a head on cached features of the frozen trunk; fine-tune: then train the top of the trunk too, on augmented images; scratch: train a small CNN from random weights.", DefaultValueFactory = _ => Strategies.FeatureExtraction };
         strategy.AcceptOnlyFromAmong(Strategies.All);
         var epochs = new Option<int>("--epochs") { Description = "Most epochs to train (early stopping may end sooner).", DefaultValueFactory = _ => 30 };
         var batchSize = new Option<int>("--batch-size") { Description = "Images per batch.", DefaultValueFactory = _ => 32 };
@@ -22,28 +23,65 @@ public static class TrainCommand
         var valSplit = new Option<double>("--val-split") { Description = "Fraction of each class held out for validation when DATA has no validation folder.", DefaultValueFactory = _ => 0.2 };
         var seed = new Option<int>("--seed") { Description = "Seed for the split, initialisation and batch order.", DefaultValueFactory = _ => 42 };
         var patience = new Option<int>("--patience") { Description = "Stop after this many epochs without a better validation loss.", DefaultValueFactory = _ => 5 };
-        var hidden = new Option<int>("--hidden") { Description = "Units of a hidden dense ReLU layer in the head (0: none).", DefaultValueFactory = _ => 0 };
-        var dropout = new Option<double>("--dropout") { Description = "Dropout rate in the head.", DefaultValueFactory = _ => 0.2 };
+        var hidden = new Option<int?>("--hidden") { Description = "Units of a hidden dense ReLU layer in the head (0: none; default 0, scratch 64)." };
+        var dropout = new Option<double?>("--dropout") { Description = "Dropout rate in the head (default 0.2, scratch 0.5)." };
+        var head = new Option<string?>("--head") { Description = "gap: global average pooling (default); flatten: keep the spatial layout (default for scratch)." };
+        head.AcceptOnlyFromAmong("gap", "flatten");
+        var unfreeze = new Option<int?>("--unfreeze") { Description = "Fine-tuning: train the top N blocks of the trunk (default 2)." };
+        var unfreezeFrom = new Option<string?>("--unfreeze-from") { Description = "Fine-tuning: train from this block or layer on (names in graft summary)." };
+        var freezeFirst = new Option<int?>("--freeze-first") { Description = "Fine-tuning: freeze the first N layers, train the rest (Keras: layers[:N].trainable = False)." };
+        var ftEpochs = new Option<int>("--ft-epochs") { Description = "Fine-tuning phase 2: most epochs.", DefaultValueFactory = _ => 10 };
+        var ftLr = new Option<double>("--ft-lr") { Description = "Fine-tuning phase 2: learning rate.", DefaultValueFactory = _ => 1e-4 };
+        var ftOptimizer = new Option<string>("--ft-optimizer") { Description = "Fine-tuning phase 2: sgd (momentum 0.9, default), adam or rmsprop.", DefaultValueFactory = _ => "sgd" };
+        ftOptimizer.AcceptOnlyFromAmong("adam", "sgd", "rmsprop");
+        var schedule = new Option<string>("--schedule") { Description = "Learning-rate schedule of live training: constant, step, cosine or one-cycle.", DefaultValueFactory = _ => "constant" };
+        schedule.AcceptOnlyFromAmong("constant", "step", "cosine", "one-cycle");
+        var discriminative = new Option<double>("--discriminative") { Description = "Fine-tuning: each unfrozen block learns at this times the rate of the block above (e.g. 0.5; 1: equal).", DefaultValueFactory = _ => 1.0 };
+        var classWeight = new Option<string?>("--class-weight") { Description = "balanced: weigh each class's loss inversely to its frequency." };
+        classWeight.AcceptOnlyFromAmong("balanced");
+        var resume = new Option<bool>("--resume") { Description = "Continue a stopped run from its checkpoint (MODEL.checkpoint); same command line otherwise." };
+        var augment = new AugmentOptions();
         var batchNorm = new Option<bool>("--batchnorm") { Description = "Batch normalisation in the head." };
         var resize = new Option<string>("--resize") { Description = "crop: centred square, then resize (default); squash: the whole image.", DefaultValueFactory = _ => "crop" };
         resize.AcceptOnlyFromAmong("crop", "squash");
         var noCache = new Option<bool>("--no-cache") { Description = "Do not read or write the bottleneck feature cache." };
+        var report = new Option<string?>("--report") { Description = "Write an HTML report of the validation set into this folder at the end." };
         var output = new Option<string?>("--out") { Description = "Model file to write (default: DATA's folder name + .graft, in the current folder)." };
         var json = Cli.JsonOption();
 
         var command = new Command("train", "Train a classifier on a folder of photos.")
         {
-            data, backbone, strategy, epochs, batchSize, lr, optimizer, valSplit, seed, patience, hidden, dropout, batchNorm, resize, noCache, output, json,
+            data, backbone, strategy, epochs, batchSize, lr, optimizer, valSplit, seed, patience, hidden, dropout, batchNorm, head, resize,
+            unfreeze, unfreezeFrom, freezeFirst, ftEpochs, ftLr, ftOptimizer, schedule, discriminative, classWeight, resume, noCache, output, report, json,
         };
+        augment.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
         {
             var path = SampleDatasets.Resolve(parse.GetValue(data)!, AssetResolver.Default);
+            var outPath = parse.GetValue(output) ?? DefaultModelPath(path);
             var options = new TrainOptions
             {
-                Backbone = parse.GetValue(backbone)!,
+                Backbone = parse.GetValue(backbone),
                 Strategy = parse.GetValue(strategy)!,
-                Hidden = Positive(parse.GetValue(hidden), "--hidden", allowZero: true),
-                Dropout = InRange(parse.GetValue(dropout), "--dropout", 0, 1),
+                Hidden = parse.GetValue(hidden) is { } h ? Positive(h, "--hidden", allowZero: true) : null,
+                Dropout = parse.GetValue(dropout) is { } d ? InRange(d, "--dropout", 0, 1) : null,
+                Pooling = parse.GetValue(head) switch { "gap" => Pooling.Gap, "flatten" => Pooling.Flatten, _ => null },
+                Unfreeze = parse.GetValue(freezeFirst) is { } ff ? new UnfreezeSpec(FreezeFirstLayers: ff)
+                    : parse.GetValue(unfreezeFrom) is { } from ? new UnfreezeSpec(FromLayer: from)
+                    : new UnfreezeSpec(TopBlocks: parse.GetValue(unfreeze) ?? 2),
+                FineTune = new FitOptions(
+                    Epochs: Positive(parse.GetValue(ftEpochs), "--ft-epochs"),
+                    BatchSize: Positive(parse.GetValue(batchSize), "--batch-size"),
+                    LearningRate: InRange(parse.GetValue(ftLr), "--ft-lr", 0, 10, lowerInclusive: false),
+                    Optimizer: Enum.Parse<OptimizerKind>(parse.GetValue(ftOptimizer)!, ignoreCase: true),
+                    Seed: parse.GetValue(seed),
+                    Patience: Positive(parse.GetValue(patience), "--patience")),
+                Augmentation = augment.Read(parse),
+                Schedule = Enum.Parse<LrSchedule>(parse.GetValue(schedule)!.Replace("-", ""), ignoreCase: true),
+                DiscriminativeFactor = InRange(parse.GetValue(discriminative), "--discriminative", 0, 1.000001, lowerInclusive: false),
+                BalancedClassWeights = parse.GetValue(classWeight) == "balanced",
+                CheckpointPath = outPath + ".checkpoint",
+                Resume = parse.GetValue(resume),
                 BatchNorm = parse.GetValue(batchNorm),
                 Resize = parse.GetValue(resize) == "squash" ? ResizeMode.Squash : ResizeMode.CenterCrop,
                 ValidationSplit = parse.GetValue(valSplit),
@@ -56,7 +94,6 @@ public static class TrainCommand
                     Seed: parse.GetValue(seed),
                     Patience: Positive(parse.GetValue(patience), "--patience")),
             };
-            var outPath = parse.GetValue(output) ?? DefaultModelPath(path);
             var progress = new ProgressLine();
             var result = await Learner.TrainAsync(path, options, AssetResolver.Default, progress.Callbacks, cancel);
             result.Model.Save(outPath);
@@ -67,6 +104,13 @@ public static class TrainCommand
                 $"{result.Seconds:0.0}s in all; head training {fit.SamplesPerSecond:0} samples/s");
             if (result.Validation is { } v) ResultsView.Show(v, "validation");
             Cli.Out.MarkupLine($"saved [green]{Cli.Escape(Path.GetFullPath(outPath))}[/]");
+            if (parse.GetValue(report) is { } folder)
+            {
+                if (result.Validation is null)
+                    throw new GraftException("--report needs a validation set, and this run had none (--val-split 0).", "Use --val-split above 0 or a validation folder.");
+                var index = await ModelReport.WriteAsync(result.Model, outPath, result.Validation, null, result.Dataset, result.Skipped, folder, AssetResolver.Default, cancel: cancel);
+                Cli.Out.MarkupLine($"report [green]{Cli.Escape(Path.GetFullPath(index))}[/]");
+            }
 
             if (parse.GetValue(json))
                 Cli.WriteJson(new

@@ -37,6 +37,8 @@ public sealed class Backbone : IDisposable
     public static Backbone LoadPretrained(BackboneConfig config, AssetResolver resolver, bool includeTop = false)
     {
         Engine.TorchRuntime.EnsureInitialized();
+        if (config.Weights is null)
+            throw new GraftException($"{config.Name} has no pretrained weights.", "Use it with --strategy scratch, or pick a pretrained backbone (graft models).");
         var path = resolver.Resolve(config.Weights);
         return config.Format switch
         {
@@ -55,7 +57,7 @@ public sealed class Backbone : IDisposable
 
         var layers = TfliteLayers.Read(model);
         var trunk = config.BuildTrunk();
-        var units = DepthFirst(trunk).OfType<ConvUnit>().ToList();
+        var units = ModuleTree.Descendants(trunk).OfType<ConvUnit>().ToList();
         if (layers.Count != units.Count + 1)
             throw new GraftException($"{model.Source} has {layers.Count} weighted layers; {config.Name} expects {units.Count} plus a classifier.",
                 "Check that the file is the one the registry names.");
@@ -85,16 +87,6 @@ public sealed class Backbone : IDisposable
         var backbone = new Backbone(config, trunk, classifier, input);
         backbone.Trunk.eval();
         return backbone;
-    }
-
-    /// <summary>Modules in execution order (libtorch's own listing is breadth-first).</summary>
-    static IEnumerable<nn.Module> DepthFirst(nn.Module module)
-    {
-        foreach (var (_, child) in module.named_children())
-        {
-            yield return child;
-            foreach (var grandchild in DepthFirst(child)) yield return grandchild;
-        }
     }
 
     /// <summary>Names of the trunk's blocks, input to output (the unit of unfreezing and truncation).</summary>

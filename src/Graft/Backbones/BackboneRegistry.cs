@@ -4,12 +4,13 @@ using TorchSharp.Modules;
 
 namespace Graft.Backbones;
 
-public enum WeightFormat { Tflite }
+public enum WeightFormat { None, Tflite }
 
 /// <summary>
-/// One pretrained backbone, in the style of timm's pretrained configs: the code reads these fields
-/// instead of special-casing names. <see cref="Input"/> null means the weights file states its own
-/// input mapping (quantized TFLite models do).
+/// One backbone, in the style of timm's pretrained configs: the code reads these fields instead of
+/// special-casing names. <see cref="Input"/> null means the weights file states its own input mapping
+/// (quantized TFLite models do); <see cref="Weights"/> null means there are no pretrained weights
+/// (an architecture trained from scratch).
 /// </summary>
 public sealed record BackboneConfig(
     string Name,
@@ -18,11 +19,14 @@ public sealed record BackboneConfig(
     int FeatureChannels,
     int InputSize,
     ImageSpec? Input,
-    Asset Weights,
+    Asset? Weights,
     WeightFormat Format,
     int ImageNetClasses,
-    Asset Labels,
-    string FeatureLayer);
+    Asset? Labels,
+    string FeatureLayer)
+{
+    public bool Pretrained => Weights is not null;
+}
 
 /// <summary>Every backbone Graft knows. Adding one is an architecture file plus a row here.</summary>
 public static class BackboneRegistry
@@ -46,6 +50,10 @@ public static class BackboneRegistry
             new("models/coral/mobilenet_v2_1.0_224_quant.tflite", Coral + "mobilenet_v2_1.0_224_quant.tflite",
                 "7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776"),
             WeightFormat.Tflite, 1001, ImageNetLabels, "Conv_1"),
+        new("small_cnn",
+            "The Keras blog's 3-conv baseline at 150x150, trained from scratch (no pretrained weights)",
+            SmallCnn.Trunk, SmallCnn.Channels, SmallCnn.InputSize, ImageSpec.Uniform(SmallCnn.InputSize, 0, 255),
+            null, WeightFormat.None, 0, null, "block_3"),
     ];
 
     public static BackboneConfig Get(string name) =>

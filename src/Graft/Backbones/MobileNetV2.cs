@@ -63,6 +63,9 @@ public sealed class InvertedResidual : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    /// <summary>Whether the block adds its input to its output (stride 1 and as many channels out as in).</summary>
+    public bool Residual => _residual;
+
     public override Tensor forward(Tensor x)
     {
         using var scope = NewDisposeScope();

@@ -9,14 +9,21 @@ public sealed record ImageBatch(float[] Pixels, int[] Indices, IReadOnlyList<Ima
 }
 
 /// <summary>
-/// Decodes and resizes images in parallel, a batch or two ahead of the consumer, so decoding overlaps
+/// Live augmentation for one epoch: the draw for the image at position i of the epoch depends on (seed,
+/// epoch, i) only. <see cref="FirstPosition"/> is the position of the list's first image (when resuming mid-epoch).
+/// </summary>
+public sealed record EpochAugmentation(Augmentation Augmentation, int Seed, int Epoch, int FirstPosition = 0);
+
+/// <summary>
+/// Decodes and resizes (and augments) images in parallel, a batch or two ahead of the consumer, so decoding overlaps
 /// with the network's compute. Memory stays bounded: at most <c>prefetch</c> batches wait at any time.
 /// Files that fail to decode are reported with the batch they would have been in.
 /// </summary>
 public static class BatchPipeline
 {
     public static async IAsyncEnumerable<ImageBatch> Batches(IReadOnlyList<string> paths, ImageSpec spec, int batchSize,
-        int prefetch = 2, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancel = default)
+        int prefetch = 2, EpochAugmentation? augment = null,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancel = default)
     {
         var channel = Channel.CreateBounded<ImageBatch>(new BoundedChannelOptions(prefetch) { SingleReader = true, SingleWriter = true });
         var producer = Task.Run(async () =>
@@ -24,7 +31,7 @@ public static class BatchPipeline
             try
             {
                 for (int start = 0; start < paths.Count; start += batchSize)
-                    await channel.Writer.WriteAsync(Decode(paths, start, Math.Min(batchSize, paths.Count - start), spec, cancel), cancel);
+                    await channel.Writer.WriteAsync(Decode(paths, start, Math.Min(batchSize, paths.Count - start), spec, augment, cancel), cancel);
                 channel.Writer.Complete();
             }
             catch (Exception e) { channel.Writer.Complete(e); }
@@ -34,14 +41,20 @@ public static class BatchPipeline
         await producer;
     }
 
-    static ImageBatch Decode(IReadOnlyList<string> paths, int start, int count, ImageSpec spec, CancellationToken cancel)
+    static ImageBatch Decode(IReadOnlyList<string> paths, int start, int count, ImageSpec spec, EpochAugmentation? augment, CancellationToken cancel)
     {
         int imageSize = 3 * spec.Size * spec.Size;
         var slots = new float[count][];
         var errors = new ImageDecodeException?[count];
         Parallel.For(0, count, new ParallelOptions { CancellationToken = cancel, MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
         {
-            try { slots[i] = ImageLoader.Load(paths[start + i], spec); }
+            try
+            {
+                slots[i] = augment is null
+                    ? ImageLoader.Load(paths[start + i], spec)
+                    : ImageLoader.Load(paths[start + i], spec, augment.Augmentation,
+                        Augmentation.RandomFor(augment.Seed, augment.Epoch, augment.FirstPosition + start + i));
+            }
             catch (ImageDecodeException e) { errors[i] = e; }
         });
         var ok = Enumerable.Range(0, count).Where(i => slots[i] is not null).ToArray();

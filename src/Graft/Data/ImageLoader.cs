@@ -24,15 +24,21 @@ public static class ImageLoader
 
     public static bool IsImageFile(string path) => Extensions.Contains(System.IO.Path.GetExtension(path).ToLowerInvariant());
 
-    /// <summary>The image as RGB bytes (height x width x 3) resized to size x size.</summary>
-    public static byte[] LoadRgb(string path, int size, ResizeMode resize)
+    /// <summary>
+    /// The image as RGB bytes (height x width x 3) resized to size x size; with an augmentation, randomly
+    /// transformed by it (<paramref name="rng"/> makes the draw reproducible).
+    /// </summary>
+    public static byte[] LoadRgb(string path, int size, ResizeMode resize, Augmentation? augmentation = null, Random? rng = null)
     {
         using var bitmap = Decode(path, size);
         int w = bitmap.Width, h = bitmap.Height;
-        var (x, y, cw, ch) = resize == ResizeMode.CenterCrop
+        rng ??= Random.Shared;
+        var (x, y, cw, ch) = augmentation?.CropWindow(w, h, rng) ?? (resize == ResizeMode.CenterCrop
             ? ((w - Math.Min(w, h)) / 2, (h - Math.Min(w, h)) / 2, Math.Min(w, h), Math.Min(w, h))
-            : (0, 0, w, h);
-        return Resampler.ResizeRgba(bitmap.GetPixelSpan(), bitmap.RowBytes, x, y, cw, ch, size, size);
+            : (0, 0, w, h));
+        var rgb = Resampler.ResizeRgba(bitmap.GetPixelSpan(), bitmap.RowBytes, x, y, cw, ch, size, size);
+        augmentation?.Apply(rgb, size, rng);
+        return rgb;
     }
 
     /// <summary>Writes RGB bytes as a normalized CHW float image into <paramref name="chw"/> (3 x size x size).</summary>
@@ -47,12 +53,24 @@ public static class ImageLoader
         }
     }
 
-    /// <summary>Decodes, resizes and normalizes one file into a new CHW float array.</summary>
-    public static float[] Load(string path, ImageSpec spec)
+    /// <summary>Decodes, resizes (and optionally augments) and normalizes one file into a new CHW float array.</summary>
+    public static float[] Load(string path, ImageSpec spec, Augmentation? augmentation = null, Random? rng = null)
     {
         var chw = new float[3 * spec.Size * spec.Size];
-        Normalize(LoadRgb(path, spec.Size, spec.Resize), spec, chw);
+        Normalize(LoadRgb(path, spec.Size, spec.Resize, augmentation, rng), spec, chw);
         return chw;
+    }
+
+    /// <summary>Writes a JPEG thumbnail whose longer side is <paramref name="maxSide"/> (for reports).</summary>
+    public static void WriteThumbnail(string source, string target, int maxSide)
+    {
+        using var bitmap = Decode(source, maxSide);
+        double scale = Math.Min(1.0, (double)maxSide / Math.Max(bitmap.Width, bitmap.Height));
+        var info = new SKImageInfo(Math.Max(1, (int)(bitmap.Width * scale)), Math.Max(1, (int)(bitmap.Height * scale)), SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        using var small = bitmap.Resize(info, new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear));
+        using var image = SKImage.FromBitmap(small);
+        using var data = image.Encode(SKEncodedImageFormat.Jpeg, 85);
+        File.WriteAllBytes(target, data.ToArray());
     }
 
     /// <summary>

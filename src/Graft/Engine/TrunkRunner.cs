@@ -12,14 +12,14 @@ public interface ITrunkRunner
     Tensor Features(Tensor images);
 }
 
-/// <summary>The plain runner: the TorchSharp trunk in inference mode, then global average pooling.</summary>
-public sealed class TorchTrunkRunner(Sequential trunk) : ITrunkRunner
+/// <summary>The plain runner: the TorchSharp trunk in inference mode, then the head's pooling.</summary>
+public sealed class TorchTrunkRunner(Sequential trunk, Training.Pooling pooling = Training.Pooling.Gap) : ITrunkRunner
 {
     public Tensor Features(Tensor images)
     {
         trunk.eval();
         using var _ = inference_mode();
         using var map = trunk.forward(images);
-        return map.mean([2, 3]);
+        return Training.HeadConfig.Pool(map, pooling);
     }
 }

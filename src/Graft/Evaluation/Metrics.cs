@@ -2,11 +2,16 @@ namespace Graft.Evaluation;
 
 public sealed record ClassMetrics(string Class, double Precision, double Recall, double F1, int Support);
 
-/// <summary>One evaluated image: its true and predicted class and the predicted probability.</summary>
-public sealed record ScoredImage(string File, int Truth, int Predicted, float Confidence)
+/// <summary>One evaluated image: its true class, the predicted ones (best first) and their probabilities.</summary>
+public sealed record ScoredImage(string File, int Truth, int[] TopClasses, float[] TopProbabilities)
 {
+    public int Predicted => TopClasses[0];
+    public float Confidence => TopProbabilities[0];
     public bool Correct => Truth == Predicted;
 }
+
+/// <summary>A pair of classes the model mixes up: how many images of <see cref="Truth"/> it called <see cref="PredictedAs"/>.</summary>
+public sealed record ConfusedPair(string Truth, string PredictedAs, int Count);
 
 /// <summary>Accuracy, loss, per-class precision/recall/F1 and the confusion matrix (rows: true class, columns: predicted).</summary>
 public sealed record EvaluationResult(
@@ -18,6 +23,30 @@ public sealed record EvaluationResult(
     IReadOnlyList<ClassMetrics> PerClass,
     IReadOnlyList<ScoredImage> Items)
 {
+    /// <summary>Top-k accuracy with k = 3 (or the number of classes when fewer).</summary>
+    public int TopK => Math.Min(3, Classes.Count);
+    public double TopKAccuracy => Items.Count == 0 ? 0 : Items.Count(i => i.TopClasses.Contains(i.Truth)) / (double)Items.Count;
+
+    /// <summary>Off-diagonal cells of the confusion matrix, most frequent first.</summary>
+    public IReadOnlyList<ConfusedPair> MostConfused =>
+        Enumerable.Range(0, Classes.Count).SelectMany(t => Enumerable.Range(0, Classes.Count).Where(p => p != t && ConfusionMatrix[t][p] > 0)
+            .Select(p => new ConfusedPair(Classes[t], Classes[p], ConfusionMatrix[t][p])))
+            .OrderByDescending(c => c.Count).ThenBy(c => c.Truth, StringComparer.Ordinal).ToList();
+
+    /// <summary>One row per image: file, true, predicted, confidence, correct (RFC 4180 quoting).</summary>
+    public void WriteCsv(string path)
+    {
+        static string Q(string s) => s.IndexOfAny([',', '"', '\n', '\r']) >= 0 ? $"\"{s.Replace("\"", "\"\"")}\"" : s;
+        var lines = Items.Select(i => string.Join(",", Q(i.File), Q(Classes[i.Truth]), Q(Classes[i.Predicted]),
+            i.Confidence.ToString("0.######", System.Globalization.CultureInfo.InvariantCulture), i.Correct ? "true" : "false"));
+        var temp = path + ".tmp";
+        File.WriteAllLines(temp, lines.Prepend("file,true,predicted,confidence,correct"));
+        File.Move(temp, path, overwrite: true);
+    }
+
+    /// <summary>Images per true class (the support), in class order.</summary>
+    public IReadOnlyList<int> Support => ConfusionMatrix.Select(row => row.Sum()).ToList();
+
     /// <summary>Computes every metric from the probabilities of each image and its true label.</summary>
     public static EvaluationResult From(IReadOnlyList<string> files, float[,] probabilities, IReadOnlyList<int> truth, IReadOnlyList<string> classes)
     {
@@ -25,13 +54,14 @@ public sealed record EvaluationResult(
         var matrix = Enumerable.Range(0, k).Select(_ => new int[k]).ToArray();
         var items = new List<ScoredImage>(n);
         double loss = 0;
+        int top = Math.Min(3, k);
         for (int i = 0; i < n; i++)
         {
-            int best = 0;
-            for (int c = 1; c < k; c++) if (probabilities[i, c] > probabilities[i, best]) best = c;
-            matrix[truth[i]][best]++;
+            int row = i;
+            var ranked = Enumerable.Range(0, k).OrderByDescending(c => probabilities[row, c]).ThenBy(c => c).Take(top).ToArray();
+            matrix[truth[i]][ranked[0]]++;
             loss -= Math.Log(Math.Max(probabilities[i, truth[i]], 1e-12f));
-            items.Add(new ScoredImage(files[i], truth[i], best, probabilities[i, best]));
+            items.Add(new ScoredImage(files[i], truth[i], ranked, ranked.Select(c => probabilities[row, c]).ToArray()));
         }
         var perClass = Enumerable.Range(0, k).Select(c =>
         {

@@ -26,10 +26,16 @@ public sealed record ModelConfig(
     DatasetInfo? Dataset,
     DateTime CreatedUtc)
 {
+    /// <summary>Fine-tuning's phase 2 settings (null for other strategies).</summary>
+    public FitOptions? FineTune { get; init; }
+    public UnfreezeSpec? Unfreeze { get; init; }
+    /// <summary>The live augmentation used in training (null when features were cached).</summary>
+    public Augmentation? Augmentation { get; init; }
+
     public const string CurrentFormat = "graft-model/1";
 
     /// <summary>Identifies the features the trunk produces; the bottleneck cache folder is derived from it.</summary>
-    public string TrunkKey => $"{Backbone}|{BackboneWeightsSha256}|{Input.Key}|gap";
+    public string TrunkKey => $"{Backbone}|{BackboneWeightsSha256}|{Input.Key}|{Head.Pooling}";
 }
 
 public sealed record ClassProbability(string Label, float Probability);
@@ -53,7 +59,7 @@ public sealed class ImageClassifier : IDisposable
     public ImageClassifier(ModelConfig config, Backbone backbone, nn.Module<Tensor, Tensor> head, IReadOnlyList<EpochRecord> history)
     {
         Config = config; Backbone = backbone; Head = head; History = history;
-        Trunk = new TorchTrunkRunner(backbone.Trunk);
+        Trunk = new TorchTrunkRunner(backbone.Trunk, config.Head.Pooling);
         Head.eval();
     }
 
@@ -62,26 +68,30 @@ public sealed class ImageClassifier : IDisposable
     {
         var config = BackboneRegistry.Get(backboneName);
         var backbone = Backbone.LoadPretrained(config, resolver, includeTop: true);
-        var labels = File.ReadAllLines(resolver.Resolve(config.Labels));
+        var labels = File.ReadAllLines(resolver.Resolve(config.Labels!));
         var head = new HeadConfig(config.FeatureChannels, labels.Length, Dropout: 0);
-        var model = new ModelConfig(ModelConfig.CurrentFormat, config.Name, config.Weights.Sha256, backbone.Input, labels, head,
+        var model = new ModelConfig(ModelConfig.CurrentFormat, config.Name, config.Weights!.Sha256, backbone.Input, labels, head,
             "pretrained (ImageNet)", new FitOptions(Epochs: 0), null, DateTime.UtcNow);
         return new ImageClassifier(model, backbone, backbone.ImageNetClassifier!, []);
     }
 
-    /// <summary>Class probabilities for a batch of preprocessed images [N,3,H,W].</summary>
-    public Tensor Probabilities(Tensor images)
+    /// <summary>
+    /// Class probabilities for a batch of preprocessed images [N,3,H,W]; with <paramref name="tta"/> the average
+    /// over each image and its left-right mirror image.
+    /// </summary>
+    public Tensor Probabilities(Tensor images, bool tta = false)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         Head.eval();
-        var features = Trunk.Features(images);
-        return nn.functional.softmax(Head.forward(features), 1).MoveToOuterDisposeScope();
+        var p = nn.functional.softmax(Head.forward(Trunk.Features(images)), 1);
+        if (tta) p = p.add(nn.functional.softmax(Head.forward(Trunk.Features(images.flip(3).contiguous())), 1)).div_(2);
+        return p.MoveToOuterDisposeScope();
     }
 
     /// <summary>Predicts every file; files that cannot be decoded are returned in <paramref name="skipped"/>.</summary>
     public async Task<IReadOnlyList<Prediction>> PredictAsync(IReadOnlyList<string> files, int top, List<SkippedImage> skipped,
-        int batchSize = 32, IProgress<ImageProgress>? progress = null, CancellationToken cancel = default)
+        int batchSize = 32, IProgress<ImageProgress>? progress = null, bool tta = false, CancellationToken cancel = default)
     {
         var results = new List<Prediction>();
         var spec = Config.Input;
@@ -93,7 +103,7 @@ public sealed class ImageClassifier : IDisposable
             if (batch.Count > 0)
             {
                 using var scope = NewDisposeScope();
-                var probabilities = Probabilities(tensor(batch.Pixels, [batch.Count, 3, spec.Size, spec.Size])).data<float>().ToArray();
+                var probabilities = Probabilities(tensor(batch.Pixels, [batch.Count, 3, spec.Size, spec.Size]), tta).data<float>().ToArray();
                 int classes = Classes.Count;
                 for (int k = 0; k < batch.Count; k++)
                     results.Add(ToPrediction(files[batch.Indices[k]], probabilities.AsSpan(k * classes, classes), top));

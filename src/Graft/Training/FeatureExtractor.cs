@@ -24,7 +24,8 @@ public sealed record ExtractedFeatures(float[]?[] Features, IReadOnlyList<Skippe
 public static class FeatureExtractor
 {
     public static async Task<ExtractedFeatures> ExtractAsync(IReadOnlyList<string> paths, ITrunkRunner trunk, ImageSpec spec,
-        int channels, FeatureCache? cache, int batchSize = 32, IProgress<ImageProgress>? progress = null, CancellationToken cancel = default)
+        int channels, FeatureCache? cache, int batchSize = 32, IProgress<ImageProgress>? progress = null, CancellationToken cancel = default,
+        bool mirror = false)
     {
         var features = new float[]?[paths.Count];
         var keys = new string[paths.Count];
@@ -49,6 +50,7 @@ public static class FeatureExtractor
             {
                 using var scope = NewDisposeScope();
                 var images = tensor(batch.Pixels, [batch.Count, 3, spec.Size, spec.Size]);
+                if (mirror) images = images.flip(3).contiguous(); // test-time augmentation: the left-right mirror image
                 var pooled = trunk.Features(images).contiguous().data<float>().ToArray();
                 for (int k = 0; k < batch.Count; k++)
                 {

@@ -32,8 +32,9 @@ public sealed record Scored(double Loss, double Accuracy, float[,] Probabilities
 public static class HeadTrainer
 {
     public static FitResult Fit(nn.Module<Tensor, Tensor> head, Tensor trainX, Tensor trainY, Tensor? valX, Tensor? valY,
-        FitOptions options, IProgress<EpochProgress>? progress = null, CancellationToken cancel = default)
+        FitOptions options, IProgress<EpochProgress>? progress = null, CancellationToken cancel = default, float[]? classWeights = null)
     {
+        using var weights = classWeights is null ? null : tensor(classWeights);
         var generator = new Generator().manual_seed(options.Seed);
         using var optimizer = CreateOptimizer(head.parameters(), options);
         var history = new List<EpochRecord>();
@@ -59,7 +60,7 @@ public static class HeadTrainer
                     var y = trainY.index_select(0, idx);
                     optimizer.zero_grad();
                     var logits = head.forward(x);
-                    var loss = nn.functional.cross_entropy(logits, y);
+                    var loss = nn.functional.cross_entropy(logits, y, weights);
                     loss.backward();
                     optimizer.step();
                     lossSum += loss.item<float>() * idx.shape[0];

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Checks a Graft HTML report in headless Chromium, as a person would see it.
+
+usage: check_report.py REPORT_DIR EVALUATE_JSON [--csv ROWS.csv] [--screenshot SHOT.png]
+
+Loads REPORT_DIR/index.html from disk in a fresh headless Chromium profile and asserts that every image on
+the page loaded, that the confusion-matrix table in the page equals the one in the JSON that
+`graft evaluate --json` printed, that the gallery holds exactly the misclassified images, and that the
+`--csv` rows agree (one per image, the misclassified ones marked false).
+"""
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from html.parser import HTMLParser
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--disable-quic", "--hide-scrollbars"]
+
+
+class ReportDom(HTMLParser):
+    """Collects the body's data-images mark, the confusion-matrix cells and the gallery items."""
+
+    def __init__(self):
+        super().__init__()
+        self.images_mark = None
+        self.cells = {}
+        self.gallery = []
+        self._cell = None
+        self._in_gallery = False
+        self._text = ""
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "body":
+            self.images_mark = a.get("data-images")
+        if tag == "section":
+            self._in_gallery = a.get("id") == "misclassified"
+        if tag == "td" and "data-true" in a:
+            self._cell = (int(a["data-true"]), int(a["data-predicted"]))
+            self._text = ""
+        if tag == "div" and self._in_gallery and "data-file" in a:
+            self.gallery.append(a["data-file"])
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._text += data
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._cell is not None:
+            self.cells[self._cell] = int(self._text.strip())
+            self._cell = None
+        if tag == "section":
+            self._in_gallery = False
+
+
+def chromium(args):
+    exe = next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome") if os.path.exists(p)), None)
+    if exe is None:
+        sys.exit("check_report: chromium is not installed (apt-get install chromium)")
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run([exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+                              capture_output=True, text=True, timeout=120)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("report_dir")
+    parser.add_argument("json_path")
+    parser.add_argument("--csv")
+    parser.add_argument("--screenshot")
+    args = parser.parse_args()
+    report_dir, json_path, screenshot = args.report_dir, args.json_path, args.screenshot
+    url = "file://" + os.path.abspath(os.path.join(report_dir, "index.html"))
+    with open(json_path) as f:
+        expected = json.loads(f.read().strip().splitlines()[-1])
+
+    dom = ReportDom()
+    dom.feed(chromium(["--virtual-time-budget=10000", "--dump-dom", url]).stdout)
+    failures = []
+    if dom.images_mark is None:
+        failures.append("the page never finished loading (no data-images mark)")
+    else:
+        loaded, total = map(int, dom.images_mark.split("/"))
+        if total == 0 or loaded != total:
+            failures.append(f"only {loaded} of {total} images loaded")
+    matrix = expected["confusion_matrix"]
+    page = [[dom.cells.get((t, p)) for p in range(len(matrix))] for t in range(len(matrix))]
+    if page != matrix:
+        failures.append(f"confusion matrix in the page {page} differs from the JSON {matrix}")
+    mistakes = sum(matrix[t][p] for t in range(len(matrix)) for p in range(len(matrix)) if t != p)
+    if len(dom.gallery) != mistakes or len(set(dom.gallery)) != mistakes:
+        failures.append(f"the gallery shows {len(dom.gallery)} images, the matrix has {mistakes} mistakes")
+
+    if args.csv:
+        with open(args.csv, newline="") as f:
+            rows = list(csv.DictReader(f))
+        if len(rows) != expected["images"]:
+            failures.append(f"the CSV has {len(rows)} rows for {expected['images']} images")
+        wrong = {r["file"] for r in rows if r["correct"] == "false"}
+        if wrong != set(dom.gallery):
+            failures.append(f"the CSV's {len(wrong)} misclassified files differ from the gallery's {len(dom.gallery)}")
+
+    if screenshot:
+        chromium(["--virtual-time-budget=10000", "--window-size=1280,2400", f"--screenshot={os.path.abspath(screenshot)}", url])
+        if not os.path.exists(screenshot):
+            failures.append("no screenshot was written")
+
+    if failures:
+        sys.exit("check_report: " + "; ".join(failures))
+    print(f"check_report: {report_dir}: {dom.images_mark} images loaded, confusion matrix matches, "
+          f"{mistakes} misclassified images in the gallery")
+
+
+if __name__ == "__main__":
+    main()

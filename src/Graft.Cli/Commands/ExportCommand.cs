@@ -1,0 +1,33 @@
+using System.CommandLine;
+using Spectre.Console;
+using Graft.Export;
+
+namespace Graft.Cli.Commands;
+
+public static class ExportCommand
+{
+    public static Command Create()
+    {
+        var model = new Argument<string>("MODEL") { Description = "A model file, or a backbone name (e.g. mobilenet_v2) for its ImageNet classifier." };
+        var onnx = new Option<string>("--onnx") { Description = "The ONNX file to write.", Required = true };
+        var json = Cli.JsonOption();
+        var command = new Command("export", "Write a model as ONNX (normalized images in, class probabilities out) for ONNX Runtime and other engines.")
+        {
+            model, onnx, json,
+        };
+        command.SetHandler((parse, _) =>
+        {
+            using var classifier = ModelSource.Open(parse.GetValue(model)!, allowBackbone: true);
+            var path = Path.GetFullPath(parse.GetValue(onnx)!);
+            OnnxExport.Write(classifier, path);
+            long bytes = new FileInfo(path).Length;
+            var input = classifier.Config.Input;
+            Cli.Out.MarkupLine($"{Cli.Escape(path)}: {bytes / 1e6:0.0} MB, input \"{OnnxExport.ImagesInput}\" [[N,3,{input.Size},{input.Size}]], " +
+                $"output \"{OnnxExport.ProbabilitiesOutput}\" [[N,{classifier.Classes.Count}]]; classes and preprocessing in the metadata");
+            if (parse.GetValue(json))
+                Cli.WriteJson(new { onnx = path, bytes, classes = classifier.Classes, input_size = input.Size });
+            return Task.CompletedTask;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,259 @@
+using System.Globalization;
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Graft.Data;
+using Graft.Models;
+using Graft.Training;
+
+namespace Graft.Evaluation.Report;
+
+/// <summary>What the pretrained network's own ImageNet classifier thinks an image is.</summary>
+public sealed record ImageNetGuess(string File, string TrueClass, IReadOnlyList<ClassProbability> Top);
+
+/// <summary>Everything one report shows.</summary>
+public sealed record ReportContent(
+    string Title,
+    string? ModelPath,
+    ModelConfig Model,
+    ModelSummary Summary,
+    IReadOnlyList<EpochRecord> History,
+    string DataRoot,
+    string DataLayout,
+    IReadOnlyList<SkippedImage> Skipped,
+    EvaluationResult Result,
+    EvaluationResult? Tta = null,
+    IReadOnlyList<ImageNetGuess>? ImageNetView = null);
+
+/// <summary>
+/// A self-contained report folder: index.html (inline CSS, no scripts or fonts from elsewhere), the confusion
+/// matrix and training curves as PNG, and a thumbnail of every misclassified image. The numbers behind the
+/// page are embedded as JSON (id "graft-report-data") so checks can compare page and data.
+/// </summary>
+public static class HtmlReport
+{
+    public const int ThumbnailSize = 180;
+
+    public static string Write(ReportContent content, string folder)
+    {
+        Directory.CreateDirectory(folder);
+        var images = Path.Combine(folder, "images");
+        Directory.CreateDirectory(images);
+        var r = content.Result;
+
+        Charts.ConfusionMatrix(r, Path.Combine(folder, "confusion_matrix.png"));
+        bool curves = content.History.Count > 0;
+        if (curves) Charts.TrainingCurves(content.History, Path.Combine(folder, "training_curves.png"));
+
+        var mistakes = r.Items.Where(i => !i.Correct).OrderByDescending(i => i.Confidence).ThenBy(i => i.File, StringComparer.Ordinal).ToList();
+        var thumbnails = new Dictionary<string, string>();
+        foreach (var (item, n) in mistakes.Select((m, n) => (m, n)))
+            thumbnails[item.File] = Thumbnail(item.File, images, $"mistake_{n:D4}.jpg");
+        foreach (var (guess, n) in (content.ImageNetView ?? []).Select((g, n) => (g, n)))
+            thumbnails.TryAdd(guess.File, Thumbnail(guess.File, images, $"imagenet_{n:D4}.jpg"));
+
+        var html = new StringBuilder();
+        Head(html, content.Title);
+        html.Append($"<header><h1>{E(content.Title)}</h1><p class=\"muted\">{E(content.Model.Backbone)} · {E(content.Model.Strategy)} · " +
+                    $"{E(content.ModelPath ?? "")} · report written {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC</p></header>\n");
+
+        html.Append("<section class=\"cards\">");
+        Card(html, "accuracy", r.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture), "accuracy");
+        if (r.Classes.Count > r.TopK) // with k classes or fewer, top-k is always right
+            Card(html, $"top-{r.TopK} accuracy", r.TopKAccuracy.ToString("0.0000", CultureInfo.InvariantCulture), "top-k-accuracy");
+        if (content.Tta is { } tta) Card(html, "accuracy with TTA (mirror)", tta.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture), "tta-accuracy");
+        Card(html, "loss", r.Loss.ToString("0.0000", CultureInfo.InvariantCulture), "loss");
+        Card(html, "images", r.Images.ToString(), "images");
+        Card(html, "misclassified", mistakes.Count.ToString(), "misclassified");
+        html.Append("</section>\n");
+
+        Dataset(html, content);
+        PerClass(html, r);
+        Confusion(html, r);
+        Gallery(html, r, mistakes, thumbnails);
+        if (curves) Training(html, content);
+        ModelSection(html, content);
+        if (content.ImageNetView is { Count: > 0 } view) ImageNet(html, view, thumbnails, content.Model.Backbone);
+
+        var data = new
+        {
+            accuracy = r.Accuracy,
+            top_k = r.TopK,
+            top_k_accuracy = r.TopKAccuracy,
+            tta_accuracy = content.Tta?.Accuracy,
+            loss = r.Loss,
+            images = r.Images,
+            classes = r.Classes,
+            confusion_matrix = r.ConfusionMatrix,
+            misclassified = mistakes.Select(m => m.File).ToList(),
+        };
+        // "</" inside JSON would end the script element; the escaping encoder prevents it.
+        html.Append($"<script type=\"application/json\" id=\"graft-report-data\">{JsonSerializer.Serialize(data)}</script>\n");
+        html.Append(ImageCheckScript);
+        html.Append("</main></body></html>\n");
+        var index = Path.Combine(folder, "index.html");
+        File.WriteAllText(index, html.ToString());
+        return index;
+    }
+
+    static string Thumbnail(string source, string folder, string name)
+    {
+        try
+        {
+            ImageLoader.WriteThumbnail(source, Path.Combine(folder, name), ThumbnailSize);
+            return "images/" + name;
+        }
+        catch (ImageDecodeException)
+        {
+            return "";
+        }
+    }
+
+    static void Head(StringBuilder html, string title) => html.Append($$"""
+        <!DOCTYPE html>
+        <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+        <title>{{E(title)}}</title>
+        <style>
+        body { font-family: system-ui, -apple-system, "Segoe UI", "DejaVu Sans", sans-serif; margin: 0; color: #1d2430; background: #f6f7f9; }
+        main { max-width: 1200px; margin: 0 auto; padding: 24px; }
+        header h1 { margin: 0 0 4px; font-size: 26px; }
+        .muted { color: #6a7380; font-size: 14px; }
+        section { background: #fff; border: 1px solid #e2e5ea; border-radius: 8px; padding: 16px 20px; margin: 16px 0; }
+        section h2 { margin-top: 0; font-size: 19px; }
+        .cards { display: flex; gap: 12px; flex-wrap: wrap; background: none; border: none; padding: 0; }
+        .card { background: #fff; border: 1px solid #e2e5ea; border-radius: 8px; padding: 12px 18px; min-width: 130px; }
+        .card .value { font-size: 26px; font-weight: 600; }
+        .card .label { color: #6a7380; font-size: 13px; }
+        table { border-collapse: collapse; font-size: 14px; }
+        th, td { border-bottom: 1px solid #e2e5ea; padding: 5px 10px; text-align: right; }
+        th:first-child, td:first-child { text-align: left; }
+        td.diag { background: #e3f4e6; font-weight: 600; } td.off { background: #fbe4e4; }
+        .gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); gap: 12px; }
+        .item { border: 1px solid #e2e5ea; border-radius: 6px; padding: 8px; font-size: 13px; background: #fff; }
+        .item img { width: 100%; height: 160px; object-fit: contain; background: #f0f1f3; }
+        .item .path { color: #6a7380; word-break: break-all; font-size: 11px; }
+        .wrong { color: #b3261e; font-weight: 600; } .right { color: #1b7a33; font-weight: 600; }
+        img.chart { max-width: 100%; }
+        code { font-size: 13px; }
+        </style></head><body><main>
+
+        """);
+
+    static void Card(StringBuilder html, string label, string value, string id) =>
+        html.Append($"<div class=\"card\" id=\"card-{id}\"><div class=\"value\">{E(value)}</div><div class=\"label\">{E(label)}</div></div>");
+
+    static void Dataset(StringBuilder html, ReportContent c)
+    {
+        html.Append($"<section id=\"dataset\"><h2>Dataset</h2><p><code>{E(c.DataRoot)}</code> — {E(c.DataLayout)}; " +
+                    $"{c.Result.Classes.Count} classes, {c.Result.Images} images evaluated.</p><table><tr><th>class</th><th>images</th></tr>");
+        for (int i = 0; i < c.Result.Classes.Count; i++) html.Append($"<tr><td>{E(c.Result.Classes[i])}</td><td>{c.Result.Support[i]}</td></tr>");
+        html.Append("</table>");
+        if (c.Skipped.Count > 0)
+        {
+            html.Append($"<p>{c.Skipped.Count} file(s) could not be read and were skipped:</p><ul>");
+            foreach (var s in c.Skipped) html.Append($"<li><code>{E(s.Path)}</code>: {E(s.Reason)}</li>");
+            html.Append("</ul>");
+        }
+        else html.Append("<p class=\"muted\">No file was skipped.</p>");
+        html.Append("</section>\n");
+    }
+
+    static void PerClass(StringBuilder html, EvaluationResult r)
+    {
+        html.Append("<section id=\"per-class\"><h2>Per-class metrics</h2><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>");
+        foreach (var c in r.PerClass)
+            html.Append($"<tr><td>{E(c.Class)}</td><td>{c.Precision:0.000}</td><td>{c.Recall:0.000}</td><td>{c.F1:0.000}</td><td>{c.Support}</td></tr>");
+        html.Append("</table></section>\n");
+    }
+
+    static void Confusion(StringBuilder html, EvaluationResult r)
+    {
+        html.Append("<section id=\"confusion\"><h2>Confusion matrix</h2><img class=\"chart\" src=\"confusion_matrix.png\" alt=\"confusion matrix heat map\">");
+        html.Append("<table id=\"confusion-matrix\"><tr><th>true \\ predicted</th>");
+        foreach (var c in r.Classes) html.Append($"<th>{E(c)}</th>");
+        html.Append("</tr>");
+        for (int t = 0; t < r.Classes.Count; t++)
+        {
+            html.Append($"<tr><td>{E(r.Classes[t])}</td>");
+            for (int p = 0; p < r.Classes.Count; p++)
+            {
+                int n = r.ConfusionMatrix[t][p];
+                string css = t == p ? "diag" : n > 0 ? "off" : "";
+                html.Append($"<td class=\"{css}\" data-true=\"{t}\" data-predicted=\"{p}\">{n}</td>");
+            }
+            html.Append("</tr>");
+        }
+        html.Append("</table>");
+        var pairs = r.MostConfused.Take(10).ToList();
+        if (pairs.Count > 0)
+        {
+            html.Append("<h3>Most confused</h3><ul id=\"most-confused\">");
+            foreach (var p in pairs) html.Append($"<li>{p.Count} × <b>{E(p.Truth)}</b> predicted as <b>{E(p.PredictedAs)}</b></li>");
+            html.Append("</ul>");
+        }
+        html.Append("</section>\n");
+    }
+
+    static void Gallery(StringBuilder html, EvaluationResult r, List<ScoredImage> mistakes, Dictionary<string, string> thumbnails)
+    {
+        html.Append($"<section id=\"misclassified\"><h2>Misclassified images ({mistakes.Count})</h2>" +
+                    "<p class=\"muted\">Every misclassified image, most confident mistakes first (fastai's plot_top_losses).</p><div class=\"gallery\">");
+        foreach (var m in mistakes)
+        {
+            var top = string.Join(", ", m.TopClasses.Zip(m.TopProbabilities).Select(t => $"{E(r.Classes[t.First])} {t.Second:0.000}"));
+            html.Append($"<div class=\"item\" data-file=\"{E(m.File)}\"><img src=\"{E(thumbnails[m.File])}\" alt=\"{E(Path.GetFileName(m.File))}\">" +
+                        $"<div>true <span class=\"right\">{E(r.Classes[m.Truth])}</span>, predicted <span class=\"wrong\">{E(r.Classes[m.Predicted])}</span> " +
+                        $"({m.Confidence:0.000})</div><div class=\"muted\">top: {top}</div><div class=\"path\">{E(m.File)}</div></div>");
+        }
+        if (mistakes.Count == 0) html.Append("<p>None: every image was classified correctly.</p>");
+        html.Append("</div></section>\n");
+    }
+
+    static void Training(StringBuilder html, ReportContent c)
+    {
+        var best = c.History.OrderBy(h => h.ValLoss ?? h.Loss).First();
+        html.Append("<section id=\"training\"><h2>Training curves</h2><img class=\"chart\" src=\"training_curves.png\" alt=\"loss and accuracy per epoch\">" +
+                    $"<p>{c.History.Count} epochs; best epoch {best.Epoch} (validation loss {best.ValLoss:0.0000}, accuracy {best.ValAccuracy:0.0000}), whose weights were kept.</p></section>\n");
+    }
+
+    static void ModelSection(StringBuilder html, ReportContent c)
+    {
+        var m = c.Model;
+        var f = m.Training;
+        html.Append("<section id=\"model\"><h2>Model</h2><table>");
+        Row(html, "backbone", $"{m.Backbone} (weights SHA-256 {m.BackboneWeightsSha256[..12]}…)");
+        Row(html, "strategy", m.Strategy);
+        Row(html, "input", $"{m.Input.Size}x{m.Input.Size} RGB, {m.Input.Resize}, (pixel − {m.Input.Mean[0]:0.###}) / {m.Input.Std[0]:0.###}");
+        Row(html, "head", m.Head.Describe());
+        Row(html, "parameters", $"{c.Summary.Total:N0} total, {c.Summary.Trainable:N0} trainable, {c.Summary.NonTrainable:N0} non-trainable");
+        Row(html, "hyper-parameters", $"{f.Optimizer} lr {f.LearningRate}, batch {f.BatchSize}, up to {f.Epochs} epochs, patience {f.Patience}, seed {f.Seed}");
+        if (m.Dataset is { } d) Row(html, "trained on", $"{d.Root} ({d.Layout}): {d.TrainImages} training, {d.ValidationImages} validation images");
+        html.Append("</table></section>\n");
+    }
+
+    static void ImageNet(StringBuilder html, IReadOnlyList<ImageNetGuess> view, Dictionary<string, string> thumbnails, string backbone)
+    {
+        html.Append($"<section id=\"imagenet-view\"><h2>What the pretrained {E(backbone)} sees</h2>" +
+                    "<p class=\"muted\">The backbone's own ImageNet classifier on a few images per class: why a new head is grafted on.</p><div class=\"gallery\">");
+        foreach (var g in view)
+            html.Append($"<div class=\"item\"><img src=\"{E(thumbnails[g.File])}\" alt=\"{E(Path.GetFileName(g.File))}\"><div>class <b>{E(g.TrueClass)}</b></div>" +
+                        $"<div class=\"muted\">ImageNet: {string.Join(", ", g.Top.Select(t => $"{E(t.Label)} {t.Probability:0.00}"))}</div></div>");
+        html.Append("</div></section>\n");
+    }
+
+    static void Row(StringBuilder html, string key, string value) => html.Append($"<tr><td>{E(key)}</td><td style=\"text-align:left\">{E(value)}</td></tr>");
+
+    /// <summary>Marks the page once every image has loaded or failed, for automated checks (data-images="loaded/total").</summary>
+    const string ImageCheckScript = """
+        <script>
+        window.addEventListener('load', () => {
+          const images = Array.from(document.images);
+          const loaded = images.filter(i => i.complete && i.naturalWidth > 0).length;
+          document.body.dataset.images = loaded + '/' + images.length;
+        });
+        </script>
+
+        """;
+
+    static string E(string text) => WebUtility.HtmlEncode(text);
+}

@@ -1,0 +1,186 @@
+using System.Diagnostics;
+using Graft.Data;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Graft.Training;
+
+/// <summary>Parameters trained together at one learning rate (base rate x multiplier).</summary>
+public sealed record ParameterGroup(IReadOnlyList<Parameter> Parameters, double LrMultiplier);
+
+/// <summary>How a network trains on live (decoded, augmented) images.</summary>
+public sealed record LiveFitOptions(
+    FitOptions Fit,
+    Augmentation Augmentation,
+    LrSchedule Schedule = LrSchedule.Constant,
+    float[]? ClassWeights = null,
+    string? CheckpointPath = null,
+    bool Resume = false,
+    string Fingerprint = "");
+
+/// <summary>
+/// Trains a whole network on images decoded and augmented on the fly (both cores: the pipeline decodes the
+/// next batch while this one trains). Seeded and resumable: the batch order, each image's augmentation and
+/// dropout depend only on (seed, epoch, batch), and a checkpoint after every epoch (and on cancellation,
+/// after the current step) lets <c>--resume</c> continue to the same result as an uninterrupted run.
+/// </summary>
+public static class ImageTrainer
+{
+    public static async Task<FitResult> FitAsync(nn.Module<Tensor, Tensor> network, IReadOnlyList<ParameterGroup> groups,
+        IReadOnlyList<LabeledImage> train, IReadOnlyList<LabeledImage> validation, ImageSpec spec, LiveFitOptions options,
+        Callbacks callbacks, CancellationToken cancel)
+    {
+        var fit = options.Fit;
+        using var optimizer = CreateOptimizer(groups, fit);
+        var baseRates = optimizer.ParamGroups.Select(g => g.LearningRate).ToArray();
+        int batchesPerEpoch = (train.Count + fit.BatchSize - 1) / fit.BatchSize;
+        long totalSteps = (long)batchesPerEpoch * fit.Epochs;
+        using var weights = options.ClassWeights is null ? null : tensor(options.ClassWeights);
+
+        var progress = new TrainingProgress(options.Fingerprint, 1, 0, 0, 0, 0, 0, [], 0, double.PositiveInfinity, 0);
+        Dictionary<string, Tensor>? best = null;
+        if (options.Resume && options.CheckpointPath is { } resumeFrom && File.Exists(resumeFrom))
+        {
+            (progress, best) = Checkpoint.Load(resumeFrom, options.Fingerprint, network, optimizer);
+            callbacks.Log?.Invoke($"resuming from {resumeFrom}: epoch {progress.Epoch}, batch {progress.NextBatch}");
+        }
+
+        var clock = Stopwatch.StartNew();
+        long samples = 0;
+        bool stopped = false;
+        for (int epoch = progress.Epoch; epoch <= fit.Epochs && !stopped; epoch++)
+        {
+            if (progress.Epoch != epoch) progress = progress with { Epoch = epoch, NextBatch = 0, LossSum = 0, Correct = 0, Seen = 0 };
+            var epochClock = Stopwatch.StartNew();
+            var order = ShuffledOrder(train.Count, fit.Seed, epoch);
+            var paths = order.Select(i => train[i].Path).ToList();
+            int skipFirst = progress.NextBatch * fit.BatchSize;
+            int batchIndex = progress.NextBatch;
+            Freezing.SetTrainingMode(network);
+            await foreach (var batch in BatchPipeline.Batches(paths.Skip(skipFirst).ToList(), spec, fit.BatchSize,
+                               augment: new EpochAugmentation(options.Augmentation, fit.Seed, epoch, skipFirst), cancel: CancellationToken.None))
+            {
+                if (batch.Count > 0)
+                {
+                    using var scope = NewDisposeScope();
+                    manual_seed(fit.Seed * 7919L + epoch * 104_729L + batchIndex); // dropout masks: a function of (seed, epoch, batch)
+                    foreach (var (group, i) in optimizer.ParamGroups.Select((g, i) => (g, i)))
+                        group.LearningRate = baseRates[i] * Schedules.Multiplier(options.Schedule, progress.Step, totalSteps);
+                    var x = tensor(batch.Pixels, [batch.Count, 3, spec.Size, spec.Size]);
+                    var y = tensor(batch.Indices.Select(i => (long)train[order[skipFirst + i]].Label).ToArray());
+                    optimizer.zero_grad();
+                    var logits = network.call(x);
+                    var loss = nn.functional.cross_entropy(logits, y, weights);
+                    loss.backward();
+                    optimizer.step();
+                    progress = progress with
+                    {
+                        LossSum = progress.LossSum + loss.item<float>() * batch.Count,
+                        Correct = progress.Correct + logits.argmax(1).eq(y).sum().item<long>(),
+                        Seen = progress.Seen + batch.Count,
+                        Step = progress.Step + 1,
+                    };
+                    samples += batch.Count;
+                }
+                batchIndex++;
+                progress = progress with { NextBatch = batchIndex };
+                callbacks.Images?.Report(new ImageProgress($"epoch {epoch}/{fit.Epochs}", (int)Math.Min(train.Count, batchIndex * (long)fit.BatchSize),
+                    train.Count, samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));
+                if (cancel.IsCancellationRequested && batchIndex < batchesPerEpoch)
+                {
+                    stopped = true;
+                    break;
+                }
+            }
+            if (stopped) break;
+
+            var (valLoss, valAccuracy) = validation.Count > 0 ? await EvaluateAsync(network, validation, spec, fit.BatchSize) : (double.NaN, double.NaN);
+            double? vl = validation.Count > 0 ? valLoss : null, va = validation.Count > 0 ? valAccuracy : null;
+            var record = new EpochRecord(epoch, progress.LossSum / Math.Max(1, progress.Seen), (double)progress.Correct / Math.Max(1, progress.Seen),
+                vl, va, epochClock.Elapsed.TotalSeconds);
+            var history = progress.History.Append(record).ToList();
+            callbacks.Epochs?.Report(new EpochProgress(epoch, fit.Epochs, record, samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));
+
+            double monitored = vl ?? record.Loss;
+            int bestEpoch = progress.BestEpoch, sinceBest = progress.SinceBest;
+            double bestLoss = progress.BestLoss;
+            if (monitored < bestLoss - 1e-6)
+            {
+                (bestLoss, bestEpoch, sinceBest) = (monitored, epoch, 0);
+                DisposeState(best);
+                best = network.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+            }
+            else sinceBest++;
+            bool patienceOut = vl is not null && sinceBest >= fit.Patience;
+            progress = progress with { Epoch = epoch + 1, NextBatch = 0, LossSum = 0, Correct = 0, Seen = 0, History = history,
+                BestEpoch = bestEpoch, BestLoss = bestLoss, SinceBest = sinceBest };
+            if (options.CheckpointPath is { } path) Checkpoint.Save(path, progress, network, best, optimizer);
+            if (patienceOut) break;
+            if (cancel.IsCancellationRequested) stopped = true;
+        }
+
+        if (stopped)
+        {
+            if (options.CheckpointPath is { } path) Checkpoint.Save(path, progress, network, best, optimizer);
+            DisposeState(best);
+            throw new TrainingStoppedException(options.CheckpointPath);
+        }
+        if (best is not null) network.load_state_dict(best);
+        DisposeState(best);
+        network.eval();
+        bool early = progress.History.Count < fit.Epochs;
+        return new FitResult(progress.History, progress.BestEpoch, early, samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9));
+    }
+
+    /// <summary>Loss and accuracy on images without augmentation, in inference mode.</summary>
+    public static async Task<(double Loss, double Accuracy)> EvaluateAsync(nn.Module<Tensor, Tensor> network, IReadOnlyList<LabeledImage> images,
+        ImageSpec spec, int batchSize)
+    {
+        network.eval();
+        double lossSum = 0;
+        long correct = 0, seen = 0;
+        await foreach (var batch in BatchPipeline.Batches(images.Select(i => i.Path).ToList(), spec, batchSize))
+        {
+            if (batch.Count == 0) continue;
+            // Grad mode is per thread and an await may resume on another: never hold the guard across one.
+            using var noGrad = no_grad();
+            using var scope = NewDisposeScope();
+            var x = tensor(batch.Pixels, [batch.Count, 3, spec.Size, spec.Size]);
+            var y = tensor(batch.Indices.Select(i => (long)images[i].Label).ToArray());
+            var logits = network.call(x);
+            lossSum += nn.functional.cross_entropy(logits, y).item<float>() * batch.Count;
+            correct += logits.argmax(1).eq(y).sum().item<long>();
+            seen += batch.Count;
+        }
+        return (lossSum / Math.Max(1, seen), (double)correct / Math.Max(1, seen));
+    }
+
+    /// <summary>The epoch's batch order: a seeded shuffle that depends on (seed, epoch) only.</summary>
+    static int[] ShuffledOrder(int count, int seed, int epoch)
+    {
+        var order = Enumerable.Range(0, count).ToArray();
+        Augmentation.RandomFor(seed, epoch, -1).Shuffle(order);
+        return order;
+    }
+
+    static OptimizerHelper CreateOptimizer(IReadOnlyList<ParameterGroup> groups, FitOptions o) => o.Optimizer switch
+    {
+        OptimizerKind.Sgd => optim.SGD(groups.Select(g => new SGD.ParamGroup(g.Parameters, new SGD.Options { LearningRate = o.LearningRate * g.LrMultiplier, momentum = o.Momentum })), o.LearningRate, momentum: o.Momentum),
+        OptimizerKind.RmsProp => optim.RMSProp(groups.Select(g => new RMSProp.ParamGroup(g.Parameters, new RMSProp.Options { LearningRate = o.LearningRate * g.LrMultiplier })), o.LearningRate),
+        _ => optim.Adam(groups.Select(g => new Adam.ParamGroup(g.Parameters, new Adam.Options { LearningRate = o.LearningRate * g.LrMultiplier })), o.LearningRate),
+    };
+
+    static void DisposeState(Dictionary<string, Tensor>? state)
+    {
+        if (state is null) return;
+        foreach (var t in state.Values) t.Dispose();
+    }
+}
+
+/// <summary>A run stopped on request (Ctrl-C) after saving its checkpoint.</summary>
+public sealed class TrainingStoppedException(string? checkpoint) : OperationCanceledException(
+    checkpoint is null ? "Training stopped." : $"Training stopped; the checkpoint {checkpoint} was saved: run the same command with --resume to continue.")
+{
+    public string? CheckpointPath { get; } = checkpoint;
+}

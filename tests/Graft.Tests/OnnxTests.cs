@@ -1,0 +1,135 @@
+using System.Text.Json;
+using Graft.Backbones;
+using Graft.Data;
+using Graft.Engine;
+using Graft.Export;
+using Graft.Models;
+using Graft.Training;
+using Microsoft.ML.OnnxRuntime;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Graft.Tests;
+
+public class OnnxTests
+{
+    const float Tolerance = 1e-4f;
+
+    /// <summary>Runs the exported file in ONNX Runtime on the images; the largest difference from the TorchSharp probabilities.</summary>
+    static float MaxDifferenceFromTorch(ImageClassifier model, string onnxPath, IReadOnlyList<string> images)
+    {
+        var spec = model.Config.Input;
+        var pixels = images.SelectMany(p => ImageLoader.Load(p, spec)).ToArray();
+        long[] shape = [images.Count, 3, spec.Size, spec.Size];
+        using var session = new InferenceSession(onnxPath);
+        using var run = new RunOptions();
+        using var input = OrtValue.CreateTensorValueFromMemory(pixels, shape);
+        using var outputs = session.Run(run, [OnnxExport.ImagesInput], [input], [OnnxExport.ProbabilitiesOutput]);
+        var actual = outputs[0].GetTensorDataAsSpan<float>().ToArray();
+        using var batch = tensor(pixels, shape);
+        using var probabilities = model.Probabilities(batch);
+        var expected = probabilities.data<float>().ToArray();
+        Assert.Equal(expected.Length, actual.Length);
+        return expected.Zip(actual, (e, a) => Math.Abs(e - a)).Max();
+    }
+
+    [Fact]
+    public void Pretrained_mobilenet_v2_gives_the_same_probabilities_in_onnx_runtime()
+    {
+        using var dir = new TempDir();
+        using var model = ImageClassifier.PretrainedImageNet("mobilenet_v2", Assets.Resolver);
+        var path = dir["imagenet.onnx"];
+        OnnxExport.Write(model, path);
+        Assert.Empty(Directory.GetFiles(dir.Path, "*.tmp"));
+
+        var photos = new[] { "cat.bmp", "grace_hopper.bmp", "owl.jpg" }.Select(f => Assets.Shared($"images/imagenet/{f}")).ToList();
+        float difference = MaxDifferenceFromTorch(model, path, photos);
+        Assert.True(difference < Tolerance, $"max |ONNX - TorchSharp| = {difference}");
+
+        using var session = new InferenceSession(path);
+        Assert.Equal("graft", session.ModelMetadata.ProducerName);
+        var images = session.InputMetadata[OnnxExport.ImagesInput];
+        Assert.Equal([-1, 3, 224, 224], images.Dimensions);
+        Assert.Equal("N", images.SymbolicDimensions[0]);
+        Assert.Equal([-1, 1001], session.OutputMetadata[OnnxExport.ProbabilitiesOutput].Dimensions);
+
+        var metadata = session.ModelMetadata.CustomMetadataMap;
+        var classes = JsonSerializer.Deserialize<string[]>(metadata["classes"])!;
+        Assert.Equal(model.Classes, classes);
+        Assert.Equal("224", metadata["input_size"]);
+        Assert.Equal(model.Config.Input.Mean, JsonSerializer.Deserialize<float[]>(metadata["mean"]));
+        Assert.Equal(model.Config.Input.Std, JsonSerializer.Deserialize<float[]>(metadata["std"]));
+        Assert.Equal("squash", metadata["resize"]);
+    }
+
+    [Fact]
+    public async Task Trained_head_with_hidden_layer_and_batch_norm_exports_exactly()
+    {
+        using var dir = new TempDir();
+        TinyImages.WriteClassFolders(dir["data"], perClass: 6, classes: 3, size: 48);
+        var options = new TrainOptions
+        {
+            CacheRoot = dir["cache"], ValidationSplit = 0.25, Hidden = 16, BatchNorm = true,
+            Fit = new FitOptions(Epochs: 3, BatchSize: 4),
+        };
+        using var model = (await Learner.TrainAsync(dir["data"], options, Assets.Resolver)).Model;
+        var path = dir["tiny.onnx"];
+        OnnxExport.Write(model, path);
+
+        var files = Directory.GetFiles(dir["data"], "*.png", SearchOption.AllDirectories).Order().Take(8).ToList();
+        float difference = MaxDifferenceFromTorch(model, path, files);
+        Assert.True(difference < Tolerance, $"max |ONNX - TorchSharp| = {difference}");
+
+        using var session = new InferenceSession(path);
+        var metadata = session.ModelMetadata.CustomMetadataMap;
+        Assert.Equal(model.Classes, JsonSerializer.Deserialize<string[]>(metadata["classes"]));
+        Assert.Equal("center_crop", metadata["resize"]);
+    }
+
+    // 224 halves evenly down to 7 (SAME pads one pixel after); 97 gives odd sizes (one pixel on each side).
+    [Theory]
+    [InlineData(224)]
+    [InlineData(97)]
+    public void Onnx_trunk_runner_gives_the_torch_runner_features(int size)
+    {
+        using var backbone = Backbone.LoadPretrained(BackboneRegistry.Get("mobilenet_v2"), Assets.Resolver);
+        using var onnx = new OnnxTrunkRunner(backbone.Trunk, size);
+        var torchRunner = new TorchTrunkRunner(backbone.Trunk);
+        using var scope = NewDisposeScope();
+        manual_seed(7);
+        var images = randn(4, 3, size, size);
+        var expected = torchRunner.Features(images);
+        var actual = onnx.Features(images);
+        Assert.Equal([4L, 1280], actual.shape);
+        float difference = (actual - expected).abs().max().item<float>();
+        Assert.True(difference < Tolerance, $"max |ONNX - TorchSharp| = {difference}");
+    }
+
+    [Fact]
+    public void A_module_without_an_onnx_mapping_is_named()
+    {
+        TorchRuntime.EnsureInitialized();
+        using var trunk = nn.Sequential(("squash", nn.Sigmoid()));
+        var e = Assert.Throws<NotSupportedException>(() => OnnxExport.TrunkModel(trunk, 8));
+        Assert.Contains("Sigmoid", e.Message);
+        Assert.Contains("trunk/squash", e.Message);
+    }
+
+    [Fact]
+    public void Export_from_the_command_line_writes_a_file_onnx_runtime_loads()
+    {
+        using var dir = new TempDir();
+        var path = dir["mobilenet_v2.onnx"];
+        var run = GraftCli.Run(null, "export", "mobilenet_v2", "--onnx", path, "--json");
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        var result = JsonDocument.Parse(run.LastLine).RootElement;
+        Assert.Equal(path, result.GetProperty("onnx").GetString());
+        Assert.Equal(new FileInfo(path).Length, result.GetProperty("bytes").GetInt64());
+        Assert.Equal(1001, result.GetProperty("classes").GetArrayLength());
+        Assert.Equal(224, result.GetProperty("input_size").GetInt32());
+        Assert.Contains(path, run.Stdout);
+
+        using var session = new InferenceSession(path);
+        Assert.Equal([-1, 1001], session.OutputMetadata[OnnxExport.ProbabilitiesOutput].Dimensions);
+    }
+}

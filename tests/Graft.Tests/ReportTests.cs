@@ -1,0 +1,60 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Graft.Evaluation.Report;
+using Graft.Training;
+
+namespace Graft.Tests;
+
+public class ReportTests
+{
+    [Fact]
+    public async Task Report_csv_and_tta_agree_with_the_evaluation()
+    {
+        using var dir = new TempDir();
+        TinyImages.WriteClassFolders(dir["data/train"], perClass: 6, classes: 3, size: 40);
+        TinyImages.WriteClassFolders(dir["data/val"], perClass: 4, classes: 3, size: 40, seed: 3);
+        var trained = await Learner.TrainAsync(dir["data"], new TrainOptions { CacheRoot = dir["cache"], Fit = new FitOptions(Epochs: 1, LearningRate: 1e-4) },
+            Assets.Resolver);
+        using var model = trained.Model;
+        var run = await Learner.EvaluateAsync(model, dir["data"], dir["cache"], tta: true);
+        var r = run.Result;
+        Assert.Equal(trained.Validation!.ConfusionMatrix, r.ConfusionMatrix);
+        Assert.NotNull(run.Tta);
+        Assert.Equal(12, run.Tta!.Images);
+
+        var index = await ModelReport.WriteAsync(model, null, r, run.Tta, run.Dataset, run.Skipped, dir["report"], Assets.Resolver);
+        var html = File.ReadAllText(index);
+        Assert.DoesNotContain("http://", html);
+        Assert.DoesNotContain("https://", html);
+        foreach (Match m in Regex.Matches(html, "<img[^>]+src=\"([^\"]+)\""))
+            Assert.True(File.Exists(Path.Combine(dir["report"], m.Groups[1].Value)), m.Groups[1].Value);
+        Assert.True(File.Exists(dir["report/confusion_matrix.png"]));
+        Assert.True(File.Exists(dir["report/training_curves.png"]));
+
+        var data = JsonDocument.Parse(Regex.Match(html, "id=\"graft-report-data\">(.*?)</script>").Groups[1].Value).RootElement;
+        var matrix = data.GetProperty("confusion_matrix").EnumerateArray().Select(row => row.EnumerateArray().Select(c => c.GetInt32()).ToArray()).ToArray();
+        Assert.Equal(r.ConfusionMatrix, matrix);
+        for (int t = 0; t < 3; t++)
+            for (int p = 0; p < 3; p++)
+                Assert.Contains($"data-true=\"{t}\" data-predicted=\"{p}\">{r.ConfusionMatrix[t][p]}<", html);
+        int mistakes = r.Items.Count(i => !i.Correct);
+        Assert.Equal(mistakes, Regex.Matches(html, "class=\"item\" data-file=").Count);
+        Assert.Equal(run.Tta.Accuracy, data.GetProperty("tta_accuracy").GetDouble(), 9);
+        Assert.Contains("imagenet-view", html);
+
+        r.WriteCsv(dir["rows.csv"]);
+        var rows = File.ReadAllLines(dir["rows.csv"]);
+        Assert.Equal("file,true,predicted,confidence,correct", rows[0]);
+        Assert.Equal(12, rows.Length - 1);
+        Assert.Equal(mistakes, rows.Skip(1).Count(l => l.EndsWith(",false")));
+    }
+
+    [Fact]
+    public void Most_confused_pairs_are_sorted_by_count()
+    {
+        float[,] p = { { 0, 1, 0 }, { 0, 1, 0 }, { 1, 0, 0 }, { 0, 1, 0 }, { 0, 0, 1 } };
+        var r = Evaluation.EvaluationResult.From(["a", "b", "c", "d", "e"], p, [0, 0, 1, 2, 2], ["x", "y", "z"]);
+        Assert.Equal(new Evaluation.ConfusedPair("x", "y", 2), r.MostConfused[0]);
+        Assert.Equal(3, r.MostConfused.Count);
+    }
+}
