@@ -13,6 +13,7 @@ var root = new RootCommand("Graft: transfer learning for image classification. "
     EvaluateCommand.Create(),
     PredictCommand.Create(),
     SummaryCommand.Create(),
+    AugmentCommand.Create(),
     ModelsCommand.Create(),
     DoctorCommand.Create(),
     BenchCommand.Create(),

@@ -22,6 +22,10 @@ public sealed record TrainOptions
     public double? Dropout { get; init; }
     public bool BatchNorm { get; init; }
     public Pooling? Pooling { get; init; }
+    /// <summary>A squeeze-and-excitation block on the trunk's output before the head.</summary>
+    public bool SqueezeExcite { get; init; }
+    /// <summary>Two classes as a single sigmoid output with binary cross-entropy.</summary>
+    public bool Binary { get; init; }
     public double ValidationSplit { get; init; } = 0.2;
     public ResizeMode Resize { get; init; } = ResizeMode.CenterCrop;
     /// <summary>Training of the head on cached features (feature extraction, fine-tuning's phase 1) or of the scratch network.</summary>
@@ -107,7 +111,10 @@ public static class Learner
         var input = backbone.Input with { Resize = options.Resize };
         var pooling = options.PoolingOrDefault;
         var headConfig = new HeadConfig(FeatureLength(backbone, input.Size, pooling), dataset.Classes.Count, options.HiddenOrDefault,
-            options.DropoutOrDefault, options.BatchNorm, pooling);
+            options.DropoutOrDefault, options.BatchNorm, pooling)
+        {
+            Binary = options.Binary, SqueezeExcite = options.SqueezeExcite, TrunkChannels = config.FeatureChannels,
+        };
         var modelConfig = new ModelConfig(ModelConfig.CurrentFormat, config.Name, config.Weights?.Sha256 ?? "none", input, dataset.Classes,
             headConfig, options.Strategy, options.Fit, null, DateTime.UtcNow)
         {

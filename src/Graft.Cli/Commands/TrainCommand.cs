@@ -42,6 +42,8 @@ public static class TrainCommand
         var resume = new Option<bool>("--resume") { Description = "Continue a stopped run from its checkpoint (MODEL.checkpoint); same command line otherwise." };
         var augment = new AugmentOptions();
         var batchNorm = new Option<bool>("--batchnorm") { Description = "Batch normalisation in the head." };
+        var se = new Option<bool>("--se") { Description = "A squeeze-and-excitation block on the trunk's output before the head." };
+        var binary = new Option<bool>("--binary") { Description = "Two classes: one sigmoid output with binary cross-entropy." };
         var resize = new Option<string>("--resize") { Description = "crop: centred square, then resize (default); squash: the whole image.", DefaultValueFactory = _ => "crop" };
         resize.AcceptOnlyFromAmong("crop", "squash");
         var noCache = new Option<bool>("--no-cache") { Description = "Do not read or write the bottleneck feature cache." };
@@ -51,7 +53,7 @@ public static class TrainCommand
 
         var command = new Command("train", "Train a classifier on a folder of photos.")
         {
-            data, backbone, strategy, epochs, batchSize, lr, optimizer, valSplit, seed, patience, hidden, dropout, batchNorm, head, resize,
+            data, backbone, strategy, epochs, batchSize, lr, optimizer, valSplit, seed, patience, hidden, dropout, batchNorm, se, binary, head, resize,
             unfreeze, unfreezeFrom, freezeFirst, ftEpochs, ftLr, ftOptimizer, schedule, discriminative, classWeight, resume, noCache, output, report, json,
         };
         augment.AddTo(command);
@@ -83,6 +85,8 @@ public static class TrainCommand
                 CheckpointPath = outPath + ".checkpoint",
                 Resume = parse.GetValue(resume),
                 BatchNorm = parse.GetValue(batchNorm),
+                SqueezeExcite = parse.GetValue(se),
+                Binary = parse.GetValue(binary),
                 Resize = parse.GetValue(resize) == "squash" ? ResizeMode.Squash : ResizeMode.CenterCrop,
                 ValidationSplit = parse.GetValue(valSplit),
                 UseCache = !parse.GetValue(noCache),

@@ -84,8 +84,8 @@ public sealed class ImageClassifier : IDisposable
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         Head.eval();
-        var p = nn.functional.softmax(Head.forward(Trunk.Features(images)), 1);
-        if (tta) p = p.add(nn.functional.softmax(Head.forward(Trunk.Features(images.flip(3).contiguous())), 1)).div_(2);
+        var p = Objective.Probabilities(Head.forward(Trunk.Features(images)));
+        if (tta) p = p.add(Objective.Probabilities(Head.forward(Trunk.Features(images.flip(3).contiguous())))).div_(2);
         return p.MoveToOuterDisposeScope();
     }
 
@@ -131,6 +131,7 @@ public sealed class ImageClassifier : IDisposable
     {
         WriteIndented = true,
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals, // a checkpoint's best loss starts at infinity
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
     };
 

@@ -20,17 +20,29 @@ public enum Pooling
 public sealed record HeadConfig(int InputChannels, int Classes, int Hidden = 0, double Dropout = 0.2, bool BatchNorm = false,
     Pooling Pooling = Pooling.Gap)
 {
+    /// <summary>Two classes as one sigmoid output trained with binary cross-entropy (instead of a 2-way softmax).</summary>
+    public bool Binary { get; init; }
+    /// <summary>A squeeze-and-excitation block on the trunk's <see cref="TrunkChannels"/> channels before the head.</summary>
+    public bool SqueezeExcite { get; init; }
+    public int TrunkChannels { get; init; }
+
+    public int Outputs => Binary ? 1 : Classes;
+
     public string Describe() =>
-        $"{(Pooling == Pooling.Gap ? "global average pooling" : "flatten")} → {(BatchNorm ? "batch norm → " : "")}dropout {Dropout:0.##} → " +
+        $"{(Pooling == Pooling.Gap ? "global average pooling" : "flatten")} → {(SqueezeExcite ? "squeeze-and-excitation → " : "")}" +
+        $"{(BatchNorm ? "batch norm → " : "")}dropout {Dropout:0.##} → " +
         (Hidden > 0 ? $"dense {Hidden} ReLU → {(BatchNorm ? "batch norm → " : "")}dropout {Dropout:0.##} → " : "") +
-        $"dense {Classes} softmax";
+        (Binary ? "dense 1 sigmoid" : $"dense {Classes} softmax");
 
     /// <summary>Pools a feature map [N,C,H,W] the way this head expects.</summary>
     public static Tensor Pool(Tensor map, Pooling pooling) => pooling == Pooling.Gap ? map.mean([2, 3]) : map.flatten(1);
 
     public nn.Module<Tensor, Tensor> Build()
     {
+        if (Binary && Classes != 2)
+            throw new GraftException($"--binary needs exactly two classes; the data has {Classes}.", "Drop --binary to use a softmax output.");
         var layers = new List<(string, nn.Module<Tensor, Tensor>)>();
+        if (SqueezeExcite) layers.Add(("squeeze_excite", new SqueezeExcitation(TrunkChannels, InputChannels / TrunkChannels)));
         if (BatchNorm) layers.Add(("batch_norm", nn.BatchNorm1d(InputChannels)));
         layers.Add(("dropout", nn.Dropout(Dropout)));
         int width = InputChannels;
@@ -42,7 +54,60 @@ public sealed record HeadConfig(int InputChannels, int Classes, int Hidden = 0, 
             layers.Add(("dense_dropout", nn.Dropout(Dropout)));
             width = Hidden;
         }
-        layers.Add(("predictions", nn.Linear(width, Classes)));
+        layers.Add(("predictions", nn.Linear(width, Outputs)));
         return nn.Sequential(layers);
     }
+}
+
+/// <summary>
+/// Squeeze-and-excitation (Hu et al.) on pooled trunk features: global average → dense C/4 ReLU → dense C
+/// sigmoid → scale each channel. Works on the pooled vector, [N, C] after global average pooling or
+/// [N, C*H*W] after flattening: scaling channels commutes with pooling, so cached features suffice.
+/// </summary>
+public sealed class SqueezeExcitation : nn.Module<Tensor, Tensor>
+{
+    public readonly TorchSharp.Modules.Linear squeeze, excite;
+    readonly int _channels, _positions;
+
+    public SqueezeExcitation(int channels, int positions) : base("squeeze_excite")
+    {
+        _channels = channels;
+        _positions = positions;
+        squeeze = nn.Linear(channels, Math.Max(1, channels / 4));
+        excite = nn.Linear(Math.Max(1, channels / 4), channels);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var perChannel = x.reshape(x.shape[0], _channels, _positions);
+        var scale = excite.call(squeeze.call(perChannel.mean([2])).relu()).sigmoid();
+        return (perChannel * scale.unsqueeze(2)).reshape(x.shape[0], _channels * _positions).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>What the head's outputs mean: softmax over classes, or one sigmoid for binary heads.</summary>
+public static class Objective
+{
+    public static Tensor Loss(Tensor logits, Tensor labels, Tensor? classWeights = null)
+    {
+        if (logits.shape[1] != 1) return nn.functional.cross_entropy(logits, labels, classWeights);
+        using var scope = NewDisposeScope();
+        var target = labels.to(ScalarType.Float32);
+        var perSample = nn.functional.binary_cross_entropy_with_logits(logits.squeeze(1), target, reduction: nn.Reduction.None);
+        var loss = classWeights is null ? perSample.mean() : (perSample * classWeights.index_select(0, labels)).sum() / classWeights.index_select(0, labels).sum();
+        return loss.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Class probabilities [N, classes]: for a binary head, [1 - p, p].</summary>
+    public static Tensor Probabilities(Tensor logits)
+    {
+        if (logits.shape[1] != 1) return nn.functional.softmax(logits, 1);
+        using var scope = NewDisposeScope();
+        var p = logits.sigmoid();
+        return cat([1 - p, p], 1).MoveToOuterDisposeScope();
+    }
+
+    public static Tensor Predicted(Tensor logits) => logits.shape[1] == 1 ? logits.squeeze(1).gt(0).to(ScalarType.Int64) : logits.argmax(1);
 }

@@ -60,11 +60,11 @@ public static class HeadTrainer
                     var y = trainY.index_select(0, idx);
                     optimizer.zero_grad();
                     var logits = head.forward(x);
-                    var loss = nn.functional.cross_entropy(logits, y, weights);
+                    var loss = Objective.Loss(logits, y, weights);
                     loss.backward();
                     optimizer.step();
                     lossSum += loss.item<float>() * idx.shape[0];
-                    correct += logits.argmax(1).eq(y).sum().item<long>();
+                    correct += Objective.Predicted(logits).eq(y).sum().item<long>();
                 }
             }
             samples += n;
@@ -114,13 +114,14 @@ public static class HeadTrainer
             if (y is not null)
             {
                 var labels = y.narrow(0, start, count);
-                lossSum += nn.functional.cross_entropy(logits, labels).item<float>() * count;
-                correct += logits.argmax(1).eq(labels).sum().item<long>();
+                lossSum += Objective.Loss(logits, labels).item<float>() * count;
+                correct += Objective.Predicted(logits).eq(labels).sum().item<long>();
             }
             if (withProbabilities)
             {
-                var p = nn.functional.softmax(logits, 1).data<float>().ToArray();
-                int classes = (int)logits.shape[1];
+                var probs = Objective.Probabilities(logits);
+                var p = probs.data<float>().ToArray();
+                int classes = (int)probs.shape[1];
                 probabilities ??= new float[n, classes];
                 for (int i = 0; i < count; i++)
                     for (int c = 0; c < classes; c++) probabilities[start + i, c] = p[i * classes + c];

@@ -71,13 +71,13 @@ public static class ImageTrainer
                     var y = tensor(batch.Indices.Select(i => (long)train[order[skipFirst + i]].Label).ToArray());
                     optimizer.zero_grad();
                     var logits = network.call(x);
-                    var loss = nn.functional.cross_entropy(logits, y, weights);
+                    var loss = Objective.Loss(logits, y, weights);
                     loss.backward();
                     optimizer.step();
                     progress = progress with
                     {
                         LossSum = progress.LossSum + loss.item<float>() * batch.Count,
-                        Correct = progress.Correct + logits.argmax(1).eq(y).sum().item<long>(),
+                        Correct = progress.Correct + Objective.Predicted(logits).eq(y).sum().item<long>(),
                         Seen = progress.Seen + batch.Count,
                         Step = progress.Step + 1,
                     };
@@ -149,8 +149,8 @@ public static class ImageTrainer
             var x = tensor(batch.Pixels, [batch.Count, 3, spec.Size, spec.Size]);
             var y = tensor(batch.Indices.Select(i => (long)images[i].Label).ToArray());
             var logits = network.call(x);
-            lossSum += nn.functional.cross_entropy(logits, y).item<float>() * batch.Count;
-            correct += logits.argmax(1).eq(y).sum().item<long>();
+            lossSum += Objective.Loss(logits, y).item<float>() * batch.Count;
+            correct += Objective.Predicted(logits).eq(y).sum().item<long>();
             seen += batch.Count;
         }
         return (lossSum / Math.Max(1, seen), (double)correct / Math.Max(1, seen));

@@ -1,0 +1,39 @@
+using System.CommandLine;
+using Graft.Data;
+using Graft.Weights;
+using Spectre.Console;
+
+namespace Graft.Cli.Commands;
+
+public static class AugmentCommand
+{
+    public static Command Create()
+    {
+        var data = new Argument<string>("DATA") { Description = "A dataset folder (as for train); its first training images are shown." };
+        var output = new Option<string>("--out") { Description = "PNG file to write.", DefaultValueFactory = _ => "augmentation.png" };
+        var images = new Option<int>("--images") { Description = "Rows: how many images.", DefaultValueFactory = _ => 4 };
+        var variants = new Option<int>("--variants") { Description = "Columns: augmented versions of each.", DefaultValueFactory = _ => 6 };
+        var size = new Option<int>("--size") { Description = "Tile size in pixels (the network's input size by default).", DefaultValueFactory = _ => 224 };
+        var seed = new Option<int>("--seed") { Description = "Seed of the random draws.", DefaultValueFactory = _ => 42 };
+        var augment = new AugmentOptions();
+        var command = new Command("augment", "Show what augmentation settings do: a grid of augmented samples (first column: unaugmented).")
+        {
+            data, output, images, variants, size, seed,
+        };
+        augment.AddTo(command);
+        command.SetHandler((parse, _) =>
+        {
+            var dataset = ImageFolder.OpenForTraining(SampleDatasets.Resolve(parse.GetValue(data)!, AssetResolver.Default), 0);
+            int rows = Math.Clamp(parse.GetValue(images), 1, 64), columns = Math.Clamp(parse.GetValue(variants), 1, 32);
+            // One image from each class in turn, so the grid shows every class.
+            var files = dataset.Train.GroupBy(i => i.Label).SelectMany(g => g.Select((img, k) => (img, k))).OrderBy(t => t.k).ThenBy(t => t.img.Label)
+                .Take(rows).Select(t => t.img.Path).ToList();
+            var path = parse.GetValue(output)!;
+            AugmentationPreview.WriteGrid(files, Math.Clamp(parse.GetValue(size), 32, 512), ResizeMode.CenterCrop,
+                augment.Read(parse, Augmentation.Default)!, columns, parse.GetValue(seed), path);
+            Cli.Out.MarkupLine($"wrote [green]{Cli.Escape(Path.GetFullPath(path))}[/] ({files.Count} images x {columns} augmentations)");
+            return Task.CompletedTask;
+        });
+        return command;
+    }
+}
