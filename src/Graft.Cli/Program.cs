@@ -14,6 +14,7 @@ var root = new RootCommand("Graft: transfer learning for image classification. "
     PredictCommand.Create(),
     SummaryCommand.Create(),
     AugmentCommand.Create(),
+    AdviseCommand.Create(),
     ModelsCommand.Create(),
     DoctorCommand.Create(),
     BenchCommand.Create(),

@@ -42,6 +42,8 @@ public sealed record TrainOptions
     /// <summary>Live training saves here after every epoch (and when stopped); with <see cref="Resume"/> it continues from it.</summary>
     public string? CheckpointPath { get; init; }
     public bool Resume { get; init; }
+    /// <summary>Take features from this block instead of the trunk's last (earlier features are more generic).</summary>
+    public string? FeatureBlock { get; init; }
     /// <summary>Where the bottleneck cache lives; null for the user cache (~/.cache/graft).</summary>
     public string? CacheRoot { get; init; }
     public bool UseCache { get; init; } = true;
@@ -59,7 +61,9 @@ public static class Strategies
     public const string FeatureExtraction = "feature-extraction";
     public const string FineTune = "fine-tune";
     public const string Scratch = "scratch";
-    public static readonly string[] All = [FeatureExtraction, FineTune, Scratch];
+    /// <summary>Let <see cref="StrategyAdvisor"/> measure the data and choose.</summary>
+    public const string Auto = "auto";
+    public static readonly string[] All = [FeatureExtraction, FineTune, Scratch, Auto];
 }
 
 /// <summary>Where long work reports to; the library never prints.</summary>
@@ -94,6 +98,13 @@ public static class Learner
         callbacks ??= Callbacks.None;
         if (!Strategies.All.Contains(options.Strategy))
             throw new GraftException($"Unknown strategy '{options.Strategy}'.", $"Use one of: {string.Join(", ", Strategies.All)}.");
+        if (options.Strategy == Strategies.Auto)
+        {
+            var advice = await StrategyAdvisor.AdviseAsync(data, options.BackboneOrDefault, resolver, seed: options.Fit.Seed, callbacks: callbacks, cancel: cancel);
+            foreach (var reason in advice.Reasons) callbacks.Log?.Invoke($"advisor: {reason}");
+            callbacks.Log?.Invoke($"advisor: {advice.Case} → --strategy {advice.Strategy}");
+            options = options with { Strategy = advice.Strategy, Unfreeze = advice.Unfreeze ?? options.Unfreeze, FeatureBlock = advice.FeatureBlock ?? options.FeatureBlock };
+        }
         bool scratch = options.Strategy == Strategies.Scratch, live = options.Strategy != Strategies.FeatureExtraction;
         if (!live && options.Augmentation is { IsIdentity: false })
             throw new GraftException("Augmentation needs the trunk to run on every image, and feature extraction caches its output once.",
@@ -108,12 +119,13 @@ public static class Learner
         var backbone = scratch
             ? Backbone.Create(config, (config.Input ?? ImageSpec.Uniform(config.InputSize, 127.5f, 127.5f)) with { Resize = options.Resize })
             : Backbone.LoadPretrained(config, resolver);
+        if (options.FeatureBlock is { } block) backbone.TruncateAfter(block);
         var input = backbone.Input with { Resize = options.Resize };
         var pooling = options.PoolingOrDefault;
         var headConfig = new HeadConfig(FeatureLength(backbone, input.Size, pooling), dataset.Classes.Count, options.HiddenOrDefault,
             options.DropoutOrDefault, options.BatchNorm, pooling)
         {
-            Binary = options.Binary, SqueezeExcite = options.SqueezeExcite, TrunkChannels = config.FeatureChannels,
+            Binary = options.Binary, SqueezeExcite = options.SqueezeExcite, TrunkChannels = FeatureLength(backbone, input.Size, Training.Pooling.Gap),
         };
         var modelConfig = new ModelConfig(ModelConfig.CurrentFormat, config.Name, config.Weights?.Sha256 ?? "none", input, dataset.Classes,
             headConfig, options.Strategy, options.Fit, null, DateTime.UtcNow)
@@ -121,6 +133,7 @@ public static class Learner
             FineTune = options.Strategy == Strategies.FineTune ? options.FineTune : null,
             Unfreeze = options.Strategy == Strategies.FineTune ? options.Unfreeze : null,
             Augmentation = live ? options.AugmentationOrDefault : null,
+            FeatureBlock = options.FeatureBlock,
         };
         var model = new ImageClassifier(modelConfig, backbone, headConfig.Build(), []);
         float[]? classWeights = options.BalancedClassWeights ? BalancedWeights(dataset) : null;

@@ -13,7 +13,7 @@ public static class TrainCommand
     {
         var data = new Argument<string>("DATA") { Description = "Folder with one sub-folder per class, or with train/ and val/ (or validation/, test/) folders; or a sample dataset name (hymenoptera, cats_vs_dogs)." };
         var backbone = new Option<string?>("--backbone") { Description = "Backbone (see graft models); default mobilenet_v2, or small_cnn for --strategy scratch." };
-        var strategy = new Option<string>("--strategy") { Description = "feature-extraction: train a head on cached features of the frozen trunk; fine-tune: then train the top of the trunk too, on augmented images; scratch: train a small CNN from random weights.", DefaultValueFactory = _ => Strategies.FeatureExtraction };
+        var strategy = new Option<string>("--strategy") { Description = "feature-extraction: train a head on cached features of the frozen trunk; fine-tune: then train the top of the trunk too, on augmented images; scratch: train a small CNN from random weights; auto: measure the data and choose (see graft advise).", DefaultValueFactory = _ => Strategies.FeatureExtraction };
         strategy.AcceptOnlyFromAmong(Strategies.All);
         var epochs = new Option<int>("--epochs") { Description = "Most epochs to train (early stopping may end sooner).", DefaultValueFactory = _ => 30 };
         var batchSize = new Option<int>("--batch-size") { Description = "Images per batch.", DefaultValueFactory = _ => 32 };
@@ -39,6 +39,7 @@ public static class TrainCommand
         var discriminative = new Option<double>("--discriminative") { Description = "Fine-tuning: each unfrozen block learns at this times the rate of the block above (e.g. 0.5; 1: equal).", DefaultValueFactory = _ => 1.0 };
         var classWeight = new Option<string?>("--class-weight") { Description = "balanced: weigh each class's loss inversely to its frequency." };
         classWeight.AcceptOnlyFromAmong("balanced");
+        var featuresFrom = new Option<string?>("--features-from") { Description = "Take features from this block instead of the trunk's last (e.g. block_12): more generic, for data unlike ImageNet." };
         var resume = new Option<bool>("--resume") { Description = "Continue a stopped run from its checkpoint (MODEL.checkpoint); same command line otherwise." };
         var augment = new AugmentOptions();
         var batchNorm = new Option<bool>("--batchnorm") { Description = "Batch normalisation in the head." };
@@ -54,7 +55,7 @@ public static class TrainCommand
         var command = new Command("train", "Train a classifier on a folder of photos.")
         {
             data, backbone, strategy, epochs, batchSize, lr, optimizer, valSplit, seed, patience, hidden, dropout, batchNorm, se, binary, head, resize,
-            unfreeze, unfreezeFrom, freezeFirst, ftEpochs, ftLr, ftOptimizer, schedule, discriminative, classWeight, resume, noCache, output, report, json,
+            unfreeze, unfreezeFrom, freezeFirst, ftEpochs, ftLr, ftOptimizer, schedule, discriminative, classWeight, featuresFrom, resume, noCache, output, report, json,
         };
         augment.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
@@ -82,6 +83,7 @@ public static class TrainCommand
                 Schedule = Enum.Parse<LrSchedule>(parse.GetValue(schedule)!.Replace("-", ""), ignoreCase: true),
                 DiscriminativeFactor = InRange(parse.GetValue(discriminative), "--discriminative", 0, 1.000001, lowerInclusive: false),
                 BalancedClassWeights = parse.GetValue(classWeight) == "balanced",
+                FeatureBlock = parse.GetValue(featuresFrom),
                 CheckpointPath = outPath + ".checkpoint",
                 Resume = parse.GetValue(resume),
                 BatchNorm = parse.GetValue(batchNorm),

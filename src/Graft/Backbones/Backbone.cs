@@ -15,7 +15,7 @@ namespace Graft.Backbones;
 public sealed class Backbone : IDisposable
 {
     public BackboneConfig Config { get; }
-    public Sequential Trunk { get; }
+    public Sequential Trunk { get; private set; }
     public Linear? ImageNetClassifier { get; }
     public ImageSpec Input { get; }
 
@@ -87,6 +87,21 @@ public sealed class Backbone : IDisposable
         var backbone = new Backbone(config, trunk, classifier, input);
         backbone.Trunk.eval();
         return backbone;
+    }
+
+    /// <summary>
+    /// Cuts the trunk after the named block, so features come from there: earlier blocks are more generic,
+    /// which suits data far from ImageNet (the "small and different" case).
+    /// </summary>
+    public void TruncateAfter(string block)
+    {
+        var children = Trunk.named_children().ToList();
+        int last = children.FindIndex(c => c.name == block);
+        if (last < 0)
+            throw new GraftException($"The {Config.Name} trunk has no block '{block}'.", $"Use one of: {string.Join(", ", children.Select(c => c.name))}.");
+        var kept = children.Take(last + 1).Select(c => (c.name, (nn.Module<Tensor, Tensor>)c.module)).ToList();
+        foreach (var (_, dropped) in children.Skip(last + 1)) dropped.Dispose();
+        Trunk = nn.Sequential(kept);
     }
 
     /// <summary>Names of the trunk's blocks, input to output (the unit of unfreezing and truncation).</summary>

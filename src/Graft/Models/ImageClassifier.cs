@@ -31,11 +31,13 @@ public sealed record ModelConfig(
     public UnfreezeSpec? Unfreeze { get; init; }
     /// <summary>The live augmentation used in training (null when features were cached).</summary>
     public Augmentation? Augmentation { get; init; }
+    /// <summary>The trunk ends after this block (null: the whole trunk).</summary>
+    public string? FeatureBlock { get; init; }
 
     public const string CurrentFormat = "graft-model/1";
 
     /// <summary>Identifies the features the trunk produces; the bottleneck cache folder is derived from it.</summary>
-    public string TrunkKey => $"{Backbone}|{BackboneWeightsSha256}|{Input.Key}|{Head.Pooling}";
+    public string TrunkKey => $"{Backbone}|{BackboneWeightsSha256}|{Input.Key}|{Head.Pooling}|{FeatureBlock ?? "all"}";
 }
 
 public sealed record ClassProbability(string Label, float Probability);
@@ -182,6 +184,7 @@ public sealed class ImageClassifier : IDisposable
             var weights = Safetensors.Read(ReadEntry(zip, WeightsEntry, path), path);
 
             var backbone = Backbone.Create(BackboneRegistry.Get(config.Backbone), config.Input);
+            if (config.FeatureBlock is { } block) backbone.TruncateAfter(block);
             var head = config.Head.Build();
             try
             {

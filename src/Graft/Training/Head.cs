@@ -13,8 +13,8 @@ public enum Pooling
 }
 
 /// <summary>
-/// The new classifier grafted onto the trunk, on pooled features: [batch norm] → dropout →
-/// [dense hidden + ReLU → [batch norm] → dropout] → dense to the classes (logits; softmax at prediction).
+/// The new classifier grafted onto the trunk, on pooled features: [squeeze-excitation] → [batch norm] →
+/// [dense hidden + ReLU → [batch norm]] → dropout → dense to the classes (logits; softmax or sigmoid at prediction).
 /// <see cref="InputChannels"/> is the pooled vector's length.
 /// </summary>
 public sealed record HeadConfig(int InputChannels, int Classes, int Hidden = 0, double Dropout = 0.2, bool BatchNorm = false,
@@ -30,8 +30,8 @@ public sealed record HeadConfig(int InputChannels, int Classes, int Hidden = 0, 
 
     public string Describe() =>
         $"{(Pooling == Pooling.Gap ? "global average pooling" : "flatten")} → {(SqueezeExcite ? "squeeze-and-excitation → " : "")}" +
-        $"{(BatchNorm ? "batch norm → " : "")}dropout {Dropout:0.##} → " +
-        (Hidden > 0 ? $"dense {Hidden} ReLU → {(BatchNorm ? "batch norm → " : "")}dropout {Dropout:0.##} → " : "") +
+        $"{(BatchNorm ? "batch norm → " : "")}" +
+        (Hidden > 0 ? $"dense {Hidden} ReLU → {(BatchNorm ? "batch norm → " : "")}" : "") + $"dropout {Dropout:0.##} → " +
         (Binary ? "dense 1 sigmoid" : $"dense {Classes} softmax");
 
     /// <summary>Pools a feature map [N,C,H,W] the way this head expects.</summary>
@@ -44,7 +44,9 @@ public sealed record HeadConfig(int InputChannels, int Classes, int Hidden = 0, 
         var layers = new List<(string, nn.Module<Tensor, Tensor>)>();
         if (SqueezeExcite) layers.Add(("squeeze_excite", new SqueezeExcitation(TrunkChannels, InputChannels / TrunkChannels)));
         if (BatchNorm) layers.Add(("batch_norm", nn.BatchNorm1d(InputChannels)));
-        layers.Add(("dropout", nn.Dropout(Dropout)));
+        // Dropout goes right before the layer that maps to the classes: on the pooled features when that is
+        // the only dense layer (Keras's transfer-learning head), after the hidden layer otherwise (the Keras blog's).
+        if (Hidden == 0) layers.Add(("dropout", nn.Dropout(Dropout)));
         int width = InputChannels;
         if (Hidden > 0)
         {
