@@ -15,13 +15,11 @@ public class OnnxTests
 {
     const float Tolerance = 1e-4f;
 
-    /// <summary>Runs the exported file in ONNX Runtime on the images; the largest difference from the TorchSharp probabilities.</summary>
-    static float MaxDifferenceFromTorch(ImageClassifier model, string onnxPath, IReadOnlyList<string> images)
+    /// <summary>Runs the exported model in ONNX Runtime; the largest difference from the TorchSharp probabilities.</summary>
+    static float MaxDifferenceFromTorch(ImageClassifier model, InferenceSession session, float[] pixels)
     {
-        var spec = model.Config.Input;
-        var pixels = images.SelectMany(p => ImageLoader.Load(p, spec)).ToArray();
-        long[] shape = [images.Count, 3, spec.Size, spec.Size];
-        using var session = new InferenceSession(onnxPath);
+        int size = model.Config.Input.Size;
+        long[] shape = [pixels.Length / (3 * size * size), 3, size, size];
         using var run = new RunOptions();
         using var input = OrtValue.CreateTensorValueFromMemory(pixels, shape);
         using var outputs = session.Run(run, [OnnxExport.ImagesInput], [input], [OnnxExport.ProbabilitiesOutput]);
@@ -33,6 +31,9 @@ public class OnnxTests
         return expected.Zip(actual, (e, a) => Math.Abs(e - a)).Max();
     }
 
+    static float[] LoadImages(IEnumerable<string> files, ImageClassifier model) =>
+        files.SelectMany(f => ImageLoader.Load(f, model.Config.Input)).ToArray();
+
     [Fact]
     public void Pretrained_mobilenet_v2_gives_the_same_probabilities_in_onnx_runtime()
     {
@@ -42,11 +43,11 @@ public class OnnxTests
         OnnxExport.Write(model, path);
         Assert.Empty(Directory.GetFiles(dir.Path, "*.tmp"));
 
-        var photos = new[] { "cat.bmp", "grace_hopper.bmp", "owl.jpg" }.Select(f => Assets.Shared($"images/imagenet/{f}")).ToList();
-        float difference = MaxDifferenceFromTorch(model, path, photos);
+        using var session = new InferenceSession(path);
+        var photos = new[] { "cat.bmp", "grace_hopper.bmp", "owl.jpg" }.Select(f => Assets.Shared($"images/imagenet/{f}"));
+        float difference = MaxDifferenceFromTorch(model, session, LoadImages(photos, model));
         Assert.True(difference < Tolerance, $"max |ONNX - TorchSharp| = {difference}");
 
-        using var session = new InferenceSession(path);
         Assert.Equal("graft", session.ModelMetadata.ProducerName);
         var images = session.InputMetadata[OnnxExport.ImagesInput];
         Assert.Equal([-1, 3, 224, 224], images.Dimensions);
@@ -76,14 +77,33 @@ public class OnnxTests
         var path = dir["tiny.onnx"];
         OnnxExport.Write(model, path);
 
-        var files = Directory.GetFiles(dir["data"], "*.png", SearchOption.AllDirectories).Order().Take(8).ToList();
-        float difference = MaxDifferenceFromTorch(model, path, files);
+        using var session = new InferenceSession(path);
+        var files = Directory.GetFiles(dir["data"], "*.png", SearchOption.AllDirectories).Order().Take(8);
+        float difference = MaxDifferenceFromTorch(model, session, LoadImages(files, model));
         Assert.True(difference < Tolerance, $"max |ONNX - TorchSharp| = {difference}");
 
-        using var session = new InferenceSession(path);
         var metadata = session.ModelMetadata.CustomMetadataMap;
         Assert.Equal(model.Classes, JsonSerializer.Deserialize<string[]>(metadata["classes"]));
         Assert.Equal("center_crop", metadata["resize"]);
+    }
+
+    [Fact]
+    public void Small_cnn_with_flatten_squeeze_excitation_and_binary_head_exports_exactly()
+    {
+        var architecture = BackboneRegistry.Get("small_cnn");
+        var backbone = Backbone.Create(architecture, architecture.Input!); // untrained weights do as well as any
+        int side = SmallCnn.OutputSize(SmallCnn.InputSize);
+        var head = new HeadConfig(SmallCnn.Channels * side * side, 2, Hidden: 8, BatchNorm: true, Pooling: Pooling.Flatten)
+            { Binary = true, SqueezeExcite = true, TrunkChannels = SmallCnn.Channels };
+        var config = new ModelConfig(ModelConfig.CurrentFormat, architecture.Name, "", backbone.Input, ["cat", "dog"], head,
+            "scratch", new FitOptions(), null, DateTime.UtcNow);
+        using var model = new ImageClassifier(config, backbone, head.Build(), []);
+
+        using var session = new InferenceSession(OnnxExport.ClassifierModel(model));
+        manual_seed(3);
+        using var images = rand(3, 3, SmallCnn.InputSize, SmallCnn.InputSize);
+        float difference = MaxDifferenceFromTorch(model, session, images.data<float>().ToArray());
+        Assert.True(difference < Tolerance, $"max |ONNX - TorchSharp| = {difference}");
     }
 
     // 224 halves evenly down to 7 (SAME pads one pixel after); 97 gives odd sizes (one pixel on each side).
@@ -101,6 +121,23 @@ public class OnnxTests
         var expected = torchRunner.Features(images);
         var actual = onnx.Features(images);
         Assert.Equal([4L, 1280], actual.shape);
+        float difference = (actual - expected).abs().max().item<float>();
+        Assert.True(difference < Tolerance, $"max |ONNX - TorchSharp| = {difference}");
+    }
+
+    [Fact]
+    public void Onnx_trunk_runner_flattens_like_the_torch_runner()
+    {
+        var architecture = BackboneRegistry.Get("small_cnn");
+        using var backbone = Backbone.Create(architecture, architecture.Input!);
+        using var onnx = new OnnxTrunkRunner(backbone.Trunk, SmallCnn.InputSize, Pooling.Flatten);
+        var torchRunner = new TorchTrunkRunner(backbone.Trunk, Pooling.Flatten);
+        using var scope = NewDisposeScope();
+        manual_seed(5);
+        var images = rand(2, 3, SmallCnn.InputSize, SmallCnn.InputSize);
+        var expected = torchRunner.Features(images);
+        var actual = onnx.Features(images);
+        Assert.Equal(expected.shape, actual.shape);
         float difference = (actual - expected).abs().max().item<float>();
         Assert.True(difference < Tolerance, $"max |ONNX - TorchSharp| = {difference}");
     }

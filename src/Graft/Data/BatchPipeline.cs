@@ -43,23 +43,28 @@ public static class BatchPipeline
 
     static ImageBatch Decode(IReadOnlyList<string> paths, int start, int count, ImageSpec spec, EpochAugmentation? augment, CancellationToken cancel)
     {
+        // Images decode straight into one batch buffer: per-image arrays would be large-object-heap garbage.
         int imageSize = 3 * spec.Size * spec.Size;
-        var slots = new float[count][];
+        var pixels = new float[count * imageSize];
         var errors = new ImageDecodeException?[count];
         Parallel.For(0, count, new ParallelOptions { CancellationToken = cancel, MaxDegreeOfParallelism = Environment.ProcessorCount }, i =>
         {
+            var slot = pixels.AsSpan(i * imageSize, imageSize);
             try
             {
-                slots[i] = augment is null
-                    ? ImageLoader.Load(paths[start + i], spec)
-                    : ImageLoader.Load(paths[start + i], spec, augment.Augmentation,
-                        Augmentation.RandomFor(augment.Seed, augment.Epoch, augment.FirstPosition + start + i));
+                if (augment is null) ImageLoader.LoadInto(paths[start + i], spec, slot);
+                else ImageLoader.LoadInto(paths[start + i], spec, slot, augment.Augmentation,
+                    Augmentation.RandomFor(augment.Seed, augment.Epoch, augment.FirstPosition + start + i));
             }
             catch (ImageDecodeException e) { errors[i] = e; }
         });
-        var ok = Enumerable.Range(0, count).Where(i => slots[i] is not null).ToArray();
-        var pixels = new float[ok.Length * imageSize];
-        for (int k = 0; k < ok.Length; k++) slots[ok[k]].CopyTo(pixels, k * imageSize);
+        var ok = Enumerable.Range(0, count).Where(i => errors[i] is null).ToArray();
+        if (ok.Length < count)
+        {
+            // Close the gaps the failures left, keeping order.
+            for (int k = 0; k < ok.Length; k++) Array.Copy(pixels, ok[k] * imageSize, pixels, k * imageSize, imageSize);
+            Array.Resize(ref pixels, ok.Length * imageSize);
+        }
         return new ImageBatch(pixels, ok.Select(i => start + i).ToArray(), errors.OfType<ImageDecodeException>().ToList());
     }
 }

@@ -57,9 +57,13 @@ public static class ImageLoader
     public static float[] Load(string path, ImageSpec spec, Augmentation? augmentation = null, Random? rng = null)
     {
         var chw = new float[3 * spec.Size * spec.Size];
-        Normalize(LoadRgb(path, spec.Size, spec.Resize, augmentation, rng), spec, chw);
+        LoadInto(path, spec, chw, augmentation, rng);
         return chw;
     }
+
+    /// <summary>As <see cref="Load"/>, into a slice of a batch buffer (no per-image array to collect).</summary>
+    public static void LoadInto(string path, ImageSpec spec, Span<float> chw, Augmentation? augmentation = null, Random? rng = null) =>
+        Normalize(LoadRgb(path, spec.Size, spec.Resize, augmentation, rng), spec, chw);
 
     /// <summary>Writes a JPEG thumbnail whose longer side is <paramref name="maxSide"/> (for reports).</summary>
     public static void WriteThumbnail(string source, string target, int maxSide)

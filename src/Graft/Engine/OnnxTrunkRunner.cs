@@ -1,4 +1,5 @@
 using Graft.Export;
+using Graft.Training;
 using Microsoft.ML.OnnxRuntime;
 using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
 using TorchSharp.Modules;
@@ -7,9 +8,9 @@ using static TorchSharp.torch;
 namespace Graft.Engine;
 
 /// <summary>
-/// Runs a frozen trunk in ONNX Runtime instead of libtorch: the trunk and its global average pooling are
-/// exported to ONNX in memory (<see cref="OnnxExport.TrunkModel"/>) and run by one session that spreads each
-/// batch's operators over every core. Images [N,3,S,S] in, pooled features [N,C] out, as <see cref="TorchTrunkRunner"/>.
+/// Runs a frozen trunk in ONNX Runtime instead of libtorch: the trunk and the head's pooling are exported to
+/// ONNX in memory (<see cref="OnnxExport.TrunkModel"/>) and run by one session that spreads each batch's
+/// operators over every core. Images [N,3,S,S] in, pooled features [N,C] out, as <see cref="TorchTrunkRunner"/>.
 /// </summary>
 public sealed class OnnxTrunkRunner : ITrunkRunner, IDisposable
 {
@@ -19,7 +20,7 @@ public sealed class OnnxTrunkRunner : ITrunkRunner, IDisposable
     readonly int _inputSize;
     readonly long _channels;
 
-    public OnnxTrunkRunner(Sequential trunk, int inputSize)
+    public OnnxTrunkRunner(Sequential trunk, int inputSize, Pooling pooling = Pooling.Gap)
     {
         _inputSize = inputSize;
         _options = new SessionOptions
@@ -33,7 +34,7 @@ public sealed class OnnxTrunkRunner : ITrunkRunner, IDisposable
         _options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
         try
         {
-            _session = new InferenceSession(OnnxExport.TrunkModel(trunk, inputSize), _options);
+            _session = new InferenceSession(OnnxExport.TrunkModel(trunk, inputSize, pooling), _options);
         }
         catch
         {

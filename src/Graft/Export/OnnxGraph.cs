@@ -12,20 +12,27 @@ sealed class OnnxGraph
     public const int IrVersion = 8, Opset = 17;
     public const string BatchDim = "N";
 
-    // TensorProto.DataType FLOAT; AttributeProto.AttributeType FLOAT, INT, INTS.
-    const int FloatType = 1, FloatAttribute = 1, IntAttribute = 2, IntsAttribute = 7;
+    // TensorProto.DataType FLOAT, INT64; AttributeProto.AttributeType FLOAT, INT, INTS.
+    const int FloatType = 1, Int64Type = 7, FloatAttribute = 1, IntAttribute = 2, IntsAttribute = 7;
 
     // GraphProto's repeated fields may come in any order and interleaved, so nodes and initializers
     // go straight into the graph message as they are made.
     readonly ProtoWriter _graph = new ProtoWriter().String(2, "graft");
 
     /// <summary>A constant float tensor (an initializer); returns its name.</summary>
-    public string Constant(string name, ReadOnlySpan<float> values, params long[] dims)
+    public string Constant(string name, ReadOnlySpan<float> values, params long[] dims) =>
+        Initializer(name, FloatType, MemoryMarshal.AsBytes(values), dims);
+
+    /// <summary>A constant 1-D int64 tensor, as shapes and axes are given to Reshape and Unsqueeze.</summary>
+    public string Int64Constant(string name, params long[] values) =>
+        Initializer(name, Int64Type, MemoryMarshal.AsBytes(values.AsSpan()), values.Length);
+
+    string Initializer(string name, int dataType, ReadOnlySpan<byte> littleEndianData, params long[] dims)
     {
         var tensor = new ProtoWriter();
         foreach (var d in dims) tensor.Int(1, d);
-        // raw_data is little-endian IEEE 754, which is the in-memory layout on every platform .NET and libtorch run on here.
-        tensor.Int(2, FloatType).String(8, name).Bytes(9, MemoryMarshal.AsBytes(values));
+        // raw_data is little-endian, which is the in-memory layout on every platform .NET and libtorch run on here.
+        tensor.Int(2, dataType).String(8, name).Bytes(9, littleEndianData);
         _graph.Message(5, tensor);
         return name;
     }
