@@ -6,6 +6,19 @@ namespace Graft.Cli;
 /// <summary>Accuracy, per-class metrics and the confusion matrix as terminal tables.</summary>
 public static class ResultsView
 {
+    /// <summary>The metrics part of train's and evaluate's --json object.</summary>
+    public static Dictionary<string, object?> Json(EvaluationResult? r) => new()
+    {
+        ["accuracy"] = r?.Accuracy,
+        ["loss"] = r?.Loss,
+        ["images"] = r?.Images ?? 0,
+        ["top_k"] = r?.TopK,
+        ["top_k_accuracy"] = r?.TopKAccuracy,
+        ["per_class"] = r?.PerClass,
+        ["confusion_matrix"] = r?.ConfusionMatrix,
+        ["most_confused"] = r?.MostConfused,
+    };
+
     public static void Show(EvaluationResult r, string what)
     {
         Cli.Out.MarkupLine($"{what} accuracy [bold]{r.Accuracy:0.0000}[/] (loss {r.Loss:0.0000}) on {r.Images} images, {r.Classes.Count} classes");

@@ -37,21 +37,14 @@ public static class EvaluateCommand
                 Cli.Out.MarkupLine($"report [green]{Cli.Escape(Path.GetFullPath(index))}[/]");
             }
             if (parse.GetValue(json))
-                Cli.WriteJson(new
-                {
-                    accuracy = run.Result.Accuracy,
-                    top_k = run.Result.TopK,
-                    top_k_accuracy = run.Result.TopKAccuracy,
-                    tta_accuracy = run.Tta?.Accuracy,
-                    loss = run.Result.Loss,
-                    images = run.Result.Images,
-                    classes = run.Result.Classes,
-                    seconds = run.Seconds,
-                    per_class = run.Result.PerClass,
-                    confusion_matrix = run.Result.ConfusionMatrix,
-                    most_confused = run.Result.MostConfused,
-                    skipped = run.Skipped,
-                });
+            {
+                var payload = ResultsView.Json(run.Result);
+                payload["tta_accuracy"] = run.Tta?.Accuracy;
+                payload["classes"] = run.Result.Classes;
+                payload["seconds"] = run.Seconds;
+                payload["skipped"] = run.Skipped;
+                Cli.WriteJson(payload);
+            }
         });
         return command;
     }

@@ -62,6 +62,14 @@ public static class TrainCommand
         {
             var path = SampleDatasets.Resolve(parse.GetValue(data)!, AssetResolver.Default);
             var outPath = parse.GetValue(output) ?? DefaultModelPath(path);
+            // The options of one training phase: the head's (or scratch's), or fine-tuning's phase 2.
+            FitOptions Phase(Option<int> phaseEpochs, Option<double> phaseLr, Option<string> phaseOptimizer) => new(
+                Epochs: Positive(parse.GetValue(phaseEpochs), phaseEpochs.Name),
+                BatchSize: Positive(parse.GetValue(batchSize), "--batch-size"),
+                LearningRate: InRange(parse.GetValue(phaseLr), phaseLr.Name, 0, 10, lowerInclusive: false),
+                Optimizer: Enum.Parse<OptimizerKind>(parse.GetValue(phaseOptimizer)!, ignoreCase: true),
+                Seed: parse.GetValue(seed),
+                Patience: Positive(parse.GetValue(patience), "--patience"));
             var options = new TrainOptions
             {
                 Backbone = parse.GetValue(backbone),
@@ -72,13 +80,7 @@ public static class TrainCommand
                 Unfreeze = parse.GetValue(freezeFirst) is { } ff ? new UnfreezeSpec(FreezeFirstLayers: ff)
                     : parse.GetValue(unfreezeFrom) is { } from ? new UnfreezeSpec(FromLayer: from)
                     : new UnfreezeSpec(TopBlocks: parse.GetValue(unfreeze) ?? 2),
-                FineTune = new FitOptions(
-                    Epochs: Positive(parse.GetValue(ftEpochs), "--ft-epochs"),
-                    BatchSize: Positive(parse.GetValue(batchSize), "--batch-size"),
-                    LearningRate: InRange(parse.GetValue(ftLr), "--ft-lr", 0, 10, lowerInclusive: false),
-                    Optimizer: Enum.Parse<OptimizerKind>(parse.GetValue(ftOptimizer)!, ignoreCase: true),
-                    Seed: parse.GetValue(seed),
-                    Patience: Positive(parse.GetValue(patience), "--patience")),
+                FineTune = Phase(ftEpochs, ftLr, ftOptimizer),
                 Augmentation = augment.Read(parse),
                 Schedule = Enum.Parse<LrSchedule>(parse.GetValue(schedule)!.Replace("-", ""), ignoreCase: true),
                 DiscriminativeFactor = InRange(parse.GetValue(discriminative), "--discriminative", 0, 1.000001, lowerInclusive: false),
@@ -92,13 +94,7 @@ public static class TrainCommand
                 Resize = parse.GetValue(resize) == "squash" ? ResizeMode.Squash : ResizeMode.CenterCrop,
                 ValidationSplit = parse.GetValue(valSplit),
                 UseCache = !parse.GetValue(noCache),
-                Fit = new FitOptions(
-                    Epochs: Positive(parse.GetValue(epochs), "--epochs"),
-                    BatchSize: Positive(parse.GetValue(batchSize), "--batch-size"),
-                    LearningRate: InRange(parse.GetValue(lr), "--lr", 0, 10, lowerInclusive: false),
-                    Optimizer: Enum.Parse<OptimizerKind>(parse.GetValue(optimizer)!, ignoreCase: true),
-                    Seed: parse.GetValue(seed),
-                    Patience: Positive(parse.GetValue(patience), "--patience")),
+                Fit = Phase(epochs, lr, optimizer),
             };
             var progress = new ProgressLine();
             var result = await Learner.TrainAsync(path, options, AssetResolver.Default, progress.Callbacks, cancel);
@@ -119,27 +115,24 @@ public static class TrainCommand
             }
 
             if (parse.GetValue(json))
-                Cli.WriteJson(new
-                {
-                    model = Path.GetFullPath(outPath),
-                    accuracy = result.Validation?.Accuracy,
-                    loss = result.Validation?.Loss,
-                    images = result.Validation?.Images ?? 0,
-                    classes = result.Dataset.Classes,
-                    seconds = result.Seconds,
-                    train_images = result.Model.Config.Dataset!.TrainImages,
-                    validation_images = result.Model.Config.Dataset.ValidationImages,
-                    epochs = fit.History.Count,
-                    best_epoch = fit.BestEpoch,
-                    feature_images_per_second = result.Features.ImagesPerSecond,
-                    features_computed = result.Features.Computed,
-                    features_cached = result.Features.CacheHits,
-                    head_samples_per_second = fit.SamplesPerSecond,
-                    per_class = result.Validation?.PerClass,
-                    confusion_matrix = result.Validation?.ConfusionMatrix,
-                    skipped = result.Skipped,
-                    peak_rss_mb = Graft.Engine.ProcessStats.PeakRssMb(),
-                });
+            {
+                var payload = ResultsView.Json(result.Validation);
+                payload["model"] = Path.GetFullPath(outPath);
+                payload["strategy"] = result.Model.Config.Strategy;
+                payload["classes"] = result.Dataset.Classes;
+                payload["seconds"] = result.Seconds;
+                payload["train_images"] = result.Model.Config.Dataset!.TrainImages;
+                payload["validation_images"] = result.Model.Config.Dataset.ValidationImages;
+                payload["epochs"] = fit.History.Count;
+                payload["best_epoch"] = fit.BestEpoch;
+                payload["feature_images_per_second"] = result.Features.ImagesPerSecond;
+                payload["features_computed"] = result.Features.Computed;
+                payload["features_cached"] = result.Features.CacheHits;
+                payload["training_samples_per_second"] = fit.SamplesPerSecond;
+                payload["skipped"] = result.Skipped;
+                payload["peak_rss_mb"] = Graft.Engine.ProcessStats.PeakRssMb();
+                Cli.WriteJson(payload);
+            }
         });
         return command;
     }

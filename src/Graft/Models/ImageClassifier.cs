@@ -138,30 +138,15 @@ public sealed class ImageClassifier : IDisposable
     };
 
     /// <summary>Writes the model file atomically: a temporary file beside it, then a rename.</summary>
-    public void Save(string path)
+    public void Save(string path) => ZipEntries.WriteAtomically(path, zip =>
     {
-        var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        var temp = $"{full}.{Environment.ProcessId}.tmp";
-        try
-        {
-            using (var file = File.Create(temp))
-            using (var zip = new ZipArchive(file, ZipArchiveMode.Create))
-            {
-                WriteEntry(zip, ConfigEntry, JsonSerializer.SerializeToUtf8Bytes(Config, Json));
-                var tensors = new Dictionary<string, Tensor>();
-                foreach (var (name, t) in Backbone.Trunk.state_dict()) tensors["trunk." + name] = t;
-                foreach (var (name, t) in Head.state_dict()) tensors["head." + name] = t;
-                WriteEntry(zip, WeightsEntry, Safetensors.Write(tensors));
-                WriteEntry(zip, HistoryEntry, JsonSerializer.SerializeToUtf8Bytes(History, Json));
-            }
-            File.Move(temp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
-    }
+        ZipEntries.Write(zip, ConfigEntry, JsonSerializer.SerializeToUtf8Bytes(Config, Json));
+        var tensors = new Dictionary<string, Tensor>();
+        foreach (var (name, t) in Backbone.Trunk.state_dict()) tensors["trunk." + name] = t;
+        foreach (var (name, t) in Head.state_dict()) tensors["head." + name] = t;
+        ZipEntries.Write(zip, WeightsEntry, Safetensors.Write(tensors));
+        ZipEntries.Write(zip, HistoryEntry, JsonSerializer.SerializeToUtf8Bytes(History, Json));
+    });
 
     public static ImageClassifier Load(string path)
     {
@@ -176,12 +161,12 @@ public sealed class ImageClassifier : IDisposable
         }
         using (zip)
         {
-            var config = JsonSerializer.Deserialize<ModelConfig>(ReadEntry(zip, ConfigEntry, path), Json)
+            var config = JsonSerializer.Deserialize<ModelConfig>(ZipEntries.Read(zip, ConfigEntry, path), Json)
                 ?? throw new GraftException($"{path} has an empty config.", "Train the model again.");
             if (config.Format != ModelConfig.CurrentFormat)
                 throw new GraftException($"{path} has format '{config.Format}'; this Graft reads '{ModelConfig.CurrentFormat}'.", "Use the Graft version that wrote it, or train again.");
-            var history = JsonSerializer.Deserialize<List<EpochRecord>>(ReadEntry(zip, HistoryEntry, path), Json) ?? [];
-            var weights = Safetensors.Read(ReadEntry(zip, WeightsEntry, path), path);
+            var history = JsonSerializer.Deserialize<List<EpochRecord>>(ZipEntries.Read(zip, HistoryEntry, path), Json) ?? [];
+            var weights = Safetensors.Read(ZipEntries.Read(zip, WeightsEntry, path), path);
 
             var backbone = Backbone.Create(BackboneRegistry.Get(config.Backbone), config.Input);
             if (config.FeatureBlock is { } block) backbone.TruncateAfter(block);
@@ -206,21 +191,6 @@ public sealed class ImageClassifier : IDisposable
 
     static Dictionary<string, Tensor> Prefixed(Dictionary<string, Tensor> all, string prefix) =>
         all.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal)).ToDictionary(kv => kv.Key[prefix.Length..], kv => kv.Value);
-
-    static void WriteEntry(ZipArchive zip, string name, byte[] data)
-    {
-        using var stream = zip.CreateEntry(name, CompressionLevel.Fastest).Open();
-        stream.Write(data);
-    }
-
-    static byte[] ReadEntry(ZipArchive zip, string name, string path)
-    {
-        var entry = zip.GetEntry(name) ?? throw new GraftException($"{path} lacks {name}.", "The file is incomplete; train the model again.");
-        using var stream = entry.Open();
-        using var memory = new MemoryStream();
-        stream.CopyTo(memory);
-        return memory.ToArray();
-    }
 
     public void Dispose()
     {

@@ -2,6 +2,7 @@ using System.IO.Compression;
 using System.Text.Json;
 using Graft.Models;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Graft.Training;
@@ -27,58 +28,31 @@ public sealed record TrainingProgress(
 /// </summary>
 public static class Checkpoint
 {
-    public static void Save(string path, TrainingProgress progress, nn.Module network, Dictionary<string, Tensor>? best, TorchSharp.Modules.OptimizerHelper optimizer)
-    {
-        var temp = $"{path}.{Environment.ProcessId}.tmp";
-        try
+    public static void Save(string path, TrainingProgress progress, nn.Module network, Dictionary<string, Tensor>? best, OptimizerHelper optimizer) =>
+        ZipEntries.WriteAtomically(path, zip =>
         {
-            using (var file = File.Create(temp))
-            using (var zip = new ZipArchive(file, ZipArchiveMode.Create))
-            {
-                Write(zip, "progress.json", JsonSerializer.SerializeToUtf8Bytes(progress, ImageClassifier.Json));
-                Write(zip, "state.safetensors", Safetensors.Write(network.state_dict()));
-                if (best is not null) Write(zip, "best.safetensors", Safetensors.Write(best));
-                using var memory = new MemoryStream();
-                using (var writer = new BinaryWriter(memory, System.Text.Encoding.UTF8, leaveOpen: true)) optimizer.save_state_dict(writer);
-                Write(zip, "optimizer.bin", memory.ToArray());
-            }
-            File.Move(temp, path, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
-    }
+            ZipEntries.Write(zip, "progress.json", JsonSerializer.SerializeToUtf8Bytes(progress, ImageClassifier.Json));
+            ZipEntries.Write(zip, "state.safetensors", Safetensors.Write(network.state_dict()));
+            if (best is not null) ZipEntries.Write(zip, "best.safetensors", Safetensors.Write(best));
+            using var memory = new MemoryStream();
+            using (var writer = new BinaryWriter(memory, System.Text.Encoding.UTF8, leaveOpen: true)) optimizer.save_state_dict(writer);
+            ZipEntries.Write(zip, "optimizer.bin", memory.ToArray());
+        });
 
     /// <summary>Loads a checkpoint into the network and optimizer; returns its progress and best weights.</summary>
-    public static (TrainingProgress Progress, Dictionary<string, Tensor>? Best) Load(string path, string fingerprint, nn.Module network, TorchSharp.Modules.OptimizerHelper optimizer)
+    public static (TrainingProgress Progress, Dictionary<string, Tensor>? Best) Load(string path, string fingerprint, nn.Module network, OptimizerHelper optimizer)
     {
         using var zip = ZipFile.OpenRead(path);
-        var progress = JsonSerializer.Deserialize<TrainingProgress>(Read(zip, "progress.json"), ImageClassifier.Json)!;
+        var progress = JsonSerializer.Deserialize<TrainingProgress>(ZipEntries.Read(zip, "progress.json", path), ImageClassifier.Json)!;
         if (progress.Fingerprint != fingerprint)
             throw new GraftException($"{path} is a checkpoint of a different run (other data, options or seed).",
                 "Resume with the same command line, or delete the checkpoint to start afresh.");
-        var state = Safetensors.Read(Read(zip, "state.safetensors"), path);
+        var state = Safetensors.Read(ZipEntries.Read(zip, "state.safetensors", path), path);
         network.load_state_dict(state);
         foreach (var t in state.Values) t.Dispose();
-        var best = zip.GetEntry("best.safetensors") is null ? null : Safetensors.Read(Read(zip, "best.safetensors"), path);
-        using var reader = new BinaryReader(new MemoryStream(Read(zip, "optimizer.bin")));
+        var best = zip.GetEntry("best.safetensors") is null ? null : Safetensors.Read(ZipEntries.Read(zip, "best.safetensors", path), path);
+        using var reader = new BinaryReader(new MemoryStream(ZipEntries.Read(zip, "optimizer.bin", path)));
         optimizer.load_state_dict(reader);
         return (progress, best);
-    }
-
-    static void Write(ZipArchive zip, string name, byte[] data)
-    {
-        using var stream = zip.CreateEntry(name, CompressionLevel.Fastest).Open();
-        stream.Write(data);
-    }
-
-    static byte[] Read(ZipArchive zip, string name)
-    {
-        var entry = zip.GetEntry(name) ?? throw new GraftException($"The checkpoint lacks {name}.", "Delete it to start afresh.");
-        using var stream = entry.Open();
-        using var memory = new MemoryStream();
-        stream.CopyTo(memory);
-        return memory.ToArray();
     }
 }
