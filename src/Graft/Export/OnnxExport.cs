@@ -50,10 +50,11 @@ public static class OnnxExport
         graph.Input(ImagesInput, 3, input.Size, input.Size);
         var features = emitter.Pool(emitter.Emit(model.Backbone.Trunk, "trunk", ImagesInput), model.Config.Head.Pooling, "trunk/pooled");
         var logits = emitter.Emit(model.Head, "head", features);
-        long outputs = emitter.Channels == 1 ? 2 : emitter.Channels;
+        bool binary = emitter.Channels == 1;
+        long outputs = binary ? 2 : emitter.Channels;
         if (outputs != model.Classes.Count)
             throw new InvalidOperationException($"The head gives {outputs} probabilities for {model.Classes.Count} classes.");
-        if (emitter.Channels == 1)
+        if (binary)
         {
             var p = graph.Node("Sigmoid", "head/Sigmoid", [logits]);
             var q = graph.Node("Sub", "head/Sub", [graph.Constant("one", [1f]), p]);
