@@ -168,6 +168,7 @@ public static class Learner
             history.AddRange(live2.History.Select(h => h with { Epoch = h.Epoch + offset }));
             fit = new FitResult(history, live2.BestEpoch + offset, live2.StoppedEarly, live2.SamplesPerSecond);
             foreach (var p in backbone.Trunk.parameters()) p.requires_grad = false;
+            model.TrunkWeightsChanged();
             validation = val.Count > 0 ? (await ScoreImagesAsync(model, val, callbacks, cancel)).Result : null;
             if (options.CheckpointPath is { } done && File.Exists(done)) File.Delete(done);
         }

@@ -17,6 +17,9 @@ public static class TorchRuntime
         if (OperatingSystem.IsLinux())
         {
             Allocator.TuneGlibcIfActive();
+            // libtorch's OpenMP workers spin while waiting; with the input pipeline decoding on the same cores
+            // that costs several-fold. Sleeping workers (read by libgomp when libtorch loads) degrade gracefully.
+            Libc.SetEnv("OMP_WAIT_POLICY", "PASSIVE", overwrite: 0);
             NativeLibraryFix.EnsureTorchSharpLoads();
         }
         torch.InitializeDeviceType(DeviceType.CPU);

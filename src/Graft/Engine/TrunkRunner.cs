@@ -12,6 +12,23 @@ public interface ITrunkRunner
     Tensor Features(Tensor images);
 }
 
+/// <summary>
+/// Chooses how frozen trunks run. ONNX Runtime by default: on this 2-core machine it is faster than libtorch
+/// alone and degrades far less when the input pipeline decodes on the same cores (libtorch's OpenMP threads
+/// then measured 4-5x slower, ONNX Runtime's sleeping workers ~1.5x); `graft bench` reports both.
+/// GRAFT_TRUNK_RUNTIME=torch selects the plain libtorch runner.
+/// </summary>
+public static class TrunkRunners
+{
+    public const string Variable = "GRAFT_TRUNK_RUNTIME";
+
+    public static bool UseOnnxRuntime => Environment.GetEnvironmentVariable(Variable) is not ("torch" or "libtorch");
+
+    /// <summary>A runner for the trunk's current weights (build a new one after the weights change).</summary>
+    public static ITrunkRunner Create(Sequential trunk, int inputSize, Training.Pooling pooling) =>
+        UseOnnxRuntime ? new OnnxTrunkRunner(trunk, inputSize, pooling) : new TorchTrunkRunner(trunk, pooling);
+}
+
 /// <summary>The plain runner: the TorchSharp trunk in inference mode, then the head's pooling.</summary>
 public sealed class TorchTrunkRunner(Sequential trunk, Training.Pooling pooling = Training.Pooling.Gap) : ITrunkRunner
 {

@@ -56,12 +56,20 @@ public sealed class ImageClassifier : IDisposable
     public nn.Module<Tensor, Tensor> Head { get; }
     public IReadOnlyList<EpochRecord> History { get; }
     public IReadOnlyList<string> Classes => Config.Classes;
-    public ITrunkRunner Trunk { get; }
+    /// <summary>Runs the frozen trunk (built on first use from the trunk's weights at that time).</summary>
+    public ITrunkRunner Trunk => _trunk ??= TrunkRunners.Create(Backbone.Trunk, Config.Input.Size, Config.Head.Pooling);
+    ITrunkRunner? _trunk;
+
+    /// <summary>Call after training changed the trunk's weights: the next inference rebuilds its runner.</summary>
+    public void TrunkWeightsChanged()
+    {
+        (_trunk as IDisposable)?.Dispose();
+        _trunk = null;
+    }
 
     public ImageClassifier(ModelConfig config, Backbone backbone, nn.Module<Tensor, Tensor> head, IReadOnlyList<EpochRecord> history)
     {
         Config = config; Backbone = backbone; Head = head; History = history;
-        Trunk = new TorchTrunkRunner(backbone.Trunk, config.Head.Pooling);
         Head.eval();
     }
 
@@ -194,6 +202,7 @@ public sealed class ImageClassifier : IDisposable
 
     public void Dispose()
     {
+        (_trunk as IDisposable)?.Dispose();
         if (!ReferenceEquals(Head, Backbone.ImageNetClassifier)) Head.Dispose();
         Backbone.Dispose();
     }
