@@ -163,7 +163,10 @@ public static class Learner
             var network = new GraftedNetwork(backbone.Trunk, pooling, model.Head); // shares (does not own) trunk and head
             var liveOptions = new LiveFitOptions(phase, options.AugmentationOrDefault, options.Schedule, classWeights,
                 options.CheckpointPath, options.Resume, Fingerprint(dataset, options));
-            var live2 = await ImageTrainer.FitAsync(network, groups, train, val, input, liveOptions, callbacks, cancel);
+            var unreadableLive = new Dictionary<string, string>();
+            var live2 = await ImageTrainer.FitAsync(network, groups, train, val, input, liveOptions, callbacks, cancel, unreadableLive);
+            skipped = skipped.Concat(unreadableLive.Where(u => !unreadable.Contains(u.Key)).OrderBy(u => u.Key, StringComparer.Ordinal)
+                .Select(u => new SkippedImage(u.Key, u.Value))).ToList();
             int offset = history.Count;
             history.AddRange(live2.History.Select(h => h with { Epoch = h.Epoch + offset }));
             fit = new FitResult(history, live2.BestEpoch + offset, live2.StoppedEarly, live2.SamplesPerSecond);

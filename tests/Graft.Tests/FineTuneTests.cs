@@ -186,6 +186,22 @@ public class FineTuneTests
         Assert.Equal(new UnfreezeSpec(TopBlocks: 1), loaded.Config.Unfreeze);
     }
 
+    [Fact]
+    public async Task Scratch_training_reports_files_it_could_not_read()
+    {
+        using var dir = new TempDir();
+        TinyImages.WriteClassFolders(dir["data"], perClass: 4, classes: 2, size: 40);
+        File.WriteAllText(dir["data/red/broken.jpg"], "not an image");
+        var result = await Learner.TrainAsync(dir["data"], new TrainOptions
+        {
+            Strategy = Strategies.Scratch, ValidationSplit = 0, Fit = new FitOptions(Epochs: 1, BatchSize: 4), CacheRoot = dir["cache"],
+        }, Assets.Resolver);
+        Assert.EndsWith("broken.jpg", Assert.Single(result.Skipped).Path);
+        Assert.Equal(8, result.Model.Config.Dataset!.TrainImages);
+        Assert.Equal(Pooling.Flatten, result.Model.Config.Head.Pooling);
+        Assert.Equal("small_cnn", result.Model.Config.Backbone);
+    }
+
     /// <summary>Progress&lt;T&gt; posts to the thread pool; tests need the callback to run before the next step.</summary>
     sealed class SyncProgress<T>(Action<T> action) : IProgress<T>
     {

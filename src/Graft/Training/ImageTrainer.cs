@@ -29,8 +29,9 @@ public static class ImageTrainer
 {
     public static async Task<FitResult> FitAsync(nn.Module<Tensor, Tensor> network, IReadOnlyList<ParameterGroup> groups,
         IReadOnlyList<LabeledImage> train, IReadOnlyList<LabeledImage> validation, ImageSpec spec, LiveFitOptions options,
-        Callbacks callbacks, CancellationToken cancel)
+        Callbacks callbacks, CancellationToken cancel, IDictionary<string, string>? unreadable = null)
     {
+        unreadable ??= new Dictionary<string, string>(); // file -> why it could not be read
         var fit = options.Fit;
         using var optimizer = CreateOptimizer(groups, fit);
         var baseRates = optimizer.ParamGroups.Select(g => g.LearningRate).ToArray();
@@ -61,6 +62,7 @@ public static class ImageTrainer
             await foreach (var batch in BatchPipeline.Batches(paths.Skip(skipFirst).ToList(), spec, fit.BatchSize,
                                augment: new EpochAugmentation(options.Augmentation, fit.Seed, epoch, skipFirst), cancel: CancellationToken.None))
             {
+                foreach (var failure in batch.Failures) unreadable[failure.Path] = failure.Reason;
                 if (batch.Count > 0)
                 {
                     using var scope = NewDisposeScope();
