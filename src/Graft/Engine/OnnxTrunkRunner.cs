@@ -20,18 +20,11 @@ public sealed class OnnxTrunkRunner : ITrunkRunner, IDisposable
     readonly int _inputSize;
     readonly long _channels;
 
-    public OnnxTrunkRunner(Sequential trunk, int inputSize, Pooling pooling = Pooling.Gap)
+    /// <param name="options">Session options (taken over and disposed); null for Graft's tuned ones.</param>
+    public OnnxTrunkRunner(Sequential trunk, int inputSize, Pooling pooling = Pooling.Gap, SessionOptions? options = null)
     {
         _inputSize = inputSize;
-        _options = new SessionOptions
-        {
-            IntraOpNumThreads = Environment.ProcessorCount,
-            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-        };
-        // Idle workers sleep instead of spinning: the batch pipeline decodes the next batch on the same cores
-        // meanwhile, and spinning measured slower then (and no faster alone).
-        _options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        _options = options ?? TunedOptions();
         try
         {
             _session = new InferenceSession(OnnxExport.TrunkModel(trunk, inputSize, pooling), _options);
@@ -43,6 +36,20 @@ public sealed class OnnxTrunkRunner : ITrunkRunner, IDisposable
             throw;
         }
         _channels = _session.OutputMetadata[OnnxExport.FeaturesOutput].Dimensions[1];
+    }
+
+    static SessionOptions TunedOptions()
+    {
+        var options = new SessionOptions
+        {
+            IntraOpNumThreads = Environment.ProcessorCount,
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+        };
+        // Idle workers sleep instead of spinning: the batch pipeline decodes the next batch on the same cores
+        // meanwhile, and spinning measured slower then (and no faster alone).
+        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        return options;
     }
 
     public Tensor Features(Tensor images)
