@@ -247,10 +247,18 @@ public static class Learner
         return counts.Select(n => n == 0 ? 0f : (float)dataset.Train.Count / (dataset.Classes.Count * n)).ToArray();
     }
 
-    /// <summary>Identifies a run for checkpoints: the images and every option that changes the result.</summary>
+    /// <summary>
+    /// Identifies a run for checkpoints: the images and every option that changes the result so far.
+    /// The epoch limit and patience may change on resume (to train longer).
+    /// </summary>
     static string Fingerprint(ImageDataset dataset, TrainOptions options)
     {
-        var relevant = options with { CheckpointPath = null, Resume = false, CacheRoot = null, UseCache = true };
+        var relevant = options with
+        {
+            CheckpointPath = null, Resume = false, CacheRoot = null, UseCache = true,
+            Fit = options.Fit with { Epochs = 0, Patience = 0 },
+            FineTune = options.FineTune with { Epochs = 0, Patience = 0 },
+        };
         var text = System.Text.Json.JsonSerializer.Serialize(relevant, ImageClassifier.Json) + "|" +
                    string.Join("|", dataset.All.Select(i => $"{i.Path}:{i.Label}"));
         return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)))[..32];
