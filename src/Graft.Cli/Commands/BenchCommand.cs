@@ -128,12 +128,15 @@ public static class BenchCommand
     {
         using var backbone = Backbone.LoadPretrained(config, AssetResolver.Default);
         using var images = randn(32, 3, config.InputSize, config.InputSize);
-        double torchRate = Throughput(new TorchTrunkRunner(backbone.Trunk), images, batches);
+        var torch = new TorchTrunkRunner(backbone.Trunk);
         var graft = TrunkRunners.Create(backbone.Trunk, config.InputSize, Pooling.Gap);
-        double graftRate = Throughput(graft, images, batches);
-        (graft as IDisposable)?.Dispose();
         using var reference = new OnnxTrunkRunner(backbone.Trunk, config.InputSize, Pooling.Gap, new Microsoft.ML.OnnxRuntime.SessionOptions());
-        double ortRate = Throughput(reference, images, batches);
+        // Interleaved rounds, median of each: a passing load on the machine then hits every runner alike.
+        var rounds = Enumerable.Range(0, 3).Select(_ =>
+            (Torch: Throughput(torch, images, batches), Graft: Throughput(graft, images, batches), Ort: Throughput(reference, images, batches))).ToList();
+        (graft as IDisposable)?.Dispose();
+        double Median(Func<(double Torch, double Graft, double Ort), double> pick) => rounds.Select(pick).Order().ElementAt(1);
+        double torchRate = Median(r => r.Torch), graftRate = Median(r => r.Graft), ortRate = Median(r => r.Ort);
         bool main = config.Name == "mobilenet_v2";
         string runner = TrunkRunners.UseOnnxRuntime ? "ONNX Runtime, tuned" : "libtorch";
         yield return new Row($"{config.Name} forward, libtorch, batch 32 at {config.InputSize}", torchRate, "images/s", "", null);
