@@ -10,7 +10,8 @@ public enum WeightFormat { None, Tflite }
 /// One backbone, in the style of timm's pretrained configs: the code reads these fields instead of
 /// special-casing names. <see cref="Input"/> null means the weights file states its own input mapping
 /// (quantized TFLite models do); <see cref="Weights"/> null means there are no pretrained weights
-/// (an architecture trained from scratch).
+/// (an architecture trained from scratch). Features come from the trunk's last block, or from
+/// <see cref="GenericFeatureBlock"/>, an earlier one whose features are more generic (for data unlike ImageNet).
 /// </summary>
 public sealed record BackboneConfig(
     string Name,
@@ -23,10 +24,7 @@ public sealed record BackboneConfig(
     WeightFormat Format,
     int ImageNetClasses,
     Asset? Labels,
-    string FeatureLayer)
-{
-    public bool Pretrained => Weights is not null;
-}
+    string GenericFeatureBlock);
 
 /// <summary>Every backbone Graft knows. Adding one is an architecture file plus a row here.</summary>
 public static class BackboneRegistry
@@ -43,17 +41,17 @@ public static class BackboneRegistry
             () => MobileNetV2.Trunk(alpha: 1.0), MobileNetV2.FeatureChannels(1.0), 224, null,
             new("models/coral/tf2_mobilenet_v2_1.0_224_ptq.tflite", Coral + "tf2_mobilenet_v2_1.0_224_ptq.tflite",
                 "5d3137241276e79c86d14a74fe43581398ae0e815191d3dba45495b810840e8c"),
-            WeightFormat.Tflite, 1001, ImageNetLabels, "Conv_1"),
+            WeightFormat.Tflite, 1001, ImageNetLabels, "block_12"),
         new("mobilenet_v2_slim",
             "MobileNetV2 1.0 @224, TF-slim ImageNet weights (uint8 per-tensor TFLite, dequantized)",
             () => MobileNetV2.Trunk(alpha: 1.0), MobileNetV2.FeatureChannels(1.0), 224, null,
             new("models/coral/mobilenet_v2_1.0_224_quant.tflite", Coral + "mobilenet_v2_1.0_224_quant.tflite",
                 "7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776"),
-            WeightFormat.Tflite, 1001, ImageNetLabels, "Conv_1"),
+            WeightFormat.Tflite, 1001, ImageNetLabels, "block_12"),
         new("small_cnn",
             "The Keras blog's 3-conv baseline at 150x150, trained from scratch (no pretrained weights)",
             SmallCnn.Trunk, SmallCnn.Channels, SmallCnn.InputSize, ImageSpec.Uniform(SmallCnn.InputSize, 0, 255),
-            null, WeightFormat.None, 0, null, "block_3"),
+            null, WeightFormat.None, 0, null, "block_2"),
     ];
 
     public static BackboneConfig Get(string name) =>

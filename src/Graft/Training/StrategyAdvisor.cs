@@ -38,7 +38,6 @@ public static class StrategyAdvisor
 {
     /// <summary>Below this many images per class a dataset counts as small (the Keras blog's "very little data" is 1000).</summary>
     public const int SmallPerClass = 1000;
-    public const string EarlierBlock = "block_12";
 
     public static async Task<Advice> AdviseAsync(string data, string backboneName, AssetResolver resolver, int sample = 300, int seed = 42,
         Callbacks? callbacks = null, CancellationToken cancel = default)
@@ -56,14 +55,15 @@ public static class StrategyAdvisor
             .SelectMany(g => g.OrderBy(_ => rng.Next()).Take(Math.Max(2, sample / dataset.Classes.Count))).ToList();
         using var model = ImageClassifier.PretrainedImageNet(backboneName, resolver);
         var spec = model.Config.Input with { Resize = ResizeMode.CenterCrop };
-        var (top, earlier, confidences, labels) = await ProbeAsync(model, picked, spec, callbacks, cancel);
+        string earlierBlock = BackboneRegistry.Get(backboneName).GenericFeatureBlock;
+        var (top, earlier, confidences, labels) = await ProbeAsync(model, picked, spec, earlierBlock, callbacks, cancel);
 
         var y = picked.Select(i => i.Label).ToArray();
         double topAccuracy = CrossValidatedProbe(top, y, dataset.Classes.Count, seed);
         double earlierAccuracy = CrossValidatedProbe(earlier, y, dataset.Classes.Count, seed);
         var common = labels.GroupBy(l => l).OrderByDescending(g => g.Count()).Take(5).Select(g => $"{g.Key} ({g.Count()})").ToList();
         var facts = new DatasetFacts(dataset.Classes.Count, images.Count, perClass.Min(), perClass.Max(), width, height,
-            confidences.Average(), common, topAccuracy, earlierAccuracy, EarlierBlock, picked.Count);
+            confidences.Average(), common, topAccuracy, earlierAccuracy, earlierBlock, picked.Count);
         return Decide(facts);
     }
 
@@ -91,14 +91,14 @@ public static class StrategyAdvisor
                 [.. reasons, $"→ train a head on earlier, more generic features ({f.EarlierBlock}): the top block is ImageNet-specific"], f),
             (false, true) => new Advice("large and similar", Strategies.FineTune, new UnfreezeSpec(TopBlocks: 2), null,
                 [.. reasons, "→ fine-tune the top blocks with the head: enough data to adapt them without overfitting"], f),
-            _ => new Advice("large and different", Strategies.FineTune, new UnfreezeSpec(FromLayer: "block_6"), null,
-                [.. reasons, "→ fine-tune most of the trunk (from block_6 on): the data is far from ImageNet and there is enough of it"], f),
+            _ => new Advice("large and different", Strategies.FineTune, new UnfreezeSpec(FreezeFirstLayers: 0), null,
+                [.. reasons, "→ fine-tune the whole trunk: the data is far from ImageNet and there is enough of it"], f),
         };
     }
 
     /// <summary>One pass per image: pooled features of the earlier block and of the last one, and the ImageNet top-1.</summary>
     static async Task<(float[][] Top, float[][] Earlier, List<double> Confidence, List<string> Labels)> ProbeAsync(
-        ImageClassifier model, IReadOnlyList<LabeledImage> images, ImageSpec spec, Callbacks callbacks, CancellationToken cancel)
+        ImageClassifier model, IReadOnlyList<LabeledImage> images, ImageSpec spec, string earlierBlock, Callbacks callbacks, CancellationToken cancel)
     {
         var top = new List<float[]>();
         var earlier = new List<float[]>();
@@ -118,13 +118,13 @@ public static class StrategyAdvisor
                 foreach (var (name, block) in trunk.named_children())
                 {
                     x = ((TorchSharp.torch.nn.Module<Tensor, Tensor>)block).call(x);
-                    if (name == EarlierBlock) middle = x.mean([2, 3]);
+                    if (name == earlierBlock) middle = x.mean([2, 3]);
                 }
                 var pooled = x.mean([2, 3]);
                 var probabilities = Objective.Probabilities(model.Head.call(pooled));
                 var (best, index) = probabilities.max(1);
                 Rows(pooled, top);
-                Rows(middle ?? throw new InvalidOperationException($"{EarlierBlock} not in the trunk"), earlier);
+                Rows(middle ?? throw new InvalidOperationException($"{earlierBlock} not in the trunk"), earlier);
                 confidence.AddRange(best.data<float>().ToArray().Select(v => (double)v));
                 labels.AddRange(index.data<long>().ToArray().Select(i => model.Classes[(int)i]));
             }
@@ -167,7 +167,7 @@ public static class StrategyAdvisor
             var yTrain = tensor(trainIdx.Select(i => (long)labels[i]).ToArray());
             manual_seed(seed + f);
             var probe = new HeadConfig(c, classes, Dropout: 0).Build();
-            HeadTrainer.Fit(probe, xTrain, yTrain, null, null, new FitOptions(Epochs: 30, BatchSize: 32, LearningRate: 1e-3, Seed: seed));
+            HeadTrainer.Fit(probe, xTrain, yTrain, null, null, new FitOptions(Epochs: 40, BatchSize: 32, LearningRate: 1e-2, Seed: seed));
             var predicted = HeadTrainer.Score(probe, xTest, null).Probabilities;
             for (int k = 0; k < testIdx.Length; k++)
             {

@@ -129,8 +129,6 @@ public sealed class TfliteModel
     public ReadOnlySpan<byte> RawData(TfliteTensor t) =>
         _bytes.AsSpan(_bufferDataPositions[t.Buffer], _bufferDataLengths[t.Buffer]);
 
-    public bool IsConstant(TfliteTensor t) => t.Buffer > 0 && _bufferDataLengths[t.Buffer] > 0;
-
     /// <summary>
     /// The tensor's values as float32 in its own layout: float tensors as stored, quantized ones as
     /// (q - zero_point) * scale, per channel along quantized_dimension when there are several scales.
