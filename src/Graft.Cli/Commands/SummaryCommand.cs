@@ -14,6 +14,10 @@ public static class SummaryCommand
         command.SetHandler((parse, _) =>
         {
             using var classifier = ModelSource.Open(parse.GetValue(model)!, allowBackbone: true);
+            // Show what training trained: a fine-tuned model's unfrozen blocks count as trainable.
+            if (classifier.Config.Unfreeze is { } unfreeze) Graft.Training.Freezing.Apply(classifier.Backbone.Trunk, unfreeze);
+            if (classifier.Config.Strategy == Strategies.Scratch)
+                foreach (var p in classifier.Backbone.Trunk.parameters()) p.requires_grad = true;
             var summary = ModelSummary.Of($"{classifier.Config.Backbone} — {classifier.Config.Strategy}", classifier.Backbone.Trunk,
                 classifier.Head, classifier.Config.Input.Size);
             var table = new Table().Border(TableBorder.Simple).Title(Cli.Escape(summary.Title))
