@@ -171,12 +171,13 @@ public static class Learner
             history.AddRange(live2.History.Select(h => h with { Epoch = h.Epoch + offset }));
             fit = new FitResult(history, live2.BestEpoch + offset, live2.StoppedEarly, live2.SamplesPerSecond);
             foreach (var p in backbone.Trunk.parameters()) p.requires_grad = false;
-            model.TrunkWeightsChanged();
+            model.ResetTrunkRunner();
             validation = val.Count > 0 ? (await ScoreImagesAsync(model, val, callbacks, cancel)).Result : null;
             if (options.CheckpointPath is { } done && File.Exists(done)) File.Delete(done);
         }
 
         var unreadableFiles = skipped.Select(s => s.Path).ToHashSet();
+        model.ResetTrunkRunner(); // the trained classifier below takes over trunk and head
         var trained = new ImageClassifier(modelConfig with
         {
             Dataset = new DatasetInfo(Path.GetFullPath(data), dataset.Layout, dataset.Train.Count(i => !unreadableFiles.Contains(i.Path)),

@@ -60,8 +60,11 @@ public sealed class ImageClassifier : IDisposable
     public ITrunkRunner Trunk => _trunk ??= TrunkRunners.Create(Backbone.Trunk, Config.Input.Size, Config.Head.Pooling);
     ITrunkRunner? _trunk;
 
-    /// <summary>Call after training changed the trunk's weights: the next inference rebuilds its runner.</summary>
-    public void TrunkWeightsChanged()
+    /// <summary>
+    /// Disposes the trunk runner; the next inference builds one from the trunk's weights at that time
+    /// (call after training changed them, or when handing the modules to another classifier).
+    /// </summary>
+    public void ResetTrunkRunner()
     {
         (_trunk as IDisposable)?.Dispose();
         _trunk = null;
