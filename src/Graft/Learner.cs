@@ -223,8 +223,6 @@ public static class Learner
     {
         if (scratch)
         {
-            SmallCnn.KerasInitialise(model.Backbone.Trunk);
-            SmallCnn.KerasInitialise(model.Head);
             var all = model.Backbone.Trunk.parameters().Concat(model.Head.parameters()).ToList();
             foreach (var p in all) p.requires_grad = true;
             return [new ParameterGroup(all, 1.0)];

@@ -23,26 +23,6 @@ public static class SmallCnn
     /// <summary>Spatial size of the trunk's output for a square input (valid convolutions, then halving).</summary>
     public static int OutputSize(int input) => (((input - 2) / 2 - 2) / 2 - 2) / 2;
 
-    /// <summary>
-    /// Keras's default initialisation (Glorot-uniform weights, zero biases). libtorch's default gives the wide
-    /// flatten → dense layer 2.4x smaller weights, and the network then idled at chance for ten epochs.
-    /// </summary>
-    public static void KerasInitialise(nn.Module network)
-    {
-        using var _ = no_grad();
-        foreach (var (_, module) in network.named_modules())
-        {
-            var (weight, bias) = module switch
-            {
-                Conv2d c => (c.weight, c.bias),
-                Linear l => (l.weight, l.bias),
-                _ => (null, null),
-            };
-            if (weight is not null) nn.init.xavier_uniform_(weight);
-            bias?.zero_();
-        }
-    }
-
     static Sequential Block(int inChannels, int outChannels) => nn.Sequential(
         ("conv", nn.Conv2d(inChannels, outChannels, 3)),
         ("relu", nn.ReLU(inplace: true)),
