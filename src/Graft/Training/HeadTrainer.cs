@@ -36,7 +36,7 @@ public static class HeadTrainer
     {
         using var weights = classWeights is null ? null : tensor(classWeights);
         var generator = new Generator().manual_seed(options.Seed);
-        using var optimizer = CreateOptimizer(head.parameters(), options);
+        using var optimizer = Optimizers.Create([new ParameterGroup(head.parameters().ToList(), 1.0)], options);
         var history = new List<EpochRecord>();
         double bestLoss = double.PositiveInfinity;
         int bestEpoch = 0, sinceBest = 0;
@@ -82,8 +82,8 @@ public static class HeadTrainer
             if (monitored < bestLoss - 1e-6)
             {
                 bestLoss = monitored; bestEpoch = epoch; sinceBest = 0;
-                DisposeState(bestState);
-                bestState = head.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+                Optimizers.Dispose(bestState);
+                bestState = Optimizers.Snapshot(head);
             }
             else if (valLoss is not null && ++sinceBest >= options.Patience)
                 break;
@@ -91,7 +91,7 @@ public static class HeadTrainer
         if (bestState is not null)
         {
             head.load_state_dict(bestState);
-            DisposeState(bestState);
+            Optimizers.Dispose(bestState);
         }
         head.eval();
         bool stoppedEarly = history.Count < options.Epochs && !cancel.IsCancellationRequested;
@@ -128,18 +128,5 @@ public static class HeadTrainer
             }
         }
         return new Scored(n == 0 ? 0 : lossSum / n, n == 0 ? 0 : (double)correct / n, probabilities ?? new float[0, 0]);
-    }
-
-    static optim.Optimizer CreateOptimizer(IEnumerable<TorchSharp.Modules.Parameter> parameters, FitOptions o) => o.Optimizer switch
-    {
-        OptimizerKind.Sgd => optim.SGD(parameters, o.LearningRate, momentum: o.Momentum),
-        OptimizerKind.RmsProp => optim.RMSProp(parameters, o.LearningRate),
-        _ => optim.Adam(parameters, o.LearningRate),
-    };
-
-    static void DisposeState(Dictionary<string, Tensor>? state)
-    {
-        if (state is null) return;
-        foreach (var t in state.Values) t.Dispose();
     }
 }

@@ -33,7 +33,7 @@ public static class ImageTrainer
     {
         unreadable ??= new Dictionary<string, string>(); // file -> why it could not be read
         var fit = options.Fit;
-        using var optimizer = CreateOptimizer(groups, fit);
+        using var optimizer = Optimizers.Create(groups, fit);
         var baseRates = optimizer.ParamGroups.Select(g => g.LearningRate).ToArray();
         int batchesPerEpoch = (train.Count + fit.BatchSize - 1) / fit.BatchSize;
         long totalSteps = (long)batchesPerEpoch * fit.Epochs;
@@ -110,8 +110,8 @@ public static class ImageTrainer
             if (monitored < bestLoss - 1e-6)
             {
                 (bestLoss, bestEpoch, sinceBest) = (monitored, epoch, 0);
-                DisposeState(best);
-                best = network.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+                Optimizers.Dispose(best);
+                best = Optimizers.Snapshot(network);
             }
             else sinceBest++;
             bool patienceOut = vl is not null && sinceBest >= fit.Patience;
@@ -125,11 +125,11 @@ public static class ImageTrainer
         if (stopped)
         {
             if (options.CheckpointPath is { } path) Checkpoint.Save(path, progress, network, best, optimizer);
-            DisposeState(best);
+            Optimizers.Dispose(best);
             throw new TrainingStoppedException(options.CheckpointPath);
         }
         if (best is not null) network.load_state_dict(best);
-        DisposeState(best);
+        Optimizers.Dispose(best);
         network.eval();
         bool early = progress.History.Count < fit.Epochs;
         return new FitResult(progress.History, progress.BestEpoch, early, samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9));
@@ -164,19 +164,6 @@ public static class ImageTrainer
         var order = Enumerable.Range(0, count).ToArray();
         Augmentation.RandomFor(seed, epoch, -1).Shuffle(order);
         return order;
-    }
-
-    static OptimizerHelper CreateOptimizer(IReadOnlyList<ParameterGroup> groups, FitOptions o) => o.Optimizer switch
-    {
-        OptimizerKind.Sgd => optim.SGD(groups.Select(g => new SGD.ParamGroup(g.Parameters, new SGD.Options { LearningRate = o.LearningRate * g.LrMultiplier, momentum = o.Momentum })), o.LearningRate, momentum: o.Momentum),
-        OptimizerKind.RmsProp => optim.RMSProp(groups.Select(g => new RMSProp.ParamGroup(g.Parameters, new RMSProp.Options { LearningRate = o.LearningRate * g.LrMultiplier })), o.LearningRate),
-        _ => optim.Adam(groups.Select(g => new Adam.ParamGroup(g.Parameters, new Adam.Options { LearningRate = o.LearningRate * g.LrMultiplier })), o.LearningRate),
-    };
-
-    static void DisposeState(Dictionary<string, Tensor>? state)
-    {
-        if (state is null) return;
-        foreach (var t in state.Values) t.Dispose();
     }
 }
 

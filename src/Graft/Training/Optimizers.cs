@@ -1,0 +1,25 @@
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Graft.Training;
+
+/// <summary>What both trainers share: the optimizer for a set of parameter groups, and best-weights snapshots.</summary>
+public static class Optimizers
+{
+    public static OptimizerHelper Create(IReadOnlyList<ParameterGroup> groups, FitOptions o) => o.Optimizer switch
+    {
+        OptimizerKind.Sgd => optim.SGD(groups.Select(g => new SGD.ParamGroup(g.Parameters, new SGD.Options { LearningRate = o.LearningRate * g.LrMultiplier, momentum = o.Momentum })), o.LearningRate, momentum: o.Momentum),
+        OptimizerKind.RmsProp => optim.RMSProp(groups.Select(g => new RMSProp.ParamGroup(g.Parameters, new RMSProp.Options { LearningRate = o.LearningRate * g.LrMultiplier })), o.LearningRate),
+        _ => optim.Adam(groups.Select(g => new Adam.ParamGroup(g.Parameters, new Adam.Options { LearningRate = o.LearningRate * g.LrMultiplier })), o.LearningRate),
+    };
+
+    /// <summary>A detached copy of a module's weights and buffers (the best epoch so far).</summary>
+    public static Dictionary<string, Tensor> Snapshot(nn.Module module) =>
+        module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+
+    public static void Dispose(Dictionary<string, Tensor>? snapshot)
+    {
+        if (snapshot is null) return;
+        foreach (var t in snapshot.Values) t.Dispose();
+    }
+}
