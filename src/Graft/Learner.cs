@@ -122,10 +122,11 @@ public static class Learner
         if (options.FeatureBlock is { } block) backbone.TruncateAfter(block);
         var input = backbone.Input with { Resize = options.Resize };
         var pooling = options.PoolingOrDefault;
-        var headConfig = new HeadConfig(FeatureLength(backbone, input.Size, pooling), dataset.Classes.Count, options.HiddenOrDefault,
-            options.DropoutOrDefault, options.BatchNorm, pooling)
+        var (channels, positions) = TrunkOutput(backbone, input.Size);
+        var headConfig = new HeadConfig(pooling == Training.Pooling.Gap ? channels : channels * positions, dataset.Classes.Count,
+            options.HiddenOrDefault, options.DropoutOrDefault, options.BatchNorm, pooling)
         {
-            Binary = options.Binary, SqueezeExcite = options.SqueezeExcite, TrunkChannels = FeatureLength(backbone, input.Size, Training.Pooling.Gap),
+            Binary = options.Binary, SqueezeExcite = options.SqueezeExcite, TrunkChannels = channels,
         };
         var modelConfig = new ModelConfig(ModelConfig.CurrentFormat, config.Name, config.Weights?.Sha256 ?? "none", input, dataset.Classes,
             headConfig, options.Strategy, options.Fit, null, DateTime.UtcNow)
@@ -233,13 +234,14 @@ public static class Learner
         return groups;
     }
 
-    /// <summary>Length of the pooled feature vector the head receives, found by running one blank image.</summary>
-    static int FeatureLength(Backbone backbone, int inputSize, Pooling pooling)
+    /// <summary>The trunk's output channels and spatial positions (H x W), found by running one blank image.</summary>
+    static (int Channels, int Positions) TrunkOutput(Backbone backbone, int inputSize)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         backbone.Trunk.eval();
-        return (int)HeadConfig.Pool(backbone.Trunk.call(zeros(1, 3, inputSize, inputSize)), pooling).shape[1];
+        var shape = backbone.Trunk.call(zeros(1, 3, inputSize, inputSize)).shape;
+        return ((int)shape[1], (int)(shape[2] * shape[3]));
     }
 
     static float[] BalancedWeights(ImageDataset dataset)
