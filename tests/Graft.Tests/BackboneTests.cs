@@ -94,7 +94,7 @@ public class BackboneTests
     public void A_mirror_file_with_the_wrong_hash_is_refused()
     {
         using var dir = new TempDir();
-        var asset = BackboneRegistry.Get("mobilenet_v2").Weights;
+        var asset = BackboneRegistry.Get("mobilenet_v2").Weights!;
         Directory.CreateDirectory(Path.GetDirectoryName(dir[asset.RelativePath])!);
         File.WriteAllText(dir[asset.RelativePath], "not the model");
         var resolver = new Weights.AssetResolver([dir.Path], dir["cache"], allowDownload: false);

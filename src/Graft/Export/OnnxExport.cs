@@ -159,8 +159,8 @@ public static class OnnxExport
         }
 
         static long[] PlainPads(Conv2d conv, string path) =>
-            conv.padding_type is null && conv.padding_mode == PaddingModes.Zeros
-                ? [conv.padding[0], conv.padding[1], conv.padding[0], conv.padding[1]]
+            conv is { padding_type: null, padding_mode: PaddingModes.Zeros, padding: { } padding }
+                ? [padding[0], padding[1], padding[0], padding[1]]
                 : throw new NotSupportedException($"ONNX export supports zero padding by size only ({path}).");
 
         /// <summary>A convolution with ONNX pads [top, left, bottom, right]; group = channels makes it depthwise.</summary>

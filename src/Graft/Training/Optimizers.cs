@@ -9,7 +9,8 @@ public static class Optimizers
     public static OptimizerHelper Create(IReadOnlyList<ParameterGroup> groups, FitOptions o) => o.Optimizer switch
     {
         OptimizerKind.Sgd => optim.SGD(groups.Select(g => new SGD.ParamGroup(g.Parameters, new SGD.Options { LearningRate = o.LearningRate * g.LrMultiplier, momentum = o.Momentum })), o.LearningRate, momentum: o.Momentum),
-        OptimizerKind.RmsProp => optim.RMSProp(groups.Select(g => new RMSProp.ParamGroup(g.Parameters, new RMSProp.Options { LearningRate = o.LearningRate * g.LrMultiplier })), o.LearningRate),
+        // Keras's RMSprop defaults (rho 0.9, epsilon 1e-7), so settings carried over from Keras behave the same; PyTorch's rho is 0.99.
+        OptimizerKind.RmsProp => optim.RMSProp(groups.Select(g => new RMSProp.ParamGroup(g.Parameters, new RMSProp.Options { LearningRate = o.LearningRate * g.LrMultiplier, alpha = 0.9, eps = 1e-7 })), o.LearningRate, alpha: 0.9, eps: 1e-7),
         _ => optim.Adam(groups.Select(g => new Adam.ParamGroup(g.Parameters, new Adam.Options { LearningRate = o.LearningRate * g.LrMultiplier })), o.LearningRate),
     };
 
