@@ -43,7 +43,7 @@ public static class Cli
             }
             catch (OperationCanceledException)
             {
-                Console.Error.WriteLine("graft: cancelled.");
+                Console.Error.WriteLine("graft: stopped before finishing; no model was written.");
                 return 130;
             }
             catch (Exception e) when (Environment.GetEnvironmentVariable("GRAFT_DEBUG") is null)

@@ -32,7 +32,8 @@ public sealed record TrainOptions
     public FitOptions Fit { get; init; } = new();
     /// <summary>Fine-tuning's phase 2: the unfrozen top of the trunk with the head, on live images (the Keras blog's SGD 1e-4, momentum 0.9).</summary>
     public FitOptions FineTune { get; init; } = new(Epochs: 10, LearningRate: 1e-4, Optimizer: OptimizerKind.Sgd);
-    public UnfreezeSpec Unfreeze { get; init; } = UnfreezeSpec.Default;
+    /// <summary>What fine-tuning trains of the trunk; null: the top 2 blocks, or what <see cref="Strategies.Auto"/> advises.</summary>
+    public UnfreezeSpec? Unfreeze { get; init; }
     public Augmentation? Augmentation { get; init; }
     public LrSchedule Schedule { get; init; } = LrSchedule.Constant;
     /// <summary>Fine-tuning: each unfrozen block's learning rate is this times the one above it (1: all equal).</summary>
@@ -53,6 +54,7 @@ public sealed record TrainOptions
     public int HiddenOrDefault => Hidden ?? (Scratch ? 64 : 0);
     public double DropoutOrDefault => Dropout ?? (Scratch ? 0.5 : 0.2);
     public Pooling PoolingOrDefault => Pooling ?? (Scratch ? Training.Pooling.Flatten : Training.Pooling.Gap);
+    public UnfreezeSpec UnfreezeOrDefault => Unfreeze ?? UnfreezeSpec.Default;
     public Augmentation AugmentationOrDefault => Augmentation ?? (Scratch ? Data.Augmentation.KerasBlog : Data.Augmentation.Default);
 }
 
@@ -102,8 +104,13 @@ public static class Learner
         {
             var advice = await StrategyAdvisor.AdviseAsync(data, options.BackboneOrDefault, resolver, seed: options.Fit.Seed, callbacks: callbacks, cancel: cancel);
             foreach (var reason in advice.Reasons) callbacks.Log?.Invoke($"advisor: {reason}");
-            callbacks.Log?.Invoke($"advisor: {advice.Case} → --strategy {advice.Strategy}");
-            options = options with { Strategy = advice.Strategy, Unfreeze = advice.Unfreeze ?? options.Unfreeze, FeatureBlock = advice.FeatureBlock ?? options.FeatureBlock };
+            callbacks.Log?.Invoke($"advisor: {advice.Case} → {advice.Arguments}");
+            // What the user chose explicitly stands; the advice fills in the rest.
+            if (advice.Strategy == Strategies.FineTune && options.Unfreeze is { } mine && advice.Unfreeze is not null)
+                callbacks.Log?.Invoke($"advisor: fine-tuning {mine.Describe()} as asked, not {advice.Unfreeze.Describe()}");
+            if (options.FeatureBlock is { } asked && advice.FeatureBlock is not null)
+                callbacks.Log?.Invoke($"advisor: features from {asked} as asked, not {advice.FeatureBlock}");
+            options = options with { Strategy = advice.Strategy, Unfreeze = options.Unfreeze ?? advice.Unfreeze, FeatureBlock = options.FeatureBlock ?? advice.FeatureBlock };
         }
         bool scratch = options.Strategy == Strategies.Scratch, live = options.Strategy != Strategies.FeatureExtraction;
         if (!live && options.Augmentation is { IsIdentity: false })
@@ -132,7 +139,7 @@ public static class Learner
             headConfig, options.Strategy, options.Fit, null, DateTime.UtcNow)
         {
             FineTune = options.Strategy == Strategies.FineTune ? options.FineTune : null,
-            Unfreeze = options.Strategy == Strategies.FineTune ? options.Unfreeze : null,
+            Unfreeze = options.Strategy == Strategies.FineTune ? options.UnfreezeOrDefault : null,
             Augmentation = live ? options.AugmentationOrDefault : null,
             FeatureBlock = options.FeatureBlock,
         };
@@ -160,7 +167,7 @@ public static class Learner
             var groups = TrainableGroups(model, options, scratch);
             callbacks.Log?.Invoke(scratch
                 ? $"training {config.Name} from scratch: {groups.Sum(g => g.Parameters.Sum(p => p.numel())):N0} parameters, live augmentation"
-                : $"fine-tuning {options.Unfreeze.Describe()} of the trunk with the head: {phase.Optimizer} lr {phase.LearningRate}, live augmentation");
+                : $"fine-tuning {options.UnfreezeOrDefault.Describe()} of the trunk with the head: {phase.Optimizer} lr {phase.LearningRate}, live augmentation");
             var network = new GraftedNetwork(backbone.Trunk, pooling, model.Head); // shares (does not own) trunk and head
             var liveOptions = new LiveFitOptions(phase, options.AugmentationOrDefault, options.Schedule, classWeights,
                 options.CheckpointPath, options.Resume, Fingerprint(dataset, options));
@@ -228,7 +235,7 @@ public static class Learner
             foreach (var p in all) p.requires_grad = true;
             return [new ParameterGroup(all, 1.0)];
         }
-        var blocks = Freezing.Apply(model.Backbone.Trunk, options.Unfreeze);
+        var blocks = Freezing.Apply(model.Backbone.Trunk, options.UnfreezeOrDefault);
         var groups = new List<ParameterGroup> { new(model.Head.parameters().ToList(), 1.0) };
         groups.AddRange(blocks.Select(b => new ParameterGroup(b.Parameters, Math.Pow(options.DiscriminativeFactor, b.DepthFromTop + 1))));
         return groups;
@@ -252,15 +259,17 @@ public static class Learner
 
     /// <summary>
     /// Identifies a run for checkpoints: the images and every option that changes the result so far.
-    /// The epoch limit and patience may change on resume (to train longer).
+    /// Patience may change on resume, and so may the epoch limit (to train longer) unless a learning-rate
+    /// schedule spreads its curve over the epochs.
     /// </summary>
     static string Fingerprint(ImageDataset dataset, TrainOptions options)
     {
+        bool epochsShapeTheRates = options.Schedule != LrSchedule.Constant;
         var relevant = options with
         {
             CheckpointPath = null, Resume = false, CacheRoot = null, UseCache = true,
-            Fit = options.Fit with { Epochs = 0, Patience = 0 },
-            FineTune = options.FineTune with { Epochs = 0, Patience = 0 },
+            Fit = options.Fit with { Epochs = epochsShapeTheRates ? options.Fit.Epochs : 0, Patience = 0 },
+            FineTune = options.FineTune with { Epochs = epochsShapeTheRates ? options.FineTune.Epochs : 0, Patience = 0 },
         };
         var text = System.Text.Json.JsonSerializer.Serialize(relevant, ImageClassifier.Json) + "|" +
                    string.Join("|", dataset.All.Select(i => $"{i.Path}:{i.Label}"));

@@ -50,9 +50,11 @@ public class AdvisorTests
     {
         using var dir = new TempDir();
         TinyImages.WriteClassFolders(dir.Path, perClass: 10, classes: 2, size: 48);
-        var advice = await StrategyAdvisor.AdviseAsync(dir.Path, "mobilenet_v2", Assets.Resolver, sample: 20);
+        File.WriteAllText(dir["red/broken.jpg"], "not a picture"); // probed images and their classes must stay paired
+        var advice = await StrategyAdvisor.AdviseAsync(dir.Path, "mobilenet_v2", Assets.Resolver, sample: 30);
         Assert.Equal(2, advice.Facts.Classes);
-        Assert.Equal(20, advice.Facts.Images);
+        Assert.Equal(21, advice.Facts.Images);
+        Assert.Equal(20, advice.Facts.SampledImages);
         Assert.Equal((48, 56), (advice.Facts.MedianWidth, advice.Facts.MedianHeight));
         Assert.StartsWith("small", advice.Case);
         Assert.InRange(advice.Facts.ImageNetConfidence, 0, 1);

@@ -14,8 +14,9 @@ public class CliTests
         var env = new Dictionary<string, string> { ["GRAFT_CACHE"] = dir["cache"] };
         var model = dir["m.graft"];
 
-        var train = GraftCli.Run(env, "train", dir["photos"], "--epochs", "2", "--out", model, "--json");
+        var train = GraftCli.Run(env, "train", dir["photos"], "--epochs", "2", "--out", model, "--ft-lr", "0.01", "--json");
         Assert.True(train.ExitCode == 0, train.Stderr);
+        Assert.Contains("--ft-lr does not apply to --strategy feature-extraction", train.Stdout);
         var result = JsonDocument.Parse(train.LastLine).RootElement;
         Assert.Equal(6, result.GetProperty("images").GetInt32());
         Assert.Equal(3, result.GetProperty("classes").GetArrayLength());
@@ -73,6 +74,14 @@ public class CliTests
         Assert.Single(lines);
         Assert.StartsWith("graft: ", lines[0]);
         Assert.DoesNotContain("   at ", run.Stderr);
+    }
+
+    [Fact]
+    public void Fine_tuning_takes_one_way_of_saying_what_to_unfreeze()
+    {
+        var run = GraftCli.Run(null, "train", ".", "--strategy", "fine-tune", "--unfreeze", "2", "--freeze-first", "30");
+        Assert.Equal(2, run.ExitCode);
+        Assert.Contains("Pass only one of them", run.Stderr);
     }
 
     [Fact]

@@ -70,6 +70,20 @@ public class TrainingTests
     }
 
     [Fact]
+    public void A_lone_last_sample_does_not_poison_batch_norm()
+    {
+        // 17 samples in batches of 8: a last batch of one would give batch norm a variance of 0/0.
+        TorchRuntime.EnsureInitialized();
+        manual_seed(2);
+        using var x = randn(17, 6);
+        using var y = (x[.., 0] > 0).to(int64);
+        var head = new HeadConfig(6, 2, Hidden: 8, Dropout: 0, BatchNorm: true).Build();
+        HeadTrainer.Fit(head, x, y, null, null, new FitOptions(Epochs: 3, BatchSize: 8));
+        Assert.All(head.state_dict().Values, t => Assert.False(t.isnan().any().item<bool>()));
+        Assert.DoesNotContain(HeadTrainer.Score(head, x, y).Probabilities.Cast<float>(), float.IsNaN);
+    }
+
+    [Fact]
     public void Optimizers_all_learn_a_separable_problem()
     {
         TorchRuntime.EnsureInitialized();

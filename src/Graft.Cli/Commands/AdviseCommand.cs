@@ -21,8 +21,7 @@ public static class AdviseCommand
             var path = SampleDatasets.Resolve(parse.GetValue(data)!, AssetResolver.Default);
             var advice = await StrategyAdvisor.AdviseAsync(path, parse.GetValue(backbone)!, AssetResolver.Default,
                 Math.Clamp(parse.GetValue(sample), 20, 5000), parse.GetValue(seed), new ProgressLine().Callbacks, cancel);
-            Cli.Out.MarkupLine($"[bold]{Cli.Escape(advice.Case)}[/]: --strategy {advice.Strategy}" +
-                (advice.Unfreeze is { } u ? $" ({Cli.Escape(u.Describe())})" : "") + (advice.FeatureBlock is { } b ? $" --features-from {b}" : ""));
+            Cli.Out.MarkupLine($"[bold]{Cli.Escape(advice.Case)}[/]: graft train {Cli.Escape(path)} {Cli.Escape(advice.Arguments)}");
             foreach (var reason in advice.Reasons) Cli.Out.MarkupLine($"  {Cli.Escape(reason)}");
             if (parse.GetValue(json))
                 Cli.WriteJson(new { advice.Case, advice.Strategy, unfreeze = advice.Unfreeze, feature_block = advice.FeatureBlock, advice.Reasons, facts = advice.Facts });

@@ -29,7 +29,7 @@ public static class TrainCommand
         head.AcceptOnlyFromAmong("gap", "flatten");
         var unfreeze = new Option<int?>("--unfreeze") { Description = "Fine-tuning: train the top N blocks of the trunk (default 2)." };
         var unfreezeFrom = new Option<string?>("--unfreeze-from") { Description = "Fine-tuning: train from this block or layer on (names in graft summary)." };
-        var freezeFirst = new Option<int?>("--freeze-first") { Description = "Fine-tuning: freeze the first N layers, train the rest (Keras: layers[:N].trainable = False)." };
+        var freezeFirst = new Option<int?>("--freeze-first") { Description = "Fine-tuning: freeze the first N layers, train the rest (Keras: layers[:N].trainable = False); layers are the convolution units graft summary lists." };
         var ftEpochs = new Option<int>("--ft-epochs") { Description = "Fine-tuning phase 2: most epochs.", DefaultValueFactory = _ => 10 };
         var ftLr = new Option<double>("--ft-lr") { Description = "Fine-tuning phase 2: learning rate.", DefaultValueFactory = _ => 1e-4 };
         var ftOptimizer = new Option<string>("--ft-optimizer") { Description = "Fine-tuning phase 2: sgd (momentum 0.9, default), adam or rmsprop.", DefaultValueFactory = _ => "sgd" };
@@ -62,6 +62,22 @@ public static class TrainCommand
         {
             var path = SampleDatasets.Resolve(parse.GetValue(data)!, AssetResolver.Default);
             var outPath = parse.GetValue(output) ?? DefaultModelPath(path);
+            bool Given(Option o) => parse.GetResult(o) is { Implicit: false };
+            var chosen = parse.GetValue(strategy)!;
+            Option[] unfreezing = [unfreeze, unfreezeFrom, freezeFirst];
+            if (unfreezing.Count(Given) > 1)
+                throw new GraftException("--unfreeze, --unfreeze-from and --freeze-first each say what to fine-tune.", "Pass only one of them.");
+            // Options a strategy does not use are named, not silently dropped.
+            Option[] fineTuning = [.. unfreezing, ftEpochs, ftLr, ftOptimizer, discriminative];
+            Option[] live = [schedule, resume];
+            var unused = chosen switch
+            {
+                Strategies.FeatureExtraction => [.. fineTuning, .. live],
+                Strategies.Scratch => fineTuning,
+                _ => Array.Empty<Option>(),
+            };
+            foreach (var option in unused.Where(Given))
+                Cli.Out.MarkupLine($"[yellow]note:[/] {option.Name} does not apply to --strategy {chosen}: ignored.");
             // The options of one training phase: the head's (or scratch's), or fine-tuning's phase 2.
             FitOptions Phase(Option<int> phaseEpochs, Option<double> phaseLr, Option<string> phaseOptimizer) => new(
                 Epochs: Positive(parse.GetValue(phaseEpochs), phaseEpochs.Name),
@@ -73,13 +89,14 @@ public static class TrainCommand
             var options = new TrainOptions
             {
                 Backbone = parse.GetValue(backbone),
-                Strategy = parse.GetValue(strategy)!,
+                Strategy = chosen,
                 Hidden = parse.GetValue(hidden) is { } h ? Positive(h, "--hidden", allowZero: true) : null,
                 Dropout = parse.GetValue(dropout) is { } d ? InRange(d, "--dropout", 0, 1) : null,
                 Pooling = parse.GetValue(head) switch { "gap" => Pooling.Gap, "flatten" => Pooling.Flatten, _ => null },
                 Unfreeze = parse.GetValue(freezeFirst) is { } ff ? new UnfreezeSpec(FreezeFirstLayers: ff)
                     : parse.GetValue(unfreezeFrom) is { } from ? new UnfreezeSpec(FromLayer: from)
-                    : new UnfreezeSpec(TopBlocks: parse.GetValue(unfreeze) ?? 2),
+                    : parse.GetValue(unfreeze) is { } top ? new UnfreezeSpec(TopBlocks: top)
+                    : null,
                 FineTune = Phase(ftEpochs, ftLr, ftOptimizer),
                 Augmentation = augment.Read(parse),
                 Schedule = Enum.Parse<LrSchedule>(parse.GetValue(schedule)!.Replace("-", ""), ignoreCase: true),
@@ -103,7 +120,7 @@ public static class TrainCommand
             Cli.ReportSkipped(result.Skipped);
             var fit = result.Fit;
             Cli.Out.MarkupLine($"trained {fit.History.Count} epoch(s), best epoch {fit.BestEpoch}{(fit.StoppedEarly ? " (early stopping)" : "")}, " +
-                $"{result.Seconds:0.0}s in all; head training {fit.SamplesPerSecond:0} samples/s");
+                $"{result.Seconds:0.0}s in all; {(chosen == Strategies.FeatureExtraction ? "head training" : "training")} {fit.SamplesPerSecond:0} samples/s");
             if (result.Validation is { } v) ResultsView.Show(v, "validation");
             Cli.Out.MarkupLine($"saved [green]{Cli.Escape(Path.GetFullPath(outPath))}[/]");
             if (parse.GetValue(report) is { } folder)

@@ -26,19 +26,24 @@ public static class BatchPipeline
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancel = default)
     {
         var channel = Channel.CreateBounded<ImageBatch>(new BoundedChannelOptions(prefetch) { SingleReader = true, SingleWriter = true });
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         var producer = Task.Run(async () =>
         {
             try
             {
                 for (int start = 0; start < paths.Count; start += batchSize)
-                    await channel.Writer.WriteAsync(Decode(paths, start, Math.Min(batchSize, paths.Count - start), spec, augment, cancel), cancel);
+                    await channel.Writer.WriteAsync(Decode(paths, start, Math.Min(batchSize, paths.Count - start), spec, augment, stop.Token), stop.Token);
                 channel.Writer.Complete();
             }
             catch (Exception e) { channel.Writer.Complete(e); }
-        }, cancel);
+        }, stop.Token);
 
-        await foreach (var batch in channel.Reader.ReadAllAsync(cancel)) yield return batch;
-        await producer;
+        try
+        {
+            await foreach (var batch in channel.Reader.ReadAllAsync(cancel)) yield return batch;
+            await producer;
+        }
+        finally { stop.Cancel(); } // a consumer that stops early (break, exception) must not leave the producer blocked on a full channel
     }
 
     static ImageBatch Decode(IReadOnlyList<string> paths, int start, int count, ImageSpec spec, EpochAugmentation? augment, CancellationToken cancel)

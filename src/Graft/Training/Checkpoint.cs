@@ -45,7 +45,7 @@ public static class Checkpoint
         using var zip = ZipFile.OpenRead(path);
         var progress = JsonSerializer.Deserialize<TrainingProgress>(ZipEntries.Read(zip, "progress.json", path), ImageClassifier.Json)!;
         if (progress.Fingerprint != fingerprint)
-            throw new GraftException($"{path} is a checkpoint of a different run (other data, options or seed).",
+            throw new GraftException($"{path} is a checkpoint of a different run (other data, options or seed; under a learning-rate schedule, other --epochs).",
                 "Resume with the same command line, or delete the checkpoint to start afresh.");
         var state = Safetensors.Read(ZipEntries.Read(zip, "state.safetensors", path), path);
         network.load_state_dict(state);

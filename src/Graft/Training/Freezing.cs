@@ -16,6 +16,9 @@ public sealed record UnfreezeSpec(int? TopBlocks = null, string? FromLayer = nul
 {
     public static readonly UnfreezeSpec Default = new(TopBlocks: 2);
 
+    public string ToArguments() =>
+        TopBlocks is { } n ? $"--unfreeze {n}" : FromLayer is { } name ? $"--unfreeze-from {name}" : $"--freeze-first {FreezeFirstLayers}";
+
     public string Describe() =>
         TopBlocks is { } n ? $"top {n} block(s)" : FromLayer is { } name ? $"from {name} on" : $"all but the first {FreezeFirstLayers} layer(s)";
 }

@@ -35,7 +35,7 @@ public static class HeadTrainer
         FitOptions options, IProgress<EpochProgress>? progress = null, CancellationToken cancel = default, float[]? classWeights = null)
     {
         using var weights = classWeights is null ? null : tensor(classWeights);
-        var generator = new Generator().manual_seed(options.Seed);
+        using var generator = new Generator().manual_seed(options.Seed);
         using var optimizer = Optimizers.Create([new ParameterGroup(head.parameters().ToList(), 1.0)], options);
         var history = new List<EpochRecord>();
         double bestLoss = double.PositiveInfinity;
@@ -52,10 +52,12 @@ public static class HeadTrainer
             double lossSum = 0; long correct = 0;
             using (var order = randperm(n, generator: generator))
             {
-                for (long start = 0; start < n; start += options.BatchSize)
+                for (long start = 0, count; start < n; start += count)
                 {
+                    // A lone last sample joins the batch before it: batch norm cannot take statistics of one.
+                    count = n - start <= options.BatchSize + 1 ? n - start : options.BatchSize;
                     using var scope = NewDisposeScope();
-                    var idx = order.narrow(0, start, Math.Min(options.BatchSize, n - start));
+                    var idx = order.narrow(0, start, count);
                     var x = trainX.index_select(0, idx);
                     var y = trainY.index_select(0, idx);
                     optimizer.zero_grad();
@@ -90,11 +92,12 @@ public static class HeadTrainer
         }
         if (bestState is not null)
         {
-            head.load_state_dict(bestState);
+            if (!cancel.IsCancellationRequested) head.load_state_dict(bestState);
             Optimizers.Dispose(bestState);
         }
+        cancel.ThrowIfCancellationRequested(); // a head stopped half-way is not a result (it trains in seconds: run again)
         head.eval();
-        bool stoppedEarly = history.Count < options.Epochs && !cancel.IsCancellationRequested;
+        bool stoppedEarly = history.Count < options.Epochs;
         return new FitResult(history, bestEpoch, stoppedEarly, samples / Math.Max(total.Elapsed.TotalSeconds, 1e-9));
     }
 

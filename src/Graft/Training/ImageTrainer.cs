@@ -41,10 +41,14 @@ public static class ImageTrainer
 
         var progress = new TrainingProgress(options.Fingerprint, 1, 0, 0, 0, 0, 0, [], 0, double.PositiveInfinity, 0);
         Dictionary<string, Tensor>? best = null;
-        if (options.Resume && options.CheckpointPath is { } resumeFrom && File.Exists(resumeFrom))
+        if (options.Resume && options.CheckpointPath is { } resumeFrom)
         {
-            (progress, best) = Checkpoint.Load(resumeFrom, options.Fingerprint, network, optimizer);
-            callbacks.Log?.Invoke($"resuming from {resumeFrom}: epoch {progress.Epoch}, batch {progress.NextBatch}");
+            if (File.Exists(resumeFrom))
+            {
+                (progress, best) = Checkpoint.Load(resumeFrom, options.Fingerprint, network, optimizer);
+                callbacks.Log?.Invoke($"resuming from {resumeFrom}: epoch {progress.Epoch}, batch {progress.NextBatch}");
+            }
+            else callbacks.Log?.Invoke($"no checkpoint at {resumeFrom} (a finished run deletes it): starting from the beginning");
         }
 
         var clock = Stopwatch.StartNew();
@@ -63,7 +67,7 @@ public static class ImageTrainer
                                augment: new EpochAugmentation(options.Augmentation, fit.Seed, epoch, skipFirst), cancel: CancellationToken.None))
             {
                 foreach (var failure in batch.Failures) unreadable[failure.Path] = failure.Reason;
-                if (batch.Count > 0)
+                if (batch.Count > 1) // a lone image (an epoch's last, or the rest of a batch of unreadable files) would give batch norm a variance of 0/0
                 {
                     using var scope = NewDisposeScope();
                     manual_seed(fit.Seed * 7919L + epoch * 104_729L + batchIndex); // dropout masks: a function of (seed, epoch, batch)

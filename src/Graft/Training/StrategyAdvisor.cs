@@ -27,7 +27,11 @@ public sealed record DatasetFacts(
 }
 
 /// <summary>A recommendation: one of the four classic cases, the options that implement it, and why.</summary>
-public sealed record Advice(string Case, string Strategy, UnfreezeSpec? Unfreeze, string? FeatureBlock, IReadOnlyList<string> Reasons, DatasetFacts Facts);
+public sealed record Advice(string Case, string Strategy, UnfreezeSpec? Unfreeze, string? FeatureBlock, IReadOnlyList<string> Reasons, DatasetFacts Facts)
+{
+    /// <summary>The advice as graft train arguments, e.g. "--strategy fine-tune --unfreeze 2".</summary>
+    public string Arguments => $"--strategy {Strategy}" + (Unfreeze is { } u ? $" {u.ToArguments()}" : "") + (FeatureBlock is { } b ? $" --features-from {b}" : "");
+}
 
 /// <summary>
 /// Which transfer-learning strategy fits a dataset (CS231n's four cases): measures its size and balance, and
@@ -56,14 +60,13 @@ public static class StrategyAdvisor
         using var model = ImageClassifier.PretrainedImageNet(backboneName, resolver);
         var spec = model.Config.Input with { Resize = ResizeMode.CenterCrop };
         string earlierBlock = BackboneRegistry.Get(backboneName).GenericFeatureBlock;
-        var (top, earlier, confidences, labels) = await ProbeAsync(model, picked, spec, earlierBlock, callbacks, cancel);
+        var (top, earlier, y, confidences, labels) = await ProbeAsync(model, picked, spec, earlierBlock, callbacks, cancel);
 
-        var y = picked.Select(i => i.Label).ToArray();
         double topAccuracy = CrossValidatedProbe(top, y, dataset.Classes.Count, seed);
         double earlierAccuracy = CrossValidatedProbe(earlier, y, dataset.Classes.Count, seed);
         var common = labels.GroupBy(l => l).OrderByDescending(g => g.Count()).Take(5).Select(g => $"{g.Key} ({g.Count()})").ToList();
         var facts = new DatasetFacts(dataset.Classes.Count, images.Count, perClass.Min(), perClass.Max(), width, height,
-            confidences.Average(), common, topAccuracy, earlierAccuracy, earlierBlock, picked.Count);
+            confidences.Average(), common, topAccuracy, earlierAccuracy, earlierBlock, y.Length);
         return Decide(facts);
     }
 
@@ -96,14 +99,15 @@ public static class StrategyAdvisor
         };
     }
 
-    /// <summary>One pass per image: pooled features of the earlier block and of the last one, and the ImageNet top-1.</summary>
-    static async Task<(float[][] Top, float[][] Earlier, List<double> Confidence, List<string> Labels)> ProbeAsync(
+    /// <summary>One pass per image: pooled features of the earlier block and of the last one, the image's class, and the ImageNet top-1 (unreadable images left out).</summary>
+    static async Task<(float[][] Top, float[][] Earlier, int[] Classes, List<double> Confidence, List<string> Labels)> ProbeAsync(
         ImageClassifier model, IReadOnlyList<LabeledImage> images, ImageSpec spec, string earlierBlock, Callbacks callbacks, CancellationToken cancel)
     {
         var top = new List<float[]>();
         var earlier = new List<float[]>();
         var confidence = new List<double>();
         var labels = new List<string>();
+        var classes = new List<int>();
         var trunk = model.Backbone.Trunk;
         int done = 0;
         var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -128,10 +132,11 @@ public static class StrategyAdvisor
                 confidence.AddRange(best.data<float>().ToArray().Select(v => (double)v));
                 labels.AddRange(index.data<long>().ToArray().Select(i => model.Classes[(int)i]));
             }
+            classes.AddRange(batch.Indices.Select(i => images[i].Label));
             done += batch.Count;
             callbacks.Images?.Report(new ImageProgress("probe", done, images.Count, done / clock.Elapsed.TotalSeconds));
         }
-        return (top.ToArray(), earlier.ToArray(), confidence, labels);
+        return (top.ToArray(), earlier.ToArray(), classes.ToArray(), confidence, labels);
     }
 
     static void Rows(Tensor t, List<float[]> into)
