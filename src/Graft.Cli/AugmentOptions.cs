@@ -35,7 +35,7 @@ public sealed class AugmentOptions
             command.Add(option);
     }
 
-    /// <summary>The augmentation asked for, or null when no augmentation option was given (the strategy's default).</summary>
+    /// <summary>The augmentation asked for; <paramref name="fallback"/> (the strategy's default) when no option was given.</summary>
     public Augmentation? Read(ParseResult parse, Augmentation? fallback = null)
     {
         var preset = parse.GetValue(_preset) switch
@@ -45,12 +45,14 @@ public sealed class AugmentOptions
             "keras-blog" => Augmentation.KerasBlog,
             _ => null,
         };
-        bool anySetting = parse.GetValue(_rotation) is not null || parse.GetValue(_widthShift) is not null || parse.GetValue(_heightShift) is not null
+        bool anyTransform = parse.GetValue(_rotation) is not null || parse.GetValue(_widthShift) is not null || parse.GetValue(_heightShift) is not null
             || parse.GetValue(_shear) is not null || parse.GetValue(_zoom) is not null || parse.GetValue(_flip) is not null
-            || parse.GetValue(_fillMode) is not null || parse.GetValue(_fillValue) is not null || parse.GetValue(_brightness) is not null
-            || parse.GetValue(_randomResizedCrop);
-        if (preset is null && !anySetting) return fallback;
-        var a = preset ?? (anySetting ? Augmentation.None : fallback ?? Augmentation.None);
+            || parse.GetValue(_brightness) is not null || parse.GetValue(_randomResizedCrop);
+        bool anyFill = parse.GetValue(_fillMode) is not null || parse.GetValue(_fillValue) is not null;
+        // Transforms given without a preset are the whole augmentation (as in Keras); fill settings alone only
+        // change how the default's transforms fill.
+        var a = preset ?? (anyTransform ? Augmentation.None : fallback);
+        if (a is null || (preset is null && !anyTransform && !anyFill)) return fallback;
         var flip = parse.GetValue(_flip);
         return a with
         {
