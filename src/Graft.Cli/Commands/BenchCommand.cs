@@ -108,7 +108,7 @@ public static class BenchCommand
         {
             using var cache = new TempFolder();
             progress.Log($"{e.Data}: graft train --strategy {e.Strategy} {string.Join(" ", e.Options)} ...");
-            var r = TrainInChildProcess(SampleDatasets.Resolve(e.Data, AssetResolver.Default), cache.Path, ["--strategy", e.Strategy, .. e.Options]);
+            var r = TrainInChildProcess(SampleDatasets.Resolve(e.Data, AssetResolver.Default), cache.Path, ["--strategy", e.Strategy, .. e.Options], progress.Log);
             double accuracy = r.GetProperty("accuracy").GetDouble(), wall = r.GetProperty("wall_seconds").GetDouble();
             int epochs = r.GetProperty("epochs").GetInt32();
             progress.Log($"  accuracy {accuracy:0.0000} after {epochs} epochs, {wall:0}s");
@@ -205,8 +205,11 @@ public static class BenchCommand
         return root is null ? [] : Directory.EnumerateFiles(root, "*.jpg", SearchOption.AllDirectories).Order().Take(count).ToList();
     }
 
-    /// <summary>Runs `graft train DATA --json` as its own process; returns its JSON result plus wall_seconds.</summary>
-    static JsonElement TrainInChildProcess(string data, string cacheRoot, string[]? options = null)
+    /// <summary>
+    /// Runs `graft train DATA --json` as its own process; returns its JSON result plus wall_seconds.
+    /// The child's end-of-epoch lines go to <paramref name="epochLog"/> (the experiments run for most of an hour).
+    /// </summary>
+    static JsonElement TrainInChildProcess(string data, string cacheRoot, string[]? options = null, Action<string>? epochLog = null)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Graft.Cli.dll"));
@@ -215,11 +218,20 @@ public static class BenchCommand
         var clock = Stopwatch.StartNew();
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
+        string lastError = "";
+        var stderr = Task.Run(async () =>
+        {
+            while (await process.StandardError.ReadLineAsync() is { } line)
+            {
+                if (line.StartsWith("epoch ") && line.Contains(" loss ")) epochLog?.Invoke("  " + line);
+                if (line.StartsWith("graft: ")) lastError = line["graft: ".Length..];
+            }
+        });
         process.WaitForExit();
+        stderr.Wait();
         double wall = clock.Elapsed.TotalSeconds;
         if (process.ExitCode != 0)
-            throw new GraftException($"graft train {data} failed during the benchmark: {stderr.Result.Trim()}", "Run it alone to see the problem.");
+            throw new GraftException($"graft train {data} failed during the benchmark (exit {process.ExitCode}): {lastError}", "Run it alone to see the problem.");
         var last = stdout.Result.TrimEnd().Split('\n')[^1];
         var node = System.Text.Json.Nodes.JsonNode.Parse(last)!.AsObject();
         node["wall_seconds"] = wall;
