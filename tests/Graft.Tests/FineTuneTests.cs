@@ -25,6 +25,31 @@ public class FineTuneTests
     }
 
     [Fact]
+    public void Decoded_image_cache_gives_what_decoding_gives_within_its_budget()
+    {
+        using var dir = new TempDir();
+        TinyImages.WriteClassFolders(dir.Path, perClass: 2, size: 64, format: "jpg");
+        var files = Directory.GetFiles(dir.Path, "*.jpg", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
+        var spec = ImageSpec.Uniform(40, 127.5f, 127.5f) with { Resize = ResizeMode.CenterCrop };
+        var cache = new DecodedImageCache(spec);
+        foreach (var augmentation in new Augmentation?[] { null, Augmentation.KerasBlog, Augmentation.Default with { RandomResizedCrop = true } })
+            for (int epoch = 0; epoch < 2; epoch++)
+                foreach (var (file, i) in files.Select((f, i) => (f, i)))
+                {
+                    var expected = new float[3 * 40 * 40];
+                    var actual = new float[3 * 40 * 40];
+                    ImageLoader.LoadInto(file, spec, expected, augmentation, Augmentation.RandomFor(7, epoch, i));
+                    cache.LoadInto(file, actual, augmentation, Augmentation.RandomFor(7, epoch, i));
+                    Assert.Equal(expected, actual);
+                }
+        Assert.Equal(files.Count, cache.Count);
+
+        var tight = new DecodedImageCache(spec, budgetBytes: 40 * 40 * 3 * 2);
+        foreach (var file in files) tight.LoadInto(file, new float[3 * 40 * 40]);
+        Assert.Equal(2, tight.Count);
+    }
+
+    [Fact]
     public void Fill_modes_decide_what_comes_in_from_outside()
     {
         // A left-to-right gradient shifted by up to half its width.

@@ -21,8 +21,9 @@ public sealed record EpochAugmentation(Augmentation Augmentation, int Seed, int 
 /// </summary>
 public static class BatchPipeline
 {
+    /// <param name="decoded">Keeps decoded images across calls (live training's epochs); it must share <paramref name="spec"/>.</param>
     public static async IAsyncEnumerable<ImageBatch> Batches(IReadOnlyList<string> paths, ImageSpec spec, int batchSize,
-        int prefetch = 2, EpochAugmentation? augment = null,
+        int prefetch = 2, EpochAugmentation? augment = null, DecodedImageCache? decoded = null,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancel = default)
     {
         var channel = Channel.CreateBounded<ImageBatch>(new BoundedChannelOptions(prefetch) { SingleReader = true, SingleWriter = true });
@@ -32,7 +33,7 @@ public static class BatchPipeline
             try
             {
                 for (int start = 0; start < paths.Count; start += batchSize)
-                    await channel.Writer.WriteAsync(Decode(paths, start, Math.Min(batchSize, paths.Count - start), spec, augment, stop.Token), stop.Token);
+                    await channel.Writer.WriteAsync(Decode(paths, start, Math.Min(batchSize, paths.Count - start), spec, augment, decoded, stop.Token), stop.Token);
                 channel.Writer.Complete();
             }
             catch (Exception e) { channel.Writer.Complete(e); }
@@ -46,7 +47,8 @@ public static class BatchPipeline
         finally { stop.Cancel(); } // a consumer that stops early (break, exception) must not leave the producer blocked on a full channel
     }
 
-    static ImageBatch Decode(IReadOnlyList<string> paths, int start, int count, ImageSpec spec, EpochAugmentation? augment, CancellationToken cancel)
+    static ImageBatch Decode(IReadOnlyList<string> paths, int start, int count, ImageSpec spec, EpochAugmentation? augment,
+        DecodedImageCache? decoded, CancellationToken cancel)
     {
         // Images decode straight into one batch buffer: per-image arrays would be large-object-heap garbage.
         int imageSize = 3 * spec.Size * spec.Size;
@@ -57,9 +59,9 @@ public static class BatchPipeline
             var slot = pixels.AsSpan(i * imageSize, imageSize);
             try
             {
-                if (augment is null) ImageLoader.LoadInto(paths[start + i], spec, slot);
-                else ImageLoader.LoadInto(paths[start + i], spec, slot, augment.Augmentation,
-                    Augmentation.RandomFor(augment.Seed, augment.Epoch, augment.FirstPosition + start + i));
+                var rng = augment is null ? null : Augmentation.RandomFor(augment.Seed, augment.Epoch, augment.FirstPosition + start + i);
+                if (decoded is not null) decoded.LoadInto(paths[start + i], slot, augment?.Augmentation, rng);
+                else ImageLoader.LoadInto(paths[start + i], spec, slot, augment?.Augmentation, rng);
             }
             catch (ImageDecodeException e) { errors[i] = e; }
         });

@@ -38,6 +38,7 @@ public static class ImageTrainer
         int batchesPerEpoch = (train.Count + fit.BatchSize - 1) / fit.BatchSize;
         long totalSteps = (long)batchesPerEpoch * fit.Epochs;
         using var weights = options.ClassWeights is null ? null : tensor(options.ClassWeights);
+        var decoded = new DecodedImageCache(spec); // each image is decoded once, not once per epoch
 
         var progress = new TrainingProgress(options.Fingerprint, 1, 0, 0, 0, 0, 0, [], 0, double.PositiveInfinity, 0);
         Dictionary<string, Tensor>? best = null;
@@ -64,7 +65,7 @@ public static class ImageTrainer
             int batchIndex = progress.NextBatch;
             Freezing.SetTrainingMode(network);
             await foreach (var batch in BatchPipeline.Batches(paths.Skip(skipFirst).ToList(), spec, fit.BatchSize,
-                               augment: new EpochAugmentation(options.Augmentation, fit.Seed, epoch, skipFirst), cancel: CancellationToken.None))
+                               augment: new EpochAugmentation(options.Augmentation, fit.Seed, epoch, skipFirst), decoded: decoded, cancel: CancellationToken.None))
             {
                 foreach (var failure in batch.Failures) unreadable[failure.Path] = failure.Reason;
                 if (batch.Count > 1) // a lone image (an epoch's last, or the rest of a batch of unreadable files) would give batch norm a variance of 0/0
@@ -101,7 +102,7 @@ public static class ImageTrainer
             }
             if (stopped) break;
 
-            var (valLoss, valAccuracy) = validation.Count > 0 ? await EvaluateAsync(network, validation, spec, fit.BatchSize) : (double.NaN, double.NaN);
+            var (valLoss, valAccuracy) = validation.Count > 0 ? await EvaluateAsync(network, validation, spec, fit.BatchSize, decoded) : (double.NaN, double.NaN);
             double? vl = validation.Count > 0 ? valLoss : null, va = validation.Count > 0 ? valAccuracy : null;
             var record = new EpochRecord(epoch, progress.LossSum / Math.Max(1, progress.Seen), (double)progress.Correct / Math.Max(1, progress.Seen),
                 vl, va, epochClock.Elapsed.TotalSeconds);
@@ -141,12 +142,12 @@ public static class ImageTrainer
 
     /// <summary>Loss and accuracy on images without augmentation, in inference mode.</summary>
     public static async Task<(double Loss, double Accuracy)> EvaluateAsync(nn.Module<Tensor, Tensor> network, IReadOnlyList<LabeledImage> images,
-        ImageSpec spec, int batchSize)
+        ImageSpec spec, int batchSize, DecodedImageCache? decoded = null)
     {
         network.eval();
         double lossSum = 0;
         long correct = 0, seen = 0;
-        await foreach (var batch in BatchPipeline.Batches(images.Select(i => i.Path).ToList(), spec, batchSize))
+        await foreach (var batch in BatchPipeline.Batches(images.Select(i => i.Path).ToList(), spec, batchSize, decoded: decoded))
         {
             if (batch.Count == 0) continue;
             // Grad mode is per thread and an await may resume on another: never hold the guard across one.
