@@ -116,6 +116,8 @@ public static class Learner
         if (!live && options.Augmentation is { IsIdentity: false })
             throw new GraftException("Augmentation needs the trunk to run on every image, and feature extraction caches its output once.",
                 "Use --strategy fine-tune to train with augmentation.");
+        if (options.BatchNorm && Math.Min(options.Fit.BatchSize, live && !scratch ? options.FineTune.BatchSize : int.MaxValue) < 2)
+            throw new GraftException("--batchnorm needs batches of at least 2 (batch norm takes statistics over the batch).", "Use --batch-size 2 or more.");
         var clock = Stopwatch.StartNew();
         var config = BackboneRegistry.Get(options.BackboneOrDefault);
         var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Fit.Seed);

@@ -66,6 +66,7 @@ public class CliTests
     [InlineData("predict", "/no/such/model.graft", "x.jpg")]
     [InlineData("summary", "resnet9000")]
     [InlineData("train", ".", "--backbone", "resnet9000")]
+    [InlineData("train", ".", "--batchnorm", "--batch-size", "1")]
     public void Bad_input_gives_one_line_and_exit_code_2(params string[] args)
     {
         var run = GraftCli.Run(null, args);

@@ -68,7 +68,8 @@ public static class ImageTrainer
                                augment: new EpochAugmentation(options.Augmentation, fit.Seed, epoch, skipFirst), decoded: decoded, cancel: CancellationToken.None))
             {
                 foreach (var failure in batch.Failures) unreadable[failure.Path] = failure.Reason;
-                if (batch.Count > 1) // a lone image (an epoch's last, or the rest of a batch of unreadable files) would give batch norm a variance of 0/0
+                // A lone image (an epoch's last, or what unreadable files left of a batch) would give batch norm a variance of 0/0.
+                if (batch.Count >= Math.Min(2, fit.BatchSize))
                 {
                     using var scope = NewDisposeScope();
                     manual_seed(fit.Seed * 7919L + epoch * 104_729L + batchIndex); // dropout masks: a function of (seed, epoch, batch)
