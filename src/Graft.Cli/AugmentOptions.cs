@@ -48,11 +48,10 @@ public sealed class AugmentOptions
         bool anyTransform = parse.GetValue(_rotation) is not null || parse.GetValue(_widthShift) is not null || parse.GetValue(_heightShift) is not null
             || parse.GetValue(_shear) is not null || parse.GetValue(_zoom) is not null || parse.GetValue(_flip) is not null
             || parse.GetValue(_brightness) is not null || parse.GetValue(_randomResizedCrop);
-        bool anyFill = parse.GetValue(_fillMode) is not null || parse.GetValue(_fillValue) is not null;
         // Transforms given without a preset are the whole augmentation (as in Keras); fill settings alone only
         // change how the default's transforms fill.
         var a = preset ?? (anyTransform ? Augmentation.None : fallback);
-        if (a is null || (preset is null && !anyTransform && !anyFill)) return fallback;
+        if (a is null) return null;
         var flip = parse.GetValue(_flip);
         return a with
         {

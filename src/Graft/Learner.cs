@@ -55,7 +55,11 @@ public sealed record TrainOptions
     public double DropoutOrDefault => Dropout ?? (Scratch ? 0.5 : 0.2);
     public Pooling PoolingOrDefault => Pooling ?? (Scratch ? Training.Pooling.Flatten : Training.Pooling.Gap);
     public UnfreezeSpec UnfreezeOrDefault => Unfreeze ?? UnfreezeSpec.Default;
-    public Augmentation AugmentationOrDefault => Augmentation ?? (Scratch ? Data.Augmentation.KerasBlog : Data.Augmentation.Default);
+    public Augmentation AugmentationOrDefault => Augmentation ?? DefaultAugmentation(Strategy);
+
+    /// <summary>What a strategy augments with unless told: the blog's heavy settings from scratch, mild ones otherwise.</summary>
+    public static Augmentation DefaultAugmentation(string strategy) =>
+        strategy == Strategies.Scratch ? Data.Augmentation.KerasBlog : Data.Augmentation.Default;
 }
 
 public static class Strategies

@@ -84,7 +84,7 @@ public class BackboneTests
     {
         using var dir = new TempDir();
         var resolver = new Weights.AssetResolver([dir.Path], dir["cache"], allowDownload: false);
-        var e = Assert.Throws<GraftException>(() => resolver.Resolve(BackboneRegistry.Get("mobilenet_v2").Weights));
+        var e = Assert.Throws<GraftException>(() => resolver.Resolve(BackboneRegistry.Get("mobilenet_v2").Weights!));
         Assert.Contains("tf2_mobilenet_v2_1.0_224_ptq.tflite", e.Message);
         Assert.Contains("https://", e.Message);
         Assert.Contains(dir["cache"], e.Message);

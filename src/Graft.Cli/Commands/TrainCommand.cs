@@ -98,7 +98,7 @@ public static class TrainCommand
                     : parse.GetValue(unfreeze) is { } top ? new UnfreezeSpec(TopBlocks: top)
                     : null,
                 FineTune = Phase(ftEpochs, ftLr, ftOptimizer),
-                Augmentation = augment.Read(parse, chosen is Strategies.FineTune or Strategies.Scratch ? new TrainOptions { Strategy = chosen }.AugmentationOrDefault : null),
+                Augmentation = augment.Read(parse, chosen is Strategies.FineTune or Strategies.Scratch ? TrainOptions.DefaultAugmentation(chosen) : null),
                 Schedule = Enum.Parse<LrSchedule>(parse.GetValue(schedule)!.Replace("-", ""), ignoreCase: true),
                 DiscriminativeFactor = InRange(parse.GetValue(discriminative), "--discriminative", 0, 1.000001, lowerInclusive: false),
                 BalancedClassWeights = parse.GetValue(classWeight) == "balanced",

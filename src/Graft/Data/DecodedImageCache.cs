@@ -16,8 +16,6 @@ public sealed class DecodedImageCache(ImageSpec spec, long budgetBytes = Decoded
     readonly ConcurrentDictionary<string, byte[]> _images = new();
     long _bytes;
 
-    public ImageSpec Spec => spec;
-    public long BudgetBytes => budgetBytes;
     public int Count => _images.Count;
 
     /// <summary>What <see cref="ImageLoader.LoadInto"/> gives, from memory when the file has been seen.</summary>
