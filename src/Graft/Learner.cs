@@ -12,11 +12,15 @@ namespace Graft;
 /// <summary>
 /// Everything about a training run. Null means "the strategy's default": scratch trains the Keras blog's
 /// small CNN (flatten → dense 64 → dropout 0.5, heavy augmentation); the others graft a global-average-pooling
-/// head (dropout 0.2) onto pretrained MobileNetV2, and fine-tuning augments mildly.
+/// head (dropout 0.2) onto the default pretrained backbone (a registry flag), and fine-tuning augments mildly.
 /// </summary>
 public sealed record TrainOptions
 {
     public string? Backbone { get; init; }
+    /// <summary>The network's input size (Keras's input_shape); null: the backbone's default.</summary>
+    public int? InputSize { get; init; }
+    /// <summary>The user's own weight file for the backbone (checked by structure, not hash); null: the registry's sources.</summary>
+    public string? WeightsFile { get; init; }
     public string Strategy { get; init; } = Strategies.FeatureExtraction;
     public int? Hidden { get; init; }
     public double? Dropout { get; init; }
@@ -50,7 +54,7 @@ public sealed record TrainOptions
     public bool UseCache { get; init; } = true;
 
     bool Scratch => Strategy == Strategies.Scratch;
-    public string BackboneOrDefault => Backbone ?? (Scratch ? "small_cnn" : "mobilenet_v2");
+    public string BackboneOrDefault => Backbone ?? (Scratch ? BackboneRegistry.All.First(b => !b.Pretrained) : BackboneRegistry.Default).Name;
     public int HiddenOrDefault => Hidden ?? (Scratch ? 64 : 0);
     public double DropoutOrDefault => Dropout ?? (Scratch ? 0.5 : 0.2);
     public Pooling PoolingOrDefault => Pooling ?? (Scratch ? Training.Pooling.Flatten : Training.Pooling.Gap);
@@ -129,21 +133,24 @@ public static class Learner
             $"{dataset.Train.Count} training and {dataset.Validation.Count} validation images ({dataset.Layout})");
 
         manual_seed(options.Fit.Seed);
+        int size = options.InputSize ?? config.InputSize;
         var backbone = scratch
-            ? Backbone.Create(config, (config.Input ?? ImageSpec.Uniform(config.InputSize, 127.5f, 127.5f)) with { Resize = options.Resize })
-            : Backbone.LoadPretrained(config, resolver);
+            ? Backbone.Create(config, new(size), config.Spec(size))
+            : Backbone.LoadPretrained(config, resolver, inputSize: size, weightsFile: options.WeightsFile);
+        if (backbone.LoadReport is { } report) callbacks.Log?.Invoke($"{config.Name}: {report}");
         if (options.FeatureBlock is { } block) backbone.TruncateAfter(block);
         var input = backbone.Input with { Resize = options.Resize };
         var pooling = options.PoolingOrDefault;
-        var (channels, positions) = TrunkOutput(backbone, input.Size);
+        var (channels, positions) = backbone.FeatureShape(input.Size);
         var headConfig = new HeadConfig(pooling == Training.Pooling.Gap ? channels : channels * positions, dataset.Classes.Count,
             options.HiddenOrDefault, options.DropoutOrDefault, options.BatchNorm, pooling)
         {
             Binary = options.Binary, SqueezeExcite = options.SqueezeExcite, TrunkChannels = channels,
         };
-        var modelConfig = new ModelConfig(ModelConfig.CurrentFormat, config.Name, config.Weights?.Sha256 ?? "none", input, dataset.Classes,
+        var modelConfig = new ModelConfig(ModelConfig.CurrentFormat, config.Name, backbone.WeightsId, input, dataset.Classes,
             headConfig, options.Strategy, options.Fit, null, DateTime.UtcNow)
         {
+            Architecture = backbone.Architecture,
             FineTune = options.Strategy == Strategies.FineTune ? options.FineTune : null,
             Unfreeze = options.Strategy == Strategies.FineTune ? options.UnfreezeOrDefault : null,
             Augmentation = live ? options.AugmentationOrDefault : null,
@@ -245,16 +252,6 @@ public static class Learner
         var groups = new List<ParameterGroup> { new(model.Head.parameters().ToList(), 1.0) };
         groups.AddRange(blocks.Select(b => new ParameterGroup(b.Parameters, Math.Pow(options.DiscriminativeFactor, b.DepthFromTop + 1))));
         return groups;
-    }
-
-    /// <summary>The trunk's output channels and spatial positions (H x W), found by running one blank image.</summary>
-    static (int Channels, int Positions) TrunkOutput(Backbone backbone, int inputSize)
-    {
-        using var scope = NewDisposeScope();
-        using var _ = no_grad();
-        backbone.Trunk.eval();
-        var shape = backbone.Trunk.call(zeros(1, 3, inputSize, inputSize)).shape;
-        return ((int)shape[1], (int)(shape[2] * shape[3]));
     }
 
     static float[] BalancedWeights(ImageDataset dataset)

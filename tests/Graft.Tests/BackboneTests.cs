@@ -1,4 +1,5 @@
 using Graft.Backbones;
+using Graft.Backbones.Layers;
 using Graft.Models;
 using Graft.Training;
 using static TorchSharp.torch;
@@ -46,10 +47,10 @@ public class BackboneTests
     public void Same_padding_puts_the_extra_pixel_after()
     {
         Engine.TorchRuntime.EnsureInitialized();
-        using var unit = new ConvUnit("t", 1, 1, 3, stride: 2, act: Act.None);
-        unit.SetWeights(Enumerable.Repeat(1f, 9).ToArray(), [0f]);
+        using var conv = new Conv2D("t", 1, 1, (3, 3), (2, 2), Padding.Same, useBias: true, Activation.Linear);
+        conv.Load([new("kernel", [3, 3, 1, 1], Enumerable.Repeat(1f, 9).ToArray()), new("bias", [1], [0f])]);
         using var x = arange(16, dtype: float32).reshape(1, 1, 4, 4);
-        using var y = unit.forward(x);
+        using var y = conv.call([x]);
         Assert.Equal([1L, 1, 2, 2], y.shape);
         // TF SAME on 4x4, 3x3 stride 2: pad (0 before, 1 after); first window is rows 0-2, cols 0-2.
         Assert.Equal(0 + 1 + 2 + 4 + 5 + 6 + 8 + 9 + 10, y[0, 0, 0, 0].item<float>());
@@ -80,21 +81,23 @@ public class BackboneTests
     }
 
     [Fact]
-    public void Missing_weights_offline_name_the_file_url_and_destination()
+    public void Missing_weights_offline_name_the_file_url_and_both_caches()
     {
         using var dir = new TempDir();
-        var resolver = new Weights.AssetResolver([dir.Path], dir["cache"], allowDownload: false);
-        var e = Assert.Throws<GraftException>(() => resolver.Resolve(BackboneRegistry.Get("mobilenet_v2").Weights!));
-        Assert.Contains("tf2_mobilenet_v2_1.0_224_ptq.tflite", e.Message);
-        Assert.Contains("https://", e.Message);
+        var resolver = new Weights.AssetResolver([dir.Path], dir["cache"], allowDownload: false, kerasCacheFolders: [dir["keras"]]);
+        var e = Assert.Throws<GraftException>(() => Backbone.LoadPretrained(BackboneRegistry.Get("vgg16"), resolver));
+        Assert.Contains("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5", e.Message);
+        Assert.Contains("https://storage.googleapis.com/tensorflow/keras-applications/vgg16/", e.Message);
+        Assert.Contains("MD5 6d6bbae143d832006294945121d1f1fc", e.Message);
         Assert.Contains(dir["cache"], e.Message);
+        Assert.Contains(dir["keras"], e.Message);
     }
 
     [Fact]
     public void A_mirror_file_with_the_wrong_hash_is_refused()
     {
         using var dir = new TempDir();
-        var asset = BackboneRegistry.Get("mobilenet_v2").Weights!;
+        var asset = BackboneRegistry.Get("mobilenet_v2").Weights.Single(w => w.File.FileName.EndsWith(".tflite")).File;
         Directory.CreateDirectory(Path.GetDirectoryName(dir[asset.RelativePath])!);
         File.WriteAllText(dir[asset.RelativePath], "not the model");
         var resolver = new Weights.AssetResolver([dir.Path], dir["cache"], allowDownload: false);

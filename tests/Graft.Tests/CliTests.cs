@@ -86,12 +86,19 @@ public class CliTests
     }
 
     [Fact]
-    public void Models_lists_mobilenet_v2_as_available_here()
+    public void Models_lists_the_default_backbone_first_with_its_weights_here()
     {
         var run = GraftCli.Run(null, "models", "--json");
-        Assert.Equal(0, run.ExitCode);
-        var first = JsonDocument.Parse(run.LastLine).RootElement.GetProperty("backbones")[0];
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        var backbones = JsonDocument.Parse(run.LastLine).RootElement.GetProperty("backbones");
+        var first = backbones[0];
         Assert.Equal("mobilenet_v2", first.GetProperty("name").GetString());
-        Assert.EndsWith("tf2_mobilenet_v2_1.0_224_ptq.tflite", first.GetProperty("local_path").GetString());
+        Assert.True(first.GetProperty("is_default").GetBoolean());
+        Assert.Equal(1280, first.GetProperty("feature_channels").GetInt32()); // measured on the built network
+        var local = first.GetProperty("weights").EnumerateArray().Select(w => w.GetProperty("local_path").GetString()).OfType<string>();
+        Assert.Contains(local, p => p.EndsWith("tf2_mobilenet_v2_1.0_224_ptq.tflite"));
+        var vgg = backbones.EnumerateArray().Single(b => b.GetProperty("name").GetString() == "vgg16");
+        Assert.Equal(512, vgg.GetProperty("feature_channels").GetInt32());
+        Assert.Equal("caffe", vgg.GetProperty("preprocessing").GetString());
     }
 }

@@ -77,16 +77,20 @@ public class FineTuneTests
     [Fact]
     public void Unfreeze_specs_select_top_blocks_names_or_layers()
     {
-        TorchRuntime.EnsureInitialized();
-        var trunk = MobileNetV2.Trunk(alpha: 0.35);
+        var trunk = Networks.Build("mobilenet_v2_0.35", 96);
         Assert.Equal(["Conv_1", "block_16"], Freezing.Apply(trunk, new UnfreezeSpec(TopBlocks: 2)).Select(b => b.Name));
-        Assert.Equal(8, trunk.parameters().Count(p => p.requires_grad)); // Conv_1 (2) + block_16 expand/depthwise/project (6)
+        // Conv_1 (kernel) + Conv_1_bn (gamma, beta); block_16: expand, depthwise, project, each a kernel and a BN's gamma and beta.
+        Assert.Equal(3 + 9, trunk.parameters().Count(p => p.requires_grad));
 
         Assert.Equal(["Conv_1", "block_16"], Freezing.Apply(trunk, new UnfreezeSpec(FromLayer: "block_16_depthwise")).Select(b => b.Name));
-        Assert.Equal(6, trunk.parameters().Count(p => p.requires_grad)); // depthwise, project, Conv_1
+        Assert.Equal(3 + 6, trunk.parameters().Count(p => p.requires_grad)); // block_16's depthwise and project, Conv_1
 
-        Freezing.Apply(trunk, new UnfreezeSpec(FreezeFirstLayers: 51)); // 52 conv layers: only Conv_1 trains
-        Assert.Equal(2, trunk.parameters().Count(p => p.requires_grad));
+        // Keras's model.layers order, the input layer first: all but the last three layers (Conv_1, Conv_1_bn, out_relu) frozen.
+        var layers = trunk.KerasOrder();
+        Assert.Equal("input_1", layers[0].Name);
+        Assert.Equal(["Conv_1", "Conv_1_bn", "out_relu"], layers.TakeLast(3).Select(l => l.Name));
+        Freezing.Apply(trunk, new UnfreezeSpec(FreezeFirstLayers: layers.Count - 3));
+        Assert.Equal(3, trunk.parameters().Count(p => p.requires_grad));
 
         Assert.Contains("graft summary", Assert.Throws<GraftException>(() => Freezing.Apply(trunk, new UnfreezeSpec(FromLayer: "nope"))).Message);
         Assert.Throws<GraftException>(() => Freezing.Apply(trunk, new UnfreezeSpec(TopBlocks: 99)));
@@ -95,10 +99,9 @@ public class FineTuneTests
     [Fact]
     public void A_fine_tuning_step_moves_only_unfrozen_weights_and_batch_norm_statistics()
     {
-        TorchRuntime.EnsureInitialized();
+        var trunk = Networks.Build("mobilenet_v2_0.35", 96);
         manual_seed(5);
-        var trunk = MobileNetV2.Trunk(alpha: 0.35, batchNorm: true);
-        var head = new HeadConfig(MobileNetV2.FeatureChannels(0.35), 2).Build();
+        var head = new HeadConfig(trunk.Output.Channels, 2).Build();
         var network = new GraftedNetwork(trunk, Pooling.Gap, head);
         Freezing.Apply(trunk, new UnfreezeSpec(TopBlocks: 1)); // Conv_1 only
         var before = network.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
@@ -114,11 +117,11 @@ public class FineTuneTests
         var after = network.state_dict();
         bool Changed(string key) => !before[key].allclose(after[key], rtol: 0, atol: 0);
 
-        Assert.False(Changed("trunk.block_16.project.conv.weight"));
-        Assert.False(Changed("trunk.block_16.project.bn.running_mean")); // frozen BN stays in inference mode
-        Assert.False(Changed("trunk.Conv1.bn.running_var"));
-        Assert.True(Changed("trunk.Conv_1.conv.weight"));
-        Assert.True(Changed("trunk.Conv_1.bn.running_mean")); // unfrozen BN learns its statistics
+        Assert.False(Changed("trunk.block_16_project.weight"));
+        Assert.False(Changed("trunk.block_16_project_BN.running_mean")); // frozen BN stays in inference mode
+        Assert.False(Changed("trunk.bn_Conv1.running_var"));
+        Assert.True(Changed("trunk.Conv_1.weight"));
+        Assert.True(Changed("trunk.Conv_1_bn.running_mean")); // unfrozen BN learns its statistics
         Assert.True(Changed("head.predictions.weight"));
     }
 
@@ -198,8 +201,8 @@ public class FineTuneTests
         Assert.Equal(3, result.Fit.History.Count); // 2 head epochs + 1 fine-tuning epoch
         var tuned = result.Model.Backbone.Trunk.state_dict();
         var original = pretrained.Trunk.state_dict();
-        Assert.False(tuned["Conv_1.conv.weight"].allclose(original["Conv_1.conv.weight"], rtol: 0, atol: 0));
-        Assert.True(tuned["block_16.project.conv.weight"].allclose(original["block_16.project.conv.weight"], rtol: 0, atol: 0));
+        Assert.False(tuned["Conv_1.weight"].allclose(original["Conv_1.weight"], rtol: 0, atol: 0));
+        Assert.True(tuned["block_16_project.weight"].allclose(original["block_16_project.weight"], rtol: 0, atol: 0));
         Assert.Equal(Strategies.FineTune, result.Model.Config.Strategy);
 
         result.Model.Save(dir["ft.graft"]);

@@ -11,11 +11,10 @@ public class MemoryTests
     [Fact]
     public void Inference_and_training_steps_do_not_grow_memory()
     {
-        TorchRuntime.EnsureInitialized();
+        var trunk = Networks.Build("mobilenet_v2_0.35", 64);
         manual_seed(0);
-        var trunk = MobileNetV2.Trunk(alpha: 0.35);
         var runner = new TorchTrunkRunner(trunk);
-        var head = new HeadConfig(MobileNetV2.FeatureChannels(0.35), 2).Build();
+        var head = new HeadConfig(trunk.Output.Channels, 2).Build();
         var network = new GraftedNetwork(trunk, Pooling.Gap, head);
         Freezing.Apply(trunk, new UnfreezeSpec(TopBlocks: 3));
         using var optimizer = optim.SGD(network.parameters().Where(p => p.requires_grad), 1e-3, momentum: 0.9);

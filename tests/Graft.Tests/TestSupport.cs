@@ -77,3 +77,13 @@ public static class GraftCli
         return new Result(process.ExitCode, stdout.Result, stderr.Result);
     }
 }
+
+/// <summary>Registry networks with fresh (untrained) weights: architecture tests need no weight files.</summary>
+public static class Networks
+{
+    public static Backbones.Graph Build(string backbone, int size, bool foldedBatchNorm = false)
+    {
+        Engine.TorchRuntime.EnsureInitialized();
+        return Backbones.BackboneRegistry.Get(backbone).Build(new(size, FoldedBatchNorm: foldedBatchNorm));
+    }
+}

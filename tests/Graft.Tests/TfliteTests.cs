@@ -30,10 +30,10 @@ public class TfliteTests
     [Fact]
     public void Input_mappings_come_from_the_input_quantization()
     {
-        var (mean, std) = TfliteLayers.InputMapping(Tf2)!.Value;
+        var (mean, std) = TfliteReader.Read(Tf2.Source).InputMapping!.Value;
         Assert.Equal(127f, mean);
         Assert.Equal(127.5f, std, 2); // (p - 127) * 2/255
-        var (slimMean, slimStd) = TfliteLayers.InputMapping(Slim)!.Value;
+        var (slimMean, slimStd) = TfliteReader.Read(Slim.Source).InputMapping!.Value;
         Assert.Equal(128f, slimMean);
         Assert.Equal(128f, slimStd, 3); // (p - 128) / 128
     }
@@ -68,23 +68,6 @@ public class TfliteTests
         Assert.Equal(TensorType.Int32, bias.Type);
         int q = BinaryPrimitives.ReadInt32LittleEndian(Slim.RawData(bias)[12..]);
         Assert.Equal(q * bias.Quantization.Scale[0], Slim.ToFloat(bias)[3], 6);
-    }
-
-    [Fact]
-    public void Layers_come_out_in_pytorch_layout()
-    {
-        var layers = TfliteLayers.Read(Tf2);
-        Assert.Equal(53, layers.Count); // 52 trunk convolutions + the 1x1 classifier
-        var stem = layers[0];
-        Assert.Equal([32, 3, 3, 3], stem.Shape);
-        var ohwi = Tf2.ToFloat(Tf2.Tensors[Tf2.Operators.First(o => o.Op == BuiltinOp.Conv2D).Inputs[1]]);
-        // OIHW [o][i][h][w] == OHWI [o][h][w][i]
-        int o = 5, i = 2, h = 1, w = 0;
-        Assert.Equal(ohwi[((o * 3 + h) * 3 + w) * 3 + i], stem.Weight[((o * 3 + i) * 3 + h) * 3 + w]);
-        var depthwise = layers[1];
-        Assert.Equal(LayerKind.Depthwise, depthwise.Kind);
-        Assert.Equal([32, 1, 3, 3], depthwise.Shape);
-        Assert.Equal([1001, 1280, 1, 1], layers[^1].Shape);
     }
 
     [Fact]

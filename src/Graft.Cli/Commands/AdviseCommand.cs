@@ -11,7 +11,7 @@ public static class AdviseCommand
     public static Command Create()
     {
         var data = new Argument<string>("DATA") { Description = "A dataset folder (as for train)." };
-        var backbone = new Option<string>("--backbone") { Description = "Pretrained backbone to measure against.", DefaultValueFactory = _ => "mobilenet_v2" };
+        var backbone = new Option<string>("--backbone") { Description = "Pretrained backbone to measure against.", DefaultValueFactory = _ => Graft.Backbones.BackboneRegistry.Default.Name };
         var sample = new Option<int>("--sample") { Description = "Images sampled (stratified) for the ImageNet and linear-probe measurements.", DefaultValueFactory = _ => 300 };
         var seed = new Option<int>("--seed") { Description = "Seed of the sample and the folds.", DefaultValueFactory = _ => 42 };
         var json = Cli.JsonOption();

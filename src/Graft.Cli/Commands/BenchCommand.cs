@@ -42,7 +42,7 @@ public static class BenchCommand
             progress.Log($"allocator: {Allocator.Describe()}; threads: {get_num_threads()}");
 
             int timed = Math.Max(1, parse.GetValue(batches));
-            foreach (var backbone in BackboneRegistry.All.Where(b => b.Weights is not null && AssetResolver.Default.FindLocal(b.Weights) is not null))
+            foreach (var backbone in BackboneRegistry.All.Where(b => b.Weights.Any(w => AssetResolver.Default.FindLocal(w.File) is not null)))
                 foreach (var row in Forward(backbone, timed)) { rows.Add(row); progress.Log($"{row.Benchmark}: {row.Value:0.00} {row.Unit}"); }
             foreach (var (label, spec) in new[] { ("fine-tuning the top 2 blocks", new UnfreezeSpec(TopBlocks: 2)), ("training the full trunk", new UnfreezeSpec(FreezeFirstLayers: 0)) })
             {
@@ -156,8 +156,8 @@ public static class BenchCommand
     /// <summary>Images/s of a full training step (forward, backward, SGD) through MobileNetV2 with the given part unfrozen.</summary>
     static Row TrainingStep(string label, UnfreezeSpec unfreeze, int steps)
     {
-        using var backbone = Backbone.LoadPretrained(BackboneRegistry.Get("mobilenet_v2"), AssetResolver.Default);
-        var head = new HeadConfig(backbone.Config.FeatureChannels, 2).Build();
+        using var backbone = Backbone.LoadPretrained(BackboneRegistry.Default, AssetResolver.Default);
+        var head = new HeadConfig(backbone.Trunk.Output.Channels, 2).Build();
         var network = new GraftedNetwork(backbone.Trunk, Pooling.Gap, head);
         Freezing.Apply(backbone.Trunk, unfreeze);
         using var optimizer = optim.SGD(network.parameters().Where(p => p.requires_grad), 1e-4, momentum: 0.9);

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Graft.Backbones;
+using Graft.Backbones.Architectures;
 using Graft.Weights;
 using Spectre.Console;
 
@@ -14,21 +15,37 @@ public static class ModelsCommand
         command.SetHandler((parse, _) =>
         {
             var resolver = AssetResolver.Default;
-            var rows = BackboneRegistry.All.Select(b => new
+            var rows = BackboneRegistry.All.Select(b =>
             {
-                name = b.Name,
-                description = b.Description,
-                input_size = b.InputSize,
-                feature_channels = b.FeatureChannels,
-                weights_url = b.Weights?.Url,
-                weights_sha256 = b.Weights?.Sha256,
-                local_path = b.Weights is null ? null : resolver.FindLocal(b.Weights),
+                // Feature channels are measured on the built network, not typed into the registry.
+                using var network = b.Build(new ArchitectureOptions(b.InputSize));
+                return new
+                {
+                    name = b.Name,
+                    description = b.Description,
+                    input_size = b.InputSize,
+                    min_input_size = b.MinInputSize,
+                    preprocessing = b.Preprocessing.ToString().ToLowerInvariant(),
+                    feature_layer = b.FeatureLayer,
+                    feature_channels = network.Output.Channels,
+                    generic_feature_block = b.GenericFeatureBlock,
+                    is_default = b.IsDefault,
+                    weights = b.Weights.Select(w => new
+                    {
+                        file = w.File.FileName, url = w.File.Url, hash = w.File.Hash, includes_top = w.IncludesTop,
+                        input_sizes = w.InputSizes, local_path = resolver.FindLocal(w.File),
+                    }).ToList(),
+                };
             }).ToList();
-            var table = new Table().Border(TableBorder.Rounded).AddColumns("backbone", "input", "features", "weights", "available here");
+            var table = new Table().Border(TableBorder.Rounded).AddColumns("backbone", "input (min)", "features", "preprocessing", "weights available here");
             foreach (var r in rows)
-                table.AddRow(Cli.Escape(r.name), $"{r.input_size}x{r.input_size}", r.feature_channels.ToString(),
-                    Cli.Escape(r.description), r.weights_url is null ? "trained from scratch"
-                        : r.local_path is null ? $"[yellow]no[/] (downloads from {Cli.Escape(r.weights_url)})" : $"[green]yes[/] {Cli.Escape(r.local_path)}");
+            {
+                var local = r.weights.Where(w => w.local_path is not null).ToList();
+                table.AddRow(Cli.Escape(r.name + (r.is_default ? " (default)" : "")), $"{r.input_size} ({r.min_input_size})", r.feature_channels.ToString(), r.preprocessing,
+                    r.weights.Count == 0 ? "trained from scratch"
+                        : local.Count > 0 ? $"[green]yes[/] {Cli.Escape(string.Join(", ", local.Select(w => w.file)))}"
+                        : $"[yellow]no[/]: downloads {Cli.Escape(r.weights[0].file)}");
+            }
             Cli.Out.Write(table);
             if (parse.GetValue(json)) Cli.WriteJson(new { backbones = rows });
             return Task.CompletedTask;

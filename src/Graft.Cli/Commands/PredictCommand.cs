@@ -14,10 +14,12 @@ public static class PredictCommand
         var top = new Option<int>("--top") { Description = "How many classes to list per image.", DefaultValueFactory = _ => 3 };
         var tta = new Option<bool>("--tta") { Description = "Test-time augmentation: average each image's prediction with its mirror image's." };
         var json = Cli.JsonOption();
+        var weights = new BackboneOptions();
         var command = new Command("predict", "Classify photos with a trained model or a pretrained backbone.") { model, input, top, tta, json };
+        weights.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
         {
-            using var classifier = ModelSource.Open(parse.GetValue(model)!, allowBackbone: true);
+            using var classifier = ModelSource.Open(parse.GetValue(model)!, allowBackbone: true, weights.WeightsFile(parse), weights.Size(parse));
             var files = ListImages(parse.GetValue(input)!);
             int k = Math.Clamp(parse.GetValue(top), 1, classifier.Classes.Count);
             var skipped = new List<SkippedImage>();
@@ -34,7 +36,7 @@ public static class PredictCommand
         return command;
     }
 
-    static List<string> ListImages(string input)
+    public static List<string> ListImages(string input)
     {
         if (File.Exists(input)) return [input];
         if (!Directory.Exists(input))

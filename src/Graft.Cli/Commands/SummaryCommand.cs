@@ -1,4 +1,6 @@
 using System.CommandLine;
+using Graft.Backbones;
+using Graft.Backbones.Architectures;
 using Graft.Evaluation;
 using Spectre.Console;
 
@@ -8,30 +10,52 @@ public static class SummaryCommand
 {
     public static Command Create()
     {
-        var model = new Argument<string>("MODEL") { Description = "A model file or a backbone name." };
+        var model = new Argument<string>("MODEL") { Description = "A model file, or a backbone name (its network as Keras's model.summary() shows it; no weights needed)." };
+        var top = new Option<bool>("--top") { Description = "A backbone with its ImageNet classifier (Keras's include_top=True)." };
+        var inputSize = new Option<int?>("--input-size") { Description = "A backbone's input size (default: its own)." };
         var json = Cli.JsonOption();
-        var command = new Command("summary", "Keras-style table of a model's layers, output shapes and parameters.") { model, json };
+        var command = new Command("summary", "Keras-style table of a model's layers, output shapes and parameters.") { model, top, inputSize, json };
         command.SetHandler((parse, _) =>
         {
-            using var classifier = ModelSource.Open(parse.GetValue(model)!, allowBackbone: true);
-            // Show what training trained: a fine-tuned model's unfrozen blocks count as trainable.
-            if (classifier.Config.Unfreeze is { } unfreeze) Graft.Training.Freezing.Apply(classifier.Backbone.Trunk, unfreeze);
-            if (classifier.Config.Strategy == Strategies.Scratch)
-                foreach (var p in classifier.Backbone.Trunk.parameters()) p.requires_grad = true;
-            var summary = ModelSummary.Of($"{classifier.Config.Backbone} — {classifier.Config.Strategy}", classifier.Backbone.Trunk,
-                classifier.Head, classifier.Config.Input.Size);
+            var name = parse.GetValue(model)!;
+            ModelSummary summary;
+            string input;
+            if (!File.Exists(name) && BackboneRegistry.Exists(name))
+            {
+                // The architecture alone: names, shapes and counts do not depend on the weights, so this works offline.
+                var config = BackboneRegistry.Get(name);
+                int size = parse.GetValue(inputSize) ?? config.InputSize;
+                using var backbone = Backbone.Create(config, new ArchitectureOptions(size, parse.GetValue(top)), config.Spec(size));
+                foreach (var p in backbone.Network.parameters()) p.requires_grad = true; // as Keras builds it: all trainable
+                summary = ModelSummary.Of($"{config.Name}{(parse.GetValue(top) ? " with its ImageNet top" : "")}", backbone.Network, size);
+                input = Describe(backbone.Input);
+            }
+            else
+            {
+                using var classifier = ModelSource.Open(name, allowBackbone: false);
+                // Show what training trained: a fine-tuned model's unfrozen blocks count as trainable.
+                if (classifier.Config.Unfreeze is { } unfreeze) Graft.Training.Freezing.Apply(classifier.Backbone.Trunk, unfreeze);
+                if (classifier.Config.Strategy == Strategies.Scratch)
+                    foreach (var p in classifier.Backbone.Trunk.parameters()) p.requires_grad = true;
+                summary = ModelSummary.Of($"{classifier.Config.Backbone} — {classifier.Config.Strategy}", classifier.Backbone.Trunk,
+                    classifier.Config.Input.Size, classifier.Head, classifier.Config.Head.Pooling);
+                input = $"{Describe(classifier.Config.Input)}; head: {classifier.Config.Head.Describe()}";
+            }
             var table = new Table().Border(TableBorder.Simple).Title(Cli.Escape(summary.Title))
                 .AddColumns("Layer (type)", "Output Shape", "Param #", "Trainable");
             foreach (var row in summary.Rows)
-                table.AddRow(Cli.Escape($"{new string(' ', row.Depth * 2)}{row.Name} ({row.Type})"), row.ShapeText,
-                    row.Parameters.ToString("N0"), row.Parameters == 0 ? "" : row.TrainableParameters == row.Parameters ? "yes" : row.TrainableParameters == 0 ? "no" : "partly");
+                table.AddRow(Cli.Escape($"{row.Name} ({row.Type})"), row.ShapeText, row.Parameters.ToString("N0"),
+                    row.Parameters == 0 ? "" : row.TrainableParameters == row.Parameters ? "yes" : row.TrainableParameters == 0 ? "no" : "partly");
             Cli.Out.Write(table);
             Cli.Out.MarkupLine($"Total params: {summary.Total:N0}\nTrainable params: {summary.Trainable:N0}\nNon-trainable params: {summary.NonTrainable:N0}");
-            Cli.Out.MarkupLine($"Input: {classifier.Config.Input.Size}x{classifier.Config.Input.Size} RGB, (pixel - {classifier.Config.Input.Mean[0]:0.###}) / {classifier.Config.Input.Std[0]:0.###}; head: {Cli.Escape(classifier.Config.Head.Describe())}");
+            Cli.Out.MarkupLine($"Input: {Cli.Escape(input)}");
             if (parse.GetValue(json))
                 Cli.WriteJson(new { summary.Title, layers = summary.Rows, total_params = summary.Total, trainable_params = summary.Trainable, non_trainable_params = summary.NonTrainable });
             return Task.CompletedTask;
         });
         return command;
     }
+
+    static string Describe(Graft.Data.ImageSpec spec) =>
+        $"{spec.Size}x{spec.Size} {(spec.Bgr ? "BGR" : "RGB")}, (pixel - [{string.Join(", ", spec.Mean.Select(m => m.ToString("0.###")))}]) / [{string.Join(", ", spec.Std.Select(s => s.ToString("0.###")))}]";
 }

@@ -1,5 +1,6 @@
 using Spectre.Console;
 using System.CommandLine;
+using Graft.Backbones;
 using Graft.Data;
 using Graft.Evaluation.Report;
 using Graft.Training;
@@ -12,7 +13,8 @@ public static class TrainCommand
     public static Command Create()
     {
         var data = new Argument<string>("DATA") { Description = "Folder with one sub-folder per class, or with train/ and val/ (or validation/, test/) folders; or a sample dataset name (hymenoptera, cats_vs_dogs)." };
-        var backbone = new Option<string?>("--backbone") { Description = "Backbone (see graft models); default mobilenet_v2, or small_cnn for --strategy scratch." };
+        var backbone = new Option<string?>("--backbone") { Description = $"Backbone (see graft models); default {BackboneRegistry.Default.Name}, or the from-scratch network for --strategy scratch." };
+        var weights = new BackboneOptions();
         var strategy = new Option<string>("--strategy") { Description = "feature-extraction: train a head on cached features of the frozen trunk; fine-tune: then train the top of the trunk too, on augmented images; scratch: train a small CNN from random weights; auto: measure the data and choose (see graft advise).", DefaultValueFactory = _ => Strategies.FeatureExtraction };
         strategy.AcceptOnlyFromAmong(Strategies.All);
         var epochs = new Option<int>("--epochs") { Description = "Most epochs to train (early stopping may end sooner).", DefaultValueFactory = _ => 30 };
@@ -28,8 +30,8 @@ public static class TrainCommand
         var head = new Option<string?>("--head") { Description = "gap: global average pooling (default); flatten: keep the spatial layout (default for scratch)." };
         head.AcceptOnlyFromAmong("gap", "flatten");
         var unfreeze = new Option<int?>("--unfreeze") { Description = "Fine-tuning: train the top N blocks of the trunk (default 2)." };
-        var unfreezeFrom = new Option<string?>("--unfreeze-from") { Description = "Fine-tuning: train from this block or layer on (names in graft summary)." };
-        var freezeFirst = new Option<int?>("--freeze-first") { Description = "Fine-tuning: freeze the first N layers, train the rest (Keras: layers[:N].trainable = False); layers are the convolution units graft summary lists." };
+        var unfreezeFrom = new Option<string?>("--unfreeze-from") { Description = "Fine-tuning: train from this block or Keras layer on (e.g. block5_conv1, mixed9, conv5_block1_1_conv; names in graft summary)." };
+        var freezeFirst = new Option<int?>("--freeze-first") { Description = "Fine-tuning: freeze the first N layers, train the rest (Keras: layers[:N].trainable = False; layers counted as graft summary and Keras list them, input layer first)." };
         var ftEpochs = new Option<int>("--ft-epochs") { Description = "Fine-tuning phase 2: most epochs.", DefaultValueFactory = _ => 10 };
         var ftLr = new Option<double>("--ft-lr") { Description = "Fine-tuning phase 2: learning rate.", DefaultValueFactory = _ => 1e-4 };
         var ftOptimizer = new Option<string>("--ft-optimizer") { Description = "Fine-tuning phase 2: sgd (momentum 0.9, default), adam or rmsprop.", DefaultValueFactory = _ => "sgd" };
@@ -39,7 +41,7 @@ public static class TrainCommand
         var discriminative = new Option<double>("--discriminative") { Description = "Fine-tuning: each unfrozen block learns at this times the rate of the block above (e.g. 0.5; 1: equal).", DefaultValueFactory = _ => 1.0 };
         var classWeight = new Option<string?>("--class-weight") { Description = "balanced: weigh each class's loss inversely to its frequency." };
         classWeight.AcceptOnlyFromAmong("balanced");
-        var featuresFrom = new Option<string?>("--features-from") { Description = "Take features from this block instead of the trunk's last (e.g. block_12): more generic, for data unlike ImageNet." };
+        var featuresFrom = new Option<string?>("--features-from") { Description = "Take features from this block instead of the trunk's last (e.g. block_12, block4, mixed7): more generic, for data unlike ImageNet." };
         var resume = new Option<bool>("--resume") { Description = "Continue a stopped run from its checkpoint (MODEL.checkpoint); same command line otherwise." };
         var augment = new AugmentOptions();
         var batchNorm = new Option<bool>("--batchnorm") { Description = "Batch normalisation in the head." };
@@ -58,6 +60,7 @@ public static class TrainCommand
             unfreeze, unfreezeFrom, freezeFirst, ftEpochs, ftLr, ftOptimizer, schedule, discriminative, classWeight, featuresFrom, resume, noCache, output, report, json,
         };
         augment.AddTo(command);
+        weights.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
         {
             var path = SampleDatasets.Resolve(parse.GetValue(data)!, AssetResolver.Default);
@@ -89,6 +92,8 @@ public static class TrainCommand
             var options = new TrainOptions
             {
                 Backbone = parse.GetValue(backbone),
+                WeightsFile = weights.WeightsFile(parse),
+                InputSize = weights.Size(parse),
                 Strategy = chosen,
                 Hidden = parse.GetValue(hidden) is { } h ? Positive(h, "--hidden", allowZero: true) : null,
                 Dropout = parse.GetValue(dropout) is { } d ? InRange(d, "--dropout", 0, 1) : null,

@@ -1,93 +1,88 @@
+using Graft.Backbones.Architectures;
 using Graft.Data;
 using Graft.Weights;
-using Graft.Weights.Tflite;
-using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Graft.Backbones;
 
 /// <summary>
-/// A backbone ready to run: its trunk (image → feature map), optionally the pretrained ImageNet
-/// classifier on top, and the input it expects. Built from a registry config, with pretrained weights
-/// from the asset resolver or empty (to be filled from a saved model).
+/// A backbone ready to run: the network as built (with the ImageNet top when asked), its trunk (image → feature
+/// map: the network up to the registry's feature layer) and the input it expects. Built from a registry config,
+/// with pretrained weights from a file, or empty (to be filled from a saved model).
 /// </summary>
 public sealed class Backbone : IDisposable
 {
     public BackboneConfig Config { get; }
-    public Sequential Trunk { get; private set; }
-    public Linear? ImageNetClassifier { get; }
+    public ArchitectureOptions Architecture { get; }
+    public Graph Network { get; }
+    public Graph Trunk { get; private set; }
     public ImageSpec Input { get; }
+    /// <summary>SHA-256 of the weight file the trunk came from ("none" when untrained); part of feature-cache keys.</summary>
+    public string WeightsId { get; }
+    /// <summary>How the weights were matched to layers, for the log (null when untrained).</summary>
+    public string? LoadReport { get; }
 
-    Backbone(BackboneConfig config, Sequential trunk, Linear? classifier, ImageSpec input)
+    Backbone(BackboneConfig config, ArchitectureOptions architecture, Graph network, ImageSpec input, string weightsId, string? report)
     {
-        Config = config; Trunk = trunk; ImageNetClassifier = classifier; Input = input;
+        Config = config; Architecture = architecture; Network = network; Input = input; WeightsId = weightsId; LoadReport = report;
+        Trunk = architecture.IncludeTop ? network.Through(config.FeatureLayer) : network;
         // Pretrained parts start frozen; a strategy that fine-tunes unfreezes what it trains.
-        foreach (var p in trunk.parameters().Concat(classifier?.parameters() ?? [])) p.requires_grad = false;
+        foreach (var p in network.parameters()) p.requires_grad = false;
+        network.eval();
     }
+
+    /// <summary>The network with the ImageNet top, when it was built with one.</summary>
+    public bool HasTop => Architecture.IncludeTop;
 
     /// <summary>An untrained backbone of the config's architecture (weights come from elsewhere).</summary>
-    public static Backbone Create(BackboneConfig config, ImageSpec input)
+    public static Backbone Create(BackboneConfig config, ArchitectureOptions architecture, ImageSpec input)
     {
         Engine.TorchRuntime.EnsureInitialized();
-        return new Backbone(config, config.BuildTrunk(), null, input);
+        return new Backbone(config, architecture, config.Build(architecture), input, "none", null);
     }
 
-    /// <summary>The backbone with its pretrained ImageNet weights, and the ImageNet classifier if asked.</summary>
-    public static Backbone LoadPretrained(BackboneConfig config, AssetResolver resolver, bool includeTop = false)
+    /// <summary>
+    /// The backbone with pretrained weights: from <paramref name="weightsFile"/> when given (checked by structure), else
+    /// from the registry's sources for the input size (checked by hash). <paramref name="includeTop"/> adds Keras's
+    /// ImageNet classifier, which the file must then hold.
+    /// </summary>
+    public static Backbone LoadPretrained(BackboneConfig config, AssetResolver resolver, bool includeTop = false, int? inputSize = null,
+        string? weightsFile = null)
     {
         Engine.TorchRuntime.EnsureInitialized();
-        if (config.Weights is null)
+        int size = inputSize ?? config.InputSize;
+        if (size < config.MinInputSize)
+            throw new GraftException($"{config.Name} needs an input of at least {config.MinInputSize}x{config.MinInputSize}; {size} was asked.",
+                $"Use --input-size {config.MinInputSize} or more.");
+        string path = weightsFile ?? ResolveSource(config, resolver, size, includeTop);
+        var weights = WeightReaders.Read(path);
+        var architecture = new ArchitectureOptions(size, includeTop, includeTop ? Classes(weights, path) : 1000, weights.BatchNormFolded);
+        if (config.Filter is { } filter) (weights, architecture) = filter(weights, architecture);
+        var network = config.Build(architecture);
+        string report;
+        try { report = WeightLoading.Fill(network, weights); }
+        catch { network.Dispose(); throw; }
+        var input = weights.InputMapping is { } m ? ImageSpec.Uniform(size, m.Mean, m.Std) : config.Spec(size);
+        return new Backbone(config, architecture, network, input, AssetResolver.Sha256Of(path), report);
+    }
+
+    static string ResolveSource(BackboneConfig config, AssetResolver resolver, int size, bool includeTop)
+    {
+        if (!config.Pretrained)
             throw new GraftException($"{config.Name} has no pretrained weights.", "Use it with --strategy scratch, or pick a pretrained backbone (graft models).");
-        var path = resolver.Resolve(config.Weights);
-        return config.Format switch
-        {
-            WeightFormat.Tflite => FromTflite(config, TfliteModel.Read(path), includeTop),
-            _ => throw new NotSupportedException(config.Format.ToString()),
-        };
+        var sources = config.SourcesFor(size, includeTop).ToList();
+        if (sources.Count == 0)
+            throw new GraftException($"{config.Name} has no weight file with the ImageNet top.", "Use it without the top (feature extraction), or pass --weights FILE.");
+        // A file already on this machine wins (mirror, Keras's cache, Graft's cache); else the preferred one is fetched.
+        var local = sources.FirstOrDefault(s => resolver.FindLocal(s.File) is not null);
+        return resolver.Resolve((local ?? sources[0]).File);
     }
 
-    static Backbone FromTflite(BackboneConfig config, TfliteModel model, bool includeTop)
-    {
-        var mapping = TfliteLayers.InputMapping(model);
-        var input = config.Input ?? (mapping is { } m
-            ? ImageSpec.Uniform(config.InputSize, m.Mean, m.Std)
-            : throw new GraftException($"{model.Source} has a float input and the registry gives no preprocessing for {config.Name}.",
-                "Add the input mapping to its BackboneRegistry row."));
-
-        var layers = TfliteLayers.Read(model);
-        var trunk = config.BuildTrunk();
-        var units = ModuleTree.Descendants(trunk).OfType<ConvUnit>().ToList();
-        if (layers.Count != units.Count + 1)
-            throw new GraftException($"{model.Source} has {layers.Count} weighted layers; {config.Name} expects {units.Count} plus a classifier.",
-                "Check that the file is the one the registry names.");
-        for (int i = 0; i < units.Count; i++)
-        {
-            var (unit, w) = (units[i], layers[i]);
-            var expected = unit.conv.weight!.shape.Select(d => (int)d).ToArray();
-            if (!expected.SequenceEqual(w.Shape) || unit.Depthwise != (w.Kind == LayerKind.Depthwise) || unit.Stride != w.Stride)
-                throw new GraftException($"{model.Source}: layer {i} '{w.Name}' is {w.Kind} {w.ShapeText} stride {w.Stride}; {unit.GetName()} needs {string.Join("x", expected)} stride {unit.Stride}.",
-                    "Check that the file is the one the registry names.");
-            unit.SetWeights(w.Weight, w.Bias);
-        }
-
-        Linear? classifier = null;
-        if (includeTop)
-        {
-            var top = layers[^1];
-            int classes = top.Shape[0], features = top.Shape[1];
-            if (classes != config.ImageNetClasses || features != config.FeatureChannels)
-                throw new GraftException($"{model.Source}: classifier is {top.ShapeText}, expected {config.ImageNetClasses}x{config.FeatureChannels}.",
-                    "Check that the file is the one the registry names.");
-            classifier = nn.Linear(features, classes);
-            using var _ = no_grad();
-            classifier.weight!.copy_(tensor(top.Weight, [classes, features]));
-            classifier.bias!.copy_(tensor(top.Bias ?? new float[classes]));
-        }
-        var backbone = new Backbone(config, trunk, classifier, input);
-        backbone.Trunk.eval();
-        return backbone;
-    }
+    /// <summary>The number of classes of the file's classifier: its last weighted layer's bias.</summary>
+    static int Classes(NamedWeights weights, string path) =>
+        weights.Layers.LastOrDefault(l => l.Arrays.Count > 0)?.Arrays[^1] is { Shape.Length: 1 } bias
+            ? bias.Shape[0]
+            : throw new GraftException($"{path} has no classifier on top.", "Pass a weight file that includes the top, or use the network without it.");
 
     /// <summary>
     /// Cuts the trunk after the named block, so features come from there: earlier blocks are more generic,
@@ -95,21 +90,23 @@ public sealed class Backbone : IDisposable
     /// </summary>
     public void TruncateAfter(string block)
     {
-        var children = Trunk.named_children().ToList();
-        int last = children.FindIndex(c => c.name == block);
-        if (last < 0)
-            throw new GraftException($"The {Config.Name} trunk has no block '{block}'.", $"Use one of: {string.Join(", ", children.Select(c => c.name))}.");
-        var kept = children.Take(last + 1).Select(c => (c.name, (nn.Module<Tensor, Tensor>)c.module)).ToList();
-        foreach (var (_, dropped) in children.Skip(last + 1)) dropped.Dispose();
-        Trunk = nn.Sequential(kept);
+        var last = Trunk.Nodes.LastOrDefault(n => n.Block == block)
+            ?? throw new GraftException($"The {Config.Name} trunk has no block '{block}'.", $"Use one of: {string.Join(", ", Trunk.Blocks)}.");
+        Trunk = Trunk.Through(last.Name);
     }
 
     /// <summary>Names of the trunk's blocks, input to output (the unit of unfreezing and truncation).</summary>
-    public IReadOnlyList<string> BlockNames => Trunk.named_children().Select(c => c.name).ToList();
+    public IReadOnlyList<string> BlockNames => Trunk.Blocks;
 
-    public void Dispose()
+    /// <summary>The trunk's output for an input size: channels and positions (height x width).</summary>
+    public (int Channels, int Positions) FeatureShape(int inputSize)
     {
-        Trunk.Dispose();
-        ImageNetClassifier?.Dispose();
+        if (inputSize == Trunk.InputSize) return (Trunk.Output.Channels, Trunk.Output.Size * Trunk.Output.Size);
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var shape = Trunk.forward(zeros(1, 3, inputSize, inputSize)).shape;
+        return ((int)shape[1], (int)(shape[2] * shape[3]));
     }
+
+    public void Dispose() => Network.Dispose();
 }

@@ -1,58 +1,147 @@
-using Graft.Data;
+using Graft.Backbones.Architectures;
 using Graft.Weights;
-using TorchSharp.Modules;
 
 namespace Graft.Backbones;
 
-public enum WeightFormat { None, Tflite }
-
 /// <summary>
-/// One backbone, in the style of timm's pretrained configs: the code reads these fields instead of
-/// special-casing names. <see cref="Input"/> null means the weights file states its own input mapping
-/// (quantized TFLite models do); <see cref="Weights"/> null means there are no pretrained weights
-/// (an architecture trained from scratch). Features come from the trunk's last block, or from
-/// <see cref="GenericFeatureBlock"/>, an earlier one whose features are more generic (for data unlike ImageNet).
+/// Every backbone Graft knows: the networks of keras.applications with the weight files Keras downloads (and the
+/// hashes it checks), Coral's and TF.js's files of the same networks, and the from-scratch baseline. Adding a
+/// backbone is an architecture file plus a row here. A width is a name suffix (mobilenet_0.25; none means 1.0).
 /// </summary>
-public sealed record BackboneConfig(
-    string Name,
-    string Description,
-    Func<Sequential> BuildTrunk,
-    int FeatureChannels,
-    int InputSize,
-    ImageSpec? Input,
-    Asset? Weights,
-    WeightFormat Format,
-    int ImageNetClasses,
-    Asset? Labels,
-    string GenericFeatureBlock);
-
-/// <summary>Every backbone Graft knows. Adding one is an architecture file plus a row here.</summary>
 public static class BackboneRegistry
 {
+    const string Keras = "https://storage.googleapis.com/tensorflow/keras-applications/";
     const string Coral = "https://github.com/google-coral/test_data/raw/master/";
 
-    static readonly Asset ImageNetLabels = new("models/coral/imagenet_labels.txt", Coral + "imagenet_labels.txt",
+    public static readonly Asset ImageNetLabels = new("models/coral/imagenet_labels.txt", Coral + "imagenet_labels.txt",
         "b8aaeb5630c62626a7d124a05c0e14230a7ffdd2136a31d0190a4fb71c1d82f1");
+
+    /// <summary>A file Keras downloads into ~/.keras/models/, with the MD5 it checks (null where Keras checks none).</summary>
+    static Asset KerasFile(string folder, string file, string? md5) => new($"models/keras/{file}", $"{Keras}{folder}/{file}", md5) { KerasCache = true };
+
+    static WeightSource[] KerasPair(string folder, string stem, string topMd5, string noTopMd5) =>
+    [
+        new(KerasFile(folder, $"{stem}_notop.h5", noTopMd5), IncludesTop: false),
+        new(KerasFile(folder, $"{stem}.h5", topMd5), IncludesTop: true),
+    ];
+
+    static WeightSource CoralFile(string file, string sha256, int size, bool top = true) =>
+        new(new Asset($"models/coral/{file}", Coral + file, sha256), top, [size]);
+
+    // Known SHA-256s of Keras files that ship in the asset mirror; Keras itself checks no hash for MobileNets.
+    static readonly Dictionary<string, string> MirroredMobileNets = new()
+    {
+        ["mobilenet_2_5_128_tf.h5"] = "fe295db7f78635f1403127e3ba8cdc6237f83262bdb745063a67c1d81190c7f8",
+        ["mobilenet_2_5_224_tf_no_top.h5"] = "dbdb03ee2a22fd895301636cd328b234bb3a9952358f436d82f46b81e0d5b0bf",
+    };
+
+    static IEnumerable<WeightSource> KerasMobileNet(double alpha)
+    {
+        string text = alpha switch { 1.0 => "1_0", 0.75 => "7_5", 0.5 => "5_0", _ => "2_5" };
+        foreach (var size in new[] { 128, 160, 192, 224 })
+            foreach (var top in new[] { false, true })
+            {
+                var file = $"mobilenet_{text}_{size}_tf{(top ? "" : "_no_top")}.h5";
+                yield return new(KerasFile("mobilenet", file, MirroredMobileNets.GetValueOrDefault(file)), top, [size]);
+            }
+    }
+
+    static IEnumerable<WeightSource> KerasMobileNetV2(double alpha)
+    {
+        string text = alpha.ToString("0.0#", System.Globalization.CultureInfo.InvariantCulture);
+        foreach (var size in new[] { 96, 128, 160, 192, 224 })
+            foreach (var top in new[] { false, true })
+                yield return new(KerasFile("mobilenet_v2", $"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{text}_{size}{(top ? "" : "_no_top")}.h5", null), top, [size]);
+    }
+
+    static readonly WeightSource Tf2MobileNetV2 = CoralFile("tf2_mobilenet_v2_1.0_224_ptq.tflite", "5d3137241276e79c86d14a74fe43581398ae0e815191d3dba45495b810840e8c", 224);
+
+    static readonly WeightSource TfjsMobileNet025 = new(new Asset("models/tfjs/mobilenet_v1_0.25_224/mobilenet_model.json",
+        "https://storage.googleapis.com/tfjs-models/tfjs/mobilenet_v1_0.25_224/model.json",
+        "27d5e755aac53db39ac5de066c3a1aff387f9c9061c64ddf9cf92e0bdd629a63"), IncludesTop: false, [224]);
+
+    static readonly Dictionary<double, WeightSource[]> CoralMobileNets = new()
+    {
+        [0.25] = [CoralFile("mobilenet_v1_0.25_128_quant.tflite", "cb273c23ee76374b05b9583177e28aa19744858a7679c56a250e83d0333da785", 128)],
+        [0.5] = [CoralFile("mobilenet_v1_0.5_160_quant.tflite", "3cc6d2ca460abd2e0f699a6d0d2550c6b61c6e3b0e27a3616e384ea74cb86f43", 160)],
+        [0.75] = [CoralFile("mobilenet_v1_0.75_192_quant.tflite", "41daeb22fdcf947e0e5ec32373aa9df7c31f3ef45dbd0ef7b5940fbce3c20f6a", 192)],
+        [1.0] = [CoralFile("mobilenet_v1_1.0_224_quant_embedding_extractor.tflite", "f409ef4f73fcbb9667841965623c5c8524aac33d41b9bf5f3667161fb4a76319", 224, top: false)],
+    };
+
+    static BackboneConfig MobileNetRow(double alpha) => new()
+    {
+        Name = alpha == 1.0 ? "mobilenet" : $"mobilenet_{alpha:0.0#}",
+        Description = $"MobileNet v1 {alpha:0.0#} (Keras)",
+        Build = MobileNet.WithAlpha(alpha),
+        Weights = [.. KerasMobileNet(alpha), .. alpha == 0.25 ? [TfjsMobileNet025] : Array.Empty<WeightSource>(), .. CoralMobileNets[alpha]],
+        FeatureLayer = "conv_pw_13_relu",
+        GenericFeatureBlock = "block_11",
+    };
+
+    static BackboneConfig MobileNetV2Row(double alpha) => new()
+    {
+        Name = alpha == 1.0 ? "mobilenet_v2" : $"mobilenet_v2_{alpha:0.0#}",
+        Description = $"MobileNetV2 {alpha:0.0#} (Keras)" + (alpha == 1.0 ? "; offline: Coral's int8 TFLite of the same Keras model" : ""),
+        Build = MobileNetV2.WithAlpha(alpha),
+        Weights = [.. KerasMobileNetV2(alpha), .. alpha == 1.0 ? [Tf2MobileNetV2] : Array.Empty<WeightSource>()],
+        FeatureLayer = "out_relu",
+        GenericFeatureBlock = "block_12",
+        IsDefault = alpha == 1.0,
+    };
 
     public static IReadOnlyList<BackboneConfig> All { get; } =
     [
-        new("mobilenet_v2",
-            "MobileNetV2 1.0 @224, Keras/TF2 ImageNet weights (int8 per-channel TFLite, dequantized)",
-            () => MobileNetV2.Trunk(alpha: 1.0), MobileNetV2.FeatureChannels(1.0), 224, null,
-            new("models/coral/tf2_mobilenet_v2_1.0_224_ptq.tflite", Coral + "tf2_mobilenet_v2_1.0_224_ptq.tflite",
-                "5d3137241276e79c86d14a74fe43581398ae0e815191d3dba45495b810840e8c"),
-            WeightFormat.Tflite, 1001, ImageNetLabels, "block_12"),
-        new("mobilenet_v2_slim",
-            "MobileNetV2 1.0 @224, TF-slim ImageNet weights (uint8 per-tensor TFLite, dequantized)",
-            () => MobileNetV2.Trunk(alpha: 1.0), MobileNetV2.FeatureChannels(1.0), 224, null,
-            new("models/coral/mobilenet_v2_1.0_224_quant.tflite", Coral + "mobilenet_v2_1.0_224_quant.tflite",
-                "7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776"),
-            WeightFormat.Tflite, 1001, ImageNetLabels, "block_12"),
-        new("small_cnn",
-            "The Keras blog's 3-conv baseline at 150x150, trained from scratch (no pretrained weights)",
-            SmallCnn.Trunk, SmallCnn.Channels, SmallCnn.InputSize, ImageSpec.Uniform(SmallCnn.InputSize, 0, 255),
-            null, WeightFormat.None, 0, null, "block_2"),
+        MobileNetV2Row(1.0), MobileNetV2Row(0.35), MobileNetV2Row(0.5), MobileNetV2Row(0.75), MobileNetV2Row(1.3), MobileNetV2Row(1.4),
+        new()
+        {
+            Name = "mobilenet_v2_slim",
+            Description = "MobileNetV2 1.0 @224, TF-slim ImageNet weights (Coral's uint8 TFLite)",
+            Build = MobileNetV2.WithAlpha(1.0),
+            Weights = [CoralFile("mobilenet_v2_1.0_224_quant.tflite", "7aad0c74c5e3c06e5eb3c827e13304fdd68a83da6087d92ee169c24ff9fd4776", 224)],
+            FeatureLayer = "out_relu",
+            GenericFeatureBlock = "block_12",
+        },
+        MobileNetRow(1.0), MobileNetRow(0.25), MobileNetRow(0.5), MobileNetRow(0.75),
+        new()
+        {
+            Name = "vgg16", Description = "VGG16 (Keras)", Build = Vgg.Vgg16, Preprocessing = Preprocessing.Caffe,
+            Weights = KerasPair("vgg16", "vgg16_weights_tf_dim_ordering_tf_kernels", "64373286793e3c8b2b4e3219cbf3544b", "6d6bbae143d832006294945121d1f1fc"),
+            FeatureLayer = "block5_pool", GenericFeatureBlock = "block4",
+        },
+        new()
+        {
+            Name = "vgg19", Description = "VGG19 (Keras)", Build = Vgg.Vgg19, Preprocessing = Preprocessing.Caffe,
+            Weights = KerasPair("vgg19", "vgg19_weights_tf_dim_ordering_tf_kernels", "cbe5617147190e668d6c5d5026f83318", "253f8cb515780f3b799900260a226db6"),
+            FeatureLayer = "block5_pool", GenericFeatureBlock = "block4",
+        },
+        new()
+        {
+            Name = "resnet50", Description = "ResNet50 (Keras; also reads the first Keras file with res2a_branch2a names)",
+            Build = ResNet.ResNet50, Filter = ResNet.Filter, Preprocessing = Preprocessing.Caffe,
+            Weights = KerasPair("resnet", "resnet50_weights_tf_dim_ordering_tf_kernels", "2cb95161c43110f7111970584f804107", "4d473c1dd8becc155b73f8504c6f6626"),
+            FeatureLayer = "conv5_block3_out", GenericFeatureBlock = "conv4_block6",
+        },
+        new()
+        {
+            Name = "inception_v3", Description = "InceptionV3 (Keras)", Build = InceptionV3.Build, InputSize = 299, MinInputSize = 75,
+            Weights = KerasPair("inception_v3", "inception_v3_weights_tf_dim_ordering_tf_kernels", "9a0d58056eeedaa3f26cb7ebd46da564", "bcbd6486424b2319ff4ef7d526e38f63"),
+            FeatureLayer = "mixed10", GenericFeatureBlock = "mixed7",
+        },
+        new()
+        {
+            Name = "xception", Description = "Xception (Keras)", Build = Xception.Build, InputSize = 299, MinInputSize = 71,
+            Weights = KerasPair("xception", "xception_weights_tf_dim_ordering_tf_kernels", "0a58e3b7378bc2990ea3b43d5981f1f6", "b0042744bf5b25fce3cb969f33bebb97"),
+            FeatureLayer = "block14_sepconv2_act", GenericFeatureBlock = "block12",
+        },
+        new()
+        {
+            Name = "small_cnn", Description = "The Keras blog's 3-conv baseline at 150x150, trained from scratch (no pretrained weights)",
+            Build = SmallCnn.Build, InputSize = 150, Preprocessing = Preprocessing.Unit, Labels = null,
+            FeatureLayer = "max_pooling2d_3", GenericFeatureBlock = "block_2",
+        },
     ];
+
+    public static BackboneConfig Default => All.First(b => b.IsDefault);
 
     public static BackboneConfig Get(string name) =>
         All.FirstOrDefault(b => string.Equals(b.Name, name, StringComparison.OrdinalIgnoreCase))

@@ -49,7 +49,8 @@ public static class ImageLoader
         {
             float mean = spec.Mean[c], inv = 1f / spec.Std[c];
             var dst = chw.Slice(c * plane, plane);
-            for (int p = 0; p < plane; p++) dst[p] = (rgb[p * 3 + c] - mean) * inv;
+            int source = spec.Bgr ? 2 - c : c;
+            for (int p = 0; p < plane; p++) dst[p] = (rgb[p * 3 + source] - mean) * inv;
         }
     }
 

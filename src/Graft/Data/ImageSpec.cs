@@ -6,10 +6,13 @@ namespace Graft.Data;
 /// </summary>
 public sealed record ImageSpec(int Size, float[] Mean, float[] Std, ResizeMode Resize = ResizeMode.Squash)
 {
+    /// <summary>Channels go to the network as B, G, R (Keras's caffe preprocessing); mean and std are in that order.</summary>
+    public bool Bgr { get; init; }
+
     public static ImageSpec Uniform(int size, float mean, float std) => new(size, [mean, mean, mean], [std, std, std]);
 
     /// <summary>A stable text form, part of the feature-cache key.</summary>
-    public string Key => FormattableString.Invariant($"{Size}|{string.Join(",", Mean)}|{string.Join(",", Std)}|{Resize}|{ImageLoader.ResizeVersion}");
+    public string Key => FormattableString.Invariant($"{Size}|{string.Join(",", Mean)}|{string.Join(",", Std)}|{Resize}|{(Bgr ? "bgr|" : "")}{ImageLoader.ResizeVersion}");
 }
 
 /// <summary>

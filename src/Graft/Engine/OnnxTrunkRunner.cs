@@ -21,7 +21,7 @@ public sealed class OnnxTrunkRunner : ITrunkRunner, IDisposable
     readonly long _channels;
 
     /// <param name="options">Session options (taken over and disposed); null for Graft's tuned ones.</param>
-    public OnnxTrunkRunner(Sequential trunk, int inputSize, Pooling pooling = Pooling.Gap, SessionOptions? options = null)
+    public OnnxTrunkRunner(Graft.Backbones.Graph trunk, int inputSize, Pooling pooling = Pooling.Gap, SessionOptions? options = null)
     {
         _inputSize = inputSize;
         _options = options ?? TunedOptions();

@@ -25,12 +25,12 @@ public static class TrunkRunners
     public static bool UseOnnxRuntime => Environment.GetEnvironmentVariable(Variable) is not ("torch" or "libtorch");
 
     /// <summary>A runner for the trunk's current weights (build a new one after the weights change).</summary>
-    public static ITrunkRunner Create(Sequential trunk, int inputSize, Training.Pooling pooling) =>
+    public static ITrunkRunner Create(Graft.Backbones.Graph trunk, int inputSize, Training.Pooling pooling) =>
         UseOnnxRuntime ? new OnnxTrunkRunner(trunk, inputSize, pooling) : new TorchTrunkRunner(trunk, pooling);
 }
 
 /// <summary>The plain runner: the TorchSharp trunk in inference mode, then the head's pooling.</summary>
-public sealed class TorchTrunkRunner(Sequential trunk, Training.Pooling pooling = Training.Pooling.Gap) : ITrunkRunner
+public sealed class TorchTrunkRunner(Graft.Backbones.Graph trunk, Training.Pooling pooling = Training.Pooling.Gap) : ITrunkRunner
 {
     public Tensor Features(Tensor images)
     {

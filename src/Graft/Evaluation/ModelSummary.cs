@@ -1,71 +1,74 @@
+using Graft.Backbones;
+using Graft.Training;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Graft.Evaluation;
 
-/// <summary>One line of a Keras-style summary; <see cref="Depth"/> 1 marks a layer inside a block.</summary>
-public sealed record SummaryRow(string Name, string Type, long[] OutputShape, long Parameters, long TrainableParameters, int Depth)
+/// <summary>One line of a Keras-style summary: layer name, Keras class, output shape (channels last, as Keras prints it).</summary>
+public sealed record SummaryRow(string Name, string Type, long[] OutputShape, long Parameters, long TrainableParameters)
 {
     public string ShapeText => "(None, " + string.Join(", ", OutputShape.Skip(1)) + ")";
 }
 
-/// <summary>Layers, output shapes and parameter counts (trainable and not), found by running one dummy image.</summary>
+/// <summary>
+/// Layers, output shapes and parameter counts as Keras's <c>model.summary()</c> gives them: the network's layers in
+/// Keras's order, batch norm's moving statistics counted as non-trainable parameters; then Graft's pooling and
+/// head when there is one. Shapes come from running one blank image.
+/// </summary>
 public sealed record ModelSummary(string Title, IReadOnlyList<SummaryRow> Rows, long Total, long Trainable)
 {
     public long NonTrainable => Total - Trainable;
 
-    /// <summary>Summarises a trunk (its blocks and their layers), global average pooling and a head on the pooled features.</summary>
-    public static ModelSummary Of(string title, nn.Module<Tensor, Tensor> trunk, nn.Module<Tensor, Tensor> head, int inputSize)
+    public static ModelSummary Of(string title, Graph network, int inputSize, nn.Module<Tensor, Tensor>? head = null, Pooling pooling = Pooling.Gap)
     {
-        var shapes = new Dictionary<nn.Module, long[]>(ReferenceEqualityComparer.Instance);
+        var shapes = new Dictionary<string, long[]> { [network.Nodes[0].Name] = [1, inputSize, inputSize, 3] };
+        var headShapes = new Dictionary<nn.Module, long[]>(ReferenceEqualityComparer.Instance);
         var removers = new List<Action>();
-        var trunkRows = Describe(trunk, 0).ToList();
-        var headRows = Describe(head, 0).ToList();
-        foreach (var (module, _, _) in trunkRows.Concat(headRows))
-            if (module is nn.Module<Tensor, Tensor> hookable)
+        foreach (var (_, child) in head?.named_children() ?? [])
+            if (child is nn.Module<Tensor, Tensor> hookable)
             {
-                var hook = hookable.register_forward_hook((m, _, output) => { shapes[m] = output.shape; return output; });
+                var hook = hookable.register_forward_hook((m, _, output) => { headShapes[m] = output.shape; return output; });
                 removers.Add(hook.remove);
             }
-        long[] pooledShape;
+        long[] pooledShape = [];
+        bool wasTraining = network.training;
         try
         {
             using var scope = NewDisposeScope();
             using var _ = no_grad();
-            bool wasTraining = trunk.training;
-            trunk.eval(); head.eval();
-            var pooled = trunk.forward(zeros(1, 3, inputSize, inputSize)).mean([2, 3]);
-            pooledShape = pooled.shape;
-            head.forward(pooled);
-            if (wasTraining) trunk.train();
+            network.eval();
+            var map = network.Run(zeros(1, 3, inputSize, inputSize), (node, output) => shapes[node.Name] = KerasShape(output.shape));
+            if (head is not null)
+            {
+                head.eval();
+                var pooled = HeadConfig.Pool(map, pooling);
+                pooledShape = pooled.shape;
+                head.forward(pooled);
+            }
         }
         finally
         {
             foreach (var remove in removers) remove();
+            if (wasTraining) network.train();
         }
 
-        var rows = new List<SummaryRow>();
-        foreach (var (module, name, depth) in trunkRows) rows.Add(Row(module, name, depth, shapes));
-        rows.Add(new SummaryRow("global_average_pooling", "GlobalAveragePooling2D", pooledShape, 0, 0, 0));
-        foreach (var (module, name, depth) in headRows) rows.Add(Row(module, name, depth, shapes));
-        long total = Count(trunk, false) + Count(head, false);
-        long trainable = Count(trunk, true) + Count(head, true);
+        var rows = network.KerasOrder().Select(node => node.Layer is { } layer
+            ? new SummaryRow(node.Name, layer.KerasClass, shapes[node.Name], Count(layer, false) + layer.StatisticsCount, Count(layer, true))
+            : new SummaryRow(node.Name, "InputLayer", shapes[node.Name], 0, 0)).ToList();
+        if (head is not null)
+        {
+            rows.Add(new SummaryRow(pooling == Pooling.Gap ? "global_average_pooling" : "flatten",
+                pooling == Pooling.Gap ? "GlobalAveragePooling2D" : "Flatten", pooledShape, 0, 0));
+            foreach (var (name, child) in head.named_children())
+                rows.Add(new SummaryRow(name, child.GetType().Name, headShapes.GetValueOrDefault(child, []), Count(child, false), Count(child, true)));
+        }
+        long total = rows.Sum(r => r.Parameters), trainable = rows.Sum(r => r.TrainableParameters);
         return new ModelSummary(title, rows, total, trainable);
     }
 
-    /// <summary>The module's children (depth 0) and, for blocks, their layers (depth 1).</summary>
-    static IEnumerable<(nn.Module Module, string Name, int Depth)> Describe(nn.Module parent, int depth)
-    {
-        foreach (var (name, child) in parent.named_children())
-        {
-            yield return (child, depth == 0 ? name : child.GetName(), depth);
-            if (depth == 0 && child.named_children().Any(c => c.module is Backbones.ConvUnit))
-                foreach (var inner in Describe(child, depth + 1)) yield return inner;
-        }
-    }
-
-    static SummaryRow Row(nn.Module module, string name, int depth, Dictionary<nn.Module, long[]> shapes) =>
-        new(name, module.GetType().Name, shapes.GetValueOrDefault(module, []), Count(module, false), Count(module, true), depth);
+    /// <summary>[N, C, H, W] as Keras prints it, (N, H, W, C); vectors as they are.</summary>
+    static long[] KerasShape(long[] shape) => shape.Length == 4 ? [shape[0], shape[2], shape[3], shape[1]] : shape;
 
     static long Count(nn.Module module, bool trainableOnly) =>
         module.parameters().Where(p => !trainableOnly || p.requires_grad).Sum(p => p.numel());

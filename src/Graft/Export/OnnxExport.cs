@@ -2,6 +2,9 @@ using System.Globalization;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using Graft.Backbones;
+using Graft.Backbones.Layers;
+using Layers = Graft.Backbones.Layers;
+using Padding = Graft.Backbones.Layers.Padding;
 using Graft.Models;
 using Graft.Training;
 using TorchSharp;
@@ -14,7 +17,7 @@ namespace Graft.Export;
 /// Exports a classifier to ONNX (IR 8, opset 17) for ONNX Runtime and other engines: input "images" [N,3,S,S],
 /// already normalized as the model's <see cref="Data.ImageSpec"/> says, output "probabilities" [N, classes].
 /// The preprocessing and the class names travel in the model's metadata_props. Modules are mapped by type,
-/// not by name, so any trunk and head built from the supported layers exports.
+/// not by name, so any network built from the layer primitives, and any head, exports.
 /// </summary>
 public static class OnnxExport
 {
@@ -48,7 +51,7 @@ public static class OnnxExport
         var graph = new OnnxGraph();
         var emitter = new ModuleEmitter(graph, input.Size);
         graph.Input(ImagesInput, 3, input.Size, input.Size);
-        var features = emitter.Pool(emitter.Emit(model.Backbone.Trunk, "trunk", ImagesInput), model.Config.Head.Pooling, "trunk/pooled");
+        var features = emitter.Pool(emitter.Emit(model.Body, "trunk", ImagesInput), model.Config.Head.Pooling, "trunk/pooled");
         var logits = emitter.Emit(model.Head, "head", features);
         bool binary = emitter.Channels == 1;
         long outputs = binary ? 2 : emitter.Channels;
@@ -66,7 +69,7 @@ public static class OnnxExport
     }
 
     /// <summary>The trunk and the pooling only: images [N,3,S,S] → features [N, C] (what the head trains on).</summary>
-    public static byte[] TrunkModel(Sequential trunk, int inputSize, Pooling pooling = Pooling.Gap)
+    public static byte[] TrunkModel(Graph trunk, int inputSize, Pooling pooling = Pooling.Gap)
     {
         var graph = new OnnxGraph();
         var emitter = new ModuleEmitter(graph, inputSize);
@@ -92,112 +95,176 @@ public static class OnnxExport
     ];
 
     /// <summary>
-    /// Turns modules into ONNX nodes, following the shape of the value that flows through: its channels (or
-    /// vector length), and while it is a feature map its height and width, which TensorFlow SAME padding and
-    /// flattening depend on. Node and initializer names are module paths.
+    /// Turns a network's layer primitives, then the head's modules, into ONNX nodes, following the shape of the
+    /// value that flows (channels, and height and width while it is a feature map), which TensorFlow SAME padding
+    /// and flattening depend on. Knows the closed set of primitives, never an architecture. Node and initializer
+    /// names are layer paths.
     /// </summary>
     sealed class ModuleEmitter(OnnxGraph graph, int inputSize)
     {
-        public long Channels { get; private set; } = 3;
-        long _height = inputSize, _width = inputSize;
+        /// <summary>The flowing value's channels (or vector length), height and width (0 for a vector).</summary>
+        readonly record struct Shape(long C, long H, long W);
+
+        Shape _shape = new(3, inputSize, inputSize);
         (string Min, string Max)? _relu6Bounds;
 
+        public long Channels => _shape.C;
+
+        /// <summary>Emits a network's nodes in execution order; returns the output's name.</summary>
+        public string Emit(Graph network, string path, string x)
+        {
+            var values = new string[network.Nodes.Count];
+            var shapes = new Shape[network.Nodes.Count];
+            values[0] = x;
+            shapes[0] = _shape;
+            for (int i = 1; i < network.Nodes.Count; i++)
+            {
+                var node = network.Nodes[i];
+                var inputs = node.Inputs.Select(j => values[j]).ToArray();
+                _shape = shapes[node.Inputs[0]];
+                values[i] = Layer(node.Layer!, $"{path}/{node.Name}", inputs, node.Inputs.Select(j => shapes[j]).ToArray());
+                shapes[i] = _shape;
+            }
+            return values[^1];
+        }
+
+        /// <summary>The head's modules (Graft's own, on the pooled vector).</summary>
         public string Emit(nn.Module module, string path, string x) => module switch
         {
             Sequential sequential => sequential.named_children().Aggregate(x, (value, child) => Emit(child.module, $"{path}/{child.name}", value)),
-            InvertedResidual block => Block(block, path, x),
-            ConvUnit unit => ConvUnit(unit, path, x),
-            Conv2d conv => Conv(conv, path, x, PlainPads(conv, path)),
-            MaxPool2d pool => MaxPool(pool, path, x),
-            Linear linear => Gemm(linear, path, x),
-            BatchNorm norm => BatchNormalization(norm, path, x),
+            Linear linear => Gemm(linear.weight!, linear.bias, path, x),
+            BatchNorm norm => BatchNormalization(norm.weight, norm.bias, norm.running_mean!, norm.running_var!, norm.eps, path, x),
             SqueezeExcitation excitation => SqueezeExcite(excitation, path, x),
             ReLU => graph.Node("Relu", $"{path}/Relu", [x]),
-            Dropout => x, // identity at inference
+            TorchSharp.Modules.Dropout or Identity => x, // identity at inference
             _ => throw new NotSupportedException($"ONNX export has no mapping for {module.GetType().Name} ({path})."),
         };
 
-        /// <summary>The feature map [N,C,H,W] to a vector per image, as <see cref="HeadConfig.Pool"/> does.</summary>
+        string Layer(Layer layer, string path, string[] x, Shape[] inputs) => layer switch
+        {
+            Conv2D c => Activate(Conv(c.weight, c.bias, 1, c, path, x[0]), c.Activation, path),
+            DepthwiseConv2D d => Activate(Conv(d.weight, d.bias, d.Channels, d, path, x[0]), d.Activation, path),
+            SeparableConv2D s => Activate(Pointwise(s, path, Conv(s.depthwise, null, s.InChannels, s, $"{path}/depthwise", x[0])), s.Activation, path),
+            BatchNormalization b => BatchNormalization(b.gamma, b.beta, b.running_mean, b.running_var, b.Epsilon, path, x[0]),
+            ActivationLayer a => Activate(x[0], a.Activation, path),
+            Pooling2D p => Pool(p, path, x[0]),
+            ZeroPadding2D z => Pad(z, path, x[0]),
+            Add => x.Skip(1).Select((other, k) => (other, k)).Aggregate(x[0], (sum, o) => graph.Node("Add", $"{path}/Add{(o.k == 0 ? "" : o.k)}", [sum, o.other])),
+            Concatenate => Concat(path, x, inputs),
+            GlobalAveragePooling2D g => GlobalAverage(path, x[0], g.KeepDims),
+            Layers.Flatten => FlattenChannelsLast(path, x[0]),
+            Dense d => Activate(Gemm(d.weight, d.bias, path, x[0]), d.Activation, path),
+            Layers.Dropout => x[0],
+            Reshape r => r.ToMap ? ToMap(path, x[0]) : Flatten(path, x[0]),
+            _ => throw new NotSupportedException($"ONNX export has no mapping for {layer.KerasClass} ({path})."),
+        };
+
+        /// <summary>The feature map [N,C,H,W] to a vector per image, as <see cref="HeadConfig.Pool"/> does (vectors pass).</summary>
         public string Pool(string map, Pooling pooling, string output)
         {
+            if (_shape.H == 0) return graph.Node("Identity", output, [map]);
             if (pooling == Pooling.Flatten)
             {
-                Channels *= _height * _width; // C, H, W order, as torch's flatten
+                _shape = new(_shape.C * _shape.H * _shape.W, 0, 0); // C, H, W order, as torch's flatten
                 return graph.Node("Flatten", output, [map], OnnxGraph.Attribute("axis", 1L));
             }
             var pooled = graph.Node("GlobalAveragePool", $"{output}/GlobalAveragePool", [map]);
+            _shape = new(_shape.C, 0, 0);
             return graph.Node("Flatten", output, [pooled], OnnxGraph.Attribute("axis", 1L));
         }
 
-        string Block(InvertedResidual block, string path, string x)
+        /// <summary>ONNX pads [top, left, bottom, right] for a window on the flowing map (TensorFlow SAME puts the extra pixel after).</summary>
+        long[] Pads((int H, int W) kernel, (int H, int W) stride, Padding padding)
         {
-            var h = block.expand is null ? x : ConvUnit(block.expand, $"{path}/expand", x);
-            h = ConvUnit(block.project, $"{path}/project", ConvUnit(block.depthwise, $"{path}/depthwise", h));
-            return block.Residual ? graph.Node("Add", $"{path}/Add", [h, x]) : h;
+            if (padding == Padding.Valid) return [0, 0, 0, 0];
+            var (top, bottom) = Windows.SamePadding((int)_shape.H, kernel.H, stride.H);
+            var (left, right) = Windows.SamePadding((int)_shape.W, kernel.W, stride.W);
+            return [top, left, bottom, right];
         }
 
-        string ConvUnit(ConvUnit unit, string path, string x)
+        /// <summary>A convolution (group = channels makes it depthwise) with the layer's window and padding.</summary>
+        string Conv(Tensor weight, Tensor? bias, long group, ConvolutionLayer layer, string path, string x)
         {
-            // Explicit pads for the known input size, reproducing ConvUnit's TensorFlow SAME padding (the extra pixel after).
-            var (top, bottom) = SamePadding(_height, unit.Kernel, unit.Stride);
-            var (left, right) = SamePadding(_width, unit.Kernel, unit.Stride);
-            var y = Conv(unit.conv, path, x, [top, left, bottom, right]);
-            if (unit.bn is not null) y = BatchNormalization(unit.bn, $"{path}/bn", y);
-            return unit.Activation switch
-            {
-                Act.Relu6 => Relu6(path, y),
-                Act.Relu => graph.Node("Relu", $"{path}/Relu", [y]),
-                _ => y,
-            };
-        }
-
-        static (long Before, long After) SamePadding(long size, long kernel, long stride)
-        {
-            long outSize = (size + stride - 1) / stride;
-            long total = Math.Max((outSize - 1) * stride + kernel - size, 0);
-            return (total / 2, total - total / 2);
-        }
-
-        static long[] PlainPads(Conv2d conv, string path) =>
-            conv is { padding_type: null, padding_mode: PaddingModes.Zeros, padding: { } padding }
-                ? [padding[0], padding[1], padding[0], padding[1]]
-                : throw new NotSupportedException($"ONNX export supports zero padding by size only ({path}).");
-
-        /// <summary>A convolution with ONNX pads [top, left, bottom, right]; group = channels makes it depthwise.</summary>
-        string Conv(Conv2d conv, string path, string x, long[] pads)
-        {
-            List<string> inputs = [x, Constant($"{path}/weight", conv.weight!)];
-            if (conv.bias is not null) inputs.Add(Constant($"{path}/bias", conv.bias));
-            Advance(conv.kernel_size, conv.stride, conv.dilation, pads);
-            Channels = conv.out_channels;
+            List<string> inputs = [x, Constant($"{path}/weight", weight)];
+            if (bias is not null) inputs.Add(Constant($"{path}/bias", bias));
+            var pads = Pads(layer.Kernel, layer.Stride, layer.Padding);
+            Advance(layer.Kernel, layer.Stride, pads, weight.shape[0]);
             return graph.Node("Conv", $"{path}/Conv", inputs,
-                OnnxGraph.Attribute("kernel_shape", conv.kernel_size),
-                OnnxGraph.Attribute("strides", conv.stride),
-                OnnxGraph.Attribute("dilations", conv.dilation),
+                OnnxGraph.Attribute("kernel_shape", [layer.Kernel.H, layer.Kernel.W]),
+                OnnxGraph.Attribute("strides", [layer.Stride.H, layer.Stride.W]),
                 OnnxGraph.Attribute("pads", pads),
-                OnnxGraph.Attribute("group", conv.groups));
+                OnnxGraph.Attribute("group", group));
         }
 
-        string MaxPool(MaxPool2d pool, string path, string x)
+        string Pointwise(SeparableConv2D layer, string path, string x)
         {
-            if (pool.ceil_mode) throw new NotSupportedException($"ONNX export does not support ceil_mode pooling ({path}).");
-            var stride = pool.stride is { Length: > 0 } s ? s : pool.kernel_size;
-            var dilation = pool.dilation is { Length: > 0 } d ? d : [1L, 1L];
-            long[] pads = pool.padding is { Length: > 0 } p ? [p[0], p[1], p[0], p[1]] : [0, 0, 0, 0];
-            Advance(pool.kernel_size, stride, dilation, pads);
-            return graph.Node("MaxPool", $"{path}/MaxPool", [x],
-                OnnxGraph.Attribute("kernel_shape", pool.kernel_size),
-                OnnxGraph.Attribute("strides", stride),
-                OnnxGraph.Attribute("dilations", dilation),
+            List<string> inputs = [x, Constant($"{path}/pointwise", layer.pointwise)];
+            if (layer.bias is not null) inputs.Add(Constant($"{path}/bias", layer.bias));
+            _shape = _shape with { C = layer.Filters };
+            return graph.Node("Conv", $"{path}/Conv", inputs, OnnxGraph.Attribute("kernel_shape", [1L, 1L]));
+        }
+
+        string Pool(Pooling2D pool, string path, string x)
+        {
+            var pads = Pads(pool.Pool, pool.Stride, pool.Padding);
+            Advance(pool.Pool, pool.Stride, pads, _shape.C);
+            // ONNX AveragePool leaves padding out of the count by default, as TensorFlow's SAME does.
+            return graph.Node(pool.Max ? "MaxPool" : "AveragePool", $"{path}/{(pool.Max ? "MaxPool" : "AveragePool")}", [x],
+                OnnxGraph.Attribute("kernel_shape", [pool.Pool.H, pool.Pool.W]),
+                OnnxGraph.Attribute("strides", [pool.Stride.H, pool.Stride.W]),
                 OnnxGraph.Attribute("pads", pads));
         }
 
-        /// <summary>The feature map's height and width after a convolution or pooling window.</summary>
-        void Advance(long[] kernel, long[] stride, long[] dilation, long[] pads)
+        /// <summary>The flowing map's shape after a window with these pads.</summary>
+        void Advance((int H, int W) kernel, (int H, int W) stride, long[] pads, long channels) =>
+            _shape = new(channels, (_shape.H + pads[0] + pads[2] - kernel.H) / stride.H + 1, (_shape.W + pads[1] + pads[3] - kernel.W) / stride.W + 1);
+
+        string Pad(ZeroPadding2D layer, string path, string x)
         {
-            _height = (_height + pads[0] + pads[2] - dilation[0] * (kernel[0] - 1) - 1) / stride[0] + 1;
-            _width = (_width + pads[1] + pads[3] - dilation[1] * (kernel[1] - 1) - 1) / stride[1] + 1;
+            var (top, bottom, left, right) = layer.Pads;
+            _shape = _shape with { H = _shape.H + top + bottom, W = _shape.W + left + right };
+            return graph.Node("Pad", $"{path}/Pad", [x, graph.Int64Constant($"{path}/pads", 0, 0, top, left, 0, 0, bottom, right)]);
         }
+
+        string Concat(string path, string[] x, Shape[] inputs)
+        {
+            _shape = _shape with { C = inputs.Sum(s => s.C) };
+            return graph.Node("Concat", $"{path}/Concat", x, OnnxGraph.Attribute("axis", 1L));
+        }
+
+        string GlobalAverage(string path, string x, bool keepDims)
+        {
+            var pooled = graph.Node("GlobalAveragePool", $"{path}/GlobalAveragePool", [x]);
+            _shape = keepDims ? _shape with { H = 1, W = 1 } : new(_shape.C, 0, 0);
+            return keepDims ? pooled : graph.Node("Flatten", $"{path}/Flatten", [pooled], OnnxGraph.Attribute("axis", 1L));
+        }
+
+        /// <summary>Keras's Flatten: positions first, channels fastest.</summary>
+        string FlattenChannelsLast(string path, string x)
+        {
+            var nhwc = graph.Node("Transpose", $"{path}/Transpose", [x], OnnxGraph.Attribute("perm", [0L, 2L, 3L, 1L]));
+            return Flatten(path, nhwc);
+        }
+
+        string Flatten(string path, string x)
+        {
+            _shape = new(_shape.C * Math.Max(_shape.H, 1) * Math.Max(_shape.W, 1), 0, 0);
+            return graph.Node("Flatten", $"{path}/Flatten", [x], OnnxGraph.Attribute("axis", 1L));
+        }
+
+        string ToMap(string path, string x)
+        {
+            _shape = new(_shape.C, 1, 1);
+            return graph.Node("Reshape", $"{path}/Reshape", [x, graph.Int64Constant($"{path}/shape", 0, -1, 1, 1)]);
+        }
+
+        string Activate(string x, Activation activation, string path) => activation switch
+        {
+            Activation.Relu => graph.Node("Relu", $"{path}/Relu", [x]),
+            Activation.Relu6 => Relu6(path, x),
+            Activation.Softmax => graph.Node("Softmax", $"{path}/Softmax", [x], OnnxGraph.Attribute("axis", 1L)),
+            _ => x,
+        };
 
         /// <summary>ReLU6 as Clip, whose bounds are inputs since opset 11; one pair of constants serves every node.</summary>
         string Relu6(string path, string x)
@@ -206,28 +273,24 @@ public static class OnnxExport
             return graph.Node("Clip", $"{path}/Clip", [x, _relu6Bounds.Value.Min, _relu6Bounds.Value.Max]);
         }
 
-        string Gemm(Linear linear, string path, string x)
+        /// <summary>A dense layer, y = x W^T + b with W stored [out, in].</summary>
+        string Gemm(Tensor weight, Tensor? bias, string path, string x)
         {
-            List<string> inputs = [x, Constant($"{path}/weight", linear.weight!)];
-            if (linear.bias is not null) inputs.Add(Constant($"{path}/bias", linear.bias));
-            Channels = linear.out_features;
-            // TorchSharp keeps the weight as [out, in]: y = x W^T + b.
+            List<string> inputs = [x, Constant($"{path}/weight", weight)];
+            if (bias is not null) inputs.Add(Constant($"{path}/bias", bias));
+            _shape = new(weight.shape[0], 0, 0);
             return graph.Node("Gemm", $"{path}/Gemm", inputs, OnnxGraph.Attribute("transB", 1L));
         }
 
-        /// <summary>Inference batch norm with the running statistics (works on [N,C] and [N,C,H,W]).</summary>
-        string BatchNormalization(BatchNorm norm, string path, string x)
+        /// <summary>Inference batch norm with the running statistics (works on [N,C] and [N,C,H,W]); missing scale is 1, missing offset 0.</summary>
+        string BatchNormalization(Tensor? scale, Tensor? offset, Tensor mean, Tensor variance, double epsilon, string path, string x)
         {
-            if (norm.running_mean is null || norm.running_var is null)
-                throw new NotSupportedException($"ONNX export needs running statistics for batch norm ({path}).");
-            var channels = (int)norm.num_features;
-            var scale = norm.weight is null ? graph.Constant($"{path}/scale", Enumerable.Repeat(1f, channels).ToArray(), channels)
-                : Constant($"{path}/scale", norm.weight);
-            var bias = norm.bias is null ? graph.Constant($"{path}/bias", new float[channels], channels)
-                : Constant($"{path}/bias", norm.bias);
+            var channels = (int)mean.shape[0];
+            var scaleName = scale is null ? graph.Constant($"{path}/scale", Enumerable.Repeat(1f, channels).ToArray(), channels) : Constant($"{path}/scale", scale);
+            var offsetName = offset is null ? graph.Constant($"{path}/bias", new float[channels], channels) : Constant($"{path}/bias", offset);
             return graph.Node("BatchNormalization", $"{path}/BatchNormalization",
-                [x, scale, bias, Constant($"{path}/mean", norm.running_mean), Constant($"{path}/var", norm.running_var)],
-                OnnxGraph.Attribute("epsilon", (float)norm.eps));
+                [x, scaleName, offsetName, Constant($"{path}/mean", mean), Constant($"{path}/var", variance)],
+                OnnxGraph.Attribute("epsilon", (float)epsilon));
         }
 
         /// <summary>
@@ -236,16 +299,16 @@ public static class OnnxExport
         /// </summary>
         string SqueezeExcite(SqueezeExcitation excitation, string path, string x)
         {
-            long channels = excitation.squeeze.in_features, positions = Channels / channels;
+            long channels = excitation.squeeze.in_features, positions = _shape.C / channels;
             var perChannel = graph.Node("Reshape", $"{path}/per_channel", [x, graph.Int64Constant($"{path}/per_channel_shape", 0, channels, positions)]);
             var mean = graph.Node("ReduceMean", $"{path}/ReduceMean", [perChannel],
                 OnnxGraph.Attribute("axes", [2L]), OnnxGraph.Attribute("keepdims", 0L));
-            var squeezed = graph.Node("Relu", $"{path}/squeeze/Relu", [Gemm(excitation.squeeze, $"{path}/squeeze", mean)]);
-            var scale = graph.Node("Sigmoid", $"{path}/excite/Sigmoid", [Gemm(excitation.excite, $"{path}/excite", squeezed)]);
+            var squeezed = graph.Node("Relu", $"{path}/squeeze/Relu", [Gemm(excitation.squeeze.weight!, excitation.squeeze.bias, $"{path}/squeeze", mean)]);
+            var scale = graph.Node("Sigmoid", $"{path}/excite/Sigmoid", [Gemm(excitation.excite.weight!, excitation.excite.bias, $"{path}/excite", squeezed)]);
             var perPosition = graph.Node("Unsqueeze", $"{path}/Unsqueeze", [scale, graph.Int64Constant($"{path}/position_axis", 2)]);
             var scaled = graph.Node("Mul", $"{path}/Mul", [perChannel, perPosition]);
-            Channels = channels * positions;
-            return graph.Node("Reshape", $"{path}/Reshape", [scaled, graph.Int64Constant($"{path}/vector_shape", 0, Channels)]);
+            _shape = new(channels * positions, 0, 0);
+            return graph.Node("Reshape", $"{path}/Reshape", [scaled, graph.Int64Constant($"{path}/vector_shape", 0, _shape.C)]);
         }
 
         string Constant(string name, Tensor tensor)

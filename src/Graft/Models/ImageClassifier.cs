@@ -2,6 +2,7 @@ using System.IO.Compression;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Graft.Backbones;
+using Graft.Backbones.Architectures;
 using Graft.Data;
 using Graft.Engine;
 using Graft.Training;
@@ -33,8 +34,11 @@ public sealed record ModelConfig(
     public Augmentation? Augmentation { get; init; }
     /// <summary>The trunk ends after this block (null: the whole trunk).</summary>
     public string? FeatureBlock { get; init; }
+    /// <summary>How the backbone's network was built (batch norm folded or not, its epsilon); null: the defaults at the input size.</summary>
+    public ArchitectureOptions? Architecture { get; init; }
 
-    public const string CurrentFormat = "graft-model/1";
+    /// <summary>Version 2: trunks are Keras layer graphs (weights named by Keras layer); version 1 held MobileNetV2 units.</summary>
+    public const string CurrentFormat = "graft-model/2";
 
     /// <summary>Identifies the features the trunk produces; the bottleneck cache folder is derived from it.</summary>
     public string TrunkKey => $"{Backbone}|{BackboneWeightsSha256}|{Input.Key}|{Head.Pooling}|{FeatureBlock ?? "all"}";
@@ -56,8 +60,14 @@ public sealed class ImageClassifier : IDisposable
     public nn.Module<Tensor, Tensor> Head { get; }
     public IReadOnlyList<EpochRecord> History { get; }
     public IReadOnlyList<string> Classes => Config.Classes;
-    /// <summary>Runs the frozen trunk (built on first use from the trunk's weights at that time).</summary>
-    public ITrunkRunner Trunk => _trunk ??= TrunkRunners.Create(Backbone.Trunk, Config.Input.Size, Config.Head.Pooling);
+    /// <summary>
+    /// The network that runs before the head: the trunk; for a pretrained ImageNet classifier, the whole network
+    /// with its top (its head then passes the logits through).
+    /// </summary>
+    public Graph Body => Backbone.HasTop ? Backbone.Network : Backbone.Trunk;
+
+    /// <summary>Runs the frozen <see cref="Body"/> (built on first use from its weights at that time).</summary>
+    public ITrunkRunner Trunk => _trunk ??= TrunkRunners.Create(Body, Config.Input.Size, Config.Head.Pooling);
     ITrunkRunner? _trunk;
 
     /// <summary>
@@ -76,16 +86,24 @@ public sealed class ImageClassifier : IDisposable
         Head.eval();
     }
 
-    /// <summary>The pretrained network with its own ImageNet classifier (class 0 is "background").</summary>
-    public static ImageClassifier PretrainedImageNet(string backboneName, AssetResolver resolver)
+    /// <summary>
+    /// The pretrained network with its own ImageNet classifier: Keras's 1000 classes, or 1001 with "background"
+    /// first (TF-slim and Coral files). <paramref name="weightsFile"/>: the user's own file with Keras's top.
+    /// </summary>
+    public static ImageClassifier PretrainedImageNet(string backboneName, AssetResolver resolver, string? weightsFile = null, int? inputSize = null)
     {
         var config = BackboneRegistry.Get(backboneName);
-        var backbone = Backbone.LoadPretrained(config, resolver, includeTop: true);
-        var labels = File.ReadAllLines(resolver.Resolve(config.Labels!));
-        var head = new HeadConfig(config.FeatureChannels, labels.Length, Dropout: 0);
-        var model = new ModelConfig(ModelConfig.CurrentFormat, config.Name, config.Weights!.Sha256, backbone.Input, labels, head,
-            "pretrained (ImageNet)", new FitOptions(Epochs: 0), null, DateTime.UtcNow);
-        return new ImageClassifier(model, backbone, backbone.ImageNetClassifier!, []);
+        var backbone = Backbone.LoadPretrained(config, resolver, includeTop: true, inputSize, weightsFile);
+        int classes = backbone.Architecture.Classes;
+        var labels = File.ReadAllLines(resolver.Resolve(config.Labels
+            ?? throw new GraftException($"{config.Name} has no ImageNet labels.", "Pick a pretrained backbone (graft models).")));
+        if (labels.Length == classes + 1) labels = labels[1..]; // Keras's classes leave out "background"
+        if (labels.Length != classes)
+            throw new GraftException($"The {config.Name} classifier has {classes} classes and the labels file {labels.Length}.", "Pass a weight file with an ImageNet top.");
+        var head = new HeadConfig(classes, classes, Dropout: 0);
+        var model = new ModelConfig(ModelConfig.CurrentFormat, config.Name, backbone.WeightsId, backbone.Input, labels, head,
+            "pretrained (ImageNet)", new FitOptions(Epochs: 0), null, DateTime.UtcNow) { Architecture = backbone.Architecture };
+        return new ImageClassifier(model, backbone, nn.Identity(), []);
     }
 
     /// <summary>
@@ -179,7 +197,7 @@ public sealed class ImageClassifier : IDisposable
             var history = JsonSerializer.Deserialize<List<EpochRecord>>(ZipEntries.Read(zip, HistoryEntry, path), Json) ?? [];
             var weights = Safetensors.Read(ZipEntries.Read(zip, WeightsEntry, path), path);
 
-            var backbone = Backbone.Create(BackboneRegistry.Get(config.Backbone), config.Input);
+            var backbone = Backbone.Create(BackboneRegistry.Get(config.Backbone), config.Architecture ?? new(config.Input.Size), config.Input);
             if (config.FeatureBlock is { } block) backbone.TruncateAfter(block);
             var head = config.Head.Build();
             try
@@ -206,7 +224,7 @@ public sealed class ImageClassifier : IDisposable
     public void Dispose()
     {
         (_trunk as IDisposable)?.Dispose();
-        if (!ReferenceEquals(Head, Backbone.ImageNetClassifier)) Head.Dispose();
+        Head.Dispose();
         Backbone.Dispose();
     }
 }

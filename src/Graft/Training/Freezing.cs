@@ -1,4 +1,5 @@
 using Graft.Backbones;
+using Graft.Backbones.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -7,10 +8,10 @@ namespace Graft.Training;
 
 /// <summary>
 /// Which part of the trunk fine-tuning trains, in one of three ways (the first one set wins):
-/// the top N blocks (<c>--unfreeze 2</c>), everything from a named block or layer on
-/// (<c>--unfreeze-from block_13</c>), or all but the first N layers, like Keras's
-/// <c>for layer in model.layers[:N]: layer.trainable = False</c> (<c>--freeze-first 40</c>).
-/// Layers are the trunk's convolution units in execution order (see <c>graft summary</c>).
+/// the top N blocks (<c>--unfreeze 2</c>), everything from a named block or Keras layer on
+/// (<c>--unfreeze-from block5_conv1</c>), or all but the first N Keras layers, like Keras's
+/// <c>for layer in model.layers[:N]: layer.trainable = False</c> (<c>--freeze-first 15</c>).
+/// Layers are counted in Keras's <c>model.layers</c> order, input layer included (see <c>graft summary</c>).
 /// </summary>
 public sealed record UnfreezeSpec(int? TopBlocks = null, string? FromLayer = null, int? FreezeFirstLayers = null)
 {
@@ -32,39 +33,41 @@ public static class Freezing
     /// Freezes the whole trunk, then unfreezes what the spec names. Returns the unfrozen blocks (top first).
     /// Frozen modules must run in inference mode during training: see <see cref="SetTrainingMode"/>.
     /// </summary>
-    public static IReadOnlyList<TrainableBlock> Apply(Sequential trunk, UnfreezeSpec spec)
+    public static IReadOnlyList<TrainableBlock> Apply(Graph trunk, UnfreezeSpec spec)
     {
-        var blocks = trunk.named_children().ToList();
-        var layers = blocks.SelectMany(b => Layers(b.module).Select(l => (Block: b.name, Layer: l.name, Module: l.module))).ToList();
+        var blocks = trunk.Blocks;
+        var layers = trunk.KerasOrder();
         foreach (var p in trunk.parameters()) p.requires_grad = false;
 
-        HashSet<nn.Module> unfrozen;
+        IEnumerable<GraphNode> unfrozen;
         if (spec.TopBlocks is { } top)
         {
             if (top < 0 || top > blocks.Count)
                 throw new GraftException($"--unfreeze {top} is out of range.", $"The trunk has {blocks.Count} blocks; pass 0 to {blocks.Count}.");
-            unfrozen = layers.Where(l => blocks.FindIndex(b => b.name == l.Block) >= blocks.Count - top).Select(l => l.Module).ToHashSet<nn.Module>(ReferenceEqualityComparer.Instance);
+            var trained = blocks.Skip(blocks.Count - top).ToHashSet();
+            unfrozen = layers.Where(l => trained.Contains(l.Block));
         }
         else if (spec.FromLayer is { } name)
         {
-            int from = layers.FindIndex(l => l.Block == name || l.Layer == name);
+            int from = layers.ToList().FindIndex(l => l.Block == name || l.Name == name);
             if (from < 0)
-                throw new GraftException($"--unfreeze-from {name}: no block or layer has that name.", "See 'graft summary' for the names (e.g. block_13, block_13_expand, Conv_1).");
-            unfrozen = layers.Skip(from).Select(l => l.Module).ToHashSet<nn.Module>(ReferenceEqualityComparer.Instance);
+                throw new GraftException($"--unfreeze-from {name}: no block or layer has that name.",
+                    $"See 'graft summary' for the layer names; the blocks are {string.Join(", ", blocks.Take(3))} … {string.Join(", ", blocks.TakeLast(2))}.");
+            unfrozen = layers.Skip(from);
         }
         else if (spec.FreezeFirstLayers is { } first)
         {
             if (first < 0 || first > layers.Count)
                 throw new GraftException($"--freeze-first {first} is out of range.", $"The trunk has {layers.Count} layers; pass 0 to {layers.Count}.");
-            unfrozen = layers.Skip(first).Select(l => l.Module).ToHashSet<nn.Module>(ReferenceEqualityComparer.Instance);
+            unfrozen = layers.Skip(first);
         }
         else unfrozen = [];
 
-        foreach (var module in unfrozen)
-            foreach (var p in module.parameters()) p.requires_grad = true;
-
-        return blocks.Select((b, i) => new TrainableBlock(b.name, blocks.Count - 1 - i,
-                Layers(b.module).Where(l => unfrozen.Contains(l.module)).SelectMany(l => l.module.parameters()).ToList()))
+        var open = unfrozen.Where(l => l.Layer is not null).ToList();
+        foreach (var node in open)
+            foreach (var p in node.Layer!.parameters()) p.requires_grad = true;
+        return blocks.Select((b, i) => new TrainableBlock(b, blocks.Count - 1 - i,
+                open.Where(l => l.Block == b).SelectMany(l => l.Layer!.parameters()).ToList()))
             .Where(b => b.Parameters.Count > 0).OrderBy(b => b.DepthFromTop).ToList();
     }
 
@@ -76,26 +79,19 @@ public static class Freezing
     {
         network.train();
         foreach (var (_, module) in network.named_modules())
-            if (module is BatchNorm1d or BatchNorm2d && module.parameters().All(p => !p.requires_grad))
+            if (module is BatchNorm1d or BatchNorm2d or BatchNormalization && module.parameters().All(p => !p.requires_grad))
                 module.eval();
-    }
-
-    /// <summary>The layers of a block: its convolution units (depth-first), or the block itself if it has none.</summary>
-    static IEnumerable<(string name, nn.Module module)> Layers(nn.Module block)
-    {
-        var units = ModuleTree.Descendants(block).OfType<ConvUnit>().ToList();
-        return units.Count > 0 ? units.Select(u => (u.GetName(), (nn.Module)u)) : [(block.GetName(), block)];
     }
 }
 
 /// <summary>The whole classifier as one module for end-to-end training: trunk → pooling → head.</summary>
 public sealed class GraftedNetwork : nn.Module<Tensor, Tensor>
 {
-    public readonly Sequential trunk;
+    public readonly Graph trunk;
     public readonly nn.Module<Tensor, Tensor> head;
     readonly Pooling _pooling;
 
-    public GraftedNetwork(Sequential trunk, Pooling pooling, nn.Module<Tensor, Tensor> head) : base("grafted")
+    public GraftedNetwork(Graph trunk, Pooling pooling, nn.Module<Tensor, Tensor> head) : base("grafted")
     {
         this.trunk = trunk;
         this.head = head;

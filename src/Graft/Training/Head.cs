@@ -34,8 +34,8 @@ public sealed record HeadConfig(int InputChannels, int Classes, int Hidden = 0, 
         (Hidden > 0 ? $"dense {Hidden} ReLU → {(BatchNorm ? "batch norm → " : "")}" : "") + $"dropout {Dropout:0.##} → " +
         (Binary ? "dense 1 sigmoid" : $"dense {Classes} softmax");
 
-    /// <summary>Pools a feature map [N,C,H,W] the way this head expects.</summary>
-    public static Tensor Pool(Tensor map, Pooling pooling) => pooling == Pooling.Gap ? map.mean([2, 3]) : map.flatten(1);
+    /// <summary>Pools a feature map [N,C,H,W] the way this head expects (a network that ends in a vector passes it on).</summary>
+    public static Tensor Pool(Tensor map, Pooling pooling) => map.dim() == 2 ? map.alias() : pooling == Pooling.Gap ? map.mean([2, 3]) : map.flatten(1);
 
     public nn.Module<Tensor, Tensor> Build()
     {

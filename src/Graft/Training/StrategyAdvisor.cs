@@ -59,7 +59,8 @@ public static class StrategyAdvisor
             .SelectMany(g => g.OrderBy(_ => rng.Next()).Take(Math.Max(2, sample / dataset.Classes.Count))).ToList();
         using var model = ImageClassifier.PretrainedImageNet(backboneName, resolver);
         var spec = model.Config.Input with { Resize = ResizeMode.CenterCrop };
-        string earlierBlock = BackboneRegistry.Get(backboneName).GenericFeatureBlock;
+        string earlierBlock = BackboneRegistry.Get(backboneName).GenericFeatureBlock
+            ?? throw new GraftException($"{backboneName} names no earlier feature block to compare.", "Advise with a pretrained backbone (graft models).");
         var (top, earlier, y, confidences, labels) = await ProbeAsync(model, picked, spec, earlierBlock, callbacks, cancel);
 
         double topAccuracy = CrossValidatedProbe(top, y, dataset.Classes.Count, seed);
@@ -108,7 +109,10 @@ public static class StrategyAdvisor
         var confidence = new List<double>();
         var labels = new List<string>();
         var classes = new List<int>();
-        var trunk = model.Backbone.Trunk;
+        var network = model.Backbone.Network;
+        string earlierLayer = network.Nodes.LastOrDefault(n => n.Block == earlierBlock)?.Name
+            ?? throw new InvalidOperationException($"{earlierBlock} is not a block of {model.Config.Backbone}");
+        string featureLayer = model.Backbone.Config.FeatureLayer;
         int done = 0;
         var clock = System.Diagnostics.Stopwatch.StartNew();
         await foreach (var batch in BatchPipeline.Batches(images.Select(i => i.Path).ToList(), spec, 32, cancel: cancel))
@@ -117,18 +121,16 @@ public static class StrategyAdvisor
             using (var scope = NewDisposeScope())
             using (var _ = inference_mode())
             {
-                Tensor x = tensor(batch.Pixels, [batch.Count, 3, spec.Size, spec.Size]);
-                Tensor? middle = null;
-                foreach (var (name, block) in trunk.named_children())
+                Tensor? middle = null, pooled = null;
+                var logits = network.Run(tensor(batch.Pixels, [batch.Count, 3, spec.Size, spec.Size]), (node, value) =>
                 {
-                    x = ((TorchSharp.torch.nn.Module<Tensor, Tensor>)block).call(x);
-                    if (name == earlierBlock) middle = x.mean([2, 3]);
-                }
-                var pooled = x.mean([2, 3]);
-                var probabilities = Objective.Probabilities(model.Head.call(pooled));
+                    if (node.Name == earlierLayer) middle = value.mean([2, 3]);
+                    if (node.Name == featureLayer) pooled = value.mean([2, 3]);
+                });
+                var probabilities = Objective.Probabilities(logits);
                 var (best, index) = probabilities.max(1);
-                Rows(pooled, top);
-                Rows(middle ?? throw new InvalidOperationException($"{earlierBlock} not in the trunk"), earlier);
+                Rows(pooled!, top);
+                Rows(middle!, earlier);
                 confidence.AddRange(best.data<float>().ToArray().Select(v => (double)v));
                 labels.AddRange(index.data<long>().ToArray().Select(i => model.Classes[(int)i]));
             }

@@ -26,7 +26,7 @@ public static class ModelReport
         ImageDataset dataset, IReadOnlyList<Training.SkippedImage> skipped, string folder, AssetResolver resolver,
         bool imageNetView = true, CancellationToken cancel = default)
     {
-        var summary = ModelSummary.Of(model.Config.Backbone, model.Backbone.Trunk, model.Head, model.Config.Input.Size);
+        var summary = ModelSummary.Of(model.Config.Backbone, model.Backbone.Trunk, model.Config.Input.Size, model.Head, model.Config.Head.Pooling);
         var evaluated = result.Items.Select(i => new LabeledImage(i.File, i.Truth)).ToList();
         var view = imageNetView ? await ImageNetView.SampleAsync(model.Config.Backbone, evaluated, result.Classes, resolver, cancel: cancel) : null;
         var title = $"Graft report: {Path.GetFileName(Path.TrimEndingDirectorySeparator(dataset.Root))} ({result.Classes.Count} classes)";

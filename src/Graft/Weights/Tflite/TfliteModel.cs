@@ -143,6 +143,9 @@ public sealed class TfliteModel
             case TensorType.Float32:
                 for (int i = 0; i < count; i++) values[i] = BinaryPrimitives.ReadSingleLittleEndian(raw.AsSpan(i * 4));
                 return values;
+            case TensorType.Float16:
+                for (int i = 0; i < count; i++) values[i] = (float)BinaryPrimitives.ReadHalfLittleEndian(raw.AsSpan(i * 2));
+                return values;
             case TensorType.UInt8:
                 Dequantize(t, values, i => raw[i]);
                 return values;
@@ -154,7 +157,7 @@ public sealed class TfliteModel
                 return values;
             default:
                 throw new GraftException($"{Source}: tensor '{t.Name}' has type {t.Type}, which Graft cannot read.",
-                    "Use a float32, uint8, int8 or int32 model.");
+                    "Use a float32, float16, uint8, int8 or int32 model.");
         }
     }
 

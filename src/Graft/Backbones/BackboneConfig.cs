@@ -1,0 +1,70 @@
+using Graft.Backbones.Architectures;
+using Graft.Data;
+using Graft.Weights;
+
+namespace Graft.Backbones;
+
+/// <summary>How a network wants its pixels, as Keras's <c>preprocess_input</c> modes name them.</summary>
+public enum Preprocessing
+{
+    /// <summary>RGB → BGR, minus the ImageNet mean per channel, no scaling (VGG, ResNet50).</summary>
+    Caffe,
+    /// <summary>x / 127.5 − 1 (Inception, Xception, MobileNets).</summary>
+    Tf,
+    /// <summary>x / 255 (the from-scratch network).</summary>
+    Unit,
+}
+
+/// <summary>
+/// One place a backbone's pretrained weights come from: the file (mirror path, upstream URL, the hash Keras
+/// checks), whether it holds the ImageNet top, and the input sizes it was made for (null: any).
+/// </summary>
+public sealed record WeightSource(Asset File, bool IncludesTop, int[]? InputSizes = null);
+
+/// <summary>
+/// One backbone, in the style of timm's pretrained configs: named fields over defaults, read by generic code
+/// that never special-cases a network's name. Channel counts are measured from the built network.
+/// </summary>
+public sealed record BackboneConfig
+{
+    public required string Name { get; init; }
+    public required string Description { get; init; }
+    /// <summary>Builds the network (Keras's application function).</summary>
+    public required Func<ArchitectureOptions, Graph> Build { get; init; }
+    /// <summary>Renames a weight file's layers to the architecture's, and states what the file implies (timm's checkpoint filter).</summary>
+    public Func<NamedWeights, ArchitectureOptions, (NamedWeights, ArchitectureOptions)>? Filter { get; init; }
+    public int InputSize { get; init; } = 224;
+    /// <summary>Keras's minimum input size without the top.</summary>
+    public int MinInputSize { get; init; } = 32;
+    public Preprocessing Preprocessing { get; init; } = Preprocessing.Tf;
+    /// <summary>Where pretrained weights come from, in order of preference; empty: trained from scratch.</summary>
+    public IReadOnlyList<WeightSource> Weights { get; init; } = [];
+    /// <summary>The layer whose output is the trunk's feature map (the last before the top).</summary>
+    public required string FeatureLayer { get; init; }
+    /// <summary>An earlier block whose features are more generic (for data unlike ImageNet).</summary>
+    public string? GenericFeatureBlock { get; init; }
+    public string ClassifierLayer { get; init; } = "predictions";
+    public Asset? Labels { get; init; } = BackboneRegistry.ImageNetLabels;
+    /// <summary>The backbone used when none is named.</summary>
+    public bool IsDefault { get; init; }
+
+    public bool Pretrained => Weights.Count > 0;
+
+    /// <summary>What an image must look like for this network at a given size.</summary>
+    public ImageSpec Spec(int size) => Preprocessing switch
+    {
+        // Mean and std are in the network's channel order (BGR for caffe).
+        Preprocessing.Caffe => new ImageSpec(size, [103.939f, 116.779f, 123.68f], [1f, 1f, 1f]) { Bgr = true },
+        Preprocessing.Unit => ImageSpec.Uniform(size, 0, 255),
+        _ => ImageSpec.Uniform(size, 127.5f, 127.5f),
+    };
+
+    /// <summary>The weight sources that serve an input size, with or without the top, best first.</summary>
+    public IEnumerable<WeightSource> SourcesFor(int size, bool includeTop)
+    {
+        var usable = Weights.Where(w => w.IncludesTop || !includeTop).ToList();
+        // The file made for this size first (Keras's rule; MobileNets have one per size), then the rest in row order.
+        return usable.Where(w => w.InputSizes?.Contains(size) == true).Concat(usable.Where(w => w.InputSizes is null))
+            .Concat(usable.Where(w => w.InputSizes is { } sizes && !sizes.Contains(size)));
+    }
+}

@@ -1,0 +1,158 @@
+using Graft.Weights;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Graft.Backbones.Layers;
+
+/// <summary>
+/// What Keras's Conv2D, DepthwiseConv2D and SeparableConv2D share: a window, a stride, TensorFlow padding and an
+/// activation. SAME padding is applied explicitly (TensorFlow pads the extra pixel after), except where it is
+/// symmetric whatever the input size (stride 1, odd kernel), which the convolution does itself.
+/// </summary>
+public abstract class ConvolutionLayer : Layer
+{
+    public (int H, int W) Kernel { get; }
+    public (int H, int W) Stride { get; }
+    public Padding Padding { get; }
+    public Activation Activation { get; }
+
+    protected ConvolutionLayer(string name, (int H, int W) kernel, (int H, int W) stride, Padding padding, Activation activation) : base(name)
+    {
+        Kernel = kernel; Stride = stride; Padding = padding; Activation = activation;
+    }
+
+    /// <summary>Symmetric padding the convolution applies itself (stride 1, odd kernel, SAME).</summary>
+    protected long[] OwnPadding => SymmetricSame ? [(Kernel.H - 1) / 2, (Kernel.W - 1) / 2] : [0, 0];
+
+    bool SymmetricSame => Padding == Padding.Same && Stride == (1, 1) && Kernel.H % 2 == 1 && Kernel.W % 2 == 1;
+
+    /// <summary>The input padded for SAME where the convolution does not pad itself (null: use the input as it is).</summary>
+    protected Tensor? Padded(Tensor x)
+    {
+        if (SymmetricSame) return null;
+        var pads = Windows.TorchPads(x, Kernel, Stride, Padding);
+        return pads is null ? null : nn.functional.pad(x, pads);
+    }
+
+    public override int OutputSize(int input) => Windows.OutputSize(input, Kernel.H, Stride.H, Padding);
+
+    protected static Parameter NewParameter(params long[] shape) => new(empty(shape));
+}
+
+/// <summary>Keras Conv2D: kernel H x W x In x Out (OIHW here), optional bias, optional activation.</summary>
+public sealed class Conv2D : ConvolutionLayer
+{
+    public readonly Parameter weight;
+    public readonly Parameter? bias;
+
+    public Conv2D(string name, int inChannels, int filters, (int H, int W) kernel, (int H, int W) stride, Padding padding, bool useBias,
+        Activation activation) : base(name, kernel, stride, padding, activation)
+    {
+        weight = NewParameter(filters, inChannels, kernel.H, kernel.W);
+        nn.init.kaiming_uniform_(weight, Math.Sqrt(5));
+        if (useBias) bias = new Parameter(zeros(filters));
+        RegisterComponents();
+    }
+
+    public int Filters => (int)weight.shape[0];
+    public override string KerasClass => "Conv2D";
+    public override IReadOnlyList<(string, long[])> KerasWeights =>
+        bias is null ? [("kernel", KernelShape)] : [("kernel", KernelShape), ("bias", [Filters])];
+    long[] KernelShape => [Kernel.H, Kernel.W, weight.shape[1], Filters];
+    public override int OutputChannels(int[] inputs, int size) => Filters;
+
+    public override void Load(IReadOnlyList<WeightArray> arrays)
+    {
+        Copy(weight, arrays[0], 3, 2, 0, 1); // HWIO → OIHW
+        if (bias is not null) Copy(bias, arrays[1]);
+    }
+
+    public override Tensor forward(Tensor[] inputs)
+    {
+        using var padded = Padded(inputs[0]);
+        var y = nn.functional.conv2d(padded ?? inputs[0], weight, bias, [Stride.H, Stride.W], OwnPadding);
+        return Activate(y, Activation);
+    }
+}
+
+/// <summary>Keras DepthwiseConv2D (depth multiplier 1): kernel H x W x C x 1 (C x 1 x H x W here).</summary>
+public sealed class DepthwiseConv2D : ConvolutionLayer
+{
+    public readonly Parameter weight;
+    public readonly Parameter? bias;
+
+    public DepthwiseConv2D(string name, int channels, (int H, int W) kernel, (int H, int W) stride, Padding padding, bool useBias,
+        Activation activation) : base(name, kernel, stride, padding, activation)
+    {
+        weight = NewParameter(channels, 1, kernel.H, kernel.W);
+        nn.init.kaiming_uniform_(weight, Math.Sqrt(5));
+        if (useBias) bias = new Parameter(zeros(channels));
+        RegisterComponents();
+    }
+
+    public int Channels => (int)weight.shape[0];
+    public override string KerasClass => "DepthwiseConv2D";
+    public override IReadOnlyList<(string, long[])> KerasWeights => bias is null
+        ? [("depthwise_kernel", [Kernel.H, Kernel.W, Channels, 1])]
+        : [("depthwise_kernel", [Kernel.H, Kernel.W, Channels, 1]), ("bias", [Channels])];
+
+    public override void Load(IReadOnlyList<WeightArray> arrays)
+    {
+        Copy(weight, arrays[0], 2, 3, 0, 1); // H W C 1 → C 1 H W
+        if (bias is not null) Copy(bias, arrays[1]);
+    }
+
+    public override Tensor forward(Tensor[] inputs)
+    {
+        using var padded = Padded(inputs[0]);
+        var y = nn.functional.conv2d(padded ?? inputs[0], weight, bias, [Stride.H, Stride.W], OwnPadding, groups: Channels);
+        return Activate(y, Activation);
+    }
+}
+
+/// <summary>Keras SeparableConv2D: a depthwise window (H x W x In x 1) then a pointwise 1x1 (1 x 1 x In x Out), one bias.</summary>
+public sealed class SeparableConv2D : ConvolutionLayer
+{
+    public readonly Parameter depthwise, pointwise;
+    public readonly Parameter? bias;
+
+    public SeparableConv2D(string name, int inChannels, int filters, (int H, int W) kernel, (int H, int W) stride, Padding padding,
+        bool useBias, Activation activation) : base(name, kernel, stride, padding, activation)
+    {
+        depthwise = NewParameter(inChannels, 1, kernel.H, kernel.W);
+        pointwise = NewParameter(filters, inChannels, 1, 1);
+        nn.init.kaiming_uniform_(depthwise, Math.Sqrt(5));
+        nn.init.kaiming_uniform_(pointwise, Math.Sqrt(5));
+        if (useBias) bias = new Parameter(zeros(filters));
+        RegisterComponents();
+    }
+
+    public int InChannels => (int)depthwise.shape[0];
+    public int Filters => (int)pointwise.shape[0];
+    public override string KerasClass => "SeparableConv2D";
+    public override IReadOnlyList<(string, long[])> KerasWeights
+    {
+        get
+        {
+            List<(string, long[])> arrays = [("depthwise_kernel", [Kernel.H, Kernel.W, InChannels, 1]), ("pointwise_kernel", [1, 1, InChannels, Filters])];
+            if (bias is not null) arrays.Add(("bias", [Filters]));
+            return arrays;
+        }
+    }
+    public override int OutputChannels(int[] inputs, int size) => Filters;
+
+    public override void Load(IReadOnlyList<WeightArray> arrays)
+    {
+        Copy(depthwise, arrays[0], 2, 3, 0, 1);
+        Copy(pointwise, arrays[1], 3, 2, 0, 1);
+        if (bias is not null) Copy(bias, arrays[2]);
+    }
+
+    public override Tensor forward(Tensor[] inputs)
+    {
+        using var padded = Padded(inputs[0]);
+        using var spatial = nn.functional.conv2d(padded ?? inputs[0], depthwise, null, [Stride.H, Stride.W], OwnPadding, groups: InChannels);
+        return Activate(nn.functional.conv2d(spatial, pointwise, bias), Activation);
+    }
+}

@@ -1,0 +1,97 @@
+using Graft.Weights;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Graft.Backbones.Layers;
+
+/// <summary>Keras Activation('relu'|'softmax'|…) or ReLU(max_value=6): <see cref="KerasClass"/> says which.</summary>
+public sealed class ActivationLayer(string name, Activation activation, string kerasClass = "Activation") : Layer(name)
+{
+    public Activation Activation { get; } = activation;
+    public override string KerasClass { get; } = kerasClass;
+    public override Tensor forward(Tensor[] inputs) => Activation switch
+    {
+        Activation.Relu => inputs[0].relu(),
+        Activation.Relu6 => inputs[0].clamp(0, 6),
+        Activation.Softmax => inputs[0].softmax(1),
+        _ => inputs[0].alias(),
+    };
+}
+
+/// <summary>Keras Add: the element-wise sum of its inputs (residual connections).</summary>
+public sealed class Add(string name) : Layer(name)
+{
+    public override string KerasClass => "Add";
+    public override Tensor forward(Tensor[] inputs)
+    {
+        var sum = inputs[0].add(inputs[1]);
+        foreach (var more in inputs.Skip(2)) sum.add_(more);
+        return sum;
+    }
+}
+
+/// <summary>Keras Concatenate on the channel axis (Keras's axis -1 in NHWC is axis 1 here).</summary>
+public sealed class Concatenate(string name) : Layer(name)
+{
+    public override string KerasClass => "Concatenate";
+    public override int OutputChannels(int[] inputs, int size) => inputs.Sum();
+    public override Tensor forward(Tensor[] inputs) => cat(inputs, 1);
+}
+
+/// <summary>Keras Flatten of an NHWC map: positions first, channels fastest (what a Keras Dense after it was trained on).</summary>
+public sealed class Flatten(string name) : Layer(name)
+{
+    public override string KerasClass => "Flatten";
+    public override int OutputSize(int input) => 0;
+    public override int OutputChannels(int[] inputs, int size) => inputs[0] * size * size;
+    public override Tensor forward(Tensor[] inputs) => inputs[0].permute(0, 2, 3, 1).flatten(1);
+}
+
+/// <summary>Keras Dense: kernel In x Out ([Out, In] here), bias, activation.</summary>
+public sealed class Dense : Layer
+{
+    public readonly Parameter weight, bias;
+    public Activation Activation { get; }
+
+    public Dense(string name, int inFeatures, int units, Activation activation) : base(name)
+    {
+        Activation = activation;
+        weight = new Parameter(empty(units, inFeatures));
+        nn.init.kaiming_uniform_(weight, Math.Sqrt(5));
+        bias = new Parameter(zeros(units));
+        RegisterComponents();
+    }
+
+    public int Units => (int)weight.shape[0];
+    public override string KerasClass => "Dense";
+    public override IReadOnlyList<(string, long[])> KerasWeights => [("kernel", [weight.shape[1], Units]), ("bias", [Units])];
+    public override int OutputChannels(int[] inputs, int size) => Units;
+
+    public override void Load(IReadOnlyList<WeightArray> arrays)
+    {
+        Copy(weight, arrays[0], 1, 0);
+        Copy(bias, arrays[1]);
+    }
+
+    public override Tensor forward(Tensor[] inputs) => Activate(nn.functional.linear(inputs[0], weight, bias), Activation);
+}
+
+/// <summary>Keras Dropout: identity at inference.</summary>
+public sealed class Dropout(string name, double rate) : Layer(name)
+{
+    public double Rate { get; } = rate;
+    public override string KerasClass => "Dropout";
+    public override Tensor forward(Tensor[] inputs) => training && Rate > 0 ? nn.functional.dropout(inputs[0], Rate, true) : inputs[0].alias();
+}
+
+/// <summary>Keras Reshape between a vector (C) and a 1x1 map (1, 1, C), the only reshapes Keras applications use (MobileNet's top).</summary>
+public sealed class Reshape(string name, bool toMap) : Layer(name)
+{
+    public bool ToMap { get; } = toMap;
+    public override string KerasClass => "Reshape";
+    public override int OutputSize(int input) => ToMap ? 1 : 0;
+    public override Tensor forward(Tensor[] inputs) => ToMap
+        ? inputs[0].reshape(inputs[0].shape[0], -1, 1, 1)
+        : inputs[0].reshape(inputs[0].shape[0], -1);
+}
