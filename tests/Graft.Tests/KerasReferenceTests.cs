@@ -1,0 +1,170 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text.Json;
+using Graft.Backbones;
+using Graft.Engine;
+using Graft.Evaluation;
+using static TorchSharp.torch;
+
+namespace Graft.Tests;
+
+/// <summary>
+/// The fixtures of tests/keras-reference: an independent implementation of the keras.applications networks
+/// (@tensorflow/tfjs, pure JavaScript) builds each with seeded random weights at a small, often odd, input, writes
+/// the weights in the file layouts Keras users have (TF.js, legacy save_weights, Keras 1 and Keras 2.0 names,
+/// split attributes, full-model files) and the outputs it computes. Generated once per generator version.
+/// </summary>
+public static class KerasReference
+{
+    static readonly Lazy<string> Generated = new(Generate);
+    public static string Folder => Generated.Value;
+
+    public static JsonElement Manifest(string testCase) =>
+        JsonDocument.Parse(File.ReadAllText(Path.Combine(Folder, testCase, "manifest.json"))).RootElement;
+
+    /// <summary>A float32 file written NHWC, as a tensor in Graft's NCHW layout (vectors as they are).</summary>
+    public static Tensor Read(string testCase, string key)
+    {
+        var file = Manifest(testCase).GetProperty("files").GetProperty(key);
+        var shape = file.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()).ToArray();
+        var bytes = File.ReadAllBytes(Path.Combine(Folder, testCase, file.GetProperty("path").GetString()!));
+        var values = new float[bytes.Length / 4];
+        Buffer.BlockCopy(bytes, 0, values, 0, bytes.Length);
+        var t = tensor(values, shape);
+        return shape.Length == 4 ? t.permute(0, 3, 1, 2).contiguous() : t;
+    }
+
+    static string Generate()
+    {
+        var dir = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(dir, "tests", "keras-reference", "generate.js")))
+            dir = Path.GetDirectoryName(dir) ?? throw new DirectoryNotFoundException("tests/keras-reference not found above the test binaries.");
+        var generator = Path.Combine(dir, "tests", "keras-reference");
+        var version = Convert.ToHexStringLower(SHA256.HashData(
+            new[] { "generate.js", "tfjs-keras-compat.js", "package-lock.json" }.SelectMany(f => File.ReadAllBytes(Path.Combine(generator, f))).ToArray()))[..16];
+        var output = Path.Combine(Path.GetTempPath(), "graft-keras-reference", version);
+        if (File.Exists(Path.Combine(output, "index.json"))) return output;
+        if (!Directory.Exists(Path.Combine(generator, "node_modules"))) Run("npm", ["ci", "--no-audit", "--no-fund"], generator);
+        var partial = output + $".{Environment.ProcessId}.partial";
+        Run("node", ["generate.js", "--out", partial, .. Cases.SelectMany(c => new[] { "--case", c })], generator);
+        if (!Directory.Exists(output)) Directory.Move(partial, output);
+        return output;
+    }
+
+    /// <summary>Every case the tests use (the generator's extra resnet50_legacy_nopad follows a Keras topology Graft does not build).</summary>
+    static readonly string[] Cases =
+        ["vgg16", "vgg19", "resnet50", "resnet50_legacy", "inception_v3", "xception", "mobilenet_a025_67", "mobilenet_a050_64_top", "mobilenet_v2_a035_67", "mobilenet_v2_a100_64"];
+
+    static void Run(string program, string[] args, string workingDirectory)
+    {
+        var start = new ProcessStartInfo(program) { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args) start.ArgumentList.Add(a);
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromMinutes(10))) { process.Kill(true); throw new TimeoutException($"{program} did not finish"); }
+        if (process.ExitCode != 0) throw new InvalidOperationException($"{program} {string.Join(' ', args)} failed: {stderr.Result}{stdout.Result}");
+    }
+}
+
+public class KerasReferenceTests
+{
+    /// <summary>The registry backbone each generated case is an instance of.</summary>
+    static string Backbone(string testCase) => testCase switch
+    {
+        "resnet50_legacy" => "resnet50",
+        "mobilenet_a025_67" => "mobilenet_0.25",
+        "mobilenet_a050_64_top" => "mobilenet_0.5",
+        "mobilenet_v2_a035_67" => "mobilenet_v2_0.35",
+        "mobilenet_v2_a100_64" => "mobilenet_v2",
+        _ => testCase,
+    };
+
+    static Backbone Load(string testCase, string file)
+    {
+        var manifest = KerasReference.Manifest(testCase);
+        var path = Path.Combine(KerasReference.Folder, testCase, manifest.GetProperty("files").GetProperty(file).GetProperty("path").GetString()!);
+        return Backbones.Backbone.LoadPretrained(BackboneRegistry.Get(Backbone(testCase)), Assets.Resolver,
+            includeTop: manifest.GetProperty("include_top").GetBoolean(), inputSize: manifest.GetProperty("input_size").GetInt32(), weightsFile: path);
+    }
+
+    /// <summary>max |actual - expected| relative to the largest expected magnitude.</summary>
+    static float RelativeError(Tensor actual, Tensor expected)
+    {
+        Assert.Equal(expected.shape, actual.shape);
+        return (actual - expected).abs().max().item<float>() / expected.abs().max().item<float>();
+    }
+
+    [Theory]
+    [InlineData("vgg16", "keras_legacy")]
+    [InlineData("vgg16", "keras1")] // Keras 1 weight names (block1_conv1_W_1:0), as VGG16's real file
+    [InlineData("vgg16", "tfjs")]
+    [InlineData("vgg19", "keras_legacy")]
+    [InlineData("resnet50", "keras_legacy")]
+    [InlineData("resnet50", "keras_model")] // model.save() layout
+    [InlineData("resnet50", "tfjs")]
+    [InlineData("resnet50_legacy", "keras_legacy")] // res2a_branch2a names, batch-norm epsilon 1e-3
+    [InlineData("inception_v3", "keras_legacy")]
+    [InlineData("inception_v3", "keras20")] // Keras 2.0's automatic names (conv2d_1 …): loaded by Keras's layer order
+    [InlineData("inception_v3", "tfjs")]
+    [InlineData("xception", "keras_legacy")]
+    [InlineData("xception", "keras_split")] // layer_names0, layer_names1, …
+    [InlineData("xception", "tfjs")]
+    [InlineData("mobilenet_a025_67", "keras_legacy")]
+    [InlineData("mobilenet_a025_67", "keras_model")]
+    [InlineData("mobilenet_a025_67", "tfjs")]
+    [InlineData("mobilenet_a050_64_top", "keras_legacy")]
+    [InlineData("mobilenet_a050_64_top", "tfjs")]
+    [InlineData("mobilenet_v2_a035_67", "keras_legacy")]
+    [InlineData("mobilenet_v2_a035_67", "tfjs")]
+    [InlineData("mobilenet_v2_a100_64", "keras_legacy")]
+    public void Features_match_the_independent_implementation(string testCase, string file)
+    {
+        using var backbone = Load(testCase, file);
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        var input = KerasReference.Read(testCase, "input");
+        var features = backbone.Trunk.forward(input);
+        Assert.True(RelativeError(features, KerasReference.Read(testCase, "features")) < 1e-3, $"{testCase}/{file}: {backbone.LoadReport}");
+
+        // The frozen-trunk runner of feature extraction (ONNX Runtime) gives the same pooled features.
+        using var runner = new OnnxTrunkRunner(backbone.Trunk, (int)input.shape[2]);
+        Assert.True(RelativeError(runner.Features(input), KerasReference.Read(testCase, "pooled")) < 1e-3);
+
+        if (backbone.HasTop)
+        {
+            var probabilities = backbone.Network.forward(input).softmax(1);
+            Assert.True(RelativeError(probabilities, KerasReference.Read(testCase, "probs")) < 1e-3);
+        }
+    }
+
+    [Theory]
+    [InlineData("vgg16")]
+    [InlineData("vgg19")]
+    [InlineData("resnet50")]
+    [InlineData("inception_v3")]
+    [InlineData("xception")]
+    [InlineData("mobilenet_a025_67")]
+    [InlineData("mobilenet_a050_64_top")]
+    [InlineData("mobilenet_v2_a035_67")]
+    [InlineData("mobilenet_v2_a100_64")]
+    public void Summary_lists_the_layers_keras_lists(string testCase)
+    {
+        var manifest = KerasReference.Manifest(testCase);
+        var config = BackboneRegistry.Get(Backbone(testCase));
+        int size = manifest.GetProperty("input_size").GetInt32();
+        using var backbone = Backbones.Backbone.Create(config, new(size, manifest.GetProperty("include_top").GetBoolean()), config.Spec(size));
+        foreach (var p in backbone.Network.parameters()) p.requires_grad = true;
+        var summary = ModelSummary.Of(testCase, backbone.Network, size);
+
+        var expected = manifest.GetProperty("layers").EnumerateArray().ToList();
+        Assert.Equal(expected.Select(l => l.GetProperty("name").GetString()), summary.Rows.Select(r => r.Name));
+        Assert.Equal(expected.Select(l => l.GetProperty("class_name").GetString()), summary.Rows.Select(r => r.Type));
+        Assert.Equal(expected.Select(l => string.Join(",", l.GetProperty("output_shape").EnumerateArray().Skip(1).Select(d => d.GetInt64()))),
+            summary.Rows.Select(r => string.Join(",", r.OutputShape.Skip(1))));
+        Assert.Equal(expected.Select(l => l.GetProperty("params").GetInt64()), summary.Rows.Select(r => r.Parameters));
+        var parameters = manifest.GetProperty("params");
+        Assert.Equal(parameters.GetProperty("total").GetInt64(), summary.Total);
+        Assert.Equal(parameters.GetProperty("non_trainable").GetInt64(), summary.NonTrainable);
+    }
+}
