@@ -56,6 +56,8 @@ public sealed class Backbone : IDisposable
                 $"Use --input-size {config.MinInputSize} or more.");
         string path = weightsFile ?? ResolveSource(config, resolver, size, includeTop);
         var weights = WeightReaders.Read(path);
+        // A file made for one input size (TFLite) runs at that size unless another is asked for.
+        if (inputSize is null && weights.InputSize is { } fixedSize) size = fixedSize;
         var architecture = new ArchitectureOptions(size, includeTop, includeTop ? Classes(weights, path) : 1000, weights.BatchNormFolded);
         if (config.Filter is { } filter) (weights, architecture) = filter(weights, architecture);
         var network = config.Build(architecture);
