@@ -4,6 +4,8 @@ using System.Text.Json;
 using Graft.Backbones;
 using Graft.Engine;
 using Graft.Evaluation;
+using Graft.Models;
+using Graft.Training;
 using static TorchSharp.torch;
 
 namespace Graft.Tests;
@@ -166,5 +168,69 @@ public class KerasReferenceTests
         var parameters = manifest.GetProperty("params");
         Assert.Equal(parameters.GetProperty("total").GetInt64(), summary.Total);
         Assert.Equal(parameters.GetProperty("non_trainable").GetInt64(), summary.NonTrainable);
+    }
+
+    /// <summary>Six photos of each class of the shared ants-and-bees set: a test-sized training run.</summary>
+    static string HymenopteraSample(TempDir dir)
+    {
+        foreach (var cls in new[] { "ants", "bees" })
+        {
+            Directory.CreateDirectory(dir[$"data/{cls}"]);
+            foreach (var file in Directory.GetFiles(Assets.Shared($"data/hymenoptera/train/{cls}"), "*.jpg").Order(StringComparer.Ordinal).Take(6))
+                File.Copy(file, dir[$"data/{cls}/{Path.GetFileName(file)}"]);
+        }
+        return dir["data"];
+    }
+
+    /// <summary>
+    /// Every network trains a head on real photos, saves, and predicts the same after loading; with the seeds'
+    /// unfreezing by Keras layer name for fine-tuning. (Random weights from the fixtures: the pipeline, not the accuracy.)
+    /// </summary>
+    [Theory]
+    [InlineData("vgg16", "keras1", Strategies.FineTune, "block5_conv1")] // the Keras blog's experiment 3
+    [InlineData("resnet50", "keras_legacy", Strategies.FineTune, "conv5_block1_1_conv")]
+    [InlineData("inception_v3", "keras20", Strategies.FineTune, "mixed9")]
+    [InlineData("xception", "keras_legacy", Strategies.FeatureExtraction, null)]
+    [InlineData("vgg19", "keras_legacy", Strategies.FeatureExtraction, null)]
+    [InlineData("mobilenet_a025_67", "tfjs", Strategies.FeatureExtraction, null)]
+    [InlineData("mobilenet_v2_a035_67", "keras_legacy", Strategies.FineTune, "block_15")]
+    public async Task Every_network_trains_on_photos_and_round_trips(string testCase, string file, string strategy, string? unfreezeFrom)
+    {
+        using var dir = new TempDir();
+        var manifest = KerasReference.Manifest(testCase);
+        var options = new TrainOptions
+        {
+            Backbone = Backbone(testCase),
+            WeightsFile = Path.Combine(KerasReference.Folder, testCase, manifest.GetProperty("files").GetProperty(file).GetProperty("path").GetString()!),
+            InputSize = manifest.GetProperty("input_size").GetInt32(),
+            Strategy = strategy,
+            Unfreeze = unfreezeFrom is null ? null : new UnfreezeSpec(FromLayer: unfreezeFrom),
+            ValidationSplit = 0.34,
+            Fit = new FitOptions(Epochs: 2, BatchSize: 4),
+            FineTune = new FitOptions(Epochs: 1, BatchSize: 4, LearningRate: 1e-4, Optimizer: OptimizerKind.Sgd),
+            Pooling = testCase == "vgg16" ? Pooling.Flatten : null, // the blog's flatten head
+            CacheRoot = dir["cache"],
+        };
+        var result = await Learner.TrainAsync(HymenopteraSample(dir), options, Assets.Resolver);
+        Assert.Equal(8, result.Model.Config.Dataset!.TrainImages);
+        Assert.Equal(manifest.GetProperty("input_size").GetInt32(), result.Model.Config.Input.Size);
+        if (unfreezeFrom is not null)
+        {
+            using var original = Load(testCase, file);
+            var tuned = result.Model.Backbone.Trunk.state_dict();
+            var before = original.Trunk.state_dict();
+            // Layers before the named one keep their weights; the named one trained.
+            var firstTrained = result.Model.Backbone.Trunk.Nodes.First(n => n.Name == unfreezeFrom || n.Block == unfreezeFrom).Name;
+            Assert.False(tuned[$"{firstTrained}.weight"].allclose(before[$"{firstTrained}.weight"], rtol: 0, atol: 0));
+            var frozen = original.Trunk.Nodes.First(n => n.Layer?.KerasWeights.Count > 0).Name;
+            Assert.True(tuned[$"{frozen}.weight"].allclose(before[$"{frozen}.weight"], rtol: 0, atol: 0));
+        }
+
+        result.Model.Save(dir["model.graft"]);
+        using var loaded = ImageClassifier.Load(dir["model.graft"]);
+        var files = Directory.GetFiles(dir["data"], "*.jpg", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
+        var a = await result.Model.PredictAsync(files, 2, []);
+        var b = await loaded.PredictAsync(files, 2, []);
+        Assert.Equal(a.Select(p => (p.Label, p.Confidence)), b.Select(p => (p.Label, p.Confidence)));
     }
 }
