@@ -12,6 +12,7 @@ var root = new RootCommand("Graft: transfer learning for image classification. "
     TrainCommand.Create(),
     EvaluateCommand.Create(),
     PredictCommand.Create(),
+    EmbedCommand.Create(),
     SummaryCommand.Create(),
     AugmentCommand.Create(),
     AdviseCommand.Create(),

@@ -101,4 +101,31 @@ public class CliTests
         Assert.Equal(512, vgg.GetProperty("feature_channels").GetInt32());
         Assert.Equal("caffe", vgg.GetProperty("preprocessing").GetString());
     }
+
+    [Fact]
+    public void Embed_writes_pooled_features_as_json_and_npy()
+    {
+        using var dir = new TempDir();
+        TinyImages.WriteImage(dir["a.png"], TinyImages.Palette[0].Color, 224, new Random(1)); // 224x232: resized
+        var weights = Assets.Shared("models/keras/mobilenet_2_5_224_tf_no_top.h5");
+        var run = GraftCli.Run(null, "embed", "mobilenet_0.25", dir["a.png"], Assets.Shared("images/imagenet/cat.bmp"),
+            "--weights", weights, "--out", dir["f.npy"], "--json");
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        var json = JsonDocument.Parse(run.LastLine).RootElement;
+        Assert.Equal("mobilenet_0.25", json.GetProperty("backbone").GetString());
+        Assert.Equal(224, json.GetProperty("input_size").GetInt32());
+        Assert.Equal("tf", json.GetProperty("preprocessing").GetString());
+        var features = json.GetProperty("features").EnumerateArray().ToList();
+        Assert.Equal(2, features.Count);
+        var vector = features[1].GetProperty("vector").EnumerateArray().Select(v => v.GetSingle()).ToArray();
+        Assert.Equal(256, vector.Length);
+        Assert.All(vector, v => Assert.True(v >= 0 && v <= 6)); // after ReLU6 and averaging
+
+        // The .npy holds the same numbers: header, then images x features float32.
+        var npy = File.ReadAllBytes(dir["f.npy"]);
+        int headerLength = BitConverter.ToUInt16(npy, 8);
+        Assert.Contains("'shape': (2, 256)", System.Text.Encoding.ASCII.GetString(npy, 10, headerLength));
+        Assert.Equal(0, (10 + headerLength) % 64);
+        Assert.Equal(vector[17], BitConverter.ToSingle(npy, 10 + headerLength + (256 + 17) * 4));
+    }
 }

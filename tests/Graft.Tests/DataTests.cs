@@ -173,4 +173,16 @@ public class DataTests
             }
         return b;
     }
+
+    [Fact]
+    public void An_image_already_at_the_input_size_is_used_as_it_is()
+    {
+        var rng = new Random(3);
+        var rgba = new byte[5 * 4 * 4];
+        rng.NextBytes(rgba);
+        var rgb = Resampler.ResizeRgba(rgba, 5 * 4, 1, 0, 4, 4, 4, 4);
+        for (int p = 0; p < 16; p++)
+            for (int c = 0; c < 3; c++)
+                Assert.Equal(rgba[(p / 4) * 20 + (1 + p % 4) * 4 + c], rgb[p * 3 + c]);
+    }
 }

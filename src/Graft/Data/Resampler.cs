@@ -10,6 +10,7 @@ public static class Resampler
     /// <summary>Resizes the window (x, y, w, h) of an RGBA image with the given row stride to width x height RGB.</summary>
     public static byte[] ResizeRgba(ReadOnlySpan<byte> rgba, int stride, int x, int y, int w, int h, int width, int height)
     {
+        if (w == width && h == height) return Copy(rgba, stride, x, y, w, h); // already the size: the pixels as they are
         var (xStart, xCount, xWeights, xTaps) = Weights(w, width);
         var (yStart, yCount, yWeights, yTaps) = Weights(h, height);
 
@@ -78,5 +79,19 @@ public static class Resampler
             count[i] = n;
         }
         return (start, count, weights, taps);
+    }
+
+    static byte[] Copy(ReadOnlySpan<byte> rgba, int stride, int x, int y, int w, int h)
+    {
+        var rgb = new byte[w * h * 3];
+        for (int row = 0; row < h; row++)
+        {
+            var src = rgba.Slice((y + row) * stride + x * 4, w * 4);
+            for (int i = 0, o = row * w * 3; i < w; i++, o += 3)
+            {
+                rgb[o] = src[i * 4]; rgb[o + 1] = src[i * 4 + 1]; rgb[o + 2] = src[i * 4 + 2];
+            }
+        }
+        return rgb;
     }
 }

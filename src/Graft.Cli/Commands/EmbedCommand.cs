@@ -1,0 +1,116 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using Graft.Backbones;
+using Graft.Data;
+using Graft.Engine;
+using Graft.Models;
+using Graft.Training;
+using Graft.Weights;
+using Spectre.Console;
+
+namespace Graft.Cli.Commands;
+
+/// <summary>
+/// Each image's pooled trunk features (global average pooling of the last feature map): for search, clustering,
+/// data checks, or checking a network against Keras.
+/// </summary>
+public static class EmbedCommand
+{
+    public static Command Create()
+    {
+        var model = new Argument<string>("MODEL") { Description = "A backbone name (pretrained trunk) or a model file (its trunk, fine-tuned or not)." };
+        var inputs = new Argument<string[]>("IMAGES") { Description = "Image files and folders (searched recursively).", Arity = ArgumentArity.OneOrMore };
+        var output = new Option<string?>("--out") { Description = "Write the features to a .csv (file, then one column per feature) or .npy (float32, images x features, in the order of the JSON) file." };
+        var json = Cli.JsonOption();
+        var weights = new BackboneOptions();
+        var command = new Command("embed", "Write each image's pooled trunk features.") { model, inputs, output, json };
+        weights.AddTo(command);
+        command.SetHandler(async (parse, cancel) =>
+        {
+            var name = parse.GetValue(model)!;
+            var files = parse.GetValue(inputs)!.SelectMany(PredictCommand.ListImages).Distinct().ToList();
+            var outPath = parse.GetValue(output);
+            if (outPath is not null && Path.GetExtension(outPath).ToLowerInvariant() is not (".csv" or ".npy"))
+                throw new GraftException($"--out {outPath}: unknown format.", "Name a .csv or .npy file.");
+
+            string backboneName;
+            Backbone backbone;
+            ImageClassifier? classifier = null;
+            if (File.Exists(name))
+            {
+                if (weights.WeightsFile(parse) is not null || weights.Size(parse) is not null)
+                    throw new GraftException($"{name} is a trained model: its weights and input size are its own.", "Drop --weights and --input-size, or pass a backbone name.");
+                classifier = ImageClassifier.Load(name);
+                (backbone, backboneName) = (classifier.Backbone, classifier.Config.Backbone);
+            }
+            else
+            {
+                var config = BackboneRegistry.Get(name);
+                backbone = Backbone.LoadPretrained(config, AssetResolver.Default, inputSize: weights.Size(parse), weightsFile: weights.WeightsFile(parse));
+                backboneName = config.Name;
+            }
+            try
+            {
+                var spec = classifier?.Config.Input ?? backbone.Input;
+                var runner = TrunkRunners.Create(backbone.Trunk, spec.Size, Pooling.Gap);
+                int channels = backbone.FeatureShape(spec.Size).Channels;
+                var progress = new ProgressLine();
+                var extracted = await FeatureExtractor.ExtractAsync(files, runner, spec, channels, cache: null, progress: progress.Callbacks.Images, cancel: cancel);
+                (runner as IDisposable)?.Dispose();
+                Cli.ReportSkipped(extracted.Skipped);
+                var rows = files.Select((f, i) => (File: f, Vector: extracted.Features[i])).Where(r => r.Vector is not null).Select(r => (r.File, Vector: r.Vector!)).ToList();
+                if (outPath is not null)
+                {
+                    if (Path.GetExtension(outPath).Equals(".npy", StringComparison.OrdinalIgnoreCase)) WriteNpy(outPath, rows.Select(r => r.Vector).ToList(), channels);
+                    else WriteCsv(outPath, rows);
+                    Cli.Err.MarkupLine($"wrote {rows.Count} x {channels} features to [green]{Cli.Escape(Path.GetFullPath(outPath))}[/]");
+                }
+                else if (!parse.GetValue(json))
+                    foreach (var (file, vector) in rows)
+                        Cli.Out.WriteLine($"{file}: {channels} features, mean {vector.Average():0.####}, max {vector.Max():0.####}");
+                if (parse.GetValue(json))
+                    Cli.WriteJson(new
+                    {
+                        backbone = backboneName, input_size = spec.Size,
+                        preprocessing = BackboneRegistry.Get(backboneName).Preprocessing.ToString().ToLowerInvariant(),
+                        features = rows.Select(r => new { file = r.File, vector = r.Vector }),
+                        skipped = extracted.Skipped,
+                    });
+            }
+            finally
+            {
+                if (classifier is not null) classifier.Dispose(); else backbone.Dispose();
+            }
+        });
+        return command;
+    }
+
+    static void WriteCsv(string path, IReadOnlyList<(string File, float[] Vector)> rows)
+    {
+        var text = new StringBuilder();
+        text.Append("file");
+        for (int i = 0; i < (rows.Count > 0 ? rows[0].Vector.Length : 0); i++) text.Append(",f").Append(i);
+        text.Append('\n');
+        foreach (var (file, vector) in rows)
+        {
+            text.Append('"').Append(file.Replace("\"", "\"\"")).Append('"');
+            foreach (var v in vector) text.Append(',').Append(v.ToString("R", CultureInfo.InvariantCulture));
+            text.Append('\n');
+        }
+        File.WriteAllText(path, text.ToString());
+    }
+
+    /// <summary>NumPy's .npy format, version 1.0: magic, header dict padded to 64 bytes, little-endian float32 rows.</summary>
+    static void WriteNpy(string path, IReadOnlyList<float[]> rows, int channels)
+    {
+        var header = $"{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows.Count}, {channels}), }}";
+        int total = 10 + header.Length + 1;
+        header = header.PadRight(header.Length + (64 - total % 64) % 64) + "\n";
+        using var stream = File.Create(path);
+        stream.Write([0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0]);
+        stream.Write(BitConverter.GetBytes((ushort)header.Length));
+        stream.Write(Encoding.ASCII.GetBytes(header));
+        foreach (var row in rows) stream.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(row.AsSpan()));
+    }
+}
