@@ -58,7 +58,7 @@ public static class BackboneRegistry
 
     static readonly WeightSource TfjsMobileNet025 = new(new Asset("models/tfjs/mobilenet_v1_0.25_224/mobilenet_model.json",
         "https://storage.googleapis.com/tfjs-models/tfjs/mobilenet_v1_0.25_224/model.json",
-        "27d5e755aac53db39ac5de066c3a1aff387f9c9061c64ddf9cf92e0bdd629a63"), IncludesTop: false, [224]);
+        "27d5e755aac53db39ac5de066c3a1aff387f9c9061c64ddf9cf92e0bdd629a63"), IncludesTop: true, [224]);
 
     static readonly Dictionary<double, WeightSource[]> CoralMobileNets = new()
     {
