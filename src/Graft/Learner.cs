@@ -110,7 +110,8 @@ public static class Learner
             throw new GraftException($"Unknown strategy '{options.Strategy}'.", $"Use one of: {string.Join(", ", Strategies.All)}.");
         if (options.Strategy == Strategies.Auto)
         {
-            var advice = await StrategyAdvisor.AdviseAsync(data, options.BackboneOrDefault, resolver, seed: options.Fit.Seed, callbacks: callbacks, cancel: cancel);
+            var advice = await StrategyAdvisor.AdviseAsync(data, options.BackboneOrDefault, resolver, seed: options.Fit.Seed, callbacks: callbacks,
+                cancel: cancel, weightsFile: options.WeightsFile, inputSize: options.InputSize);
             foreach (var reason in advice.Reasons) callbacks.Log?.Invoke($"advisor: {reason}");
             callbacks.Log?.Invoke($"advisor: {advice.Case} → {advice.Arguments}");
             // What the user chose explicitly stands; the advice fills in the rest.

@@ -16,11 +16,13 @@ public static class AdviseCommand
         var seed = new Option<int>("--seed") { Description = "Seed of the sample and the folds.", DefaultValueFactory = _ => 42 };
         var json = Cli.JsonOption();
         var command = new Command("advise", "Measure a dataset's size and its similarity to ImageNet, and recommend a strategy.") { data, backbone, sample, seed, json };
+        var weights = new BackboneOptions();
+        weights.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
         {
             var path = SampleDatasets.Resolve(parse.GetValue(data)!, AssetResolver.Default);
             var advice = await StrategyAdvisor.AdviseAsync(path, parse.GetValue(backbone)!, AssetResolver.Default,
-                Math.Clamp(parse.GetValue(sample), 20, 5000), parse.GetValue(seed), new ProgressLine().Callbacks, cancel);
+                Math.Clamp(parse.GetValue(sample), 20, 5000), parse.GetValue(seed), new ProgressLine().Callbacks, cancel, weights.WeightsFile(parse), weights.Size(parse));
             Cli.Out.MarkupLine($"[bold]{Cli.Escape(advice.Case)}[/]: graft train {Cli.Escape(path)} {Cli.Escape(advice.Arguments)}");
             foreach (var reason in advice.Reasons) Cli.Out.MarkupLine($"  {Cli.Escape(reason)}");
             if (parse.GetValue(json))

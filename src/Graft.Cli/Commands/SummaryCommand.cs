@@ -12,9 +12,10 @@ public static class SummaryCommand
     {
         var model = new Argument<string>("MODEL") { Description = "A model file, or a backbone name (its network as Keras's model.summary() shows it; no weights needed)." };
         var top = new Option<bool>("--top") { Description = "A backbone with its ImageNet classifier (Keras's include_top=True)." };
-        var inputSize = new Option<int?>("--input-size") { Description = "A backbone's input size (default: its own)." };
         var json = Cli.JsonOption();
-        var command = new Command("summary", "Keras-style table of a model's layers, output shapes and parameters.") { model, top, inputSize, json };
+        var command = new Command("summary", "Keras-style table of a model's layers, output shapes and parameters.") { model, top, json };
+        var weights = new BackboneOptions();
+        weights.AddTo(command);
         command.SetHandler((parse, _) =>
         {
             var name = parse.GetValue(model)!;
@@ -24,15 +25,19 @@ public static class SummaryCommand
             {
                 // The architecture alone: names, shapes and counts do not depend on the weights, so this works offline.
                 var config = BackboneRegistry.Get(name);
-                int size = parse.GetValue(inputSize) ?? config.InputSize;
-                using var backbone = Backbone.Create(config, new ArchitectureOptions(size, parse.GetValue(top)), config.Spec(size));
+                int size = weights.Size(parse) ?? config.InputSize;
+                // With --weights the file is read and checked against the network; the architecture alone needs no file.
+                using var backbone = weights.WeightsFile(parse) is { } file
+                    ? Backbone.LoadPretrained(config, Graft.Weights.AssetResolver.Default, parse.GetValue(top), weights.Size(parse), file)
+                    : Backbone.Create(config, new ArchitectureOptions(size, parse.GetValue(top)), config.Spec(size));
                 foreach (var p in backbone.Network.parameters()) p.requires_grad = true; // as Keras builds it: all trainable
-                summary = ModelSummary.Of($"{config.Name}{(parse.GetValue(top) ? " with its ImageNet top" : "")}", backbone.Network, size);
+                summary = ModelSummary.Of($"{config.Name}{(parse.GetValue(top) ? " with its ImageNet top" : "")}" +
+                    (backbone.LoadReport is { } report ? $" — weights {report}" : ""), backbone.Network, backbone.Input.Size);
                 input = Describe(backbone.Input);
             }
             else
             {
-                using var classifier = ModelSource.Open(name, allowBackbone: false);
+                using var classifier = ModelSource.Open(name, allowBackbone: false, weights.WeightsFile(parse), weights.Size(parse));
                 // Show what training trained: a fine-tuned model's unfrozen blocks count as trainable.
                 if (classifier.Config.Unfreeze is { } unfreeze) Graft.Training.Freezing.Apply(classifier.Backbone.Trunk, unfreeze);
                 if (classifier.Config.Strategy == Strategies.Scratch)

@@ -44,7 +44,7 @@ public static class StrategyAdvisor
     public const int SmallPerClass = 1000;
 
     public static async Task<Advice> AdviseAsync(string data, string backboneName, AssetResolver resolver, int sample = 300, int seed = 42,
-        Callbacks? callbacks = null, CancellationToken cancel = default)
+        Callbacks? callbacks = null, CancellationToken cancel = default, string? weightsFile = null, int? inputSize = null)
     {
         Engine.TorchRuntime.EnsureInitialized();
         callbacks ??= Callbacks.None;
@@ -57,7 +57,7 @@ public static class StrategyAdvisor
         var rng = new Random(seed);
         var picked = images.GroupBy(i => i.Label)
             .SelectMany(g => g.OrderBy(_ => rng.Next()).Take(Math.Max(2, sample / dataset.Classes.Count))).ToList();
-        using var model = ImageClassifier.PretrainedImageNet(backboneName, resolver);
+        using var model = ImageClassifier.PretrainedImageNet(backboneName, resolver, weightsFile, inputSize);
         var spec = model.Config.Input with { Resize = ResizeMode.CenterCrop };
         string earlierBlock = BackboneRegistry.Get(backboneName).GenericFeatureBlock
             ?? throw new GraftException($"{backboneName} names no earlier feature block to compare.", "Advise with a pretrained backbone (graft models).");
