@@ -37,7 +37,23 @@ public abstract class ConvolutionLayer : Layer
 
     public override int OutputSize(int input) => Windows.OutputSize(input, Kernel.H, Stride.H, Padding);
 
-    protected static Parameter NewParameter(params long[] shape) => new(empty(shape));
+    /// <summary>
+    /// A kernel initialised as libtorch initialises convolutions (what training from scratch starts from; loaded
+    /// weights replace it).
+    /// </summary>
+    protected static Parameter NewKernel(params long[] shape)
+    {
+        var kernel = new Parameter(empty(shape));
+        nn.init.kaiming_uniform_(kernel, Math.Sqrt(5));
+        return kernel;
+    }
+
+    /// <summary>A bias drawn from ±1/√fan-in, libtorch's default, after its kernel (the same draws as torch's own layers).</summary>
+    protected static Parameter NewBias(long size, Parameter kernel)
+    {
+        double bound = 1 / Math.Sqrt(kernel.shape[1] * kernel.shape[2] * kernel.shape[3]);
+        return new Parameter(empty(size).uniform_(-bound, bound));
+    }
 }
 
 /// <summary>Keras Conv2D: kernel H x W x In x Out (OIHW here), optional bias, optional activation.</summary>
@@ -49,9 +65,8 @@ public sealed class Conv2D : ConvolutionLayer
     public Conv2D(string name, int inChannels, int filters, (int H, int W) kernel, (int H, int W) stride, Padding padding, bool useBias,
         Activation activation) : base(name, kernel, stride, padding, activation)
     {
-        weight = NewParameter(filters, inChannels, kernel.H, kernel.W);
-        nn.init.kaiming_uniform_(weight, Math.Sqrt(5));
-        if (useBias) bias = new Parameter(zeros(filters));
+        weight = NewKernel(filters, inChannels, kernel.H, kernel.W);
+        if (useBias) bias = NewBias(filters, weight);
         RegisterComponents();
     }
 
@@ -85,9 +100,8 @@ public sealed class DepthwiseConv2D : ConvolutionLayer
     public DepthwiseConv2D(string name, int channels, (int H, int W) kernel, (int H, int W) stride, Padding padding, bool useBias,
         Activation activation) : base(name, kernel, stride, padding, activation)
     {
-        weight = NewParameter(channels, 1, kernel.H, kernel.W);
-        nn.init.kaiming_uniform_(weight, Math.Sqrt(5));
-        if (useBias) bias = new Parameter(zeros(channels));
+        weight = NewKernel(channels, 1, kernel.H, kernel.W);
+        if (useBias) bias = NewBias(channels, weight);
         RegisterComponents();
     }
 
@@ -120,11 +134,9 @@ public sealed class SeparableConv2D : ConvolutionLayer
     public SeparableConv2D(string name, int inChannels, int filters, (int H, int W) kernel, (int H, int W) stride, Padding padding,
         bool useBias, Activation activation) : base(name, kernel, stride, padding, activation)
     {
-        depthwise = NewParameter(inChannels, 1, kernel.H, kernel.W);
-        pointwise = NewParameter(filters, inChannels, 1, 1);
-        nn.init.kaiming_uniform_(depthwise, Math.Sqrt(5));
-        nn.init.kaiming_uniform_(pointwise, Math.Sqrt(5));
-        if (useBias) bias = new Parameter(zeros(filters));
+        depthwise = NewKernel(inChannels, 1, kernel.H, kernel.W);
+        pointwise = NewKernel(filters, inChannels, 1, 1);
+        if (useBias) bias = NewBias(filters, pointwise);
         RegisterComponents();
     }
 

@@ -58,8 +58,8 @@ public sealed class Dense : Layer
     {
         Activation = activation;
         weight = new Parameter(empty(units, inFeatures));
-        nn.init.kaiming_uniform_(weight, Math.Sqrt(5));
-        bias = new Parameter(zeros(units));
+        nn.init.kaiming_uniform_(weight, Math.Sqrt(5)); // libtorch's initialisation of linear layers
+        bias = new Parameter(empty(units).uniform_(-1 / Math.Sqrt(inFeatures), 1 / Math.Sqrt(inFeatures)));
         RegisterComponents();
     }
 
