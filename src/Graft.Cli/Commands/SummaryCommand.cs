@@ -33,7 +33,7 @@ public static class SummaryCommand
                 foreach (var p in backbone.Network.parameters()) p.requires_grad = true; // as Keras builds it: all trainable
                 summary = ModelSummary.Of($"{config.Name}{(parse.GetValue(top) ? " with its ImageNet top" : "")}" +
                     (backbone.LoadReport is { } report ? $" — weights {report}" : ""), backbone.Network, backbone.Input.Size);
-                input = Describe(backbone.Input);
+                input = backbone.Input.Describe();
             }
             else
             {
@@ -44,7 +44,7 @@ public static class SummaryCommand
                     foreach (var p in classifier.Backbone.Trunk.parameters()) p.requires_grad = true;
                 summary = ModelSummary.Of($"{classifier.Config.Backbone} — {classifier.Config.Strategy}", classifier.Backbone.Trunk,
                     classifier.Config.Input.Size, classifier.Head, classifier.Config.Head.Pooling);
-                input = $"{Describe(classifier.Config.Input)}; head: {classifier.Config.Head.Describe()}";
+                input = $"{classifier.Config.Input.Describe()}; head: {classifier.Config.Head.Describe()}";
             }
             var table = new Table().Border(TableBorder.Simple).Title(Cli.Escape(summary.Title))
                 .AddColumns("Layer (type)", "Output Shape", "Param #", "Trainable");
@@ -60,7 +60,4 @@ public static class SummaryCommand
         });
         return command;
     }
-
-    static string Describe(Graft.Data.ImageSpec spec) =>
-        $"{spec.Size}x{spec.Size} {(spec.Bgr ? "BGR" : "RGB")}, (pixel - [{string.Join(", ", spec.Mean.Select(m => m.ToString("0.###")))}]) / [{string.Join(", ", spec.Std.Select(s => s.ToString("0.###")))}]";
 }

@@ -11,6 +11,10 @@ public sealed record ImageSpec(int Size, float[] Mean, float[] Std, ResizeMode R
 
     public static ImageSpec Uniform(int size, float mean, float std) => new(size, [mean, mean, mean], [std, std, std]);
 
+    /// <summary>For people: "224x224 BGR, (pixel - [103.939, …]) / [1, 1, 1]".</summary>
+    public string Describe() => FormattableString.Invariant(
+        $"{Size}x{Size} {(Bgr ? "BGR" : "RGB")}, (pixel - [{string.Join(", ", Mean.Select(m => m.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)))}]) / [{string.Join(", ", Std.Select(d => d.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)))}]");
+
     /// <summary>A stable text form, part of the feature-cache key.</summary>
     public string Key => FormattableString.Invariant($"{Size}|{string.Join(",", Mean)}|{string.Join(",", Std)}|{Resize}|{(Bgr ? "bgr|" : "")}{ImageLoader.ResizeVersion}");
 }

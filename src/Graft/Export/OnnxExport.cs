@@ -89,8 +89,9 @@ public static class OnnxExport
         ("mean", JsonSerializer.Serialize(config.Input.Mean, MetadataJson)),
         ("std", JsonSerializer.Serialize(config.Input.Std, MetadataJson)),
         ("resize", JsonNamingPolicy.SnakeCaseLower.ConvertName(config.Input.Resize.ToString())),
-        ("preprocessing", "RGB, resized to input_size x input_size (squash: the whole image; center_crop: its centred square), " +
-            "x = (pixel 0..255 - mean) / std per channel, float32 NCHW"),
+        ("channel_order", config.Input.Bgr ? "BGR" : "RGB"),
+        ("preprocessing", $"resized to input_size x input_size (squash: the whole image; center_crop: its centred square), channels in " +
+            $"{(config.Input.Bgr ? "BGR" : "RGB")} order, x = (pixel 0..255 - mean) / std per channel (mean and std in that order), float32 NCHW"),
         ("backbone", config.Backbone),
     ];
 

@@ -223,7 +223,7 @@ public static class HtmlReport
         html.Append("<section id=\"model\"><h2>Model</h2><table>");
         Row(html, "backbone", $"{m.Backbone} (weights SHA-256 {m.BackboneWeightsSha256[..12]}…)");
         Row(html, "strategy", m.Strategy);
-        Row(html, "input", $"{m.Input.Size}x{m.Input.Size} RGB, {m.Input.Resize}, (pixel − {m.Input.Mean[0]:0.###}) / {m.Input.Std[0]:0.###}");
+        Row(html, "input", $"{m.Input.Describe()}, {m.Input.Resize}");
         Row(html, "head", m.Head.Describe());
         Row(html, "parameters", $"{c.Summary.Total:N0} total, {c.Summary.Trainable:N0} trainable, {c.Summary.NonTrainable:N0} non-trainable");
         Row(html, "hyper-parameters", $"{f.Optimizer} lr {f.LearningRate}, batch {f.BatchSize}, up to {f.Epochs} epochs, patience {f.Patience}, seed {f.Seed}");
