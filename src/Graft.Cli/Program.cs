@@ -20,6 +20,7 @@ var root = new RootCommand("Graft: transfer learning for image classification. "
     DoctorCommand.Create(),
     BenchCommand.Create(),
     ExportCommand.Create(),
+    ImportCommand.Create(),
 };
 // Ctrl-C cancels the command's token; a training run then finishes its step and saves a checkpoint, which
 // can take a while: allow it rather than killing the process after the default two seconds.

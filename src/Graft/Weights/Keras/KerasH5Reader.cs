@@ -76,7 +76,11 @@ public static class KerasH5Reader
         throw NotKeras(path, "it has no layer_names attribute, model_weights group or layers group");
     }
 
-    /// <summary>Layers in <c>layer_names</c> order (Keras loads legacy files by that order); weightless layers are left out.</summary>
+    /// <summary>
+    /// Layers in <c>layer_names</c> order (Keras loads legacy files by that order); weightless layers are left out. A
+    /// nested model (a Keras application inside a full model) is one group whose weight names carry its own layers'
+    /// names ("conv1/kernel:0", "conv1_bn/gamma:0"): it comes out as one set per inner layer, in the file's order.
+    /// </summary>
     static List<LayerWeightSet> ReadLegacyLayers(IH5Group root, IReadOnlyList<string> layerNames, string path)
     {
         var layers = new List<LayerWeightSet>();
@@ -86,7 +90,7 @@ public static class KerasH5Reader
                 throw new GraftException($"{path} lists layer '{layer}' but has no group for it.", "The file is incomplete: save or download it again.");
             var weightNames = ReadStringList(group, "weight_names", path) ?? [];
             if (weightNames.Count == 0) continue;
-            var arrays = new List<WeightArray>(weightNames.Count);
+            var arrays = new List<(string Scope, WeightArray Array)>(weightNames.Count);
             foreach (var weightName in weightNames)
             {
                 // h5py turned the slashes of names such as "conv1/kernel:0" into nested groups.
@@ -94,9 +98,14 @@ public static class KerasH5Reader
                 if (!root.LinkExists(datasetPath) || root.Get(datasetPath) is not IH5Dataset dataset)
                     throw new GraftException($"{path} lists weight '{weightName}' of layer '{layer}' but has no dataset {datasetPath}.",
                         "The file is incomplete: save or download it again.");
-                arrays.Add(ReadArray(dataset, KerasWeightNames.ShortName(layer, weightName), path, datasetPath));
+                var scopes = weightName.Split('/')[..^1];
+                var scope = scopes.Length > 0 ? scopes[^1] : layer;
+                arrays.Add((scope, ReadArray(dataset, KerasWeightNames.ShortName(scope, weightName), path, datasetPath)));
             }
-            layers.Add(new LayerWeightSet(layer, arrays));
+            if (arrays.Select(a => a.Scope).Distinct().Count() == 1)
+                layers.Add(new LayerWeightSet(layer, arrays.Select(a => a.Array).ToList()));
+            else
+                layers.AddRange(arrays.GroupBy(a => a.Scope).Select(g => new LayerWeightSet(g.Key, g.Select(a => a.Array).ToList())));
         }
         return layers;
     }
@@ -123,7 +132,7 @@ public static class KerasH5Reader
     /// header into name0, name1, …; h5py wrote them as fixed-length byte strings, newer writers as variable-length
     /// strings (PureHDF decodes both as UTF-8 and drops the padding). An empty list is a 0-length float64 array.
     /// </summary>
-    internal static IReadOnlyList<string>? ReadStringList(IH5Object owner, string name, string path)
+    static IReadOnlyList<string>? ReadStringList(IH5Object owner, string name, string path)
     {
         if (owner.AttributeExists(name)) return ReadStrings(owner.Attribute(name), path);
         if (!owner.AttributeExists(name + "0")) return null;
