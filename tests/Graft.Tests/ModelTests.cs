@@ -65,4 +65,45 @@ public class ModelTests
         Assert.Contains("not a Graft model", Assert.Throws<GraftException>(() => ImageClassifier.Load(dir["x.graft"])).Message);
         Assert.Contains("does not exist", Assert.Throws<GraftException>(() => ImageClassifier.Load(dir["none.graft"])).Message);
     }
+
+    /// <summary>
+    /// A model file of the first format (MobileNetV2 as units, batch norm folded: "block_1.expand.conv.weight"):
+    /// made here from a current one by the old names, it loads and predicts the same.
+    /// </summary>
+    [Fact]
+    public async Task Models_of_the_first_format_still_load()
+    {
+        using var dir = new TempDir();
+        TinyImages.WriteClassFolders(dir["data"], perClass: 4, classes: 2, size: 40);
+        var result = await Learner.TrainAsync(dir["data"], new TrainOptions { CacheRoot = dir["cache"], ValidationSplit = 0, Fit = new FitOptions(Epochs: 1) }, Assets.Resolver);
+        Assert.True(result.Model.Config.Architecture!.FoldedBatchNorm); // the Coral TFLite weights
+        result.Model.Save(dir["current.graft"]);
+
+        static string OldName(string name)
+        {
+            if (!name.StartsWith("trunk.", StringComparison.Ordinal)) return name;
+            var (layer, tensor) = (name["trunk.".Length..name.LastIndexOf('.')], name[(name.LastIndexOf('.') + 1)..]);
+            int split = layer.StartsWith("expanded_conv_", StringComparison.Ordinal) ? "expanded_conv".Length
+                : layer.StartsWith("block_", StringComparison.Ordinal) ? layer.IndexOf('_', "block_".Length) : -1;
+            return split < 0 ? $"trunk.{layer}.conv.{tensor}" : $"trunk.{layer[..split]}.{layer[(split + 1)..]}.conv.{tensor}";
+        }
+        using (var current = System.IO.Compression.ZipFile.OpenRead(dir["current.graft"]))
+            ZipEntries.WriteAtomically(dir["first.graft"], zip =>
+            {
+                var config = System.Text.Json.Nodes.JsonNode.Parse(ZipEntries.Read(current, "config.json", "current"))!.AsObject();
+                config["format"] = "graft-model/1";
+                config.Remove("architecture");
+                ZipEntries.Write(zip, "config.json", System.Text.Encoding.UTF8.GetBytes(config.ToJsonString()));
+                var tensors = Safetensors.Read(ZipEntries.Read(current, "weights.safetensors", "current"), "current");
+                Assert.Contains("trunk.block_1.expand.conv.weight", tensors.Keys.Select(OldName));
+                ZipEntries.Write(zip, "weights.safetensors", Safetensors.Write(tensors.ToDictionary(kv => OldName(kv.Key), kv => kv.Value)));
+                ZipEntries.Write(zip, "history.json", ZipEntries.Read(current, "history.json", "current"));
+            });
+
+        var files = Directory.GetFiles(dir["data"], "*.png", SearchOption.AllDirectories).Order().ToList();
+        using var first = ImageClassifier.Load(dir["first.graft"]);
+        var expected = await result.Model.PredictAsync(files, 2, []);
+        var actual = await first.PredictAsync(files, 2, []);
+        Assert.Equal(expected.Select(p => (p.Label, p.Confidence)), actual.Select(p => (p.Label, p.Confidence)));
+    }
 }

@@ -192,10 +192,11 @@ public sealed class ImageClassifier : IDisposable
         {
             var config = JsonSerializer.Deserialize<ModelConfig>(ZipEntries.Read(zip, ConfigEntry, path), Json)
                 ?? throw new GraftException($"{path} has an empty config.", "Train the model again.");
-            if (config.Format != ModelConfig.CurrentFormat)
+            if (config.Format is not (ModelConfig.CurrentFormat or FirstFormat))
                 throw new GraftException($"{path} has format '{config.Format}'; this Graft reads '{ModelConfig.CurrentFormat}'.", "Use the Graft version that wrote it, or train again.");
             var history = JsonSerializer.Deserialize<List<EpochRecord>>(ZipEntries.Read(zip, HistoryEntry, path), Json) ?? [];
             var weights = Safetensors.Read(ZipEntries.Read(zip, WeightsEntry, path), path);
+            if (config.Format == FirstFormat) (config, weights) = FromFirstFormat(config, weights);
 
             var backbone = Backbone.Create(BackboneRegistry.Get(config.Backbone), config.Architecture ?? new(config.Input.Size), config.Input);
             if (config.FeatureBlock is { } block) backbone.TruncateAfter(block);
@@ -216,6 +217,28 @@ public sealed class ImageClassifier : IDisposable
             backbone.Trunk.eval();
             return new ImageClassifier(config, backbone, head, history);
         }
+    }
+
+    const string FirstFormat = "graft-model/1";
+
+    /// <summary>
+    /// Models written before trunks were Keras layer graphs: MobileNetV2 from TFLite (batch norm folded) as units
+    /// <c>block_1.expand.conv.weight</c>, and the scratch CNN as <c>block_1.conv.weight</c>. Their tensors are renamed
+    /// to the Keras layers they are (<c>block_1_expand.weight</c>, <c>conv2d_1.weight</c>), so they load and predict as before.
+    /// </summary>
+    static (ModelConfig, Dictionary<string, Tensor>) FromFirstFormat(ModelConfig config, Dictionary<string, Tensor> weights)
+    {
+        bool scratch = config.Backbone == "small_cnn";
+        string Rename(string name)
+        {
+            if (!name.StartsWith("trunk.", StringComparison.Ordinal)) return name;
+            var parts = name["trunk.".Length..].Split('.');
+            if (scratch) return $"trunk.conv2d_{parts[0]["block_".Length..]}.{parts[^1]}"; // block_N.conv.weight
+            // Conv1.conv.weight, Conv_1.conv.weight; expanded_conv.depthwise.conv.weight; block_N.expand.conv.bias
+            return parts.Length == 3 ? $"trunk.{parts[0]}.{parts[^1]}" : $"trunk.{parts[0]}_{parts[1]}.{parts[^1]}";
+        }
+        var renamed = weights.ToDictionary(kv => Rename(kv.Key), kv => kv.Value);
+        return (config with { Format = ModelConfig.CurrentFormat, Architecture = new(config.Input.Size, FoldedBatchNorm: !scratch) }, renamed);
     }
 
     static Dictionary<string, Tensor> Prefixed(Dictionary<string, Tensor> all, string prefix) =>
