@@ -9,6 +9,9 @@ namespace Graft.Cli;
 /// <summary>What every command shares: the --json option, error handling, output and progress.</summary>
 public static class Cli
 {
+    /// <summary>Where weight files and sample data come from, with any download shown on stderr.</summary>
+    public static readonly Graft.Weights.AssetResolver Assets = new(progress: new ProgressLine());
+
     public static Option<bool> JsonOption() => new("--json") { Description = "End standard output with one JSON object (machine-readable)." };
 
     /// <summary>Human output goes to stdout; progress and warnings to stderr so --json output stays clean.</summary>

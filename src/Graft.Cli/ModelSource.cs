@@ -12,7 +12,7 @@ public static class ModelSource
         if (File.Exists(model))
             return weightsFile is null && inputSize is null ? ImageClassifier.Load(model)
                 : throw new GraftException($"{model} is a trained model: its weights and input size are its own.", "Drop --weights and --input-size, or pass a backbone name.");
-        if (allowBackbone && BackboneRegistry.Exists(model)) return ImageClassifier.PretrainedImageNet(model, AssetResolver.Default, weightsFile, inputSize);
+        if (allowBackbone && BackboneRegistry.Exists(model)) return ImageClassifier.PretrainedImageNet(model, Cli.Assets, weightsFile, inputSize);
         throw new GraftException($"{model} is not a model file{(allowBackbone ? " or a backbone name" : "")}.",
             allowBackbone ? $"Pass a file from graft train or one of: {string.Join(", ", BackboneRegistry.All.Select(b => b.Name))}." : "Pass a file written by graft train.");
     }

@@ -7,7 +7,7 @@ namespace Graft.Cli;
 /// Progress on stderr: on a terminal one line redrawn in place (done/total, images/s, ETA); when
 /// redirected (CI logs) a line at most every few seconds. Epochs always get a line of their own.
 /// </summary>
-public sealed class ProgressLine : IProgress<ImageProgress>, IProgress<EpochProgress>
+public sealed class ProgressLine : IProgress<ImageProgress>, IProgress<EpochProgress>, IProgress<Weights.AssetDownloadProgress>
 {
     readonly bool _interactive = !Console.IsErrorRedirected;
     readonly Stopwatch _sinceLast = Stopwatch.StartNew();
@@ -37,6 +37,18 @@ public sealed class ProgressLine : IProgress<ImageProgress>, IProgress<EpochProg
         lock (_lock)
             Write($"epoch {p.Epoch}/{p.Epochs}: loss {r.Loss:0.0000}, accuracy {r.Accuracy:0.0000}{val} " +
                   $"({r.Seconds:0.00}s, {p.SamplesPerSecond:0} samples/s, ETA {Eta(eta)} at most)", final: true);
+    }
+
+    /// <summary>A weight file or data set being downloaded: MB done of the total.</summary>
+    public void Report(Weights.AssetDownloadProgress p)
+    {
+        lock (_lock)
+        {
+            bool finished = p.BytesReceived == p.TotalBytes;
+            if (!_interactive && !finished && _sinceLast.Elapsed.TotalSeconds < 5) return;
+            Write($"downloading {p.Asset.FileName}: {p.BytesReceived / 1e6:0.0}" + (p.TotalBytes is { } total ? $" of {total / 1e6:0.0} MB" : " MB"), finished);
+            _sinceLast.Restart();
+        }
     }
 
     public void Log(string message)

@@ -20,8 +20,8 @@ public static class AdviseCommand
         weights.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
         {
-            var path = SampleDatasets.Resolve(parse.GetValue(data)!, AssetResolver.Default);
-            var advice = await StrategyAdvisor.AdviseAsync(path, parse.GetValue(backbone)!, AssetResolver.Default,
+            var path = SampleDatasets.Resolve(parse.GetValue(data)!, Cli.Assets);
+            var advice = await StrategyAdvisor.AdviseAsync(path, parse.GetValue(backbone)!, Cli.Assets,
                 Math.Clamp(parse.GetValue(sample), 20, 5000), parse.GetValue(seed), new ProgressLine().Callbacks, cancel, weights.WeightsFile(parse), weights.Size(parse));
             Cli.Out.MarkupLine($"[bold]{Cli.Escape(advice.Case)}[/]: graft train {Cli.Escape(path)} {Cli.Escape(advice.Arguments)}");
             foreach (var reason in advice.Reasons) Cli.Out.MarkupLine($"  {Cli.Escape(reason)}");

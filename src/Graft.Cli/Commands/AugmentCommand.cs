@@ -23,7 +23,7 @@ public static class AugmentCommand
         augment.AddTo(command);
         command.SetHandler((parse, _) =>
         {
-            var dataset = ImageFolder.OpenForTraining(SampleDatasets.Resolve(parse.GetValue(data)!, AssetResolver.Default), 0);
+            var dataset = ImageFolder.OpenForTraining(SampleDatasets.Resolve(parse.GetValue(data)!, Cli.Assets), 0);
             int rows = Math.Clamp(parse.GetValue(images), 1, 64), columns = Math.Clamp(parse.GetValue(variants), 1, 32);
             // One image from each class in turn, so the grid shows every class.
             var files = dataset.Train.GroupBy(i => i.Label).SelectMany(g => g.Select((img, k) => (img, k))).OrderBy(t => t.k).ThenBy(t => t.img.Label)

@@ -14,7 +14,7 @@ public static class DoctorCommand
         command.SetHandler((parse, _) =>
         {
             TorchRuntime.EnsureInitialized();
-            var resolver = AssetResolver.Default;
+            var resolver = Cli.Assets;
             var report = new
             {
                 native_library = NativeLibraryFix.Status,

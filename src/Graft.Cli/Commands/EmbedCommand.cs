@@ -47,7 +47,7 @@ public static class EmbedCommand
             else
             {
                 var config = BackboneRegistry.Get(name);
-                backbone = Backbone.LoadPretrained(config, AssetResolver.Default, inputSize: weights.Size(parse), weightsFile: weights.WeightsFile(parse));
+                backbone = Backbone.LoadPretrained(config, Cli.Assets, inputSize: weights.Size(parse), weightsFile: weights.WeightsFile(parse));
                 backboneName = config.Name;
             }
             try

@@ -21,7 +21,7 @@ public static class EvaluateCommand
         {
             var modelPath = parse.GetValue(model)!;
             using var classifier = ModelSource.Open(modelPath, allowBackbone: false);
-            var path = SampleDatasets.Resolve(parse.GetValue(data)!, AssetResolver.Default);
+            var path = SampleDatasets.Resolve(parse.GetValue(data)!, Cli.Assets);
             var run = await Learner.EvaluateAsync(classifier, path, callbacks: new ProgressLine().Callbacks, tta: parse.GetValue(tta), cancel: cancel);
             Cli.ReportSkipped(run.Skipped);
             ResultsView.Show(run.Result, $"{run.Dataset.Layout}:");
@@ -33,7 +33,7 @@ public static class EvaluateCommand
             }
             if (parse.GetValue(report) is { } folder)
             {
-                var index = await ModelReport.WriteAsync(classifier, modelPath, run.Result, run.Tta, run.Dataset, run.Skipped, folder, AssetResolver.Default, cancel: cancel);
+                var index = await ModelReport.WriteAsync(classifier, modelPath, run.Result, run.Tta, run.Dataset, run.Skipped, folder, Cli.Assets, cancel: cancel);
                 Cli.Out.MarkupLine($"report [green]{Cli.Escape(Path.GetFullPath(index))}[/]");
             }
             if (parse.GetValue(json))

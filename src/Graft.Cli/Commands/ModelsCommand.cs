@@ -14,7 +14,7 @@ public static class ModelsCommand
         var command = new Command("models", "List the known backbones, their weight sources and whether the weights are here.") { json };
         command.SetHandler((parse, _) =>
         {
-            var resolver = AssetResolver.Default;
+            var resolver = Cli.Assets;
             var rows = BackboneRegistry.All.Select(b =>
             {
                 // Feature channels are measured on the built network, not typed into the registry.

@@ -28,7 +28,7 @@ public static class SummaryCommand
                 int size = weights.Size(parse) ?? config.InputSize;
                 // With --weights the file is read and checked against the network; the architecture alone needs no file.
                 using var backbone = weights.WeightsFile(parse) is { } file
-                    ? Backbone.LoadPretrained(config, Graft.Weights.AssetResolver.Default, parse.GetValue(top), weights.Size(parse), file)
+                    ? Backbone.LoadPretrained(config, Cli.Assets, parse.GetValue(top), weights.Size(parse), file)
                     : Backbone.Create(config, new ArchitectureOptions(size, parse.GetValue(top)), config.Spec(size));
                 foreach (var p in backbone.Network.parameters()) p.requires_grad = true; // as Keras builds it: all trainable
                 summary = ModelSummary.Of($"{config.Name}{(parse.GetValue(top) ? " with its ImageNet top" : "")}" +

@@ -63,7 +63,7 @@ public static class TrainCommand
         weights.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
         {
-            var path = SampleDatasets.Resolve(parse.GetValue(data)!, AssetResolver.Default);
+            var path = SampleDatasets.Resolve(parse.GetValue(data)!, Cli.Assets);
             var outPath = parse.GetValue(output) ?? DefaultModelPath(path);
             bool Given(Option o) => parse.GetResult(o) is { Implicit: false };
             var chosen = parse.GetValue(strategy)!;
@@ -119,7 +119,7 @@ public static class TrainCommand
                 Fit = Phase(epochs, lr, optimizer),
             };
             var progress = new ProgressLine();
-            var result = await Learner.TrainAsync(path, options, AssetResolver.Default, progress.Callbacks, cancel);
+            var result = await Learner.TrainAsync(path, options, Cli.Assets, progress.Callbacks, cancel);
             result.Model.Save(outPath);
 
             Cli.ReportSkipped(result.Skipped);
@@ -132,7 +132,7 @@ public static class TrainCommand
             {
                 if (result.Validation is null)
                     throw new GraftException("--report needs a validation set, and this run had none (--val-split 0).", "Use --val-split above 0 or a validation folder.");
-                var index = await ModelReport.WriteAsync(result.Model, outPath, result.Validation, null, result.Dataset, result.Skipped, folder, AssetResolver.Default, cancel: cancel);
+                var index = await ModelReport.WriteAsync(result.Model, outPath, result.Validation, null, result.Dataset, result.Skipped, folder, Cli.Assets, cancel: cancel);
                 Cli.Out.MarkupLine($"report [green]{Cli.Escape(Path.GetFullPath(index))}[/]");
             }
 

@@ -1,3 +1,5 @@
+using System.Diagnostics;
+using System.Net;
 using System.Security.Cryptography;
 
 namespace Graft.Weights;
@@ -6,7 +8,7 @@ namespace Graft.Weights;
 /// A file Graft needs from outside the repo: its path in an asset mirror, where it lives upstream, and its hash
 /// (MD5 or SHA-256, told apart by length as Keras's get_file does; null where upstream publishes none, and the
 /// file is then checked by its structure when read). <see cref="KerasCache"/>: Keras downloads it into
-/// ~/.keras/models/ too, and a Keras user's copy there is used in place.
+/// ~/.keras/models/ too, and a Keras user's copy there is used in place (when its hash matches).
 /// </summary>
 public sealed record Asset(string RelativePath, string Url, string? Hash)
 {
@@ -14,11 +16,29 @@ public sealed record Asset(string RelativePath, string Url, string? Hash)
     public bool KerasCache { get; init; }
 }
 
+/// <summary>How far a download has got: bytes written so far and the size the server announced (null if none).</summary>
+public readonly record struct AssetDownloadProgress(Asset Asset, long BytesReceived, long? TotalBytes);
+
 /// <summary>
 /// Finds assets offline first: a mirror folder named by GRAFT_ASSETS, a <c>shared/</c> folder beside the
 /// checkout (or any ancestor of the working or app directory), Keras's own cache for Keras's files
-/// ($KERAS_HOME/models, ~/.keras/models), the user cache (~/.cache/graft/assets), and only then a download from
-/// upstream into the cache. Every file is checked against its hash where one is known.
+/// ($KERAS_HOME/models, ~/.keras/models, /tmp/.keras/models), the user cache (~/.cache/graft/assets), and only
+/// then a download from upstream into the cache. Every file is checked against its hash where one is known
+/// (with a null hash any local copy is used as it is).
+/// <para>
+/// A wrong hash in a mirror or in Graft's own cache is refused with the file, both hashes and the fix: someone
+/// put that file there, and silently working around it would hide a bad mirror. A wrong hash in Keras's cache is
+/// not an error: Keras itself treats such a file as a cache miss and downloads it again, and Graft only reads
+/// Keras's cache, never writes or deletes in it, so the search goes on to Graft's cache and the download, exactly
+/// as if the file were absent (the mismatch is named in the error if the file then cannot be had).
+/// </para>
+/// <para>
+/// A download goes to a temporary <c>NAME.PID-RANDOM.part</c> file beside its target, is checked (the length
+/// the server announced, the hash where known) and flushed to disk, and only then atomically renamed onto the
+/// target, so concurrent processes or threads fetching the same file never see or leave a partial copy; a
+/// failed download deletes its part file, and part files abandoned by killed processes are removed by the next
+/// download of the same file. A download that receives nothing for <see cref="StallTimeout"/> is abandoned.
+/// </para>
 /// </summary>
 public sealed class AssetResolver
 {
@@ -29,15 +49,21 @@ public sealed class AssetResolver
     public string CacheRoot { get; }
     public IReadOnlyList<string> KerasCacheFolders { get; }
     public bool AllowDownload { get; }
+    /// <summary>Told how a download progresses (a few times a second, and once at the end); null: downloads are silent.</summary>
+    public IProgress<AssetDownloadProgress>? Progress { get; }
+    /// <summary>A download that gets no response or no data for this long is abandoned (default one minute).</summary>
+    public TimeSpan StallTimeout { get; init; } = TimeSpan.FromMinutes(1);
     static readonly Dictionary<string, string> VerifiedHashes = new();
+    static readonly TimeSpan AbandonedPartAge = TimeSpan.FromHours(1);
 
     public AssetResolver(IEnumerable<string>? searchRoots = null, string? cacheRoot = null, bool? allowDownload = null,
-        IEnumerable<string>? kerasCacheFolders = null)
+        IEnumerable<string>? kerasCacheFolders = null, IProgress<AssetDownloadProgress>? progress = null)
     {
         CacheRoot = cacheRoot ?? DefaultCacheRoot();
         SearchRoots = (searchRoots ?? DefaultSearchRoots()).ToList();
         KerasCacheFolders = (kerasCacheFolders ?? DefaultKerasCacheFolders()).ToList();
         AllowDownload = allowDownload ?? Environment.GetEnvironmentVariable("GRAFT_OFFLINE") is null;
+        Progress = progress;
     }
 
     /// <summary>Where Keras keeps downloaded weights: $KERAS_HOME/models, ~/.keras/models, and /tmp/.keras/models (its fallback).</summary>
@@ -75,78 +101,179 @@ public sealed class AssetResolver
     }
 
     /// <summary>Where the asset would be found locally, without checking or downloading (for <c>graft models</c>).</summary>
-    public string? FindLocal(Asset asset) => LocalCandidates(asset).FirstOrDefault(File.Exists);
+    public string? FindLocal(Asset asset) => LocalCandidates(asset).Select(c => c.Path).FirstOrDefault(File.Exists);
 
-    IEnumerable<string> LocalCandidates(Asset asset) => SearchRoots.Select(r => Path.Combine(r, asset.RelativePath))
-        .Concat(asset.KerasCache ? KerasCacheFolders.Select(k => Path.Combine(k, asset.FileName)) : [])
-        .Append(CachePath(asset));
+    IEnumerable<(string Path, bool InKerasCache)> LocalCandidates(Asset asset) =>
+        SearchRoots.Select(r => (Path.Combine(r, asset.RelativePath), false))
+            .Concat(asset.KerasCache ? KerasCacheFolders.Select(k => (Path.Combine(k, asset.FileName), true)) : [])
+            .Append((CachePath(asset), false));
 
     /// <summary>The local path of a verified copy of the asset, downloading it if allowed.</summary>
     public string Resolve(Asset asset)
     {
-        foreach (var candidate in LocalCandidates(asset))
+        CheckHashFormat(asset);
+        string? kerasMismatch = null;
+        foreach (var (candidate, inKerasCache) in LocalCandidates(asset))
         {
             if (!File.Exists(candidate)) continue;
             var actual = HashOf(candidate, asset.Hash);
-            if (actual == asset.Hash) return candidate;
-            throw new GraftException($"{candidate} has {HashName(asset.Hash)} {actual}, expected {asset.Hash}.",
-                $"Delete it and fetch {asset.Url} again.");
+            if (SameHash(actual, asset.Hash)) return candidate;
+            var mismatch = $"{candidate} has {HashName(asset.Hash)} {actual}, expected {asset.Hash}";
+            // Keras's cache is Keras's: a wrong copy there is a miss (Keras re-downloads it too), never ours to fix.
+            if (inKerasCache) { kerasMismatch ??= mismatch; continue; }
+            throw new GraftException($"{mismatch}.",
+                candidate == CachePath(asset)
+                    ? $"Delete it{(AllowDownload ? $" and Graft downloads {asset.Url} again" : $", or replace it with a correct copy of {asset.Url}")}."
+                    : $"Replace it with a correct copy of {asset.Url}, or delete it from the mirror.");
         }
-        if (!AllowDownload) throw Missing(asset, "downloads are disabled (GRAFT_OFFLINE)");
-        return Download(asset);
+        var note = kerasMismatch is null ? "" : $" (Keras's copy is not usable: {kerasMismatch})";
+        if (!AllowDownload) throw Missing(asset, $"{asset.FileName} is not on this machine{note} and downloads are disabled (GRAFT_OFFLINE).");
+        return Download(asset, note);
     }
 
-    /// <summary>The file's hash in the algorithm the expected hash implies (SHA-256 when none is expected).</summary>
+    static void CheckHashFormat(Asset asset)
+    {
+        if (asset.Hash is { } h && (h.Length is not (32 or 64) || !h.All(char.IsAsciiHexDigit)))
+            throw new ArgumentException($"{asset.RelativePath}: hash '{h}' is neither an MD5 (32 hex digits) nor a SHA-256 (64 hex digits).", nameof(asset));
+    }
+
+    /// <summary>The file's hash in the algorithm the expected hash implies (none when none is expected).</summary>
     static string? HashOf(string path, string? expected) => expected is null ? null : expected.Length == 32 ? Md5Of(path) : Sha256Of(path);
     static string HashName(string? hash) => hash?.Length == 32 ? "MD5" : "SHA-256";
+    static bool SameHash(string? actual, string? expected) => string.Equals(actual, expected, StringComparison.OrdinalIgnoreCase);
 
     string CachePath(Asset asset) => Path.Combine(CacheRoot, "assets", asset.RelativePath);
 
-    string Download(Asset asset)
+    /// <summary>Why a download gave nothing usable; becomes a <see cref="GraftException"/> naming the file and where to put it.</summary>
+    sealed class DownloadFailed(string message, bool upstreamGone = false) : Exception(message)
     {
-        var target = CachePath(asset);
-        Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-        var temp = target + $".{Environment.ProcessId}.part";
-        try
-        {
-            using (var http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) })
-            using (var response = http.GetAsync(asset.Url, HttpCompletionOption.ResponseHeadersRead).GetAwaiter().GetResult())
-            {
-                response.EnsureSuccessStatusCode();
-                using var file = File.Create(temp);
-                response.Content.ReadAsStream().CopyTo(file);
-            }
-            var actual = HashOf(temp, asset.Hash);
-            if (actual != asset.Hash)
-                throw new GraftException($"The download of {asset.Url} has {HashName(asset.Hash)} {actual}, expected {asset.Hash}.",
-                    $"The upstream file changed or the download was corrupted; place a correct copy at {target}.");
-            File.Move(temp, target, overwrite: true);
-            return target;
-        }
-        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
-        {
-            throw Missing(asset, $"the download failed ({e.Message})");
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
+        /// <summary>The server answered with an error status: fetching the URL again will not help.</summary>
+        public bool UpstreamGone { get; } = upstreamGone;
     }
 
-    GraftException Missing(Asset asset, string why) => new(
-        $"{asset.FileName} is not available offline and {why}.",
-        $"Download {asset.Url}{(asset.Hash is null ? "" : $" ({HashName(asset.Hash)} {asset.Hash})")} to {CachePath(asset)}" +
-        (asset.KerasCache ? $" or to Keras's cache {KerasCacheFolders.First()}" : "") + $", or set {MirrorVariable} to a folder holding {asset.RelativePath}.");
+    string Download(Asset asset, string note)
+    {
+        var target = CachePath(asset);
+        var folder = Path.GetDirectoryName(target)!;
+        try { Directory.CreateDirectory(folder); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new GraftException($"Cannot create the cache folder {folder} to download {asset.Url}: {OneLine(e.Message)}",
+                $"Set {CacheVariable} to a writable folder, or set {MirrorVariable} to a folder holding {asset.RelativePath}.");
+        }
+        RemoveAbandonedParts(target);
+        var temp = $"{target}.{Environment.ProcessId}-{Guid.NewGuid():N}.part";
+        try
+        {
+            var actual = FetchAsync(asset, temp).ConfigureAwait(false).GetAwaiter().GetResult();
+            if (!SameHash(actual, asset.Hash))
+                throw new GraftException($"The download of {asset.Url} has {HashName(asset.Hash)} {actual}, expected {asset.Hash}.",
+                    $"The upstream file changed or the download was corrupted; place a correct copy at {target}.");
+            File.Move(temp, target, overwrite: true); // rename(2): atomic, and a concurrent download of the same bytes is harmless
+            if (actual is not null) Remember(target, md5: asset.Hash!.Length == 32, actual);
+            return target;
+        }
+        catch (DownloadFailed e) { throw Missing(asset, $"{asset.FileName} is not on this machine{note} and {e.Message}.", e.UpstreamGone); }
+        catch (OperationCanceledException)
+        {
+            throw Missing(asset, $"{asset.FileName} is not on this machine{note} and the download of {asset.Url} stalled (nothing received for {StallTimeout.TotalSeconds:0.#} s).");
+        }
+        catch (Exception e) when (e is HttpRequestException or IOException or UnauthorizedAccessException)
+        {
+            throw Missing(asset, $"{asset.FileName} is not on this machine{note} and the download of {asset.Url} failed: {OneLine(e.Message)}");
+        }
+        finally { TryDelete(temp); }
+    }
+
+    /// <summary>Streams the URL into <paramref name="temp"/>, hashing as it goes; returns the hash (null when none is known).</summary>
+    async Task<string?> FetchAsync(Asset asset, string temp)
+    {
+        using var handler = new SocketsHttpHandler { ConnectTimeout = StallTimeout, AutomaticDecompression = DecompressionMethods.None };
+        using var http = new HttpClient(handler) { Timeout = Timeout.InfiniteTimeSpan };
+        http.DefaultRequestHeaders.UserAgent.ParseAdd("Graft");
+        using var stall = new CancellationTokenSource(StallTimeout);
+        using var response = await http.GetAsync(asset.Url, HttpCompletionOption.ResponseHeadersRead, stall.Token).ConfigureAwait(false);
+        if (!response.IsSuccessStatusCode)
+            throw new DownloadFailed($"{asset.Url} answered HTTP {(int)response.StatusCode}{(string.IsNullOrEmpty(response.ReasonPhrase) ? "" : $" {response.ReasonPhrase}")}",
+                upstreamGone: true);
+        var total = response.Content.Headers.ContentLength;
+        using var hasher = asset.Hash is null ? null
+            : IncrementalHash.CreateHash(asset.Hash.Length == 32 ? HashAlgorithmName.MD5 : HashAlgorithmName.SHA256);
+        long received = 0;
+        await using (var body = await response.Content.ReadAsStreamAsync(stall.Token).ConfigureAwait(false))
+        await using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
+        {
+            var buffer = new byte[1 << 16];
+            var clock = Stopwatch.StartNew();
+            Progress?.Report(new(asset, 0, total));
+            while (true)
+            {
+                stall.CancelAfter(StallTimeout);
+                int n;
+                try { n = await body.ReadAsync(buffer, stall.Token).ConfigureAwait(false); }
+                catch (HttpIOException e) when (e.HttpRequestError == HttpRequestError.ResponseEnded)
+                {
+                    throw new DownloadFailed($"the download of {asset.Url} ended after {received}{(total is { } t ? $" of {t}" : "")} bytes (the server closed the connection)");
+                }
+                if (n == 0) break;
+                await file.WriteAsync(buffer.AsMemory(0, n), stall.Token).ConfigureAwait(false);
+                hasher?.AppendData(buffer, 0, n);
+                received += n;
+                if (Progress is not null && clock.ElapsedMilliseconds >= 250) { Progress.Report(new(asset, received, total)); clock.Restart(); }
+            }
+            file.Flush(flushToDisk: true); // on disk before the rename, so a crash cannot leave a short file under the final name
+        }
+        // A connection closed early is an error even where no hash could tell (HttpClient usually throws already).
+        if (total is { } expected && received != expected)
+            throw new DownloadFailed($"the download of {asset.Url} ended after {received} of {expected} bytes");
+        Progress?.Report(new(asset, received, total ?? received));
+        return hasher is null ? null : Convert.ToHexStringLower(hasher.GetHashAndReset());
+    }
+
+    /// <summary>Deletes part files of this target left by killed processes (a live download writes far more often).</summary>
+    static void RemoveAbandonedParts(string target)
+    {
+        try
+        {
+            foreach (var part in Directory.EnumerateFiles(Path.GetDirectoryName(target)!, Path.GetFileName(target) + ".*.part"))
+                if (DateTime.UtcNow - File.GetLastWriteTimeUtc(part) > AbandonedPartAge) TryDelete(part);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+    }
+
+    static void TryDelete(string path)
+    {
+        try { File.Delete(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
+    }
+
+    static string OneLine(string text) => string.Join(' ', text.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+
+    /// <summary>One line: what is missing and why, then where a copy can go (the URL's file, or for a dead URL the same file from elsewhere).</summary>
+    GraftException Missing(Asset asset, string problem, bool upstreamGone = false)
+    {
+        var keras = asset.KerasCache && KerasCacheFolders.Count > 0 ? $" or to Keras's cache {KerasCacheFolders[0]}" : "";
+        var hash = asset.Hash is null ? "" : $" ({HashName(asset.Hash)} {asset.Hash})";
+        var what = upstreamGone ? $"Get {asset.FileName}{hash} from another source and copy it" : $"Download {asset.Url}{hash}";
+        return new(problem, $"{what} to {CachePath(asset)}{keras}, or set {MirrorVariable} to a folder holding {asset.RelativePath}.");
+    }
 
     static string Md5Of(string path) => HashFile(path, md5: true);
 
     /// <summary>The file's SHA-256 (remembered per path, size and time: weight files are hashed once per process).</summary>
     public static string Sha256Of(string path) => HashFile(path, md5: false);
 
+    static string HashKey(FileInfo info, bool md5) => $"{(md5 ? "md5" : "sha256")}|{info.FullName}|{info.Length}|{info.LastWriteTimeUtc.Ticks}";
+
+    static void Remember(string path, bool md5, string hash)
+    {
+        var key = HashKey(new FileInfo(path), md5);
+        lock (VerifiedHashes) VerifiedHashes[key] = hash.ToLowerInvariant();
+    }
+
     static string HashFile(string path, bool md5)
     {
-        var info = new FileInfo(path);
-        var key = $"{(md5 ? "md5" : "sha256")}|{info.FullName}|{info.Length}|{info.LastWriteTimeUtc.Ticks}";
+        var key = HashKey(new FileInfo(path), md5);
         lock (VerifiedHashes)
             if (VerifiedHashes.TryGetValue(key, out var known)) return known;
         using var stream = File.OpenRead(path);
