@@ -26,17 +26,6 @@ public class ImportTests(Xunit.Abstractions.ITestOutputHelper output)
 
     static readonly string[] Images = ["cat.bmp", "grace_hopper.bmp", "hot_dog.jpg", "sunflower.bmp"];
 
-    static string RepoRoot
-    {
-        get
-        {
-            var dir = AppContext.BaseDirectory;
-            while (!File.Exists(Path.Combine(dir, "tests", "keras-reference", "generate.js")))
-                dir = Path.GetDirectoryName(dir) ?? throw new DirectoryNotFoundException("tests/keras-reference not found above the test binaries.");
-            return dir;
-        }
-    }
-
     static float[] Probabilities(ImageClassifier model, float[] chw, int count)
     {
         int size = model.Config.Input.Size;
@@ -133,44 +122,18 @@ public class ImportTests(Xunit.Abstractions.ITestOutputHelper output)
               fs.writeFileSync(out, Buffer.from(y.buffer, y.byteOffset, y.byteLength));
             })().catch(e => { console.error(e); process.exit(1); });
             """);
-        var tfjs = Path.Combine(RepoRoot, "tests", "keras-reference", "node_modules", "@tensorflow", "tfjs");
-        Run("node", [dir["predict.cjs"], tfjs, modelJson, dir["pixels.u8"], rgb.Count.ToString(), size.ToString(), dir["probs.f32"]], dir.Path);
+        var tfjs = Path.Combine(KerasReference.Generator, "node_modules", "@tensorflow", "tfjs");
+        KerasReference.Run("node", [dir["predict.cjs"], tfjs, modelJson, dir["pixels.u8"], rgb.Count.ToString(), size.ToString(), dir["probs.f32"]], dir.Path);
         var bytes = File.ReadAllBytes(dir["probs.f32"]);
         var values = new float[bytes.Length / 4];
         Buffer.BlockCopy(bytes, 0, values, 0, bytes.Length);
         return values;
     }
 
-    static void Run(string program, string[] args, string workingDirectory)
-    {
-        var start = new ProcessStartInfo(program) { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) start.ArgumentList.Add(a);
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromMinutes(5))) { process.Kill(true); throw new TimeoutException($"{program} did not finish"); }
-        Assert.True(process.ExitCode == 0, $"{program} {string.Join(' ', args)} failed: {stderr.Result}{stdout.Result}");
-    }
-
     // ---- Keras full-model .h5 files ----
 
-    /// <summary>The keras-reference case mobilenet_a025_67 (MobileNet 0.25 at 67x67, seeded weights), generated once per generator version.</summary>
-    static string Fixture => LazyFixture.Value;
-    static readonly Lazy<string> LazyFixture = new(() =>
-    {
-        var generator = Path.Combine(RepoRoot, "tests", "keras-reference");
-        var version = Convert.ToHexStringLower(SHA256.HashData(
-            new[] { "generate.js", "tfjs-keras-compat.js", "package-lock.json" }.SelectMany(f => File.ReadAllBytes(Path.Combine(generator, f))).ToArray()))[..16];
-        var output = Path.Combine(Path.GetTempPath(), "graft-import-fixture", version);
-        var folder = Path.Combine(output, "mobilenet_a025_67");
-        if (File.Exists(Path.Combine(folder, "pooled.f32")) && File.Exists(Path.Combine(folder, "keras_model.h5"))) return folder;
-        var partial = output + $".{Environment.ProcessId}.partial";
-        if (!Directory.Exists(Path.Combine(generator, "node_modules"))) Run("npm", ["ci", "--no-audit", "--no-fund"], generator);
-        Run("node", ["generate.js", "--out", partial, "--case", "mobilenet_a025_67"], generator);
-        if (Directory.Exists(output)) Directory.Delete(output, true);
-        Directory.Move(partial, output);
-        return folder;
-    });
+    /// <summary>The keras-reference case mobilenet_a025_67 (MobileNet 0.25 at 67x67, seeded weights).</summary>
+    static string Fixture => Path.Combine(KerasReference.Folder, "mobilenet_a025_67");
 
     static float[] ReadF32(string file)
     {

@@ -36,17 +36,25 @@ public static class KerasReference
         return shape.Length == 4 ? t.permute(0, 3, 1, 2).contiguous() : t;
     }
 
-    static string Generate()
+    /// <summary>tests/keras-reference in the checkout, with its npm packages installed.</summary>
+    public static string Generator => LazyGenerator.Value;
+    static readonly Lazy<string> LazyGenerator = new(() =>
     {
         var dir = AppContext.BaseDirectory;
         while (!File.Exists(Path.Combine(dir, "tests", "keras-reference", "generate.js")))
             dir = Path.GetDirectoryName(dir) ?? throw new DirectoryNotFoundException("tests/keras-reference not found above the test binaries.");
         var generator = Path.Combine(dir, "tests", "keras-reference");
+        if (!Directory.Exists(Path.Combine(generator, "node_modules"))) Run("npm", ["ci", "--no-audit", "--no-fund"], generator);
+        return generator;
+    });
+
+    static string Generate()
+    {
+        var generator = Generator;
         var version = Convert.ToHexStringLower(SHA256.HashData(
             new[] { "generate.js", "tfjs-keras-compat.js", "package-lock.json" }.SelectMany(f => File.ReadAllBytes(Path.Combine(generator, f))).ToArray()))[..16];
         var output = Path.Combine(Path.GetTempPath(), "graft-keras-reference", version);
         if (File.Exists(Path.Combine(output, "index.json"))) return output;
-        if (!Directory.Exists(Path.Combine(generator, "node_modules"))) Run("npm", ["ci", "--no-audit", "--no-fund"], generator);
         var partial = output + $".{Environment.ProcessId}.partial";
         Run("node", ["generate.js", "--out", partial, .. Cases.SelectMany(c => new[] { "--case", c })], generator);
         if (!Directory.Exists(output)) Directory.Move(partial, output);
@@ -57,7 +65,8 @@ public static class KerasReference
     static readonly string[] Cases =
         ["vgg16", "vgg19", "resnet50", "resnet50_legacy", "inception_v3", "xception", "mobilenet_a025_67", "mobilenet_a050_64_top", "mobilenet_v2_a035_67", "mobilenet_v2_a100_64"];
 
-    static void Run(string program, string[] args, string workingDirectory)
+    /// <summary>Runs node or npm; a failure throws with what it printed.</summary>
+    public static void Run(string program, string[] args, string workingDirectory)
     {
         var start = new ProcessStartInfo(program) { WorkingDirectory = workingDirectory, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in args) start.ArgumentList.Add(a);
