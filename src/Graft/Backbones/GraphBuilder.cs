@@ -89,5 +89,12 @@ public sealed class GraphBuilder
     public int Dense(string name, int x, int units, Activation activation = Layers.Activation.Linear) =>
         Add(new Dense(name, Channels(x), units, activation), x);
 
+    /// <summary>Keras's usual ImageNet top: global average pooling, then the classifier <c>predictions</c> (its softmax is Graft's).</summary>
+    public void PooledClassifier(string poolName, int x, int classes)
+    {
+        Block = "top";
+        Dense("predictions", GlobalAveragePooling2D(poolName, x), classes);
+    }
+
     public Graph Build() => new(_nodes);
 }

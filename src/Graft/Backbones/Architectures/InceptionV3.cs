@@ -78,12 +78,7 @@ public static class InceptionV3
             x = b.Concatenate($"mixed{9 + i}", branch1x1, branch3x3, branch3x3dbl, branchPool);
         }
 
-        if (o.IncludeTop)
-        {
-            b.Block = "top";
-            x = b.GlobalAveragePooling2D("avg_pool", x);
-            b.Dense("predictions", x, o.Classes);
-        }
+        if (o.IncludeTop) b.PooledClassifier("avg_pool", x, o.Classes);
         return b.Build();
     }
 

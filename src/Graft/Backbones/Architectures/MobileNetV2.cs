@@ -30,12 +30,7 @@ public static class MobileNetV2
         x = b.Conv2D("Conv_1", x, alpha > 1.0 ? MakeDivisible(1280 * alpha) : 1280, 1, useBias: false);
         x = b.BatchNormalization("Conv_1_bn", x);
         x = b.ReLU("out_relu", x, six: true);
-        if (o.IncludeTop)
-        {
-            b.Block = "top";
-            x = b.GlobalAveragePooling2D("global_average_pooling2d", x);
-            b.Dense("predictions", x, o.Classes);
-        }
+        if (o.IncludeTop) b.PooledClassifier("global_average_pooling2d", x, o.Classes);
         return b.Build();
     }
 

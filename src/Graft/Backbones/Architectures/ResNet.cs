@@ -23,12 +23,7 @@ public static partial class ResNet
         foreach (var (stage, filters, blocks, stride) in new[] { (2, 64, 3, 1), (3, 128, 4, 2), (4, 256, 6, 2), (5, 512, 3, 2) })
             for (int i = 1; i <= blocks; i++)
                 x = Block(b, x, filters, i == 1 ? stride : 1, shortcut: i == 1, $"conv{stage}_block{i}", eps);
-        if (o.IncludeTop)
-        {
-            b.Block = "top";
-            x = b.GlobalAveragePooling2D("avg_pool", x);
-            b.Dense("predictions", x, o.Classes);
-        }
+        if (o.IncludeTop) b.PooledClassifier("avg_pool", x, o.Classes);
         return b.Build();
     }
 

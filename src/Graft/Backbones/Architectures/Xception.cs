@@ -44,12 +44,7 @@ public static class Xception
         x = SepConvBn(b, x, "block14_sepconv2", 2048);
         x = b.Activation("block14_sepconv2_act", x, Activation.Relu);
 
-        if (o.IncludeTop)
-        {
-            b.Block = "top";
-            x = b.GlobalAveragePooling2D("avg_pool", x);
-            b.Dense("predictions", x, o.Classes);
-        }
+        if (o.IncludeTop) b.PooledClassifier("avg_pool", x, o.Classes);
         return b.Build();
     }
 
