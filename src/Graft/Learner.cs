@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Graft.Backbones;
 using Graft.Data;
+using Graft.Engine;
 using Graft.Evaluation;
 using Graft.Models;
 using Graft.Training;
@@ -182,9 +183,14 @@ public static class Learner
             callbacks.Log?.Invoke(scratch
                 ? $"training {config.Name} from scratch: {groups.Sum(g => g.Parameters.Sum(p => p.numel())):N0} parameters, live augmentation"
                 : $"fine-tuning {options.UnfreezeOrDefault.Describe()} of the trunk with the head: {phase.Optimizer} lr {phase.LearningRate}, live augmentation");
-            var network = new GraftedNetwork(backbone.Trunk, pooling, model.Head); // shares (does not own) trunk and head
+            // What stays frozen up to a clean cut runs as inference (ONNX Runtime), outside autograd; the rest trains.
+            var frozenEnd = scratch ? null : Freezing.FrozenPrefixEnd(backbone.Trunk);
+            using var frozen = frozenEnd is null ? null : TrunkRunners.Create(backbone.Trunk.Through(frozenEnd), input.Size, pooling: null);
+            var trainedPart = frozenEnd is null ? backbone.Trunk : backbone.Trunk.From(frozenEnd);
+            if (frozenEnd is not null) callbacks.Log?.Invoke($"layers up to {frozenEnd} are frozen: they run as inference ({(TrunkRunners.UseOnnxRuntime ? "ONNX Runtime" : "libtorch")})");
+            var network = new GraftedNetwork(trainedPart, pooling, model.Head); // shares (does not own) trunk and head
             var liveOptions = new LiveFitOptions(phase, options.AugmentationOrDefault, options.Schedule, classWeights,
-                options.CheckpointPath, options.Resume, Fingerprint(dataset, options));
+                options.CheckpointPath, options.Resume, Fingerprint(dataset, options)) { FrozenInput = frozen };
             var unreadableLive = new Dictionary<string, string>();
             var live2 = await ImageTrainer.FitAsync(network, groups, train, val, input, liveOptions, callbacks, cancel, unreadableLive);
             skipped = skipped.Concat(unreadableLive.Where(u => !unreadable.Contains(u.Key)).OrderBy(u => u.Key, StringComparer.Ordinal)

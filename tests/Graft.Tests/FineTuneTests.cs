@@ -235,4 +235,31 @@ public class FineTuneTests
     {
         public void Report(T value) => action(value);
     }
+
+    /// <summary>
+    /// Fine-tuning runs what stays frozen as inference: the trunk splits after the last node before the first trained
+    /// layer that every later layer reaches only through it (a residual branch may not cross the cut).
+    /// </summary>
+    [Theory]
+    [InlineData("mobilenet_v2_0.35", 96, 2, null, "block_15_add", "block_15_expand")]
+    [InlineData("vgg16", 32, null, "block5_conv1", "block4_pool", "nope")]
+    [InlineData("resnet50", 64, 1, null, "conv5_block2_out", "conv5_block2_1_conv")]
+    [InlineData("inception_v3", 75, null, "mixed9", "mixed8", "mixed9_0")]
+    public void The_frozen_part_splits_off_at_a_clean_cut(string backbone, int size, int? top, string? from, string expected, string notACut)
+    {
+        using var trunk = Networks.Build(backbone, size);
+        Freezing.Apply(trunk, new UnfreezeSpec(TopBlocks: top, FromLayer: from));
+        Assert.Equal(expected, Freezing.FrozenPrefixEnd(trunk));
+        Assert.All(trunk.Through(expected).parameters(), p => Assert.False(p.requires_grad));
+
+        using var scope = NewDisposeScope();
+        using var _ = no_grad();
+        trunk.eval();
+        manual_seed(2);
+        var images = randn(2, 3, size, size);
+        var whole = trunk.forward(images);
+        var split = trunk.From(expected).forward(trunk.Through(expected).forward(images));
+        Assert.True((whole - split).abs().max().item<float>() < 1e-5);
+        Assert.Throws<ArgumentException>(() => trunk.From(notACut)); // a residual or parallel branch crosses it
+    }
 }

@@ -18,6 +18,8 @@ public class TrainingTests
             Images += (int)images.shape[0];
             return images.mean([2, 3]);
         }
+
+        public void Dispose() { }
     }
 
     [Fact]

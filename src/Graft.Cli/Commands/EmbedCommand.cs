@@ -53,11 +53,10 @@ public static class EmbedCommand
             try
             {
                 var spec = classifier?.Config.Input ?? backbone.Input;
-                var runner = TrunkRunners.Create(backbone.Trunk, spec.Size, Pooling.Gap);
+                using var runner = TrunkRunners.Create(backbone.Trunk, spec.Size, Pooling.Gap);
                 int channels = backbone.FeatureShape(spec.Size).Channels;
                 var progress = new ProgressLine();
                 var extracted = await FeatureExtractor.ExtractAsync(files, runner, spec, channels, cache: null, progress: progress.Callbacks.Images, cancel: cancel);
-                (runner as IDisposable)?.Dispose();
                 Cli.ReportSkipped(extracted.Skipped);
                 var rows = files.Select((f, i) => (File: f, Vector: extracted.Features[i])).Where(r => r.Vector is not null).Select(r => (r.File, Vector: r.Vector!)).ToList();
                 if (outPath is not null)

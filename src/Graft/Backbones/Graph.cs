@@ -74,6 +74,22 @@ public sealed class Graph : nn.Module<Tensor, Tensor>
         return new Graph(kept);
     }
 
+    /// <summary>
+    /// The network after the named node, with that node's output as its input; sharing this one's layers. Together
+    /// with <see cref="Through"/> it splits the network in two, which needs a node that every later layer reaches only
+    /// through it (see <see cref="IsCut"/>).
+    /// </summary>
+    public Graph From(string name)
+    {
+        int cut = Nodes.ToList().FindIndex(n => n.Name == name);
+        if (cut < 0 || !IsCut(cut)) throw new ArgumentException($"{name} does not split the network in two.", nameof(name));
+        var input = Nodes[cut] with { Layer = null, Inputs = [] };
+        return new Graph([input, .. Nodes.Skip(cut + 1).Select(n => n with { Inputs = n.Inputs.Select(j => j - cut).ToArray() })]);
+    }
+
+    /// <summary>Whether no layer after node <paramref name="cut"/> reads a node before it (a residual branch would).</summary>
+    public bool IsCut(int cut) => Nodes.Skip(cut + 1).All(n => n.Inputs.All(j => j >= cut));
+
     /// <summary>Block names in execution order (the input's excluded).</summary>
     public IReadOnlyList<string> Blocks => Nodes.Skip(1).Select(n => n.Block).Distinct().ToList();
 

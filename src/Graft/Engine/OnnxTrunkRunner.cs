@@ -18,10 +18,11 @@ public sealed class OnnxTrunkRunner : ITrunkRunner, IDisposable
     readonly InferenceSession _session;
     readonly RunOptions _run = new();
     readonly int _inputSize;
-    readonly long _channels;
+    readonly long[] _outputDims;
 
+    /// <param name="pooling">How the output is pooled; null: the feature map itself.</param>
     /// <param name="options">Session options (taken over and disposed); null for Graft's tuned ones.</param>
-    public OnnxTrunkRunner(Graft.Backbones.Graph trunk, int inputSize, Pooling pooling = Pooling.Gap, SessionOptions? options = null)
+    public OnnxTrunkRunner(Graft.Backbones.Graph trunk, int inputSize, Pooling? pooling = Pooling.Gap, SessionOptions? options = null)
     {
         _inputSize = inputSize;
         _options = options ?? TunedOptions();
@@ -35,7 +36,7 @@ public sealed class OnnxTrunkRunner : ITrunkRunner, IDisposable
             _run.Dispose();
             throw;
         }
-        _channels = _session.OutputMetadata[OnnxExport.FeaturesOutput].Dimensions[1];
+        _outputDims = _session.OutputMetadata[OnnxExport.FeaturesOutput].Dimensions.Skip(1).Select(d => (long)d).ToArray();
     }
 
     static SessionOptions TunedOptions()
@@ -58,7 +59,7 @@ public sealed class OnnxTrunkRunner : ITrunkRunner, IDisposable
             throw new ArgumentException($"Expected images [N,3,{_inputSize},{_inputSize}], got [{string.Join(",", images.shape)}].", nameof(images));
         using var scope = NewDisposeScope();
         var input = images.detach().to(float32).cpu().contiguous();
-        var features = empty(images.shape[0], _channels);
+        var features = empty([images.shape[0], .. _outputDims]);
         if (images.shape[0] == 0) return features.MoveToOuterDisposeScope();
         unsafe
         {

@@ -4,10 +4,11 @@ using static TorchSharp.torch;
 namespace Graft.Engine;
 
 /// <summary>
-/// The seam for running a frozen trunk: images [N,3,H,W] in, pooled features [N,C] out. Feature
-/// extraction and prediction go through it, so a faster runtime can replace the plain one.
+/// The seam for running a frozen trunk: images [N,3,H,W] in, pooled features [N,C] out (or the feature map, for
+/// the frozen part of a network being fine-tuned). Feature extraction, prediction and fine-tuning go through it,
+/// so a faster runtime can replace the plain one.
 /// </summary>
-public interface ITrunkRunner
+public interface ITrunkRunner : IDisposable
 {
     Tensor Features(Tensor images);
 }
@@ -25,18 +26,28 @@ public static class TrunkRunners
     public static bool UseOnnxRuntime => Environment.GetEnvironmentVariable(Variable) is not ("torch" or "libtorch");
 
     /// <summary>A runner for the trunk's current weights (build a new one after the weights change).</summary>
-    public static ITrunkRunner Create(Graft.Backbones.Graph trunk, int inputSize, Training.Pooling pooling) =>
+    /// <param name="pooling">How features are pooled; null: the feature map itself.</param>
+    public static ITrunkRunner Create(Graft.Backbones.Graph trunk, int inputSize, Training.Pooling? pooling) =>
         UseOnnxRuntime ? new OnnxTrunkRunner(trunk, inputSize, pooling) : new TorchTrunkRunner(trunk, pooling);
 }
 
-/// <summary>The plain runner: the TorchSharp trunk in inference mode, then the head's pooling.</summary>
-public sealed class TorchTrunkRunner(Graft.Backbones.Graph trunk, Training.Pooling pooling = Training.Pooling.Gap) : ITrunkRunner
+/// <summary>The plain runner: the TorchSharp trunk without autograd, then the head's pooling (if any).</summary>
+public sealed class TorchTrunkRunner(Graft.Backbones.Graph trunk, Training.Pooling? pooling = Training.Pooling.Gap) : ITrunkRunner
 {
     public Tensor Features(Tensor images)
     {
         trunk.eval();
+        if (pooling is not { } p)
+        {
+            // A map feeds layers that train: no_grad, as inference_mode's tensors cannot enter autograd later.
+            using var noGrad = no_grad();
+            return trunk.forward(images);
+        }
         using var _ = inference_mode();
         using var map = trunk.forward(images);
-        return Training.HeadConfig.Pool(map, pooling);
+        return Training.HeadConfig.Pool(map, p);
     }
+
+    /// <summary>Nothing to release: the trunk belongs to its backbone.</summary>
+    public void Dispose() { }
 }

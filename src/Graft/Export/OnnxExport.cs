@@ -68,14 +68,19 @@ public static class OnnxExport
         return graph.ToModel(Metadata(model.Config));
     }
 
-    /// <summary>The trunk and the pooling only: images [N,3,S,S] → features [N, C] (what the head trains on).</summary>
-    public static byte[] TrunkModel(Graph trunk, int inputSize, Pooling pooling = Pooling.Gap)
+    /// <summary>
+    /// The trunk and the pooling only: images [N,3,S,S] → features [N, C] (what the head trains on); without pooling,
+    /// the feature map [N, C, H, W] (the frozen part of a network being fine-tuned).
+    /// </summary>
+    public static byte[] TrunkModel(Graph trunk, int inputSize, Pooling? pooling = Pooling.Gap)
     {
         var graph = new OnnxGraph();
         var emitter = new ModuleEmitter(graph, inputSize);
         graph.Input(ImagesInput, 3, inputSize, inputSize);
-        emitter.Pool(emitter.Emit(trunk, "trunk", ImagesInput), pooling, FeaturesOutput);
-        graph.Output(FeaturesOutput, emitter.Channels);
+        var map = emitter.Emit(trunk, "trunk", ImagesInput);
+        if (pooling is { } p) emitter.Pool(map, p, FeaturesOutput);
+        else graph.Node("Identity", FeaturesOutput, [map]);
+        graph.Output(FeaturesOutput, emitter.Dimensions);
         return graph.ToModel([]);
     }
 
@@ -110,6 +115,9 @@ public static class OnnxExport
         (string Min, string Max)? _relu6Bounds;
 
         public long Channels => _shape.C;
+
+        /// <summary>The flowing value's dimensions after the batch: [C] for a vector, [C, H, W] for a map.</summary>
+        public long[] Dimensions => _shape.H == 0 ? [_shape.C] : [_shape.C, _shape.H, _shape.W];
 
         /// <summary>Emits a network's nodes in execution order; returns the output's name.</summary>
         public string Emit(Graph network, string path, string x)

@@ -76,7 +76,7 @@ public sealed class ImageClassifier : IDisposable
     /// </summary>
     public void ResetTrunkRunner()
     {
-        (_trunk as IDisposable)?.Dispose();
+        _trunk?.Dispose();
         _trunk = null;
     }
 
@@ -246,7 +246,7 @@ public sealed class ImageClassifier : IDisposable
 
     public void Dispose()
     {
-        (_trunk as IDisposable)?.Dispose();
+        _trunk?.Dispose();
         Head.Dispose();
         Backbone.Dispose();
     }

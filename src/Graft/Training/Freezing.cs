@@ -72,6 +72,19 @@ public static class Freezing
     }
 
     /// <summary>
+    /// The last node before the first trainable layer that splits the trunk in two (null when there is none, or
+    /// nothing before it): everything up to it is frozen and can run as plain inference, outside autograd.
+    /// </summary>
+    public static string? FrozenPrefixEnd(Graph trunk)
+    {
+        int first = trunk.Nodes.ToList().FindIndex(n => n.Layer?.parameters().Any(p => p.requires_grad) == true);
+        if (first < 0) return null;
+        for (int cut = first - 1; cut > 0; cut--)
+            if (trunk.IsCut(cut)) return trunk.Nodes[cut].Name;
+        return null;
+    }
+
+    /// <summary>
     /// Puts trainable parts in training mode and frozen ones in inference mode. A frozen batch-norm layer
     /// must keep its moving statistics (the Keras fine-tuning guide's main pitfall).
     /// </summary>

@@ -17,7 +17,14 @@ public sealed record LiveFitOptions(
     float[]? ClassWeights = null,
     string? CheckpointPath = null,
     bool Resume = false,
-    string Fingerprint = "");
+    string Fingerprint = "")
+{
+    /// <summary>
+    /// The frozen first part of the network, run as plain inference (ONNX Runtime) before the network trains on its
+    /// output; null: the network takes the images.
+    /// </summary>
+    public Engine.ITrunkRunner? FrozenInput { get; init; }
+}
 
 /// <summary>
 /// Trains a whole network on images decoded and augmented on the fly (both cores: the pipeline decodes the
@@ -75,7 +82,7 @@ public static class ImageTrainer
                     manual_seed(fit.Seed * 7919L + epoch * 104_729L + batchIndex); // dropout masks: a function of (seed, epoch, batch)
                     foreach (var (group, i) in optimizer.ParamGroups.Select((g, i) => (g, i)))
                         group.LearningRate = baseRates[i] * Schedules.Multiplier(options.Schedule, progress.Step, totalSteps);
-                    var x = tensor(batch.Pixels, [batch.Count, 3, spec.Size, spec.Size]);
+                    var x = Input(options.FrozenInput, tensor(batch.Pixels, [batch.Count, 3, spec.Size, spec.Size]));
                     var y = tensor(batch.Indices.Select(i => (long)train[order[skipFirst + i]].Label).ToArray());
                     optimizer.zero_grad();
                     var logits = network.call(x);
@@ -103,7 +110,7 @@ public static class ImageTrainer
             }
             if (stopped) break;
 
-            var (valLoss, valAccuracy) = validation.Count > 0 ? await EvaluateAsync(network, validation, spec, fit.BatchSize, decoded) : (double.NaN, double.NaN);
+            var (valLoss, valAccuracy) = validation.Count > 0 ? await EvaluateAsync(network, validation, spec, fit.BatchSize, decoded, options.FrozenInput) : (double.NaN, double.NaN);
             double? vl = validation.Count > 0 ? valLoss : null, va = validation.Count > 0 ? valAccuracy : null;
             var record = new EpochRecord(epoch, progress.LossSum / Math.Max(1, progress.Seen), (double)progress.Correct / Math.Max(1, progress.Seen),
                 vl, va, epochClock.Elapsed.TotalSeconds);
@@ -143,7 +150,7 @@ public static class ImageTrainer
 
     /// <summary>Loss and accuracy on images without augmentation, in inference mode.</summary>
     public static async Task<(double Loss, double Accuracy)> EvaluateAsync(nn.Module<Tensor, Tensor> network, IReadOnlyList<LabeledImage> images,
-        ImageSpec spec, int batchSize, DecodedImageCache? decoded = null)
+        ImageSpec spec, int batchSize, DecodedImageCache? decoded = null, Engine.ITrunkRunner? frozenInput = null)
     {
         network.eval();
         double lossSum = 0;
@@ -154,7 +161,7 @@ public static class ImageTrainer
             // Grad mode is per thread and an await may resume on another: never hold the guard across one.
             using var noGrad = no_grad();
             using var scope = NewDisposeScope();
-            var x = tensor(batch.Pixels, [batch.Count, 3, spec.Size, spec.Size]);
+            var x = Input(frozenInput, tensor(batch.Pixels, [batch.Count, 3, spec.Size, spec.Size]));
             var y = tensor(batch.Indices.Select(i => (long)images[i].Label).ToArray());
             var logits = network.call(x);
             lossSum += Objective.Loss(logits, y).item<float>() * batch.Count;
@@ -163,6 +170,9 @@ public static class ImageTrainer
         }
         return (lossSum / Math.Max(1, seen), (double)correct / Math.Max(1, seen));
     }
+
+    /// <summary>What the network takes: the images, or the frozen first part's output for them.</summary>
+    static Tensor Input(Engine.ITrunkRunner? frozen, Tensor images) => frozen?.Features(images) ?? images;
 
     /// <summary>The epoch's batch order: a seeded shuffle that depends on (seed, epoch) only.</summary>
     static int[] ShuffledOrder(int count, int seed, int epoch)
