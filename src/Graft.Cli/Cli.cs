@@ -15,8 +15,12 @@ public static class Cli
     public static Option<bool> JsonOption() => new("--json") { Description = "End standard output with one JSON object (machine-readable)." };
 
     /// <summary>Human output goes to stdout; progress and warnings to stderr so --json output stays clean.</summary>
-    public static readonly IAnsiConsole Out = Create(Console.Out, Console.IsOutputRedirected);
     public static readonly IAnsiConsole Err = Create(Console.Error, Console.IsErrorRedirected);
+    static readonly IAnsiConsole StandardOut = Create(Console.Out, Console.IsOutputRedirected);
+
+    /// <summary>With --json, standard output holds only the JSON object (pipe it to jq); the human lines go to stderr.</summary>
+    public static bool JsonOnly { get; set; }
+    public static IAnsiConsole Out => JsonOnly ? Err : StandardOut;
 
     static IAnsiConsole Create(TextWriter writer, bool redirected)
     {

@@ -22,6 +22,7 @@ var root = new RootCommand("Graft: transfer learning for image classification. "
     ExportCommand.Create(),
     ImportCommand.Create(),
 };
+Cli.JsonOnly = args.Contains("--json");
 // Ctrl-C cancels the command's token; a training run then finishes its step and saves a checkpoint, which
 // can take a while: allow it rather than killing the process after the default two seconds.
 return await root.Parse(args).InvokeAsync(new InvocationConfiguration

@@ -16,7 +16,7 @@ public class CliTests
 
         var train = GraftCli.Run(env, "train", dir["photos"], "--epochs", "2", "--out", model, "--ft-lr", "0.01", "--json");
         Assert.True(train.ExitCode == 0, train.Stderr);
-        Assert.Contains("--ft-lr does not apply to --strategy feature-extraction", train.Stdout);
+        Assert.Contains("--ft-lr does not apply to --strategy feature-extraction", train.Stderr); // with --json, human lines go to stderr
         var result = JsonDocument.Parse(train.LastLine).RootElement;
         Assert.Equal(6, result.GetProperty("images").GetInt32());
         Assert.Equal(3, result.GetProperty("classes").GetArrayLength());
@@ -127,5 +127,17 @@ public class CliTests
         Assert.Contains("'shape': (2, 256)", System.Text.Encoding.ASCII.GetString(npy, 10, headerLength));
         Assert.Equal(0, (10 + headerLength) % 64);
         Assert.Equal(vector[17], BitConverter.ToSingle(npy, 10 + headerLength + (256 + 17) * 4));
+    }
+
+    [Fact]
+    public void Predict_takes_many_files_and_json_output_is_only_json()
+    {
+        var run = GraftCli.Run(null, "predict", "mobilenet_v2", Assets.Shared("images/imagenet/cat.bmp"), Assets.Shared("images/imagenet/grace_hopper.bmp"),
+            "--top", "1", "--json");
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        var json = JsonDocument.Parse(run.Stdout).RootElement; // the whole of stdout is one JSON object
+        var labels = json.GetProperty("predictions").EnumerateArray().Select(p => p.GetProperty("label").GetString()).ToList();
+        Assert.Equal(["Egyptian cat", "military uniform"], labels);
+        Assert.Contains("Egyptian cat", run.Stderr); // the human lines went to stderr
     }
 }

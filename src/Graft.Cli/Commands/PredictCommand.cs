@@ -10,7 +10,7 @@ public static class PredictCommand
     public static Command Create()
     {
         var model = new Argument<string>("MODEL") { Description = "A model file, or a backbone name (e.g. mobilenet_v2) to see its ImageNet predictions." };
-        var input = new Argument<string>("IMAGE") { Description = "An image file or a folder of images (searched recursively)." };
+        var input = new Argument<string[]>("IMAGES") { Description = "Image files and folders of images (searched recursively).", Arity = ArgumentArity.OneOrMore };
         var top = new Option<int>("--top") { Description = "How many classes to list per image.", DefaultValueFactory = _ => 3 };
         var tta = new Option<bool>("--tta") { Description = "Test-time augmentation: average each image's prediction with its mirror image's." };
         var json = Cli.JsonOption();
@@ -20,7 +20,7 @@ public static class PredictCommand
         command.SetHandler(async (parse, cancel) =>
         {
             using var classifier = ModelSource.Open(parse.GetValue(model)!, allowBackbone: true, weights.WeightsFile(parse), weights.Size(parse));
-            var files = ListImages(parse.GetValue(input)!);
+            var files = parse.GetValue(input)!.SelectMany(ListImages).Distinct().ToList();
             int k = Math.Clamp(parse.GetValue(top), 1, classifier.Classes.Count);
             var skipped = new List<SkippedImage>();
             var clock = System.Diagnostics.Stopwatch.StartNew();
