@@ -38,28 +38,35 @@ public static class Cli
                 await body(parse, cancel);
                 return 0;
             }
-            catch (GraftException e)
+            catch (Exception e)
             {
-                Console.Error.WriteLine($"graft: {e.Message}");
-                return 2;
-            }
-            catch (TrainingStoppedException e)
-            {
-                Console.Error.WriteLine($"graft: {e.Message}");
-                return 130;
-            }
-            catch (OperationCanceledException)
-            {
-                Console.Error.WriteLine("graft: stopped before finishing; no model was written.");
-                return 130;
-            }
-            catch (Exception e) when (Environment.GetEnvironmentVariable("GRAFT_DEBUG") is null)
-            {
-                // libtorch appends its C++ stack to the message: keep the first line.
-                Console.Error.WriteLine($"graft: internal error: {e.GetType().Name}: {e.Message.Split('\n')[0].Trim()} (set GRAFT_DEBUG=1 to see where)");
-                return 1;
+                var (code, message) = ErrorOf(e);
+                if (code == 1 && Environment.GetEnvironmentVariable("GRAFT_DEBUG") is not null) throw;
+                Console.Error.WriteLine($"graft: {message}");
+                return code;
             }
         });
+
+    /// <summary>
+    /// The exit code and the one line an exception becomes: 2 for what the user can fix (bad input, and files or
+    /// folders that cannot be read or written: permissions, a full disk), 130 when stopped, 1 for a bug.
+    /// </summary>
+    public static (int ExitCode, string Message) ErrorOf(Exception e)
+    {
+        while (e is AggregateException { InnerExceptions.Count: 1 } single) e = single.InnerExceptions[0]; // thrown inside Parallel.For
+        return e switch
+        {
+            GraftException g => (2, $"{FirstLine(g.Problem)} {FirstLine(g.Fix)}"),
+            TrainingStoppedException t => (130, t.Message),
+            OperationCanceledException => (130, "stopped before finishing; no model was written."),
+            UnauthorizedAccessException => (2, $"{FirstLine(e.Message)} Check the permissions of that file or folder, or run as a user who may use it."),
+            IOException => (2, $"{FirstLine(e.Message)} Check the path, the permissions and the free disk space."),
+            // libtorch appends its C++ stack to the message: keep the first line.
+            _ => (1, $"internal error: {e.GetType().Name}: {FirstLine(e.Message)} (set GRAFT_DEBUG=1 to see where)"),
+        };
+    }
+
+    static string FirstLine(string text) => text.Split('\n')[0].Trim();
 
     public static void WriteJson(object value) =>
         Console.Out.WriteLine(JsonSerializer.Serialize(value, JsonLine));

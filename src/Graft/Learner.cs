@@ -190,14 +190,20 @@ public static class Learner
             if (frozenEnd is not null) callbacks.Log?.Invoke($"layers up to {frozenEnd} are frozen: they run as inference ({(TrunkRunners.UseOnnxRuntime ? "ONNX Runtime" : "libtorch")})");
             var network = new GraftedNetwork(trainedPart, pooling, model.Head); // shares (does not own) trunk and head
             var liveOptions = new LiveFitOptions(phase, options.AugmentationOrDefault, options.Schedule, classWeights,
-                options.CheckpointPath, options.Resume, Fingerprint(dataset, options)) { FrozenInput = frozen };
+                options.CheckpointPath, options.Resume, Fingerprint(dataset, options))
+            {
+                FrozenInput = frozen,
+                ClassFolders = Enumerable.Range(0, dataset.Classes.Count).Select(dataset.ClassFolder).ToList(),
+                LearningRateOption = scratch ? "--lr" : "--ft-lr",
+            };
             var unreadableLive = new Dictionary<string, string>();
             var live2 = await ImageTrainer.FitAsync(network, groups, train, val, input, liveOptions, callbacks, cancel, unreadableLive);
             skipped = skipped.Concat(unreadableLive.Where(u => !unreadable.Contains(u.Key)).OrderBy(u => u.Key, StringComparer.Ordinal)
                 .Select(u => new SkippedImage(u.Key, u.Value))).ToList();
             int offset = history.Count;
             history.AddRange(live2.History.Select(h => h with { Epoch = h.Epoch + offset }));
-            fit = new FitResult(history, live2.BestEpoch + offset, live2.StoppedEarly, live2.SamplesPerSecond);
+            if (live2.Diverged is { } why) callbacks.Log?.Invoke($"warning: {why}");
+            fit = new FitResult(history, live2.BestEpoch + offset, live2.StoppedEarly, live2.SamplesPerSecond) { Diverged = live2.Diverged ?? fit?.Diverged };
             foreach (var p in backbone.Trunk.parameters()) p.requires_grad = false;
             model.ResetTrunkRunner();
             validation = val.Count > 0 ? (await ScoreImagesAsync(model, val, callbacks, cancel)).Result : null;
@@ -228,17 +234,28 @@ public static class Learner
         callbacks.Log?.Invoke(extracted.Computed == 0
             ? $"bottleneck cache: all {extracted.CacheHits} images cached, trunk skipped"
             : $"bottleneck features: {extracted.Computed} computed at {extracted.ImagesPerSecond:0} images/s, {extracted.CacheHits} from cache");
+        WarnIfCacheFailed(cache, callbacks);
 
         var train = Gather(dataset.Train, 0, extracted.Features);
         var val = Gather(dataset.Validation, dataset.Train.Count, extracted.Features);
         if (train.Labels.Length == 0)
-            throw new GraftException($"No training image in {dataset.Root} could be read.", "Check the skipped files listed above.");
+            throw new GraftException($"No training image in {dataset.Root} could be read{FirstReason(extracted.Skipped, _ => true)}.", "Replace the damaged images, or check the folder's permissions.");
+        // A class none of whose training images could be read cannot be learned: training would "succeed" without it.
+        var readable = train.Labels.ToHashSet();
+        if (Enumerable.Range(0, dataset.Classes.Count).FirstOrDefault(c => !readable.Contains(c), -1) is var missing and >= 0)
+        {
+            var folder = dataset.ClassFolder(missing);
+            var ofClass = dataset.Train.Where(i => i.Label == missing).Select(i => i.Path).ToHashSet();
+            throw new GraftException($"None of the training images of {folder} could be read{FirstReason(extracted.Skipped, s => ofClass.Contains(s.Path))}; a class needs at least one readable image.",
+                "Replace the damaged images, or remove the class folder.");
+        }
         using var trainX = Features(train, channels);
         using var trainY = tensor(train.Labels.Select(l => (long)l).ToArray());
         using var valX = Features(val, channels);
         using var valY = tensor(val.Labels.Select(l => (long)l).ToArray());
         bool hasVal = val.Labels.Length > 0;
         var fit = HeadTrainer.Fit(model.Head, trainX, trainY, hasVal ? valX : null, hasVal ? valY : null, options.Fit, callbacks.Epochs, cancel, classWeights);
+        if (fit.Diverged is { } why) callbacks.Log?.Invoke($"warning: {why}");
         var stats = new FeatureStats(all.Count, extracted.CacheHits, extracted.Computed, extracted.Seconds);
         return new HeadPhase(fit, stats, extracted.Skipped, hasVal ? Score(model, val, valX) : null);
     }
@@ -302,6 +319,9 @@ public static class Learner
 
         var plain = await ExtractForModel(model, paths, cacheRoot, mirror: false, callbacks, cancel);
         var set = Gather(images, 0, plain.Features);
+        if (set.Files.Length == 0)
+            throw new GraftException($"None of the {images.Count} images in {dataset.ClassRoot} could be read{FirstReason(plain.Extracted.Skipped, _ => true)}; there is nothing to evaluate.",
+                "Replace the damaged images, or check the folder's permissions.");
         using var x = Features(set, plain.Channels);
         var probabilities = HeadTrainer.Score(model.Head, x, null).Probabilities;
         var result = EvaluationResult.From(set.Files, probabilities, set.Labels, model.Classes);
@@ -344,8 +364,20 @@ public static class Learner
             : null;
         var extracted = await FeatureExtractor.ExtractAsync(paths, model.Trunk, model.Config.Input, channels, cache,
             model.Config.Training.BatchSize, callbacks.Images, cancel, mirror);
+        WarnIfCacheFailed(cache, callbacks);
         return new ModelFeatures(extracted, channels);
     }
+
+    /// <summary>The bottleneck cache is optional: when it could not be written the run went on without it, and says so.</summary>
+    static void WarnIfCacheFailed(FeatureCache? cache, Callbacks callbacks)
+    {
+        if (cache?.WriteError is { } why)
+            callbacks.Log?.Invoke($"warning: the feature cache could not be written ({why}); features were computed without caching");
+    }
+
+    /// <summary>" (file: reason)" of the first skipped image that matches, for a one-line error.</summary>
+    static string FirstReason(IReadOnlyList<SkippedImage> skipped, Func<SkippedImage, bool> which) =>
+        skipped.FirstOrDefault(which) is { } s ? $" ({Path.GetFileName(s.Path)}: {s.Reason.Split('\n')[0].Trim()})" : "";
 
     static float[,] Average(float[,] a, float[,] b)
     {

@@ -23,12 +23,12 @@ public static class AugmentCommand
         augment.AddTo(command);
         command.SetHandler((parse, _) =>
         {
+            var path = OutputPaths.File("--out", parse.GetValue(output)!, parse.GetValue(data));
             var dataset = ImageFolder.OpenForTraining(SampleDatasets.Resolve(parse.GetValue(data)!, Cli.Assets), 0);
             int rows = Math.Clamp(parse.GetValue(images), 1, 64), columns = Math.Clamp(parse.GetValue(variants), 1, 32);
             // One image from each class in turn, so the grid shows every class.
             var files = dataset.Train.GroupBy(i => i.Label).SelectMany(g => g.Select((img, k) => (img, k))).OrderBy(t => t.k).ThenBy(t => t.img.Label)
                 .Take(rows).Select(t => t.img.Path).ToList();
-            var path = parse.GetValue(output)!;
             AugmentationPreview.WriteGrid(files, Math.Clamp(parse.GetValue(size), 32, 512), ResizeMode.CenterCrop,
                 augment.Read(parse, Augmentation.Default)!, columns, parse.GetValue(seed), path);
             Cli.Out.MarkupLine($"wrote [green]{Cli.Escape(Path.GetFullPath(path))}[/] ({files.Count} images x {columns} augmentations)");

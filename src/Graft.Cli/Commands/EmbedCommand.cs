@@ -29,10 +29,11 @@ public static class EmbedCommand
         command.SetHandler(async (parse, cancel) =>
         {
             var name = parse.GetValue(model)!;
-            var files = parse.GetValue(inputs)!.SelectMany(PredictCommand.ListImages).Distinct().ToList();
             var outPath = parse.GetValue(output);
             if (outPath is not null && Path.GetExtension(outPath).ToLowerInvariant() is not (".csv" or ".npy"))
                 throw new GraftException($"--out {outPath}: unknown format.", "Name a .csv or .npy file.");
+            if (outPath is not null) OutputPaths.File("--out", outPath, [name, .. parse.GetValue(inputs)!]);
+            var files = parse.GetValue(inputs)!.SelectMany(PredictCommand.ListImages).Distinct().ToList();
 
             string backboneName;
             Backbone backbone;

@@ -20,8 +20,13 @@ public static class EvaluateCommand
         command.SetHandler(async (parse, cancel) =>
         {
             var modelPath = parse.GetValue(model)!;
+            var dataPath = parse.GetValue(data)!;
+            // Where it will write is checked before the evaluation runs.
+            if (parse.GetValue(csv) is { } csvOut) OutputPaths.File("--csv", csvOut, modelPath, dataPath);
+            if (parse.GetValue(report) is { } reportOut) OutputPaths.Folder("--report", reportOut, modelPath, dataPath);
+            OutputPaths.Distinct(("--csv", parse.GetValue(csv)), ("--report", parse.GetValue(report)));
             using var classifier = ModelSource.Open(modelPath, allowBackbone: false);
-            var path = SampleDatasets.Resolve(parse.GetValue(data)!, Cli.Assets);
+            var path = SampleDatasets.Resolve(dataPath, Cli.Assets);
             var run = await Learner.EvaluateAsync(classifier, path, callbacks: new ProgressLine().Callbacks, tta: parse.GetValue(tta), cancel: cancel);
             Cli.ReportSkipped(run.Skipped);
             ResultsView.Show(run.Result, $"{run.Dataset.Layout}:");

@@ -17,8 +17,8 @@ public static class ExportCommand
         };
         command.SetHandler((parse, _) =>
         {
+            var path = Path.GetFullPath(OutputPaths.File("--onnx", parse.GetValue(onnx)!, parse.GetValue(model)));
             using var classifier = ModelSource.Open(parse.GetValue(model)!, allowBackbone: true);
-            var path = Path.GetFullPath(parse.GetValue(onnx)!);
             OnnxExport.Write(classifier, path);
             long bytes = new FileInfo(path).Length;
             var input = classifier.Config.Input;

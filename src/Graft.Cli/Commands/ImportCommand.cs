@@ -25,7 +25,7 @@ public static class ImportCommand
         command.SetHandler((parse, _) =>
         {
             var path = parse.GetValue(model)!;
-            var outPath = parse.GetValue(output) ?? DefaultOutput(path);
+            var outPath = OutputPaths.File("--out", parse.GetValue(output) ?? DefaultOutput(path), path, parse.GetValue(labels));
             using var classifier = ModelImport.Import(path, parse.GetValue(labels), line => Console.Error.WriteLine(line));
             classifier.Save(outPath);
             var config = classifier.Config;

@@ -41,7 +41,7 @@ public static class PredictCommand
         if (File.Exists(input)) return [input];
         if (!Directory.Exists(input))
             throw new GraftException($"{input} does not exist.", "Pass an image file or a folder of images.");
-        var files = Directory.EnumerateFiles(input, "*", SearchOption.AllDirectories)
+        var files = FolderWalk.Files(input) // linked folders never lead out of the input folder, nor round in a loop
             .Where(ImageLoader.IsImageFile).Order(StringComparer.Ordinal).ToList();
         return files.Count > 0 ? files
             : throw new GraftException($"{input} holds no image files.", $"Add images ({string.Join(", ", ImageLoader.Extensions)}).");

@@ -65,6 +65,9 @@ public static class TrainCommand
         {
             var path = SampleDatasets.Resolve(parse.GetValue(data)!, Cli.Assets);
             var outPath = parse.GetValue(output) ?? DefaultModelPath(path);
+            // Where the run will write is checked before it trains: a bad path found after training loses the run.
+            OutputPaths.File("--out", outPath, path, parse.GetValue(weights.Weights));
+            if (parse.GetValue(report) is { } reportFolder) OutputPaths.Folder("--report", reportFolder, path, outPath);
             bool Given(Option o) => parse.GetResult(o) is { Implicit: false };
             var chosen = parse.GetValue(strategy)!;
             Option[] unfreezing = [unfreeze, unfreezeFrom, freezeFirst];

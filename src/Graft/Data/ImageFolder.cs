@@ -7,6 +7,12 @@ public sealed record ImageDataset(string Root, IReadOnlyList<string> Classes, IR
     IReadOnlyList<LabeledImage> Validation, string Layout)
 {
     public IEnumerable<LabeledImage> All => Train.Concat(Validation);
+
+    /// <summary>The folder holding the class folders read: DATA or DATA/train (for evaluation, the folder evaluated).</summary>
+    public string ClassRoot { get; init; } = Root;
+
+    /// <summary>A class's folder below <see cref="ClassRoot"/>.</summary>
+    public string ClassFolder(int label) => System.IO.Path.Combine(ClassRoot, Classes[label]);
 }
 
 /// <summary>
@@ -34,11 +40,11 @@ public static class ImageFolder
                 throw new GraftException($"{valDir} has class folders that {trainDir} lacks: {string.Join(", ", unknown)}.",
                     "Give train/ and the validation folder the same class folders.");
             return new ImageDataset(root, classes!, train, ListImages(valDir, classes!),
-                $"{System.IO.Path.GetFileName(trainDir)}/ + {System.IO.Path.GetFileName(valDir)}/");
+                $"{System.IO.Path.GetFileName(trainDir)}/ + {System.IO.Path.GetFileName(valDir)}/") { ClassRoot = trainDir };
         }
         var (trainPart, valPart) = StratifiedSplit(train, validationSplit, seed);
         return new ImageDataset(root, classes!, trainPart, valPart,
-            validationSplit > 0 ? $"class folders, seeded split: {validationSplit:0.##} held out (seed {seed})" : "class folders, no validation");
+            validationSplit > 0 ? $"class folders, seeded split: {validationSplit:0.##} held out (seed {seed})" : "class folders, no validation") { ClassRoot = trainDir };
     }
 
     /// <summary>
@@ -55,7 +61,7 @@ public static class ImageFolder
             throw new GraftException($"{dir} has class folders the model does not know: {string.Join(", ", unknown)}.",
                 $"The model's classes are: {string.Join(", ", modelClasses)}.");
         var images = ListImages(dir, modelClasses);
-        return new ImageDataset(root, modelClasses, [], images, valDir is null ? "all class folders" : $"{System.IO.Path.GetFileName(valDir)}/");
+        return new ImageDataset(root, modelClasses, [], images, valDir is null ? "all class folders" : $"{System.IO.Path.GetFileName(valDir)}/") { ClassRoot = dir };
     }
 
     static (string Train, string? Validation) FindSplitFolders(string root)
@@ -75,7 +81,7 @@ public static class ImageFolder
     {
         var folders = Directory.GetDirectories(dir)
             .Where(d => !System.IO.Path.GetFileName(d).StartsWith('.'))
-            .Where(d => EnumerateImageFiles(d).Any())
+            .Where(d => StaysInside(d, dir) && EnumerateImageFiles(d).Any())
             .OrderBy(d => System.IO.Path.GetFileName(d), StringComparer.Ordinal)
             .ToList();
         if (folders.Count == 0)
@@ -85,6 +91,18 @@ public static class ImageFolder
             throw new GraftException($"{dir} has only one class folder ({System.IO.Path.GetFileName(folders[0])}).",
                 "A classifier needs at least two classes: add a folder per class.");
         return folders;
+    }
+
+    /// <summary>A class folder that is a link must lead to a folder inside <paramref name="dir"/> (never out of the dataset, nor back to it).</summary>
+    static bool StaysInside(string classFolder, string dir)
+    {
+        if (new DirectoryInfo(classFolder).LinkTarget is null) return true;
+        var top = FolderWalk.RealPath(dir) ?? System.IO.Path.GetFullPath(dir);
+        var real = FolderWalk.RealPath(classFolder);
+        if (real is null || real == top || !FolderWalk.IsInside(real, top))
+            throw new GraftException($"The class folder {classFolder} is a link to {real ?? "a link loop"}, outside {dir}; Graft does not follow links out of the data folder.",
+                "Copy or move that folder into the data folder (links to single image files are fine).");
+        return true;
     }
 
     static List<LabeledImage> ListImages(string dir, IReadOnlyList<string> classes)
@@ -99,9 +117,9 @@ public static class ImageFolder
         return images;
     }
 
-    /// <summary>Image files below a class folder (nested folders included, hidden files skipped).</summary>
+    /// <summary>Image files below a class folder (nested folders included, hidden files skipped; links never lead out of it).</summary>
     static IEnumerable<string> EnumerateImageFiles(string folder) =>
-        Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories)
+        FolderWalk.Files(folder)
             .Where(f => !System.IO.Path.GetFileName(f).StartsWith('.') && ImageLoader.IsImageFile(f));
 
     /// <summary>Holds out round(fraction * n) images of every class (at least one where the class has two or more).</summary>

@@ -1,4 +1,5 @@
 using System.IO.Compression;
+using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Graft.Backbones;
@@ -36,6 +37,8 @@ public sealed record ModelConfig(
     public string? FeatureBlock { get; init; }
     /// <summary>How the backbone's network was built (batch norm folded or not, its epsilon); null: the defaults at the input size.</summary>
     public ArchitectureOptions? Architecture { get; init; }
+    /// <summary>SHA-256 of the model file's weights entry, written by <see cref="ImageClassifier.Save"/> and checked on load (null in files written before it).</summary>
+    public string? WeightsSha256 { get; init; }
 
     /// <summary>Version 2: trunks are Keras layer graphs (weights named by Keras layer); version 1 held MobileNetV2 units.</summary>
     public const string CurrentFormat = "graft-model/2";
@@ -166,17 +169,33 @@ public sealed class ImageClassifier : IDisposable
         Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
     };
 
-    /// <summary>Writes the model file atomically: a temporary file beside it, then a rename.</summary>
+    /// <summary>
+    /// Writes the model file atomically: a temporary file beside it, then a rename. The config records the SHA-256
+    /// of the weights it describes.
+    /// </summary>
     public void Save(string path) => ZipEntries.WriteAtomically(path, zip =>
     {
-        ZipEntries.Write(zip, ConfigEntry, JsonSerializer.SerializeToUtf8Bytes(Config, Json));
         var tensors = new Dictionary<string, Tensor>();
         foreach (var (name, t) in Backbone.Trunk.state_dict()) tensors["trunk." + name] = t;
         foreach (var (name, t) in Head.state_dict()) tensors["head." + name] = t;
-        ZipEntries.Write(zip, WeightsEntry, Safetensors.Write(tensors));
+        var weights = Safetensors.Write(tensors);
+        var config = Config with { WeightsSha256 = Convert.ToHexStringLower(SHA256.HashData(weights)) };
+        ZipEntries.Write(zip, ConfigEntry, JsonSerializer.SerializeToUtf8Bytes(config, Json));
+        ZipEntries.Write(zip, WeightsEntry, weights);
         ZipEntries.Write(zip, HistoryEntry, JsonSerializer.SerializeToUtf8Bytes(History, Json));
     });
 
+    /// <summary>Most bytes a JSON entry of a model file (config, history) may take.</summary>
+    public const int MaxJsonBytes = 16 << 20;
+    /// <summary>The largest input size a model may declare (as --input-size allows).</summary>
+    public const int MaxInputSize = 2048;
+
+    /// <summary>
+    /// Loads a model file. Every field of its config is checked (known backbone, input size in range, positive std,
+    /// as many labels as the head has outputs, a head that fits the trunk) and so are its weights against the config
+    /// (the SHA-256 it records, names, shapes, finite values), before anything large is allocated: the weights entry
+    /// may be no larger than the network the config declares. Anything wrong is one <see cref="GraftException"/> naming the file.
+    /// </summary>
     public static ImageClassifier Load(string path)
     {
         if (!File.Exists(path))
@@ -190,33 +209,130 @@ public sealed class ImageClassifier : IDisposable
         }
         using (zip)
         {
-            var config = JsonSerializer.Deserialize<ModelConfig>(ZipEntries.Read(zip, ConfigEntry, path), Json)
+            var config = ReadJson<ModelConfig>(zip, ConfigEntry, path)
                 ?? throw new GraftException($"{path} has an empty config.", "Train the model again.");
             if (config.Format is not (ModelConfig.CurrentFormat or FirstFormat))
                 throw new GraftException($"{path} has format '{config.Format}'; this Graft reads '{ModelConfig.CurrentFormat}'.", "Use the Graft version that wrote it, or train again.");
-            var history = JsonSerializer.Deserialize<List<EpochRecord>>(ZipEntries.Read(zip, HistoryEntry, path), Json) ?? [];
-            var weights = Safetensors.Read(ZipEntries.Read(zip, WeightsEntry, path), path);
-            if (config.Format == FirstFormat) (config, weights) = FromFirstFormat(config, weights);
+            Validate(config, path);
+            bool firstFormat = config.Format == FirstFormat;
+            if (firstFormat) config = FromFirstFormat(config);
+            var history = ReadJson<List<EpochRecord>>(zip, HistoryEntry, path) ?? [];
 
             var backbone = Backbone.Create(BackboneRegistry.Get(config.Backbone), config.Architecture ?? new(config.Input.Size), config.Input);
-            if (config.FeatureBlock is { } block) backbone.TruncateAfter(block);
-            var head = config.Head.Build();
+            nn.Module<Tensor, Tensor>? head = null;
             try
             {
-                backbone.Trunk.load_state_dict(Prefixed(weights, "trunk."));
-                head.load_state_dict(Prefixed(weights, "head."));
+                CheckHeadFitsTrunk(config, backbone, path);
+                head = config.Head.Build();
+                var expected = backbone.Trunk.state_dict().ToDictionary(kv => "trunk." + kv.Key, kv => kv.Value);
+                foreach (var (name, t) in head.state_dict()) expected["head." + name] = t;
+                // The weights entry holds these tensors (4 or 8 bytes a number) and a JSON header naming them: no more.
+                long declared = expected.Values.Sum(t => t.numel() * t.ElementSize) + 65536 + 512L * expected.Count;
+                var data = ZipEntries.Read(zip, WeightsEntry, path, declared);
+                if (config.WeightsSha256 is { } sha && !sha.Equals(Convert.ToHexStringLower(SHA256.HashData(data)), StringComparison.OrdinalIgnoreCase))
+                    throw Inconsistent(path, "its weights are not the ones its config records (SHA-256 differs)");
+                var weights = Safetensors.Read(data, path);
+                if (firstFormat) weights = RenameFirstFormat(config, weights);
+                try
+                {
+                    CheckWeights(path, expected, weights);
+                    backbone.Trunk.load_state_dict(Prefixed(weights, "trunk."));
+                    head.load_state_dict(Prefixed(weights, "head."));
+                }
+                catch (Exception e) when (e is not GraftException)
+                {
+                    // libtorch appends its C++ stack to the message: keep the first line.
+                    throw new GraftException($"{path}: the weights do not fit the {config.Backbone} architecture ({e.Message.Split('\n')[0].Trim()}).", "Train the model again.");
+                }
+                finally
+                {
+                    foreach (var t in weights.Values) t.Dispose();
+                }
+                backbone.Trunk.eval();
+                return new ImageClassifier(config, backbone, head, history);
             }
-            catch (Exception e) when (e is not GraftException)
+            catch
             {
-                throw new GraftException($"{path}: the weights do not fit the {config.Backbone} architecture ({e.Message}).", "Train the model again.");
+                head?.Dispose();
+                backbone.Dispose();
+                throw;
             }
-            finally
-            {
-                foreach (var t in weights.Values) t.Dispose();
-            }
-            backbone.Trunk.eval();
-            return new ImageClassifier(config, backbone, head, history);
         }
+    }
+
+    static T? ReadJson<T>(ZipArchive zip, string entry, string path)
+    {
+        try { return JsonSerializer.Deserialize<T>(ZipEntries.Read(zip, entry, path, MaxJsonBytes), Json); }
+        catch (JsonException e)
+        {
+            throw new GraftException($"{path}: {entry} is not valid ({e.Message.Split('\n')[0].Trim()}).",
+                "The file was edited or damaged: train the model again, or restore it from a backup.");
+        }
+    }
+
+    static GraftException Inconsistent(string path, string what) =>
+        new($"{path} is inconsistent: {what}.", "The file was edited or damaged: train the model again, or restore it from a backup.");
+
+    /// <summary>Every field of a config, on its own: what the rest of Graft relies on without checking again.</summary>
+    static void Validate(ModelConfig c, string path)
+    {
+        void Check([System.Diagnostics.CodeAnalysis.DoesNotReturnIf(false)] bool ok, Func<string> what) { if (!ok) throw Inconsistent(path, what()); }
+        static string Numbers(float[]? v) => v is null ? "none" : "[" + string.Join(", ", v.Select(x => x.ToString(System.Globalization.CultureInfo.InvariantCulture))) + "]";
+        Check(c.Backbone is not null && BackboneRegistry.Exists(c.Backbone),
+            () => $"its config names the backbone '{c.Backbone}', which this Graft does not know ({string.Join(", ", BackboneRegistry.All.Select(b => b.Name))})");
+        var network = BackboneRegistry.Get(c.Backbone!);
+        Check(c.Input is not null, () => "its config has no input");
+        Check(c.Input.Size >= network.MinInputSize && c.Input.Size <= MaxInputSize,
+            () => $"input size {c.Input.Size} is outside {network.MinInputSize}..{MaxInputSize} ({c.Backbone})");
+        Check(c.Input.Mean is { Length: 3 } && c.Input.Mean.All(float.IsFinite), () => $"the input mean {Numbers(c.Input.Mean)} is not 3 finite numbers");
+        Check(c.Input.Std is { Length: 3 } && c.Input.Std.All(x => float.IsFinite(x) && x > 0), () => $"the input std {Numbers(c.Input.Std)} is not 3 positive numbers");
+        Check(c.Classes is { Count: > 0 } && c.Classes.All(l => l is not null), () => "its config lists no class labels");
+        Check(c.Head is not null, () => "its config has no head");
+        Check(c.Head.Classes == c.Classes.Count, () => $"its config lists {c.Classes.Count} labels for a head of {c.Head.Classes} classes");
+        Check(!c.Head.Binary || c.Head.Classes == 2, () => $"its binary head has {c.Head.Classes} classes instead of 2");
+        Check(c.Head.InputChannels > 0 && c.Head.Hidden is >= 0 and <= 1 << 16 && c.Head.Dropout is >= 0 and < 1,
+            () => $"its head (inputs {c.Head.InputChannels}, hidden {c.Head.Hidden}, dropout {c.Head.Dropout}) is out of range");
+        Check(c.Architecture is null || (c.Architecture.InputSize == c.Input.Size && (!c.Architecture.IncludeTop || c.Architecture.Classes is > 0 and <= 100_000)),
+            () => $"its architecture (input {c.Architecture!.InputSize}, {c.Architecture.Classes} classes) does not match its input size {c.Input.Size}");
+        Check(c.Training is { BatchSize: > 0 }, () => "its training settings are missing");
+        // The head's weights must fit in a model file (a byte array): no config may declare more.
+        long headParameters = (long)c.Head.InputChannels * (c.Head.Hidden > 0 ? c.Head.Hidden : c.Head.Outputs) + (long)c.Head.Hidden * c.Head.Outputs;
+        Check(headParameters * sizeof(float) < Array.MaxLength, () => $"its head declares {headParameters:N0} weights, more than a model file can hold");
+    }
+
+    /// <summary>The head takes what the trunk gives: its pooled channels (times the positions when flattened).</summary>
+    static void CheckHeadFitsTrunk(ModelConfig c, Backbone backbone, string path)
+    {
+        if (c.FeatureBlock is { } block)
+        {
+            if (!backbone.Trunk.Blocks.Contains(block))
+                throw Inconsistent(path, $"its features come from block '{block}', which the {c.Backbone} trunk lacks");
+            backbone.TruncateAfter(block);
+        }
+        if (backbone.HasTop) return; // a pretrained ImageNet classifier: the network ends in its own classifier
+        var (channels, positions) = backbone.FeatureShape(c.Input.Size);
+        int features = c.Head.Pooling == Pooling.Gap ? channels : channels * positions;
+        if (c.Head.InputChannels != features)
+            throw Inconsistent(path, $"its head takes {c.Head.InputChannels} features and the {c.Backbone} trunk at {c.Input.Size}x{c.Input.Size} gives {features}");
+        if (c.Head.SqueezeExcite && c.Head.TrunkChannels != channels)
+            throw Inconsistent(path, $"its squeeze-and-excitation block takes {c.Head.TrunkChannels} channels and the trunk gives {channels}");
+    }
+
+    /// <summary>The file's tensors are exactly the network's: the same names, shapes and types, and finite.</summary>
+    static void CheckWeights(string path, Dictionary<string, Tensor> expected, Dictionary<string, Tensor> weights)
+    {
+        static string Shape(Tensor t) => "[" + string.Join(", ", t.shape) + "]";
+        foreach (var (name, want) in expected)
+        {
+            if (!weights.TryGetValue(name, out var have))
+                throw Inconsistent(path, $"its weights lack {name}, which its config's network has");
+            if (!have.shape.SequenceEqual(want.shape) || have.dtype != want.dtype)
+                throw Inconsistent(path, $"its weight {name} is {have.dtype} {Shape(have)} where its config's network has {want.dtype} {Shape(want)}");
+            if (have.is_floating_point() && !have.isfinite().all().item<bool>())
+                throw Inconsistent(path, $"its weight {name} holds NaN or infinite values");
+        }
+        if (weights.Keys.FirstOrDefault(k => !expected.ContainsKey(k)) is { } extra)
+            throw Inconsistent(path, $"its weights hold {extra}, which its config's network does not have");
     }
 
     const string FirstFormat = "graft-model/1";
@@ -226,7 +342,10 @@ public sealed class ImageClassifier : IDisposable
     /// <c>block_1.expand.conv.weight</c>, and the scratch CNN as <c>block_1.conv.weight</c>. Their tensors are renamed
     /// to the Keras layers they are (<c>block_1_expand.weight</c>, <c>conv2d_1.weight</c>), so they load and predict as before.
     /// </summary>
-    static (ModelConfig, Dictionary<string, Tensor>) FromFirstFormat(ModelConfig config, Dictionary<string, Tensor> weights)
+    static ModelConfig FromFirstFormat(ModelConfig config) =>
+        config with { Format = ModelConfig.CurrentFormat, Architecture = new(config.Input.Size, FoldedBatchNorm: config.Backbone != "small_cnn") };
+
+    static Dictionary<string, Tensor> RenameFirstFormat(ModelConfig config, Dictionary<string, Tensor> weights)
     {
         bool scratch = config.Backbone == "small_cnn";
         string Rename(string name)
@@ -237,8 +356,7 @@ public sealed class ImageClassifier : IDisposable
             // Conv1.conv.weight, Conv_1.conv.weight; expanded_conv.depthwise.conv.weight; block_N.expand.conv.bias
             return parts.Length == 3 ? $"trunk.{parts[0]}.{parts[^1]}" : $"trunk.{parts[0]}_{parts[1]}.{parts[^1]}";
         }
-        var renamed = weights.ToDictionary(kv => Rename(kv.Key), kv => kv.Value);
-        return (config with { Format = ModelConfig.CurrentFormat, Architecture = new(config.Input.Size, FoldedBatchNorm: !scratch) }, renamed);
+        return weights.ToDictionary(kv => Rename(kv.Key), kv => kv.Value);
     }
 
     static Dictionary<string, Tensor> Prefixed(Dictionary<string, Tensor> all, string prefix) =>

@@ -39,20 +39,64 @@ public static class Checkpoint
             ZipEntries.Write(zip, "optimizer.bin", memory.ToArray());
         });
 
-    /// <summary>Loads a checkpoint into the network and optimizer; returns its progress and best weights.</summary>
+    /// <summary>
+    /// Loads a checkpoint into the network and optimizer; returns its progress and best weights. A checkpoint that is
+    /// empty, truncated or otherwise damaged is one <see cref="GraftException"/> naming it (the file is left alone).
+    /// </summary>
     public static (TrainingProgress Progress, Dictionary<string, Tensor>? Best) Load(string path, string fingerprint, nn.Module network, OptimizerHelper optimizer)
     {
-        using var zip = ZipFile.OpenRead(path);
-        var progress = JsonSerializer.Deserialize<TrainingProgress>(ZipEntries.Read(zip, "progress.json", path), ImageClassifier.Json)!;
-        if (progress.Fingerprint != fingerprint)
-            throw new GraftException($"{path} is a checkpoint of a different run (other data, options or seed; under a learning-rate schedule, other --epochs).",
-                "Resume with the same command line, or delete the checkpoint to start afresh.");
-        var state = Safetensors.Read(ZipEntries.Read(zip, "state.safetensors", path), path);
-        network.load_state_dict(state);
-        foreach (var t in state.Values) t.Dispose();
-        var best = zip.GetEntry("best.safetensors") is null ? null : Safetensors.Read(ZipEntries.Read(zip, "best.safetensors", path), path);
-        using var reader = new BinaryReader(new MemoryStream(ZipEntries.Read(zip, "optimizer.bin", path)));
-        optimizer.load_state_dict(reader);
-        return (progress, best);
+        Dictionary<string, Tensor>? best = null;
+        try
+        {
+            using var zip = ZipFile.OpenRead(path);
+            var expected = network.state_dict();
+            // The weights entries hold the network's tensors and a header naming them, no more.
+            long tensorBytes = expected.Values.Sum(t => t.numel() * t.ElementSize) + 65536 + 512L * expected.Count;
+            var progress = JsonSerializer.Deserialize<TrainingProgress>(ZipEntries.Read(zip, "progress.json", path, ImageClassifier.MaxJsonBytes), ImageClassifier.Json)
+                ?? throw Damaged(path, "progress.json is empty");
+            if (progress.Fingerprint != fingerprint)
+                throw new GraftException($"{path} is a checkpoint of a different run (other data, options or seed; under a learning-rate schedule, other --epochs).",
+                    "Resume with the same command line, or delete the checkpoint to start afresh.");
+            if (progress.History is null || progress.Epoch < 1 || progress.NextBatch < 0)
+                throw Damaged(path, "progress.json is incomplete");
+            var state = Safetensors.Read(ZipEntries.Read(zip, "state.safetensors", path, tensorBytes), path);
+            try
+            {
+                Fits(path, "state.safetensors", expected, state);
+                network.load_state_dict(state);
+            }
+            finally { foreach (var t in state.Values) t.Dispose(); }
+            if (zip.GetEntry("best.safetensors") is not null)
+            {
+                best = Safetensors.Read(ZipEntries.Read(zip, "best.safetensors", path, tensorBytes), path);
+                Fits(path, "best.safetensors", expected, best);
+            }
+            using var reader = new BinaryReader(new MemoryStream(ZipEntries.Read(zip, "optimizer.bin", path, 4 * tensorBytes)));
+            optimizer.load_state_dict(reader);
+            return (progress, best);
+        }
+        catch (Exception e) when (e is not GraftException)
+        {
+            Optimizers.Dispose(best);
+            // libtorch appends its C++ stack to the message: keep the first line.
+            throw Damaged(path, e is InvalidDataException or EndOfStreamException && new FileInfo(path).Length == 0 ? "the file is empty" : e.Message.Split('\n')[0].Trim());
+        }
+        catch
+        {
+            Optimizers.Dispose(best);
+            throw;
+        }
     }
+
+    /// <summary>Saved weights must be the network's: the same names and shapes.</summary>
+    static void Fits(string path, string entry, Dictionary<string, Tensor> expected, Dictionary<string, Tensor> saved)
+    {
+        foreach (var (name, want) in expected)
+            if (!saved.TryGetValue(name, out var have) || !have.shape.SequenceEqual(want.shape))
+                throw Damaged(path, $"{entry} does not hold the network's {name}");
+    }
+
+    static GraftException Damaged(string path, string what) =>
+        new($"The checkpoint {path} cannot be resumed: it is damaged ({what}).",
+            "Delete it to train from the beginning, or run without --resume (it is then overwritten).");
 }

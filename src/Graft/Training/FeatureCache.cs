@@ -8,20 +8,34 @@ namespace Graft.Training;
 /// The bottleneck cache: one small file of float32 features per image, in a folder per trunk
 /// configuration. The folder is named by a hash of everything that changes the features (backbone weights,
 /// input size, preprocessing, resize method, pooling); the file by the image file's content, so a renamed
-/// or moved image still hits, and an edited one misses.
+/// or moved image still hits, and an edited one misses. Each file ends with a checksum of its key and
+/// features: a damaged entry (flipped bytes, another entry's content) is a miss and is recomputed. The cache
+/// is optional: when it cannot be written (disk full, read-only), <see cref="WriteError"/> says why and
+/// features are computed without it.
 /// </summary>
 public sealed class FeatureCache
 {
     public string Folder { get; }
     public int Channels { get; }
+    /// <summary>Why the cache stopped writing (null while it works): the run goes on without caching.</summary>
+    public string? WriteError { get; private set; }
+
+    const int ChecksumBytes = 8;
 
     public FeatureCache(string cacheRoot, string trunkKey, int channels)
     {
         Channels = channels;
         Folder = Path.Combine(cacheRoot, "features", Hash(Encoding.UTF8.GetBytes(trunkKey))[..16]);
-        Directory.CreateDirectory(Folder);
-        var description = Path.Combine(Folder, "key.txt");
-        if (!File.Exists(description)) File.WriteAllText(description, trunkKey + "\n");
+        try
+        {
+            Directory.CreateDirectory(Folder);
+            var description = Path.Combine(Folder, "key.txt");
+            if (!File.Exists(description)) File.WriteAllText(description, trunkKey + "\n");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            WriteError = $"{Folder}: {e.Message}";
+        }
     }
 
     /// <summary>The content key of an image file (SHA-256 of its bytes).</summary>
@@ -34,19 +48,51 @@ public sealed class FeatureCache
     public float[]? TryGet(string contentKey)
     {
         var path = PathOf(contentKey);
-        if (!File.Exists(path)) return null;
-        var bytes = File.ReadAllBytes(path);
-        if (bytes.Length != Channels * sizeof(float)) return null; // truncated or from another layout: recompute
-        return MemoryMarshal.Cast<byte, float>(bytes).ToArray();
+        byte[] bytes;
+        try
+        {
+            if (!File.Exists(path)) return null;
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; } // unreadable: recompute
+        int data = Channels * sizeof(float);
+        if (bytes.Length != data + ChecksumBytes) return null; // truncated, or from another layout: recompute
+        if (!Checksum(contentKey, bytes.AsSpan(0, data)).SequenceEqual(bytes.AsSpan(data))) return null; // damaged: recompute
+        return MemoryMarshal.Cast<byte, float>(bytes.AsSpan(0, data)).ToArray();
     }
 
+    /// <summary>Stores an entry; a failure to write (disk full, no permission) turns the cache off for writing, with the reason in <see cref="WriteError"/>.</summary>
     public void Put(string contentKey, ReadOnlySpan<float> features)
     {
+        if (WriteError is not null) return;
         var path = PathOf(contentKey);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         var temp = $"{path}.{Environment.ProcessId}.tmp";
-        File.WriteAllBytes(temp, MemoryMarshal.AsBytes(features).ToArray());
-        File.Move(temp, path, overwrite: true);
+        var data = MemoryMarshal.AsBytes(features);
+        var bytes = new byte[data.Length + ChecksumBytes];
+        data.CopyTo(bytes);
+        Checksum(contentKey, data).CopyTo(bytes.AsSpan(data.Length));
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            File.WriteAllBytes(temp, bytes);
+            File.Move(temp, path, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            WriteError ??= e.Message;
+            try { File.Delete(temp); } // best effort: the disk may be full or read-only
+            catch (IOException) { }
+            catch (UnauthorizedAccessException) { }
+        }
+    }
+
+    /// <summary>The first bytes of SHA-256 over the key and the features: ties an entry to its image and detects damage.</summary>
+    static byte[] Checksum(string contentKey, ReadOnlySpan<byte> features)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        hash.AppendData(Encoding.ASCII.GetBytes(contentKey));
+        hash.AppendData(features);
+        return hash.GetHashAndReset()[..ChecksumBytes];
     }
 
     string PathOf(string key) => Path.Combine(Folder, key[..2], key + ".f32");

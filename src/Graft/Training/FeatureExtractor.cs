@@ -33,7 +33,10 @@ public static class FeatureExtractor
         Parallel.For(0, paths.Count, i =>
         {
             try { keys[i] = FeatureCache.ContentKey(paths[i]); }
-            catch (IOException e) { lock (skipped) skipped.Add(new SkippedImage(paths[i], e.Message)); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) // unreadable (permissions): skipped like an undecodable image
+            {
+                lock (skipped) skipped.Add(new SkippedImage(paths[i], e.Message));
+            }
         });
         if (cache is not null)
             Parallel.For(0, paths.Count, i => { if (keys[i] is not null) features[i] = cache.TryGet(keys[i]); });

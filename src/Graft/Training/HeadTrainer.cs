@@ -20,7 +20,23 @@ public sealed record EpochRecord(int Epoch, double Loss, double Accuracy, double
 
 public sealed record EpochProgress(int Epoch, int Epochs, EpochRecord Record, double SamplesPerSecond);
 
-public sealed record FitResult(IReadOnlyList<EpochRecord> History, int BestEpoch, bool StoppedEarly, double SamplesPerSecond);
+public sealed record FitResult(IReadOnlyList<EpochRecord> History, int BestEpoch, bool StoppedEarly, double SamplesPerSecond)
+{
+    /// <summary>Why training stopped on a loss that was no longer finite (null: it did not); the best epoch's weights were kept.</summary>
+    public string? Diverged { get; init; }
+}
+
+/// <summary>What happens when a loss stops being finite: the run stops; the best epoch so far is kept, and without one it is an error.</summary>
+public static class Divergence
+{
+    public static string Describe(string what, double value, int epoch) => $"the {what} loss became {value} in epoch {epoch}";
+
+    public static string KeptBest(string reason, int bestEpoch) => $"{reason}: training stopped there and kept the weights of epoch {bestEpoch}";
+
+    public static GraftException NothingToKeep(string reason, string learningRateOption) =>
+        new($"Training diverged: {reason}, before any epoch ended with a finite loss; no model was written.",
+            $"Lower the learning rate ({learningRateOption}), or check the data for damaged images.");
+}
 
 /// <summary>Loss, accuracy and class probabilities of a classifier on a set of inputs.</summary>
 public sealed record Scored(double Loss, double Accuracy, float[,] Probabilities);
@@ -34,6 +50,7 @@ public static class HeadTrainer
     public static FitResult Fit(nn.Module<Tensor, Tensor> head, Tensor trainX, Tensor trainY, Tensor? valX, Tensor? valY,
         FitOptions options, IProgress<EpochProgress>? progress = null, CancellationToken cancel = default, float[]? classWeights = null)
     {
+        string? diverged = null;
         using var weights = classWeights is null ? null : tensor(classWeights);
         using var generator = new Generator().manual_seed(options.Seed);
         using var optimizer = Optimizers.Create([new ParameterGroup(head.parameters().ToList(), 1.0)], options);
@@ -63,18 +80,30 @@ public static class HeadTrainer
                     optimizer.zero_grad();
                     var logits = head.forward(x);
                     var loss = Objective.Loss(logits, y, weights);
+                    float value = loss.item<float>();
+                    if (!float.IsFinite(value))
+                    {
+                        diverged = Divergence.Describe("training", value, epoch); // no step on it: the weights stay the last good ones
+                        break;
+                    }
                     loss.backward();
                     optimizer.step();
-                    lossSum += loss.item<float>() * idx.shape[0];
+                    lossSum += value * idx.shape[0];
                     correct += Objective.Predicted(logits).eq(y).sum().item<long>();
                 }
             }
+            if (diverged is not null) break;
             samples += n;
             double? valLoss = null, valAcc = null;
             if (valX is not null && valY is not null && valX.shape[0] > 0)
             {
                 var scored = Score(head, valX, valY, withProbabilities: false);
                 (valLoss, valAcc) = (scored.Loss, scored.Accuracy);
+                if (!double.IsFinite(scored.Loss))
+                {
+                    diverged = Divergence.Describe("validation", scored.Loss, epoch);
+                    break;
+                }
             }
             var record = new EpochRecord(epoch, lossSum / n, (double)correct / n, valLoss, valAcc, clock.Elapsed.TotalSeconds);
             history.Add(record);
@@ -90,6 +119,11 @@ public static class HeadTrainer
             else if (valLoss is not null && ++sinceBest >= options.Patience)
                 break;
         }
+        if (diverged is not null)
+        {
+            if (bestState is null) throw Divergence.NothingToKeep(diverged, "--lr");
+            diverged = Divergence.KeptBest(diverged, bestEpoch);
+        }
         if (bestState is not null)
         {
             if (!cancel.IsCancellationRequested) head.load_state_dict(bestState);
@@ -98,7 +132,7 @@ public static class HeadTrainer
         cancel.ThrowIfCancellationRequested(); // a head stopped half-way is not a result (it trains in seconds: run again)
         head.eval();
         bool stoppedEarly = history.Count < options.Epochs;
-        return new FitResult(history, bestEpoch, stoppedEarly, samples / Math.Max(total.Elapsed.TotalSeconds, 1e-9));
+        return new FitResult(history, bestEpoch, stoppedEarly, samples / Math.Max(total.Elapsed.TotalSeconds, 1e-9)) { Diverged = diverged };
     }
 
     /// <summary>Scores a classifier in inference mode; <paramref name="y"/> null when labels are unknown.</summary>

@@ -24,6 +24,10 @@ public sealed record LiveFitOptions(
     /// output; null: the network takes the images.
     /// </summary>
     public Engine.ITrunkRunner? FrozenInput { get; init; }
+    /// <summary>Each class's folder (by label), to name a class none of whose images could be read; null: "class N".</summary>
+    public IReadOnlyList<string>? ClassFolders { get; init; }
+    /// <summary>The learning-rate option a diverging run should lower (named in the error).</summary>
+    public string LearningRateOption { get; init; } = "--lr";
 }
 
 /// <summary>
@@ -61,7 +65,9 @@ public static class ImageTrainer
 
         var clock = Stopwatch.StartNew();
         long samples = 0;
-        bool stopped = false;
+        bool stopped = false, classesChecked = false;
+        string? diverged = null;
+        var readableLabels = new HashSet<int>(); // classes with at least one image decoded
         for (int epoch = progress.Epoch; epoch <= fit.Epochs && !stopped; epoch++)
         {
             if (progress.Epoch != epoch) progress = progress with { Epoch = epoch, NextBatch = 0, LossSum = 0, Correct = 0, Seen = 0 };
@@ -75,6 +81,7 @@ public static class ImageTrainer
                                augment: new EpochAugmentation(options.Augmentation, fit.Seed, epoch, skipFirst), decoded: decoded, cancel: CancellationToken.None))
             {
                 foreach (var failure in batch.Failures) unreadable[failure.Path] = failure.Reason;
+                foreach (var i in batch.Indices) readableLabels.Add(train[order[skipFirst + i]].Label);
                 // A lone image (an epoch's last, or what unreadable files left of a batch) would give batch norm a variance of 0/0.
                 if (batch.Count >= Math.Min(2, fit.BatchSize))
                 {
@@ -87,11 +94,17 @@ public static class ImageTrainer
                     optimizer.zero_grad();
                     var logits = network.call(x);
                     var loss = Objective.Loss(logits, y, weights);
+                    float value = loss.item<float>();
+                    if (!float.IsFinite(value))
+                    {
+                        diverged = Divergence.Describe("training", value, epoch); // no step on it: the weights stay the last good ones
+                        break;
+                    }
                     loss.backward();
                     optimizer.step();
                     progress = progress with
                     {
-                        LossSum = progress.LossSum + loss.item<float>() * batch.Count,
+                        LossSum = progress.LossSum + value * batch.Count,
                         Correct = progress.Correct + Objective.Predicted(logits).eq(y).sum().item<long>(),
                         Seen = progress.Seen + batch.Count,
                         Step = progress.Step + 1,
@@ -108,12 +121,30 @@ public static class ImageTrainer
                     break;
                 }
             }
-            if (stopped) break;
+            if (stopped || diverged is not null) break;
+            if (skipFirst == 0 && !classesChecked)
+            {
+                // Every image of the epoch was tried: a class none of whose images could be read cannot be learned.
+                classesChecked = true;
+                if (train.Select(i => i.Label).Distinct().Order().FirstOrDefault(l => !readableLabels.Contains(l), -1) is var missing and >= 0)
+                {
+                    string folder = options.ClassFolders is { } folders ? folders[missing] : $"class {missing}";
+                    var reason = train.Where(i => i.Label == missing && unreadable.ContainsKey(i.Path)).Select(i => $" ({Path.GetFileName(i.Path)}: {unreadable[i.Path]})").FirstOrDefault() ?? "";
+                    Optimizers.Dispose(best);
+                    throw new GraftException($"None of the images of {folder} could be read{reason}; a class needs at least one readable image.",
+                        "Replace the damaged images, or remove the class folder.");
+                }
+            }
 
             var (valLoss, valAccuracy) = validation.Count > 0 ? await EvaluateAsync(network, validation, spec, fit.BatchSize, decoded, options.FrozenInput) : (double.NaN, double.NaN);
             double? vl = validation.Count > 0 ? valLoss : null, va = validation.Count > 0 ? valAccuracy : null;
             var record = new EpochRecord(epoch, progress.LossSum / Math.Max(1, progress.Seen), (double)progress.Correct / Math.Max(1, progress.Seen),
                 vl, va, epochClock.Elapsed.TotalSeconds);
+            if (vl is { } lossNow && !double.IsFinite(lossNow))
+            {
+                diverged = Divergence.Describe("validation", lossNow, epoch);
+                break;
+            }
             var history = progress.History.Append(record).ToList();
             callbacks.Epochs?.Report(new EpochProgress(epoch, fit.Epochs, record, samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));
 
@@ -141,11 +172,16 @@ public static class ImageTrainer
             Optimizers.Dispose(best);
             throw new TrainingStoppedException(options.CheckpointPath);
         }
+        if (diverged is not null)
+        {
+            if (best is null) throw Divergence.NothingToKeep(diverged, options.LearningRateOption);
+            diverged = Divergence.KeptBest(diverged, progress.BestEpoch);
+        }
         if (best is not null) network.load_state_dict(best);
         Optimizers.Dispose(best);
         network.eval();
         bool early = progress.History.Count < fit.Epochs;
-        return new FitResult(progress.History, progress.BestEpoch, early, samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9));
+        return new FitResult(progress.History, progress.BestEpoch, early, samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)) { Diverged = diverged };
     }
 
     /// <summary>Loss and accuracy on images without augmentation, in inference mode.</summary>

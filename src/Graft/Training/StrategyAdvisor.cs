@@ -62,6 +62,9 @@ public static class StrategyAdvisor
         string earlierBlock = BackboneRegistry.Get(backboneName).GenericFeatureBlock
             ?? throw new GraftException($"{backboneName} names no earlier feature block to compare.", "Advise with a pretrained backbone (graft models).");
         var (top, earlier, y, confidences, labels) = await ProbeAsync(model, picked, spec, earlierBlock, callbacks, cancel);
+        if (y.Length == 0)
+            throw new GraftException($"None of the {picked.Count} sampled images in {data} could be read: there is nothing to measure.",
+                "Replace the damaged images, or check the folder's permissions.");
 
         double topAccuracy = CrossValidatedProbe(top, y, dataset.Classes.Count, seed);
         double earlierAccuracy = CrossValidatedProbe(earlier, y, dataset.Classes.Count, seed);
