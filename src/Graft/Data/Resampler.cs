@@ -11,8 +11,28 @@ public static class Resampler
     public static byte[] ResizeRgba(ReadOnlySpan<byte> rgba, int stride, int x, int y, int w, int h, int width, int height)
     {
         if (w == width && h == height) return Copy(rgba, stride, x, y, w, h); // already the size: the pixels as they are
-        var (xStart, xCount, xWeights, xTaps) = Weights(w, width);
-        var (yStart, yCount, yWeights, yTaps) = Weights(h, height);
+        return Resize(rgba, stride, x, y, w, h, Weights(0, w, w, width), Weights(0, h, h, height), width, height);
+    }
+
+    /// <summary>
+    /// As above for a window whose edges may fall inside pixels (a window chosen on a larger original and mapped
+    /// onto a reduced-scale decode): output pixel i samples around x + (i + 0.5) w / width, from the pixels the
+    /// window touches. An integer window gives exactly what the integer overload gives.
+    /// </summary>
+    public static byte[] ResizeRgba(ReadOnlySpan<byte> rgba, int stride, int imageWidth, int imageHeight,
+        double x, double y, double w, double h, int width, int height)
+    {
+        int x0 = Math.Clamp((int)Math.Floor(x), 0, imageWidth - 1), x1 = Math.Clamp((int)Math.Ceiling(x + w), x0 + 1, imageWidth);
+        int y0 = Math.Clamp((int)Math.Floor(y), 0, imageHeight - 1), y1 = Math.Clamp((int)Math.Ceiling(y + h), y0 + 1, imageHeight);
+        if (x0 == x && y0 == y && x1 - x0 == w && y1 - y0 == h) return ResizeRgba(rgba, stride, x0, y0, x1 - x0, y1 - y0, width, height);
+        return Resize(rgba, stride, x0, y0, x1 - x0, y1 - y0, Weights(x - x0, w, x1 - x0, width), Weights(y - y0, h, y1 - y0, height), width, height);
+    }
+
+    static byte[] Resize(ReadOnlySpan<byte> rgba, int stride, int x, int y, int w, int h,
+        (int[] Start, int[] Count, float[] Weights, int Taps) horizontal, (int[] Start, int[] Count, float[] Weights, int Taps) vertical, int width, int height)
+    {
+        var (xStart, xCount, xWeights, xTaps) = horizontal;
+        var (yStart, yCount, yWeights, yTaps) = vertical;
 
         // Horizontal pass over the rows the vertical pass needs: h rows x width columns x 3 channels.
         var temp = new float[h * width * 3];
@@ -52,10 +72,14 @@ public static class Resampler
         return result;
     }
 
-    /// <summary>For each output pixel: first source pixel, tap count and normalized weights (taps per row fixed).</summary>
-    static (int[] Start, int[] Count, float[] Weights, int Taps) Weights(int source, int target)
+    /// <summary>
+    /// For each output pixel: first source pixel, tap count and normalized weights (taps per row fixed), for a
+    /// window starting <paramref name="offset"/> pixels into <paramref name="pixels"/> source pixels and
+    /// <paramref name="length"/> long (offset 0 and length = pixels for a whole-pixel window).
+    /// </summary>
+    static (int[] Start, int[] Count, float[] Weights, int Taps) Weights(double offset, double length, int pixels, int target)
     {
-        double scale = (double)source / target;
+        double scale = length / target;
         double support = Math.Max(scale, 1.0); // triangle of radius 1, widened when shrinking
         int taps = (int)Math.Ceiling(support) * 2 + 1;
         var start = new int[target];
@@ -63,9 +87,9 @@ public static class Resampler
         var weights = new float[target * taps];
         for (int i = 0; i < target; i++)
         {
-            double center = (i + 0.5) * scale;
+            double center = offset + (i + 0.5) * scale;
             int lo = Math.Max((int)Math.Floor(center - support), 0);
-            int hi = Math.Min((int)Math.Ceiling(center + support), source);
+            int hi = Math.Min((int)Math.Ceiling(center + support), pixels);
             double sum = 0;
             int n = Math.Min(hi - lo, taps);
             for (int t = 0; t < n; t++)
