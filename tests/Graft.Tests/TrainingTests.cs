@@ -134,4 +134,26 @@ public class TrainingTests
         Assert.Equal(ScalarType.Int64, back["n"].dtype);
         Assert.Equal([7L, -2], back["n"].data<long>().ToArray());
     }
+
+    [Fact]
+    public void Frozen_outputs_of_validation_images_are_computed_once()
+    {
+        Engine.TorchRuntime.EnsureInitialized();
+        var trunk = new CountingTrunk();
+        var outputs = new FrozenOutputs(trunk);
+        using var scope = NewDisposeScope();
+        var images = rand(3, 3, 4, 4);
+        string[] paths = ["a.jpg", "b.jpg", "c.jpg"];
+        var first = outputs.For(images, paths);
+        var again = outputs.For(images, paths);
+        Assert.Equal(3, trunk.Images); // the second epoch reused the first's outputs
+        Assert.Equal(0f, (first - again).abs().max().item<float>());
+        outputs.For(images, ["a.jpg", "b.jpg", "new.jpg"]); // one not seen: the batch runs
+        Assert.Equal(6, trunk.Images);
+
+        var tight = new FrozenOutputs(trunk, budgetBytes: 8); // 3 floats an image do not fit: nothing kept
+        tight.For(images, paths);
+        tight.For(images, paths);
+        Assert.Equal(12, trunk.Images);
+    }
 }

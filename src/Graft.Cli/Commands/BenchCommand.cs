@@ -29,7 +29,7 @@ public static class BenchCommand
 
     public static Command Create()
     {
-        var datasets = new Option<string>("--datasets") { Description = "Comma-separated sample datasets to train on ('' for none).", DefaultValueFactory = _ => "hymenoptera,cats_vs_dogs" };
+        var datasets = new Option<string>("--datasets") { Description = $"Comma-separated sample datasets to train on ('' for none); {PhoneDataset}: 4032x3024 JPEGs the bench makes from the shared photos (once, in Graft's cache).", DefaultValueFactory = _ => $"hymenoptera,cats_vs_dogs,{PhoneDataset}" };
         var backbones = new Option<string>("--backbones")
         {
             Description = "Backbones to measure, each in child processes of its own: forward in Graft's runner, ONNX Runtime defaults and libtorch; "
@@ -124,6 +124,11 @@ public static class BenchCommand
 
             foreach (var name in parse.GetValue(datasets)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
             {
+                if (name == PhoneDataset)
+                {
+                    foreach (var row in PhonePhotoRows(progress)) { rows.Add(row); progress.Log($"{row.Benchmark}: {row.Value:0.0} {row.Unit}"); }
+                    continue;
+                }
                 var path = SampleDatasets.Resolve(name, Cli.Assets);
                 using var cache = new TempFolder();
                 progress.Log($"{name}: graft train, cold cache...");
@@ -469,6 +474,41 @@ public static class BenchCommand
         var augment = augmentation.IsIdentity ? null : new EpochAugmentation(augmentation, 1, 1);
         await foreach (var batch in BatchPipeline.Batches(files, spec, 32, augment: augment, cancel: cancel)) n += batch.Count;
         return new Row($"decode + resize{(augment is null ? "" : " + augment")} ({n} JPEGs, all cores)", n / clock.Elapsed.TotalSeconds, "images/s", "", null);
+    }
+
+    const string PhoneDataset = "phone_photos";
+
+    /// <summary>
+    /// Phone-camera photos: 2 x 64 JPEGs of 4032x3024 (quality 90, camera-like noise) made from the shared photos and
+    /// kept in Graft's cache. Decoding at reduced DCT scale against full decoding of the same files, then a cold
+    /// `graft train` on them (feature extraction images/s, peak memory) in its own process.
+    /// </summary>
+    static IReadOnlyList<Row> PhonePhotoRows(ProgressLine progress)
+    {
+        var root = Path.Combine(Cli.Assets.CacheRoot, "bench", PhoneDataset);
+        progress.Log($"{PhoneDataset}: making 128 photos of 4032x3024 in {root} (once)...");
+        var files = new[] { "a", "b" }.SelectMany((c, i) => PhonePhotos.Generate(Path.Combine(root, c), 64, seed: 11 + i)).ToList();
+        var sample = files.Take(64).ToList();
+        double Decode(bool full)
+        {
+            var clock = Stopwatch.StartNew();
+            Parallel.ForEach(sample, f => ImageLoader.LoadRgb(f, 224, ResizeMode.CenterCrop, fullDecode: full));
+            return sample.Count / clock.Elapsed.TotalSeconds;
+        }
+        Decode(false); // warm-up
+        double full = Decode(true), scaled = Decode(false);
+        using var cache = new TempFolder();
+        progress.Log($"{PhoneDataset}: graft train, cold cache...");
+        var run = TrainInChildProcess(root, cache.Path);
+        double rate = run.GetProperty("feature_images_per_second").GetDouble();
+        return
+        [
+            new($"{PhoneDataset}: decode + resize 12 MP JPEGs, full decoding (peer)", full, "images/s", "", null),
+            new($"{PhoneDataset}: decode + resize 12 MP JPEGs, reduced DCT scale (Graft)", scaled, "images/s", "", null),
+            new($"{PhoneDataset}: reduced / full decoding", scaled / full, "x", "", null),
+            new($"{PhoneDataset}: feature extraction (graft train, 128 photos)", rate, "images/s", ">= 80", rate >= 80),
+            new($"{PhoneDataset}: peak RSS, graft train", run.GetProperty("peak_rss_mb").GetDouble(), "MB", "", null),
+        ];
     }
 
     static Row HeadTraining()

@@ -50,6 +50,7 @@ public static class ImageTrainer
         long totalSteps = (long)batchesPerEpoch * fit.Epochs;
         using var weights = options.ClassWeights is null ? null : tensor(options.ClassWeights);
         var decoded = new DecodedImageCache(spec); // each image is decoded once, not once per epoch
+        var frozenValidation = options.FrozenInput is { } frozen ? new FrozenOutputs(frozen) : null; // validation is not augmented
 
         var progress = new TrainingProgress(options.Fingerprint, 1, 0, 0, 0, 0, 0, [], 0, double.PositiveInfinity, 0);
         Dictionary<string, Tensor>? best = null;
@@ -136,7 +137,7 @@ public static class ImageTrainer
                 }
             }
 
-            var (valLoss, valAccuracy) = validation.Count > 0 ? await EvaluateAsync(network, validation, spec, fit.BatchSize, decoded, options.FrozenInput) : (double.NaN, double.NaN);
+            var (valLoss, valAccuracy) = validation.Count > 0 ? await EvaluateAsync(network, validation, spec, fit.BatchSize, decoded, frozenValidation) : (double.NaN, double.NaN);
             double? vl = validation.Count > 0 ? valLoss : null, va = validation.Count > 0 ? valAccuracy : null;
             var record = new EpochRecord(epoch, progress.LossSum / Math.Max(1, progress.Seen), (double)progress.Correct / Math.Max(1, progress.Seen),
                 vl, va, epochClock.Elapsed.TotalSeconds);
@@ -186,7 +187,7 @@ public static class ImageTrainer
 
     /// <summary>Loss and accuracy on images without augmentation, in inference mode.</summary>
     public static async Task<(double Loss, double Accuracy)> EvaluateAsync(nn.Module<Tensor, Tensor> network, IReadOnlyList<LabeledImage> images,
-        ImageSpec spec, int batchSize, DecodedImageCache? decoded = null, Engine.ITrunkRunner? frozenInput = null)
+        ImageSpec spec, int batchSize, DecodedImageCache? decoded = null, FrozenOutputs? frozenInput = null)
     {
         network.eval();
         double lossSum = 0;
@@ -197,7 +198,8 @@ public static class ImageTrainer
             // Grad mode is per thread and an await may resume on another: never hold the guard across one.
             using var noGrad = no_grad();
             using var scope = NewDisposeScope();
-            var x = Input(frozenInput, tensor(batch.Pixels, [batch.Count, 3, spec.Size, spec.Size]));
+            var pixels = tensor(batch.Pixels, [batch.Count, 3, spec.Size, spec.Size]);
+            var x = frozenInput?.For(pixels, batch.Indices.Select(i => images[i].Path).ToList()) ?? pixels;
             var y = tensor(batch.Indices.Select(i => (long)images[i].Label).ToArray());
             var logits = network.call(x);
             lossSum += Objective.Loss(logits, y).item<float>() * batch.Count;
@@ -216,6 +218,36 @@ public static class ImageTrainer
         var order = Enumerable.Range(0, count).ToArray();
         Augmentation.RandomFor(seed, epoch, -1).Shuffle(order);
         return order;
+    }
+}
+
+/// <summary>
+/// The frozen first part's output for images that are not augmented (validation): the same every epoch, so computed
+/// in the first and kept (up to a memory budget) for the others.
+/// </summary>
+public sealed class FrozenOutputs(Engine.ITrunkRunner runner, long budgetBytes = 512L << 20)
+{
+    readonly Dictionary<string, float[]> _saved = [];
+    long _bytes;
+    long[] _shape = [];
+
+    public Tensor For(Tensor images, IReadOnlyList<string> paths)
+    {
+        if (_shape.Length > 0 && paths.All(_saved.ContainsKey))
+        {
+            var flat = paths.SelectMany(p => _saved[p]).ToArray();
+            return tensor(flat, [paths.Count, .. _shape]);
+        }
+        var output = runner.Features(images);
+        _shape = output.shape[1..];
+        int size = (int)(output.numel() / paths.Count);
+        if (_bytes + 4L * size * paths.Count <= budgetBytes)
+        {
+            var values = output.contiguous().data<float>().ToArray();
+            for (int i = 0; i < paths.Count; i++) _saved[paths[i]] = values[(i * size)..((i + 1) * size)];
+            _bytes += 4L * size * paths.Count;
+        }
+        return output;
     }
 }
 
