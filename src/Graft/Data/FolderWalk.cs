@@ -3,7 +3,9 @@ namespace Graft.Data;
 /// <summary>
 /// Lists the files below a folder without ever leaving it: a linked folder is entered only when its real location
 /// is inside the folder being walked and was not visited yet, so a link loop (<c>ants/up -> ..</c>) or a link
-/// out of the dataset (<c>ants/root -> /</c>) adds nothing. Linked files are listed as they are.
+/// out of the dataset (<c>ants/root -> /</c>) adds nothing. Linked files are listed as they are. Hidden files
+/// (names starting with a dot, such as macOS's AppleDouble <c>._photo.jpg</c>, which are not images) are not listed,
+/// so training, evaluation and prediction skip the same files.
 /// </summary>
 public static class FolderWalk
 {
@@ -29,7 +31,8 @@ public static class FolderWalk
                 throw new GraftException($"The folder {dir} cannot be read (permission denied).",
                     $"Give read access (chmod -R u+rX '{dir}') or move it out of the folder.");
             }
-            foreach (var file in files) yield return file;
+            foreach (var file in files)
+                if (!Path.GetFileName(file).StartsWith('.')) yield return file;
             foreach (var sub in dirs)
             {
                 var subReal = new DirectoryInfo(sub).LinkTarget is null ? Path.Combine(real, Path.GetFileName(sub)) : RealPath(sub);

@@ -25,12 +25,42 @@ public sealed class ImageDecodeException(string path, string reason)
 /// image's pixels (so a seed draws the same window whatever the scale) and mapped onto the decoded pixels to a
 /// fraction of a pixel. The affine augmentations (shift, zoom, rotation, shear) transform the already resized
 /// image (Keras's order) and so need no margin here.
+/// <para>
+/// EXIF orientation (a phone photo stored sideways and tagged "rotate 90") is applied everywhere: widths, heights
+/// and windows are those of the image as displayed, and the decoded (already reduced) pixels are rotated or mirrored
+/// before the resize.
+/// </para>
+/// <para>
+/// An image the codec could decode only in part (a truncated file, or damaged data: the rest would come out grey)
+/// is a bad image (<see cref="ImageDecodeException"/>), unless <see cref="AcceptPartialImages"/> is set. An image
+/// whose decoded size exceeds <see cref="MaxDecodedPixels"/> (after reduced-scale decoding), or whose pixels cannot
+/// be allocated, is a bad image too: it is refused from its header, before any allocation.
+/// </para>
 /// </remarks>
 public static class ImageLoader
 {
     /// <summary>Changes whenever the pixels produced for a file change; part of the feature-cache key.</summary>
-    /// <remarks>2: JPEGs (and WebPs) whose window is at least 2.5 times the target decode at reduced scale.</remarks>
-    public const string ResizeVersion = "triangle-2";
+    /// <remarks>
+    /// 2: JPEGs (and WebPs) whose window is at least 2.5 times the target decode at reduced scale.
+    /// 3: EXIF orientation is applied.
+    /// </remarks>
+    public const string ResizeVersion = "triangle-3";
+
+    /// <summary>
+    /// Whether images the codec decoded only in part (truncated files, damaged data; SkiaSharp's
+    /// <see cref="SKCodecResult.IncompleteInput"/> and <see cref="SKCodecResult.ErrorInInput"/>) are used as decoded,
+    /// the missing part grey, instead of being skipped as bad images. Off by default; set the environment variable
+    /// <c>GRAFT_ACCEPT_PARTIAL_IMAGES=1</c> (read at start-up) or this property to opt in.
+    /// </summary>
+    public static bool AcceptPartialImages { get; set; } = Environment.GetEnvironmentVariable("GRAFT_ACCEPT_PARTIAL_IMAGES") is "1" or "true" or "yes";
+
+    /// <summary>
+    /// The most pixels an image may decode into (after reduced-scale decoding): 100 megapixels, 400 MB of RGBA.
+    /// Larger images (e.g. a PNG whose header claims 60000x60000, or a 20000x20000 PNG, which cannot decode at a
+    /// reduced scale) are bad images, refused from the header before any allocation. JPEGs of up to 6.4 gigapixels
+    /// pass, as they decode at 1/8.
+    /// </summary>
+    public const long MaxDecodedPixels = 100_000_000;
 
     /// <summary>
     /// How many times the output size the window must still span in decoded pixels. At 1 the DCT scaling does all
@@ -50,16 +80,18 @@ public static class ImageLoader
     /// The image as RGB bytes (height x width x 3) resized to size x size; with an augmentation, randomly
     /// transformed by it (<paramref name="rng"/> makes the draw reproducible). <paramref name="fullDecode"/>
     /// decodes every pixel of the file instead of at a reduced scale (for comparisons: the results differ by
-    /// half a grey level on average).
+    /// half a grey level on average). <paramref name="acceptPartial"/> overrides <see cref="AcceptPartialImages"/>
+    /// for this call.
     /// </summary>
-    public static byte[] LoadRgb(string path, int size, ResizeMode resize, Augmentation? augmentation = null, Random? rng = null, bool fullDecode = false)
+    public static byte[] LoadRgb(string path, int size, ResizeMode resize, Augmentation? augmentation = null, Random? rng = null, bool fullDecode = false,
+        bool? acceptPartial = null)
     {
         using var image = EncodedImage.Open(path);
         rng ??= Random.Shared;
         var window = augmentation?.CropWindow(image.Width, image.Height, rng) ?? Window(image.Width, image.Height, resize);
         var plan = fullDecode ? image.FullScale : image.Plan(window.W, window.H, size, size);
-        using var bitmap = image.Decode(plan);
-        var (x, y, w, h) = plan.Map(window);
+        using var bitmap = image.Decode(plan, acceptPartial ?? AcceptPartialImages);
+        var (x, y, w, h) = image.Map(plan, window);
         var rgb = Resampler.ResizeRgba(bitmap.GetPixelSpan(), bitmap.RowBytes, bitmap.Width, bitmap.Height, x, y, w, h, size, size);
         augmentation?.Apply(rgb, size, rng);
         return rgb;
@@ -74,7 +106,7 @@ public static class ImageLoader
         using var image = EncodedImage.Open(path);
         var window = augmentation?.CropWindow(image.Width, image.Height, rng ?? Random.Shared) ?? Window(image.Width, image.Height, resize);
         var plan = image.Plan(window.W, window.H, size, size);
-        return (plan.Size.Width, plan.Size.Height);
+        return image.Oriented(plan.Size);
     }
 
     /// <summary>The window of a width x height image that becomes the output: its centred square, or all of it.</summary>
@@ -115,7 +147,7 @@ public static class ImageLoader
         using var image = EncodedImage.Open(source);
         double scale = Math.Min(1.0, (double)maxSide / Math.Max(image.Width, image.Height));
         int width = Math.Max(1, (int)(image.Width * scale)), height = Math.Max(1, (int)(image.Height * scale));
-        using var bitmap = image.Decode(image.Plan(image.Width, image.Height, width, height));
+        using var bitmap = image.Decode(image.Plan(image.Width, image.Height, width, height), AcceptPartialImages);
         var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         using var small = bitmap.Resize(info, new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear));
         using var encoded = SKImage.FromBitmap(small);
@@ -151,9 +183,57 @@ public static class ImageLoader
 
         EncodedImage(string path, SKData data, SKCodec codec) => (_path, _data, _codec) = (path, data, codec);
 
-        public int Width => _codec.Info.Width;
-        public int Height => _codec.Info.Height;
+        readonly SKEncodedOrigin _origin;
+
+        EncodedImage(string path, SKData data, SKCodec codec, SKEncodedOrigin origin) : this(path, data, codec) => _origin = origin;
+
+        /// <summary>The stored pixels' size (before EXIF orientation).</summary>
+        int RawWidth => _codec.Info.Width;
+        int RawHeight => _codec.Info.Height;
+
+        /// <summary>Whether the EXIF orientation swaps width and height (90 or 270 degrees, transposed or not).</summary>
+        bool Transposed => _origin is SKEncodedOrigin.LeftTop or SKEncodedOrigin.RightTop or SKEncodedOrigin.RightBottom or SKEncodedOrigin.LeftBottom;
+
+        /// <summary>The width as displayed (EXIF orientation applied).</summary>
+        public int Width => Transposed ? RawHeight : RawWidth;
+        /// <summary>The height as displayed (EXIF orientation applied).</summary>
+        public int Height => Transposed ? RawWidth : RawHeight;
         public DecodePlan FullScale => new(_codec.Info.Size, 1, 1);
+
+        /// <summary>A decoded (stored-orientation) size as displayed.</summary>
+        public (int Width, int Height) Oriented(SKSizeI size) => Transposed ? (size.Height, size.Width) : (size.Width, size.Height);
+
+        /// <summary>
+        /// A window of the displayed image (in original pixels) in the displayed decoded bitmap that <see cref="Decode"/>
+        /// returns for <paramref name="plan"/>, to a fraction of a pixel: into the stored orientation, through the
+        /// plan's scaling, and back.
+        /// </summary>
+        public (double X, double Y, double W, double H) Map(DecodePlan plan, (int X, int Y, int W, int H) window)
+        {
+            var raw = Orient(Inverse(_origin), (window.X, window.Y, window.W, window.H), Width, Height);
+            var (x, y, w, h) = plan.Map(((int)Math.Round(raw.X), (int)Math.Round(raw.Y), (int)Math.Round(raw.W), (int)Math.Round(raw.H)));
+            return Orient(_origin, (x, y, w, h), plan.Size.Width, plan.Size.Height);
+        }
+
+        static SKEncodedOrigin Inverse(SKEncodedOrigin origin) => origin switch
+        {
+            SKEncodedOrigin.RightTop => SKEncodedOrigin.LeftBottom,
+            SKEncodedOrigin.LeftBottom => SKEncodedOrigin.RightTop,
+            _ => origin, // the flips, 180 degrees, transpose and transverse are their own inverses
+        };
+
+        /// <summary>A rectangle of a stored width x height image as displayed under <paramref name="origin"/>.</summary>
+        static (double X, double Y, double W, double H) Orient(SKEncodedOrigin origin, (double X, double Y, double W, double H) r, double width, double height) => origin switch
+        {
+            SKEncodedOrigin.TopRight => (width - r.X - r.W, r.Y, r.W, r.H),
+            SKEncodedOrigin.BottomRight => (width - r.X - r.W, height - r.Y - r.H, r.W, r.H),
+            SKEncodedOrigin.BottomLeft => (r.X, height - r.Y - r.H, r.W, r.H),
+            SKEncodedOrigin.LeftTop => (r.Y, r.X, r.H, r.W),
+            SKEncodedOrigin.RightTop => (height - r.Y - r.H, r.X, r.H, r.W),
+            SKEncodedOrigin.RightBottom => (height - r.Y - r.H, width - r.X - r.W, r.H, r.W),
+            SKEncodedOrigin.LeftBottom => (r.Y, width - r.X - r.W, r.H, r.W),
+            _ => r,
+        };
 
         public static EncodedImage Open(string path)
         {
@@ -170,7 +250,8 @@ public static class ImageLoader
                     stream.ReadExactly(data.Span);
                 }
                 var codec = SKCodec.Create(data) ?? throw new ImageDecodeException(path, "not a recognised image format");
-                return new EncodedImage(path, data, codec);
+                var origin = codec.EncodedOrigin;
+                return new EncodedImage(path, data, codec, Enum.IsDefined(origin) ? origin : SKEncodedOrigin.TopLeft);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
@@ -190,8 +271,14 @@ public static class ImageLoader
         /// pixel i covering original pixels [d·i, d·i + d) at the scale 1/d (the last one maybe fewer). WebP: libwebp's
         /// scaled decoding, to any size. Other formats decode in full.
         /// </summary>
+        /// <remarks>The window and the need are as displayed; the plan is in the stored orientation.</remarks>
         public DecodePlan Plan(int windowWidth, int windowHeight, int needWidth, int needHeight)
         {
+            if (Transposed)
+            {
+                (windowWidth, windowHeight) = (windowHeight, windowWidth);
+                (needWidth, needHeight) = (needHeight, needWidth);
+            }
             var full = FullScale;
             bool Enough(DecodePlan plan) => windowWidth * plan.ScaleX >= ResizeMargin * needWidth && windowHeight * plan.ScaleY >= ResizeMargin * needHeight;
             switch (_codec.EncodedFormat)
@@ -201,7 +288,7 @@ public static class ImageLoader
                     {
                         var size = _codec.GetScaledDimensions(1f / d);
                         // Only the exact 1/d scalings, whose pixel grid the mapping above assumes.
-                        if (size.Width != (Width + d - 1) / d || size.Height != (Height + d - 1) / d) continue;
+                        if (size.Width != (RawWidth + d - 1) / d || size.Height != (RawHeight + d - 1) / d) continue;
                         var plan = new DecodePlan(size, 1.0 / d, 1.0 / d);
                         if (Enough(plan)) return plan;
                     }
@@ -211,9 +298,9 @@ public static class ImageLoader
                     double scale = ResizeMargin * Math.Max((double)needWidth / Math.Max(1, windowWidth), (double)needHeight / Math.Max(1, windowHeight));
                     if (scale >= 1) return full;
                     var size = _codec.GetScaledDimensions((float)scale);
-                    for (int attempt = 0; attempt < 3 && size.Width < Width && size.Height < Height; attempt++)
+                    for (int attempt = 0; attempt < 3 && size.Width < RawWidth && size.Height < RawHeight; attempt++)
                     {
-                        var plan = new DecodePlan(size, (double)size.Width / Width, (double)size.Height / Height);
+                        var plan = new DecodePlan(size, (double)size.Width / RawWidth, (double)size.Height / RawHeight);
                         if (Enough(plan)) return plan;
                         size = new SKSizeI(size.Width + 1, size.Height + 1); // rounding left it a pixel short
                     }
@@ -224,17 +311,89 @@ public static class ImageLoader
             }
         }
 
-        public SKBitmap Decode(DecodePlan plan)
+        /// <summary>The pixels at the plan's scale, as displayed (EXIF orientation applied).</summary>
+        public SKBitmap Decode(DecodePlan plan, bool acceptPartial)
         {
             var info = new SKImageInfo(plan.Size.Width, plan.Size.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-            var bitmap = new SKBitmap(info);
-            var result = _codec.GetPixels(info, bitmap.GetPixels());
-            if (result is not (SKCodecResult.Success or SKCodecResult.IncompleteInput))
+            var bitmap = Allocate(info);
+            try
+            {
+                var result = _codec.GetPixels(info, bitmap.GetPixels());
+                switch (result)
+                {
+                    case SKCodecResult.Success:
+                        break;
+                    case SKCodecResult.IncompleteInput or SKCodecResult.ErrorInInput when acceptPartial:
+                        break;
+                    case SKCodecResult.IncompleteInput:
+                        throw new ImageDecodeException(_path, "the image is incomplete (the file is cut short; only part of it decodes). " +
+                            "Set GRAFT_ACCEPT_PARTIAL_IMAGES=1 to use partly decoded images");
+                    case SKCodecResult.ErrorInInput:
+                        throw new ImageDecodeException(_path, "the image data is damaged (only part of it decodes). " +
+                            "Set GRAFT_ACCEPT_PARTIAL_IMAGES=1 to use partly decoded images");
+                    default:
+                        throw new ImageDecodeException(_path, $"the image data is damaged ({result})");
+                }
+                if (_origin == SKEncodedOrigin.TopLeft) return bitmap;
+                var oriented = Orient(bitmap);
+                bitmap.Dispose();
+                return oriented;
+            }
+            catch
             {
                 bitmap.Dispose();
-                throw new ImageDecodeException(_path, $"the image data is damaged ({result})");
+                throw;
+            }
+        }
+
+        /// <summary>A bitmap of this size, or a bad image: too many pixels (checked before allocating) or no memory for them.</summary>
+        SKBitmap Allocate(SKImageInfo info)
+        {
+            long pixels = (long)info.Width * info.Height;
+            if (pixels > MaxDecodedPixels)
+                throw new ImageDecodeException(_path, $"the image is too large: {RawWidth}x{RawHeight} decodes to {info.Width}x{info.Height} " +
+                    $"pixels, more than the limit of {MaxDecodedPixels / 1_000_000} megapixels");
+            var bitmap = new SKBitmap();
+            bool allocated;
+            try { allocated = bitmap.TryAllocPixels(info); }
+            catch (OutOfMemoryException) { allocated = false; }
+            if (!allocated)
+            {
+                bitmap.Dispose();
+                throw new ImageDecodeException(_path, $"not enough memory to decode its {info.Width}x{info.Height} pixels");
             }
             return bitmap;
+        }
+
+        /// <summary>The stored-orientation bitmap rotated or mirrored as displayed (a permutation of whole pixels).</summary>
+        SKBitmap Orient(SKBitmap stored)
+        {
+            int w = stored.Width, h = stored.Height;
+            var (ow, oh) = Transposed ? (h, w) : (w, h);
+            var result = Allocate(new SKImageInfo(ow, oh, SKColorType.Rgba8888, SKAlphaType.Unpremul));
+            var src = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, uint>(stored.GetPixelSpan());
+            var dst = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, uint>(result.GetPixelSpan());
+            int srcStride = stored.RowBytes / 4, dstStride = result.RowBytes / 4;
+            for (int y = 0; y < h; y++)
+            {
+                var row = src.Slice(y * srcStride, w);
+                for (int x = 0; x < w; x++)
+                {
+                    var (dx, dy) = _origin switch
+                    {
+                        SKEncodedOrigin.TopRight => (w - 1 - x, y),
+                        SKEncodedOrigin.BottomRight => (w - 1 - x, h - 1 - y),
+                        SKEncodedOrigin.BottomLeft => (x, h - 1 - y),
+                        SKEncodedOrigin.LeftTop => (y, x),
+                        SKEncodedOrigin.RightTop => (h - 1 - y, x),
+                        SKEncodedOrigin.RightBottom => (h - 1 - y, w - 1 - x),
+                        SKEncodedOrigin.LeftBottom => (y, w - 1 - x),
+                        _ => (x, y),
+                    };
+                    dst[dy * dstStride + dx] = row[x];
+                }
+            }
+            return result;
         }
 
         public void Dispose()
