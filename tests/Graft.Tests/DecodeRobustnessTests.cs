@@ -72,19 +72,7 @@ public class DecodeRobustnessTests(Xunit.Abstractions.ITestOutputHelper output)
         return [.. jpeg.AsSpan(0, 2), .. segment, .. jpeg.AsSpan(2)];
     }
 
-    static (double Mean, int Max) Difference(byte[] a, byte[] b)
-    {
-        Assert.Equal(a.Length, b.Length);
-        long sum = 0;
-        int max = 0;
-        for (int i = 0; i < a.Length; i++)
-        {
-            int d = Math.Abs(a[i] - b[i]);
-            sum += d;
-            max = Math.Max(max, d);
-        }
-        return (sum / (double)a.Length, max);
-    }
+    static (double Mean, int Max) Difference(byte[] a, byte[] b) => Pixels.Difference(a, b);
 
     [Theory]
     [InlineData(6, 800, 600)] // reduced-scale decoding (1/2 for 150), the 90-degree turn swaps the window's sides

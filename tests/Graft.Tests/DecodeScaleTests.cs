@@ -25,16 +25,7 @@ public class DecodeScaleTests(Xunit.Abstractions.ITestOutputHelper output)
 
     void AssertClose(byte[] reduced, byte[] full, string what)
     {
-        Assert.Equal(full.Length, reduced.Length);
-        long sum = 0;
-        int max = 0;
-        for (int i = 0; i < full.Length; i++)
-        {
-            int d = Math.Abs(reduced[i] - full[i]);
-            sum += d;
-            max = Math.Max(max, d);
-        }
-        double mean = sum / (double)full.Length;
+        var (mean, max) = Pixels.Difference(reduced, full);
         output.WriteLine($"{what}: mean |difference| {mean:F2}, max {max}");
         Assert.True(mean < MeanTolerance, $"{what}: mean absolute difference {mean:F2} (tolerance {MeanTolerance})");
         Assert.True(max < MaxTolerance, $"{what}: max difference {max} (tolerance {MaxTolerance})");

@@ -87,3 +87,21 @@ public static class Networks
         return Backbones.BackboneRegistry.Get(backbone).Build(new(size, FoldedBatchNorm: foldedBatchNorm));
     }
 }
+
+public static class Pixels
+{
+    /// <summary>Mean and largest absolute difference of two images' bytes (same size).</summary>
+    public static (double Mean, int Max) Difference(byte[] a, byte[] b)
+    {
+        Assert.Equal(a.Length, b.Length);
+        long sum = 0;
+        int max = 0;
+        for (int i = 0; i < a.Length; i++)
+        {
+            int d = Math.Abs(a[i] - b[i]);
+            sum += d;
+            max = Math.Max(max, d);
+        }
+        return (sum / (double)a.Length, max);
+    }
+}
