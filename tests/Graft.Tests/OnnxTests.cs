@@ -61,6 +61,8 @@ public class OnnxTests
         Assert.Equal(model.Config.Input.Mean, JsonSerializer.Deserialize<float[]>(metadata["mean"]));
         Assert.Equal(model.Config.Input.Std, JsonSerializer.Deserialize<float[]>(metadata["std"]));
         Assert.Equal("squash", metadata["resize"]);
+        Assert.Equal("RGB", metadata["channel_order"]);
+        Assert.Contains("EXIF orientation", metadata["orientation"]);
     }
 
     [Fact]

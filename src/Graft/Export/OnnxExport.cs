@@ -95,7 +95,8 @@ public static class OnnxExport
         ("std", JsonSerializer.Serialize(config.Input.Std, MetadataJson)),
         ("resize", JsonNamingPolicy.SnakeCaseLower.ConvertName(config.Input.Resize.ToString())),
         ("channel_order", config.Input.Bgr ? "BGR" : "RGB"),
-        ("preprocessing", $"resized to input_size x input_size (squash: the whole image; center_crop: its centred square), channels in " +
+        ("orientation", "images are turned upright as their EXIF orientation tag says before they are cropped and resized"),
+        ("preprocessing", $"turned upright by EXIF orientation, resized to input_size x input_size (squash: the whole image; center_crop: its centred square), channels in " +
             $"{(config.Input.Bgr ? "BGR" : "RGB")} order, x = (pixel 0..255 - mean) / std per channel (mean and std in that order), float32 NCHW"),
         ("backbone", config.Backbone),
     ];
