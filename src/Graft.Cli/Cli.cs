@@ -42,7 +42,7 @@ public static class Cli
             {
                 var (code, message) = ErrorOf(e);
                 if (code == 1 && Environment.GetEnvironmentVariable("GRAFT_DEBUG") is not null) throw;
-                Console.Error.WriteLine($"graft: {message}");
+                Console.Error.WriteLine($"graft: {Printable(message)}");
                 return code;
             }
         });
@@ -77,7 +77,40 @@ public static class Cli
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // plain "<" and "+" in a terminal
     };
 
-    public static string Escape(string text) => Markup.Escape(text);
+    /// <summary>Text for Spectre markup: markup characters escaped, and control characters made visible (<see cref="Printable"/>).</summary>
+    public static string Escape(string text) => Markup.Escape(Printable(text));
+
+    /// <summary>
+    /// Text safe to print on a terminal: control characters (a file named with ESC [2J would clear the screen, or
+    /// forge output) are shown as \e, \n, \t, \xNN or \uNNNN, and so are Unicode direction overrides.
+    /// </summary>
+    public static string Printable(string text)
+    {
+        if (!text.Any(NeedsEscape)) return text;
+        var b = new System.Text.StringBuilder(text.Length + 8);
+        foreach (var c in text)
+            b.Append(!NeedsEscape(c) ? c.ToString() : c switch
+            {
+                '\x1b' => "\\e",
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                < '\u0100' => $"\\x{(int)c:x2}",
+                _ => $"\\u{(int)c:x4}",
+            });
+        return b.ToString();
+    }
+
+    static bool NeedsEscape(char c) => char.IsControl(c) || c is >= '\u202a' and <= '\u202e' or >= '\u2066' and <= '\u2069';
+
+    /// <summary>What a dataset's reading noticed (empty folders, classes missing from validation, TIFF/HEIC files), as notes on stderr.</summary>
+    public static void ReportDataset(Graft.Data.ImageDataset dataset)
+    {
+        foreach (var note in dataset.Notes) Err.MarkupLine($"[yellow]note:[/] {Escape(note)}");
+        if (dataset.Unconverted.Count > 0)
+            Err.MarkupLine($"[yellow]note:[/] {dataset.Unconverted.Count} .tif/.tiff/.heic/.heif file(s) were not read (Graft does not decode TIFF or HEIC), " +
+                $"e.g. {Escape(dataset.Unconverted[0])}: convert them to JPEG or PNG to use them.");
+    }
 
     public static void ReportSkipped(IReadOnlyList<SkippedImage> skipped)
     {

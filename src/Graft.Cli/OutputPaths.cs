@@ -26,6 +26,7 @@ public static class OutputPaths
         if (System.IO.File.Exists(full))
             throw new GraftException($"{option} {path} is an existing file, and a folder of files is written there.", "Pass a new folder (or an existing one) instead.");
         NotAnInput(option, path, full, inputs);
+        NotInsideAnInputFolder(option, path, full, inputs);
         Writable(option, path, full);
         return path;
     }
@@ -46,6 +47,19 @@ public static class OutputPaths
         foreach (var input in inputs.OfType<string>().Where(i => System.IO.File.Exists(i) || Directory.Exists(i)))
             if (Real(input) == target)
                 throw new GraftException($"{option} {path} is the input {input}: writing there would destroy it.", "Pass another path for the output.");
+    }
+
+    /// <summary>
+    /// A folder written inside an input folder (--report DATA/report) would be read back as part of it: a report's
+    /// thumbnails become a class called "report" on the next run.
+    /// </summary>
+    static void NotInsideAnInputFolder(string option, string path, string full, string?[] inputs)
+    {
+        var target = Real(full);
+        foreach (var input in inputs.OfType<string>().Where(Directory.Exists))
+            if (FolderWalk.IsInside(target, Real(input)))
+                throw new GraftException($"{option} {path} is inside the data folder {input}: its images would be read as data (a class) on the next run.",
+                    "Pass a folder outside the data folder.");
     }
 
     /// <summary>The folder (or, when it does not exist yet, the folder it will be created in) accepts a new file.</summary>

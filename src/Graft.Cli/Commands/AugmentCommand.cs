@@ -24,16 +24,23 @@ public static class AugmentCommand
         command.SetHandler((parse, _) =>
         {
             var path = OutputPaths.File("--out", parse.GetValue(output)!, parse.GetValue(data));
+            int rows = InRange(parse.GetValue(images), "--images", 1, 64), columns = InRange(parse.GetValue(variants), "--variants", 1, 32);
+            int tile = InRange(parse.GetValue(size), "--size", 32, 512);
             var dataset = ImageFolder.OpenForTraining(SampleDatasets.Resolve(parse.GetValue(data)!, Cli.Assets), 0);
-            int rows = Math.Clamp(parse.GetValue(images), 1, 64), columns = Math.Clamp(parse.GetValue(variants), 1, 32);
+            Cli.ReportDataset(dataset);
             // One image from each class in turn, so the grid shows every class.
             var files = dataset.Train.GroupBy(i => i.Label).SelectMany(g => g.Select((img, k) => (img, k))).OrderBy(t => t.k).ThenBy(t => t.img.Label)
                 .Take(rows).Select(t => t.img.Path).ToList();
-            AugmentationPreview.WriteGrid(files, Math.Clamp(parse.GetValue(size), 32, 512), ResizeMode.CenterCrop,
+            AugmentationPreview.WriteGrid(files, tile, ResizeMode.CenterCrop,
                 augment.Read(parse, Augmentation.Default)!, columns, parse.GetValue(seed), path);
             Cli.Out.MarkupLine($"wrote [green]{Cli.Escape(Path.GetFullPath(path))}[/] ({files.Count} images x {columns} augmentations)");
             return Task.CompletedTask;
         });
         return command;
     }
+
+    /// <summary>A value outside what the preview can draw is refused with its range, never silently clamped.</summary>
+    static int InRange(int value, string option, int low, int high) =>
+        value >= low && value <= high ? value
+            : throw new GraftException($"{option} {value} is out of range.", $"Pass a whole number from {low} to {high}.");
 }

@@ -28,6 +28,7 @@ public static class EvaluateCommand
             using var classifier = ModelSource.Open(modelPath, allowBackbone: false);
             var path = SampleDatasets.Resolve(dataPath, Cli.Assets);
             var run = await Learner.EvaluateAsync(classifier, path, callbacks: new ProgressLine().Callbacks, tta: parse.GetValue(tta), cancel: cancel);
+            Cli.ReportDataset(run.Dataset);
             Cli.ReportSkipped(run.Skipped);
             ResultsView.Show(run.Result, $"{run.Dataset.Layout}:");
             if (run.Tta is { } withTta) Cli.Out.MarkupLine($"with test-time augmentation (mirror): accuracy [bold]{withTta.Accuracy:0.0000}[/] (loss {withTta.Loss:0.0000})");

@@ -21,11 +21,19 @@ public static class PredictCommand
         {
             using var classifier = ModelSource.Open(parse.GetValue(model)!, allowBackbone: true, weights.WeightsFile(parse), weights.Size(parse));
             var files = parse.GetValue(input)!.SelectMany(ListImages).Distinct().ToList();
-            int k = Math.Clamp(parse.GetValue(top), 1, classifier.Classes.Count);
+            int k = parse.GetValue(top);
+            if (k < 1 || k > classifier.Classes.Count)
+                throw new GraftException($"--top {k} is out of range.", $"Pass a whole number from 1 to {classifier.Classes.Count} (the model's classes).");
             var skipped = new List<SkippedImage>();
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var predictions = await classifier.PredictAsync(files, k, skipped, progress: files.Count > 64 ? new ProgressLine() : null,
                 tta: parse.GetValue(tta), cancel: cancel);
+            // Nothing predicted is a failure, not an empty success: one line naming the file(s) and why.
+            if (predictions.Count == 0 && skipped.Count > 0)
+                throw new GraftException(skipped.Count == 1
+                        ? $"{skipped[0].Path} could not be read: {skipped[0].Reason}."
+                        : $"none of the {skipped.Count} images could be read: {string.Join("; ", skipped.Take(5).Select(s => $"{s.Path}: {s.Reason}"))}{(skipped.Count > 5 ? $"; and {skipped.Count - 5} more" : "")}.",
+                    "Pass image files Graft can decode (JPEG, PNG, BMP, GIF, WebP).");
             Cli.ReportSkipped(skipped);
             foreach (var p in predictions)
                 Cli.Out.MarkupLine($"{Cli.Escape(p.File)}: [bold]{Cli.Escape(p.Label)}[/] {p.Confidence:0.000}" +
@@ -43,7 +51,9 @@ public static class PredictCommand
             throw new GraftException($"{input} does not exist.", "Pass an image file or a folder of images.");
         var files = FolderWalk.Files(input) // linked folders never lead out of the input folder, nor round in a loop
             .Where(ImageLoader.IsImageFile).Order(StringComparer.Ordinal).ToList();
-        return files.Count > 0 ? files
-            : throw new GraftException($"{input} holds no image files.", $"Add images ({string.Join(", ", ImageLoader.Extensions)}).");
+        if (files.Count > 0) return files;
+        var unconverted = FolderWalk.Files(input).Count(ImageFolder.IsUnconvertedImage);
+        throw new GraftException($"{input} holds no image files" + (unconverted > 0 ? $" Graft can read ({unconverted} TIFF/HEIC file(s), which it does not decode)." : "."),
+            unconverted > 0 ? "Convert them to JPEG or PNG." : $"Add images ({string.Join(", ", ImageLoader.Extensions)}).");
     }
 }

@@ -125,6 +125,7 @@ public static class TrainCommand
             var result = await Learner.TrainAsync(path, options, Cli.Assets, progress.Callbacks, cancel);
             result.Model.Save(outPath);
 
+            Cli.ReportDataset(result.Dataset);
             Cli.ReportSkipped(result.Skipped);
             var fit = result.Fit;
             Cli.Out.MarkupLine($"trained {fit.History.Count} epoch(s), best epoch {fit.BestEpoch}{(fit.StoppedEarly ? " (early stopping)" : "")}, " +

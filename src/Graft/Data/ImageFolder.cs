@@ -12,7 +12,17 @@ public sealed record ImageDataset(string Root, IReadOnlyList<string> Classes, IR
     public string ClassRoot { get; init; } = Root;
 
     /// <summary>A class's folder below <see cref="ClassRoot"/>.</summary>
-    public string ClassFolder(int label) => System.IO.Path.Combine(ClassRoot, Classes[label]);
+    public string ClassFolder(int label) =>
+        ClassFolderNames is { } names ? System.IO.Path.Combine(ClassRoot, names[label]) : System.IO.Path.Combine(ClassRoot, Classes[label]);
+
+    /// <summary>The folder name on disk of each class (a class name is NFC; a macOS folder name may be NFD).</summary>
+    public IReadOnlyList<string>? ClassFolderNames { get; init; }
+
+    /// <summary>What was read differently from what the folder suggests (empty folders ignored, classes missing from validation...), one sentence each.</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
+
+    /// <summary>Files in formats Graft does not read (TIFF, HEIC), found in the class folders and not used.</summary>
+    public IReadOnlyList<string> Unconverted { get; init; } = [];
 }
 
 /// <summary>
@@ -24,27 +34,45 @@ public static class ImageFolder
 {
     static readonly string[] ValidationNames = ["val", "validation", "test", "valid"];
 
+    /// <summary>Image formats Graft does not decode, which users often have (scanners, iPhones): found and reported, not read.</summary>
+    public static readonly string[] UnconvertedExtensions = [".tif", ".tiff", ".heic", ".heif"];
+
+    public static bool IsUnconvertedImage(string path) =>
+        UnconvertedExtensions.Contains(System.IO.Path.GetExtension(path).ToLowerInvariant());
+
+    /// <summary>
+    /// A folder's class name: its name in Unicode NFC, so a folder written by macOS (NFD) and one typed elsewhere (NFC)
+    /// are the same class.
+    /// </summary>
+    public static string ClassName(string folder) => System.IO.Path.GetFileName(folder).Normalize(System.Text.NormalizationForm.FormC);
+
     /// <summary>Opens DATA for training: separate validation folder, or a split of the class folders.</summary>
     public static ImageDataset OpenForTraining(string root, double validationSplit = 0.2, int seed = 42)
     {
         if (validationSplit is < 0 or >= 1)
             throw new GraftException($"--val-split {validationSplit} is out of range.", "Use a fraction from 0 (no validation) to below 1, e.g. 0.2.");
         var (trainDir, valDir) = FindSplitFolders(root);
-        var classes = ClassFolders(trainDir, 2).Select(System.IO.Path.GetFileName).ToList()!;
-        var train = ListImages(trainDir, classes!);
+        var notes = new List<string>();
+        var unconverted = new List<string>();
+        var classes = ClassFolders(trainDir, 2, notes, unconverted);
+        var train = ListImages(trainDir, classes);
         if (valDir is not null)
         {
-            var valClasses = ClassFolders(valDir, 1).Select(System.IO.Path.GetFileName).ToList();
+            var valClasses = ClassFolders(valDir, 1, notes, unconverted);
             var unknown = valClasses.Except(classes).ToList();
             if (unknown.Count > 0)
                 throw new GraftException($"{valDir} has class folders that {trainDir} lacks: {string.Join(", ", unknown)}.",
                     "Give train/ and the validation folder the same class folders.");
-            return new ImageDataset(root, classes!, train, ListImages(valDir, classes!),
-                $"{System.IO.Path.GetFileName(trainDir)}/ + {System.IO.Path.GetFileName(valDir)}/") { ClassRoot = trainDir };
+            var absent = classes.Except(valClasses).ToList();
+            if (absent.Count > 0)
+                notes.Add($"{valDir} has no images of the class(es) {string.Join(", ", absent)}: validation does not measure them.");
+            return new ImageDataset(root, classes, train, ListImages(valDir, classes),
+                $"{System.IO.Path.GetFileName(trainDir)}/ + {System.IO.Path.GetFileName(valDir)}/") { ClassRoot = trainDir, Notes = notes, Unconverted = unconverted, ClassFolderNames = FolderNames(trainDir, classes) };
         }
         var (trainPart, valPart) = StratifiedSplit(train, validationSplit, seed);
-        return new ImageDataset(root, classes!, trainPart, valPart,
-            validationSplit > 0 ? $"class folders, seeded split: {validationSplit:0.##} held out (seed {seed})" : "class folders, no validation") { ClassRoot = trainDir };
+        return new ImageDataset(root, classes, trainPart, valPart,
+            validationSplit > 0 ? $"class folders, seeded split: {validationSplit:0.##} held out (seed {seed})" : "class folders, no validation")
+            { ClassRoot = trainDir, Notes = notes, Unconverted = unconverted, ClassFolderNames = FolderNames(trainDir, classes) };
     }
 
     /// <summary>
@@ -55,13 +83,16 @@ public static class ImageFolder
     {
         var (trainDir, valDir) = FindSplitFolders(root);
         var dir = valDir ?? trainDir;
-        var folders = ClassFolders(dir, 1).Select(System.IO.Path.GetFileName).ToList();
-        var unknown = folders.Except(modelClasses).ToList();
+        var notes = new List<string>();
+        var unconverted = new List<string>();
+        var folders = ClassFolders(dir, 1, notes, unconverted);
+        var unknown = folders.Except(modelClasses.Select(c => c.Normalize(System.Text.NormalizationForm.FormC))).ToList();
         if (unknown.Count > 0)
             throw new GraftException($"{dir} has class folders the model does not know: {string.Join(", ", unknown)}.",
                 $"The model's classes are: {string.Join(", ", modelClasses)}.");
         var images = ListImages(dir, modelClasses);
-        return new ImageDataset(root, modelClasses, [], images, valDir is null ? "all class folders" : $"{System.IO.Path.GetFileName(valDir)}/") { ClassRoot = dir };
+        return new ImageDataset(root, modelClasses, [], images, valDir is null ? "all class folders" : $"{System.IO.Path.GetFileName(valDir)}/")
+            { ClassRoot = dir, Notes = notes, Unconverted = unconverted, ClassFolderNames = FolderNames(dir, modelClasses) };
     }
 
     static (string Train, string? Validation) FindSplitFolders(string root)
@@ -76,22 +107,44 @@ public static class ImageFolder
         return (train, val);
     }
 
-    /// <summary>Sub-folders holding at least one image file, sorted by name (the class index order).</summary>
-    static List<string> ClassFolders(string dir, int minimum)
+    /// <summary>
+    /// The class names (NFC) of the sub-folders holding at least one image file, sorted (the class index order).
+    /// Folders without images, TIFF/HEIC files and folder names that differ only in Unicode normalization are noted.
+    /// </summary>
+    static List<string> ClassFolders(string dir, int minimum, List<string> notes, List<string> unconverted)
     {
-        var folders = Directory.GetDirectories(dir)
-            .Where(d => !System.IO.Path.GetFileName(d).StartsWith('.'))
-            .Where(d => StaysInside(d, dir) && EnumerateImageFiles(d).Any())
-            .OrderBy(d => System.IO.Path.GetFileName(d), StringComparer.Ordinal)
-            .ToList();
-        if (folders.Count == 0)
+        var withImages = new List<string>();
+        var empty = new List<string>();
+        foreach (var folder in SubFolders(dir).Where(d => StaysInside(d, dir)).OrderBy(System.IO.Path.GetFileName, StringComparer.Ordinal))
+        {
+            var files = FolderWalk.Files(folder).ToList();
+            unconverted.AddRange(files.Where(IsUnconvertedImage).Order(StringComparer.Ordinal));
+            (files.Any(ImageLoader.IsImageFile) ? withImages : empty).Add(folder);
+        }
+        if (empty.Count > 0)
+            notes.Add($"{dir}: {empty.Count} folder(s) without images ignored (not classes): {string.Join(", ", empty.Select(System.IO.Path.GetFileName))}.");
+        foreach (var same in withImages.GroupBy(ClassName).Where(g => g.Count() > 1))
+            notes.Add($"{dir}: the folders {string.Join(" and ", same.Select(f => System.IO.Path.GetFileName(f)))} differ only in Unicode normalization: read as one class {same.Key}.");
+        var classes = withImages.Select(ClassName).Distinct().Order(StringComparer.Ordinal).ToList();
+        if (classes.Count == 0)
             throw new GraftException($"{dir} has no class folders with images.",
                 "Put the images in one sub-folder per class, e.g. photos/cats/*.jpg and photos/dogs/*.jpg.");
-        if (folders.Count < minimum)
-            throw new GraftException($"{dir} has only one class folder ({System.IO.Path.GetFileName(folders[0])}).",
+        if (classes.Count < minimum)
+            throw new GraftException($"{dir} has only one class folder ({classes[0]}).",
                 "A classifier needs at least two classes: add a folder per class.");
-        return folders;
+        return classes;
     }
+
+    /// <summary>Each class's folder name in <paramref name="dir"/> (the first, if NFC and NFD both exist; the class name if none).</summary>
+    static List<string> FolderNames(string dir, IReadOnlyList<string> classes)
+    {
+        var names = SubFolders(dir).Select(d => System.IO.Path.GetFileName(d)).Order(StringComparer.Ordinal).ToList();
+        return classes.Select(c => names.FirstOrDefault(n => n.Normalize(System.Text.NormalizationForm.FormC) == c.Normalize(System.Text.NormalizationForm.FormC)) ?? c).ToList();
+    }
+
+    /// <summary>The sub-folders of <paramref name="dir"/> that are not hidden.</summary>
+    static IEnumerable<string> SubFolders(string dir) =>
+        Directory.GetDirectories(dir).Where(d => !System.IO.Path.GetFileName(d).StartsWith('.'));
 
     /// <summary>A class folder that is a link must lead to a folder inside <paramref name="dir"/> (never out of the dataset, nor back to it).</summary>
     static bool StaysInside(string classFolder, string dir)
@@ -107,12 +160,13 @@ public static class ImageFolder
 
     static List<LabeledImage> ListImages(string dir, IReadOnlyList<string> classes)
     {
+        // A class's images may be in more than one folder: names equal in NFC (macOS writes NFD) are one class.
+        var byName = SubFolders(dir).GroupBy(ClassName).ToDictionary(g => g.Key, g => g.ToList());
         var images = new List<LabeledImage>();
         for (int label = 0; label < classes.Count; label++)
         {
-            var folder = System.IO.Path.Combine(dir, classes[label]);
-            if (!Directory.Exists(folder)) continue;
-            images.AddRange(EnumerateImageFiles(folder).Order(StringComparer.Ordinal).Select(f => new LabeledImage(f, label)));
+            if (!byName.TryGetValue(classes[label].Normalize(System.Text.NormalizationForm.FormC), out var folders)) continue;
+            images.AddRange(folders.SelectMany(EnumerateImageFiles).Order(StringComparer.Ordinal).Select(f => new LabeledImage(f, label)));
         }
         return images;
     }
