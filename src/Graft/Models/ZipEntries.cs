@@ -19,10 +19,11 @@ public static class ZipEntries
     public static byte[] Read(ZipArchive zip, string name, string path, long maxBytes = int.MaxValue)
     {
         maxBytes = Math.Min(maxBytes, Array.MaxLength);
-        var entry = zip.GetEntry(name) ?? throw new GraftException($"{path} lacks {name}.", "The file is incomplete: write it again.");
-        if (entry.Length > maxBytes) throw TooLarge(path, name, maxBytes);
         try
         {
+            // The central directory is read on the first look-up: a damaged one throws here.
+            var entry = zip.GetEntry(name) ?? throw new GraftException($"{path} lacks {name}.", "The file is incomplete: write it again.");
+            if (entry.Length > maxBytes) throw TooLarge(path, name, maxBytes);
             using var stream = entry.Open();
             using var memory = new MemoryStream((int)Math.Min(entry.Length, 64 << 20)); // the declared length may lie
             var buffer = new byte[81920];

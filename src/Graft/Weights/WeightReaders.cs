@@ -32,6 +32,13 @@ public static class WeightReaders
         if (reader.Read is null)
             throw new GraftException($"{path} is not a weight file Graft reads.",
                 $"Pass a Keras .h5 file, a TFLite file or a TF.js model.json ({string.Join(", ", Readers.Select(r => r.Format))}).");
-        return reader.Read(path);
+        try { return reader.Read(path); }
+        catch (Exception e) when (e is not GraftException and not OutOfMemoryException)
+        {
+            // The readers refuse what they check with their own message; anything else a damaged file makes them
+            // (or a library under them) throw is still one line naming the file, not a stack trace.
+            throw new GraftException($"{path} is a damaged {reader.Format} file ({e.Message.Split('\n')[0].Trim().TrimEnd('.')}).",
+                "Download or export it again; a published file's SHA-256 should match.");
+        }
     }
 }

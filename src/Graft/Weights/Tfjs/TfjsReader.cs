@@ -168,7 +168,16 @@ public static class TfjsReader
                 if (w?["name"]?.GetValue<string>() is not { } name || w["shape"] is not JsonArray shape)
                     throw Malformed(source, $"a weight without a name or shape ({w?.ToJsonString()})");
                 var q = w["quantization"] as JsonObject;
-                return new WeightSpec(source, name, shape.Select(d => d!.GetValue<int>()).ToArray(),
+                var dims = shape.Select(d => d!.GetValue<int>()).ToArray();
+                // A shape is checked before anything is sized by it: no negative dimension, at most 2 GB of values.
+                long count = 1;
+                foreach (int d in dims)
+                {
+                    if (d < 0) throw Malformed(source, $"a weight '{name}' with a negative dimension ({shape.ToJsonString()})");
+                    count *= d;
+                    if (count > int.MaxValue / 4) throw Malformed(source, $"a weight '{name}' of impossible size ({shape.ToJsonString()})");
+                }
+                return new WeightSpec(source, name, dims,
                     w["dtype"]?.GetValue<string>() ?? "float32", w["group"]?.GetValue<string>(),
                     q?["dtype"]?.GetValue<string>(), q?["scale"]?.GetValue<double>(), q?["min"]?.GetValue<double>());
             }

@@ -63,7 +63,8 @@ public sealed class TfliteModel
         if (bytes.Length < 8 || bytes[4] != 'T' || bytes[5] != 'F' || bytes[6] != 'L' || bytes[7] != '3')
             throw new GraftException($"{source} is not a TFLite model (no TFL3 identifier).", "Pass a .tflite file.");
         try { return ParseChecked(bytes, source); }
-        catch (Exception e) when (e is ArgumentOutOfRangeException or IndexOutOfRangeException or OverflowException)
+        // Damaged offsets and counts surface as range, overflow or empty-sequence errors of the flatbuffer walk.
+        catch (Exception e) when (e is ArgumentException or IndexOutOfRangeException or OverflowException or InvalidOperationException)
         {
             throw new GraftException($"{source} is a damaged TFLite file ({e.Message}).", "Download it again; its SHA-256 should match the published one.");
         }
@@ -78,7 +79,8 @@ public sealed class TfliteModel
             // Codes above 127 live in builtin_code; deprecated_builtin_code saturates at 127.
             Math.Max((int)c.SByte(0, 0), c.Int(3, 0))).ToArray();
 
-        var graph = model.Tables(2).First();
+        var graph = model.Tables(2).Cast<Fb?>().FirstOrDefault()
+            ?? throw new GraftException($"{source} is a damaged TFLite file (it has no subgraph).", "Download it again; its SHA-256 should match the published one.");
         var tensors = graph.Tables(0).Select((t, i) =>
         {
             var q = t.Table(4);
