@@ -56,17 +56,16 @@ public static class Cli
         while (e is AggregateException { InnerExceptions.Count: 1 } single) e = single.InnerExceptions[0]; // thrown inside Parallel.For
         return e switch
         {
-            GraftException g => (2, $"{FirstLine(g.Problem)} {FirstLine(g.Fix)}"),
+            GraftException g => (2, $"{GraftException.FirstLine(g.Problem)} {GraftException.FirstLine(g.Fix)}"),
             TrainingStoppedException t => (130, t.Message),
             OperationCanceledException => (130, "stopped before finishing; no model was written."),
-            UnauthorizedAccessException => (2, $"{FirstLine(e.Message)} Check the permissions of that file or folder, or run as a user who may use it."),
-            IOException => (2, $"{FirstLine(e.Message)} Check the path, the permissions and the free disk space."),
+            UnauthorizedAccessException => (2, $"{GraftException.FirstLine(e.Message)} Check the permissions of that file or folder, or run as a user who may use it."),
+            IOException => (2, $"{GraftException.FirstLine(e.Message)} Check the path, the permissions and the free disk space."),
             // libtorch appends its C++ stack to the message: keep the first line.
-            _ => (1, $"internal error: {e.GetType().Name}: {FirstLine(e.Message)} (set GRAFT_DEBUG=1 to see where)"),
+            _ => (1, $"internal error: {e.GetType().Name}: {GraftException.FirstLine(e.Message)} (set GRAFT_DEBUG=1 to see where)"),
         };
     }
 
-    static string FirstLine(string text) => text.Split('\n')[0].Trim();
 
     public static void WriteJson(object value) =>
         Console.Out.WriteLine(JsonSerializer.Serialize(value, JsonLine));

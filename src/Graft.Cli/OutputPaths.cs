@@ -79,7 +79,7 @@ public static class OutputPaths
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new GraftException($"{option} {path}: cannot write in {existing} ({e.Message.Split('\n')[0].Trim()}).",
+            throw new GraftException($"{option} {path}: cannot write in {existing} ({GraftException.FirstLine(e.Message)}).",
                 "Pass a path in a folder you can write to.");
         }
     }

@@ -8,4 +8,7 @@ public class GraftException(string problem, string fix) : Exception($"{problem} 
 {
     public string Problem { get; } = problem;
     public string Fix { get; } = fix;
+
+    /// <summary>The first line of a message (libtorch and others append stacks and details): what an error line quotes.</summary>
+    public static string FirstLine(string message) => message.Split('\n')[0].Trim();
 }

@@ -377,7 +377,7 @@ public static class Learner
 
     /// <summary>" (file: reason)" of the first skipped image that matches, for a one-line error.</summary>
     static string FirstReason(IReadOnlyList<SkippedImage> skipped, Func<SkippedImage, bool> which) =>
-        skipped.FirstOrDefault(which) is { } s ? $" ({Path.GetFileName(s.Path)}: {s.Reason.Split('\n')[0].Trim()})" : "";
+        skipped.FirstOrDefault(which) is { } s ? $" ({Path.GetFileName(s.Path)}: {GraftException.FirstLine(s.Reason)})" : "";
 
     static float[,] Average(float[,] a, float[,] b)
     {

@@ -242,7 +242,7 @@ public sealed class ImageClassifier : IDisposable
                 catch (Exception e) when (e is not GraftException)
                 {
                     // libtorch appends its C++ stack to the message: keep the first line.
-                    throw new GraftException($"{path}: the weights do not fit the {config.Backbone} architecture ({e.Message.Split('\n')[0].Trim()}).", "Train the model again.");
+                    throw new GraftException($"{path}: the weights do not fit the {config.Backbone} architecture ({GraftException.FirstLine(e.Message)}).", "Train the model again.");
                 }
                 finally
                 {
@@ -265,7 +265,7 @@ public sealed class ImageClassifier : IDisposable
         try { return JsonSerializer.Deserialize<T>(ZipEntries.Read(zip, entry, path, MaxJsonBytes), Json); }
         catch (JsonException e)
         {
-            throw new GraftException($"{path}: {entry} is not valid ({e.Message.Split('\n')[0].Trim()}).",
+            throw new GraftException($"{path}: {entry} is not valid ({GraftException.FirstLine(e.Message)}).",
                 "The file was edited or damaged: train the model again, or restore it from a backup.");
         }
     }

@@ -79,7 +79,7 @@ public static class Checkpoint
         {
             Optimizers.Dispose(best);
             // libtorch appends its C++ stack to the message: keep the first line.
-            throw Damaged(path, e is InvalidDataException or EndOfStreamException && new FileInfo(path).Length == 0 ? "the file is empty" : e.Message.Split('\n')[0].Trim());
+            throw Damaged(path, e is InvalidDataException or EndOfStreamException && new FileInfo(path).Length == 0 ? "the file is empty" : GraftException.FirstLine(e.Message));
         }
         catch
         {

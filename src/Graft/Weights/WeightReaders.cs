@@ -37,7 +37,7 @@ public static class WeightReaders
         {
             // The readers refuse what they check with their own message; anything else a damaged file makes them
             // (or a library under them) throw is still one line naming the file, not a stack trace.
-            throw new GraftException($"{path} is a damaged {reader.Format} file ({e.Message.Split('\n')[0].Trim().TrimEnd('.')}).",
+            throw new GraftException($"{path} is a damaged {reader.Format} file ({GraftException.FirstLine(e.Message).TrimEnd('.')}).",
                 "Download or export it again; a published file's SHA-256 should match.");
         }
     }
