@@ -10,6 +10,9 @@ public static class ResultsView
     public static Dictionary<string, object?> Json(EvaluationResult? r) => new()
     {
         ["accuracy"] = r?.Accuracy,
+        ["ci_low"] = r?.AccuracyInterval.Low,
+        ["ci_high"] = r?.AccuracyInterval.High,
+        ["interval"] = IntervalMethod,
         ["loss"] = r?.Loss,
         ["images"] = r?.Images ?? 0,
         ["top_k"] = r?.TopK,
@@ -19,13 +22,27 @@ public static class ResultsView
         ["most_confused"] = r?.MostConfused,
     };
 
+    public const string IntervalMethod = "95% Wilson score interval";
+
+    /// <summary>One measured set in train's --json: accuracy with its interval and the number of images.</summary>
+    public static Dictionary<string, object?>? Summary(EvaluationResult? r) => r is null ? null : new()
+    {
+        ["accuracy"] = r.Accuracy,
+        ["ci_low"] = r.AccuracyInterval.Low,
+        ["ci_high"] = r.AccuracyInterval.High,
+        ["images"] = r.Images,
+    };
+
     public static void Show(EvaluationResult r, string what)
     {
-        Cli.Out.MarkupLine($"{what} accuracy [bold]{r.Accuracy:0.0000}[/] (loss {r.Loss:0.0000}) on {r.Images} images, {r.Classes.Count} classes");
+        var ci = r.AccuracyInterval;
+        Cli.Out.MarkupLine($"{what} accuracy [bold]{r.Accuracy:0.0000}[/] (95% CI {ci.Low:0.000}-{ci.High:0.000}; loss {r.Loss:0.0000}) on {r.Images} images, {r.Classes.Count} classes");
 
-        var perClass = new Table().Border(TableBorder.Rounded).AddColumns("class", "precision", "recall", "F1", "support");
+        var perClass = new Table().Border(TableBorder.Rounded).AddColumns("class", "precision", "recall", "F1", "support")
+            .Caption("[grey]precision and recall with their 95% Wilson intervals[/]");
         foreach (var c in r.PerClass)
-            perClass.AddRow(Cli.Escape(c.Class), $"{c.Precision:0.000}", $"{c.Recall:0.000}", $"{c.F1:0.000}", c.Support.ToString());
+            perClass.AddRow(Cli.Escape(c.Class), WithInterval(c.Precision, c.PrecisionInterval), WithInterval(c.Recall, c.RecallInterval),
+                $"{c.F1:0.000}", c.Support.ToString());
         Cli.Out.Write(perClass);
 
         var matrix = new Table().Border(TableBorder.Rounded).Title("confusion matrix (rows: true, columns: predicted)");
@@ -41,4 +58,6 @@ public static class ResultsView
         foreach (var w in wrong)
             Cli.Out.MarkupLine($"  {Cli.Escape(w.File)}: {Cli.Escape(r.Classes[w.Truth])} predicted as {Cli.Escape(r.Classes[w.Predicted])} ({w.Confidence:0.000})");
     }
+
+    static string WithInterval(double value, Interval i) => $"{value:0.000} [grey]({i.Low:0.00}-{i.High:0.00})[/]";
 }

@@ -31,7 +31,10 @@ public sealed record TrainOptions
     public bool SqueezeExcite { get; init; }
     /// <summary>Two classes as a single sigmoid output with binary cross-entropy.</summary>
     public bool Binary { get; init; }
+    /// <summary>The share of the images held out for validation when DATA has no validation folder.</summary>
     public double ValidationSplit { get; init; } = 0.2;
+    /// <summary>The share of the images held out as a test set, measured only after training, when DATA has no test folder (0: none).</summary>
+    public double TestSplit { get; init; }
     public ResizeMode Resize { get; init; } = ResizeMode.CenterCrop;
     /// <summary>Training of the head on cached features (feature extraction, fine-tuning's phase 1) or of the scratch network.</summary>
     public FitOptions Fit { get; init; } = new();
@@ -88,8 +91,16 @@ public sealed record FeatureStats(int Images, int CacheHits, int Computed, doubl
     public double ImagesPerSecond => Computed / Math.Max(Seconds, 1e-9);
 }
 
+/// <summary>
+/// A trained model and its measurements: <see cref="Validation"/> picked the epoch (optimistic);
+/// <see cref="Test"/>, when there are test images, was never looked at during training.
+/// </summary>
 public sealed record TrainingResult(ImageClassifier Model, ImageDataset Dataset, FitResult Fit, EvaluationResult? Validation,
-    FeatureStats Features, IReadOnlyList<SkippedImage> Skipped, double Seconds);
+    EvaluationResult? Test, FeatureStats Features, IReadOnlyList<SkippedImage> Skipped, double Seconds)
+{
+    /// <summary>The number to report: the test accuracy when there is a test set, otherwise the validation one.</summary>
+    public EvaluationResult? Headline => Test ?? Validation;
+}
 
 /// <summary>An evaluation: plain, and with test-time augmentation (image + mirror image averaged) when asked.</summary>
 public sealed record EvaluationRun(EvaluationResult Result, EvaluationResult? Tta, ImageDataset Dataset, FeatureStats Features,
@@ -122,6 +133,24 @@ public static class Learner
                 callbacks.Log?.Invoke($"advisor: features from {asked} as asked, not {advice.FeatureBlock}");
             options = options with { Strategy = advice.Strategy, Unfreeze = options.Unfreeze ?? advice.Unfreeze, FeatureBlock = options.FeatureBlock ?? advice.FeatureBlock };
         }
+        var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Fit.Seed, options.TestSplit);
+        return await TrainAsync(dataset, options, resolver, callbacks, cancel);
+    }
+
+    /// <summary>
+    /// Trains on images already split into roles (a subset, or a split of one's own); <see cref="TrainOptions.ValidationSplit"/>
+    /// and <see cref="TrainOptions.TestSplit"/> are recorded only, and the strategy must be a concrete one (not auto).
+    /// </summary>
+    public static async Task<TrainingResult> TrainAsync(ImageDataset dataset, TrainOptions options, AssetResolver? resolver = null,
+        Callbacks? callbacks = null, CancellationToken cancel = default)
+    {
+        Engine.TorchRuntime.EnsureInitialized();
+        resolver ??= AssetResolver.Default;
+        callbacks ??= Callbacks.None;
+        if (options.Strategy is Strategies.Auto || !Strategies.All.Contains(options.Strategy))
+            throw new GraftException($"Training on a prepared dataset needs a concrete strategy, not '{options.Strategy}'.",
+                $"Use one of: {Strategies.FeatureExtraction}, {Strategies.FineTune}, {Strategies.Scratch}.");
+        var data = dataset.Root;
         bool scratch = options.Strategy == Strategies.Scratch, live = options.Strategy != Strategies.FeatureExtraction;
         if (!live && options.Augmentation is { IsIdentity: false })
             throw new GraftException("Augmentation needs the trunk to run on every image, and feature extraction caches its output once.",
@@ -130,9 +159,8 @@ public static class Learner
             throw new GraftException("--batchnorm needs batches of at least 2 (batch norm takes statistics over the batch).", "Use --batch-size 2 or more.");
         var clock = Stopwatch.StartNew();
         var config = BackboneRegistry.Get(options.BackboneOrDefault);
-        var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Fit.Seed);
         callbacks.Log?.Invoke($"{dataset.Root}: {dataset.Classes.Count} classes ({string.Join(", ", dataset.Classes)}), " +
-            $"{dataset.Train.Count} training and {dataset.Validation.Count} validation images ({dataset.Layout})");
+            $"{dataset.Train.Count} training, {dataset.Validation.Count} validation and {dataset.Test.Count} test images ({dataset.Layout})");
 
         manual_seed(options.Fit.Seed);
         int size = options.InputSize ?? config.InputSize;
@@ -164,13 +192,13 @@ public static class Learner
         var history = new List<EpochRecord>();
         var stats = new FeatureStats(0, 0, 0, 0);
         IReadOnlyList<SkippedImage> skipped = [];
-        EvaluationResult? validation = null;
+        EvaluationResult? validation = null, test = null;
         FitResult? fit = null;
         if (!scratch)
         {
             // Feature extraction, and fine-tuning's phase 1: the head learns on cached trunk features.
             var phase1 = await TrainHeadOnFeaturesAsync(model, dataset, options, classWeights, callbacks, cancel);
-            (fit, stats, skipped, validation) = (phase1.Fit, phase1.Stats, phase1.Skipped, phase1.Validation);
+            (fit, stats, skipped, validation, test) = (phase1.Fit, phase1.Stats, phase1.Skipped, phase1.Validation, phase1.Test);
             history.AddRange(fit.History);
         }
         if (live)
@@ -207,6 +235,8 @@ public static class Learner
             foreach (var p in backbone.Trunk.parameters()) p.requires_grad = false;
             model.ResetTrunkRunner();
             validation = val.Count > 0 ? (await ScoreImagesAsync(model, val, callbacks, cancel)).Result : null;
+            var testImages = dataset.Test.Where(i => !unreadable.Contains(i.Path)).ToList();
+            test = testImages.Count > 0 ? (await ScoreImagesAsync(model, testImages, callbacks, cancel)).Result : null;
             if (options.CheckpointPath is { } done && File.Exists(done)) File.Delete(done);
         }
 
@@ -215,12 +245,15 @@ public static class Learner
         var trained = new ImageClassifier(modelConfig with
         {
             Dataset = new DatasetInfo(Path.GetFullPath(data), dataset.Layout, dataset.Train.Count(i => !unreadableFiles.Contains(i.Path)),
-                validation?.Images ?? 0, skipped.Count),
+                validation?.Images ?? 0, skipped.Count)
+            {
+                TestImages = test?.Images ?? 0, ValidationSplit = options.ValidationSplit, TestSplit = options.TestSplit, Seed = options.Fit.Seed,
+            },
         }, backbone, model.Head, history);
-        return new TrainingResult(trained, dataset, fit!, validation, stats, skipped, clock.Elapsed.TotalSeconds);
+        return new TrainingResult(trained, dataset, fit!, validation, test, stats, skipped, clock.Elapsed.TotalSeconds);
     }
 
-    sealed record HeadPhase(FitResult Fit, FeatureStats Stats, IReadOnlyList<SkippedImage> Skipped, EvaluationResult? Validation);
+    sealed record HeadPhase(FitResult Fit, FeatureStats Stats, IReadOnlyList<SkippedImage> Skipped, EvaluationResult? Validation, EvaluationResult? Test);
 
     /// <summary>Runs the frozen trunk once per image (bottleneck cache) and trains the head on the features.</summary>
     static async Task<HeadPhase> TrainHeadOnFeaturesAsync(ImageClassifier model, ImageDataset dataset, TrainOptions options,
@@ -238,6 +271,7 @@ public static class Learner
 
         var train = Gather(dataset.Train, 0, extracted.Features);
         var val = Gather(dataset.Validation, dataset.Train.Count, extracted.Features);
+        var test = Gather(dataset.Test, dataset.Train.Count + dataset.Validation.Count, extracted.Features);
         if (train.Labels.Length == 0)
             throw new GraftException($"No training image in {dataset.Root} could be read{FirstReason(extracted.Skipped, _ => true)}.", "Replace the damaged images, or check the folder's permissions.");
         // A class none of whose training images could be read cannot be learned: training would "succeed" without it.
@@ -257,7 +291,13 @@ public static class Learner
         var fit = HeadTrainer.Fit(model.Head, trainX, trainY, hasVal ? valX : null, hasVal ? valY : null, options.Fit, callbacks.Epochs, cancel, classWeights);
         if (fit.Diverged is { } why) callbacks.Log?.Invoke($"warning: {why}");
         var stats = new FeatureStats(all.Count, extracted.CacheHits, extracted.Computed, extracted.Seconds);
-        return new HeadPhase(fit, stats, extracted.Skipped, hasVal ? Score(model, val, valX) : null);
+        EvaluationResult? testResult = null;
+        if (test.Labels.Length > 0)
+        {
+            using var testX = Features(test, channels);
+            testResult = Score(model, test, testX);
+        }
+        return new HeadPhase(fit, stats, extracted.Skipped, hasVal ? Score(model, val, valX) : null, testResult);
     }
 
     /// <summary>
@@ -313,7 +353,7 @@ public static class Learner
         Engine.TorchRuntime.EnsureInitialized();
         callbacks ??= Callbacks.None;
         var clock = Stopwatch.StartNew();
-        var dataset = ImageFolder.OpenForEvaluation(data, model.Classes);
+        var dataset = ImageFolder.OpenForEvaluation(data, model.Classes, model.Config.Dataset);
         var images = dataset.Validation;
         var paths = images.Select(i => i.Path).ToList();
 

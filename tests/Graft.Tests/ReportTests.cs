@@ -36,9 +36,16 @@ public class ReportTests
         Assert.Equal(r.ConfusionMatrix, matrix);
         for (int t = 0; t < 3; t++)
             for (int p = 0; p < 3; p++)
-                Assert.Contains($"data-true=\"{t}\" data-predicted=\"{p}\">{r.ConfusionMatrix[t][p]}<", html);
+                Assert.Matches($"data-true=\"{t}\" data-predicted=\"{p}\">(<a href=\"#cell-{t}-{p}\">)?{r.ConfusionMatrix[t][p]}<", html);
         int mistakes = r.Items.Count(i => !i.Correct);
         Assert.Equal(mistakes, Regex.Matches(html, "class=\"item\" data-file=").Count);
+        // Each cell of mistakes links to its images; every scored image shows the crop the network saw.
+        foreach (var cell in r.Items.Where(i => !i.Correct).Select(i => (i.Truth, i.Predicted)).Distinct())
+            Assert.Contains($"id=\"cell-{cell.Truth}-{cell.Predicted}\"", html);
+        int leastSure = Math.Min(12, r.Items.Count(i => i.Correct));
+        Assert.Equal(leastSure, Regex.Matches(html, "data-correct-file=").Count);
+        Assert.Equal(mistakes + leastSure, Regex.Matches(html, "_input\\.jpg\"").Count);
+        Assert.Contains("95% CI", html);
         Assert.Equal(run.Tta.Accuracy, data.GetProperty("tta_accuracy").GetDouble(), 9);
         Assert.Contains("imagenet-view", html);
 

@@ -23,6 +23,7 @@ public static class TrainCommand
         var optimizer = new Option<string>("--optimizer") { Description = "adam, sgd (momentum 0.9) or rmsprop.", DefaultValueFactory = _ => "adam" };
         optimizer.AcceptOnlyFromAmong("adam", "sgd", "rmsprop");
         var valSplit = new Option<double>("--val-split") { Description = "Fraction of each class held out for validation when DATA has no validation folder.", DefaultValueFactory = _ => 0.2 };
+        var testSplit = new Option<double>("--test-split") { Description = "Fraction of each class held out as a test set, measured only after training (for the reported accuracy), when DATA has no test folder." };
         var seed = new Option<int>("--seed") { Description = "Seed for the split, initialisation and batch order.", DefaultValueFactory = _ => 42 };
         var patience = new Option<int>("--patience") { Description = "Stop after this many epochs without a better validation loss.", DefaultValueFactory = _ => 5 };
         var hidden = new Option<int?>("--hidden") { Description = "Units of a hidden dense ReLU layer in the head (0: none; default 0, scratch 64)." };
@@ -56,7 +57,7 @@ public static class TrainCommand
 
         var command = new Command("train", "Train a classifier on a folder of photos.")
         {
-            data, backbone, strategy, epochs, batchSize, lr, optimizer, valSplit, seed, patience, hidden, dropout, batchNorm, se, binary, head, resize,
+            data, backbone, strategy, epochs, batchSize, lr, optimizer, valSplit, testSplit, seed, patience, hidden, dropout, batchNorm, se, binary, head, resize,
             unfreeze, unfreezeFrom, freezeFirst, ftEpochs, ftLr, ftOptimizer, schedule, discriminative, classWeight, featuresFrom, resume, noCache, output, report, json,
         };
         augment.AddTo(command);
@@ -118,6 +119,7 @@ public static class TrainCommand
                 Binary = parse.GetValue(binary),
                 Resize = parse.GetValue(resize) == "squash" ? ResizeMode.Squash : ResizeMode.CenterCrop,
                 ValidationSplit = parse.GetValue(valSplit),
+                TestSplit = parse.GetValue(testSplit),
                 UseCache = !parse.GetValue(noCache),
                 Fit = Phase(epochs, lr, optimizer),
             };
@@ -130,25 +132,40 @@ public static class TrainCommand
             var fit = result.Fit;
             Cli.Out.MarkupLine($"trained {fit.History.Count} epoch(s), best epoch {fit.BestEpoch}{(fit.StoppedEarly ? " (early stopping)" : "")}, " +
                 $"{result.Seconds:0.0}s in all; {(chosen == Strategies.FeatureExtraction ? "head training" : "training")} {fit.SamplesPerSecond:0} samples/s");
-            if (result.Validation is { } v) ResultsView.Show(v, "validation");
+            if (result.Test is { } t)
+            {
+                if (result.Validation is { } v)
+                    Cli.Out.MarkupLine($"validation accuracy {v.Accuracy:0.0000} (95% CI {v.AccuracyInterval.Low:0.000}-{v.AccuracyInterval.High:0.000}) on {v.Images} images: it picked the epoch");
+                ResultsView.Show(t, "test");
+            }
+            else if (result.Validation is { } v)
+            {
+                ResultsView.Show(v, "validation");
+                Cli.Out.MarkupLine("[yellow]note:[/] this is a validation accuracy: the same images picked the best epoch, so it is optimistic. " +
+                    "A test/ folder, or --test-split 0.2, measures the model on images it never saw.");
+            }
             Cli.Out.MarkupLine($"saved [green]{Cli.Escape(Path.GetFullPath(outPath))}[/]");
             if (parse.GetValue(report) is { } folder)
             {
-                if (result.Validation is null)
-                    throw new GraftException("--report needs a validation set, and this run had none (--val-split 0).", "Use --val-split above 0 or a validation folder.");
-                var index = await ModelReport.WriteAsync(result.Model, outPath, result.Validation, null, result.Dataset, result.Skipped, folder, Cli.Assets, cancel: cancel);
+                if (result.Headline is not { } measured)
+                    throw new GraftException("--report needs a validation or test set, and this run had none (--val-split 0).", "Use --val-split above 0 or a validation folder.");
+                var index = await ModelReport.WriteAsync(result.Model, outPath, measured, null, result.Dataset, result.Skipped, folder, Cli.Assets, cancel: cancel);
                 Cli.Out.MarkupLine($"report [green]{Cli.Escape(Path.GetFullPath(index))}[/]");
             }
 
             if (parse.GetValue(json))
             {
-                var payload = ResultsView.Json(result.Validation);
+                var payload = ResultsView.Json(result.Headline);
+                payload["measured_on"] = result.Test is null ? "validation" : "test";
+                payload["validation"] = ResultsView.Summary(result.Validation);
+                if (result.Test is not null) payload["test"] = ResultsView.Summary(result.Test);
                 payload["model"] = Path.GetFullPath(outPath);
                 payload["strategy"] = result.Model.Config.Strategy;
                 payload["classes"] = result.Dataset.Classes;
                 payload["seconds"] = result.Seconds;
                 payload["train_images"] = result.Model.Config.Dataset!.TrainImages;
                 payload["validation_images"] = result.Model.Config.Dataset.ValidationImages;
+                payload["test_images"] = result.Model.Config.Dataset.TestImages;
                 payload["epochs"] = fit.History.Count;
                 payload["best_epoch"] = fit.BestEpoch;
                 payload["feature_images_per_second"] = result.Features.ImagesPerSecond;

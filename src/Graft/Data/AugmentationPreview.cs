@@ -20,7 +20,7 @@ public static class AugmentationPreview
                 var rgb = col == 0
                     ? ImageLoader.LoadRgb(files[row], size, resize)
                     : ImageLoader.LoadRgb(files[row], size, resize, augmentation, Augmentation.RandomFor(seed, col, row));
-                using var tile = ToBitmap(rgb, size);
+                using var tile = ImageLoader.RgbBitmap(rgb, size);
                 canvas.DrawBitmap(tile, gap + col * (size + gap), gap + row * (size + gap));
             }
         using var image = surface.Snapshot();
@@ -28,20 +28,5 @@ public static class AugmentationPreview
         var temp = path + ".tmp";
         File.WriteAllBytes(temp, png.ToArray());
         File.Move(temp, path, overwrite: true);
-    }
-
-    static SKBitmap ToBitmap(byte[] rgb, int size)
-    {
-        var bitmap = new SKBitmap(new SKImageInfo(size, size, SKColorType.Rgba8888, SKAlphaType.Opaque));
-        var pixels = bitmap.GetPixelSpan();
-        unsafe
-        {
-            var dst = new Span<byte>((void*)bitmap.GetPixels(), pixels.Length);
-            for (int i = 0, j = 0; i < rgb.Length; i += 3, j += 4)
-            {
-                dst[j] = rgb[i]; dst[j + 1] = rgb[i + 1]; dst[j + 2] = rgb[i + 2]; dst[j + 3] = 255;
-            }
-        }
-        return bitmap;
     }
 }

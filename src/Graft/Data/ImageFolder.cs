@@ -6,7 +6,11 @@ public sealed record LabeledImage(string Path, int Label);
 public sealed record ImageDataset(string Root, IReadOnlyList<string> Classes, IReadOnlyList<LabeledImage> Train,
     IReadOnlyList<LabeledImage> Validation, string Layout)
 {
-    public IEnumerable<LabeledImage> All => Train.Concat(Validation);
+    /// <summary>Images held out for the reported accuracy only (a test/ folder or --test-split); empty when there are none.</summary>
+    public IReadOnlyList<LabeledImage> Test { get; init; } = [];
+
+    /// <summary>Training, then validation, then test images.</summary>
+    public IEnumerable<LabeledImage> All => Train.Concat(Validation).Concat(Test);
 
     /// <summary>The folder holding the class folders read: DATA or DATA/train (for evaluation, the folder evaluated).</summary>
     public string ClassRoot { get; init; } = Root;
@@ -27,12 +31,12 @@ public sealed record ImageDataset(string Root, IReadOnlyList<string> Classes, IR
 
 /// <summary>
 /// Reads the one-folder-per-class layout. DATA is either a folder of class folders, or a folder holding
-/// <c>train/</c> plus <c>val/</c>, <c>validation/</c> or <c>test/</c>. Without a validation folder a seeded,
-/// stratified split holds out a fraction of every class.
+/// <c>train/</c> plus <c>val/</c> (or <c>validation/</c>, <c>valid/</c>) and/or <c>test/</c>. Without a
+/// validation folder a seeded, stratified split holds out a fraction of every class.
 /// </summary>
 public static class ImageFolder
 {
-    static readonly string[] ValidationNames = ["val", "validation", "test", "valid"];
+    static readonly string[] ValidationNames = ["val", "validation", "valid"];
 
     /// <summary>Image formats Graft does not decode, which users often have (scanners, iPhones): found and reported, not read.</summary>
     public static readonly string[] UnconvertedExtensions = [".tif", ".tiff", ".heic", ".heif"];
@@ -46,43 +50,107 @@ public static class ImageFolder
     /// </summary>
     public static string ClassName(string folder) => System.IO.Path.GetFileName(folder).Normalize(System.Text.NormalizationForm.FormC);
 
-    /// <summary>Opens DATA for training: separate validation folder, or a split of the class folders.</summary>
-    public static ImageDataset OpenForTraining(string root, double validationSplit = 0.2, int seed = 42)
+    /// <summary>
+    /// Opens DATA for training with three roles kept apart: training images; validation images (they pick the
+    /// epoch and stop training early, so their accuracy is optimistic); test images (only measured, for the
+    /// reported number). Validation is a val/ folder or a seeded, stratified split of the training images;
+    /// test is a test/ folder or, with <paramref name="testSplit"/>, a seeded split held out first.
+    /// </summary>
+    public static ImageDataset OpenForTraining(string root, double validationSplit = 0.2, int seed = 42, double testSplit = 0)
     {
         if (validationSplit is < 0 or >= 1)
             throw new GraftException($"--val-split {validationSplit} is out of range.", "Use a fraction from 0 (no validation) to below 1, e.g. 0.2.");
-        var (trainDir, valDir) = FindSplitFolders(root);
+        if (testSplit is < 0 or >= 1 || validationSplit + testSplit >= 1)
+            throw new GraftException($"--test-split {testSplit} is out of range{(testSplit is >= 0 and < 1 ? $" with --val-split {validationSplit}" : "")}.",
+                "Use a fraction from 0 (no test set) such that validation and test together stay below 1, e.g. 0.2.");
+        var folders = FindSplitFolders(root);
+        var trainDir = folders.Train;
         var notes = new List<string>();
         var unconverted = new List<string>();
         var classes = ClassFolders(trainDir, 2, notes, unconverted);
-        var train = ListImages(trainDir, classes);
-        if (valDir is not null)
+        List<LabeledImage> pool = ListImages(trainDir, classes), test = [];
+        var layout = new List<string>();
+        if (folders.Test is { } testDir)
         {
-            var valClasses = ClassFolders(valDir, 1, notes, unconverted);
-            var unknown = valClasses.Except(classes).ToList();
-            if (unknown.Count > 0)
-                throw new GraftException($"{valDir} has class folders that {trainDir} lacks: {string.Join(", ", unknown)}.",
-                    "Give train/ and the validation folder the same class folders.");
-            var absent = classes.Except(valClasses).ToList();
-            if (absent.Count > 0)
-                notes.Add($"{valDir} has no images of the class(es) {string.Join(", ", absent)}: validation does not measure them.");
-            return new ImageDataset(root, classes, train, ListImages(valDir, classes),
-                $"{System.IO.Path.GetFileName(trainDir)}/ + {System.IO.Path.GetFileName(valDir)}/") { ClassRoot = trainDir, Notes = notes, Unconverted = unconverted, ClassFolderNames = FolderNames(trainDir, classes) };
+            if (testSplit > 0)
+                throw new GraftException($"{root} has a test folder ({testDir}) and --test-split asks to hold out another.",
+                    "Leave out --test-split: the test folder is the test set.");
+            test = HeldOutFolder(testDir, trainDir, classes, notes, unconverted);
         }
-        var (trainPart, valPart) = StratifiedSplit(train, validationSplit, seed);
-        return new ImageDataset(root, classes, trainPart, valPart,
-            validationSplit > 0 ? $"class folders, seeded split: {validationSplit:0.##} held out (seed {seed})" : "class folders, no validation")
-            { ClassRoot = trainDir, Notes = notes, Unconverted = unconverted, ClassFolderNames = FolderNames(trainDir, classes) };
+        else if (testSplit > 0)
+            (pool, test) = StratifiedSplit(pool, testSplit, seed);
+
+        List<LabeledImage> train, validation;
+        if (folders.Validation is { } valDir)
+        {
+            (train, validation) = (pool, HeldOutFolder(valDir, trainDir, classes, notes, unconverted));
+            layout.Add($"{System.IO.Path.GetFileName(trainDir)}/ + {System.IO.Path.GetFileName(valDir)}/");
+        }
+        else
+        {
+            // The validation share is of all images, as --test-split's: 0.2 and 0.2 leave 0.6 for training.
+            double share = validationSplit / (1 - (folders.Test is null ? testSplit : 0));
+            (train, validation) = StratifiedSplit(pool, share, seed);
+            layout.Add((folders.Test is null ? "class folders" : $"{System.IO.Path.GetFileName(trainDir)}/") +
+                (validationSplit > 0 ? $", seeded split: {validationSplit:0.##} held out for validation (seed {seed})" : ", no validation"));
+        }
+        if (folders.Test is { } t) layout.Add($"{System.IO.Path.GetFileName(t)}/ for testing");
+        else if (testSplit > 0) layout.Add($"{testSplit:0.##} held out for testing");
+        NoteSmallClasses(classes, train, validation, notes);
+        return new ImageDataset(root, classes, train, validation, string.Join(" + ", layout))
+            { Test = test, ClassRoot = trainDir, Notes = notes, Unconverted = unconverted, ClassFolderNames = FolderNames(trainDir, classes) };
+    }
+
+    /// <summary>A validation or test folder: the training folder's classes (unknown ones refused, absent ones noted).</summary>
+    static List<LabeledImage> HeldOutFolder(string dir, string trainDir, IReadOnlyList<string> classes, List<string> notes, List<string> unconverted)
+    {
+        var found = ClassFolders(dir, 1, notes, unconverted);
+        var unknown = found.Except(classes).ToList();
+        if (unknown.Count > 0)
+            throw new GraftException($"{dir} has class folders that {trainDir} lacks: {string.Join(", ", unknown)}.",
+                $"Give {System.IO.Path.GetFileName(trainDir)}/ and {System.IO.Path.GetFileName(dir)}/ the same class folders.");
+        var absent = classes.Except(found).ToList();
+        if (absent.Count > 0)
+            notes.Add($"{dir} has no images of the class(es) {string.Join(", ", absent)}: it does not measure them.");
+        return ListImages(dir, classes);
+    }
+
+    /// <summary>Classes too small to learn or to measure are named: training goes on, but the user should know.</summary>
+    static void NoteSmallClasses(IReadOnlyList<string> classes, List<LabeledImage> train, List<LabeledImage> validation, List<string> notes)
+    {
+        var tiny = Enumerable.Range(0, classes.Count).Where(c => train.Count(i => i.Label == c) < 2).Select(c => classes[c]).ToList();
+        if (tiny.Count > 0)
+            notes.Add($"the class(es) {string.Join(", ", tiny)} have fewer than 2 training images: the model can hardly learn them, and accuracy says little. Add photos (20 or more per class).");
+        if (validation.Count == 0)
+            notes.Add("there are no validation images: the last epoch is kept, early stopping is off, and no accuracy is measured.");
     }
 
     /// <summary>
-    /// Opens DATA for evaluation against a model's classes: the validation folder if there is one,
-    /// otherwise every image of the class folders.
+    /// Opens DATA for evaluation against a model's classes: its test folder if it has one, else its validation
+    /// folder, otherwise every image of the class folders.
     /// </summary>
-    public static ImageDataset OpenForEvaluation(string root, IReadOnlyList<string> modelClasses)
+    /// <param name="trainedOn">Where and how the model was trained: evaluating the same DATA again measures the images
+    /// it held out (its test split, else its validation split), never the ones it trained on.</param>
+    public static ImageDataset OpenForEvaluation(string root, IReadOnlyList<string> modelClasses, Models.DatasetInfo? trainedOn = null)
     {
-        var (trainDir, valDir) = FindSplitFolders(root);
-        var dir = valDir ?? trainDir;
+        var split = FindSplitFolders(root);
+        bool sameData = trainedOn is not null && System.IO.Path.GetFullPath(root) == trainedOn.Root;
+        if (sameData && split.Test is null && split.Validation is null && trainedOn!.TestSplit + trainedOn.ValidationSplit > 0)
+        {
+            var heldOut = OpenForTraining(root, trainedOn.ValidationSplit, trainedOn.Seed, trainedOn.TestSplit);
+            if (heldOut.Classes.SequenceEqual(modelClasses.Select(c => c.Normalize(System.Text.NormalizationForm.FormC))))
+            {
+                bool test = heldOut.Test.Count > 0;
+                return heldOut with
+                {
+                    Train = [], Validation = test ? heldOut.Test : heldOut.Validation, Test = [], Notes = test ? heldOut.Notes : [.. heldOut.Notes, SelectionNote],
+                    Layout = test ? $"the {trainedOn.TestSplit:0.##} test split held out in training (seed {trainedOn.Seed})"
+                        : $"the {trainedOn.ValidationSplit:0.##} validation split of training (seed {trainedOn.Seed})",
+                };
+            }
+        }
+        var valDir = split.Test ?? split.Validation;
+        var dir = valDir ?? split.Train;
         var notes = new List<string>();
         var unconverted = new List<string>();
         var folders = ClassFolders(dir, 1, notes, unconverted);
@@ -91,20 +159,31 @@ public static class ImageFolder
             throw new GraftException($"{dir} has class folders the model does not know: {string.Join(", ", unknown)}.",
                 $"The model's classes are: {string.Join(", ", modelClasses)}.");
         var images = ListImages(dir, modelClasses);
+        if (sameData && valDir is null)
+            notes.Add("these are the images the model was trained on: their accuracy says nothing about new photos. Evaluate on a test/ folder, or train with --test-split.");
+        else if (sameData && valDir == split.Validation)
+            notes.Add(SelectionNote);
         return new ImageDataset(root, modelClasses, [], images, valDir is null ? "all class folders" : $"{System.IO.Path.GetFileName(valDir)}/")
             { ClassRoot = dir, Notes = notes, Unconverted = unconverted, ClassFolderNames = FolderNames(dir, modelClasses) };
     }
 
-    static (string Train, string? Validation) FindSplitFolders(string root)
+    const string SelectionNote = "these are the validation images that picked the model's epoch: their accuracy is optimistic. " +
+        "A test/ folder, or training with --test-split, gives an unbiased one.";
+
+    sealed record SplitFolders(string Train, string? Validation, string? Test);
+
+    /// <summary>DATA itself (class folders), or DATA/train with the first of val/, validation/, valid/ and with test/.</summary>
+    static SplitFolders FindSplitFolders(string root)
     {
         if (File.Exists(root))
             throw new GraftException($"{root} is a file, not a folder.", "Pass a folder with one sub-folder of images per class.");
         if (!Directory.Exists(root))
             throw new GraftException($"{root} does not exist.", "Pass a folder with one sub-folder of images per class.");
         var train = System.IO.Path.Combine(root, "train");
-        if (!Directory.Exists(train)) return (root, null);
+        if (!Directory.Exists(train)) return new(root, null, null);
         var val = ValidationNames.Select(n => System.IO.Path.Combine(root, n)).FirstOrDefault(Directory.Exists);
-        return (train, val);
+        var test = System.IO.Path.Combine(root, "test");
+        return new(train, val, Directory.Exists(test) ? test : null);
     }
 
     /// <summary>

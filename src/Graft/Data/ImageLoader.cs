@@ -141,6 +141,27 @@ public static class ImageLoader
     public static void LoadInto(string path, ImageSpec spec, Span<float> chw, Augmentation? augmentation = null, Random? rng = null) =>
         Normalize(LoadRgb(path, spec.Size, spec.Resize, augmentation, rng), spec, chw);
 
+    /// <summary>Writes the square the network sees (decoded, cropped or squashed, resized; before normalization) as a JPEG.</summary>
+    public static void WriteNetworkInput(string source, string target, int size, ResizeMode resize)
+    {
+        using var bitmap = RgbBitmap(LoadRgb(source, size, resize), size);
+        using var encoded = SKImage.FromBitmap(bitmap);
+        using var data = encoded.Encode(SKEncodedImageFormat.Jpeg, 90);
+        File.WriteAllBytes(target, data.ToArray());
+    }
+
+    /// <summary>A bitmap of <see cref="LoadRgb"/>'s bytes (size x size x 3).</summary>
+    public static SKBitmap RgbBitmap(byte[] rgb, int size)
+    {
+        var bitmap = new SKBitmap(new SKImageInfo(size, size, SKColorType.Rgba8888, SKAlphaType.Opaque));
+        var dst = bitmap.GetPixelSpan();
+        for (int i = 0, j = 0; i < rgb.Length; i += 3, j += 4)
+        {
+            dst[j] = rgb[i]; dst[j + 1] = rgb[i + 1]; dst[j + 2] = rgb[i + 2]; dst[j + 3] = 255;
+        }
+        return bitmap;
+    }
+
     /// <summary>Writes a JPEG thumbnail whose longer side is <paramref name="maxSide"/> (for reports).</summary>
     public static void WriteThumbnail(string source, string target, int maxSide)
     {

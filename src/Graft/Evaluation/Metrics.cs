@@ -1,6 +1,28 @@
 namespace Graft.Evaluation;
 
-public sealed record ClassMetrics(string Class, double Precision, double Recall, double F1, int Support);
+/// <summary>A 95% confidence interval of a proportion.</summary>
+public sealed record Interval(double Low, double High)
+{
+    /// <summary>
+    /// Wilson's score interval for <paramref name="successes"/> of <paramref name="trials"/>: unlike the normal
+    /// approximation it stays inside [0, 1] and is honest at 0 or n successes and for small n.
+    /// </summary>
+    public static Interval Wilson(int successes, int trials, double z = 1.959964)
+    {
+        if (trials == 0) return new Interval(0, 1);
+        double n = trials, p = successes / n, z2 = z * z;
+        double centre = (p + z2 / (2 * n)) / (1 + z2 / n);
+        double half = z / (1 + z2 / n) * Math.Sqrt(p * (1 - p) / n + z2 / (4 * n * n));
+        // At 0 or n successes the bound is exactly 0 or 1 (rounding would leave the estimate outside its interval).
+        return new Interval(successes == 0 ? 0 : Math.Max(0, centre - half), successes == trials ? 1 : Math.Min(1, centre + half));
+    }
+
+    /// <summary>"0.967 (95% CI 0.927-0.986)".</summary>
+    public string Describe(double value) => $"{value:0.000} (95% CI {Low:0.000}-{High:0.000})";
+}
+
+/// <summary>A class's precision and recall with their Wilson intervals (precision over the images predicted as it, recall over its images).</summary>
+public sealed record ClassMetrics(string Class, double Precision, double Recall, double F1, int Support, Interval PrecisionInterval, Interval RecallInterval);
 
 /// <summary>One evaluated image: its true class, the predicted ones (best first) and their probabilities.</summary>
 public sealed record ScoredImage(string File, int Truth, int[] TopClasses, float[] TopProbabilities)
@@ -23,6 +45,9 @@ public sealed record EvaluationResult(
     IReadOnlyList<ClassMetrics> PerClass,
     IReadOnlyList<ScoredImage> Items)
 {
+    /// <summary>The accuracy's 95% Wilson interval over <see cref="Images"/>.</summary>
+    public Interval AccuracyInterval => Interval.Wilson(Items.Count(i => i.Correct), Images);
+
     /// <summary>Top-k accuracy with k = 3 (or the number of classes when fewer).</summary>
     public int TopK => Math.Min(3, Classes.Count);
     public double TopKAccuracy => Items.Count == 0 ? 0 : Items.Count(i => i.TopClasses.Contains(i.Truth)) / (double)Items.Count;
@@ -71,7 +96,7 @@ public sealed record EvaluationResult(
             double precision = predicted == 0 ? 0 : (double)tp / predicted;
             double recall = support == 0 ? 0 : (double)tp / support;
             double f1 = precision + recall == 0 ? 0 : 2 * precision * recall / (precision + recall);
-            return new ClassMetrics(classes[c], precision, recall, f1, support);
+            return new ClassMetrics(classes[c], precision, recall, f1, support, Interval.Wilson(tp, predicted), Interval.Wilson(tp, support));
         }).ToList();
         int correct = Enumerable.Range(0, k).Sum(c => matrix[c][c]);
         return new EvaluationResult(n == 0 ? 0 : (double)correct / n, n == 0 ? 0 : loss / n, n, classes, matrix, perClass, items);

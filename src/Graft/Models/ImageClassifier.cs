@@ -13,7 +13,14 @@ using static TorchSharp.torch;
 
 namespace Graft.Models;
 
-public sealed record DatasetInfo(string Root, string Layout, int TrainImages, int ValidationImages, int SkippedImages);
+public sealed record DatasetInfo(string Root, string Layout, int TrainImages, int ValidationImages, int SkippedImages)
+{
+    public int TestImages { get; init; }
+    /// <summary>How the images were split (the shares apply where DATA had no val/ or test/ folder), so evaluation can find the held-out ones again.</summary>
+    public double ValidationSplit { get; init; }
+    public double TestSplit { get; init; }
+    public int Seed { get; init; }
+}
 
 /// <summary>Everything about a model except its weights: enough to rebuild it and preprocess exactly as in training.</summary>
 public sealed record ModelConfig(
@@ -44,7 +51,11 @@ public sealed record ModelConfig(
     public const string CurrentFormat = "graft-model/2";
 
     /// <summary>Identifies the features the trunk produces; the bottleneck cache folder is derived from it.</summary>
-    public string TrunkKey => $"{Backbone}|{BackboneWeightsSha256}|{Input.Key}|{Head.Pooling}|{FeatureBlock ?? "all"}";
+    public string TrunkKey => TrunkKeyOf(Backbone, BackboneWeightsSha256, Input, Head.Pooling, FeatureBlock);
+
+    /// <summary>The trunk key of a backbone's weights, input, pooling and feature block (shared with <see cref="BottleneckFeatures"/>).</summary>
+    public static string TrunkKeyOf(string backbone, string weightsSha256, ImageSpec input, Pooling pooling, string? featureBlock) =>
+        $"{backbone}|{weightsSha256}|{input.Key}|{pooling}|{featureBlock ?? "all"}";
 }
 
 public sealed record ClassProbability(string Label, float Probability);

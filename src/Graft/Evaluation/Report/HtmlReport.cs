@@ -23,7 +23,11 @@ public sealed record ReportContent(
     IReadOnlyList<SkippedImage> Skipped,
     EvaluationResult Result,
     EvaluationResult? Tta = null,
-    IReadOnlyList<ImageNetGuess>? ImageNetView = null);
+    IReadOnlyList<ImageNetGuess>? ImageNetView = null)
+{
+    /// <summary>What the data folder's reading noted (e.g. that these images picked the epoch), one sentence each.</summary>
+    public IReadOnlyList<string> DataNotes { get; init; } = [];
+}
 
 /// <summary>
 /// A self-contained report folder: index.html (inline CSS, no scripts or fonts from elsewhere), the confusion
@@ -46,9 +50,15 @@ public static class HtmlReport
         if (curves) Charts.TrainingCurves(content.History, Path.Combine(folder, "training_curves.png"));
 
         var mistakes = r.Items.Where(i => !i.Correct).OrderByDescending(i => i.Confidence).ThenBy(i => i.File, StringComparer.Ordinal).ToList();
+        // The correct answers the model was least sure of: where the next mistakes will come from.
+        var leastConfident = r.Items.Where(i => i.Correct).OrderBy(i => i.Confidence).ThenBy(i => i.File, StringComparer.Ordinal).Take(12).ToList();
         var thumbnails = new Dictionary<string, string>();
-        foreach (var (item, n) in mistakes.Select((m, n) => (m, n)))
-            thumbnails[item.File] = Thumbnail(item.File, images, $"mistake_{n:D4}.jpg");
+        var inputs = new Dictionary<string, string>();
+        foreach (var (item, n) in mistakes.Concat(leastConfident).Select((m, n) => (m, n)))
+        {
+            thumbnails[item.File] = Thumbnail(item.File, images, $"scored_{n:D4}.jpg");
+            inputs[item.File] = NetworkInput(item.File, images, $"scored_{n:D4}_input.jpg", content.Model.Input);
+        }
         foreach (var (guess, n) in (content.ImageNetView ?? []).Select((g, n) => (g, n)))
             thumbnails.TryAdd(guess.File, Thumbnail(guess.File, images, $"imagenet_{n:D4}.jpg"));
 
@@ -58,7 +68,8 @@ public static class HtmlReport
                     $"{E(content.ModelPath ?? "")} · report written {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC</p></header>\n");
 
         html.Append("<section class=\"cards\">");
-        Card(html, "accuracy", r.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture), "accuracy");
+        var ci = r.AccuracyInterval;
+        Card(html, FormattableString.Invariant($"accuracy (95% CI {ci.Low:0.000}-{ci.High:0.000})"), r.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture), "accuracy");
         if (r.Classes.Count > r.TopK) // with k classes or fewer, top-k is always right
             Card(html, $"top-{r.TopK} accuracy", r.TopKAccuracy.ToString("0.0000", CultureInfo.InvariantCulture), "top-k-accuracy");
         if (content.Tta is { } tta) Card(html, "accuracy with TTA (mirror)", tta.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture), "tta-accuracy");
@@ -69,8 +80,9 @@ public static class HtmlReport
 
         Dataset(html, content);
         PerClass(html, r);
-        Confusion(html, r);
-        Gallery(html, r, mistakes, thumbnails);
+        Confusion(html, r, mistakes);
+        Gallery(html, r, mistakes, thumbnails, inputs);
+        LeastConfident(html, r, leastConfident, thumbnails, inputs);
         if (curves) Training(html, content);
         ModelSection(html, content);
         if (content.ImageNetView is { Count: > 0 } view) ImageNet(html, view, thumbnails, content.Model.Backbone);
@@ -78,6 +90,9 @@ public static class HtmlReport
         var data = new
         {
             accuracy = r.Accuracy,
+            ci_low = ci.Low,
+            ci_high = ci.High,
+            interval = "95% Wilson score interval",
             top_k = r.TopK,
             top_k_accuracy = r.TopKAccuracy,
             tta_accuracy = content.Tta?.Accuracy,
@@ -96,7 +111,7 @@ public static class HtmlReport
         return index;
     }
 
-    static string Thumbnail(string source, string folder, string name)
+    internal static string Thumbnail(string source, string folder, string name)
     {
         try
         {
@@ -109,7 +124,21 @@ public static class HtmlReport
         }
     }
 
-    static void Head(StringBuilder html, string title) => html.Append($$"""
+    /// <summary>The crop the network saw, at its input size (empty when the file cannot be decoded).</summary>
+    static string NetworkInput(string source, string folder, string name, ImageSpec input)
+    {
+        try
+        {
+            ImageLoader.WriteNetworkInput(source, Path.Combine(folder, name), input.Size, input.Resize);
+            return "images/" + name;
+        }
+        catch (ImageDecodeException)
+        {
+            return "";
+        }
+    }
+
+    internal static void Head(StringBuilder html, string title) => html.Append($$"""
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
         <title>{{E(title)}}</title>
@@ -131,6 +160,8 @@ public static class HtmlReport
         .gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); gap: 12px; }
         .item { border: 1px solid #e2e5ea; border-radius: 6px; padding: 8px; font-size: 13px; background: #fff; }
         .item img { width: 100%; height: 160px; object-fit: contain; background: #f0f1f3; }
+        .item .pair { display: flex; gap: 4px; } .item .pair img { width: 50%; }
+        td a { color: inherit; }
         .item .path { color: #6a7380; word-break: break-all; font-size: 11px; }
         .wrong { color: #b3261e; font-weight: 600; } .right { color: #1b7a33; font-weight: 600; }
         img.chart { max-width: 100%; }
@@ -139,7 +170,7 @@ public static class HtmlReport
 
         """);
 
-    static void Card(StringBuilder html, string label, string value, string id) =>
+    internal static void Card(StringBuilder html, string label, string value, string id) =>
         html.Append($"<div class=\"card\" id=\"card-{id}\"><div class=\"value\">{E(value)}</div><div class=\"label\">{E(label)}</div></div>");
 
     static void Dataset(StringBuilder html, ReportContent c)
@@ -148,6 +179,7 @@ public static class HtmlReport
                     $"{c.Result.Classes.Count} classes, {c.Result.Images} images evaluated.</p><table><tr><th>class</th><th>images</th></tr>");
         for (int i = 0; i < c.Result.Classes.Count; i++) html.Append($"<tr><td>{E(c.Result.Classes[i])}</td><td>{c.Result.Support[i]}</td></tr>");
         html.Append("</table>");
+        foreach (var note in c.DataNotes) html.Append($"<p class=\"note\">Note: {E(note)}</p>");
         if (c.Skipped.Count > 0)
         {
             html.Append($"<p>{c.Skipped.Count} file(s) could not be read and were skipped:</p><ul>");
@@ -160,14 +192,17 @@ public static class HtmlReport
 
     static void PerClass(StringBuilder html, EvaluationResult r)
     {
+        static string WithInterval(double value, Interval i) => FormattableString.Invariant($"{value:0.000} <span class=\"muted\">({i.Low:0.00}-{i.High:0.00})</span>");
         html.Append("<section id=\"per-class\"><h2>Per-class metrics</h2><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>");
         foreach (var c in r.PerClass)
-            html.Append($"<tr><td>{E(c.Class)}</td><td>{c.Precision:0.000}</td><td>{c.Recall:0.000}</td><td>{c.F1:0.000}</td><td>{c.Support}</td></tr>");
-        html.Append("</table></section>\n");
+            html.Append($"<tr><td>{E(c.Class)}</td><td>{WithInterval(c.Precision, c.PrecisionInterval)}</td><td>{WithInterval(c.Recall, c.RecallInterval)}</td><td>{c.F1:0.000}</td><td>{c.Support}</td></tr>");
+        html.Append("</table><p class=\"muted\">In brackets: 95% Wilson score intervals (precision over the images predicted as the class, recall over its images).</p></section>\n");
     }
 
-    static void Confusion(StringBuilder html, EvaluationResult r)
+    /// <summary>The confusion matrix; each cell of mistakes links to its first (most confident) image in the gallery.</summary>
+    static void Confusion(StringBuilder html, EvaluationResult r, List<ScoredImage> mistakes)
     {
+        var linked = mistakes.GroupBy(m => (m.Truth, m.Predicted)).ToDictionary(g => g.Key, g => g.First().File);
         html.Append("<section id=\"confusion\"><h2>Confusion matrix</h2><img class=\"chart\" src=\"confusion_matrix.png\" alt=\"confusion matrix heat map\">");
         html.Append("<table id=\"confusion-matrix\"><tr><th>true \\ predicted</th>");
         foreach (var c in r.Classes) html.Append($"<th>{E(c)}</th>");
@@ -179,7 +214,8 @@ public static class HtmlReport
             {
                 int n = r.ConfusionMatrix[t][p];
                 string css = t == p ? "diag" : n > 0 ? "off" : "";
-                html.Append($"<td class=\"{css}\" data-true=\"{t}\" data-predicted=\"{p}\">{n}</td>");
+                string count = linked.ContainsKey((t, p)) ? $"<a href=\"#cell-{t}-{p}\">{n}</a>" : $"{n}";
+                html.Append($"<td class=\"{css}\" data-true=\"{t}\" data-predicted=\"{p}\">{count}</td>");
             }
             html.Append("</tr>");
         }
@@ -194,19 +230,44 @@ public static class HtmlReport
         html.Append("</section>\n");
     }
 
-    static void Gallery(StringBuilder html, EvaluationResult r, List<ScoredImage> mistakes, Dictionary<string, string> thumbnails)
+    static void Gallery(StringBuilder html, EvaluationResult r, List<ScoredImage> mistakes, Dictionary<string, string> thumbnails, Dictionary<string, string> inputs)
     {
         html.Append($"<section id=\"misclassified\"><h2>Misclassified images ({mistakes.Count})</h2>" +
-                    "<p class=\"muted\">Every misclassified image, most confident mistakes first (fastai's plot_top_losses).</p><div class=\"gallery\">");
+                    "<p class=\"muted\">Every misclassified image, most confident mistakes first (fastai's plot_top_losses): the photo, and beside it the crop the network saw.</p><div class=\"gallery\">");
+        var first = new HashSet<(int, int)>();
         foreach (var m in mistakes)
         {
-            var top = string.Join(", ", m.TopClasses.Zip(m.TopProbabilities).Select(t => $"{E(r.Classes[t.First])} {t.Second:0.000}"));
-            html.Append($"<div class=\"item\" data-file=\"{E(m.File)}\"><img src=\"{E(thumbnails[m.File])}\" alt=\"{E(Path.GetFileName(m.File))}\">" +
-                        $"<div>true <span class=\"right\">{E(r.Classes[m.Truth])}</span>, predicted <span class=\"wrong\">{E(r.Classes[m.Predicted])}</span> " +
-                        $"({m.Confidence:0.000})</div><div class=\"muted\">top: {top}</div><div class=\"path\">{E(m.File)}</div></div>");
+            string anchor = first.Add((m.Truth, m.Predicted)) ? $" id=\"cell-{m.Truth}-{m.Predicted}\"" : "";
+            html.Append($"<div class=\"item\" data-file=\"{E(m.File)}\"{anchor}>");
+            Scored(html, r, m, thumbnails, inputs);
+            html.Append("</div>");
         }
         if (mistakes.Count == 0) html.Append("<p>None: every image was classified correctly.</p>");
         html.Append("</div></section>\n");
+    }
+
+    static void LeastConfident(StringBuilder html, EvaluationResult r, List<ScoredImage> correct, Dictionary<string, string> thumbnails, Dictionary<string, string> inputs)
+    {
+        if (correct.Count == 0) return;
+        html.Append("<section id=\"least-confident\"><h2>Right, but least sure</h2>" +
+                    "<p class=\"muted\">Correctly classified images with the lowest confidence: the next mistakes are likely among them.</p><div class=\"gallery\">");
+        foreach (var m in correct)
+        {
+            html.Append($"<div class=\"item\" data-correct-file=\"{E(m.File)}\">");
+            Scored(html, r, m, thumbnails, inputs);
+            html.Append("</div>");
+        }
+        html.Append("</div></section>\n");
+    }
+
+    /// <summary>One scored image: photo and network input, true and predicted class, top probabilities, path.</summary>
+    static void Scored(StringBuilder html, EvaluationResult r, ScoredImage m, Dictionary<string, string> thumbnails, Dictionary<string, string> inputs)
+    {
+        var top = string.Join(", ", m.TopClasses.Zip(m.TopProbabilities).Select(t => $"{E(r.Classes[t.First])} {t.Second:0.000}"));
+        var input = inputs[m.File] is { Length: > 0 } src ? $"<img src=\"{E(src)}\" alt=\"network input\" title=\"what the network saw\">" : "";
+        html.Append($"<div class=\"pair\"><img src=\"{E(thumbnails[m.File])}\" alt=\"{E(Path.GetFileName(m.File))}\">{input}</div>" +
+                    $"<div>true <span class=\"right\">{E(r.Classes[m.Truth])}</span>, predicted <span class=\"{(m.Correct ? "right" : "wrong")}\">{E(r.Classes[m.Predicted])}</span> " +
+                    $"({m.Confidence:0.000})</div><div class=\"muted\">top: {top}</div><div class=\"path\">{E(m.File)}</div>");
     }
 
     static void Training(StringBuilder html, ReportContent c)
@@ -241,7 +302,7 @@ public static class HtmlReport
         html.Append("</div></section>\n");
     }
 
-    static void Row(StringBuilder html, string key, string value) => html.Append($"<tr><td>{E(key)}</td><td style=\"text-align:left\">{E(value)}</td></tr>");
+    internal static void Row(StringBuilder html, string key, string value) => html.Append($"<tr><td>{E(key)}</td><td style=\"text-align:left\">{E(value)}</td></tr>");
 
     /// <summary>Marks the page once every image has loaded or failed, for automated checks (data-images="loaded/total").</summary>
     const string ImageCheckScript = """
@@ -255,5 +316,5 @@ public static class HtmlReport
 
         """;
 
-    static string E(string text) => WebUtility.HtmlEncode(text);
+    internal static string E(string text) => WebUtility.HtmlEncode(text);
 }

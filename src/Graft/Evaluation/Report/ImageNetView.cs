@@ -31,7 +31,7 @@ public static class ModelReport
         var view = imageNetView ? await ImageNetView.SampleAsync(model.Config.Backbone, evaluated, result.Classes, resolver, cancel: cancel) : null;
         var title = $"Graft report: {Path.GetFileName(Path.TrimEndingDirectorySeparator(dataset.Root))} ({result.Classes.Count} classes)";
         var content = new ReportContent(title, modelPath is null ? null : Path.GetFullPath(modelPath), model.Config, summary, model.History,
-            Path.GetFullPath(dataset.Root), dataset.Layout, skipped, result, tta, view);
+            Path.GetFullPath(dataset.Root), dataset.Layout, skipped, result, tta, view) { DataNotes = dataset.Notes };
         return HtmlReport.Write(content, folder);
     }
 }
