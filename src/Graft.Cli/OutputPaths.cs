@@ -4,10 +4,19 @@ namespace Graft.Cli;
 
 /// <summary>
 /// Where a command will write, checked before it starts work: never one of its inputs, a file where a file is
-/// written and a folder where a folder is, and somewhere it can write. A bad path is one line naming it.
+/// written and a folder where a folder is, and somewhere it can write with room to spare. A bad path is one line naming it.
 /// </summary>
 public static class OutputPaths
 {
+    /// <summary>Overrides the free space an output's filesystem must have (bytes; 0 turns the check off).</summary>
+    public const string MinimumFreeVariable = "GRAFT_MIN_FREE_BYTES";
+
+    /// <summary>
+    /// Room for a report, a CSV or a small model, and for the temporary files written beside an output before it
+    /// is renamed into place. A full disk would otherwise be found only when the result is written, after the work.
+    /// </summary>
+    const long DefaultMinimumFree = 64L << 20;
+
     /// <summary>A file to write (--out, --onnx, --csv): not an input, not a folder, in a folder that can be written.</summary>
     public static string File(string option, string path, params string?[] inputs)
     {
@@ -15,7 +24,11 @@ public static class OutputPaths
         if (Directory.Exists(full))
             throw new GraftException($"{option} {path} is a folder, and a file is written there.", "Pass the path of a file (in that folder or elsewhere).");
         NotAnInput(option, path, full, inputs);
-        Writable(option, path, Path.GetDirectoryName(full)!);
+        var existing = Writable(option, path, Path.GetDirectoryName(full)!);
+        // A model made from a model or weights file is about its size, and the one it replaces stays until it is written whole.
+        bool isModel = Path.GetExtension(full).ToLowerInvariant() is ".graft" or ".onnx";
+        long largestInput = inputs.OfType<string>().Where(System.IO.File.Exists).Select(i => new FileInfo(i).Length).DefaultIfEmpty(0).Max();
+        EnoughSpace(option, path, existing, isModel ? Math.Max(DefaultMinimumFree, 2 * largestInput) : DefaultMinimumFree);
         return path;
     }
 
@@ -27,7 +40,7 @@ public static class OutputPaths
             throw new GraftException($"{option} {path} is an existing file, and a folder of files is written there.", "Pass a new folder (or an existing one) instead.");
         NotAnInput(option, path, full, inputs);
         NotInsideAnInputFolder(option, path, full, inputs);
-        Writable(option, path, full);
+        EnoughSpace(option, path, Writable(option, path, full), DefaultMinimumFree);
         return path;
     }
 
@@ -62,8 +75,11 @@ public static class OutputPaths
                     "Pass a folder outside the data folder.");
     }
 
-    /// <summary>The folder (or, when it does not exist yet, the folder it will be created in) accepts a new file.</summary>
-    static void Writable(string option, string path, string folder)
+    /// <summary>
+    /// The folder (or, when it does not exist yet, the folder it will be created in) accepts a new file;
+    /// returns the folder that exists.
+    /// </summary>
+    static string Writable(string option, string path, string folder)
     {
         var existing = folder;
         while (!Directory.Exists(existing))
@@ -82,7 +98,30 @@ public static class OutputPaths
             throw new GraftException($"{option} {path}: cannot write in {existing} ({GraftException.FirstLine(e.Message)}).",
                 "Pass a path in a folder you can write to.");
         }
+        return existing;
     }
+
+    static void EnoughSpace(string option, string path, string folder, long estimate)
+    {
+        long needed = MinimumFree(estimate);
+        if (needed <= 0) return;
+        long free;
+        try { free = new DriveInfo(folder).AvailableFreeSpace; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException) { return; } // not measurable: the write will tell
+        if (free < needed)
+            throw new GraftException($"{option} {path}: only {Megabytes(free)} free on the filesystem holding {folder}, and Graft wants {Megabytes(needed)} there before it starts.",
+                $"Free some space there, or pass a path on another filesystem ({MinimumFreeVariable}=0 skips this check).");
+    }
+
+    static long MinimumFree(long estimate)
+    {
+        var value = Environment.GetEnvironmentVariable(MinimumFreeVariable);
+        if (string.IsNullOrEmpty(value)) return estimate;
+        return long.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var bytes) ? bytes
+            : throw new GraftException($"{MinimumFreeVariable}={value} is not a number of bytes.", $"Set {MinimumFreeVariable} to a whole number (0 turns the free-space check off), or unset it.");
+    }
+
+    static string Megabytes(long bytes) => $"{bytes / (1024.0 * 1024.0):0.#} MB";
 
     static string Real(string path) => FolderWalk.RealPath(path) ?? Path.GetFullPath(path);
 }

@@ -43,15 +43,14 @@ public class EngineTests
     }
 
     [Fact]
-    public void Glue_library_beside_the_app_is_weakened_exactly_when_this_libstdcxx_lacks_the_version()
+    public void Glue_library_loaded_is_weakened_exactly_when_this_libstdcxx_lacks_the_version()
     {
         TorchRuntime.EnsureInitialized();
-        var libstdcxx = File.ReadAllLines("/proc/self/maps").Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries).Last())
-            .First(p => p.Contains("libstdc++.so"));
+        var mapped = File.ReadAllLines("/proc/self/maps").Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries).Last()).ToList();
+        var libstdcxx = mapped.First(p => p.Contains("libstdc++.so"));
         bool systemHasIt = System.Text.Encoding.Latin1.GetString(File.ReadAllBytes(libstdcxx)).Contains("GLIBCXX_3.4.32\0");
-        var local = new[] { AppContext.BaseDirectory, Path.Combine(AppContext.BaseDirectory, "runtimes", "linux-x64", "native") }
-            .Select(d => Path.Combine(d, NativeLibraryFix.TorchSharpGlue)).First(File.Exists);
-        var requirement = ElfVersionNeeds.Read(local).Requirements.Single(r => r.Version == "GLIBCXX_3.4.32");
+        var loaded = mapped.Distinct().Single(p => Path.GetFileName(p) == NativeLibraryFix.TorchSharpGlue);
+        var requirement = ElfVersionNeeds.Read(loaded).Requirements.Single(r => r.Version == "GLIBCXX_3.4.32");
         Assert.Equal(!systemHasIt, requirement.Weak);
     }
 

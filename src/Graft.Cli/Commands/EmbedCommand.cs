@@ -33,7 +33,7 @@ public static class EmbedCommand
             if (outPath is not null && Path.GetExtension(outPath).ToLowerInvariant() is not (".csv" or ".npy"))
                 throw new GraftException($"--out {outPath}: unknown format.", "Name a .csv or .npy file.");
             if (outPath is not null) OutputPaths.File("--out", outPath, [name, .. parse.GetValue(inputs)!]);
-            var files = parse.GetValue(inputs)!.SelectMany(PredictCommand.ListImages).Distinct().ToList();
+            var files = PredictCommand.ExpandInputs(parse.GetValue(inputs)!);
 
             string backboneName;
             Backbone backbone;

@@ -19,9 +19,10 @@ public static class PredictCommand
         weights.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
         {
+            var files = ExpandInputs(parse.GetValue(input)!);
             using var classifier = ModelSource.Open(parse.GetValue(model)!, allowBackbone: true, weights.WeightsFile(parse), weights.Size(parse));
-            var files = parse.GetValue(input)!.SelectMany(ListImages).Distinct().ToList();
-            int k = parse.GetValue(top);
+            // The default (3) asks for no more classes than a two-class model has; a number given must fit.
+            int k = parse.GetResult(top) is { Implicit: false } ? parse.GetValue(top) : Math.Min(parse.GetValue(top), classifier.Classes.Count);
             if (k < 1 || k > classifier.Classes.Count)
                 throw new GraftException($"--top {k} is out of range.", $"Pass a whole number from 1 to {classifier.Classes.Count} (the model's classes).");
             var skipped = new List<SkippedImage>();
@@ -43,6 +44,32 @@ public static class PredictCommand
         });
         return command;
     }
+
+    /// <summary>
+    /// The image files the inputs name or hold (predict and embed). A macOS AppleDouble file (<c>._x.jpg</c>, the
+    /// resource fork a Mac leaves beside each file it copies to a non-Mac disk) named on the command line, as a
+    /// shell glob does, is left out with a note; folder walks skip it as a hidden file.
+    /// </summary>
+    public static List<string> ExpandInputs(IEnumerable<string> inputs)
+    {
+        var files = new List<string>();
+        var metadata = new List<string>();
+        foreach (var input in inputs)
+            if (IsAppleDouble(input)) metadata.Add(input);
+            else files.AddRange(ListImages(input));
+        if (files.Count == 0 && metadata.Count > 0)
+        {
+            var image = Path.Combine(Path.GetDirectoryName(metadata[0])!, Path.GetFileName(metadata[0])[2..]);
+            throw new GraftException(metadata.Count == 1
+                    ? $"{metadata[0]} is macOS metadata (an AppleDouble \"._\" file), not an image."
+                    : $"the {metadata.Count} files given are macOS metadata (AppleDouble \"._\" files), not images: {string.Join(", ", metadata.Take(3))}{(metadata.Count > 3 ? ", ..." : "")}.",
+                $"Pass the images themselves (e.g. {image}).");
+        }
+        foreach (var m in metadata) Cli.Err.MarkupLine($"[yellow]note:[/] skipped {Cli.Escape(m)}: macOS metadata, not an image.");
+        return files.Distinct().ToList();
+    }
+
+    static bool IsAppleDouble(string input) => Path.GetFileName(input).StartsWith("._", StringComparison.Ordinal) && File.Exists(input);
 
     public static List<string> ListImages(string input)
     {

@@ -7,23 +7,31 @@ namespace Graft.Engine;
 /// Reads and edits the symbol-version requirements (<c>.gnu.version_r</c>) of a 64-bit little-endian ELF
 /// shared library. Graft uses it for one thing: TorchSharp 0.107's native glue asks for
 /// <c>GLIBCXX_3.4.32</c> only for a symbol it never calls, so on systems with an older libstdc++ (Debian 12)
-/// marking that requirement weak lets the library load.
+/// marking that requirement weak lets the library load. It also lists the libraries the file needs
+/// (<c>DT_NEEDED</c>), so that a patched copy kept elsewhere can have them loaded from the original's folder.
 /// </summary>
 public sealed class ElfVersionNeeds
 {
     const uint ShtGnuVerneed = 0x6ffffffe;
+    const uint ShtDynamic = 6;
+    const ulong DtNeeded = 1;
     const ushort VerFlagWeak = 0x2;
 
     /// <summary>One version requirement: the library it is asked of, the version name and where its flags are.</summary>
     public sealed record Requirement(string Library, string Version, bool Weak, long FlagsOffset);
 
     public IReadOnlyList<Requirement> Requirements { get; }
+
+    /// <summary>The libraries the file names as needed (<c>DT_NEEDED</c>), in order.</summary>
+    public IReadOnlyList<string> Needed { get; }
+
     readonly byte[] _image;
 
-    ElfVersionNeeds(byte[] image, IReadOnlyList<Requirement> requirements)
+    ElfVersionNeeds(byte[] image, IReadOnlyList<Requirement> requirements, IReadOnlyList<string> needed)
     {
         _image = image;
         Requirements = requirements;
+        Needed = needed;
     }
 
     public static ElfVersionNeeds Read(string path) => Parse(File.ReadAllBytes(path), path);
@@ -39,9 +47,17 @@ public sealed class ElfVersionNeeds
         long shoff = (long)U64(span, 0x28);
         int shentsize = U16(span, 0x3A), shnum = U16(span, 0x3C);
         var requirements = new List<Requirement>();
+        var needed = new List<string>();
         for (int i = 0; i < shnum; i++)
         {
             var sh = span.Slice((int)(shoff + (long)i * shentsize), shentsize);
+            if (U32(sh, 4) == ShtDynamic)
+            {
+                long dynstr = (long)U64(span.Slice((int)(shoff + (long)U32(sh, 0x28) * shentsize), shentsize), 0x18);
+                for (long at = (long)U64(sh, 0x18), end = at + (long)U64(sh, 0x20); at + 16 <= end; at += 16)
+                    if (U64(span, (int)at) == DtNeeded) needed.Add(CString(span, dynstr + (long)U64(span, (int)at + 8)));
+                continue;
+            }
             if (U32(sh, 4) != ShtGnuVerneed) continue;
             long offset = (long)U64(sh, 0x18);
             int count = (int)U32(sh, 0x2C);
@@ -64,7 +80,7 @@ public sealed class ElfVersionNeeds
                 entry += U32(span, (int)entry + 12);
             }
         }
-        return new ElfVersionNeeds(image, requirements);
+        return new ElfVersionNeeds(image, requirements, needed);
     }
 
     /// <summary>Returns the image with the named version requirements marked weak.</summary>
