@@ -23,12 +23,17 @@ public sealed class OnnxTrunkRunner : ITrunkRunner, IDisposable
     /// <param name="pooling">How the output is pooled; null: the feature map itself.</param>
     /// <param name="options">Session options (taken over and disposed); null for Graft's tuned ones.</param>
     public OnnxTrunkRunner(Graft.Backbones.Graph trunk, int inputSize, Pooling? pooling = Pooling.Gap, SessionOptions? options = null)
+        : this(OnnxExport.TrunkModel(trunk, inputSize, pooling), inputSize, options) { }
+
+    /// <summary>Runs a trunk model already exported (<see cref="OnnxExport.TrunkModel"/>: input "images", output "features").</summary>
+    /// <param name="options">Session options (taken over and disposed); null for Graft's tuned ones.</param>
+    public OnnxTrunkRunner(byte[] model, int inputSize, SessionOptions? options = null)
     {
         _inputSize = inputSize;
         _options = options ?? TunedOptions();
         try
         {
-            _session = new InferenceSession(OnnxExport.TrunkModel(trunk, inputSize, pooling), _options);
+            _session = new InferenceSession(model, _options);
         }
         catch
         {

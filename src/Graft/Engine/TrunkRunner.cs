@@ -29,6 +29,22 @@ public static class TrunkRunners
     /// <param name="pooling">How features are pooled; null: the feature map itself.</param>
     public static ITrunkRunner Create(Graft.Backbones.Graph trunk, int inputSize, Training.Pooling? pooling) =>
         UseOnnxRuntime ? new OnnxTrunkRunner(trunk, inputSize, pooling) : new TorchTrunkRunner(trunk, pooling);
+
+    /// <summary>
+    /// The trunk quantized to int8 with its calibration (<see cref="Export.Int8Quantization"/>), pooled, in ONNX
+    /// Runtime whatever <see cref="Variable"/> says: libtorch has no int8 kernels for it.
+    /// </summary>
+    public static ITrunkRunner CreateInt8(Graft.Backbones.Graph trunk, int inputSize, Training.Pooling pooling, Export.Int8Calibration calibration) =>
+        new OnnxTrunkRunner(Export.OnnxExport.TrunkModel(trunk, inputSize, pooling, calibration), inputSize);
+}
+
+/// <summary>The numbers a frozen trunk computes in: float32, or int8 (quantized, calibrated on the user's images; feature extraction only).</summary>
+public enum Precision
+{
+    /// <summary>float32: the trunk as its weights are.</summary>
+    Float,
+    /// <summary>int8 weights and uint8 activations (ONNX Runtime's QLinearConv), with a calibration stored in the model.</summary>
+    Int8,
 }
 
 /// <summary>The plain runner: the TorchSharp trunk without autograd, then the head's pooling (if any).</summary>

@@ -24,7 +24,7 @@ public static class OnnxExport
     public const string ImagesInput = "images", ProbabilitiesOutput = "probabilities", FeaturesOutput = "features";
 
     /// <summary>Writes the classifier's ONNX file atomically: a temporary file beside it, then a rename.</summary>
-    public static void Write(ImageClassifier model, string path)
+    public static void Write(TrainableClassifier model, string path)
     {
         var bytes = ClassifierModel(model);
         var full = Path.GetFullPath(path);
@@ -45,13 +45,13 @@ public static class OnnxExport
     /// The whole classifier: images → trunk → the head's pooling → head → softmax; a binary head's one sigmoid
     /// output p becomes [1 - p, p], as <see cref="Objective.Probabilities"/> gives.
     /// </summary>
-    public static byte[] ClassifierModel(ImageClassifier model)
+    public static byte[] ClassifierModel(TrainableClassifier model)
     {
         var input = model.Config.Input;
         var graph = new OnnxGraph();
         var emitter = new ModuleEmitter(graph, input.Size);
         graph.Input(ImagesInput, 3, input.Size, input.Size);
-        var features = emitter.Pool(emitter.Emit(model.Body, "trunk", ImagesInput), model.Config.Head.Pooling, "trunk/pooled");
+        var features = emitter.Pool(emitter.EmitTrunk(model.Body, model.Config.Int8, ImagesInput), model.Config.Head.Pooling, "trunk/pooled");
         var logits = emitter.Emit(model.Head, "head", features);
         bool binary = emitter.Channels == 1;
         long outputs = binary ? 2 : emitter.Channels;
@@ -70,14 +70,15 @@ public static class OnnxExport
 
     /// <summary>
     /// The trunk and the pooling only: images [N,3,S,S] → features [N, C] (what the head trains on); without pooling,
-    /// the feature map [N, C, H, W] (the frozen part of a network being fine-tuned).
+    /// the feature map [N, C, H, W] (the frozen part of a network being fine-tuned). With <paramref name="int8"/>,
+    /// the trunk quantized with that calibration (<see cref="Int8Quantization"/>).
     /// </summary>
-    public static byte[] TrunkModel(Graph trunk, int inputSize, Pooling? pooling = Pooling.Gap)
+    public static byte[] TrunkModel(Graph trunk, int inputSize, Pooling? pooling = Pooling.Gap, Int8Calibration? int8 = null)
     {
         var graph = new OnnxGraph();
         var emitter = new ModuleEmitter(graph, inputSize);
         graph.Input(ImagesInput, 3, inputSize, inputSize);
-        var map = emitter.Emit(trunk, "trunk", ImagesInput);
+        var map = emitter.EmitTrunk(trunk, int8, ImagesInput);
         if (pooling is { } p) emitter.Pool(map, p, FeaturesOutput);
         else graph.Node("Identity", FeaturesOutput, [map]);
         graph.Output(FeaturesOutput, emitter.Dimensions);
@@ -136,6 +137,15 @@ public static class OnnxExport
                 shapes[i] = _shape;
             }
             return values[^1];
+        }
+
+        /// <summary>The trunk: in float, or quantized to int8 with its calibration.</summary>
+        public string EmitTrunk(Graph trunk, Int8Calibration? int8, string x)
+        {
+            if (int8 is null) return Emit(trunk, "trunk", x);
+            var (map, channels, size) = Int8Quantization.Emit(graph, trunk, inputSize, int8, x);
+            _shape = new(channels, size, size);
+            return map;
         }
 
         /// <summary>The head's modules (Graft's own, on the pooled vector).</summary>
