@@ -1,62 +1,83 @@
+using System.Text.Json;
+using Graft.Evaluation;
 using Graft.Training;
 
 namespace Graft.Tests;
 
 public class AdvisorTests
 {
-    static DatasetFacts Facts(int perClass, double top, double earlier, double confidence) =>
-        new(2, perClass * 2, perClass, perClass, 500, 375, confidence, ["tabby (3)"], top, earlier, "block_12", 100);
+    static readonly StrategyEstimate Plain = new(Strategies.FeatureExtraction, null, null, 0.95, new Interval(0.93, 0.97), 2, null);
+
+    static StrategyEstimate Earlier(int wins, int losses) =>
+        new(Strategies.FeatureExtraction, "block_12", null, 0.95, new Interval(0.93, 0.97), 2, new PairedGain(wins, losses, 600));
+
+    static StrategyEstimate FineTune(int wins, int losses) =>
+        new(Strategies.FineTune, null, UnfreezeSpec.Default, 0.95, new Interval(0.93, 0.97), 120, new PairedGain(wins, losses, 600));
 
     [Fact]
-    public void The_four_cases()
+    public void A_clearly_better_strategy_is_chosen()
     {
-        var smallSimilar = StrategyAdvisor.Decide(Facts(120, 0.97, 0.86, 0.7));
-        Assert.Equal(("small and similar", Strategies.FeatureExtraction, (string?)null), (smallSimilar.Case, smallSimilar.Strategy, smallSimilar.FeatureBlock));
-
-        var smallDifferent = StrategyAdvisor.Decide(Facts(120, 0.70, 0.85, 0.1));
-        Assert.Equal(("small and different", Strategies.FeatureExtraction, "block_12"), (smallDifferent.Case, smallDifferent.Strategy, smallDifferent.FeatureBlock));
-
-        var largeSimilar = StrategyAdvisor.Decide(Facts(1000, 0.98, 0.90, 0.6));
-        Assert.Equal(("large and similar", Strategies.FineTune), (largeSimilar.Case, largeSimilar.Strategy));
-        Assert.Equal(2, largeSimilar.Unfreeze!.TopBlocks);
-
-        var largeDifferent = StrategyAdvisor.Decide(Facts(5000, 0.80, 0.90, 0.05));
-        Assert.Equal(("large and different", 0), (largeDifferent.Case, largeDifferent.Unfreeze!.FreezeFirstLayers));
-        Assert.All([smallSimilar, smallDifferent, largeSimilar, largeDifferent], a => Assert.Equal(4, a.Reasons.Count));
+        var (chosen, reason) = AdviceRule.Decide([Plain, Earlier(3, 40), FineTune(30, 2)]);
+        Assert.Equal("--strategy fine-tune --unfreeze 2", chosen.Arguments);
+        Assert.Contains("beyond the noise", reason);
     }
 
     [Fact]
-    public void Imbalance_is_pointed_out()
+    public void Inside_the_noise_the_cheaper_strategy_is_chosen_and_the_reason_says_so()
     {
-        var facts = Facts(120, 0.97, 0.86, 0.7) with { SmallestClass = 20, LargestClass = 200 };
-        Assert.Contains("--class-weight balanced", StrategyAdvisor.Decide(facts).Reasons[0]);
+        var (chosen, reason) = AdviceRule.Decide([Plain, Earlier(3, 40), FineTune(6, 2)]);
+        Assert.Same(Plain, chosen);
+        Assert.Contains("inside the noise", reason);
+        Assert.Contains("cheaper", reason);
+
+        // Two clear gains whose difference is inside the noise: the cheaper one (earlier in the list).
+        var (cheaper, why) = AdviceRule.Decide([Plain, Earlier(40, 4), FineTune(44, 4)]);
+        Assert.Equal("block_12", cheaper.FeatureBlock);
+        Assert.Contains("cheaper", why);
+
+        var (plainAgain, because) = AdviceRule.Decide([Plain, Earlier(0, 30), FineTune(0, 0)]);
+        Assert.Same(Plain, plainAgain);
+        Assert.Contains("no other strategy measured better", because);
     }
 
     [Fact]
-    public void Cross_validated_probe_separates_separable_features_and_not_noise()
+    public void The_paired_interval_counts_only_disagreements()
     {
-        var rng = new Random(1);
-        int n = 60;
-        var labels = Enumerable.Range(0, n).Select(i => i % 2).ToArray();
-        var separable = labels.Select(l => new[] { l * 4f + (float)rng.NextDouble(), (float)rng.NextDouble() }).ToArray();
-        var noise = labels.Select(_ => new[] { (float)rng.NextDouble(), (float)rng.NextDouble() }).ToArray();
-        Engine.TorchRuntime.EnsureInitialized();
-        Assert.True(StrategyAdvisor.CrossValidatedProbe(separable, labels, 2, seed: 1) > 0.95);
-        Assert.True(StrategyAdvisor.CrossValidatedProbe(noise, labels, 2, seed: 1) < 0.8);
+        Assert.Equal(new Interval(0, 0), new PairedGain(0, 0, 500).Interval);
+        var even = new PairedGain(5, 5, 500).Interval;
+        Assert.Equal(-even.Low, even.High, 9);
+        Assert.False(new PairedGain(3, 0, 500).Clear); // three lucky images are not evidence
+        Assert.True(new PairedGain(20, 2, 500).Clear);
+        Assert.Equal(0.036, new PairedGain(20, 2, 500).Value, 9);
     }
 
     [Fact]
-    public async Task Advising_a_real_folder_measures_it()
+    public void Advice_is_the_same_for_every_seed_and_the_json_has_its_fields()
     {
         using var dir = new TempDir();
-        TinyImages.WriteClassFolders(dir.Path, perClass: 10, classes: 2, size: 48);
-        File.WriteAllText(dir["red/broken.jpg"], "not a picture"); // probed images and their classes must stay paired
-        var advice = await StrategyAdvisor.AdviseAsync(dir.Path, "mobilenet_v2", Assets.Resolver, sample: 30);
-        Assert.Equal(2, advice.Facts.Classes);
-        Assert.Equal(21, advice.Facts.Images);
-        Assert.Equal(20, advice.Facts.SampledImages);
-        Assert.Equal((48, 56), (advice.Facts.MedianWidth, advice.Facts.MedianHeight));
-        Assert.StartsWith("small", advice.Case);
-        Assert.InRange(advice.Facts.ImageNetConfidence, 0, 1);
+        TinyImages.WriteClassFolders(dir["photos"], perClass: 12, classes: 2, size: 40);
+        File.WriteAllText(dir["photos/red/broken.jpg"], "not a picture"); // measured images and their classes must stay paired
+        var env = new Dictionary<string, string> { ["GRAFT_CACHE"] = dir["cache"] };
+
+        // The first run fills the bottleneck cache, the second reads it: neither that nor the seed may change the advice.
+        var runs = new[] { "1", "7" }.Select(seed => GraftCli.Run(env, "advise", dir["photos"], "--json", "--seed", seed)).ToList();
+        Assert.All(runs, r => Assert.True(r.ExitCode == 0, r.Stderr));
+        var advice = runs.Select(r => JsonDocument.Parse(r.LastLine).RootElement).ToList();
+        foreach (var field in new[] { "strategy", "feature_block", "unfreeze", "arguments" })
+            Assert.Equal(advice[0].GetProperty(field).GetRawText(), advice[1].GetProperty(field).GetRawText());
+        string Estimates(JsonElement a) => string.Join("; ", a.GetProperty("estimates").EnumerateArray().Select(e =>
+            $"{e.GetProperty("arguments").GetString()} {e.GetProperty("accuracy").GetDouble()} {e.GetProperty("ci_low").GetDouble()} {e.GetProperty("ci_high").GetDouble()}"));
+        Assert.Equal(Estimates(advice[0]), Estimates(advice[1]));
+
+        var estimates = advice[0].GetProperty("estimates").EnumerateArray().ToList();
+        Assert.Equal(3, estimates.Count); // top block, block_12, fine-tuning the top 2 blocks
+        Assert.All(estimates, e =>
+        {
+            Assert.InRange(e.GetProperty("ci_low").GetDouble(), 0, e.GetProperty("accuracy").GetDouble());
+            Assert.InRange(e.GetProperty("ci_high").GetDouble(), e.GetProperty("accuracy").GetDouble(), 1);
+            Assert.True(e.GetProperty("seconds").GetDouble() >= 0);
+        });
+        Assert.StartsWith("--strategy ", advice[0].GetProperty("arguments").GetString());
+        Assert.Contains("24 training and validation images", runs[0].Stderr); // the broken file is left out; human lines go to stderr
     }
 }

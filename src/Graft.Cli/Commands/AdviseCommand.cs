@@ -1,7 +1,6 @@
 using System.CommandLine;
 using Graft.Data;
 using Graft.Training;
-using Graft.Weights;
 using Spectre.Console;
 
 namespace Graft.Cli.Commands;
@@ -11,22 +10,46 @@ public static class AdviseCommand
     public static Command Create()
     {
         var data = new Argument<string>("DATA") { Description = "A dataset folder (as for train)." };
-        var backbone = new Option<string>("--backbone") { Description = "Pretrained backbone to measure against.", DefaultValueFactory = _ => Graft.Backbones.BackboneRegistry.Default.Name };
-        var sample = new Option<int>("--sample") { Description = "Images sampled (stratified) for the ImageNet and linear-probe measurements.", DefaultValueFactory = _ => 300 };
-        var seed = new Option<int>("--seed") { Description = "Seed of the sample and the folds.", DefaultValueFactory = _ => 42 };
+        var backbone = new Option<string>("--backbone") { Description = "Pretrained backbone to measure with.", DefaultValueFactory = _ => Graft.Backbones.BackboneRegistry.Default.Name };
+        var seed = new Option<int>("--seed") { Description = "As for train: the seed of --test-split's hold-out. The advice itself does not depend on it.", DefaultValueFactory = _ => 42 };
+        var testSplit = new Option<double>("--test-split") { Description = "As for train: this share is held out as test images, which the advisor never sees." };
+        var noCache = new Option<bool>("--no-cache") { Description = "Do not read or write the bottleneck cache." };
         var json = Cli.JsonOption();
-        var command = new Command("advise", "Measure a dataset's size and its similarity to ImageNet, and recommend a strategy.") { data, backbone, sample, seed, json };
+        var command = new Command("advise",
+            "Estimate each strategy's accuracy (with its 95% interval) and training time on the data's own training and validation images, and recommend one.")
+            { data, backbone, seed, testSplit, noCache, json };
         var weights = new BackboneOptions();
         weights.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
         {
             var path = SampleDatasets.Resolve(parse.GetValue(data)!, Cli.Assets);
-            var advice = await StrategyAdvisor.AdviseAsync(path, parse.GetValue(backbone)!, Cli.Assets,
-                Math.Clamp(parse.GetValue(sample), 20, 5000), parse.GetValue(seed), new ProgressLine().Callbacks, cancel, weights.WeightsFile(parse), weights.Size(parse));
-            Cli.Out.MarkupLine($"[bold]{Cli.Escape(advice.Case)}[/]: graft train {Cli.Escape(path)} {Cli.Escape(advice.Arguments)}");
+            var options = new TrainOptions
+            {
+                WeightsFile = weights.WeightsFile(parse), InputSize = weights.Size(parse), TestSplit = parse.GetValue(testSplit),
+                Fit = new(Seed: parse.GetValue(seed)), UseCache = !parse.GetValue(noCache),
+            };
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var advice = await StrategyAdvisor.AdviseAsync(path, parse.GetValue(backbone)!, Cli.Assets, options, new ProgressLine().Callbacks, cancel);
+            var table = new Table().Border(TableBorder.Rounded).AddColumns("strategy", "estimated accuracy", "95% interval", "against feature extraction", "graft train time");
+            foreach (var e in advice.Estimates)
+                table.AddRow(Cli.Escape(e.Arguments) + (e == advice.Chosen ? " [green](chosen)[/]" : ""), $"{e.Accuracy:0.000}", $"{e.Interval.Low:0.000}-{e.Interval.High:0.000}",
+                    e.Gain is null ? "" : Cli.Escape(e.Gain.Describe()), e.Seconds < 10 ? $"about {e.Seconds:0.0} s" : $"about {e.Seconds:0} s");
+            Cli.Out.Write(table);
+            Cli.Out.MarkupLine("  (training times: on this machine now, feature extraction's with the features this advice cached)");
             foreach (var reason in advice.Reasons) Cli.Out.MarkupLine($"  {Cli.Escape(reason)}");
+            Cli.Out.MarkupLine($"[bold]graft train {Cli.Escape(path)} {Cli.Escape(advice.Arguments)}[/] (advised in {clock.Elapsed.TotalSeconds:0} s)");
             if (parse.GetValue(json))
-                Cli.WriteJson(new { advice.Case, advice.Strategy, unfreeze = advice.Unfreeze, feature_block = advice.FeatureBlock, advice.Reasons, facts = advice.Facts });
+                Cli.WriteJson(new
+                {
+                    strategy = advice.Strategy, feature_block = advice.FeatureBlock, unfreeze = advice.Unfreeze, arguments = advice.Arguments,
+                    estimates = advice.Estimates.Select(e => new
+                    {
+                        strategy = e.Strategy, feature_block = e.FeatureBlock, unfreeze = e.Unfreeze, arguments = e.Arguments, accuracy = e.Accuracy,
+                        ci_low = e.Interval.Low, ci_high = e.Interval.High, seconds = e.Seconds,
+                        gain = e.Gain?.Value, gain_ci_low = e.Gain?.Interval.Low, gain_ci_high = e.Gain?.Interval.High,
+                    }),
+                    reasons = advice.Reasons, seconds = clock.Elapsed.TotalSeconds,
+                });
         });
         return command;
     }

@@ -7,14 +7,18 @@ public sealed record Interval(double Low, double High)
     /// Wilson's score interval for <paramref name="successes"/> of <paramref name="trials"/>: unlike the normal
     /// approximation it stays inside [0, 1] and is honest at 0 or n successes and for small n.
     /// </summary>
-    public static Interval Wilson(int successes, int trials, double z = 1.959964)
+    public static Interval Wilson(int successes, int trials, double z = 1.959964) =>
+        trials == 0 ? new Interval(0, 1) : Wilson((double)successes / trials, trials, z);
+
+    /// <summary>Wilson's interval for a proportion <paramref name="p"/> observed on <paramref name="trials"/> (e.g. a mean over repeats).</summary>
+    public static Interval Wilson(double p, int trials, double z = 1.959964)
     {
         if (trials == 0) return new Interval(0, 1);
-        double n = trials, p = successes / n, z2 = z * z;
+        double n = trials, z2 = z * z;
         double centre = (p + z2 / (2 * n)) / (1 + z2 / n);
         double half = z / (1 + z2 / n) * Math.Sqrt(p * (1 - p) / n + z2 / (4 * n * n));
-        // At 0 or n successes the bound is exactly 0 or 1 (rounding would leave the estimate outside its interval).
-        return new Interval(successes == 0 ? 0 : Math.Max(0, centre - half), successes == trials ? 1 : Math.Min(1, centre + half));
+        // At p = 0 or 1 the bound is exactly 0 or 1 (rounding would leave the estimate outside its interval).
+        return new Interval(p <= 0 ? 0 : Math.Max(0, centre - half), p >= 1 ? 1 : Math.Min(1, centre + half));
     }
 
     /// <summary>"0.967 (95% CI 0.927-0.986)".</summary>

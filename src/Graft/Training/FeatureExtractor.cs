@@ -5,8 +5,6 @@ using static TorchSharp.torch;
 
 namespace Graft.Training;
 
-public sealed record SkippedImage(string Path, string Reason);
-
 /// <summary>Progress of a pass over images: done of total, with throughput for the progress line.</summary>
 public sealed record ImageProgress(string Phase, int Done, int Total, double ImagesPerSecond);
 
@@ -14,6 +12,9 @@ public sealed record ImageProgress(string Phase, int Done, int Total, double Ima
 public sealed record ExtractedFeatures(float[]?[] Features, IReadOnlyList<SkippedImage> Skipped, int CacheHits, int Computed,
     double Seconds)
 {
+    /// <summary>Each image file's content key (SHA-256; null where unreadable): equal keys are byte-identical copies.</summary>
+    public IReadOnlyList<string?> ContentKeys { get; init; } = [];
+
     public double ImagesPerSecond => Computed / Math.Max(Seconds, 1e-9);
 }
 
@@ -67,6 +68,6 @@ public static class FeatureExtractor
             progress?.Report(new ImageProgress("features", done, todo.Length, done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));
         }
         return new ExtractedFeatures(features, skipped.OrderBy(s => s.Path, StringComparer.Ordinal).ToList(), hits, computed,
-            clock.Elapsed.TotalSeconds);
+            clock.Elapsed.TotalSeconds) { ContentKeys = keys };
     }
 }

@@ -8,6 +8,9 @@ using Graft.Training;
 
 namespace Graft.Evaluation.Report;
 
+/// <summary>Something wrong with an image rather than with the model (from the data audit): kind "outlier", "label", "duplicate" or "leakage".</summary>
+public sealed record DataProblem(string File, string Kind, string Detail);
+
 /// <summary>What the pretrained network's own ImageNet classifier thinks an image is.</summary>
 public sealed record ImageNetGuess(string File, string TrueClass, IReadOnlyList<ClassProbability> Top);
 
@@ -27,6 +30,9 @@ public sealed record ReportContent(
 {
     /// <summary>What the data folder's reading noted (e.g. that these images picked the epoch), one sentence each.</summary>
     public IReadOnlyList<string> DataNotes { get; init; } = [];
+
+    /// <summary>The data audit's findings about the evaluated images, shown apart from the model's mistakes.</summary>
+    public IReadOnlyList<DataProblem> DataProblems { get; init; } = [];
 }
 
 /// <summary>
@@ -59,6 +65,9 @@ public static class HtmlReport
             thumbnails[item.File] = Thumbnail(item.File, images, $"scored_{n:D4}.jpg");
             inputs[item.File] = NetworkInput(item.File, images, $"scored_{n:D4}_input.jpg", content.Model.Input);
         }
+        foreach (var (problem, n) in content.DataProblems.Select((p, n) => (p, n)))
+            thumbnails.TryAdd(problem.File, Thumbnail(problem.File, images, $"problem_{n:D4}.jpg"));
+        var problems = content.DataProblems.ToDictionary(p => p.File);
         foreach (var (guess, n) in (content.ImageNetView ?? []).Select((g, n) => (g, n)))
             thumbnails.TryAdd(guess.File, Thumbnail(guess.File, images, $"imagenet_{n:D4}.jpg"));
 
@@ -81,7 +90,8 @@ public static class HtmlReport
         Dataset(html, content);
         PerClass(html, r);
         Confusion(html, r, mistakes);
-        Gallery(html, r, mistakes, thumbnails, inputs);
+        DataProblems(html, content.DataProblems, thumbnails);
+        Gallery(html, r, mistakes, thumbnails, inputs, problems);
         LeastConfident(html, r, leastConfident, thumbnails, inputs);
         if (curves) Training(html, content);
         ModelSection(html, content);
@@ -230,7 +240,21 @@ public static class HtmlReport
         html.Append("</section>\n");
     }
 
-    static void Gallery(StringBuilder html, EvaluationResult r, List<ScoredImage> mistakes, Dictionary<string, string> thumbnails, Dictionary<string, string> inputs)
+    /// <summary>Images the audit finds wrong in themselves (mislabelled, not of any class, copied): fix the data, not the model.</summary>
+    static void DataProblems(StringBuilder html, IReadOnlyList<DataProblem> problems, Dictionary<string, string> thumbnails)
+    {
+        if (problems.Count == 0) return;
+        html.Append($"<section id=\"data-problems\"><h2>Likely data problems ({problems.Count})</h2>" +
+                    "<p class=\"muted\">Found by the data audit (graft audit), not by this model: images that look mislabelled, belong to no class, or are copies. " +
+                    "A mistake on one of them may be the label's, not the model's.</p><div class=\"gallery\">");
+        foreach (var p in problems)
+            html.Append($"<div class=\"item\" data-problem=\"{E(p.Kind)}\"><img src=\"{E(thumbnails[p.File])}\" alt=\"{E(Path.GetFileName(p.File))}\">" +
+                        $"<div><b>{E(p.Kind)}</b>: {E(p.Detail)}</div><div class=\"path\">{E(p.File)}</div></div>");
+        html.Append("</div></section>\n");
+    }
+
+    static void Gallery(StringBuilder html, EvaluationResult r, List<ScoredImage> mistakes, Dictionary<string, string> thumbnails, Dictionary<string, string> inputs,
+        Dictionary<string, DataProblem> problems)
     {
         html.Append($"<section id=\"misclassified\"><h2>Misclassified images ({mistakes.Count})</h2>" +
                     "<p class=\"muted\">Every misclassified image, most confident mistakes first (fastai's plot_top_losses): the photo, and beside it the crop the network saw.</p><div class=\"gallery\">");
@@ -240,6 +264,7 @@ public static class HtmlReport
             string anchor = first.Add((m.Truth, m.Predicted)) ? $" id=\"cell-{m.Truth}-{m.Predicted}\"" : "";
             html.Append($"<div class=\"item\" data-file=\"{E(m.File)}\"{anchor}>");
             Scored(html, r, m, thumbnails, inputs);
+            if (problems.TryGetValue(m.File, out var problem)) html.Append($"<div class=\"note\">likely a data problem ({E(problem.Kind)}): {E(problem.Detail)}</div>");
             html.Append("</div>");
         }
         if (mistakes.Count == 0) html.Append("<p>None: every image was classified correctly.</p>");

@@ -11,7 +11,7 @@ public static class ImageNetView
         IReadOnlyList<string> classes, AssetResolver resolver, int perClass = 3, CancellationToken cancel = default)
     {
         var sample = images.GroupBy(i => i.Label).OrderBy(g => g.Key).SelectMany(g => g.Take(perClass)).ToList();
-        using var model = ImageClassifier.PretrainedImageNet(backbone, resolver);
+        using var model = TrainableClassifier.PretrainedImageNet(backbone, resolver);
         var predictions = await model.PredictAsync(sample.Select(s => s.Path).ToList(), 3, [], cancel: cancel);
         var byFile = predictions.ToDictionary(p => p.File);
         return sample.Where(s => byFile.ContainsKey(s.Path))
@@ -22,16 +22,51 @@ public static class ImageNetView
 /// <summary>Assembles and writes the report for an evaluation of a model.</summary>
 public static class ModelReport
 {
-    public static async Task<string> WriteAsync(ImageClassifier model, string? modelPath, EvaluationResult result, EvaluationResult? tta,
-        ImageDataset dataset, IReadOnlyList<Training.SkippedImage> skipped, string folder, AssetResolver resolver,
-        bool imageNetView = true, CancellationToken cancel = default)
+    /// <param name="audit">Audit the dataset (from cached features: seconds after training) and show its findings about the
+    /// evaluated images apart from the model's mistakes.</param>
+    public static async Task<string> WriteAsync(TrainableClassifier model, string? modelPath, EvaluationResult result, EvaluationResult? tta,
+        ImageDataset dataset, IReadOnlyList<SkippedImage> skipped, string folder, AssetResolver resolver,
+        bool imageNetView = true, bool audit = true, CancellationToken cancel = default)
     {
+        Audit.AuditResult? findings = null;
+        var notes = dataset.Notes.ToList();
+        if (audit)
+        {
+            var trained = model.Config.Dataset;
+            try
+            {
+                findings = await Audit.DataAudit.RunAsync(dataset.Root, new Audit.AuditOptions
+                {
+                    Backbone = model.Config.Backbone, LearningCurve = false,
+                    ValidationSplit = trained?.ValidationSplit ?? 0.2, Seed = trained?.Seed ?? 42,
+                }, resolver, cancel: cancel);
+            }
+            catch (GraftException e)
+            {
+                notes.Add($"the data audit could not run ({e.Problem})");
+            }
+        }
         var summary = ModelSummary.Of(model.Config.Backbone, model.Backbone.Trunk, model.Config.Input.Size, model.Head, model.Config.Head.Pooling);
         var evaluated = result.Items.Select(i => new LabeledImage(i.File, i.Truth)).ToList();
         var view = imageNetView ? await ImageNetView.SampleAsync(model.Config.Backbone, evaluated, result.Classes, resolver, cancel: cancel) : null;
         var title = $"Graft report: {Path.GetFileName(Path.TrimEndingDirectorySeparator(dataset.Root))} ({result.Classes.Count} classes)";
         var content = new ReportContent(title, modelPath is null ? null : Path.GetFullPath(modelPath), model.Config, summary, model.History,
-            Path.GetFullPath(dataset.Root), dataset.Layout, skipped, result, tta, view) { DataNotes = dataset.Notes };
+            Path.GetFullPath(dataset.Root), dataset.Layout, skipped, result, tta, view) { DataNotes = notes, DataProblems = Problems(findings, result) };
         return HtmlReport.Write(content, folder);
+    }
+
+    /// <summary>The audit's findings that concern the evaluated images, most severe first, one per image.</summary>
+    static IReadOnlyList<DataProblem> Problems(Audit.AuditResult? audit, EvaluationResult result)
+    {
+        if (audit is null) return [];
+        var evaluated = result.Items.Select(i => Path.GetFullPath(i.File)).ToHashSet();
+        bool Here(string file) => evaluated.Contains(Path.GetFullPath(file));
+        var problems = audit.Outliers.Where(o => Here(o.File)).Select(o => new DataProblem(o.File, "outlier", $"far from every class (score {o.Score:0.0}): maybe not a photo of any class"))
+            .Concat(audit.LabelIssues.Where(i => Here(i.File)).Select(i => new DataProblem(i.File, "label", $"labelled {i.Given}; the other images say {i.Suggested} ({i.Confidence:0.00})")))
+            .Concat(audit.Leakage.Concat(audit.Duplicates).SelectMany(p => new[] { (File: p.File, Other: p.Other, Pair: p), (File: p.Other, Other: p.File, Pair: p) })
+                .Where(t => Here(t.File)).Select(t => new DataProblem(t.File, t.Pair.Role != t.Pair.OtherRole ? "leakage" : "duplicate",
+                    $"{(t.Pair.Match == "exact" ? "identical to" : $"a near copy ({t.Pair.Similarity:0.000}) of")} {t.Other}" +
+                    (t.Pair.ConflictingLabels ? $", labelled {(t.File == t.Pair.File ? t.Pair.OtherLabel : t.Pair.Label)} there" : ""))));
+        return problems.DistinctBy(p => Path.GetFullPath(p.File)).ToList();
     }
 }

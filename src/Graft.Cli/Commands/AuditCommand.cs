@@ -1,0 +1,77 @@
+using System.CommandLine;
+using Graft.Audit;
+using Graft.Data;
+using Spectre.Console;
+
+namespace Graft.Cli.Commands;
+
+/// <summary>graft audit DATA: the data doctor, from cached features. Reads the data, writes only reports and the actions CSV.</summary>
+public static class AuditCommand
+{
+    const int Top = 5;
+
+    public static Command Create()
+    {
+        var data = new Argument<string>("DATA") { Description = "A dataset folder (as for train)." };
+        var report = new Option<string?>("--report") { Description = "Write an HTML report (with audit.json, findings.csv and actions.csv) into this folder." };
+        var actions = new Option<string?>("--actions") { Description = "Write the suggested actions (file,action,label,reason) to this CSV, for graft train --exclude." };
+        var backbone = new Option<string>("--backbone") { Description = "Pretrained backbone whose features are compared.", DefaultValueFactory = _ => Graft.Backbones.BackboneRegistry.Default.Name };
+        var cache = new Option<string?>("--cache") { Description = "Bottleneck cache folder (default: the user cache, where graft train leaves features)." };
+        var split = new Option<double>("--val-split") { Description = "Validation fraction held out when DATA has no validation folder (as for train).", DefaultValueFactory = _ => 0.2 };
+        var seed = new Option<int>("--seed") { Description = "Seed of the split, the folds and the learning curve's samples.", DefaultValueFactory = _ => 42 };
+        var json = Cli.JsonOption();
+        var command = new Command("audit", "Find likely label errors, duplicates and leakage, outliers and unusable files; would more photos help?")
+            { data, report, actions, backbone, cache, split, seed, json };
+        command.SetHandler(async (parse, cancel) =>
+        {
+            var dataPath = parse.GetValue(data)!;
+            if (parse.GetValue(report) is { } reportOut) OutputPaths.Folder("--report", reportOut, dataPath);
+            if (parse.GetValue(actions) is { } actionsOut) OutputPaths.File("--actions", actionsOut, dataPath);
+            var path = SampleDatasets.Resolve(dataPath, Cli.Assets);
+            var options = new AuditOptions { Backbone = parse.GetValue(backbone)!, CacheRoot = parse.GetValue(cache), ValidationSplit = parse.GetValue(split), Seed = parse.GetValue(seed) };
+            var audit = await DataAudit.RunAsync(path, options, Cli.Assets, new ProgressLine().Callbacks, cancel);
+            if (audit.CacheWarning is { } warning) Cli.Err.MarkupLine($"[yellow]warning:[/] the bottleneck cache could not be written ({Cli.Escape(warning)}).");
+            Summarize(audit);
+            if (parse.GetValue(actions) is { } actionsPath)
+            {
+                AuditActions.Write(actionsPath, audit.Actions);
+                Cli.Out.MarkupLine($"{audit.Actions.Count} suggested actions: [green]{Cli.Escape(Path.GetFullPath(actionsPath))}[/] (graft train --exclude)");
+            }
+            if (parse.GetValue(report) is { } folder)
+                Cli.Out.MarkupLine($"report [green]{Cli.Escape(Path.GetFullPath(AuditReport.Write(audit, folder)))}[/]");
+            if (parse.GetValue(json)) Cli.WriteJson(audit);
+        });
+        return command;
+    }
+
+    static void Summarize(AuditResult a)
+    {
+        var f = a.Features;
+        Cli.Out.MarkupLine($"[bold]{Cli.Escape(a.Root)}[/]: {a.Classes.Sum(c => c.Total)} images in {a.Classes.Count} classes ({Cli.Escape(a.Layout)}); " +
+                           $"features {f.CacheHits} cached, {f.Computed} computed; {a.Seconds:0.0} s");
+        Findings("likely label errors", a.LabelIssues, i => $"{i.File}: labelled {i.Given} ({i.SelfConfidence:0.000}), looks like {i.Suggested} ({i.Confidence:0.000})");
+        foreach (var l in a.Leaked) Cli.Out.MarkupLine($"[bold]leakage[/]: {l.Leaked} of {l.Images} {l.Role.ToString().ToLowerInvariant()} images ({l.Share:0.0%}) have a copy in an earlier part");
+        Findings("leaked pairs", a.Leakage, Pair);
+        Findings("duplicate pairs", a.Duplicates, Pair);
+        Findings("outliers", a.Outliers, o => $"{o.File} (class {o.Label}): neighbour distance {o.Distance:0.000}, score {o.Score:0.0}");
+        Findings("unusable files", a.Unusable, u => $"{u.File}: {u.Kind}: {u.Reason}");
+        foreach (var note in a.Notes) Cli.Out.MarkupLine($"[yellow]note:[/] {Cli.Escape(note)}");
+        var smallest = a.Classes.MinBy(c => c.Total)!;
+        var largest = a.Classes.MaxBy(c => c.Total)!;
+        var balance = smallest.Total == largest.Total ? $"{largest.Total} images each"
+            : $"from {Cli.Escape(smallest.Name)} {smallest.Total} to {Cli.Escape(largest.Name)} {largest.Total} images";
+        Cli.Out.MarkupLine($"[bold]classes[/]: {balance}" +
+                           $"; median size {a.Images.MedianWidth}x{a.Images.MedianHeight}, {a.Images.Grayscale} grayscale, {a.Images.Cmyk} CMYK");
+        if (a.LearningCurve is { } curve)
+            Cli.Out.MarkupLine($"[bold]more photos?[/] {Cli.Escape(string.Join(", ", curve.Points.Select(p => $"{p.TrainImages} images {p.Overall.Value:0.000}")))}. {Cli.Escape(curve.Verdict)}");
+    }
+
+    static string Pair(DuplicatePair p) =>
+        $"{p.File} ({p.Role.ToString().ToLowerInvariant()}, {p.Label}) = {p.Other} ({p.OtherRole.ToString().ToLowerInvariant()}, {p.OtherLabel}): {p.Match}, similarity {p.Similarity:0.000}";
+
+    static void Findings<T>(string what, IReadOnlyList<T> findings, Func<T, string> line)
+    {
+        Cli.Out.MarkupLine($"[bold]{findings.Count} {what}[/]" + (findings.Count > Top ? $" (first {Top}):" : findings.Count > 0 ? ":" : ""));
+        foreach (var finding in findings.Take(Top)) Cli.Out.MarkupLine($"  {Cli.Escape(line(finding))}");
+    }
+}

@@ -1,0 +1,125 @@
+using System.Text;
+using Graft.Data;
+
+namespace Graft.Audit;
+
+/// <summary>
+/// One suggested change to a dataset: <c>relabel</c> (to <see cref="Label"/>), <c>remove</c> or <c>deduplicate</c>.
+/// The audit never touches a user's files; <c>graft train --exclude actions.csv</c> honours these instead.
+/// </summary>
+public sealed record AuditAction(string File, string Action, string? Label, string Reason);
+
+/// <summary>The actions CSV: <c>file,action,label,reason</c>, RFC 4180 quoting, one action per file.</summary>
+public static class AuditActions
+{
+    public const string Relabel = "relabel", Remove = "remove", Deduplicate = "deduplicate";
+    static readonly string[] Known = [Relabel, Remove, Deduplicate];
+    const string Header = "file,action,label,reason";
+
+    public static void Write(string csvPath, IEnumerable<AuditAction> actions)
+    {
+        var text = new StringBuilder(Header).Append('\n');
+        foreach (var a in actions)
+            text.Append(Quote(a.File)).Append(',').Append(a.Action).Append(',').Append(Quote(a.Label ?? "")).Append(',').Append(Quote(a.Reason)).Append('\n');
+        File.WriteAllText(csvPath, text.ToString());
+    }
+
+    public static IReadOnlyList<AuditAction> Read(string csvPath)
+    {
+        string text;
+        try { text = File.ReadAllText(csvPath); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new GraftException($"{csvPath} cannot be read ({GraftException.FirstLine(e.Message)}).", "Pass the actions CSV written by graft audit --actions.");
+        }
+        var records = Records(text, csvPath);
+        if (records.Count == 0 || string.Join(",", records[0].Fields).Trim().ToLowerInvariant() != Header)
+            throw new GraftException($"{csvPath}, line 1: the header is not \"{Header}\".", "Pass the actions CSV written by graft audit --actions, or give yours that header.");
+        var actions = new List<AuditAction>();
+        foreach (var (line, fields) in records.Skip(1))
+        {
+            if (fields is [""]) continue; // a blank line
+            string Where() => $"{csvPath}, line {line}";
+            if (fields.Count != 4)
+                throw new GraftException($"{Where()}: {fields.Count} columns where {Header} are 4.", "Quote a field holding a comma (\"a,b\").");
+            var (file, action, label, reason) = (fields[0], fields[1].Trim().ToLowerInvariant(), fields[2], fields[3]);
+            if (file.Length == 0) throw new GraftException($"{Where()}: the file is empty.", "Name the image file the action is about.");
+            if (!Known.Contains(action))
+                throw new GraftException($"{Where()}: unknown action \"{fields[1]}\".", $"Use one of {string.Join(", ", Known)}.");
+            if (action == Relabel && label.Length == 0)
+                throw new GraftException($"{Where()}: relabel names no label.", "Put the class the image should have in the label column.");
+            actions.Add(new AuditAction(file, action, label.Length == 0 ? null : label, reason));
+        }
+        return actions;
+    }
+
+    /// <summary>
+    /// The dataset with the actions applied to its training and validation images: removed and deduplicated files
+    /// left out, relabelled ones moved to their class. Test images are never changed (they stay the yardstick that
+    /// measures what cleaning bought). A note says what was applied; actions naming no image of the dataset are counted.
+    /// </summary>
+    public static ImageDataset Apply(ImageDataset dataset, IReadOnlyList<AuditAction> actions, string csvPath)
+    {
+        var byFile = actions.GroupBy(a => Path.GetFullPath(a.File)).ToDictionary(g => g.Key, g => g.Last());
+        var unknown = actions.Where(a => a.Action == Relabel && !dataset.Classes.Contains(a.Label)).Select(a => a.Label).Distinct().ToList();
+        if (unknown.Count > 0)
+            throw new GraftException($"{csvPath} relabels images to {string.Join(", ", unknown)}, which {dataset.Root} has no class folder for.",
+                $"Use one of its classes: {string.Join(", ", dataset.Classes)}.");
+        int removed = 0, relabelled = 0;
+        List<LabeledImage> Clean(IReadOnlyList<LabeledImage> images)
+        {
+            var kept = new List<LabeledImage>();
+            foreach (var image in images)
+            {
+                if (!byFile.Remove(Path.GetFullPath(image.Path), out var action)) kept.Add(image);
+                else if (action.Action == Relabel) { kept.Add(image with { Label = dataset.Classes.ToList().IndexOf(action.Label!) }); relabelled++; }
+                else removed++;
+            }
+            return kept;
+        }
+        var train = Clean(dataset.Train);
+        var validation = Clean(dataset.Validation);
+        int elsewhere = byFile.Count(a => dataset.Test.Any(t => Path.GetFullPath(t.Path) == a.Key));
+        var note = $"{csvPath}: {removed} image(s) left out and {relabelled} relabelled in training and validation" +
+                   (elsewhere > 0 ? $"; {elsewhere} action(s) on test images not applied (the test set stays as it is)" : "") +
+                   (byFile.Count - elsewhere > 0 ? $"; {byFile.Count - elsewhere} action(s) name no image of this dataset" : "") + ".";
+        return dataset with { Train = train, Validation = validation, Notes = [.. dataset.Notes, note] };
+    }
+
+    /// <summary>A CSV field, quoted when it must be (RFC 4180) or has edge spaces.</summary>
+    internal static string Quote(string field) =>
+        field.IndexOfAny([',', '"', '\n', '\r']) < 0 && field.Trim() == field ? field : $"\"{field.Replace("\"", "\"\"")}\"";
+
+    /// <summary>The CSV's records with the line each starts on (a quoted field may span lines).</summary>
+    static List<(int Line, List<string> Fields)> Records(string text, string csvPath)
+    {
+        var records = new List<(int, List<string>)>();
+        int line = 1, i = 0;
+        if (text.StartsWith('\uFEFF')) i = 1; // a byte-order mark from a spreadsheet
+        while (i < text.Length)
+        {
+            int start = line;
+            var fields = new List<string>();
+            var field = new StringBuilder();
+            bool quoted = false, endOfRecord = false;
+            for (; i < text.Length && !endOfRecord; i++)
+            {
+                char c = text[i];
+                if (quoted)
+                {
+                    if (c == '"' && i + 1 < text.Length && text[i + 1] == '"') { field.Append('"'); i++; }
+                    else if (c == '"') quoted = false;
+                    else { if (c == '\n') line++; field.Append(c); }
+                }
+                else if (c == '"' && field.Length == 0) quoted = true;
+                else if (c == ',') { fields.Add(field.ToString()); field.Clear(); }
+                else if (c == '\n') { line++; endOfRecord = true; }
+                else if (c != '\r') field.Append(c);
+            }
+            if (quoted) throw new GraftException($"{csvPath}, line {start}: a quoted field is never closed.", "Close the quote, or double a quote inside a field (\"\").");
+            fields.Add(field.ToString());
+            records.Add((start, fields));
+        }
+        return records;
+    }
+}

@@ -1,0 +1,185 @@
+using System.Diagnostics;
+using Graft.Backbones;
+using Graft.Data;
+using Graft.Training;
+using Graft.Weights;
+
+namespace Graft.Audit;
+
+public sealed record AuditOptions
+{
+    public string Backbone { get; init; } = BackboneRegistry.Default.Name;
+    /// <summary>The bottleneck cache's root; null for the user cache (where graft train leaves features).</summary>
+    public string? CacheRoot { get; init; }
+    /// <summary>The split training uses (same split, same roles: leakage is measured between them).</summary>
+    public double ValidationSplit { get; init; } = 0.2;
+    public int Seed { get; init; } = 42;
+    public int Folds { get; init; } = 5;
+    /// <summary>Feature cosine similarity from which two images count as near duplicates.</summary>
+    public double NearDuplicateSimilarity { get; init; } = 0.95;
+    /// <summary>Robust z-score of neighbour distance from which an image is an outlier.</summary>
+    public double OutlierScore { get; init; } = 4;
+    /// <summary>Neighbours whose mean distance scores an outlier.</summary>
+    public int OutlierNeighbours { get; init; } = 5;
+    public bool LearningCurve { get; init; } = true;
+    public int Repeats { get; init; } = 3;
+}
+
+/// <summary>A file Graft cannot or will not use: <c>undecodable</c> (with the decoder's reason) or <c>unsupported format</c>.</summary>
+public sealed record Unusable(string File, string Kind, string Reason);
+
+public sealed record ClassCount(string Name, int Train, int Validation, int Test)
+{
+    public int Total => Train + Validation + Test;
+}
+
+/// <summary>Everything an audit found; every list most severe first.</summary>
+public sealed record AuditResult(string Root, string Layout, string Backbone, IReadOnlyList<ClassCount> Classes,
+    IReadOnlyList<LabelIssue> LabelIssues, IReadOnlyList<DuplicatePair> Duplicates, IReadOnlyList<DuplicatePair> Leakage,
+    IReadOnlyList<LeakedShare> Leaked, IReadOnlyList<Outlier> Outliers, IReadOnlyList<Unusable> Unusable, IReadOnlyList<string> Notes,
+    ImageStats Images, LearningCurveResult? LearningCurve, IReadOnlyList<AuditAction> Actions, FeatureStats Features, string? CacheWarning, double Seconds);
+
+/// <summary>
+/// The data doctor: label errors, duplicates and leakage, outliers, unusable files, balance and image facts, and a
+/// learning curve, all from the bottleneck features training caches (seconds after a first run). Reads only.
+/// </summary>
+public static class DataAudit
+{
+    public static async Task<AuditResult> RunAsync(string data, AuditOptions? options = null, AssetResolver? resolver = null,
+        Callbacks? callbacks = null, CancellationToken cancel = default)
+    {
+        options ??= new AuditOptions();
+        callbacks ??= Callbacks.None;
+        var clock = Stopwatch.StartNew();
+        var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Seed);
+        var labelled = Roles(dataset).ToList();
+        var images = labelled.Select(t => new AuditImage(t.Image.Path, dataset.Classes[t.Image.Label], t.Role)).ToList();
+        var paths = images.Select(i => i.File).ToList();
+
+        var features = await BottleneckFeatures.ExtractAsync(paths, new FeatureSource(options.Backbone) { CacheRoot = options.CacheRoot },
+            resolver, callbacks.Images, cancel);
+        var rowImage = Enumerable.Range(0, paths.Count).Where(i => features.Rows[i] is not null).ToArray();
+        if (rowImage.Length < 2)
+            throw new GraftException($"{data}: {rowImage.Length} of its {paths.Count} images could be read; there is nothing to compare.",
+                "Replace the damaged images, or check the folder's permissions.");
+        var x = rowImage.Select(i => features.Rows[i]!).ToArray();
+        var y = rowImage.Select(i => labelled[i].Image.Label).ToArray();
+        var rowFiles = rowImage.Select(i => paths[i]).ToList();
+
+        callbacks.Log?.Invoke($"label issues: {options.Folds}-fold linear probes on {x.Length} images");
+        var probabilities = Probes.OutOfFold(x, y, dataset.Classes.Count, options.Folds, options.Seed);
+        var labelIssues = LabelIssues.Find(rowFiles, y, probabilities, dataset.Classes);
+
+        callbacks.Log?.Invoke("duplicates and outliers: nearest neighbours in feature space, file hashes");
+        var hashes = paths.AsParallel().AsOrdered().WithCancellation(cancel).Select(ContentKey).ToList();
+        var (duplicates, leakage, outliers) = Copies(images, hashes, features.Rows, options);
+
+        var unusable = features.Skipped.Select(s => new Unusable(s.Path, "undecodable", s.Reason))
+            .Concat(dataset.Unconverted.Select(f => new Unusable(f, "unsupported format", "Graft does not decode TIFF or HEIC: convert it to JPEG or PNG to use it")))
+            .ToList();
+        var classes = dataset.Classes.Select((name, c) => new ClassCount(name, Count(dataset.Train, c), Count(dataset.Validation, c), Count(dataset.Test, c))).ToList();
+        var headers = ImageHeaders.Measure(paths, BackboneRegistry.Get(options.Backbone).InputSize);
+
+        LearningCurveResult? curve = null;
+        if (options.LearningCurve)
+        {
+            callbacks.Log?.Invoke("learning curve: heads on 10, 25, 50 and 100% of the training images");
+            curve = MeasureCurve(x, y, rowImage.Select(i => images[i].Role).ToArray(), dataset.Classes, options);
+        }
+        var actions = Suggest(labelIssues, duplicates, leakage, outliers);
+        return new AuditResult(dataset.Root, dataset.Layout, options.Backbone, classes, labelIssues, duplicates, leakage,
+            Duplicates.Leaked(images, leakage), outliers, unusable, dataset.Notes, headers, curve, actions, features.Stats, features.CacheWarning,
+            clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>Copies within a part, copies across parts (leakage) and outliers: from file hashes and features alone.</summary>
+    static (List<DuplicatePair> Duplicates, List<DuplicatePair> Leakage, IReadOnlyList<Outlier> Outliers) Copies(
+        IReadOnlyList<AuditImage> images, IReadOnlyList<string> hashes, float[]?[] rows, AuditOptions options)
+    {
+        var rowImage = Enumerable.Range(0, images.Count).Where(i => rows[i] is not null).ToArray();
+        var neighbours = FeatureSpace.Nearest(FeatureSpace.Normalized(rowImage.Select(i => rows[i]!).ToArray()), k: 10);
+        var pairs = Duplicates.Find(images, hashes, neighbours, rowImage, options.NearDuplicateSimilarity);
+        return (pairs.Where(p => p.Role == p.OtherRole).ToList(), pairs.Where(p => p.Role != p.OtherRole).ToList(),
+            Outliers.Find(images, neighbours, rowImage, options.OutlierNeighbours, options.OutlierScore));
+    }
+
+    /// <summary>
+    /// The checks training can afford on the features it just computed (no extra trunk pass, no probes): copies, leakage
+    /// and outliers, as one sentence; null when there is nothing to say.
+    /// </summary>
+    public static string? QuickSummary(ImageDataset dataset, IReadOnlyList<string?> hashes, float[]?[] rows)
+    {
+        var images = Roles(dataset).Select(t => new AuditImage(t.Image.Path, dataset.Classes[t.Image.Label], t.Role)).ToList();
+        if (rows.Count(r => r is not null) < 3) return null;
+        var (duplicates, leakage, outliers) = Copies(images, hashes.Select((h, i) => h ?? $"unreadable: {images[i].File}").ToList(), rows, new AuditOptions());
+        var parts = new List<string>();
+        if (duplicates.Count > 0) parts.Add($"{duplicates.Count} duplicate pair(s){(duplicates.Any(d => d.ConflictingLabels) ? $", {duplicates.Count(d => d.ConflictingLabels)} labelled differently" : "")}");
+        if (leakage.Count > 0) parts.Add($"{leakage.Count} held-out image(s) with a copy in an earlier part (leakage)");
+        if (outliers.Count > 0) parts.Add($"{outliers.Count} outlier(s) far from every class (first: {Path.GetFileName(outliers[0].File)})");
+        return parts.Count == 0 ? null : string.Join("; ", parts);
+    }
+
+    /// <summary>Every image with its role, training first.</summary>
+    static IEnumerable<(LabeledImage Image, ImageRole Role)> Roles(ImageDataset dataset) =>
+        dataset.Train.Select(i => (Image: i, Role: ImageRole.Train)).Concat(dataset.Validation.Select(i => (Image: i, Role: ImageRole.Validation)))
+            .Concat(dataset.Test.Select(i => (Image: i, Role: ImageRole.Test)));
+
+    static int Count(IReadOnlyList<LabeledImage> images, int label) => images.Count(i => i.Label == label);
+
+    static string ContentKey(string path)
+    {
+        try { return FeatureCache.ContentKey(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return $"unreadable: {path}"; } // equal to no other file's
+    }
+
+    /// <summary>Evaluated on the validation images; without any, on a stratified fifth of the training images held out.</summary>
+    static LearningCurveResult? MeasureCurve(float[][] x, int[] y, ImageRole[] roles, IReadOnlyList<string> classes, AuditOptions options)
+    {
+        var train = Enumerable.Range(0, y.Length).Where(r => roles[r] == ImageRole.Train).ToArray();
+        var held = Enumerable.Range(0, y.Length).Where(r => roles[r] == ImageRole.Validation).ToArray();
+        string evaluatedOn = $"{held.Length} validation images";
+        if (held.Length == 0)
+        {
+            var fold = Probes.StratifiedFolds(train.Select(r => y[r]).ToArray(), 5, options.Seed);
+            held = train.Where((_, k) => fold[k] == 0).ToArray();
+            train = train.Where((_, k) => fold[k] != 0).ToArray();
+            evaluatedOn = $"{held.Length} training images held out (no validation set)";
+        }
+        if (held.Length == 0 || train.Length < 2 * classes.Count) return null;
+        return LearningCurve.Measure(x, y, classes, train, held, evaluatedOn, options.Repeats, options.Seed);
+    }
+
+    /// <summary>
+    /// One action per file, the first that applies: a held-out image's earlier copy is deduplicated (evaluation keeps
+    /// its images); copies labelled differently are both removed (which label is right is unknown); a later copy is
+    /// deduplicated; a contradicted label is relabelled; an outlier is removed.
+    /// </summary>
+    static List<AuditAction> Suggest(IReadOnlyList<LabelIssue> labelIssues, IReadOnlyList<DuplicatePair> duplicates,
+        IReadOnlyList<DuplicatePair> leakage, IReadOnlyList<Outlier> outliers)
+    {
+        var actions = new List<AuditAction>();
+        var decided = new HashSet<string>();
+        void Add(string file, string action, string? label, string reason)
+        {
+            file = Path.GetFullPath(file); // the CSV is used later, maybe from elsewhere
+            if (decided.Add(file)) actions.Add(new AuditAction(file, action, label, reason));
+        }
+        string Copy(DuplicatePair p) => p.Match == "exact" ? "identical to" : $"a near copy (similarity {p.Similarity:0.000}) of";
+        foreach (var p in leakage)
+            Add(p.Other, AuditActions.Deduplicate, null, $"{Copy(p)} the {Name(p.Role)} image {p.File}: this {Name(p.OtherRole)} copy leaks it");
+        foreach (var p in duplicates.Where(p => p.ConflictingLabels))
+        {
+            Add(p.File, AuditActions.Remove, null, $"{Copy(p)} {p.Other}, labelled {p.OtherLabel} there");
+            Add(p.Other, AuditActions.Remove, null, $"{Copy(p)} {p.File}, labelled {p.Label} there");
+        }
+        foreach (var p in duplicates.Where(p => !p.ConflictingLabels))
+            Add(p.File, AuditActions.Deduplicate, null, $"{Copy(p)} {p.Other}");
+        foreach (var i in labelIssues)
+            Add(i.File, AuditActions.Relabel, i.Suggested, $"labelled {i.Given}, but the other images say {i.Suggested} ({i.Confidence:0.000}; {i.Given} {i.SelfConfidence:0.000})");
+        foreach (var o in outliers)
+            Add(o.File, AuditActions.Remove, null, $"far from every class (neighbour distance {o.Distance:0.000}, score {o.Score:0.0})");
+        return actions;
+    }
+
+    static string Name(ImageRole role) => role.ToString().ToLowerInvariant();
+}

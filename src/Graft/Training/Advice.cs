@@ -1,0 +1,92 @@
+using Graft.Evaluation;
+
+namespace Graft.Training;
+
+/// <summary>
+/// How a candidate did against plain feature extraction on the same images: it was right where feature extraction
+/// was wrong <see cref="Wins"/> times, and the reverse <see cref="Losses"/> times, out of <see cref="Images"/>.
+/// </summary>
+public sealed record PairedGain(int Wins, int Losses, int Images)
+{
+    /// <summary>The accuracy difference, in [-1, 1].</summary>
+    public double Value => Images == 0 ? 0 : (double)(Wins - Losses) / Images;
+
+    /// <summary>
+    /// The 95% interval of the difference, McNemar-style: only the images the two disagree on carry information, and
+    /// the share of them the candidate wins gets a Wilson interval (no disagreement at all: exactly 0). It is conditional on
+    /// how many images they disagree on, so its upper end can sit close to the estimate; what decides is its lower end.
+    /// </summary>
+    public Interval Interval
+    {
+        get
+        {
+            int disagreements = Wins + Losses;
+            if (Images == 0 || disagreements == 0) return new Interval(0, 0);
+            var share = Interval.Wilson(Wins, disagreements);
+            double scale = (double)disagreements / Images;
+            return new Interval(scale * (2 * share.Low - 1), scale * (2 * share.High - 1));
+        }
+    }
+
+    /// <summary>Better beyond the noise: the whole interval is above 0.</summary>
+    public bool Clear => Interval.Low > 0;
+
+    /// <summary>"+1.4 points (95% CI +0.2 to +2.6; 9 better, 2 worse of 600)".</summary>
+    public string Describe() =>
+        $"{Points(Value)} points (95% CI {Points(Interval.Low)} to {Points(Interval.High)}; {Wins} better, {Losses} worse of {Images})";
+
+    static string Points(double difference) => (100 * difference).ToString("+0.0;-0.0;0.0", System.Globalization.CultureInfo.InvariantCulture);
+}
+
+/// <summary>
+/// One strategy the advisor weighed: the training it stands for, its estimated accuracy on unseen images with the
+/// 95% interval, the expected seconds of `graft train` with it (feature extraction's with the bottleneck cache the
+/// advisor filled), and its <see cref="Gain"/> over plain feature extraction (null for plain feature extraction itself).
+/// </summary>
+public sealed record StrategyEstimate(string Strategy, string? FeatureBlock, UnfreezeSpec? Unfreeze, double Accuracy, Interval Interval,
+    double Seconds, PairedGain? Gain)
+{
+    /// <summary>The graft train flags, e.g. "--strategy fine-tune --unfreeze 2".</summary>
+    public string Arguments => $"--strategy {Strategy}" + (Unfreeze is { } u ? $" {u.ToArguments()}" : "") + (FeatureBlock is { } b ? $" --features-from {b}" : "");
+
+    public string Describe() => Strategy == Strategies.FineTune ? $"fine-tuning the {Unfreeze?.Describe()}"
+        : FeatureBlock is { } block ? $"feature extraction from {block}" : "feature extraction";
+}
+
+/// <summary>A recommendation: the estimate chosen, every estimate weighed, and why, in plain sentences.</summary>
+public sealed record Advice(StrategyEstimate Chosen, IReadOnlyList<StrategyEstimate> Estimates, IReadOnlyList<string> Reasons)
+{
+    public string Strategy => Chosen.Strategy;
+    public string? FeatureBlock => Chosen.FeatureBlock;
+    public UnfreezeSpec? Unfreeze => Chosen.Unfreeze;
+    public string Arguments => Chosen.Arguments;
+}
+
+/// <summary>The decision rule, apart from the measurements so that it can be checked on made-up ones.</summary>
+public static class AdviceRule
+{
+    /// <summary>
+    /// Plain feature extraction (<paramref name="estimates"/>[0]; the rest follow in order of cost) unless a candidate
+    /// beats it clearly on the same images; of those, the best gain, or a cheaper one whose gain lies inside the best
+    /// one's interval. Returns the choice and the sentence that says why.
+    /// </summary>
+    public static (StrategyEstimate Chosen, string Reason) Decide(IReadOnlyList<StrategyEstimate> estimates)
+    {
+        var plain = estimates[0];
+        var others = estimates.Skip(1).Where(e => e.Gain is not null).ToList();
+        var clear = others.Where(e => e.Gain!.Clear).ToList();
+        if (clear.Count == 0)
+        {
+            var closest = others.MaxBy(e => e.Gain!.Value);
+            return (plain, closest is null || closest.Gain!.Value <= 0
+                ? $"→ {plain.Describe()}: no other strategy measured better."
+                : $"→ {plain.Describe()}: {closest.Describe()} measured {closest.Gain!.Describe()}, inside the noise, so the cheaper strategy is chosen.");
+        }
+        var best = clear.MaxBy(e => e.Gain!.Value)!;
+        var cheaper = clear.First(e => e.Gain!.Value >= best.Gain!.Interval.Low); // clear keeps the order of cost
+        return cheaper == best
+            ? (best, $"→ {best.Describe()}: it beats {plain.Describe()} by {best.Gain!.Describe()}, beyond the noise.")
+            : (cheaper, $"→ {cheaper.Describe()}: it beats {plain.Describe()} by {cheaper.Gain!.Describe()}; {best.Describe()} measured " +
+                $"{best.Gain!.Describe()}, a difference inside the noise, so the cheaper strategy is chosen.");
+    }
+}
