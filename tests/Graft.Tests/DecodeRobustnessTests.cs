@@ -30,7 +30,7 @@ public class DecodeRobustnessTests(Xunit.Abstractions.ITestOutputHelper output)
     static byte[] Jpeg(SKBitmap bitmap)
     {
         using var pixmap = bitmap.PeekPixels();
-        using var data = pixmap.Encode(new SKJpegEncoderOptions(95, SKJpegEncoderDownsample.Downsample444, SKJpegEncoderAlphaOption.Ignore));
+        using var data = pixmap.Encode(new SKJpegEncoderOptions(95, SKJpegEncoderDownsample.Downsample444, SKJpegEncoderAlphaOption.Ignore))!;
         return data.ToArray();
     }
 
@@ -222,6 +222,25 @@ public class DecodeRobustnessTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.True(watch.ElapsedMilliseconds < 2000, $"{watch.ElapsedMilliseconds} ms");
         Assert.Throws<ImageDecodeException>(() => ImageLoader.WriteThumbnail(path, dir["thumb.jpg"], 100));
         Assert.False(File.Exists(dir["thumb.jpg"]));
+    }
+
+    [Fact]
+    public void A_JPEG_claiming_65000_by_65000_is_refused_from_its_header()
+    {
+        using var dir = new TempDir();
+        var path = dir["huge.jpg"];
+        TinyImages.WriteImage(path, SKColors.Teal, 64, new Random(1), "jpg");
+        var bytes = File.ReadAllBytes(path);
+        int sof = Enumerable.Range(0, bytes.Length - 9).First(i => bytes[i] == 0xFF && bytes[i + 1] is 0xC0 or 0xC2);
+        bytes[sof + 5] = bytes[sof + 7] = 65000 >> 8; // height and width, big-endian
+        bytes[sof + 6] = bytes[sof + 8] = 65000 & 0xFF;
+        File.WriteAllBytes(path, bytes);
+        using (var codec = SKCodec.Create(path))
+            Assert.Equal((65000, 65000), (codec.Info.Width, codec.Info.Height));
+        var watch = Stopwatch.StartNew();
+        var e = Assert.Throws<ImageDecodeException>(() => ImageLoader.LoadRgb(path, 224, ResizeMode.CenterCrop));
+        Assert.Contains("header claims 65000x65000", e.Reason);
+        Assert.True(watch.ElapsedMilliseconds < 2000, $"{watch.ElapsedMilliseconds} ms");
     }
 
     [Fact]

@@ -174,7 +174,7 @@ public class DecodeScaleTests(Xunit.Abstractions.ITestOutputHelper output)
     static void WriteJpeg(SKBitmap bitmap, string path)
     {
         using var pixmap = bitmap.PeekPixels();
-        using var data = pixmap.Encode(new SKJpegEncoderOptions(90, SKJpegEncoderDownsample.Downsample420, SKJpegEncoderAlphaOption.Ignore));
+        using var data = pixmap.Encode(new SKJpegEncoderOptions(90, SKJpegEncoderDownsample.Downsample420, SKJpegEncoderAlphaOption.Ignore))!;
         File.WriteAllBytes(path, data.ToArray());
     }
 }

@@ -80,7 +80,7 @@ public class HostileInputTests
     public void A_model_whose_config_disagrees_with_its_weights_is_refused_with_one_line(string change, string expected)
     {
         using var dir = new TempDir();
-        using (var model = ScratchModel(["a", "b", "c"])) model.Save(dir["good.graft"]);
+        using (var model = Networks.ScratchModel(["a", "b", "c"])) model.Save(dir["good.graft"]);
         var bad = dir["bad.graft"];
         if (change == "invalid-json") RewriteEntry(dir["good.graft"], bad, "config.json", _ => "{ \"format\": \"graft-model/2\", "u8.ToArray());
         else if (change == "weights-altered") RewriteEntry(dir["good.graft"], bad, "weights.safetensors", FlipLastByte);
@@ -104,7 +104,7 @@ public class HostileInputTests
                 case "huge-hidden": config["head"]!["hidden"] = 1_000_000; break;
             }
         });
-        var e = Assert.Throws<GraftException>(() => ImageClassifier.Load(bad));
+        var e = Assert.Throws<GraftException>(() => TrainableClassifier.Load(bad));
         Assert.Contains(bad, e.Message);
         Assert.Contains(expected, e.Message);
         Assert.DoesNotContain('\n', e.Message);
@@ -114,7 +114,7 @@ public class HostileInputTests
     public async Task Model_files_record_a_hash_of_their_weights_and_files_without_one_still_load()
     {
         using var dir = new TempDir();
-        using var model = ScratchModel(["a", "b"]);
+        using var model = Networks.ScratchModel(["a", "b"]);
         model.Save(dir["m.graft"]);
         using (var zip = ZipFile.OpenRead(dir["m.graft"]))
         {
@@ -124,7 +124,7 @@ public class HostileInputTests
         }
         // A file written before the hash existed loads and predicts as before.
         RewriteConfig(dir["m.graft"], dir["old.graft"], config => config.Remove("weights_sha256"));
-        using var old = ImageClassifier.Load(dir["old.graft"]);
+        using var old = TrainableClassifier.Load(dir["old.graft"]);
         Assert.Null(old.Config.WeightsSha256);
         TinyImages.WriteImage(dir["x.png"], TinyImages.Palette[0].Color, 40, new Random(1));
         var a = await model.PredictAsync([dir["x.png"]], 2, []);
@@ -136,7 +136,7 @@ public class HostileInputTests
     public void A_wrong_shape_model_prints_one_line_not_a_stack_trace()
     {
         using var dir = new TempDir();
-        using (var model = ScratchModel(["a", "b"])) model.Save(dir["good.graft"]);
+        using (var model = Networks.ScratchModel(["a", "b"])) model.Save(dir["good.graft"]);
         RewriteConfig(dir["good.graft"], dir["bad.graft"], config => { config["head"]!["hidden"] = 16; config.Remove("weights_sha256"); });
         TinyImages.WriteImage(dir["x.png"], TinyImages.Palette[0].Color, 40, new Random(1));
         var run = GraftCli.Run(null, "predict", dir["bad.graft"], dir["x.png"]);
@@ -239,7 +239,7 @@ public class HostileInputTests
     public void Export_onto_its_own_model_file_or_a_folder_is_refused_and_the_model_is_kept()
     {
         using var dir = new TempDir();
-        using (var model = ScratchModel(["a", "b"])) model.Save(dir["m.graft"]);
+        using (var model = Networks.ScratchModel(["a", "b"])) model.Save(dir["m.graft"]);
         var before = File.ReadAllBytes(dir["m.graft"]);
         var run = GraftCli.Run(null, "export", dir["m.graft"], "--onnx", dir["m.graft"]);
         Assert.Equal(2, run.ExitCode);
@@ -271,7 +271,7 @@ public class HostileInputTests
         Assert.Contains("--out", Assert.Single(train.Stderr.Trim().Split('\n')));
         Assert.DoesNotContain("epoch", train.Stderr);
 
-        using (var model = ScratchModel(["green", "red"])) model.Save(dir["m.graft"]);
+        using (var model = Networks.ScratchModel(["green", "red"])) model.Save(dir["m.graft"]);
         File.WriteAllText(dir["report.html"], "keep me");
         var evaluate = GraftCli.Run(null, "evaluate", dir["m.graft"], dir["data"], "--report", dir["report.html"]);
         Assert.Equal(2, evaluate.ExitCode);
@@ -307,7 +307,7 @@ public class HostileInputTests
         using var dir = new TempDir();
         TinyImages.WriteClassFolders(dir["data"], perClass: 2, classes: 2, size: 16);
         foreach (var file in Directory.GetFiles(dir["data"], "*.png", SearchOption.AllDirectories)) File.WriteAllText(file, "not an image");
-        using var model = ScratchModel(["green", "red"]);
+        using var model = Networks.ScratchModel(["green", "red"]);
         var e = await Assert.ThrowsAsync<GraftException>(() => Learner.EvaluateAsync(model, dir["data"], dir["cache"]));
         Assert.Contains("None of the 4 images", e.Message);
         Assert.Contains("there is nothing to evaluate", e.Message);
@@ -329,7 +329,7 @@ public class HostileInputTests
     public void A_weights_entry_larger_than_the_config_declares_is_refused_before_it_is_read()
     {
         using var dir = new TempDir();
-        using (var model = ScratchModel(["a", "b"])) model.Save(dir["good.graft"]);
+        using (var model = Networks.ScratchModel(["a", "b"])) model.Save(dir["good.graft"]);
         // 512 MiB of zeros: about 0.5 MB in the zip.
         RewriteEntry(dir["good.graft"], dir["bomb.graft"], "weights.safetensors", null, write: stream =>
         {
@@ -338,7 +338,7 @@ public class HostileInputTests
         });
         Assert.InRange(new FileInfo(dir["bomb.graft"]).Length, 1, 4 << 20);
         long allocated = GC.GetTotalAllocatedBytes(precise: true);
-        var e = Assert.Throws<GraftException>(() => ImageClassifier.Load(dir["bomb.graft"]));
+        var e = Assert.Throws<GraftException>(() => TrainableClassifier.Load(dir["bomb.graft"]));
         Assert.Contains("weights.safetensors is larger than", e.Message);
         Assert.InRange(GC.GetTotalAllocatedBytes(precise: true) - allocated, 0, 64L << 20);
 
@@ -414,27 +414,15 @@ public class HostileInputTests
         File.WriteAllText(dir[$"m.graft.{dead}.tmp"], "half a model");
         File.WriteAllText(dir["m.graft.1.tmp"], "pid 1 runs: maybe still writing");
         File.WriteAllText(dir["other.graft.77777777.tmp"], "another file's");
-        using (var model = ScratchModel(["a", "b"])) model.Save(dir["m.graft"]);
+        using (var model = Networks.ScratchModel(["a", "b"])) model.Save(dir["m.graft"]);
         Assert.Equal(["m.graft", "m.graft.1.tmp", "other.graft.77777777.tmp"], Directory.GetFiles(dir.Path).Select(Path.GetFileName).Order(StringComparer.Ordinal));
-        using var loaded = ImageClassifier.Load(dir["m.graft"]);
+        using var loaded = TrainableClassifier.Load(dir["m.graft"]);
     }
 
     // ---- helpers ----
 
     static void TorchRuntime() => Engine.TorchRuntime.EnsureInitialized();
 
-    /// <summary>The Keras blog's small CNN at 32x32 with a hidden layer of 8: a model file of a few hundred kB, made in milliseconds.</summary>
-    static ImageClassifier ScratchModel(IReadOnlyList<string> labels, int size = 32)
-    {
-        TorchRuntime();
-        var network = BackboneRegistry.Get("small_cnn");
-        var backbone = Backbone.Create(network, new ArchitectureOptions(size), network.Spec(size));
-        var (channels, positions) = backbone.FeatureShape(size);
-        var head = new HeadConfig(channels * positions, labels.Count, Hidden: 8, Dropout: 0.5, Pooling: Pooling.Flatten);
-        var config = new ModelConfig(ModelConfig.CurrentFormat, network.Name, "none", backbone.Input, labels, head, Strategies.Scratch,
-            new FitOptions(Epochs: 0), null, DateTime.UtcNow) { Architecture = backbone.Architecture };
-        return new ImageClassifier(config, backbone, head.Build(), []);
-    }
 
     static void RewriteConfig(string from, string to, Action<JsonObject> change) => RewriteEntry(from, to, "config.json", bytes =>
     {

@@ -33,7 +33,7 @@ public class ReadOnlyInstallTests
         Assert.Equal(["libtorch.so", "libc10.so", "libtorch_cpu.so"], shipped.Needed.Take(3)); // loaded from the install for a copy elsewhere
 
         Directory.CreateDirectory(home);
-        using (var model = ScratchModel(["red", "green", "blue"])) model.Save(Path.Combine(home, "m.graft"));
+        using (var model = Networks.ScratchModel(["red", "green", "blue"])) model.Save(Path.Combine(home, "m.graft"));
         TinyImages.WriteImage(Path.Combine(home, "x.png"), TinyImages.Palette[0].Color, 40, new Random(1));
         // The other user passes through the test folder and writes only in its home.
         File.SetUnixFileMode(dir.Path, (UnixFileMode)0b111_101_101);
@@ -48,6 +48,32 @@ public class ReadOnlyInstallTests
         {
             SetWritable(install, true);
         }
+    }
+
+    [Fact]
+    public void Files_and_folders_the_user_cannot_read_are_skipped_or_refused_in_one_line()
+    {
+        if (!AsAnotherUser) return; // as root every file is readable; the run needs another user (CI runs as root with setpriv)
+        using var dir = new TempDir();
+        string photos = dir["photos"], home = dir["home"];
+        TinyImages.WriteClassFolders(photos, perClass: 4, size: 32);
+        Directory.CreateDirectory(home);
+        foreach (var entry in Directory.EnumerateFileSystemEntries(dir.Path, "*", SearchOption.AllDirectories).Append(dir.Path))
+            File.SetUnixFileMode(entry, (UnixFileMode)(Directory.Exists(entry) ? 0b111_111_111 : 0b110_110_110));
+        var secret = Directory.GetFiles(Path.Combine(photos, "red")).Order(StringComparer.Ordinal).First();
+        File.SetUnixFileMode(secret, UnixFileMode.UserRead | UnixFileMode.UserWrite); // root's alone
+        var env = new Dictionary<string, string> { ["HOME"] = home, ["DOTNET_CLI_HOME"] = home, [Weights.AssetResolver.CacheVariable] = Path.Combine(home, "cache") };
+
+        var skipped = RunInstalled(AppContext.BaseDirectory, env, "train", photos, "--strategy", "scratch", "--epochs", "1", "--out", Path.Combine(home, "m.graft"));
+        Assert.True(skipped.ExitCode == 0, skipped.Stderr);
+        Assert.Contains(Path.GetFileName(secret), skipped.Stdout + skipped.Stderr); // listed as skipped, with its reason
+
+        File.SetUnixFileMode(Path.Combine(photos, "green"), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var refused = RunInstalled(AppContext.BaseDirectory, env, "train", photos, "--strategy", "scratch", "--epochs", "1", "--out", Path.Combine(home, "n.graft"));
+        Assert.Equal(2, refused.ExitCode);
+        var line = Assert.Single(refused.Stderr.Trim().Split('\n'));
+        Assert.Contains(Path.Combine(photos, "green"), line);
+        Assert.DoesNotContain("internal error", line);
     }
 
     static void RunReadOnly(string install, string home, string cache, string glue)
@@ -101,6 +127,15 @@ public class ReadOnlyInstallTests
         Assert.Contains($"free on the filesystem holding {dir.Path}", line);
         Assert.False(Directory.Exists(dir["out"]));
 
+        // Training finds out before it trains, not when it saves.
+        TinyImages.WriteClassFolders(dir["photos"], perClass: 3, size: 32);
+        var train = GraftCli.Run(new Dictionary<string, string> { [OutputPaths.MinimumFreeVariable] = long.MaxValue.ToString(), ["GRAFT_CACHE"] = dir["cache"] },
+            "train", dir["photos"], "--out", dir["models/m.graft"]);
+        Assert.Equal(2, train.ExitCode);
+        Assert.Contains("--out", Assert.Single(train.Stderr.Trim().Split('\n')));
+        Assert.DoesNotContain("epoch", train.Stderr + train.Stdout);
+        Assert.False(Directory.Exists(dir["cache"]));
+
         var garbled = GraftCli.Run(new Dictionary<string, string> { [OutputPaths.MinimumFreeVariable] = "lots" },
             "embed", "mobilenet_v2", dir["x.png"], "--out", dir["features.csv"]);
         Assert.Equal(2, garbled.ExitCode);
@@ -115,7 +150,7 @@ public class ReadOnlyInstallTests
     public void AppleDouble_files_named_on_the_command_line_are_skipped_with_a_note()
     {
         using var dir = new TempDir();
-        using (var model = ScratchModel(["red", "green", "blue"])) model.Save(dir["m.graft"]);
+        using (var model = Networks.ScratchModel(["red", "green", "blue"])) model.Save(dir["m.graft"]);
         Directory.CreateDirectory(dir["photos"]);
         TinyImages.WriteImage(dir["photos/x.png"], TinyImages.Palette[0].Color, 40, new Random(1));
         // A resource fork as macOS writes it beside each file copied to a FAT or network disk.
@@ -208,16 +243,4 @@ public class ReadOnlyInstallTests
         return entries;
     }
 
-    /// <summary>The Keras blog's small CNN at 32x32 with a hidden layer of 8: a model file of a few hundred kB.</summary>
-    static ImageClassifier ScratchModel(IReadOnlyList<string> labels, int size = 32)
-    {
-        TorchRuntime.EnsureInitialized();
-        var network = BackboneRegistry.Get("small_cnn");
-        var backbone = Backbone.Create(network, new ArchitectureOptions(size), network.Spec(size));
-        var (channels, positions) = backbone.FeatureShape(size);
-        var head = new HeadConfig(channels * positions, labels.Count, Hidden: 8, Dropout: 0.5, Pooling: Pooling.Flatten);
-        var config = new ModelConfig(ModelConfig.CurrentFormat, network.Name, "none", backbone.Input, labels, head, Strategies.Scratch,
-            new FitOptions(Epochs: 0), null, DateTime.UtcNow) { Architecture = backbone.Architecture };
-        return new ImageClassifier(config, backbone, head.Build(), []);
-    }
 }

@@ -81,6 +81,19 @@ public static class GraftCli
 /// <summary>Registry networks with fresh (untrained) weights: architecture tests need no weight files.</summary>
 public static class Networks
 {
+    /// <summary>The Keras blog's small CNN at 32x32 with a hidden layer of 8: a model file of a few hundred kB, made in milliseconds.</summary>
+    public static Models.TrainableClassifier ScratchModel(IReadOnlyList<string> labels, int size = 32)
+    {
+        Engine.TorchRuntime.EnsureInitialized();
+        var network = Backbones.BackboneRegistry.Get("small_cnn");
+        var backbone = Backbones.Backbone.Create(network, new Backbones.Architectures.ArchitectureOptions(size), network.Spec(size));
+        var (channels, positions) = backbone.FeatureShape(size);
+        var head = new Training.HeadConfig(channels * positions, labels.Count, Hidden: 8, Dropout: 0.5, Pooling: Training.Pooling.Flatten);
+        var config = new Models.ModelConfig(Models.ModelConfig.CurrentFormat, network.Name, "none", backbone.Input, labels, head, Strategies.Scratch,
+            new Training.FitOptions(Epochs: 0), null, DateTime.UtcNow) { Architecture = backbone.Architecture };
+        return new Models.TrainableClassifier(config, backbone, head.Build(), []);
+    }
+
     public static Backbones.Graph Build(string backbone, int size, bool foldedBatchNorm = false)
     {
         Engine.TorchRuntime.EnsureInitialized();
