@@ -70,7 +70,7 @@ public static class Cli
     public static void WriteJson(object value) =>
         Console.Out.WriteLine(JsonSerializer.Serialize(value, JsonLine));
 
-    static readonly JsonSerializerOptions JsonLine = new(ImageClassifier.Json)
+    static readonly JsonSerializerOptions JsonLine = new(TrainableClassifier.Json)
     {
         WriteIndented = false,
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // plain "<" and "+" in a terminal

@@ -17,15 +17,21 @@ namespace Graft;
 /// </summary>
 public sealed record TrainOptions
 {
+    /// <summary>The pretrained network (a registry name, see <c>graft models</c>); null: the default (or the scratch CNN).</summary>
     public string? Backbone { get; init; }
     /// <summary>The network's input size (Keras's input_shape); null: the backbone's default.</summary>
     public int? InputSize { get; init; }
     /// <summary>The user's own weight file for the backbone (checked by structure, not hash); null: the registry's sources.</summary>
     public string? WeightsFile { get; init; }
+    /// <summary>One of <see cref="Strategies"/>.</summary>
     public string Strategy { get; init; } = Strategies.FeatureExtraction;
+    /// <summary>Units of the head's hidden dense layer (0: none, a linear head); null: the strategy's default.</summary>
     public int? Hidden { get; init; }
+    /// <summary>The head's dropout rate; null: the strategy's default.</summary>
     public double? Dropout { get; init; }
+    /// <summary>Batch normalization in the head.</summary>
     public bool BatchNorm { get; init; }
+    /// <summary>How the trunk's feature map becomes a vector: global average pooling or flatten; null: the strategy's default.</summary>
     public Pooling? Pooling { get; init; }
     /// <summary>A squeeze-and-excitation block on the trunk's output before the head.</summary>
     public bool SqueezeExcite { get; init; }
@@ -35,6 +41,7 @@ public sealed record TrainOptions
     public double ValidationSplit { get; init; } = 0.2;
     /// <summary>The share of the images held out as a test set, measured only after training, when DATA has no test folder (0: none).</summary>
     public double TestSplit { get; init; }
+    /// <summary>How a photo becomes the network's square input.</summary>
     public ResizeMode Resize { get; init; } = ResizeMode.CenterCrop;
     /// <summary>Training of the head on cached features (feature extraction, fine-tuning's phase 1) or of the scratch network.</summary>
     public FitOptions Fit { get; init; } = new();
@@ -42,7 +49,9 @@ public sealed record TrainOptions
     public FitOptions FineTune { get; init; } = new(Epochs: 10, LearningRate: 1e-4, Optimizer: OptimizerKind.Sgd);
     /// <summary>What fine-tuning trains of the trunk; null: the top 2 blocks, or what <see cref="Strategies.Auto"/> advises.</summary>
     public UnfreezeSpec? Unfreeze { get; init; }
+    /// <summary>Live augmentation (fine-tuning, scratch); null: the strategy's default.</summary>
     public Augmentation? Augmentation { get; init; }
+    /// <summary>The learning-rate schedule of live training.</summary>
     public LrSchedule Schedule { get; init; } = LrSchedule.Constant;
     /// <summary>Fine-tuning: each unfrozen block's learning rate is this times the one above it (1: all equal).</summary>
     public double DiscriminativeFactor { get; init; } = 1.0;
@@ -50,19 +59,31 @@ public sealed record TrainOptions
     public bool BalancedClassWeights { get; init; }
     /// <summary>Live training saves here after every epoch (and when stopped); with <see cref="Resume"/> it continues from it.</summary>
     public string? CheckpointPath { get; init; }
+    /// <summary>Continue from <see cref="CheckpointPath"/> when it holds a checkpoint of this run.</summary>
     public bool Resume { get; init; }
     /// <summary>Take features from this block instead of the trunk's last (earlier features are more generic).</summary>
     public string? FeatureBlock { get; init; }
     /// <summary>Where the bottleneck cache lives; null for the user cache (~/.cache/graft).</summary>
     public string? CacheRoot { get; init; }
+    /// <summary>Read and write the bottleneck cache.</summary>
     public bool UseCache { get; init; } = true;
+    /// <summary>An actions CSV written by the audit: its removals and relabellings apply to the training and validation images.</summary>
+    public string? Exclude { get; init; }
+    /// <summary>The frozen trunk's numbers: int8 runs it quantized, calibrated on the training images (feature extraction only; its features are cached apart).</summary>
+    public Precision Precision { get; init; }
 
     bool Scratch => Strategy == Strategies.Scratch;
+    /// <summary>The backbone this run uses.</summary>
     public string BackboneOrDefault => Backbone ?? (Scratch ? BackboneRegistry.All.First(b => !b.Pretrained) : BackboneRegistry.Default).Name;
+    /// <summary>The hidden units this run uses.</summary>
     public int HiddenOrDefault => Hidden ?? (Scratch ? 64 : 0);
+    /// <summary>The dropout this run uses.</summary>
     public double DropoutOrDefault => Dropout ?? (Scratch ? 0.5 : 0.2);
+    /// <summary>The pooling this run uses.</summary>
     public Pooling PoolingOrDefault => Pooling ?? (Scratch ? Training.Pooling.Flatten : Training.Pooling.Gap);
+    /// <summary>What fine-tuning trains of the trunk in this run.</summary>
     public UnfreezeSpec UnfreezeOrDefault => Unfreeze ?? UnfreezeSpec.Default;
+    /// <summary>The augmentation this run uses.</summary>
     public Augmentation AugmentationOrDefault => Augmentation ?? DefaultAugmentation(Strategy);
 
     /// <summary>What a strategy augments with unless told: the blog's heavy settings from scratch, mild ones otherwise.</summary>
@@ -70,24 +91,32 @@ public sealed record TrainOptions
         strategy == Strategies.Scratch ? Data.Augmentation.KerasBlog : Data.Augmentation.Default;
 }
 
+/// <summary>The names of the training strategies.</summary>
 public static class Strategies
 {
+    /// <summary>A head on the frozen trunk's cached features.</summary>
     public const string FeatureExtraction = "feature-extraction";
+    /// <summary>Feature extraction, then the top of the trunk too, on augmented images.</summary>
     public const string FineTune = "fine-tune";
+    /// <summary>A small CNN from random weights.</summary>
     public const string Scratch = "scratch";
     /// <summary>Let <see cref="StrategyAdvisor"/> measure the data and choose.</summary>
     public const string Auto = "auto";
+    /// <summary>Every strategy name.</summary>
     public static readonly string[] All = [FeatureExtraction, FineTune, Scratch, Auto];
 }
 
 /// <summary>Where long work reports to; the library never prints.</summary>
 public sealed record Callbacks(IProgress<ImageProgress>? Images = null, IProgress<EpochProgress>? Epochs = null, Action<string>? Log = null)
 {
+    /// <summary>Reports nothing.</summary>
     public static readonly Callbacks None = new();
 }
 
+/// <summary>What computing the bottleneck features cost: images in all, found in the cache, computed, and the seconds.</summary>
 public sealed record FeatureStats(int Images, int CacheHits, int Computed, double Seconds)
 {
+    /// <summary>Computed images per second.</summary>
     public double ImagesPerSecond => Computed / Math.Max(Seconds, 1e-9);
 }
 
@@ -95,9 +124,12 @@ public sealed record FeatureStats(int Images, int CacheHits, int Computed, doubl
 /// A trained model and its measurements: <see cref="Validation"/> picked the epoch (optimistic);
 /// <see cref="Test"/>, when there are test images, was never looked at during training.
 /// </summary>
-public sealed record TrainingResult(ImageClassifier Model, ImageDataset Dataset, FitResult Fit, EvaluationResult? Validation,
+public sealed record TrainingResult(TrainableClassifier Model, ImageDataset Dataset, FitResult Fit, EvaluationResult? Validation,
     EvaluationResult? Test, FeatureStats Features, IReadOnlyList<SkippedImage> Skipped, double Seconds)
 {
+    /// <summary>What quick checks on the cached features found (copies, leakage, outliers), in one sentence; null if nothing.</summary>
+    public string? AuditSummary { get; init; }
+
     /// <summary>The number to report: the test accuracy when there is a test set, otherwise the validation one.</summary>
     public EvaluationResult? Headline => Test ?? Validation;
 }
@@ -112,6 +144,7 @@ public sealed record EvaluationRun(EvaluationResult Result, EvaluationResult? Tt
 /// </summary>
 public static class Learner
 {
+    /// <summary>Trains on DATA (class folders, or train/ with val/ and/or test/) as <paramref name="options"/> say.</summary>
     public static async Task<TrainingResult> TrainAsync(string data, TrainOptions options, AssetResolver? resolver = null,
         Callbacks? callbacks = null, CancellationToken cancel = default)
     {
@@ -122,10 +155,11 @@ public static class Learner
             throw new GraftException($"Unknown strategy '{options.Strategy}'.", $"Use one of: {string.Join(", ", Strategies.All)}.");
         if (options.Strategy == Strategies.Auto)
         {
-            var advice = await StrategyAdvisor.AdviseAsync(data, options.BackboneOrDefault, resolver, seed: options.Fit.Seed, callbacks: callbacks,
-                cancel: cancel, weightsFile: options.WeightsFile, inputSize: options.InputSize);
+            // The advisor sees this run's training and validation images, never its test images.
+            var advice = await StrategyAdvisor.AdviseAsync(ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Fit.Seed, options.TestSplit),
+                options, resolver, callbacks, cancel);
             foreach (var reason in advice.Reasons) callbacks.Log?.Invoke($"advisor: {reason}");
-            callbacks.Log?.Invoke($"advisor: {advice.Case} → {advice.Arguments}");
+            callbacks.Log?.Invoke($"advisor: {advice.Arguments}");
             // What the user chose explicitly stands; the advice fills in the rest.
             if (advice.Strategy == Strategies.FineTune && options.Unfreeze is { } mine && advice.Unfreeze is not null)
                 callbacks.Log?.Invoke($"advisor: fine-tuning {mine.Describe()} as asked, not {advice.Unfreeze.Describe()}");
@@ -134,6 +168,7 @@ public static class Learner
             options = options with { Strategy = advice.Strategy, Unfreeze = options.Unfreeze ?? advice.Unfreeze, FeatureBlock = options.FeatureBlock ?? advice.FeatureBlock };
         }
         var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Fit.Seed, options.TestSplit);
+        if (options.Exclude is { } csv) dataset = Audit.AuditActions.Apply(dataset, Audit.AuditActions.Read(csv), csv);
         return await TrainAsync(dataset, options, resolver, callbacks, cancel);
     }
 
@@ -155,6 +190,8 @@ public static class Learner
         if (!live && options.Augmentation is { IsIdentity: false })
             throw new GraftException("Augmentation needs the trunk to run on every image, and feature extraction caches its output once.",
                 "Use --strategy fine-tune to train with augmentation.");
+        if (options.Precision == Precision.Int8 && live)
+            throw new GraftException($"--precision int8 quantizes a frozen trunk, and {options.Strategy} trains the trunk.", "Use --strategy feature-extraction, or --precision float.");
         if (options.BatchNorm && Math.Min(options.Fit.BatchSize, live && !scratch ? options.FineTune.BatchSize : int.MaxValue) < 2)
             throw new GraftException("--batchnorm needs batches of at least 2 (batch norm takes statistics over the batch).", "Use --batch-size 2 or more.");
         var clock = Stopwatch.StartNew();
@@ -170,6 +207,9 @@ public static class Learner
         if (backbone.LoadReport is { } report) callbacks.Log?.Invoke($"{config.Name}: {report}");
         if (options.FeatureBlock is { } block) backbone.TruncateAfter(block);
         var input = backbone.Input with { Resize = options.Resize };
+        var calibration = options.Precision == Precision.Int8
+            ? await Int8Trunk.CalibrateAsync(backbone.Trunk, config.Name, input, dataset.Train, cancel: cancel) : null;
+        if (calibration is not null) callbacks.Log?.Invoke($"int8 trunk: calibrated on {calibration.Images} training images");
         var pooling = options.PoolingOrDefault;
         var (channels, positions) = backbone.FeatureShape(input.Size);
         var headConfig = new HeadConfig(pooling == Training.Pooling.Gap ? channels : channels * positions, dataset.Classes.Count,
@@ -185,20 +225,23 @@ public static class Learner
             Unfreeze = options.Strategy == Strategies.FineTune ? options.UnfreezeOrDefault : null,
             Augmentation = live ? options.AugmentationOrDefault : null,
             FeatureBlock = options.FeatureBlock,
+            Precision = options.Precision,
+            Calibration = calibration,
         };
-        var model = new ImageClassifier(modelConfig, backbone, headConfig.Build(), []);
+        var model = new TrainableClassifier(modelConfig, backbone, headConfig.Build(), []);
         float[]? classWeights = options.BalancedClassWeights ? BalancedWeights(dataset) : null;
 
         var history = new List<EpochRecord>();
         var stats = new FeatureStats(0, 0, 0, 0);
         IReadOnlyList<SkippedImage> skipped = [];
         EvaluationResult? validation = null, test = null;
+        string? auditSummary = null;
         FitResult? fit = null;
         if (!scratch)
         {
             // Feature extraction, and fine-tuning's phase 1: the head learns on cached trunk features.
             var phase1 = await TrainHeadOnFeaturesAsync(model, dataset, options, classWeights, callbacks, cancel);
-            (fit, stats, skipped, validation, test) = (phase1.Fit, phase1.Stats, phase1.Skipped, phase1.Validation, phase1.Test);
+            (fit, stats, skipped, validation, test, auditSummary) = (phase1.Fit, phase1.Stats, phase1.Skipped, phase1.Validation, phase1.Test, phase1.AuditSummary);
             history.AddRange(fit.History);
         }
         if (live)
@@ -242,7 +285,7 @@ public static class Learner
 
         var unreadableFiles = skipped.Select(s => s.Path).ToHashSet();
         model.ResetTrunkRunner(); // the trained classifier below takes over trunk and head
-        var trained = new ImageClassifier(modelConfig with
+        var trained = new TrainableClassifier(modelConfig with
         {
             Dataset = new DatasetInfo(Path.GetFullPath(data), dataset.Layout, dataset.Train.Count(i => !unreadableFiles.Contains(i.Path)),
                 validation?.Images ?? 0, skipped.Count)
@@ -250,13 +293,14 @@ public static class Learner
                 TestImages = test?.Images ?? 0, ValidationSplit = options.ValidationSplit, TestSplit = options.TestSplit, Seed = options.Fit.Seed,
             },
         }, backbone, model.Head, history);
-        return new TrainingResult(trained, dataset, fit!, validation, test, stats, skipped, clock.Elapsed.TotalSeconds);
+        return new TrainingResult(trained, dataset, fit!, validation, test, stats, skipped, clock.Elapsed.TotalSeconds) { AuditSummary = auditSummary };
     }
 
-    sealed record HeadPhase(FitResult Fit, FeatureStats Stats, IReadOnlyList<SkippedImage> Skipped, EvaluationResult? Validation, EvaluationResult? Test);
+    sealed record HeadPhase(FitResult Fit, FeatureStats Stats, IReadOnlyList<SkippedImage> Skipped, EvaluationResult? Validation, EvaluationResult? Test,
+        string? AuditSummary);
 
     /// <summary>Runs the frozen trunk once per image (bottleneck cache) and trains the head on the features.</summary>
-    static async Task<HeadPhase> TrainHeadOnFeaturesAsync(ImageClassifier model, ImageDataset dataset, TrainOptions options,
+    static async Task<HeadPhase> TrainHeadOnFeaturesAsync(TrainableClassifier model, ImageDataset dataset, TrainOptions options,
         float[]? classWeights, Callbacks callbacks, CancellationToken cancel)
     {
         int channels = model.Config.Head.InputChannels;
@@ -297,14 +341,15 @@ public static class Learner
             using var testX = Features(test, channels);
             testResult = Score(model, test, testX);
         }
-        return new HeadPhase(fit, stats, extracted.Skipped, hasVal ? Score(model, val, valX) : null, testResult);
+        return new HeadPhase(fit, stats, extracted.Skipped, hasVal ? Score(model, val, valX) : null, testResult,
+            Audit.DataAudit.QuickSummary(dataset, extracted.ContentKeys, extracted.Features));
     }
 
     /// <summary>
     /// What live training updates: the head at the base learning rate and, when fine-tuning, the unfrozen
     /// blocks, each block's rate the discriminative factor times the one above it; everything from scratch.
     /// </summary>
-    static List<ParameterGroup> TrainableGroups(ImageClassifier model, TrainOptions options, bool scratch)
+    static List<ParameterGroup> TrainableGroups(TrainableClassifier model, TrainOptions options, bool scratch)
     {
         if (scratch)
         {
@@ -338,7 +383,7 @@ public static class Learner
             Fit = options.Fit with { Epochs = epochsShapeTheRates ? options.Fit.Epochs : 0, Patience = 0 },
             FineTune = options.FineTune with { Epochs = epochsShapeTheRates ? options.FineTune.Epochs : 0, Patience = 0 },
         };
-        var text = System.Text.Json.JsonSerializer.Serialize(relevant, ImageClassifier.Json) + "|" +
+        var text = System.Text.Json.JsonSerializer.Serialize(relevant, TrainableClassifier.Json) + "|" +
                    string.Join("|", dataset.All.Select(i => $"{i.Path}:{i.Label}"));
         return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)))[..32];
     }
@@ -347,7 +392,7 @@ public static class Learner
     /// Evaluates a model on DATA's validation folder, or on all of a plain class-folder set. Uses the
     /// bottleneck cache when the model's trunk is the pretrained one.
     /// </summary>
-    public static async Task<EvaluationRun> EvaluateAsync(ImageClassifier model, string data, string? cacheRoot = null,
+    public static async Task<EvaluationRun> EvaluateAsync(TrainableClassifier model, string data, string? cacheRoot = null,
         Callbacks? callbacks = null, bool tta = false, CancellationToken cancel = default)
     {
         Engine.TorchRuntime.EnsureInitialized();
@@ -380,7 +425,7 @@ public static class Learner
     }
 
     /// <summary>Scores images with a model through its trunk (no cache: used when the trunk itself was trained).</summary>
-    static async Task<(EvaluationResult Result, ExtractedFeatures Extracted)> ScoreImagesAsync(ImageClassifier model, IReadOnlyList<LabeledImage> images,
+    static async Task<(EvaluationResult Result, ExtractedFeatures Extracted)> ScoreImagesAsync(TrainableClassifier model, IReadOnlyList<LabeledImage> images,
         Callbacks callbacks, CancellationToken cancel)
     {
         var features = await ExtractForModel(model, images.Select(i => i.Path).ToList(), null, mirror: false, callbacks, cancel);
@@ -395,7 +440,7 @@ public static class Learner
     }
 
     /// <summary>Pooled trunk features for the model's images, through the bottleneck cache when its trunk is the pretrained one.</summary>
-    static async Task<ModelFeatures> ExtractForModel(ImageClassifier model, IReadOnlyList<string> paths, string? cacheRoot, bool mirror,
+    static async Task<ModelFeatures> ExtractForModel(TrainableClassifier model, IReadOnlyList<string> paths, string? cacheRoot, bool mirror,
         Callbacks callbacks, CancellationToken cancel)
     {
         var channels = model.Config.Head.InputChannels;
@@ -444,7 +489,7 @@ public static class Learner
         return tensor(flat, [set.Rows.Length, channels]);
     }
 
-    static EvaluationResult Score(ImageClassifier model, FeatureSet set, Tensor x)
+    static EvaluationResult Score(TrainableClassifier model, FeatureSet set, Tensor x)
     {
         var scored = HeadTrainer.Score(model.Head, x, null);
         return EvaluationResult.From(set.Files, scored.Probabilities, set.Labels, model.Classes);

@@ -10,7 +10,7 @@ public class BackboneTests
 {
     static async Task<Prediction> PredictOne(string backbone, string image)
     {
-        using var model = ImageClassifier.PretrainedImageNet(backbone, Assets.Resolver);
+        using var model = TrainableClassifier.PretrainedImageNet(backbone, Assets.Resolver);
         var predictions = await model.PredictAsync([Assets.Shared($"images/imagenet/{image}")], 3, []);
         return Assert.Single(predictions);
     }
@@ -37,7 +37,7 @@ public class BackboneTests
     [Fact]
     public void Imagenet_labels_have_background_first()
     {
-        using var model = ImageClassifier.PretrainedImageNet("mobilenet_v2", Assets.Resolver);
+        using var model = TrainableClassifier.PretrainedImageNet("mobilenet_v2", Assets.Resolver);
         Assert.Equal(1001, model.Classes.Count);
         Assert.Equal("background", model.Classes[0]);
         Assert.Equal("Egyptian cat", model.Classes[286]);

@@ -206,7 +206,7 @@ public class FineTuneTests
         Assert.Equal(Strategies.FineTune, result.Model.Config.Strategy);
 
         result.Model.Save(dir["ft.graft"]);
-        using var loaded = ImageClassifier.Load(dir["ft.graft"]);
+        using var loaded = TrainableClassifier.Load(dir["ft.graft"]);
         var files = Directory.GetFiles(dir["data"], "*.png", SearchOption.AllDirectories).Order().ToList();
         var a = await result.Model.PredictAsync(files, 1, []);
         var b = await loaded.PredictAsync(files, 1, []);

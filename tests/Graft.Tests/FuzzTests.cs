@@ -35,7 +35,7 @@ public class FuzzTests(Xunit.Abstractions.ITestOutputHelper output)
         var trained = await Learner.TrainAsync(dir["data"],
             new TrainOptions { CacheRoot = dir["cache"], ValidationSplit = 0, Fit = new FitOptions(Epochs: 1) }, Assets.Resolver);
         using (trained.Model) trained.Model.Save(dir["model.graft"]);
-        Fuzz("graft", dir["model.graft"], dir["fuzz.graft"], problems, path => { using var m = ImageClassifier.Load(path); });
+        Fuzz("graft", dir["model.graft"], dir["fuzz.graft"], problems, path => { using var m = TrainableClassifier.Load(path); });
 
         // A training checkpoint of a small network after one optimizer step (as a live run writes it).
         FuzzCheckpoint(dir, problems);

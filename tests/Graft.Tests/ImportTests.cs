@@ -26,7 +26,7 @@ public class ImportTests(Xunit.Abstractions.ITestOutputHelper output)
 
     static readonly string[] Images = ["cat.bmp", "grace_hopper.bmp", "hot_dog.jpg", "sunflower.bmp"];
 
-    static float[] Probabilities(ImageClassifier model, float[] chw, int count)
+    static float[] Probabilities(TrainableClassifier model, float[] chw, int count)
     {
         int size = model.Config.Input.Size;
         using var scope = NewDisposeScope();
@@ -79,7 +79,7 @@ public class ImportTests(Xunit.Abstractions.ITestOutputHelper output)
 
         // A normal model file: saved and loaded, it gives the same probabilities.
         model.Save(dir["tm.graft"]);
-        using var loaded = ImageClassifier.Load(dir["tm.graft"]);
+        using var loaded = TrainableClassifier.Load(dir["tm.graft"]);
         Assert.Equal(ModelImport.Strategy, loaded.Config.Strategy);
         Assert.Equal(model.Classes, loaded.Classes);
         Assert.Equal(model.Config.Input, loaded.Config.Input with { Mean = model.Config.Input.Mean, Std = model.Config.Input.Std });
@@ -367,7 +367,7 @@ public class ImportTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.True(actual.Max() - actual.Min() > 0.05, "the probabilities should not be uniform");
 
         model.Save(dir["nested.graft"]);
-        using var loaded = ImageClassifier.Load(dir["nested.graft"]);
+        using var loaded = TrainableClassifier.Load(dir["nested.graft"]);
         var again = Probabilities(loaded, FixtureInput(), 2);
         for (int k = 0; k < actual.Length; k++) Assert.Equal(actual[k], again[k], 1e-6);
 
@@ -415,7 +415,7 @@ public class ImportTests(Xunit.Abstractions.ITestOutputHelper output)
         }
 
         model.Save(dir["inlined.graft"]);
-        using var loaded = ImageClassifier.Load(dir["inlined.graft"]);
+        using var loaded = TrainableClassifier.Load(dir["inlined.graft"]);
         var again = Probabilities(loaded, FixtureInput(), 2);
         for (int k = 0; k < actual.Length; k++) Assert.Equal(actual[k], again[k], 1e-6);
     }

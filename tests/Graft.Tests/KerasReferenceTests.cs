@@ -236,7 +236,7 @@ public class KerasReferenceTests
         }
 
         result.Model.Save(dir["model.graft"]);
-        using var loaded = ImageClassifier.Load(dir["model.graft"]);
+        using var loaded = TrainableClassifier.Load(dir["model.graft"]);
         var files = Directory.GetFiles(dir["data"], "*.jpg", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
         var a = await result.Model.PredictAsync(files, 2, []);
         var b = await loaded.PredictAsync(files, 2, []);

@@ -25,7 +25,7 @@ public class ModelTests
 
         var files = Directory.GetFiles(dir["data"], "*.png", SearchOption.AllDirectories).Order().ToList();
         var before = await result.Model.PredictAsync(files, 2, []);
-        using var loaded = ImageClassifier.Load(path);
+        using var loaded = TrainableClassifier.Load(path);
         var after = await loaded.PredictAsync(files, 2, []);
         Assert.Equal(before.Select(p => (p.Label, p.Confidence)), after.Select(p => (p.Label, p.Confidence)));
         Assert.Equal(result.Model.Config.Classes, loaded.Classes);
@@ -51,10 +51,10 @@ public class ModelTests
     public void Model_file_is_a_zip_with_config_weights_and_history()
     {
         using var dir = new TempDir();
-        using var model = ImageClassifier.PretrainedImageNet("mobilenet_v2", Assets.Resolver);
+        using var model = TrainableClassifier.PretrainedImageNet("mobilenet_v2", Assets.Resolver);
         model.Save(dir["imagenet.graft"]);
         using var zip = System.IO.Compression.ZipFile.OpenRead(dir["imagenet.graft"]);
-        Assert.Equal(["config.json", "history.json", "weights.safetensors"], zip.Entries.Select(e => e.Name).Order());
+        Assert.Equal(["config.json", "history.json", "model.onnx", "weights.safetensors"], zip.Entries.Select(e => e.Name).Order());
         using var config = JsonDocument.Parse(zip.GetEntry("config.json")!.Open());
         Assert.Equal("mobilenet_v2", config.RootElement.GetProperty("backbone").GetString());
         Assert.Equal(224, config.RootElement.GetProperty("input").GetProperty("size").GetInt32());
@@ -65,8 +65,8 @@ public class ModelTests
     {
         using var dir = new TempDir();
         File.WriteAllText(dir["x.graft"], "hello");
-        Assert.Contains("not a Graft model", Assert.Throws<GraftException>(() => ImageClassifier.Load(dir["x.graft"])).Message);
-        Assert.Contains("does not exist", Assert.Throws<GraftException>(() => ImageClassifier.Load(dir["none.graft"])).Message);
+        Assert.Contains("not a Graft model", Assert.Throws<GraftException>(() => TrainableClassifier.Load(dir["x.graft"])).Message);
+        Assert.Contains("does not exist", Assert.Throws<GraftException>(() => TrainableClassifier.Load(dir["none.graft"])).Message);
     }
 
     /// <summary>
@@ -105,7 +105,7 @@ public class ModelTests
             });
 
         var files = Directory.GetFiles(dir["data"], "*.png", SearchOption.AllDirectories).Order().ToList();
-        using var first = ImageClassifier.Load(dir["first.graft"]);
+        using var first = TrainableClassifier.Load(dir["first.graft"]);
         var expected = await result.Model.PredictAsync(files, 2, []);
         var actual = await first.PredictAsync(files, 2, []);
         Assert.Equal(expected.Select(p => (p.Label, p.Confidence)), actual.Select(p => (p.Label, p.Confidence)));

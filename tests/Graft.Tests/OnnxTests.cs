@@ -16,7 +16,7 @@ public class OnnxTests
     const float Tolerance = 1e-4f;
 
     /// <summary>Runs the exported model in ONNX Runtime; the largest difference from the TorchSharp probabilities.</summary>
-    static float MaxDifferenceFromTorch(ImageClassifier model, InferenceSession session, float[] pixels)
+    static float MaxDifferenceFromTorch(TrainableClassifier model, InferenceSession session, float[] pixels)
     {
         int size = model.Config.Input.Size;
         long[] shape = [pixels.Length / (3 * size * size), 3, size, size];
@@ -31,14 +31,14 @@ public class OnnxTests
         return expected.Zip(actual, (e, a) => Math.Abs(e - a)).Max();
     }
 
-    static float[] LoadImages(IEnumerable<string> files, ImageClassifier model) =>
+    static float[] LoadImages(IEnumerable<string> files, TrainableClassifier model) =>
         files.SelectMany(f => ImageLoader.Load(f, model.Config.Input)).ToArray();
 
     [Fact]
     public void Pretrained_mobilenet_v2_gives_the_same_probabilities_in_onnx_runtime()
     {
         using var dir = new TempDir();
-        using var model = ImageClassifier.PretrainedImageNet("mobilenet_v2", Assets.Resolver);
+        using var model = TrainableClassifier.PretrainedImageNet("mobilenet_v2", Assets.Resolver);
         var path = dir["imagenet.onnx"];
         OnnxExport.Write(model, path);
         Assert.Empty(Directory.GetFiles(dir.Path, "*.tmp"));
@@ -99,7 +99,7 @@ public class OnnxTests
             { Binary = true, SqueezeExcite = true, TrunkChannels = channels };
         var config = new ModelConfig(ModelConfig.CurrentFormat, architecture.Name, "", backbone.Input, ["cat", "dog"], head,
             "scratch", new FitOptions(), null, DateTime.UtcNow);
-        using var model = new ImageClassifier(config, backbone, head.Build(), []);
+        using var model = new TrainableClassifier(config, backbone, head.Build(), []);
 
         using var session = new InferenceSession(OnnxExport.ClassifierModel(model));
         manual_seed(3);

@@ -25,7 +25,7 @@ public class RealWeightsTests
     [InlineData("coffee", new[] { "espresso" })]
     public void Keras_h5_with_top_gives_the_reference_probabilities(string photo, string[] top)
     {
-        using var model = ImageClassifier.PretrainedImageNet("mobilenet_0.25", Assets.Resolver,
+        using var model = TrainableClassifier.PretrainedImageNet("mobilenet_0.25", Assets.Resolver,
             Assets.Shared("models/keras/mobilenet_2_5_128_tf.h5"), inputSize: 128);
         Assert.Equal(1000, model.Classes.Count);
         using var scope = NewDisposeScope();
@@ -59,7 +59,7 @@ public class RealWeightsTests
     {
         async Task<IReadOnlyList<Prediction>> Predict(string file, int? size)
         {
-            using var model = ImageClassifier.PretrainedImageNet("mobilenet_0.25", Assets.Resolver, Assets.Shared(file), size);
+            using var model = TrainableClassifier.PretrainedImageNet("mobilenet_0.25", Assets.Resolver, Assets.Shared(file), size);
             return await model.PredictAsync(Photos.Select(p => Assets.Shared($"images/imagenet/{p}")).ToList(), 3, []);
         }
         var keras = await Predict("models/keras/mobilenet_2_5_128_tf.h5", 128);

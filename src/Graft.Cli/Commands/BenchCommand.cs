@@ -40,12 +40,13 @@ public static class BenchCommand
         };
         var batches = new Option<int>("--batches") { Description = "At most this many timed batches (or training steps) per runner and round; a round also ends after about 1.5 s (2 s for training).", DefaultValueFactory = _ => 30 };
         var experiments = new Option<bool>("--experiments") { Description = "Instead: the Keras blog's three experiments on cats_vs_dogs (scratch, feature extraction, fine-tuning) and fine-tuning on hymenoptera, next to the published numbers (about an hour)." };
+        var advisor = new Option<bool>("--advisor") { Description = "Instead: on each of --datasets, the advisor with three seeds, and every strategy it weighs trained in full, scored on held-out images it never saw: its regret (about 10 minutes)." };
         // One backbone's measurement, run by the bench in a child process so that its peak memory is its own.
         var measure = new Option<string?>("--measure-backbone") { Hidden = true };
         var part = new Option<string>("--measure-part") { Hidden = true, DefaultValueFactory = _ => "forward" };
         var batch = new Option<int>("--measure-batch") { Hidden = true, DefaultValueFactory = _ => 32 };
         var json = Cli.JsonOption();
-        var command = new Command("bench", "Measure speed and accuracy against Graft's targets.") { datasets, backbones, batches, experiments, measure, part, batch, json };
+        var command = new Command("bench", "Measure speed and accuracy against Graft's targets.") { datasets, backbones, batches, experiments, advisor, measure, part, batch, json };
         command.SetHandler(async (parse, cancel) =>
         {
             TorchRuntime.EnsureInitialized();
@@ -62,6 +63,12 @@ public static class BenchCommand
             if (parse.GetValue(experiments))
             {
                 Experiments(parse.GetValue(json));
+                return;
+            }
+            if (parse.GetValue(advisor))
+            {
+                var names = parse.GetValue(datasets)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Where(n => n != PhoneDataset).ToList();
+                await AdvisorBench(names, parse.GetValue(json), cancel);
                 return;
             }
             var rows = new List<Row>();
@@ -143,7 +150,10 @@ public static class BenchCommand
                 rows.Add(new($"{name}: graft train wall, warm cache", warm.GetProperty("wall_seconds").GetDouble(), "s", name == "cats_vs_dogs" ? "< 10" : "", name == "cats_vs_dogs" ? warm.GetProperty("wall_seconds").GetDouble() < 10 : null));
                 rows.Add(new($"{name}: peak RSS, cold cache", cold.GetProperty("peak_rss_mb").GetDouble(), "MB", name == "cats_vs_dogs" ? "< 1536" : "", name == "cats_vs_dogs" ? cold.GetProperty("peak_rss_mb").GetDouble() < 1536 : null));
                 rows.Add(new($"{name}: warm accuracy equals cold", warm.GetProperty("accuracy").GetDouble(), "", $"= {accuracy:0.0000}", Math.Abs(warm.GetProperty("accuracy").GetDouble() - accuracy) < 1e-9));
+                if (name == "cats_vs_dogs") rows.Add(FineTuningLoop(path, cache.Path, rows.FirstOrDefault(r => r.Benchmark.Contains("training step, fine-tuning the top 2")), progress));
             }
+            rows.AddRange(await Int8Rows(parse.GetValue(datasets)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Where(n => n != PhoneDataset).ToList(),
+                timed, progress, cancel));
 
             string loadAtEnd = LoadAverage();
             Cli.Out.WriteLine($"{machine.Cpu}; allocator: {machine.Allocator}; threads: {machine.Threads}; load average (1, 5, 15 min) at start {loadAtStart}, at end {loadAtEnd}"
@@ -194,6 +204,102 @@ public static class BenchCommand
         }
         Cli.Out.Write(table);
         if (json) Cli.WriteJson(new { experiments = results });
+    }
+
+    /// <summary>Seeds of the advisor's runs: each splits the training images differently; the advice must not change.</summary>
+    static readonly int[] AdvisorSeeds = [42, 1, 2];
+
+    sealed record StrategyRun(string Arguments, double Accuracy, double CiLow, double CiHigh, int Images, double Estimate,
+        double EstimateCiLow, double EstimateCiHigh, double EstimatedSeconds, double Seconds);
+
+    sealed record AdvisorRun(int Seed, string Arguments, double Seconds);
+
+    sealed record AdvisorResult(string Dataset, int AdvisorImages, int TestImages, IReadOnlyList<StrategyRun> Strategies, IReadOnlyList<AdvisorRun> Advice,
+        double RegretPoints, double LossVsFeatureExtractionPoints, bool SameAdvice)
+    {
+        public bool Met => RegretPoints <= 1 && LossVsFeatureExtractionPoints <= 2 && SameAdvice;
+    }
+
+    /// <summary>
+    /// The advisor against the truth: on each dataset its advice (three seeds, each splitting the training images its
+    /// own way; the first run with a cold bottleneck cache), then every strategy it weighed trained in full as `graft
+    /// train` trains it, all scored on held-out images the advisor never saw (the test folder, else the validation
+    /// folder or split). Regret is the best strategy's accuracy minus the chosen one's, in points.
+    /// </summary>
+    static async Task AdvisorBench(IReadOnlyList<string> names, bool json, CancellationToken cancel)
+    {
+        var progress = new ProgressLine();
+        var machine = new Machine(CpuDescription(), Environment.ProcessorCount, Allocator.Describe(), get_num_threads());
+        string loadAtStart = LoadAverage();
+        progress.Log($"CPU: {machine.Cpu}; allocator: {machine.Allocator}; threads: {machine.Threads}; load average: {loadAtStart}");
+        var quiet = progress.Callbacks with { Log = null };
+        var results = new List<AdvisorResult>();
+        foreach (var name in names)
+        {
+            var path = SampleDatasets.Resolve(name, Cli.Assets);
+            var opened = ImageFolder.OpenForTraining(path);
+            var (pool, test) = opened.Test.Count > 0 ? (opened.Train.Concat(opened.Validation).ToList(), opened.Test) : (opened.Train, opened.Validation);
+            ImageDataset Split(int seed)
+            {
+                var (train, validation) = ImageFolder.StratifiedSplit(pool, 0.2, seed);
+                return new ImageDataset(path, opened.Classes, train, validation, $"advisor bench split (seed {seed})")
+                    { Test = test, ClassRoot = opened.ClassRoot, ClassFolderNames = opened.ClassFolderNames };
+            }
+            using var cache = new TempFolder();
+            var options = new TrainOptions { CacheRoot = cache.Path };
+            var advice = new List<(AdvisorRun Run, Advice Advice)>();
+            foreach (int seed in AdvisorSeeds)
+            {
+                progress.Log($"{name}: advising (seed {seed}, {(advice.Count == 0 ? "cold" : "warm")} cache) on {pool.Count} images...");
+                var clock = Stopwatch.StartNew();
+                var a = await StrategyAdvisor.AdviseAsync(Split(seed), options with { Fit = options.Fit with { Seed = seed } }, Cli.Assets, quiet, cancel);
+                advice.Add((new AdvisorRun(seed, a.Arguments, clock.Elapsed.TotalSeconds), a));
+                progress.Log($"  {a.Arguments} ({clock.Elapsed.TotalSeconds:0} s)");
+            }
+            var runs = new List<StrategyRun>();
+            foreach (var e in advice[0].Advice.Estimates)
+            {
+                progress.Log($"{name}: graft train {e.Arguments}, scored on {test.Count} held-out images...");
+                var r = await Learner.TrainAsync(Split(AdvisorSeeds[0]), options with { Strategy = e.Strategy, FeatureBlock = e.FeatureBlock, Unfreeze = e.Unfreeze },
+                    Cli.Assets, quiet, cancel);
+                r.Model.Dispose();
+                var scored = r.Test!;
+                var interval = scored.AccuracyInterval;
+                runs.Add(new StrategyRun(e.Arguments, scored.Accuracy, interval.Low, interval.High, scored.Images, e.Accuracy, e.Interval.Low, e.Interval.High, e.Seconds, r.Seconds));
+                progress.Log($"  {scored.Accuracy:0.0000} ({r.Seconds:0} s)");
+            }
+            double AccuracyOf(string arguments) => runs.First(r => r.Arguments == arguments).Accuracy;
+            double best = runs.Max(r => r.Accuracy), plain = runs[0].Accuracy;
+            // Over the seeds, the worst advice counts (they should all be the same).
+            double chosen = advice.Min(a => AccuracyOf(a.Run.Arguments));
+            results.Add(new AdvisorResult(name, pool.Count, test.Count, runs, advice.Select(a => a.Run).ToList(), 100 * (best - chosen), 100 * (plain - chosen),
+                advice.Select(a => a.Run.Arguments).Distinct().Count() == 1));
+        }
+
+        string loadAtEnd = LoadAverage();
+        Cli.Out.WriteLine($"{machine.Cpu}; allocator: {machine.Allocator}; threads: {machine.Threads}; load average (1, 5, 15 min) at start {loadAtStart}, at end {loadAtEnd}");
+        var strategies = new Table().Border(TableBorder.Rounded).Title("every strategy trained in full, scored on held-out images the advisor never saw")
+            .AddColumns("data", "strategy", "test accuracy (Wilson 95%)", "advisor's estimate (95%)", "train s: estimated / measured");
+        foreach (var r in results)
+            foreach (var s in r.Strategies)
+                strategies.AddRow(r.Dataset, Cli.Escape(s.Arguments) + (s.Arguments == r.Advice[0].Arguments ? " [green](advised)[/]" : ""),
+                    $"{s.Accuracy:0.000} ({s.CiLow:0.000}-{s.CiHigh:0.000}) of {s.Images}", $"{s.Estimate:0.000} ({s.EstimateCiLow:0.000}-{s.EstimateCiHigh:0.000})",
+                    $"{s.EstimatedSeconds:0} / {s.Seconds:0}");
+        Cli.Out.Write(strategies);
+        var summary = new Table().Border(TableBorder.Rounded).Title("the advisor: target regret <= 1 point, loss against feature extraction <= 2, same advice for every seed")
+            .AddColumns("data", "advisor images", $"advice (seeds {string.Join(", ", AdvisorSeeds)})", "regret (points)", "loss vs feature extraction (points)", "advisor s (cold, warm, warm)", "met");
+        foreach (var r in results)
+            summary.AddRow(r.Dataset, $"{r.AdvisorImages}", Cli.Escape(r.SameAdvice ? r.Advice[0].Arguments : string.Join(" | ", r.Advice.Select(a => a.Arguments))),
+                $"{r.RegretPoints:0.0}", $"{r.LossVsFeatureExtractionPoints:0.0}", string.Join(", ", r.Advice.Select(a => $"{a.Seconds:0}")),
+                r.Met ? "[green]yes[/]" : "[red]no[/]");
+        Cli.Out.Write(summary);
+        if (json)
+            Cli.WriteJson(new
+            {
+                cpu = machine.Cpu, cores = machine.Cores, allocator = machine.Allocator, threads = machine.Threads,
+                load_average_start = loadAtStart, load_average_end = loadAtEnd, datasets = results.Select(r => new { r.Dataset, r.AdvisorImages, r.TestImages,
+                    r.Strategies, r.Advice, r.RegretPoints, r.LossVsFeatureExtractionPoints, r.SameAdvice, r.Met }),
+            });
     }
 
     sealed record Machine(string Cpu, int Cores, string Allocator, int Threads);
@@ -408,7 +514,7 @@ public static class BenchCommand
         process.WaitForExit();
         var last = stdout.Result.TrimEnd().Split('\n')[^1];
         if (process.ExitCode == 0 && last.StartsWith('{'))
-            return (JsonSerializer.Deserialize<T>(last, ImageClassifier.Json), null);
+            return (JsonSerializer.Deserialize<T>(last, TrainableClassifier.Json), null);
         var reason = stderr.Result.Split('\n').Select(l => l.Trim()).LastOrDefault(l => l.StartsWith("graft: "))?["graft: ".Length..];
         return (null, reason ?? $"exit code {process.ExitCode}{(process.ExitCode == 137 ? " (killed: out of memory?)" : "")}");
     }
@@ -455,6 +561,22 @@ public static class BenchCommand
         string model = fields.GetValueOrDefault("model name") ?? fields.GetValueOrDefault("Model") ?? "unknown CPU";
         string family = fields.TryGetValue("cpu family", out var f) && fields.TryGetValue("model", out var m) ? $" (family {f}, model {m})" : "";
         return $"{model}{family}, {Environment.ProcessorCount} cores, {vector}";
+    }
+
+    /// <summary>
+    /// Images/s of the whole fine-tuning loop as `graft train --strategy fine-tune` runs it (decoding, augmentation, the
+    /// frozen part, the steps, validation), next to the bare step: two fine-tuning epochs on the features cached above.
+    /// </summary>
+    static Row FineTuningLoop(string path, string cache, Row? step, ProgressLine progress)
+    {
+        progress.Log("cats_vs_dogs: graft train --strategy fine-tune, two fine-tuning epochs...");
+        var run = TrainInChildProcess(path, cache, ["--strategy", "fine-tune", "--epochs", "2", "--patience", "2", "--ft-epochs", "2"]);
+        int images = run.GetProperty("train_images").GetInt32() + run.GetProperty("validation_images").GetInt32();
+        var seconds = run.GetProperty("epoch_seconds").EnumerateArray().Select(e => e.GetDouble()).TakeLast(2).ToList();
+        double rate = images / seconds.Average();
+        progress.Log($"fine-tuning loop: {rate:0} images/s (epochs of {string.Join(" and ", seconds.Select(s => $"{s:0.0} s"))})");
+        return new Row($"cats_vs_dogs: fine-tuning loop, top 2 blocks, per epoch ({images} images: augmented training + validation)", rate, "images/s",
+            step is null ? "" : $"bare step: {step.Value:0}", null);
     }
 
     /// <summary>Images/s of a full training step through the default backbone (MobileNetV2) with the given part unfrozen, batch 32.</summary>
@@ -558,6 +680,59 @@ public static class BenchCommand
         var node = System.Text.Json.Nodes.JsonNode.Parse(last)!.AsObject();
         node["wall_seconds"] = wall;
         return JsonDocument.Parse(node.ToJsonString()).RootElement;
+    }
+
+    /// <summary>
+    /// The int8 trunk against the float one: images/s of the default backbone's two trunks on the same batch of 32, in
+    /// alternating rounds (each one's median; the ratio is held to 1.5x), then on each dataset the validation accuracy
+    /// of heads trained on float and on int8 features (`graft train`, and with `--precision int8`, each in its own
+    /// process), whose difference is held to -0.3 points, and the two runs' feature extraction rates (decoding included).
+    /// </summary>
+    static async Task<IReadOnlyList<Row>> Int8Rows(IReadOnlyList<string> datasets, int maxBatches, ProgressLine progress, CancellationToken cancel)
+    {
+        var rows = new List<Row>();
+        void Add(Row row)
+        {
+            rows.Add(row);
+            progress.Log($"{row.Benchmark}: {row.Value:0.000} {row.Unit}");
+        }
+        var sample = SampleImages(256);
+        if (sample.Count >= 32)
+        {
+            using var backbone = Backbone.LoadPretrained(BackboneRegistry.Default, Cli.Assets);
+            var spec = backbone.Input;
+            var calibration = await Int8Trunk.CalibrateAsync(backbone.Trunk, backbone.Config.Name, spec, sample.Select(p => new LabeledImage(p, 0)).ToList(), cancel: cancel);
+            var pixels = new List<float>();
+            await foreach (var batch in BatchPipeline.Batches(sample.Take(32).ToList(), spec, 32, cancel: cancel)) pixels.AddRange(batch.Pixels);
+            using var images = tensor(pixels.ToArray(), [pixels.Count / (3 * spec.Size * spec.Size), 3, spec.Size, spec.Size]);
+            using var plain = new OnnxTrunkRunner(backbone.Trunk, spec.Size);
+            using var int8 = TrunkRunners.CreateInt8(backbone.Trunk, spec.Size, Pooling.Gap, calibration);
+            WarmUp(() => plain.Features(images).Dispose());
+            WarmUp(() => int8.Features(images).Dispose());
+            var rounds = Enumerable.Range(0, 5).Select(_ => (Float: Throughput(plain, images, maxBatches).Rate, Int8: Throughput(int8, images, maxBatches).Rate)).ToList();
+            double Median(IEnumerable<double> values) => values.Order().ElementAt(rounds.Count / 2);
+            double floatRate = Median(rounds.Select(r => r.Float)), int8Rate = Median(rounds.Select(r => r.Int8));
+            string what = $"{backbone.Config.Name} trunk, batch {images.shape[0]}";
+            Add(new($"{what}: float (ONNX Runtime)", floatRate, "images/s", "", null));
+            Add(new($"{what}: int8 (calibrated on {calibration.Images} images)", int8Rate, "images/s", "", null));
+            Add(new($"{what}: int8 / float speed", int8Rate / floatRate, "x", ">= 1.5", int8Rate / floatRate >= 1.5));
+        }
+        foreach (var name in datasets)
+        {
+            var path = SampleDatasets.Resolve(name, Cli.Assets);
+            using var cache = new TempFolder();
+            progress.Log($"{name}: graft train with the float trunk, then --precision int8...");
+            var plain = TrainInChildProcess(path, cache.Path);
+            var int8 = TrainInChildProcess(path, cache.Path, ["--precision", "int8"]);
+            double floatAccuracy = plain.GetProperty("accuracy").GetDouble(), int8Accuracy = int8.GetProperty("accuracy").GetDouble();
+            double points = 100 * (int8Accuracy - floatAccuracy);
+            Add(new($"{name}: validation accuracy, float trunk", floatAccuracy, "", "", null));
+            Add(new($"{name}: validation accuracy, int8 trunk", int8Accuracy, "", "", null));
+            Add(new($"{name}: int8 minus float accuracy", points, "points", ">= -0.3", points >= -0.3));
+            Add(new($"{name}: feature extraction int8 / float (decoding included)",
+                int8.GetProperty("feature_images_per_second").GetDouble() / plain.GetProperty("feature_images_per_second").GetDouble(), "x", "", null));
+        }
+        return rows;
     }
 
     sealed class TempFolder : IDisposable

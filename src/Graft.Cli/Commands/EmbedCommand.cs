@@ -37,12 +37,12 @@ public static class EmbedCommand
 
             string backboneName;
             Backbone backbone;
-            ImageClassifier? classifier = null;
+            TrainableClassifier? classifier = null;
             if (File.Exists(name))
             {
                 if (weights.WeightsFile(parse) is not null || weights.Size(parse) is not null)
                     throw new GraftException($"{name} is a trained model: its weights and input size are its own.", "Drop --weights and --input-size, or pass a backbone name.");
-                classifier = ImageClassifier.Load(name);
+                classifier = TrainableClassifier.Load(name);
                 (backbone, backboneName) = (classifier.Backbone, classifier.Config.Backbone);
             }
             else

@@ -13,7 +13,7 @@ using static TorchSharp.torch;
 namespace Graft.Models;
 
 /// <summary>
-/// Turns a whole trained Keras model into an <see cref="ImageClassifier"/>: a Teachable Machine export or any TF.js
+/// Turns a whole trained Keras model into an <see cref="TrainableClassifier"/>: a Teachable Machine export or any TF.js
 /// layers model.json, or a Keras full-model .h5 (<c>model.save</c>). The model must be a keras.applications trunk
 /// (nested as a Model or inlined) under a head Graft's <see cref="HeadConfig"/> can express. The trunk is found by
 /// trying registry networks against the file's weights (every weighted layer's name and shape); the head is read from
@@ -37,7 +37,7 @@ public static class ModelImport
     /// maps goes to <paramref name="log"/>; anything Graft cannot represent exactly is a <see cref="GraftException"/>
     /// that names the layer.
     /// </summary>
-    public static ImageClassifier Import(string path, string? labelsFile = null, Action<string>? log = null)
+    public static TrainableClassifier Import(string path, string? labelsFile = null, Action<string>? log = null)
     {
         if (!File.Exists(path))
             throw new GraftException($"{path} does not exist.", "Pass a Keras model (.h5 from model.save) or a TF.js / Teachable Machine model.json.");
@@ -95,7 +95,7 @@ public static class ModelImport
             log?.Invoke($"head: {headConfig.Describe()}; {labels.Count} classes: {string.Join(", ", labels.Take(10))}{(labels.Count > 10 ? ", …" : "")}");
             var model = new ModelConfig(ModelConfig.CurrentFormat, config.Name, AssetResolver.Sha256Of(path), input, labels, headConfig,
                 Strategy, new FitOptions(Epochs: 0), null, DateTime.UtcNow) { Architecture = architecture };
-            return new ImageClassifier(model, backbone, module, []);
+            return new TrainableClassifier(model, backbone, module, []);
         }
         catch
         {

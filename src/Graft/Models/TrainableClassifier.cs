@@ -6,6 +6,7 @@ using Graft.Backbones;
 using Graft.Backbones.Architectures;
 using Graft.Data;
 using Graft.Engine;
+using Graft.Export;
 using Graft.Training;
 using Graft.Weights;
 using TorchSharp;
@@ -44,30 +45,36 @@ public sealed record ModelConfig(
     public string? FeatureBlock { get; init; }
     /// <summary>How the backbone's network was built (batch norm folded or not, its epsilon); null: the defaults at the input size.</summary>
     public ArchitectureOptions? Architecture { get; init; }
-    /// <summary>SHA-256 of the model file's weights entry, written by <see cref="ImageClassifier.Save"/> and checked on load (null in files written before it).</summary>
+    /// <summary>SHA-256 of the model file's weights entry, written by <see cref="TrainableClassifier.Save"/> and checked on load (null in files written before it).</summary>
     public string? WeightsSha256 { get; init; }
+
+    /// <summary>The numbers the frozen trunk computes in; null: float (files written before int8 trunks existed).</summary>
+    public Precision? Precision { get; init; }
+    /// <summary>The int8 trunk's activation ranges, from the training images (with <see cref="Precision"/> int8).</summary>
+    public Int8Calibration? Calibration { get; init; }
+    /// <summary>The calibration when the trunk runs in int8; null when it runs in float.</summary>
+    [JsonIgnore] public Int8Calibration? Int8 => Precision == Engine.Precision.Int8 ? Calibration : null;
 
     /// <summary>Version 2: trunks are Keras layer graphs (weights named by Keras layer); version 1 held MobileNetV2 units.</summary>
     public const string CurrentFormat = "graft-model/2";
 
     /// <summary>Identifies the features the trunk produces; the bottleneck cache folder is derived from it.</summary>
-    public string TrunkKey => TrunkKeyOf(Backbone, BackboneWeightsSha256, Input, Head.Pooling, FeatureBlock);
+    public string TrunkKey => TrunkKeyOf(Backbone, BackboneWeightsSha256, Input, Head.Pooling, FeatureBlock, Int8);
 
-    /// <summary>The trunk key of a backbone's weights, input, pooling and feature block (shared with <see cref="BottleneckFeatures"/>).</summary>
-    public static string TrunkKeyOf(string backbone, string weightsSha256, ImageSpec input, Pooling pooling, string? featureBlock) =>
-        $"{backbone}|{weightsSha256}|{input.Key}|{pooling}|{featureBlock ?? "all"}";
+    /// <summary>
+    /// The trunk key of a backbone's weights, input, pooling and feature block (shared with <see cref="BottleneckFeatures"/>);
+    /// an int8 trunk's features are keyed apart, by their calibration (float keys are as before int8 existed).
+    /// </summary>
+    public static string TrunkKeyOf(string backbone, string weightsSha256, ImageSpec input, Pooling pooling, string? featureBlock, Int8Calibration? int8 = null) =>
+        $"{backbone}|{weightsSha256}|{input.Key}|{pooling}|{featureBlock ?? "all"}" + (int8 is null ? "" : $"|int8|{int8.Hash}");
 }
-
-public sealed record ClassProbability(string Label, float Probability);
-
-public sealed record Prediction(string File, string Label, float Confidence, IReadOnlyList<ClassProbability> Top);
 
 /// <summary>
 /// A trained classifier: the backbone's trunk, global average pooling and the grafted head, with its
 /// config and training history. Saved as one zip file (config.json, weights.safetensors, history.json),
 /// written atomically.
 /// </summary>
-public sealed class ImageClassifier : IDisposable
+public sealed class TrainableClassifier : IDisposable
 {
     public ModelConfig Config { get; }
     public Backbone Backbone { get; }
@@ -81,7 +88,9 @@ public sealed class ImageClassifier : IDisposable
     public Graph Body => Backbone.HasTop ? Backbone.Network : Backbone.Trunk;
 
     /// <summary>Runs the frozen <see cref="Body"/> (built on first use from its weights at that time).</summary>
-    public ITrunkRunner Trunk => _trunk ??= TrunkRunners.Create(Body, Config.Input.Size, Config.Head.Pooling);
+    public ITrunkRunner Trunk => _trunk ??= Config.Int8 is { } int8
+        ? TrunkRunners.CreateInt8(Body, Config.Input.Size, Config.Head.Pooling, int8)
+        : TrunkRunners.Create(Body, Config.Input.Size, Config.Head.Pooling);
     ITrunkRunner? _trunk;
 
     /// <summary>
@@ -94,7 +103,7 @@ public sealed class ImageClassifier : IDisposable
         _trunk = null;
     }
 
-    public ImageClassifier(ModelConfig config, Backbone backbone, nn.Module<Tensor, Tensor> head, IReadOnlyList<EpochRecord> history)
+    public TrainableClassifier(ModelConfig config, Backbone backbone, nn.Module<Tensor, Tensor> head, IReadOnlyList<EpochRecord> history)
     {
         Config = config; Backbone = backbone; Head = head; History = history;
         Head.eval();
@@ -104,7 +113,7 @@ public sealed class ImageClassifier : IDisposable
     /// The pretrained network with its own ImageNet classifier: Keras's 1000 classes, or 1001 with "background"
     /// first (TF-slim and Coral files). <paramref name="weightsFile"/>: the user's own file with Keras's top.
     /// </summary>
-    public static ImageClassifier PretrainedImageNet(string backboneName, AssetResolver resolver, string? weightsFile = null, int? inputSize = null)
+    public static TrainableClassifier PretrainedImageNet(string backboneName, AssetResolver resolver, string? weightsFile = null, int? inputSize = null)
     {
         var config = BackboneRegistry.Get(backboneName);
         var backbone = Backbone.LoadPretrained(config, resolver, includeTop: true, inputSize, weightsFile);
@@ -117,7 +126,7 @@ public sealed class ImageClassifier : IDisposable
         var head = new HeadConfig(classes, classes, Dropout: 0);
         var model = new ModelConfig(ModelConfig.CurrentFormat, config.Name, backbone.WeightsId, backbone.Input, labels, head,
             "pretrained (ImageNet)", new FitOptions(Epochs: 0), null, DateTime.UtcNow) { Architecture = backbone.Architecture };
-        return new ImageClassifier(model, backbone, nn.Identity(), []);
+        return new TrainableClassifier(model, backbone, nn.Identity(), []);
     }
 
     /// <summary>
@@ -184,7 +193,21 @@ public sealed class ImageClassifier : IDisposable
     /// Writes the model file atomically: a temporary file beside it, then a rename. The config records the SHA-256
     /// of the weights it describes.
     /// </summary>
-    public void Save(string path) => ZipEntries.WriteAtomically(path, zip =>
+    public void Save(string path) => ZipEntries.WriteAtomically(path, Fill);
+
+    /// <summary>The model file's bytes, as <see cref="Save"/> writes them.</summary>
+    public byte[] ToBytes()
+    {
+        using var memory = new MemoryStream();
+        using (var zip = new ZipArchive(memory, ZipArchiveMode.Create, leaveOpen: true)) Fill(zip);
+        return memory.ToArray();
+    }
+
+    /// <summary>
+    /// The entries: config, weights and history for training on and for this class; the whole network as ONNX
+    /// (<see cref="ImageClassifier.OnnxEntry"/>) for the inference package, which needs no libtorch.
+    /// </summary>
+    void Fill(ZipArchive zip)
     {
         var tensors = new Dictionary<string, Tensor>();
         foreach (var (name, t) in Backbone.Trunk.state_dict()) tensors["trunk." + name] = t;
@@ -194,7 +217,8 @@ public sealed class ImageClassifier : IDisposable
         ZipEntries.Write(zip, ConfigEntry, JsonSerializer.SerializeToUtf8Bytes(config, Json));
         ZipEntries.Write(zip, WeightsEntry, weights);
         ZipEntries.Write(zip, HistoryEntry, JsonSerializer.SerializeToUtf8Bytes(History, Json));
-    });
+        ZipEntries.Write(zip, ImageClassifier.OnnxEntry, Export.OnnxExport.ClassifierModel(this));
+    }
 
     /// <summary>Most bytes a JSON entry of a model file (config, history) may take.</summary>
     public const int MaxJsonBytes = 16 << 20;
@@ -207,7 +231,7 @@ public sealed class ImageClassifier : IDisposable
     /// (the SHA-256 it records, names, shapes, finite values), before anything large is allocated: the weights entry
     /// may be no larger than the network the config declares. Anything wrong is one <see cref="GraftException"/> naming the file.
     /// </summary>
-    public static ImageClassifier Load(string path)
+    public static TrainableClassifier Load(string path)
     {
         if (!File.Exists(path))
             throw new GraftException($"Model file {path} does not exist.", "Train one with 'graft train DATA --out FILE', or pass a backbone name such as mobilenet_v2.");
@@ -260,7 +284,7 @@ public sealed class ImageClassifier : IDisposable
                     foreach (var t in weights.Values) t.Dispose();
                 }
                 backbone.Trunk.eval();
-                return new ImageClassifier(config, backbone, head, history);
+                return new TrainableClassifier(config, backbone, head, history);
             }
             catch
             {
@@ -306,6 +330,9 @@ public sealed class ImageClassifier : IDisposable
         Check(c.Architecture is null || (c.Architecture.InputSize == c.Input.Size && (!c.Architecture.IncludeTop || c.Architecture.Classes is > 0 and <= 100_000)),
             () => $"its architecture (input {c.Architecture!.InputSize}, {c.Architecture.Classes} classes) does not match its input size {c.Input.Size}");
         Check(c.Training is { BatchSize: > 0 }, () => "its training settings are missing");
+        Check(c.Precision is null or Precision.Float || (c.Strategy == Strategies.FeatureExtraction && c.Calibration is { Images: > 0, Ranges: not null }
+                && c.Calibration.Ranges.Values.All(r => r is [var min, var max] && float.IsFinite(min) && float.IsFinite(max) && min <= max)),
+            () => "its int8 trunk has no valid calibration (int8 is for feature extraction, with finite [min, max] ranges)");
         // The head's weights must fit in a model file (a byte array): no config may declare more.
         long headParameters = (long)c.Head.InputChannels * (c.Head.Hidden > 0 ? c.Head.Hidden : c.Head.Outputs) + (long)c.Head.Hidden * c.Head.Outputs;
         Check(headParameters * sizeof(float) < Array.MaxLength, () => $"its head declares {headParameters:N0} weights, more than a model file can hold");
@@ -320,6 +347,8 @@ public sealed class ImageClassifier : IDisposable
                 throw Inconsistent(path, $"its features come from block '{block}', which the {c.Backbone} trunk lacks");
             backbone.TruncateAfter(block);
         }
+        if (c.Int8 is { } int8 && backbone.Trunk.Nodes.FirstOrDefault(n => !int8.Ranges.ContainsKey(n.Name)) is { } uncalibrated)
+            throw Inconsistent(path, $"its int8 calibration has no range for layer {uncalibrated.Name}");
         if (backbone.HasTop) return; // a pretrained ImageNet classifier: the network ends in its own classifier
         var (channels, positions) = backbone.FeatureShape(c.Input.Size);
         int features = c.Head.Pooling == Pooling.Gap ? channels : channels * positions;

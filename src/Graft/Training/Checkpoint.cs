@@ -31,7 +31,7 @@ public static class Checkpoint
     public static void Save(string path, TrainingProgress progress, nn.Module network, Dictionary<string, Tensor>? best, OptimizerHelper optimizer) =>
         ZipEntries.WriteAtomically(path, zip =>
         {
-            ZipEntries.Write(zip, "progress.json", JsonSerializer.SerializeToUtf8Bytes(progress, ImageClassifier.Json));
+            ZipEntries.Write(zip, "progress.json", JsonSerializer.SerializeToUtf8Bytes(progress, TrainableClassifier.Json));
             ZipEntries.Write(zip, "state.safetensors", Safetensors.Write(network.state_dict()));
             if (best is not null) ZipEntries.Write(zip, "best.safetensors", Safetensors.Write(best));
             using var memory = new MemoryStream();
@@ -52,7 +52,7 @@ public static class Checkpoint
             var expected = network.state_dict();
             // The weights entries hold the network's tensors and a header naming them, no more.
             long tensorBytes = expected.Values.Sum(t => t.numel() * t.ElementSize) + 65536 + 512L * expected.Count;
-            var progress = JsonSerializer.Deserialize<TrainingProgress>(ZipEntries.Read(zip, "progress.json", path, ImageClassifier.MaxJsonBytes), ImageClassifier.Json)
+            var progress = JsonSerializer.Deserialize<TrainingProgress>(ZipEntries.Read(zip, "progress.json", path, TrainableClassifier.MaxJsonBytes), TrainableClassifier.Json)
                 ?? throw Damaged(path, "progress.json is empty");
             if (progress.Fingerprint != fingerprint)
                 throw new GraftException($"{path} is a checkpoint of a different run (other data, options or seed; under a learning-rate schedule, other --epochs).",

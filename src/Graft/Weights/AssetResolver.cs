@@ -142,7 +142,8 @@ public sealed class AssetResolver
     static string HashName(string? hash) => hash?.Length == 32 ? "MD5" : "SHA-256";
     static bool SameHash(string? actual, string? expected) => string.Equals(actual, expected, StringComparison.OrdinalIgnoreCase);
 
-    string CachePath(Asset asset) => Path.Combine(CacheRoot, "assets", asset.RelativePath);
+    /// <summary>Where a download of the asset goes: <c>CACHE/assets/PATH</c>.</summary>
+    public string CachePath(Asset asset) => Path.Combine(CacheRoot, "assets", asset.RelativePath);
 
     /// <summary>Why a download gave nothing usable; becomes a <see cref="GraftException"/> naming the file and where to put it.</summary>
     sealed class DownloadFailed(string message, bool upstreamGone = false) : Exception(message)

@@ -5,6 +5,7 @@ namespace Graft.Data;
 /// <summary>A batch of decoded images: CHW floats back to back, with the index of each in the source list.</summary>
 public sealed record ImageBatch(float[] Pixels, int[] Indices, IReadOnlyList<ImageDecodeException> Failures)
 {
+    /// <summary>The number of decoded images.</summary>
     public int Count => Indices.Length;
 }
 
@@ -21,7 +22,13 @@ public sealed record EpochAugmentation(Augmentation Augmentation, int Seed, int 
 /// </summary>
 public static class BatchPipeline
 {
+    /// <param name="paths">The image files, in order.</param>
+    /// <param name="spec">How each image is prepared.</param>
+    /// <param name="batchSize">Images per batch (the last may be smaller).</param>
+    /// <param name="prefetch">Batches decoded ahead of the consumer.</param>
+    /// <param name="augment">The epoch's live augmentation, if any.</param>
     /// <param name="decoded">Keeps decoded images across calls (live training's epochs); it must share <paramref name="spec"/>.</param>
+    /// <param name="cancel">Stops decoding.</param>
     public static async IAsyncEnumerable<ImageBatch> Batches(IReadOnlyList<string> paths, ImageSpec spec, int batchSize,
         int prefetch = 2, EpochAugmentation? augment = null, DecodedImageCache? decoded = null,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancel = default)

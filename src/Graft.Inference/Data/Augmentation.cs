@@ -1,6 +1,17 @@
 namespace Graft.Data;
 
-public enum FillMode { Nearest, Reflect, Wrap, Constant }
+/// <summary>How pixels from outside the image are filled after a shift, rotation or zoom (Keras's fill_mode).</summary>
+public enum FillMode
+{
+    /// <summary>Repeat the nearest edge pixel.</summary>
+    Nearest,
+    /// <summary>Mirror the image at its edge.</summary>
+    Reflect,
+    /// <summary>Tile the image.</summary>
+    Wrap,
+    /// <summary>A constant grey level (<see cref="Augmentation.FillValue"/>).</summary>
+    Constant,
+}
 
 /// <summary>
 /// Random image transforms with Keras ImageDataGenerator semantics, so settings carry over:
@@ -11,19 +22,30 @@ public enum FillMode { Nearest, Reflect, Wrap, Constant }
 /// </summary>
 public sealed record Augmentation
 {
+    /// <summary>Rotation drawn from [-r, r] degrees.</summary>
     public double RotationRange { get; init; }
+    /// <summary>Horizontal shift drawn from [-f, f] times the width.</summary>
     public double WidthShiftRange { get; init; }
+    /// <summary>Vertical shift drawn from [-f, f] times the height.</summary>
     public double HeightShiftRange { get; init; }
+    /// <summary>Shear angle drawn from [-s, s] degrees.</summary>
     public double ShearRange { get; init; }
+    /// <summary>Zoom factors for x and y drawn separately from [1 - z, 1 + z].</summary>
     public double ZoomRange { get; init; }
+    /// <summary>Mirror left-right with probability 1/2.</summary>
     public bool HorizontalFlip { get; init; }
+    /// <summary>Mirror top-bottom with probability 1/2.</summary>
     public bool VerticalFlip { get; init; }
+    /// <summary>How pixels from outside the image are filled.</summary>
     public FillMode FillMode { get; init; } = FillMode.Nearest;
+    /// <summary>The grey level for <see cref="FillMode.Constant"/>.</summary>
     public byte FillValue { get; init; }
     /// <summary>[low, high] brightness factor, e.g. [0.8, 1.2]; null for none.</summary>
     public double[]? BrightnessRange { get; init; }
+    /// <summary>torchvision's RandomResizedCrop: a random window of 8-100% of the area, aspect 3/4 to 4/3.</summary>
     public bool RandomResizedCrop { get; init; }
 
+    /// <summary>No augmentation.</summary>
     public static readonly Augmentation None = new();
 
     /// <summary>The Keras blog's setting for the "very little data" experiments.</summary>
@@ -39,6 +61,7 @@ public sealed record Augmentation
         RotationRange = 15, WidthShiftRange = 0.1, HeightShiftRange = 0.1, ZoomRange = 0.1, HorizontalFlip = true,
     };
 
+    /// <summary>Whether it leaves every image as it is.</summary>
     public bool IsIdentity => !HasAffine && !HorizontalFlip && !VerticalFlip && BrightnessRange is null && !RandomResizedCrop;
 
     bool HasAffine => RotationRange > 0 || WidthShiftRange > 0 || HeightShiftRange > 0 || ShearRange > 0 || ZoomRange > 0;

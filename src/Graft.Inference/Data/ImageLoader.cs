@@ -6,7 +6,9 @@ namespace Graft.Data;
 public sealed class ImageDecodeException(string path, string reason)
     : GraftException($"{path}: {reason}.", "Remove the file or replace it with a JPEG, PNG, BMP or GIF image.")
 {
+    /// <summary>The file (or the name given for an image in memory).</summary>
     public string Path { get; } = path;
+    /// <summary>What is wrong with it, in a few words.</summary>
     public string Reason { get; } = reason;
 }
 
@@ -63,6 +65,12 @@ public static class ImageLoader
     public const long MaxDecodedPixels = 100_000_000;
 
     /// <summary>
+    /// The most pixels an image may claim in its header: 1 gigapixel, five times the largest camera sensors. A JPEG
+    /// claiming 65000x65000 would still decode at 1/8 into 66 megapixels (264 MB per core while training): refused.
+    /// </summary>
+    public const long MaxDeclaredPixels = 1_000_000_000;
+
+    /// <summary>
     /// How many times the output size the window must still span in decoded pixels. At 1 the DCT scaling does all
     /// of the reducing when the window lands just above the output, and its filter (sharper than the triangle)
     /// shows: up to 1.5 grey levels of mean difference from a full decode + resize (an 800x600 JPEG decoded at 1/4
@@ -72,8 +80,10 @@ public static class ImageLoader
     /// </summary>
     const double ResizeMargin = 1.25;
 
+    /// <summary>The file extensions Graft reads (lower case).</summary>
     public static readonly string[] Extensions = [".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"];
 
+    /// <summary>Whether the file's extension is one Graft reads (the content is checked when it is decoded).</summary>
     public static bool IsImageFile(string path) => Extensions.Contains(System.IO.Path.GetExtension(path).ToLowerInvariant());
 
     /// <summary>
@@ -87,6 +97,20 @@ public static class ImageLoader
         bool? acceptPartial = null)
     {
         using var image = EncodedImage.Open(path);
+        return Rgb(image, size, resize, augmentation, rng, fullDecode, acceptPartial);
+    }
+
+    /// <summary>Decodes, resizes and normalizes an encoded image held in memory (an upload, a stream's bytes); <paramref name="name"/> names it in errors.</summary>
+    public static float[] Load(ReadOnlySpan<byte> encoded, string name, ImageSpec spec)
+    {
+        using var image = EncodedImage.FromBytes(encoded, name);
+        var chw = new float[3 * spec.Size * spec.Size];
+        Normalize(Rgb(image, spec.Size, spec.Resize, null, null, false, null), spec, chw);
+        return chw;
+    }
+
+    static byte[] Rgb(EncodedImage image, int size, ResizeMode resize, Augmentation? augmentation, Random? rng, bool fullDecode, bool? acceptPartial)
+    {
         rng ??= Random.Shared;
         var window = augmentation?.CropWindow(image.Width, image.Height, rng) ?? Window(image.Width, image.Height, resize);
         var plan = fullDecode ? image.FullScale : image.Plan(window.W, window.H, size, size);
@@ -137,7 +161,7 @@ public static class ImageLoader
         return chw;
     }
 
-    /// <summary>As <see cref="Load"/>, into a slice of a batch buffer (no per-image array to collect).</summary>
+    /// <summary>As <see cref="Load(string, ImageSpec, Augmentation?, Random?)"/>, into a slice of a batch buffer (no per-image array to collect).</summary>
     public static void LoadInto(string path, ImageSpec spec, Span<float> chw, Augmentation? augmentation = null, Random? rng = null) =>
         Normalize(LoadRgb(path, spec.Size, spec.Resize, augmentation, rng), spec, chw);
 
@@ -256,6 +280,20 @@ public static class ImageLoader
             _ => r,
         };
 
+        public static EncodedImage FromBytes(ReadOnlySpan<byte> encoded, string name)
+        {
+            if (encoded.IsEmpty) throw new ImageDecodeException(name, "the image is empty");
+            var data = SKData.CreateCopy(encoded);
+            var codec = SKCodec.Create(data);
+            if (codec is null)
+            {
+                data.Dispose();
+                throw new ImageDecodeException(name, "not a recognised image format");
+            }
+            var origin = codec.EncodedOrigin;
+            return new EncodedImage(name, data, codec, Enum.IsDefined(origin) ? origin : SKEncodedOrigin.TopLeft);
+        }
+
         public static EncodedImage Open(string path)
         {
             SKData? data = null;
@@ -370,6 +408,9 @@ public static class ImageLoader
         /// <summary>A bitmap of this size, or a bad image: too many pixels (checked before allocating) or no memory for them.</summary>
         SKBitmap Allocate(SKImageInfo info)
         {
+            if ((long)RawWidth * RawHeight > MaxDeclaredPixels)
+                throw new ImageDecodeException(_path, $"the image is too large: its header claims {RawWidth}x{RawHeight} pixels, " +
+                    $"more than the limit of {MaxDeclaredPixels / 1_000_000} megapixels");
             long pixels = (long)info.Width * info.Height;
             if (pixels > MaxDecodedPixels)
                 throw new ImageDecodeException(_path, $"the image is too large: {RawWidth}x{RawHeight} decodes to {info.Width}x{info.Height} " +

@@ -6,7 +6,7 @@ namespace Graft.Data;
 /// Images decoded and resized once, kept in memory for the epochs that follow. Augmentation transforms the
 /// resized image (Keras's order), so live training need not decode a JPEG again every epoch: after the first,
 /// an epoch costs the network's steps and the cheap affine warps. Random-resized-crop picks its window in the
-/// original image and so still decodes. Within <see cref="BudgetBytes"/>; beyond it images decode as before.
+/// original image and so still decodes. Within its budget of bytes; beyond it images decode as before.
 /// </summary>
 public sealed class DecodedImageCache(ImageSpec spec, long budgetBytes = DecodedImageCache.DefaultBudget)
 {
@@ -16,6 +16,7 @@ public sealed class DecodedImageCache(ImageSpec spec, long budgetBytes = Decoded
     readonly ConcurrentDictionary<string, byte[]> _images = new();
     long _bytes;
 
+    /// <summary>The number of images held.</summary>
     public int Count => _images.Count;
 
     /// <summary>What <see cref="ImageLoader.LoadInto"/> gives, from memory when the file has been seen.</summary>

@@ -6,6 +6,7 @@ namespace Graft.Models;
 /// <summary>Whole-entry reads and writes for Graft's zip files (model files, checkpoints).</summary>
 public static class ZipEntries
 {
+    /// <summary>Adds an entry holding <paramref name="data"/>.</summary>
     public static void Write(ZipArchive zip, string name, byte[] data)
     {
         using var stream = zip.CreateEntry(name, CompressionLevel.Fastest).Open();
@@ -48,7 +49,14 @@ public static class ZipEntries
     /// Writes a zip atomically: a temporary file beside the target, flushed to disk, then a rename. Temporary files
     /// that killed runs left beside the target (their process is gone) are removed first.
     /// </summary>
-    public static void WriteAtomically(string path, Action<ZipArchive> fill)
+    public static void WriteAtomically(string path, Action<ZipArchive> fill) => WriteFileAtomically(path, file =>
+    {
+        using var zip = new ZipArchive(file, ZipArchiveMode.Create, leaveOpen: true);
+        fill(zip);
+    });
+
+    /// <summary>Writes a file atomically: a temporary file beside it, flushed to disk, then a rename.</summary>
+    public static void WriteFileAtomically(string path, Action<Stream> write)
     {
         var full = Path.GetFullPath(path);
         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
@@ -58,8 +66,7 @@ public static class ZipEntries
         {
             using (var file = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
             {
-                using (var zip = new ZipArchive(file, ZipArchiveMode.Create, leaveOpen: true))
-                    fill(zip);
+                write(file);
                 file.Flush(flushToDisk: true); // the rename must never expose a file whose data is still only in the page cache
             }
             File.Move(temp, full, overwrite: true);

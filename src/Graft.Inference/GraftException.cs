@@ -6,7 +6,9 @@ namespace Graft;
 /// </summary>
 public class GraftException(string problem, string fix) : Exception($"{problem} {fix}")
 {
+    /// <summary>What went wrong, naming the file.</summary>
     public string Problem { get; } = problem;
+    /// <summary>What to do about it.</summary>
     public string Fix { get; } = fix;
 
     /// <summary>The first line of a message (libtorch and others append stacks and details): what an error line quotes.</summary>

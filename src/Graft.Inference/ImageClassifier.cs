@@ -1,0 +1,230 @@
+using System.IO.Compression;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Graft.Data;
+using Graft.Models;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace Graft;
+
+/// <summary>What a model file says about itself: how images are prepared, which classes it knows, how it was made.</summary>
+/// <param name="Backbone">The pretrained network the classifier was grafted onto (e.g. "mobilenet_v2").</param>
+/// <param name="Strategy">How it was trained: "feature-extraction", "fine-tune" or "scratch".</param>
+/// <param name="Input">Input size and the pixel mapping applied before the network (as in training).</param>
+/// <param name="Classes">The class names, in the order of the network's outputs.</param>
+/// <param name="CreatedUtc">When the model was trained.</param>
+public sealed record ModelInfo(string Backbone, string Strategy, ImageSpec Input, IReadOnlyList<string> Classes, DateTime CreatedUtc);
+
+/// <summary>
+/// A trained image classifier, loaded from a <c>.graft</c> file and run by ONNX Runtime: no libtorch needed.
+/// Predicting is thread-safe (one model can serve many requests at once); dispose it to free the native session.
+/// </summary>
+/// <example>
+/// <code>
+/// using var model = ImageClassifier.Load("photos.graft");
+/// Prediction p = model.Predict("cat.jpg");
+/// Console.WriteLine($"{p.Label} {p.Confidence:P0}");
+/// </code>
+/// </example>
+public sealed class ImageClassifier : IDisposable
+{
+    /// <summary>The model file's entry holding the whole network (trunk, head, softmax) as ONNX.</summary>
+    public const string OnnxEntry = "model.onnx";
+    const string ConfigEntry = "config.json";
+    const string ImagesInput = "images", ProbabilitiesOutput = "probabilities";
+
+    readonly byte[] _file;
+    readonly SessionOptions _options;
+    readonly InferenceSession _session;
+
+    /// <summary>How the model prepares images, its classes and how it was made.</summary>
+    public ModelInfo Info { get; }
+
+    /// <summary>The class names, in the order of the probabilities.</summary>
+    public IReadOnlyList<string> Classes => Info.Classes;
+
+    ImageClassifier(byte[] file, string name)
+    {
+        _file = file;
+        byte[] onnx;
+        try
+        {
+            using var zip = new ZipArchive(new MemoryStream(file), ZipArchiveMode.Read);
+            Info = ReadInfo(ZipEntries.Read(zip, ConfigEntry, name, 16 << 20), name);
+            onnx = ZipEntries.Read(zip, OnnxEntry, name, file.Length * 20L);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new GraftException($"{name} is not a Graft model file ({e.Message}).", "Pass a .graft file written by graft train.");
+        }
+        _options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
+        // Idle workers sleep instead of spinning: a server's other requests decode on the same cores meanwhile.
+        _options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        try
+        {
+            _session = new InferenceSession(onnx, _options);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            _options.Dispose();
+            throw new GraftException($"{name}: its ONNX network does not load ({GraftException.FirstLine(e.Message)}).", "Train or export the model again.");
+        }
+        long outputs = _session.OutputMetadata[ProbabilitiesOutput].Dimensions[^1];
+        if (outputs != Classes.Count)
+        {
+            Dispose();
+            throw new GraftException($"{name} names {Classes.Count} classes for {outputs} outputs.", "The file is damaged: train or export the model again.");
+        }
+    }
+
+    /// <summary>Loads a model file written by <c>graft train</c> or <see cref="Save"/>.</summary>
+    /// <exception cref="GraftException">The file is missing, damaged, or from a Graft without inference-only support.</exception>
+    public static ImageClassifier Load(string path)
+    {
+        byte[] file;
+        try
+        {
+            file = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new GraftException($"{path}: {e.Message}", "Pass a .graft file written by graft train.");
+        }
+        return new ImageClassifier(file, path);
+    }
+
+    /// <summary>Loads a model file from a stream (read to its end; the stream stays open).</summary>
+    /// <param name="stream">The model file's bytes.</param>
+    /// <param name="name">Names the model in errors.</param>
+    public static ImageClassifier Load(Stream stream, string name = "model stream")
+    {
+        using var memory = new MemoryStream();
+        stream.CopyTo(memory);
+        return new ImageClassifier(memory.ToArray(), name);
+    }
+
+    /// <summary>Loads a model file held in memory.</summary>
+    /// <param name="file">The model file's bytes.</param>
+    /// <param name="name">Names the model in errors.</param>
+    public static ImageClassifier FromBytes(byte[] file, string name = "model") => new(file, name);
+
+    /// <summary>Writes the model file (atomically: a temporary file, then a rename).</summary>
+    /// <param name="path">Where; an existing file is replaced.</param>
+    public void Save(string path) => ZipEntries.WriteFileAtomically(path, file => file.Write(_file));
+
+    /// <summary>Predicts one image file.</summary>
+    /// <param name="path">A JPEG, PNG, BMP, GIF or WebP file.</param>
+    /// <param name="top">How many classes <see cref="Prediction.Top"/> lists.</param>
+    /// <exception cref="GraftException">The file cannot be read or decoded (the message names it).</exception>
+    public Prediction Predict(string path, int top = 5) => Run(ImageLoader.Load(path, Info.Input), [path], top)[0];
+
+    /// <summary>Predicts an encoded image read from a stream (an upload, a download); the stream stays open.</summary>
+    /// <param name="image">The encoded image (JPEG, PNG, BMP, GIF or WebP).</param>
+    /// <param name="name">Names the image in the prediction and in errors.</param>
+    /// <param name="top">How many classes <see cref="Prediction.Top"/> lists.</param>
+    public Prediction Predict(Stream image, string name = "stream", int top = 5)
+    {
+        using var memory = new MemoryStream();
+        image.CopyTo(memory);
+        return Predict(memory.GetBuffer().AsSpan(0, (int)memory.Length), name, top);
+    }
+
+    /// <summary>Predicts an encoded image held in memory.</summary>
+    /// <param name="image">The encoded image (JPEG, PNG, BMP, GIF or WebP).</param>
+    /// <param name="name">Names the image in the prediction and in errors.</param>
+    /// <param name="top">How many classes <see cref="Prediction.Top"/> lists.</param>
+    public Prediction Predict(ReadOnlySpan<byte> image, string name = "image", int top = 5) =>
+        Run(ImageLoader.Load(image, name, Info.Input), [name], top)[0];
+
+    /// <summary>
+    /// Predicts many files, decoding the next batch while the network runs. Files that cannot be read or decoded
+    /// are returned in <see cref="PredictionBatch.Skipped"/>, not thrown.
+    /// </summary>
+    /// <param name="paths">Image files.</param>
+    /// <param name="top">How many classes each <see cref="Prediction.Top"/> lists.</param>
+    /// <param name="progress">Receives the number of files done after each batch.</param>
+    /// <param name="cancel">Stops between batches.</param>
+    public async Task<PredictionBatch> PredictAsync(IEnumerable<string> paths, int top = 5, IProgress<int>? progress = null,
+        CancellationToken cancel = default)
+    {
+        var files = paths.ToList();
+        var predictions = new List<Prediction>(files.Count);
+        var skipped = new List<SkippedImage>();
+        int done = 0;
+        await foreach (var batch in BatchPipeline.Batches(files, Info.Input, 16, cancel: cancel))
+        {
+            skipped.AddRange(batch.Failures.Select(f => new SkippedImage(f.Path, f.Reason)));
+            if (batch.Count > 0) predictions.AddRange(Run(batch.Pixels, batch.Indices.Select(i => files[i]).ToList(), top));
+            done += batch.Count + batch.Failures.Count;
+            progress?.Report(done);
+        }
+        return new PredictionBatch(predictions, skipped);
+    }
+
+    /// <summary>The predictions for preprocessed images (CHW floats back to back), one per name.</summary>
+    List<Prediction> Run(float[] pixels, IReadOnlyList<string> names, int top)
+    {
+        int size = Info.Input.Size, n = names.Count;
+        using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, pixels.AsMemory(0, n * 3 * size * size), [n, 3, size, size]);
+        using var run = new RunOptions();
+        using var outputs = _session.Run(run, [ImagesInput], [input], [ProbabilitiesOutput]);
+        var probabilities = outputs[0].GetTensorDataAsSpan<float>();
+        int classes = Classes.Count;
+        var result = new List<Prediction>(n);
+        for (int k = 0; k < n; k++) result.Add(ToPrediction(names[k], probabilities.Slice(k * classes, classes), top));
+        return result;
+    }
+
+    Prediction ToPrediction(string file, ReadOnlySpan<float> row, int top)
+    {
+        var probabilities = row.ToArray();
+        var ranked = Enumerable.Range(0, probabilities.Length).OrderByDescending(i => probabilities[i]).ThenBy(i => i)
+            .Take(Math.Max(1, top)).Select(i => new ClassProbability(Classes[i], probabilities[i])).ToList();
+        return new Prediction(file, ranked[0].Label, ranked[0].Probability, ranked);
+    }
+
+    sealed record ConfigView(string? Format, string? Backbone, string? Strategy, ImageSpec? Input, List<string>? Classes, DateTime CreatedUtc);
+
+    static readonly JsonSerializerOptions Json = new()
+    {
+        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
+    };
+
+    /// <summary>The config's fields prediction needs, each checked: a damaged file is refused, not half-used.</summary>
+    static ModelInfo ReadInfo(byte[] json, string name)
+    {
+        ConfigView? c;
+        try
+        {
+            c = JsonSerializer.Deserialize<ConfigView>(json, Json);
+        }
+        catch (JsonException e)
+        {
+            throw new GraftException($"{name}: its config.json is not valid ({e.Message}).", "The file is damaged: train the model again.");
+        }
+        string? problem = c switch
+        {
+            null => "its config.json is empty",
+            { Format: null } or { Format: not "graft-model/2" } when c.Format?.StartsWith("graft-model/") != true => $"its format '{c.Format}' is not a Graft model's",
+            { Input: null } => "its config names no input",
+            { Input.Size: < 8 or > 4096 } => $"its input size {c.Input.Size} is out of range",
+            _ when c.Input.Mean is not { Length: 3 } || c.Input.Std is not { Length: 3 } || !c.Input.Std.All(s => float.IsFinite(s) && s > 0)
+                => "its input mean/std are not 3 numbers with positive std",
+            { Classes: null or { Count: 0 } } => "its config lists no classes",
+            _ => null,
+        };
+        if (problem is not null)
+            throw new GraftException($"{name}: {problem}.", "The file is damaged: train the model again.");
+        return new ModelInfo(c!.Backbone ?? "", c.Strategy ?? "", c.Input!, c.Classes!, c.CreatedUtc);
+    }
+
+    /// <summary>Frees the ONNX Runtime session.</summary>
+    public void Dispose()
+    {
+        _session?.Dispose();
+        _options.Dispose();
+    }
+}

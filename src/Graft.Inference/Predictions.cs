@@ -1,0 +1,23 @@
+namespace Graft;
+
+/// <summary>One class and the model's probability for it.</summary>
+/// <param name="Label">The class name (its folder name in the training data).</param>
+/// <param name="Probability">From 0 to 1; a model's probabilities over all its classes sum to 1.</param>
+public sealed record ClassProbability(string Label, float Probability);
+
+/// <summary>What a model predicts for one image.</summary>
+/// <param name="File">The image's path, or the name given for a stream or byte array.</param>
+/// <param name="Label">The most probable class.</param>
+/// <param name="Confidence">Its probability.</param>
+/// <param name="Top">The most probable classes, best first (the first is <paramref name="Label"/>).</param>
+public sealed record Prediction(string File, string Label, float Confidence, IReadOnlyList<ClassProbability> Top);
+
+/// <summary>An image that was not used, and why (undecodable, unreadable, not an image).</summary>
+/// <param name="Path">The file.</param>
+/// <param name="Reason">One line: what is wrong with it.</param>
+public sealed record SkippedImage(string Path, string Reason);
+
+/// <summary>The predictions for a batch of files, with the files that could not be predicted.</summary>
+/// <param name="Predictions">One per readable image, in the order given.</param>
+/// <param name="Skipped">The files that could not be read or decoded, with the reason.</param>
+public sealed record PredictionBatch(IReadOnlyList<Prediction> Predictions, IReadOnlyList<SkippedImage> Skipped);
