@@ -140,7 +140,7 @@ public static class DataAudit
         string evaluatedOn = $"{held.Length} validation images";
         if (held.Length == 0)
         {
-            var fold = Probes.StratifiedFolds(train.Select(r => y[r]).ToArray(), 5, options.Seed);
+            var fold = ImageFolder.StratifiedFolds(train.Select(r => y[r]).ToArray(), 5, options.Seed);
             held = train.Where((_, k) => fold[k] == 0).ToArray();
             train = train.Where((_, k) => fold[k] != 0).ToArray();
             evaluatedOn = $"{held.Length} training images held out (no validation set)";

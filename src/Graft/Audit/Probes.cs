@@ -1,3 +1,4 @@
+using Graft.Data;
 using Graft.Training;
 using static TorchSharp.torch;
 
@@ -13,7 +14,7 @@ public static class Probes
     /// <summary>Each row's class probabilities from a head trained on the other folds (stratified, seeded).</summary>
     public static float[][] OutOfFold(float[][] x, int[] y, int classes, int folds, int seed)
     {
-        var fold = StratifiedFolds(y, folds, seed);
+        var fold = ImageFolder.StratifiedFolds(y, folds, seed);
         var probabilities = new float[y.Length][];
         for (int f = 0; f < folds; f++)
         {
@@ -24,20 +25,6 @@ public static class Probes
             for (int k = 0; k < test.Length; k++) probabilities[test[k]] = scored[k];
         }
         return probabilities;
-    }
-
-    /// <summary>Fold numbers 0..folds-1, dealt round-robin within each class after a seeded shuffle.</summary>
-    public static int[] StratifiedFolds(int[] y, int folds, int seed)
-    {
-        var fold = new int[y.Length];
-        var rng = new Random(seed);
-        foreach (var group in Enumerable.Range(0, y.Length).GroupBy(i => y[i]).OrderBy(g => g.Key))
-        {
-            var members = group.ToArray();
-            rng.Shuffle(members);
-            for (int k = 0; k < members.Length; k++) fold[members[k]] = k % folds;
-        }
-        return fold;
     }
 
     /// <summary>Trains a head on the rows <paramref name="train"/> and returns the class probabilities of the rows <paramref name="test"/>.</summary>

@@ -255,6 +255,20 @@ public static class ImageFolder
         FolderWalk.Files(folder)
             .Where(f => !System.IO.Path.GetFileName(f).StartsWith('.') && ImageLoader.IsImageFile(f));
 
+    /// <summary>Fold numbers 0..folds-1, dealt round-robin within each class after a seeded shuffle.</summary>
+    public static int[] StratifiedFolds(int[] y, int folds, int seed)
+    {
+        var fold = new int[y.Length];
+        var rng = new Random(seed);
+        foreach (var group in Enumerable.Range(0, y.Length).GroupBy(i => y[i]).OrderBy(g => g.Key))
+        {
+            var members = group.ToArray();
+            rng.Shuffle(members);
+            for (int k = 0; k < members.Length; k++) fold[members[k]] = k % folds;
+        }
+        return fold;
+    }
+
     /// <summary>Holds out round(fraction * n) images of every class (at least one where the class has two or more).</summary>
     public static (List<LabeledImage> Train, List<LabeledImage> Validation) StratifiedSplit(
         IReadOnlyList<LabeledImage> images, double fraction, int seed)

@@ -130,14 +130,7 @@ public static class StrategyAdvisor
     static HeadProbe OutOfFold(float[][] x, int[] y, int classes, TrainOptions options)
     {
         int n = y.Length, channels = x[0].Length, folds = Math.Min(Folds, Enumerable.Range(0, classes).Min(c => y.Count(l => l == c)));
-        var fold = new int[n];
-        var rng = new Random(Seed);
-        foreach (var group in Enumerable.Range(0, n).GroupBy(i => y[i]).OrderBy(g => g.Key))
-        {
-            var members = group.ToArray();
-            rng.Shuffle(members);
-            for (int k = 0; k < members.Length; k++) fold[members[k]] = k % folds;
-        }
+        var fold = ImageFolder.StratifiedFolds(y, folds, Seed);
         var correct = new bool[n];
         var clock = Stopwatch.StartNew();
         int rows = 0;
