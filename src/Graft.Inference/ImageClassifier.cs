@@ -1,6 +1,5 @@
 using System.IO.Compression;
 using System.Text.Json;
-using System.Text.Json.Serialization;
 using Graft.Data;
 using Graft.Models;
 using Microsoft.ML.OnnxRuntime;
@@ -31,8 +30,6 @@ public sealed class ImageClassifier : IDisposable
 {
     /// <summary>The model file's entry holding the whole network (trunk, head, softmax) as ONNX.</summary>
     public const string OnnxEntry = "model.onnx";
-    const string ConfigEntry = "config.json";
-    const string ImagesInput = "images", ProbabilitiesOutput = "probabilities";
 
     readonly byte[] _file;
     readonly SessionOptions _options;
@@ -51,16 +48,14 @@ public sealed class ImageClassifier : IDisposable
         try
         {
             using var zip = new ZipArchive(new MemoryStream(file), ZipArchiveMode.Read);
-            Info = ReadInfo(ZipEntries.Read(zip, ConfigEntry, name, 16 << 20), name);
+            Info = ReadInfo(ZipEntries.Read(zip, ModelFile.ConfigEntry, name, ModelFile.MaxJsonBytes), name);
             onnx = ZipEntries.Read(zip, OnnxEntry, name, file.Length * 20L);
         }
         catch (InvalidDataException e)
         {
             throw new GraftException($"{name} is not a Graft model file ({e.Message}).", "Pass a .graft file written by graft train.");
         }
-        _options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL };
-        // Idle workers sleep instead of spinning: a server's other requests decode on the same cores meanwhile.
-        _options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
+        _options = ModelFile.SessionOptions();
         try
         {
             _session = new InferenceSession(onnx, _options);
@@ -70,7 +65,7 @@ public sealed class ImageClassifier : IDisposable
             _options.Dispose();
             throw new GraftException($"{name}: its ONNX network does not load ({GraftException.FirstLine(e.Message)}).", "Train or export the model again.");
         }
-        long outputs = _session.OutputMetadata[ProbabilitiesOutput].Dimensions[^1];
+        long outputs = _session.OutputMetadata[ModelFile.ProbabilitiesOutput].Dimensions[^1];
         if (outputs != Classes.Count)
         {
             Dispose();
@@ -168,30 +163,15 @@ public sealed class ImageClassifier : IDisposable
         int size = Info.Input.Size, n = names.Count;
         using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, pixels.AsMemory(0, n * 3 * size * size), [n, 3, size, size]);
         using var run = new RunOptions();
-        using var outputs = _session.Run(run, [ImagesInput], [input], [ProbabilitiesOutput]);
+        using var outputs = _session.Run(run, [ModelFile.ImagesInput], [input], [ModelFile.ProbabilitiesOutput]);
         var probabilities = outputs[0].GetTensorDataAsSpan<float>();
         int classes = Classes.Count;
         var result = new List<Prediction>(n);
-        for (int k = 0; k < n; k++) result.Add(ToPrediction(names[k], probabilities.Slice(k * classes, classes), top));
+        for (int k = 0; k < n; k++) result.Add(Prediction.Rank(names[k], probabilities.Slice(k * classes, classes), Classes, top));
         return result;
     }
 
-    Prediction ToPrediction(string file, ReadOnlySpan<float> row, int top)
-    {
-        var probabilities = row.ToArray();
-        var ranked = Enumerable.Range(0, probabilities.Length).OrderByDescending(i => probabilities[i]).ThenBy(i => i)
-            .Take(Math.Max(1, top)).Select(i => new ClassProbability(Classes[i], probabilities[i])).ToList();
-        return new Prediction(file, ranked[0].Label, ranked[0].Probability, ranked);
-    }
-
     sealed record ConfigView(string? Format, string? Backbone, string? Strategy, ImageSpec? Input, List<string>? Classes, DateTime CreatedUtc);
-
-    static readonly JsonSerializerOptions Json = new()
-    {
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
-    };
 
     /// <summary>The config's fields prediction needs, each checked: a damaged file is refused, not half-used.</summary>
     static ModelInfo ReadInfo(byte[] json, string name)
@@ -199,23 +179,16 @@ public sealed class ImageClassifier : IDisposable
         ConfigView? c;
         try
         {
-            c = JsonSerializer.Deserialize<ConfigView>(json, Json);
+            c = JsonSerializer.Deserialize<ConfigView>(json, ModelFile.Json);
         }
         catch (JsonException e)
         {
             throw new GraftException($"{name}: its config.json is not valid ({e.Message}).", "The file is damaged: train the model again.");
         }
-        string? problem = c switch
-        {
-            null => "its config.json is empty",
-            { Format: null } or { Format: not "graft-model/2" } when c.Format?.StartsWith("graft-model/") != true => $"its format '{c.Format}' is not a Graft model's",
-            { Input: null } => "its config names no input",
-            { Input.Size: < 8 or > 4096 } => $"its input size {c.Input.Size} is out of range",
-            _ when c.Input.Mean is not { Length: 3 } || c.Input.Std is not { Length: 3 } || !c.Input.Std.All(s => float.IsFinite(s) && s > 0)
-                => "its input mean/std are not 3 numbers with positive std",
-            { Classes: null or { Count: 0 } } => "its config lists no classes",
-            _ => null,
-        };
+        // Without the backbone registry the lower bound on the input size is a loose 8; the upper one is training's.
+        string? problem = c is null ? "its config.json is empty"
+            : c.Format?.StartsWith("graft-model/") != true ? $"its format '{c.Format}' is not a Graft model's"
+            : ModelFile.InputProblem(c.Input, 8, c.Backbone ?? "") ?? (c.Classes is { Count: > 0 } ? null : "its config lists no classes");
         if (problem is not null)
             throw new GraftException($"{name}: {problem}.", "The file is damaged: train the model again.");
         return new ModelInfo(c!.Backbone ?? "", c.Strategy ?? "", c.Input!, c.Classes!, c.CreatedUtc);

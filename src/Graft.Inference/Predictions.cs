@@ -10,7 +10,17 @@ public sealed record ClassProbability(string Label, float Probability);
 /// <param name="Label">The most probable class.</param>
 /// <param name="Confidence">Its probability.</param>
 /// <param name="Top">The most probable classes, best first (the first is <paramref name="Label"/>).</param>
-public sealed record Prediction(string File, string Label, float Confidence, IReadOnlyList<ClassProbability> Top);
+public sealed record Prediction(string File, string Label, float Confidence, IReadOnlyList<ClassProbability> Top)
+{
+    /// <summary>The <paramref name="top"/> most probable classes of one image's probabilities, ties to the lower index.</summary>
+    internal static Prediction Rank(string file, ReadOnlySpan<float> row, IReadOnlyList<string> classes, int top)
+    {
+        var probabilities = row.ToArray();
+        var ranked = Enumerable.Range(0, probabilities.Length).OrderByDescending(i => probabilities[i]).ThenBy(i => i)
+            .Take(Math.Max(1, top)).Select(i => new ClassProbability(classes[i], probabilities[i])).ToList();
+        return new Prediction(file, ranked[0].Label, ranked[0].Probability, ranked);
+    }
+}
 
 /// <summary>An image that was not used, and why (undecodable, unreadable, not an image).</summary>
 /// <param name="Path">The file.</param>

@@ -153,11 +153,11 @@ public static class Learner
         callbacks ??= Callbacks.None;
         if (!Strategies.All.Contains(options.Strategy))
             throw new GraftException($"Unknown strategy '{options.Strategy}'.", $"Use one of: {string.Join(", ", Strategies.All)}.");
+        var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Fit.Seed, options.TestSplit);
         if (options.Strategy == Strategies.Auto)
         {
             // The advisor sees this run's training and validation images, never its test images.
-            var advice = await StrategyAdvisor.AdviseAsync(ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Fit.Seed, options.TestSplit),
-                options, resolver, callbacks, cancel);
+            var advice = await StrategyAdvisor.AdviseAsync(dataset, options, resolver, callbacks, cancel);
             foreach (var reason in advice.Reasons) callbacks.Log?.Invoke($"advisor: {reason}");
             callbacks.Log?.Invoke($"advisor: {advice.Arguments}");
             // What the user chose explicitly stands; the advice fills in the rest.
@@ -167,7 +167,6 @@ public static class Learner
                 callbacks.Log?.Invoke($"advisor: features from {asked} as asked, not {advice.FeatureBlock}");
             options = options with { Strategy = advice.Strategy, Unfreeze = options.Unfreeze ?? advice.Unfreeze, FeatureBlock = options.FeatureBlock ?? advice.FeatureBlock };
         }
-        var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Fit.Seed, options.TestSplit);
         if (options.Exclude is { } csv) dataset = Audit.AuditActions.Apply(dataset, Audit.AuditActions.Read(csv), csv);
         return await TrainAsync(dataset, options, resolver, callbacks, cancel);
     }

@@ -169,8 +169,13 @@ public static class ImageLoader
     public static void WriteNetworkInput(string source, string target, int size, ResizeMode resize)
     {
         using var bitmap = RgbBitmap(LoadRgb(source, size, resize), size);
+        WriteJpeg(bitmap, target, 90);
+    }
+
+    static void WriteJpeg(SKBitmap bitmap, string target, int quality)
+    {
         using var encoded = SKImage.FromBitmap(bitmap);
-        using var data = encoded.Encode(SKEncodedImageFormat.Jpeg, 90);
+        using var data = encoded.Encode(SKEncodedImageFormat.Jpeg, quality);
         File.WriteAllBytes(target, data.ToArray());
     }
 
@@ -195,9 +200,7 @@ public static class ImageLoader
         using var bitmap = image.Decode(image.Plan(image.Width, image.Height, width, height), AcceptPartialImages);
         var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         using var small = bitmap.Resize(info, new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear));
-        using var encoded = SKImage.FromBitmap(small);
-        using var data = encoded.Encode(SKEncodedImageFormat.Jpeg, 85);
-        File.WriteAllBytes(target, data.ToArray());
+        WriteJpeg(small, target, 85);
     }
 
     /// <summary>A decode size and how original pixel coordinates map onto it.</summary>
@@ -225,12 +228,26 @@ public static class ImageLoader
         readonly string _path;
         readonly SKData _data;
         readonly SKCodec _codec;
-
-        EncodedImage(string path, SKData data, SKCodec codec) => (_path, _data, _codec) = (path, data, codec);
-
         readonly SKEncodedOrigin _origin;
 
-        EncodedImage(string path, SKData data, SKCodec codec, SKEncodedOrigin origin) : this(path, data, codec) => _origin = origin;
+        EncodedImage(string path, SKData data, SKCodec codec)
+        {
+            (_path, _data, _codec) = (path, data, codec);
+            var origin = codec.EncodedOrigin;
+            _origin = Enum.IsDefined(origin) ? origin : SKEncodedOrigin.TopLeft;
+        }
+
+        /// <summary>The image in <paramref name="data"/> (taken over), or a bad image when no codec knows its format.</summary>
+        static EncodedImage Of(string name, SKData data)
+        {
+            var codec = SKCodec.Create(data);
+            if (codec is null)
+            {
+                data.Dispose();
+                throw new ImageDecodeException(name, "not a recognised image format");
+            }
+            return new EncodedImage(name, data, codec);
+        }
 
         /// <summary>The stored pixels' size (before EXIF orientation).</summary>
         int RawWidth => _codec.Info.Width;
@@ -283,15 +300,7 @@ public static class ImageLoader
         public static EncodedImage FromBytes(ReadOnlySpan<byte> encoded, string name)
         {
             if (encoded.IsEmpty) throw new ImageDecodeException(name, "the image is empty");
-            var data = SKData.CreateCopy(encoded);
-            var codec = SKCodec.Create(data);
-            if (codec is null)
-            {
-                data.Dispose();
-                throw new ImageDecodeException(name, "not a recognised image format");
-            }
-            var origin = codec.EncodedOrigin;
-            return new EncodedImage(name, data, codec, Enum.IsDefined(origin) ? origin : SKEncodedOrigin.TopLeft);
+            return Of(name, SKData.CreateCopy(encoded));
         }
 
         public static EncodedImage Open(string path)
@@ -308,9 +317,9 @@ public static class ImageLoader
                     data = SKData.Create(length);
                     stream.ReadExactly(data.Span);
                 }
-                var codec = SKCodec.Create(data) ?? throw new ImageDecodeException(path, "not a recognised image format");
-                var origin = codec.EncodedOrigin;
-                return new EncodedImage(path, data, codec, Enum.IsDefined(origin) ? origin : SKEncodedOrigin.TopLeft);
+                var read = data;
+                data = null; // Of owns it now, and disposes it when no codec knows it
+                return Of(path, read);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {

@@ -65,6 +65,7 @@ public static class AuditActions
         if (unknown.Count > 0)
             throw new GraftException($"{csvPath} relabels images to {string.Join(", ", unknown)}, which {dataset.Root} has no class folder for.",
                 $"Use one of its classes: {string.Join(", ", dataset.Classes)}.");
+        var classIndex = dataset.Classes.Select((name, i) => (name, i)).ToDictionary(c => c.name, c => c.i);
         int removed = 0, relabelled = 0;
         List<LabeledImage> Clean(IReadOnlyList<LabeledImage> images)
         {
@@ -72,14 +73,15 @@ public static class AuditActions
             foreach (var image in images)
             {
                 if (!byFile.Remove(Path.GetFullPath(image.Path), out var action)) kept.Add(image);
-                else if (action.Action == Relabel) { kept.Add(image with { Label = dataset.Classes.ToList().IndexOf(action.Label!) }); relabelled++; }
+                else if (action.Action == Relabel) { kept.Add(image with { Label = classIndex[action.Label!] }); relabelled++; }
                 else removed++;
             }
             return kept;
         }
         var train = Clean(dataset.Train);
         var validation = Clean(dataset.Validation);
-        int elsewhere = byFile.Count(a => dataset.Test.Any(t => Path.GetFullPath(t.Path) == a.Key));
+        var test = dataset.Test.Select(t => Path.GetFullPath(t.Path)).ToHashSet();
+        int elsewhere = byFile.Keys.Count(test.Contains);
         var note = $"{csvPath}: {removed} image(s) left out and {relabelled} relabelled in training and validation" +
                    (elsewhere > 0 ? $"; {elsewhere} action(s) on test images not applied (the test set stays as it is)" : "") +
                    (byFile.Count - elsewhere > 0 ? $"; {byFile.Count - elsewhere} action(s) name no image of this dataset" : "") + ".";

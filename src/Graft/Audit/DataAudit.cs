@@ -71,8 +71,7 @@ public static class DataAudit
         var labelIssues = LabelIssues.Find(rowFiles, y, probabilities, dataset.Classes);
 
         callbacks.Log?.Invoke("duplicates and outliers: nearest neighbours in feature space, file hashes");
-        var hashes = paths.AsParallel().AsOrdered().WithCancellation(cancel).Select(ContentKey).ToList();
-        var (duplicates, leakage, outliers) = Copies(images, hashes, features.Rows, options);
+        var (duplicates, leakage, outliers) = Copies(images, features.ContentKeys, features.Rows, options);
 
         var unusable = features.Skipped.Select(s => new Unusable(s.Path, "undecodable", s.Reason))
             .Concat(dataset.Unconverted.Select(f => new Unusable(f, "unsupported format", "Graft does not decode TIFF or HEIC: convert it to JPEG or PNG to use it")))
@@ -92,10 +91,14 @@ public static class DataAudit
             clock.Elapsed.TotalSeconds);
     }
 
-    /// <summary>Copies within a part, copies across parts (leakage) and outliers: from file hashes and features alone.</summary>
+    /// <summary>
+    /// Copies within a part, copies across parts (leakage) and outliers: from the files' content keys (null where a file
+    /// could not be read: equal to no other) and their features alone.
+    /// </summary>
     static (List<DuplicatePair> Duplicates, List<DuplicatePair> Leakage, IReadOnlyList<Outlier> Outliers) Copies(
-        IReadOnlyList<AuditImage> images, IReadOnlyList<string> hashes, float[]?[] rows, AuditOptions options)
+        IReadOnlyList<AuditImage> images, IReadOnlyList<string?> contentKeys, float[]?[] rows, AuditOptions options)
     {
+        var hashes = contentKeys.Select((h, i) => h ?? $"unreadable: {images[i].File}").ToList();
         var rowImage = Enumerable.Range(0, images.Count).Where(i => rows[i] is not null).ToArray();
         var neighbours = FeatureSpace.Nearest(FeatureSpace.Normalized(rowImage.Select(i => rows[i]!).ToArray()), k: 10);
         var pairs = Duplicates.Find(images, hashes, neighbours, rowImage, options.NearDuplicateSimilarity);
@@ -111,7 +114,7 @@ public static class DataAudit
     {
         var images = Roles(dataset).Select(t => new AuditImage(t.Image.Path, dataset.Classes[t.Image.Label], t.Role)).ToList();
         if (rows.Count(r => r is not null) < 3) return null;
-        var (duplicates, leakage, outliers) = Copies(images, hashes.Select((h, i) => h ?? $"unreadable: {images[i].File}").ToList(), rows, new AuditOptions());
+        var (duplicates, leakage, outliers) = Copies(images, hashes, rows, new AuditOptions());
         var parts = new List<string>();
         if (duplicates.Count > 0) parts.Add($"{duplicates.Count} duplicate pair(s){(duplicates.Any(d => d.ConflictingLabels) ? $", {duplicates.Count(d => d.ConflictingLabels)} labelled differently" : "")}");
         if (leakage.Count > 0) parts.Add($"{leakage.Count} held-out image(s) with a copy in an earlier part (leakage)");
@@ -125,12 +128,6 @@ public static class DataAudit
             .Concat(dataset.Test.Select(i => (Image: i, Role: ImageRole.Test)));
 
     static int Count(IReadOnlyList<LabeledImage> images, int label) => images.Count(i => i.Label == label);
-
-    static string ContentKey(string path)
-    {
-        try { return FeatureCache.ContentKey(path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return $"unreadable: {path}"; } // equal to no other file's
-    }
 
     /// <summary>Evaluated on the validation images; without any, on a stratified fifth of the training images held out.</summary>
     static LearningCurveResult? MeasureCurve(float[][] x, int[] y, ImageRole[] roles, IReadOnlyList<string> classes, AuditOptions options)

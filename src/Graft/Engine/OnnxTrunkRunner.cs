@@ -30,7 +30,7 @@ public sealed class OnnxTrunkRunner : ITrunkRunner, IDisposable
     public OnnxTrunkRunner(byte[] model, int inputSize, SessionOptions? options = null)
     {
         _inputSize = inputSize;
-        _options = options ?? TunedOptions();
+        _options = options ?? Models.ModelFile.SessionOptions();
         try
         {
             _session = new InferenceSession(model, _options);
@@ -42,20 +42,6 @@ public sealed class OnnxTrunkRunner : ITrunkRunner, IDisposable
             throw;
         }
         _outputDims = _session.OutputMetadata[OnnxExport.FeaturesOutput].Dimensions.Skip(1).Select(d => (long)d).ToArray();
-    }
-
-    static SessionOptions TunedOptions()
-    {
-        var options = new SessionOptions
-        {
-            IntraOpNumThreads = Environment.ProcessorCount,
-            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
-            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
-        };
-        // Idle workers sleep instead of spinning: the batch pipeline decodes the next batch on the same cores
-        // meanwhile, and spinning measured slower then (and no faster alone).
-        options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
-        return options;
     }
 
     public Tensor Features(Tensor images)

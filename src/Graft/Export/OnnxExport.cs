@@ -21,7 +21,7 @@ namespace Graft.Export;
 /// </summary>
 public static class OnnxExport
 {
-    public const string ImagesInput = "images", ProbabilitiesOutput = "probabilities", FeaturesOutput = "features";
+    public const string ImagesInput = ModelFile.ImagesInput, ProbabilitiesOutput = ModelFile.ProbabilitiesOutput, FeaturesOutput = "features";
 
     /// <summary>Writes the classifier's ONNX file atomically: a temporary file beside it, then a rename.</summary>
     public static void Write(TrainableClassifier model, string path)

@@ -56,7 +56,7 @@ public sealed record ModelConfig(
     [JsonIgnore] public Int8Calibration? Int8 => Precision == Engine.Precision.Int8 ? Calibration : null;
 
     /// <summary>Version 2: trunks are Keras layer graphs (weights named by Keras layer); version 1 held MobileNetV2 units.</summary>
-    public const string CurrentFormat = "graft-model/2";
+    public const string CurrentFormat = ModelFile.CurrentFormat;
 
     /// <summary>Identifies the features the trunk produces; the bottleneck cache folder is derived from it.</summary>
     public string TrunkKey => TrunkKeyOf(Backbone, BackboneWeightsSha256, Input, Head.Pooling, FeatureBlock, Int8);
@@ -160,7 +160,7 @@ public sealed class TrainableClassifier : IDisposable
                 var probabilities = Probabilities(tensor(batch.Pixels, [batch.Count, 3, spec.Size, spec.Size]), tta).data<float>().ToArray();
                 int classes = Classes.Count;
                 for (int k = 0; k < batch.Count; k++)
-                    results.Add(ToPrediction(files[batch.Indices[k]], probabilities.AsSpan(k * classes, classes), top));
+                    results.Add(Prediction.Rank(files[batch.Indices[k]], probabilities.AsSpan(k * classes, classes), Classes, top));
             }
             done += batch.Count + batch.Failures.Count;
             progress?.Report(new ImageProgress("predict", done, files.Count, done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));
@@ -168,26 +168,11 @@ public sealed class TrainableClassifier : IDisposable
         return results;
     }
 
-    public Prediction ToPrediction(string file, ReadOnlySpan<float> row, int top)
-    {
-        var probabilities = row.ToArray();
-        var ranked = Enumerable.Range(0, probabilities.Length).OrderByDescending(i => probabilities[i]).ThenBy(i => i)
-            .Take(Math.Max(1, top)).ToList();
-        var list = ranked.Select(i => new ClassProbability(Classes[i], probabilities[i])).ToList();
-        return new Prediction(file, list[0].Label, list[0].Probability, list);
-    }
-
     // ---- the one model file ----
 
-    const string ConfigEntry = "config.json", WeightsEntry = "weights.safetensors", HistoryEntry = "history.json";
+    const string ConfigEntry = ModelFile.ConfigEntry, WeightsEntry = "weights.safetensors", HistoryEntry = "history.json";
 
-    public static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals, // a checkpoint's best loss starts at infinity
-        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.SnakeCaseLower) },
-    };
+    public static readonly JsonSerializerOptions Json = new(ModelFile.Json) { WriteIndented = true };
 
     /// <summary>
     /// Writes the model file atomically: a temporary file beside it, then a rename. The config records the SHA-256
@@ -221,9 +206,9 @@ public sealed class TrainableClassifier : IDisposable
     }
 
     /// <summary>Most bytes a JSON entry of a model file (config, history) may take.</summary>
-    public const int MaxJsonBytes = 16 << 20;
+    public const int MaxJsonBytes = ModelFile.MaxJsonBytes;
     /// <summary>The largest input size a model may declare (as --input-size allows).</summary>
-    public const int MaxInputSize = 2048;
+    public const int MaxInputSize = ModelFile.MaxInputSize;
 
     /// <summary>
     /// Loads a model file. Every field of its config is checked (known backbone, input size in range, positive std,
@@ -312,15 +297,11 @@ public sealed class TrainableClassifier : IDisposable
     static void Validate(ModelConfig c, string path)
     {
         void Check([System.Diagnostics.CodeAnalysis.DoesNotReturnIf(false)] bool ok, Func<string> what) { if (!ok) throw Inconsistent(path, what()); }
-        static string Numbers(float[]? v) => v is null ? "none" : "[" + string.Join(", ", v.Select(x => x.ToString(System.Globalization.CultureInfo.InvariantCulture))) + "]";
         Check(c.Backbone is not null && BackboneRegistry.Exists(c.Backbone),
             () => $"its config names the backbone '{c.Backbone}', which this Graft does not know ({string.Join(", ", BackboneRegistry.All.Select(b => b.Name))})");
         var network = BackboneRegistry.Get(c.Backbone!);
-        Check(c.Input is not null, () => "its config has no input");
-        Check(c.Input.Size >= network.MinInputSize && c.Input.Size <= MaxInputSize,
-            () => $"input size {c.Input.Size} is outside {network.MinInputSize}..{MaxInputSize} ({c.Backbone})");
-        Check(c.Input.Mean is { Length: 3 } && c.Input.Mean.All(float.IsFinite), () => $"the input mean {Numbers(c.Input.Mean)} is not 3 finite numbers");
-        Check(c.Input.Std is { Length: 3 } && c.Input.Std.All(x => float.IsFinite(x) && x > 0), () => $"the input std {Numbers(c.Input.Std)} is not 3 positive numbers");
+        var inputProblem = ModelFile.InputProblem(c.Input, network.MinInputSize, c.Backbone);
+        Check(inputProblem is null, () => inputProblem!);
         Check(c.Classes is { Count: > 0 } && c.Classes.All(l => l is not null), () => "its config lists no class labels");
         Check(c.Head is not null, () => "its config has no head");
         Check(c.Head.Classes == c.Classes.Count, () => $"its config lists {c.Classes.Count} labels for a head of {c.Head.Classes} classes");

@@ -25,9 +25,12 @@ public sealed record FeatureSource(string Backbone)
     public int BatchSize { get; init; } = 32;
 }
 
-/// <summary>Features of a list of images, in its order (null where an image was skipped).</summary>
+/// <summary>
+/// Features of a list of images, in its order (null where an image was skipped), and each file's content key
+/// (SHA-256; null where unreadable).
+/// </summary>
 public sealed record ImageFeatures(IReadOnlyList<string> Paths, float[]?[] Rows, int Channels, IReadOnlyList<SkippedImage> Skipped,
-    FeatureStats Stats, string? CacheWarning);
+    FeatureStats Stats, string? CacheWarning, IReadOnlyList<string?> ContentKeys);
 
 public static class BottleneckFeatures
 {
@@ -50,6 +53,6 @@ public static class BottleneckFeatures
         using var trunk = TrunkRunners.Create(backbone.Trunk, size, source.Pooling);
         var extracted = await FeatureExtractor.ExtractAsync(paths, trunk, input, channels, cache, source.BatchSize, progress, cancel);
         return new ImageFeatures(paths, extracted.Features, channels, extracted.Skipped,
-            new FeatureStats(paths.Count, extracted.CacheHits, extracted.Computed, extracted.Seconds), cache?.WriteError);
+            new FeatureStats(paths.Count, extracted.CacheHits, extracted.Computed, extracted.Seconds), cache?.WriteError, extracted.ContentKeys);
     }
 }

@@ -21,7 +21,6 @@ public static class StrategyAdvisor
     /// <summary>The advisor's own seed (folds, subsets, training): advice is a function of the data alone.</summary>
     public const int Seed = 1009;
     const int Folds = 5;
-    /// <summary>The fine-tuning probe's held-out images and training subset, at most: about a minute on 2 cores.</summary>
     /// <summary>
     /// The fine-tuning probe's size: it dominates the advisor's time, and these keep 3,000 images within about two
     /// minutes on two cores (measured: cats_vs_dogs' 2,800 took 168 s with 600/750 images and 10 epochs).

@@ -121,25 +121,19 @@ public static class HtmlReport
         return index;
     }
 
-    internal static string Thumbnail(string source, string folder, string name)
-    {
-        try
-        {
-            ImageLoader.WriteThumbnail(source, Path.Combine(folder, name), ThumbnailSize);
-            return "images/" + name;
-        }
-        catch (ImageDecodeException)
-        {
-            return "";
-        }
-    }
+    internal static string Thumbnail(string source, string folder, string name) =>
+        ImageFile(folder, name, target => ImageLoader.WriteThumbnail(source, target, ThumbnailSize));
 
     /// <summary>The crop the network saw, at its input size (empty when the file cannot be decoded).</summary>
-    static string NetworkInput(string source, string folder, string name, ImageSpec input)
+    static string NetworkInput(string source, string folder, string name, ImageSpec input) =>
+        ImageFile(folder, name, target => ImageLoader.WriteNetworkInput(source, target, input.Size, input.Resize));
+
+    /// <summary>Writes an image into the report's images folder: its src, or empty when the source cannot be decoded.</summary>
+    static string ImageFile(string folder, string name, Action<string> write)
     {
         try
         {
-            ImageLoader.WriteNetworkInput(source, Path.Combine(folder, name), input.Size, input.Resize);
+            write(Path.Combine(folder, name));
             return "images/" + name;
         }
         catch (ImageDecodeException)
