@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using Graft.Data;
+using Graft.Imaging;
 
 namespace Graft.Cli;
 

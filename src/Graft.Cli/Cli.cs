@@ -2,6 +2,8 @@ using System.CommandLine;
 using System.Text.Json;
 using Graft.Models;
 using Graft.Training;
+using Graft.Heads;
+using Graft.Inference;
 using Spectre.Console;
 
 namespace Graft.Cli;

@@ -1,6 +1,7 @@
 using Graft.Backbones;
 using Graft.Models;
 using Graft.Weights;
+using Graft.Inference;
 
 namespace Graft.Cli;
 

@@ -1,4 +1,5 @@
 using Graft.Data;
+using Graft.Imaging;
 
 namespace Graft.Cli;
 

@@ -41,7 +41,7 @@ public static class PhonePhotos
             ?? throw new GraftException("The phone-photo benchmark needs the shared ImageNet photos (images/imagenet/ in the asset mirror), and none was found.",
                 "Put the shared/ mirror beside the checkout or set GRAFT_ASSETS to it.");
         var sources = new List<SKImage>();
-        foreach (var file in Directory.EnumerateFiles(folder).Where(Graft.Data.ImageLoader.IsImageFile).Order(StringComparer.Ordinal))
+        foreach (var file in Directory.EnumerateFiles(folder).Where(Graft.Imaging.ImageLoader.IsImageFile).Order(StringComparer.Ordinal))
         {
             using var bitmap = SKBitmap.Decode(file);
             if (bitmap is not null) sources.Add(SKImage.FromBitmap(bitmap));

@@ -2,6 +2,7 @@ using System.CommandLine;
 using Graft.Cli;
 using Graft.Cli.Commands;
 using Graft.Engine;
+using Graft.Runtime;
 
 // jemalloc must be in place before libtorch allocates anything: restart with it preloaded when available.
 Allocator.ReexecWithJemallocIfPossible();

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Graft.Training;
+using Graft.Heads;
 
 namespace Graft.Cli;
 

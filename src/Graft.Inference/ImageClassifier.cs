@@ -1,7 +1,9 @@
 using System.IO.Compression;
 using System.Text.Json;
-using Graft.Data;
-using Graft.Models;
+using Graft.Imaging;
+using Graft.Inference;
+using Graft.Imaging;
+using Graft.Inference;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 

@@ -1,6 +1,7 @@
 using Graft.Evaluation;
 using Graft.Training;
 using Graft.Weights;
+using Graft.Heads;
 
 namespace Graft;
 

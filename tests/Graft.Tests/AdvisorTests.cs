@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Graft.Evaluation;
 using Graft.Training;
+using Graft.Heads;
 
 namespace Graft.Tests;
 

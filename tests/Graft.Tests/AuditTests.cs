@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Graft.Audit;
 using Graft.Data;
+using Graft.Imaging;
 using Xunit.Abstractions;
 
 namespace Graft.Tests;

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Graft.Cli;
 using Graft.Data;
+using Graft.Imaging;
 
 namespace Graft.Tests;
 

@@ -2,6 +2,8 @@ using Graft.Backbones;
 using Graft.Backbones.Layers;
 using Graft.Models;
 using Graft.Training;
+using Graft.Heads;
+using Graft.Inference;
 using static TorchSharp.torch;
 
 namespace Graft.Tests;

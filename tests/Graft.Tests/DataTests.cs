@@ -1,4 +1,5 @@
 using Graft.Data;
+using Graft.Imaging;
 using SkiaSharp;
 
 namespace Graft.Tests;

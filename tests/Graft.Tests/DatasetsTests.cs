@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using Graft.Data;
 using Graft.Weights;
+using Graft.Imaging;
 
 namespace Graft.Tests;
 

@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.Diagnostics;
 using Graft.Data;
+using Graft.Imaging;
 using SkiaSharp;
 
 namespace Graft.Tests;

@@ -1,5 +1,6 @@
 using Graft.Cli;
 using Graft.Data;
+using Graft.Imaging;
 using SkiaSharp;
 
 namespace Graft.Tests;

@@ -1,4 +1,5 @@
 using Graft.Engine;
+using Graft.Runtime;
 using static TorchSharp.torch;
 
 namespace Graft.Tests;

@@ -3,6 +3,10 @@ using Graft.Data;
 using Graft.Engine;
 using Graft.Models;
 using Graft.Training;
+using Graft.Imaging;
+using Graft.Runtime;
+using Graft.Heads;
+using Graft.Inference;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 

@@ -4,6 +4,8 @@ using Graft.Backbones;
 using Graft.Models;
 using Graft.Training;
 using Graft.Weights;
+using Graft.Heads;
+using Graft.Inference;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Graft.Data;
 using Graft.Evaluation;
+using Graft.Imaging;
 
 namespace Graft.Tests;
 
@@ -73,7 +74,7 @@ public class HonestEvaluationTests
         using var dir = new TempDir();
         TinyImages.WriteClassFolders(dir.Path, perClass: 10, classes: 2, size: 16);
         var trained = ImageFolder.OpenForTraining(dir.Path, 0.2, seed: 5, testSplit: 0.3);
-        var info = new Models.DatasetInfo(Path.GetFullPath(dir.Path), trained.Layout, trained.Train.Count, trained.Validation.Count, 0)
+        var info = new Data.DatasetInfo(Path.GetFullPath(dir.Path), trained.Layout, trained.Train.Count, trained.Validation.Count, 0)
             { ValidationSplit = 0.2, TestSplit = 0.3, Seed = 5 };
         var eval = ImageFolder.OpenForEvaluation(dir.Path, trained.Classes, info);
         Assert.Equal(trained.Test, eval.Validation);

@@ -9,6 +9,8 @@ using Graft.Models;
 using Graft.Weights;
 using Graft.Weights.Keras;
 using Graft.Weights.Tfjs;
+using Graft.Imaging;
+using Graft.Inference;
 using PureHDF;
 using static TorchSharp.torch;
 
@@ -376,7 +378,7 @@ public class ImportTests(Xunit.Abstractions.ITestOutputHelper output)
         using (var scope = NewDisposeScope())
         {
             var features = loaded.Trunk.Features(tensor(FixtureInput(), [2, 3, 67, 67]));
-            Graft.Training.Objective.Loss(loaded.Head.forward(features), tensor(new long[] { 0, 2 })).backward();
+            Graft.Heads.Objective.Loss(loaded.Head.forward(features), tensor(new long[] { 0, 2 })).backward();
             Assert.All(loaded.Head.parameters(), p => Assert.True(p.grad is { } g && g.abs().sum().item<float>() > 0));
         }
     }
@@ -401,7 +403,7 @@ public class ImportTests(Xunit.Abstractions.ITestOutputHelper output)
         Assert.Equal("mobilenet_0.25", model.Config.Backbone);
         Assert.Equal(["class_0", "class_1"], model.Classes);
         var head = model.Config.Head;
-        Assert.Equal((features, 2, 0, 0.5, true, Graft.Training.Pooling.Flatten), (head.InputChannels, head.Classes, head.Hidden, head.Dropout, head.Binary, head.Pooling));
+        Assert.Equal((features, 2, 0, 0.5, true, Graft.Heads.Pooling.Flatten), (head.InputChannels, head.Classes, head.Hidden, head.Dropout, head.Binary, head.Pooling));
         Assert.Equal([127.5f, 127.5f, 127.5f], model.Config.Input.Mean); // mobilenet's preprocess_input, applied outside the model
 
         // Keras flattens the NHWC map, channels fastest: the generator's features file is in that order.

@@ -1,6 +1,8 @@
 using System.IO.Compression;
 using Graft.Models;
 using Graft.Training;
+using Graft.Heads;
+using Graft.Inference;
 
 namespace Graft.Tests;
 
@@ -34,7 +36,7 @@ public class InferenceTests
         Assert.Equal(first.Top, model.Predict(files[0], top: 3).Top);
         using (var stream = File.OpenRead(files[0])) Assert.Equal(first.Top, model.Predict(stream, "upload", top: 3).Top);
         Assert.Equal("upload", model.Predict(File.ReadAllBytes(files[0]), "upload").File);
-        var bad = Assert.Throws<Graft.Data.ImageDecodeException>(() => model.Predict("not an image"u8, "upload"));
+        var bad = Assert.Throws<Graft.Imaging.ImageDecodeException>(() => model.Predict("not an image"u8, "upload"));
         Assert.Contains("upload", bad.Message);
 
         // One model serves many threads at once.

@@ -7,6 +7,10 @@ using Graft.Engine;
 using Graft.Export;
 using Graft.Models;
 using Graft.Training;
+using Graft.Imaging;
+using Graft.Runtime;
+using Graft.Heads;
+using Graft.Inference;
 using Microsoft.ML.OnnxRuntime;
 using DenseTensor = Microsoft.ML.OnnxRuntime.Tensors.DenseTensor<float>;
 using static TorchSharp.torch;
@@ -110,7 +114,7 @@ public class Int8Tests
         // The exported ONNX file runs the same int8 trunk and head.
         using var images = await Images(files.Take(4).ToList(), loaded.Config.Input);
         using var probabilities = loaded.Probabilities(images);
-        using var session = new InferenceSession(OnnxExport.ClassifierModel(loaded));
+        using var session = new InferenceSession(loaded.ToOnnx());
         using var outputs = session.Run([NamedOnnxValue.CreateFromTensor(OnnxExport.ImagesInput,
             new DenseTensor(images.data<float>().ToArray(), [4, 3, loaded.Config.Input.Size, loaded.Config.Input.Size]))]);
         var exported = outputs.Single().AsTensor<float>().ToArray();
@@ -139,9 +143,9 @@ public class Int8Tests
         var spec = new ImageSpec(224, [127.5f, 127.5f, 127.5f], [127.5f, 127.5f, 127.5f]);
         var one = new Int8Calibration(8, new Dictionary<string, float[]> { ["input_1"] = [-1, 1], ["Conv1"] = [-3, 4] });
         var other = one with { Ranges = new Dictionary<string, float[]> { ["input_1"] = [-1, 1], ["Conv1"] = [-3, 4.5f] } };
-        var plain = ModelConfig.TrunkKeyOf("mobilenet_v2", "abc", spec, Pooling.Gap, null);
+        var plain = FeatureCache.TrunkKey("mobilenet_v2", "abc", spec, Pooling.Gap, null);
         Assert.Equal("mobilenet_v2|abc|" + spec.Key + "|Gap|all", plain); // float keys are the ones written before int8 existed
-        var keys = new[] { plain, ModelConfig.TrunkKeyOf("mobilenet_v2", "abc", spec, Pooling.Gap, null, one), ModelConfig.TrunkKeyOf("mobilenet_v2", "abc", spec, Pooling.Gap, null, other) };
+        var keys = new[] { plain, FeatureCache.TrunkKey("mobilenet_v2", "abc", spec, Pooling.Gap, null, one), FeatureCache.TrunkKey("mobilenet_v2", "abc", spec, Pooling.Gap, null, other) };
         Assert.Equal(3, keys.Distinct().Count());
         Assert.Equal(one.Hash, (one with { Ranges = new Dictionary<string, float[]> { ["Conv1"] = [-3, 4], ["input_1"] = [-1, 1] } }).Hash);
     }

@@ -6,6 +6,9 @@ using Graft.Engine;
 using Graft.Evaluation;
 using Graft.Models;
 using Graft.Training;
+using Graft.Runtime;
+using Graft.Heads;
+using Graft.Inference;
 using static TorchSharp.torch;
 
 namespace Graft.Tests;

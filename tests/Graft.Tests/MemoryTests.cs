@@ -1,6 +1,8 @@
 using Graft.Backbones;
 using Graft.Engine;
 using Graft.Training;
+using Graft.Runtime;
+using Graft.Heads;
 using static TorchSharp.torch;
 
 namespace Graft.Tests;

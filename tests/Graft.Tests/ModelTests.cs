@@ -1,6 +1,9 @@
 using System.Text.Json;
 using Graft.Models;
 using Graft.Training;
+using Graft.Heads;
+using Graft.Inference;
+using Graft.Weights;
 using static TorchSharp.torch;
 
 namespace Graft.Tests;
@@ -30,7 +33,7 @@ public class ModelTests
         Assert.Equal(before.Select(p => (p.Label, p.Confidence)), after.Select(p => (p.Label, p.Confidence)));
         Assert.Equal(result.Model.Config.Classes, loaded.Classes);
         Assert.Equal(result.Fit.History, loaded.History);
-        Assert.Equal(Data.ResizeMode.CenterCrop, loaded.Config.Input.Resize);
+        Assert.Equal(Imaging.ResizeMode.CenterCrop, loaded.Config.Input.Resize);
 
         // A second training run on the same images skips the trunk entirely.
         var again = await Learner.TrainAsync(dir["data"], options, Assets.Resolver);

@@ -5,6 +5,10 @@ using Graft.Engine;
 using Graft.Export;
 using Graft.Models;
 using Graft.Training;
+using Graft.Imaging;
+using Graft.Runtime;
+using Graft.Heads;
+using Graft.Inference;
 using Microsoft.ML.OnnxRuntime;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -40,7 +44,7 @@ public class OnnxTests
         using var dir = new TempDir();
         using var model = TrainableClassifier.PretrainedImageNet("mobilenet_v2", Assets.Resolver);
         var path = dir["imagenet.onnx"];
-        OnnxExport.Write(model, path);
+        model.SaveOnnx(path);
         Assert.Empty(Directory.GetFiles(dir.Path, "*.tmp"));
 
         using var session = new InferenceSession(path);
@@ -77,7 +81,7 @@ public class OnnxTests
         };
         using var model = (await Learner.TrainAsync(dir["data"], options, Assets.Resolver)).Model;
         var path = dir["tiny.onnx"];
-        OnnxExport.Write(model, path);
+        model.SaveOnnx(path);
 
         using var session = new InferenceSession(path);
         var files = Directory.GetFiles(dir["data"], "*.png", SearchOption.AllDirectories).Order().Take(8);
@@ -101,7 +105,7 @@ public class OnnxTests
             "scratch", new FitOptions(), null, DateTime.UtcNow);
         using var model = new TrainableClassifier(config, backbone, head.Build(), []);
 
-        using var session = new InferenceSession(OnnxExport.ClassifierModel(model));
+        using var session = new InferenceSession(model.ToOnnx());
         manual_seed(3);
         using var images = rand(3, 3, 150, 150);
         float difference = MaxDifferenceFromTorch(model, session, images.data<float>().ToArray());

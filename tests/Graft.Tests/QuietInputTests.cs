@@ -1,5 +1,6 @@
 using System.Text;
 using Graft.Data;
+using Graft.Imaging;
 using SkiaSharp;
 
 namespace Graft.Tests;

@@ -8,6 +8,9 @@ using Graft.Cli.Commands;
 using Graft.Engine;
 using Graft.Models;
 using Graft.Training;
+using Graft.Runtime;
+using Graft.Heads;
+using Graft.Inference;
 
 namespace Graft.Tests;
 

@@ -1,5 +1,6 @@
 using Graft.Backbones;
 using Graft.Models;
+using Graft.Inference;
 using static TorchSharp.torch;
 
 namespace Graft.Tests;

@@ -1,7 +1,8 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
-using Graft.Evaluation.Report;
+using Graft.Reports;
 using Graft.Training;
+using Graft.Heads;
 
 namespace Graft.Tests;
 

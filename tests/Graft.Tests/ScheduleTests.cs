@@ -1,6 +1,9 @@
 using Graft.Data;
 using Graft.Engine;
 using Graft.Training;
+using Graft.Imaging;
+using Graft.Runtime;
+using Graft.Heads;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

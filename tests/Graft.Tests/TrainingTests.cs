@@ -3,6 +3,11 @@ using Graft.Engine;
 using Graft.Evaluation;
 using Graft.Models;
 using Graft.Training;
+using Graft.Imaging;
+using Graft.Runtime;
+using Graft.Heads;
+using Graft.Inference;
+using Graft.Weights;
 using static TorchSharp.torch;
 
 namespace Graft.Tests;

@@ -1,6 +1,8 @@
 using System.CommandLine;
 using Graft.Data;
 using Graft.Training;
+using Graft.Imaging;
+using Graft.Heads;
 using Spectre.Console;
 
 namespace Graft.Cli.Commands;

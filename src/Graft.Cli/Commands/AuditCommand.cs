@@ -1,7 +1,9 @@
 using System.CommandLine;
 using Graft.Audit;
 using Graft.Data;
+using Graft.Imaging;
 using Spectre.Console;
+using Graft.Reports;
 
 namespace Graft.Cli.Commands;
 

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Graft.Data;
 using Graft.Weights;
+using Graft.Imaging;
 using Spectre.Console;
 
 namespace Graft.Cli.Commands;

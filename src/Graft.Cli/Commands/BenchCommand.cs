@@ -9,6 +9,10 @@ using Graft.Engine;
 using Graft.Models;
 using Graft.Training;
 using Graft.Weights;
+using Graft.Imaging;
+using Graft.Runtime;
+using Graft.Heads;
+using Graft.Inference;
 using Spectre.Console;
 using static TorchSharp.torch;
 

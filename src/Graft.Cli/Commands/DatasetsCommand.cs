@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Graft.Data;
+using Graft.Imaging;
 using Spectre.Console;
 
 namespace Graft.Cli.Commands;

@@ -2,6 +2,7 @@ using Spectre.Console;
 using System.CommandLine;
 using Graft.Engine;
 using Graft.Weights;
+using Graft.Runtime;
 
 namespace Graft.Cli.Commands;
 

@@ -7,6 +7,10 @@ using Graft.Engine;
 using Graft.Models;
 using Graft.Training;
 using Graft.Weights;
+using Graft.Imaging;
+using Graft.Runtime;
+using Graft.Heads;
+using Graft.Inference;
 using Spectre.Console;
 
 namespace Graft.Cli.Commands;

@@ -1,8 +1,9 @@
 using Spectre.Console;
 using System.CommandLine;
 using Graft.Data;
-using Graft.Evaluation.Report;
+using Graft.Reports;
 using Graft.Weights;
+using Graft.Imaging;
 
 namespace Graft.Cli.Commands;
 

@@ -19,7 +19,7 @@ public static class ExportCommand
         {
             var path = Path.GetFullPath(OutputPaths.File("--onnx", parse.GetValue(onnx)!, parse.GetValue(model)));
             using var classifier = ModelSource.Open(parse.GetValue(model)!, allowBackbone: true);
-            OnnxExport.Write(classifier, path);
+            classifier.SaveOnnx(path);
             long bytes = new FileInfo(path).Length;
             var input = classifier.Config.Input;
             Cli.Out.MarkupLine($"{Cli.Escape(path)}: {bytes / 1e6:0.0} MB, input \"{OnnxExport.ImagesInput}\" [[N,3,{input.Size},{input.Size}]], " +

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Graft.Models;
+using Graft.Inference;
 using Spectre.Console;
 
 namespace Graft.Cli.Commands;

@@ -2,6 +2,8 @@ using Spectre.Console;
 using System.CommandLine;
 using Graft.Data;
 using Graft.Training;
+using Graft.Imaging;
+using Graft.Heads;
 
 namespace Graft.Cli.Commands;
 

@@ -2,9 +2,11 @@ using Spectre.Console;
 using System.CommandLine;
 using Graft.Backbones;
 using Graft.Data;
-using Graft.Evaluation.Report;
+using Graft.Reports;
 using Graft.Training;
 using Graft.Weights;
+using Graft.Imaging;
+using Graft.Heads;
 
 namespace Graft.Cli.Commands;
 
@@ -131,7 +133,7 @@ public static class TrainCommand
                 TestSplit = parse.GetValue(testSplit),
                 UseCache = !parse.GetValue(noCache),
                 Exclude = parse.GetValue(exclude),
-                Precision = parse.GetValue(precision) == "int8" ? Graft.Engine.Precision.Int8 : Graft.Engine.Precision.Float,
+                Precision = parse.GetValue(precision) == "int8" ? Graft.Runtime.Precision.Int8 : Graft.Runtime.Precision.Float,
                 Fit = Phase(epochs, lr, optimizer),
             };
             var progress = new ProgressLine();

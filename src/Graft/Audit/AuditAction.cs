@@ -1,5 +1,6 @@
 using System.Text;
 using Graft.Data;
+using Graft.Imaging;
 
 namespace Graft.Audit;
 

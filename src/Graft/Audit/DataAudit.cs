@@ -3,6 +3,8 @@ using Graft.Backbones;
 using Graft.Data;
 using Graft.Training;
 using Graft.Weights;
+using Graft.Imaging;
+using Graft.Heads;
 
 namespace Graft.Audit;
 

@@ -1,5 +1,7 @@
 using Graft.Data;
 using Graft.Training;
+using Graft.Imaging;
+using Graft.Heads;
 using static TorchSharp.torch;
 
 namespace Graft.Audit;

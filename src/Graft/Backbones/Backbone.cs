@@ -1,6 +1,7 @@
 using Graft.Backbones.Architectures;
 using Graft.Data;
 using Graft.Weights;
+using Graft.Imaging;
 using static TorchSharp.torch;
 
 namespace Graft.Backbones;

@@ -1,6 +1,7 @@
 using Graft.Backbones.Architectures;
 using Graft.Data;
 using Graft.Weights;
+using Graft.Imaging;
 
 namespace Graft.Backbones;
 

@@ -1,3 +1,4 @@
+using Graft.Imaging;
 namespace Graft.Data;
 
 public sealed record LabeledImage(string Path, int Label);
@@ -131,7 +132,7 @@ public static class ImageFolder
     /// </summary>
     /// <param name="trainedOn">Where and how the model was trained: evaluating the same DATA again measures the images
     /// it held out (its test split, else its validation split), never the ones it trained on.</param>
-    public static ImageDataset OpenForEvaluation(string root, IReadOnlyList<string> modelClasses, Models.DatasetInfo? trainedOn = null)
+    public static ImageDataset OpenForEvaluation(string root, IReadOnlyList<string> modelClasses, DatasetInfo? trainedOn = null)
     {
         var split = FindSplitFolders(root);
         bool sameData = trainedOn is not null && System.IO.Path.GetFullPath(root) == trainedOn.Root;

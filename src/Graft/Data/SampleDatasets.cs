@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using Graft.Weights;
+using Graft.Imaging;
 
 namespace Graft.Data;
 

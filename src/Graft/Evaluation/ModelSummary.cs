@@ -1,5 +1,6 @@
 using Graft.Backbones;
 using Graft.Training;
+using Graft.Heads;
 using TorchSharp;
 using static TorchSharp.torch;
 

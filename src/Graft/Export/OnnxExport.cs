@@ -5,8 +5,9 @@ using Graft.Backbones;
 using Graft.Backbones.Layers;
 using Layers = Graft.Backbones.Layers;
 using Padding = Graft.Backbones.Layers.Padding;
-using Graft.Models;
-using Graft.Training;
+using Graft.Heads;
+using Graft.Imaging;
+using Graft.Inference;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -15,43 +16,32 @@ namespace Graft.Export;
 
 /// <summary>
 /// Exports a classifier to ONNX (IR 8, opset 17) for ONNX Runtime and other engines: input "images" [N,3,S,S],
-/// already normalized as the model's <see cref="Data.ImageSpec"/> says, output "probabilities" [N, classes].
+/// already normalized as the model's <see cref="ImageSpec"/> says, output "probabilities" [N, classes].
 /// The preprocessing and the class names travel in the model's metadata_props. Modules are mapped by type,
 /// not by name, so any network built from the layer primitives, and any head, exports.
 /// </summary>
+/// <summary>
+/// What the whole classifier's ONNX graph is made of: the network before the head (<paramref name="Body"/>, in int8
+/// with <paramref name="Int8"/>), the head's pooling and modules, and what its metadata tells a deployer.
+/// </summary>
+public sealed record ClassifierParts(Graph Body, nn.Module<Tensor, Tensor> Head, Pooling Pooling, ImageSpec Input,
+    IReadOnlyList<string> Classes, string Backbone, Int8Calibration? Int8);
+
 public static class OnnxExport
 {
     public const string ImagesInput = ModelFile.ImagesInput, ProbabilitiesOutput = ModelFile.ProbabilitiesOutput, FeaturesOutput = "features";
-
-    /// <summary>Writes the classifier's ONNX file atomically: a temporary file beside it, then a rename.</summary>
-    public static void Write(TrainableClassifier model, string path)
-    {
-        var bytes = ClassifierModel(model);
-        var full = Path.GetFullPath(path);
-        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-        var temp = $"{full}.{Environment.ProcessId}.tmp";
-        try
-        {
-            File.WriteAllBytes(temp, bytes);
-            File.Move(temp, full, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
-    }
 
     /// <summary>
     /// The whole classifier: images → trunk → the head's pooling → head → softmax; a binary head's one sigmoid
     /// output p becomes [1 - p, p], as <see cref="Objective.Probabilities"/> gives.
     /// </summary>
-    public static byte[] ClassifierModel(TrainableClassifier model)
+    public static byte[] ClassifierModel(ClassifierParts model)
     {
-        var input = model.Config.Input;
+        var input = model.Input;
         var graph = new OnnxGraph();
         var emitter = new ModuleEmitter(graph, input.Size);
         graph.Input(ImagesInput, 3, input.Size, input.Size);
-        var features = emitter.Pool(emitter.EmitTrunk(model.Body, model.Config.Int8, ImagesInput), model.Config.Head.Pooling, "trunk/pooled");
+        var features = emitter.Pool(emitter.EmitTrunk(model.Body, model.Int8, ImagesInput), model.Pooling, "trunk/pooled");
         var logits = emitter.Emit(model.Head, "head", features);
         bool binary = emitter.Channels == 1;
         long outputs = binary ? 2 : emitter.Channels;
@@ -65,7 +55,7 @@ public static class OnnxExport
         }
         else graph.Node("Softmax", ProbabilitiesOutput, [logits], OnnxGraph.Attribute("axis", 1L));
         graph.Output(ProbabilitiesOutput, outputs);
-        return graph.ToModel(Metadata(model.Config));
+        return graph.ToModel(Metadata(model));
     }
 
     /// <summary>
@@ -88,7 +78,7 @@ public static class OnnxExport
     static readonly JsonSerializerOptions MetadataJson = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     /// <summary>What a deployer needs to feed the model and read its output.</summary>
-    static IEnumerable<(string, string)> Metadata(ModelConfig config) =>
+    static IEnumerable<(string, string)> Metadata(ClassifierParts config) =>
     [
         ("classes", JsonSerializer.Serialize(config.Classes, MetadataJson)),
         ("input_size", config.Input.Size.ToString(CultureInfo.InvariantCulture)),

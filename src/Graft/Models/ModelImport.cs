@@ -8,6 +8,9 @@ using Graft.Data;
 using Graft.Training;
 using Graft.Weights;
 using Graft.Weights.Keras;
+using Graft.Imaging;
+using Graft.Heads;
+using Graft.Inference;
 using static TorchSharp.torch;
 
 namespace Graft.Models;

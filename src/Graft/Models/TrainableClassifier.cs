@@ -9,19 +9,14 @@ using Graft.Engine;
 using Graft.Export;
 using Graft.Training;
 using Graft.Weights;
+using Graft.Imaging;
+using Graft.Runtime;
+using Graft.Heads;
+using Graft.Inference;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Graft.Models;
-
-public sealed record DatasetInfo(string Root, string Layout, int TrainImages, int ValidationImages, int SkippedImages)
-{
-    public int TestImages { get; init; }
-    /// <summary>How the images were split (the shares apply where DATA had no val/ or test/ folder), so evaluation can find the held-out ones again.</summary>
-    public double ValidationSplit { get; init; }
-    public double TestSplit { get; init; }
-    public int Seed { get; init; }
-}
 
 /// <summary>Everything about a model except its weights: enough to rebuild it and preprocess exactly as in training.</summary>
 public sealed record ModelConfig(
@@ -53,20 +48,14 @@ public sealed record ModelConfig(
     /// <summary>The int8 trunk's activation ranges, from the training images (with <see cref="Precision"/> int8).</summary>
     public Int8Calibration? Calibration { get; init; }
     /// <summary>The calibration when the trunk runs in int8; null when it runs in float.</summary>
-    [JsonIgnore] public Int8Calibration? Int8 => Precision == Engine.Precision.Int8 ? Calibration : null;
+    [JsonIgnore] public Int8Calibration? Int8 => Precision == Runtime.Precision.Int8 ? Calibration : null;
 
     /// <summary>Version 2: trunks are Keras layer graphs (weights named by Keras layer); version 1 held MobileNetV2 units.</summary>
     public const string CurrentFormat = ModelFile.CurrentFormat;
 
     /// <summary>Identifies the features the trunk produces; the bottleneck cache folder is derived from it.</summary>
-    public string TrunkKey => TrunkKeyOf(Backbone, BackboneWeightsSha256, Input, Head.Pooling, FeatureBlock, Int8);
+    public string TrunkKey => FeatureCache.TrunkKey(Backbone, BackboneWeightsSha256, Input, Head.Pooling, FeatureBlock, Int8);
 
-    /// <summary>
-    /// The trunk key of a backbone's weights, input, pooling and feature block (shared with <see cref="BottleneckFeatures"/>);
-    /// an int8 trunk's features are keyed apart, by their calibration (float keys are as before int8 existed).
-    /// </summary>
-    public static string TrunkKeyOf(string backbone, string weightsSha256, ImageSpec input, Pooling pooling, string? featureBlock, Int8Calibration? int8 = null) =>
-        $"{backbone}|{weightsSha256}|{input.Key}|{pooling}|{featureBlock ?? "all"}" + (int8 is null ? "" : $"|int8|{int8.Hash}");
 }
 
 /// <summary>
@@ -168,6 +157,15 @@ public sealed class TrainableClassifier : IDisposable
         return results;
     }
 
+    /// <summary>
+    /// The whole classifier as ONNX: images [N,3,S,S] normalized as <see cref="ModelConfig.Input"/> says, probabilities
+    /// [N, classes] out, preprocessing and classes in the metadata (<see cref="OnnxExport.ClassifierModel"/>).
+    /// </summary>
+    public byte[] ToOnnx() => OnnxExport.ClassifierModel(new ClassifierParts(Body, Head, Config.Head.Pooling, Config.Input, Classes, Config.Backbone, Config.Int8));
+
+    /// <summary>Writes <see cref="ToOnnx"/> to a file, atomically (a temporary file beside it, then a rename).</summary>
+    public void SaveOnnx(string path) => ZipEntries.WriteFileAtomically(path, file => file.Write(ToOnnx()));
+
     // ---- the one model file ----
 
     const string ConfigEntry = ModelFile.ConfigEntry, WeightsEntry = "weights.safetensors", HistoryEntry = "history.json";
@@ -202,7 +200,7 @@ public sealed class TrainableClassifier : IDisposable
         ZipEntries.Write(zip, ConfigEntry, JsonSerializer.SerializeToUtf8Bytes(config, Json));
         ZipEntries.Write(zip, WeightsEntry, weights);
         ZipEntries.Write(zip, HistoryEntry, JsonSerializer.SerializeToUtf8Bytes(History, Json));
-        ZipEntries.Write(zip, ImageClassifier.OnnxEntry, Export.OnnxExport.ClassifierModel(this));
+        ZipEntries.Write(zip, ImageClassifier.OnnxEntry, ToOnnx());
     }
 
     /// <summary>Most bytes a JSON entry of a model file (config, history) may take.</summary>

@@ -2,6 +2,9 @@ using Graft.Backbones;
 using Graft.Data;
 using Graft.Engine;
 using Graft.Weights;
+using Graft.Imaging;
+using Graft.Runtime;
+using Graft.Heads;
 
 namespace Graft.Training;
 
@@ -48,7 +51,7 @@ public static class BottleneckFeatures
         var input = backbone.Input with { Resize = source.Resize };
         var (channels, positions) = backbone.FeatureShape(size);
         if (source.Pooling == Pooling.Flatten) channels *= positions;
-        var key = Models.ModelConfig.TrunkKeyOf(config.Name, backbone.WeightsId, input, source.Pooling, source.FeatureBlock);
+        var key = FeatureCache.TrunkKey(config.Name, backbone.WeightsId, input, source.Pooling, source.FeatureBlock);
         var cache = source.UseCache ? new FeatureCache(source.CacheRoot ?? AssetResolver.DefaultCacheRoot(), key, channels) : null;
         using var trunk = TrunkRunners.Create(backbone.Trunk, size, source.Pooling);
         var extracted = await FeatureExtractor.ExtractAsync(paths, trunk, input, channels, cache, source.BatchSize, progress, cancel);

@@ -1,8 +1,10 @@
 using System.IO.Compression;
 using System.Text.Json;
-using Graft.Models;
+using Graft.Heads;
+using Graft.Inference;
 using TorchSharp;
 using TorchSharp.Modules;
+using Graft.Weights;
 using static TorchSharp.torch;
 
 namespace Graft.Training;
@@ -31,7 +33,7 @@ public static class Checkpoint
     public static void Save(string path, TrainingProgress progress, nn.Module network, Dictionary<string, Tensor>? best, OptimizerHelper optimizer) =>
         ZipEntries.WriteAtomically(path, zip =>
         {
-            ZipEntries.Write(zip, "progress.json", JsonSerializer.SerializeToUtf8Bytes(progress, TrainableClassifier.Json));
+            ZipEntries.Write(zip, "progress.json", JsonSerializer.SerializeToUtf8Bytes(progress, ModelFile.Json));
             ZipEntries.Write(zip, "state.safetensors", Safetensors.Write(network.state_dict()));
             if (best is not null) ZipEntries.Write(zip, "best.safetensors", Safetensors.Write(best));
             using var memory = new MemoryStream();
@@ -52,7 +54,7 @@ public static class Checkpoint
             var expected = network.state_dict();
             // The weights entries hold the network's tensors and a header naming them, no more.
             long tensorBytes = expected.Values.Sum(t => t.numel() * t.ElementSize) + 65536 + 512L * expected.Count;
-            var progress = JsonSerializer.Deserialize<TrainingProgress>(ZipEntries.Read(zip, "progress.json", path, TrainableClassifier.MaxJsonBytes), TrainableClassifier.Json)
+            var progress = JsonSerializer.Deserialize<TrainingProgress>(ZipEntries.Read(zip, "progress.json", path, ModelFile.MaxJsonBytes), ModelFile.Json)
                 ?? throw Damaged(path, "progress.json is empty");
             if (progress.Fingerprint != fingerprint)
                 throw new GraftException($"{path} is a checkpoint of a different run (other data, options or seed; under a learning-rate schedule, other --epochs).",

@@ -1,6 +1,9 @@
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text;
+using Graft.Heads;
+using Graft.Imaging;
+using Graft.Export;
 
 namespace Graft.Training;
 
@@ -15,6 +18,13 @@ namespace Graft.Training;
 /// </summary>
 public sealed class FeatureCache
 {
+    /// <summary>
+    /// The trunk key of a backbone's weights, input, pooling and feature block (its cache folder is named by it);
+    /// an int8 trunk's features are keyed apart, by their calibration (float keys are as before int8 existed).
+    /// </summary>
+    public static string TrunkKey(string backbone, string weightsSha256, ImageSpec input, Pooling pooling, string? featureBlock, Int8Calibration? int8 = null) =>
+        $"{backbone}|{weightsSha256}|{input.Key}|{pooling}|{featureBlock ?? "all"}" + (int8 is null ? "" : $"|int8|{int8.Hash}");
+
     public string Folder { get; }
     public int Channels { get; }
     /// <summary>Why the cache stopped writing (null while it works): the run goes on without caching.</summary>

@@ -1,6 +1,9 @@
 using System.Diagnostics;
 using Graft.Data;
 using Graft.Engine;
+using Graft.Imaging;
+using Graft.Runtime;
+using Graft.Heads;
 using static TorchSharp.torch;
 
 namespace Graft.Training;

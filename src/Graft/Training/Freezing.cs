@@ -1,5 +1,6 @@
 using Graft.Backbones;
 using Graft.Backbones.Layers;
+using Graft.Heads;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

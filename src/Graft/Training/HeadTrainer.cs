@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;
+using Graft.Heads;
 
 namespace Graft.Training;
 

@@ -1,7 +1,10 @@
 using System.Diagnostics;
 using Graft.Data;
+using Graft.Imaging;
+using Graft.Heads;
 using TorchSharp;
 using TorchSharp.Modules;
+using Graft.Runtime;
 using static TorchSharp.torch;
 
 namespace Graft.Training;
@@ -23,7 +26,7 @@ public sealed record LiveFitOptions(
     /// The frozen first part of the network, run as plain inference (ONNX Runtime) before the network trains on its
     /// output; null: the network takes the images.
     /// </summary>
-    public Engine.ITrunkRunner? FrozenInput { get; init; }
+    public ITrunkRunner? FrozenInput { get; init; }
     /// <summary>Each class's folder (by label), to name a class none of whose images could be read; null: "class N".</summary>
     public IReadOnlyList<string>? ClassFolders { get; init; }
     /// <summary>The learning-rate option a diverging run should lower (named in the error).</summary>
@@ -210,7 +213,7 @@ public static class ImageTrainer
     }
 
     /// <summary>What the network takes: the images, or the frozen first part's output for them.</summary>
-    static Tensor Input(Engine.ITrunkRunner? frozen, Tensor images) => frozen?.Features(images) ?? images;
+    static Tensor Input(ITrunkRunner? frozen, Tensor images) => frozen?.Features(images) ?? images;
 
     /// <summary>The epoch's batch order: a seeded shuffle that depends on (seed, epoch) only.</summary>
     static int[] ShuffledOrder(int count, int seed, int epoch)
@@ -225,7 +228,7 @@ public static class ImageTrainer
 /// The frozen first part's output for images that are not augmented (validation): the same every epoch, so computed
 /// in the first and kept (up to a memory budget) for the others.
 /// </summary>
-public sealed class FrozenOutputs(Engine.ITrunkRunner runner, long budgetBytes = 512L << 20)
+public sealed class FrozenOutputs(ITrunkRunner runner, long budgetBytes = 512L << 20)
 {
     readonly Dictionary<string, float[]> _saved = [];
     long _bytes;

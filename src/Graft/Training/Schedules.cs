@@ -1,3 +1,4 @@
+using Graft.Heads;
 namespace Graft.Training;
 
 public enum LrSchedule { Constant, Step, Cosine, OneCycle }

@@ -1,4 +1,4 @@
-namespace Graft.Data;
+namespace Graft.Imaging;
 
 /// <summary>How pixels from outside the image are filled after a shift, rotation or zoom (Keras's fill_mode).</summary>
 public enum FillMode

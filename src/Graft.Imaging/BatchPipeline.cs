@@ -1,6 +1,6 @@
 using System.Threading.Channels;
 
-namespace Graft.Data;
+namespace Graft.Imaging;
 
 /// <summary>A batch of decoded images: CHW floats back to back, with the index of each in the source list.</summary>
 public sealed record ImageBatch(float[] Pixels, int[] Indices, IReadOnlyList<ImageDecodeException> Failures)

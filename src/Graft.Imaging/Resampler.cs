@@ -1,4 +1,4 @@
-namespace Graft.Data;
+namespace Graft.Imaging;
 
 /// <summary>
 /// Antialiased bilinear resizing (a triangle filter widened by the scale factor, as PIL and torchvision's

@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 
-namespace Graft.Data;
+namespace Graft.Imaging;
 
 /// <summary>
 /// Images decoded and resized once, kept in memory for the epochs that follow. Augmentation transforms the

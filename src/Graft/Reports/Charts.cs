@@ -1,7 +1,9 @@
 using Graft.Training;
+using Graft.Heads;
 using ScottPlot;
+using Graft.Evaluation;
 
-namespace Graft.Evaluation.Report;
+namespace Graft.Reports;
 
 /// <summary>The report's pictures, drawn with ScottPlot and saved as PNG.</summary>
 public static class Charts

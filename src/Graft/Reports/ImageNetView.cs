@@ -1,8 +1,11 @@
 using Graft.Data;
 using Graft.Models;
 using Graft.Weights;
+using Graft.Imaging;
+using Graft.Inference;
+using Graft.Evaluation;
 
-namespace Graft.Evaluation.Report;
+namespace Graft.Reports;
 
 /// <summary>The pretrained network's ImageNet predictions for a few images of every class.</summary>
 public static class ImageNetView

@@ -1,11 +1,11 @@
 using Graft.Export;
-using Graft.Training;
+using Graft.Heads;
 using Microsoft.ML.OnnxRuntime;
 using TensorElementType = Microsoft.ML.OnnxRuntime.Tensors.TensorElementType;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Graft.Engine;
+namespace Graft.Runtime;
 
 /// <summary>
 /// Runs a frozen trunk in ONNX Runtime instead of libtorch: the trunk and the head's pooling are exported to
@@ -30,7 +30,7 @@ public sealed class OnnxTrunkRunner : ITrunkRunner, IDisposable
     public OnnxTrunkRunner(byte[] model, int inputSize, SessionOptions? options = null)
     {
         _inputSize = inputSize;
-        _options = options ?? Models.ModelFile.SessionOptions();
+        _options = options ?? Inference.ModelFile.SessionOptions();
         try
         {
             _session = new InferenceSession(model, _options);

@@ -2,9 +2,12 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Graft.Models;
-using static Graft.Evaluation.Report.HtmlReport;
+using static Graft.Reports.HtmlReport;
+using Graft.Inference;
+using Graft.Audit;
+using Graft.Evaluation;
 
-namespace Graft.Audit;
+namespace Graft.Reports;
 
 /// <summary>
 /// An audit as a report folder in the style of the evaluation report: index.html (thumbnails of the findings, the

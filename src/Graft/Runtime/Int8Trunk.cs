@@ -3,9 +3,10 @@ using System.Text;
 using Graft.Backbones;
 using Graft.Data;
 using Graft.Export;
+using Graft.Imaging;
 using static TorchSharp.torch;
 
-namespace Graft.Engine;
+namespace Graft.Runtime;
 
 /// <summary>
 /// Calibrates an int8 trunk on the user's own training images: the float trunk runs over a fixed sample of them and

@@ -1,3 +1,4 @@
+using Graft.Imaging;
 namespace Graft.Data;
 
 /// <summary>

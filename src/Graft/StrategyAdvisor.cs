@@ -3,9 +3,12 @@ using Graft.Backbones;
 using Graft.Data;
 using Graft.Evaluation;
 using Graft.Weights;
+using Graft.Imaging;
+using Graft.Training;
+using Graft.Heads;
 using static TorchSharp.torch;
 
-namespace Graft.Training;
+namespace Graft;
 
 /// <summary>
 /// Which strategy fits a dataset, decided from measurements on its own training and validation images (never its

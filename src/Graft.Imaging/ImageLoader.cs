@@ -1,6 +1,6 @@
 using SkiaSharp;
 
-namespace Graft.Data;
+namespace Graft.Imaging;
 
 /// <summary>An image file that could not be read; the dataset skips it and lists it in the summary.</summary>
 public sealed class ImageDecodeException(string path, string reason)

@@ -1,9 +1,10 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Graft.Data;
+using Graft.Imaging;
+using Graft.Imaging;
 using Microsoft.ML.OnnxRuntime;
 
-namespace Graft.Models;
+namespace Graft.Inference;
 
 /// <summary>
 /// What the model file and its ONNX network mean to both sides: the inference package that reads them and the

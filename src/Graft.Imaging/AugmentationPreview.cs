@@ -1,10 +1,11 @@
 using SkiaSharp;
 
-namespace Graft.Data;
+namespace Graft.Imaging;
 
 /// <summary>A grid of augmented samples (first column: the image as the network sees it without augmentation).</summary>
 public static class AugmentationPreview
 {
+    /// <summary>Writes a PNG grid: one row per file, its plain network input then <paramref name="variants"/> augmented draws (seeded).</summary>
     public static void WriteGrid(IReadOnlyList<string> files, int size, ResizeMode resize, Augmentation augmentation, int variants,
         int seed, string path)
     {

@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Graft.Training;
+namespace Graft.Heads;
 
 /// <summary>How the trunk's feature map [N,C,H,W] becomes the head's input vector.</summary>
 public enum Pooling

@@ -1,7 +1,8 @@
 using TorchSharp.Modules;
+using Graft.Heads;
 using static TorchSharp.torch;
 
-namespace Graft.Engine;
+namespace Graft.Runtime;
 
 /// <summary>
 /// The seam for running a frozen trunk: images [N,3,H,W] in, pooled features [N,C] out (or the feature map, for
@@ -27,14 +28,14 @@ public static class TrunkRunners
 
     /// <summary>A runner for the trunk's current weights (build a new one after the weights change).</summary>
     /// <param name="pooling">How features are pooled; null: the feature map itself.</param>
-    public static ITrunkRunner Create(Graft.Backbones.Graph trunk, int inputSize, Training.Pooling? pooling) =>
+    public static ITrunkRunner Create(Graft.Backbones.Graph trunk, int inputSize, Pooling? pooling) =>
         UseOnnxRuntime ? new OnnxTrunkRunner(trunk, inputSize, pooling) : new TorchTrunkRunner(trunk, pooling);
 
     /// <summary>
     /// The trunk quantized to int8 with its calibration (<see cref="Export.Int8Quantization"/>), pooled, in ONNX
     /// Runtime whatever <see cref="Variable"/> says: libtorch has no int8 kernels for it.
     /// </summary>
-    public static ITrunkRunner CreateInt8(Graft.Backbones.Graph trunk, int inputSize, Training.Pooling pooling, Export.Int8Calibration calibration) =>
+    public static ITrunkRunner CreateInt8(Graft.Backbones.Graph trunk, int inputSize, Pooling pooling, Export.Int8Calibration calibration) =>
         new OnnxTrunkRunner(Export.OnnxExport.TrunkModel(trunk, inputSize, pooling, calibration), inputSize);
 }
 
@@ -48,7 +49,7 @@ public enum Precision
 }
 
 /// <summary>The plain runner: the TorchSharp trunk without autograd, then the head's pooling (if any).</summary>
-public sealed class TorchTrunkRunner(Graft.Backbones.Graph trunk, Training.Pooling? pooling = Training.Pooling.Gap) : ITrunkRunner
+public sealed class TorchTrunkRunner(Graft.Backbones.Graph trunk, Pooling? pooling = Pooling.Gap) : ITrunkRunner
 {
     public Tensor Features(Tensor images)
     {
@@ -61,7 +62,7 @@ public sealed class TorchTrunkRunner(Graft.Backbones.Graph trunk, Training.Pooli
         }
         using var _ = inference_mode();
         using var map = trunk.forward(images);
-        return Training.HeadConfig.Pool(map, p);
+        return HeadConfig.Pool(map, p);
     }
 
     /// <summary>Nothing to release: the trunk belongs to its backbone.</summary>

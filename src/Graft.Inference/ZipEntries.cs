@@ -1,10 +1,10 @@
 using System.Diagnostics;
 using System.IO.Compression;
 
-namespace Graft.Models;
+namespace Graft.Inference;
 
 /// <summary>Whole-entry reads and writes for Graft's zip files (model files, checkpoints).</summary>
-public static class ZipEntries
+internal static class ZipEntries
 {
     /// <summary>Adds an entry holding <paramref name="data"/>.</summary>
     public static void Write(ZipArchive zip, string name, byte[] data)

@@ -5,8 +5,12 @@ using System.Text.Json;
 using Graft.Data;
 using Graft.Models;
 using Graft.Training;
+using Graft.Imaging;
+using Graft.Heads;
+using Graft.Inference;
+using Graft.Evaluation;
 
-namespace Graft.Evaluation.Report;
+namespace Graft.Reports;
 
 /// <summary>Something wrong with an image rather than with the model (from the data audit): kind "outlier", "label", "duplicate" or "leakage".</summary>
 public sealed record DataProblem(string File, string Kind, string Detail);

@@ -1,6 +1,7 @@
 using Graft.Evaluation;
+using Graft.Training;
 
-namespace Graft.Training;
+namespace Graft;
 
 /// <summary>
 /// How a candidate did against plain feature extraction on the same images: it was right where feature extraction
@@ -49,6 +50,7 @@ public sealed record StrategyEstimate(string Strategy, string? FeatureBlock, Unf
     /// <summary>The graft train flags, e.g. "--strategy fine-tune --unfreeze 2".</summary>
     public string Arguments => $"--strategy {Strategy}" + (Unfreeze is { } u ? $" {u.ToArguments()}" : "") + (FeatureBlock is { } b ? $" --features-from {b}" : "");
 
+    /// <summary>For people: "fine-tuning the top 2 blocks", "feature extraction from block_12".</summary>
     public string Describe() => Strategy == Strategies.FineTune ? $"fine-tuning the {Unfreeze?.Describe()}"
         : FeatureBlock is { } block ? $"feature extraction from {block}" : "feature extraction";
 }
@@ -56,9 +58,13 @@ public sealed record StrategyEstimate(string Strategy, string? FeatureBlock, Unf
 /// <summary>A recommendation: the estimate chosen, every estimate weighed, and why, in plain sentences.</summary>
 public sealed record Advice(StrategyEstimate Chosen, IReadOnlyList<StrategyEstimate> Estimates, IReadOnlyList<string> Reasons)
 {
+    /// <summary>The chosen strategy.</summary>
     public string Strategy => Chosen.Strategy;
+    /// <summary>The block features come from (null: the trunk's top).</summary>
     public string? FeatureBlock => Chosen.FeatureBlock;
+    /// <summary>What fine-tuning trains (null unless fine-tuning is chosen).</summary>
     public UnfreezeSpec? Unfreeze => Chosen.Unfreeze;
+    /// <summary>The graft train flags of the choice.</summary>
     public string Arguments => Chosen.Arguments;
 }
 

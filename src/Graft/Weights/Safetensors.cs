@@ -4,7 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using static TorchSharp.torch;
 
-namespace Graft.Models;
+namespace Graft.Weights;
 
 /// <summary>
 /// Named tensors in the safetensors layout: an 8-byte little-endian header length, a JSON header

@@ -1,4 +1,4 @@
-namespace Graft.Data;
+namespace Graft.Imaging;
 
 /// <summary>
 /// What a network expects of an image: square size and the per-channel mapping of 0..255 RGB pixels,

@@ -1,0 +1,12 @@
+using Graft.Imaging;
+namespace Graft.Data;
+
+/// <summary>Where a model's images came from and how they were split into training, validation and test images.</summary>
+public sealed record DatasetInfo(string Root, string Layout, int TrainImages, int ValidationImages, int SkippedImages)
+{
+    public int TestImages { get; init; }
+    /// <summary>How the images were split (the shares apply where DATA had no val/ or test/ folder), so evaluation can find the held-out ones again.</summary>
+    public double ValidationSplit { get; init; }
+    public double TestSplit { get; init; }
+    public int Seed { get; init; }
+}
