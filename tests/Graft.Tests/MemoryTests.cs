@@ -44,4 +44,10 @@ public class MemoryTests
         double after = ProcessStats.CurrentRssMb();
         Assert.True(after - before < 40, $"resident memory grew from {before:0} MB to {after:0} MB over 30 batches");
     }
+
+    [Theory]
+    [InlineData("VmHWM:\t  123456 kB", 123456)]
+    [InlineData("VmHWM:\t11565640 kB", 11565640)]
+    [InlineData("VmRSS:\t123456789 kB", 123456789)]
+    public void Process_status_lines_parse_at_every_width(string line, long kb) => Assert.Equal(kb, ProcessStats.StatusKb(line));
 }

@@ -12,6 +12,12 @@ public static class ProcessStats
     {
         if (!OperatingSystem.IsLinux()) return null;
         var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith(key));
-        return line is null ? null : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
+        return line is null ? null : StatusKb(line) / 1024.0;
     }
+
+    /// <summary>
+    /// The kB figure of a /proc/self/status line: "VmHWM:\t  123456 kB", or with 8 digits and more "VmHWM:\t11565640 kB"
+    /// (no space after the tab: split on any white space).
+    /// </summary>
+    internal static long StatusKb(string line) => long.Parse(line.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)[1]);
 }
