@@ -48,6 +48,11 @@ public sealed record BackboneConfig
     public Asset? Labels { get; init; } = BackboneRegistry.ImageNetLabels;
     /// <summary>The backbone used when none is named.</summary>
     public bool IsDefault { get; init; }
+    /// <summary>
+    /// Keras's published ImageNet top-1 accuracy of the network with its weights (keras.io/api/applications; for the
+    /// MobileNetV3s the table in Keras's docstring), 0..1; null where Keras publishes none (other widths, other weights).
+    /// </summary>
+    public double? ImageNetTop1 { get; init; }
 
     public bool Pretrained => Weights.Count > 0;
 

@@ -76,6 +76,7 @@ public static class BackboneRegistry
         Weights = [.. KerasMobileNet(alpha), .. alpha == 0.25 ? [TfjsMobileNet025] : Array.Empty<WeightSource>(), .. CoralMobileNets[alpha]],
         FeatureLayer = "conv_pw_13_relu",
         GenericFeatureBlock = "block_11",
+        ImageNetTop1 = alpha == 1.0 ? 0.704 : null,
     };
 
     static BackboneConfig MobileNetV2Row(double alpha) => new()
@@ -87,6 +88,7 @@ public static class BackboneRegistry
         FeatureLayer = "out_relu",
         GenericFeatureBlock = "block_12",
         IsDefault = alpha == 1.0,
+        ImageNetTop1 = alpha == 1.0 ? 0.713 : null,
     };
 
     public static IReadOnlyList<BackboneConfig> All { get; } =
@@ -106,32 +108,32 @@ public static class BackboneRegistry
         {
             Name = "vgg16", Description = "VGG16 (Keras)", Build = Vgg.Vgg16, Preprocessing = Preprocessing.Caffe,
             Weights = KerasPair("vgg16", "vgg16_weights_tf_dim_ordering_tf_kernels", "64373286793e3c8b2b4e3219cbf3544b", "6d6bbae143d832006294945121d1f1fc"),
-            FeatureLayer = "block5_pool", GenericFeatureBlock = "block4",
+            FeatureLayer = "block5_pool", GenericFeatureBlock = "block4", ImageNetTop1 = 0.713,
         },
         new()
         {
             Name = "vgg19", Description = "VGG19 (Keras)", Build = Vgg.Vgg19, Preprocessing = Preprocessing.Caffe,
             Weights = KerasPair("vgg19", "vgg19_weights_tf_dim_ordering_tf_kernels", "cbe5617147190e668d6c5d5026f83318", "253f8cb515780f3b799900260a226db6"),
-            FeatureLayer = "block5_pool", GenericFeatureBlock = "block4",
+            FeatureLayer = "block5_pool", GenericFeatureBlock = "block4", ImageNetTop1 = 0.713,
         },
         new()
         {
             Name = "resnet50", Description = "ResNet50 (Keras; also reads the first Keras file with res2a_branch2a names)",
             Build = ResNet.ResNet50, Filter = ResNet.Filter, Preprocessing = Preprocessing.Caffe,
             Weights = KerasPair("resnet", "resnet50_weights_tf_dim_ordering_tf_kernels", "2cb95161c43110f7111970584f804107", "4d473c1dd8becc155b73f8504c6f6626"),
-            FeatureLayer = "conv5_block3_out", GenericFeatureBlock = "conv4_block6",
+            FeatureLayer = "conv5_block3_out", GenericFeatureBlock = "conv4_block6", ImageNetTop1 = 0.749,
         },
         new()
         {
             Name = "inception_v3", Description = "InceptionV3 (Keras)", Build = InceptionV3.Build, InputSize = 299, MinInputSize = 75,
             Weights = KerasPair("inception_v3", "inception_v3_weights_tf_dim_ordering_tf_kernels", "9a0d58056eeedaa3f26cb7ebd46da564", "bcbd6486424b2319ff4ef7d526e38f63"),
-            FeatureLayer = "mixed10", GenericFeatureBlock = "mixed7",
+            FeatureLayer = "mixed10", GenericFeatureBlock = "mixed7", ImageNetTop1 = 0.779,
         },
         new()
         {
             Name = "xception", Description = "Xception (Keras)", Build = Xception.Build, InputSize = 299, MinInputSize = 71,
             Weights = KerasPair("xception", "xception_weights_tf_dim_ordering_tf_kernels", "0a58e3b7378bc2990ea3b43d5981f1f6", "b0042744bf5b25fce3cb969f33bebb97"),
-            FeatureLayer = "block14_sepconv2_act", GenericFeatureBlock = "block12",
+            FeatureLayer = "block14_sepconv2_act", GenericFeatureBlock = "block12", ImageNetTop1 = 0.790,
         },
         new()
         {

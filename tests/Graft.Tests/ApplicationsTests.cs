@@ -1,0 +1,37 @@
+using Graft.Backbones;
+using Graft.Backbones.Architectures;
+
+namespace Graft.Tests;
+
+/// <summary>The networks of keras.applications as the registry builds them, against what Keras publishes.</summary>
+public class ApplicationsTests
+{
+    /// <summary>
+    /// Parameters with the ImageNet top at the default input size (batch norm's moving statistics included), as
+    /// <c>model.summary()</c> totals them and keras.io/api/applications publishes them; built without memory, never run.
+    /// </summary>
+    [Theory]
+    [InlineData("vgg16", 138_357_544)]
+    [InlineData("vgg19", 143_667_240)]
+    [InlineData("resnet50", 25_636_712)]
+    [InlineData("inception_v3", 23_851_784)]
+    [InlineData("xception", 22_910_480)]
+    [InlineData("mobilenet", 4_253_864)]
+    [InlineData("mobilenet_v2", 3_538_984)]
+    public void Totals_with_the_top_are_kerass_published_ones(string name, long published)
+    {
+        Assert.Equal(published, NetworkFacts.Of(BackboneRegistry.Get(name)).ParametersWithTop);
+    }
+
+    /// <summary>The registry's feature layer is the network's last layer without its top, so the trunk is the same either way.</summary>
+    [Fact]
+    public void The_feature_layer_is_the_last_layer_before_the_top()
+    {
+        foreach (var config in BackboneRegistry.All)
+        {
+            var (output, blocks) = NetworkFacts.Inspect(config, new ArchitectureOptions(config.InputSize), n => (n.Output.Name, n.Blocks));
+            Assert.Equal(config.FeatureLayer, output);
+            Assert.Contains(config.GenericFeatureBlock, blocks);
+        }
+    }
+}
