@@ -14,6 +14,8 @@ public class ApplicationsTests
     [InlineData("vgg16", 138_357_544)]
     [InlineData("vgg19", 143_667_240)]
     [InlineData("resnet50", 25_636_712)]
+    [InlineData("resnet101", 44_707_176)]
+    [InlineData("resnet152", 60_419_944)]
     [InlineData("inception_v3", 23_851_784)]
     [InlineData("xception", 22_910_480)]
     [InlineData("mobilenet", 4_253_864)]

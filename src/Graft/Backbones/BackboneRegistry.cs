@@ -91,6 +91,19 @@ public static class BackboneRegistry
         ImageNetTop1 = alpha == 1.0 ? 0.713 : null,
     };
 
+    /// <summary>ResNet50/101/152 (v1, caffe) or ResNet50V2/101V2/152V2 (pre-activation, tf): Keras's file stems drop the v2's underscore.</summary>
+    static BackboneConfig ResNetRow(int depth, bool v2, Func<ArchitectureOptions, Graph> build, string topMd5, string noTopMd5, int genericBlock, double top1) => new()
+    {
+        Name = $"resnet{depth}{(v2 ? "_v2" : "")}",
+        Description = $"ResNet{depth}{(v2 ? "V2" : "")} (Keras)",
+        Build = build,
+        Preprocessing = v2 ? Preprocessing.Tf : Preprocessing.Caffe,
+        Weights = KerasPair("resnet", $"resnet{depth}{(v2 ? "v2" : "")}_weights_tf_dim_ordering_tf_kernels", topMd5, noTopMd5),
+        FeatureLayer = v2 ? "post_relu" : "conv5_block3_out",
+        GenericFeatureBlock = $"conv4_block{genericBlock}",
+        ImageNetTop1 = top1,
+    };
+
     public static IReadOnlyList<BackboneConfig> All { get; } =
     [
         MobileNetV2Row(1.0), MobileNetV2Row(0.35), MobileNetV2Row(0.5), MobileNetV2Row(0.75), MobileNetV2Row(1.3), MobileNetV2Row(1.4),
@@ -123,6 +136,8 @@ public static class BackboneRegistry
             Weights = KerasPair("resnet", "resnet50_weights_tf_dim_ordering_tf_kernels", "2cb95161c43110f7111970584f804107", "4d473c1dd8becc155b73f8504c6f6626"),
             FeatureLayer = "conv5_block3_out", GenericFeatureBlock = "conv4_block6", ImageNetTop1 = 0.749,
         },
+        ResNetRow(101, v2: false, ResNet.ResNet101, "f1aeb4b969a6efcfb50fad2f0c20cfc5", "88cf7a10940856eca736dc7b7e228a21", genericBlock: 23, top1: 0.764),
+        ResNetRow(152, v2: false, ResNet.ResNet152, "100835be76be38e30d865e96f2aaae62", "ee4c566cf9a93f14d82f913c2dc6dd0c", genericBlock: 36, top1: 0.766),
         new()
         {
             Name = "inception_v3", Description = "InceptionV3 (Keras)", Build = InceptionV3.Build, InputSize = 299, MinInputSize = 75,
