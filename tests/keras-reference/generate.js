@@ -544,6 +544,44 @@ function MobileNetV2(b, { alpha }) {
   return { features: x };
 }
 
+// keras/src/applications/resnet.py: ResNet(..., preact=True, use_bias=True),
+// residual_block_v2 / stack_residual_blocks_v2, as resnet_v2.py calls them.
+function ResNetV2(b, blocks) {
+  const eps = 1.001e-5;
+  const block2 = (x, filters, { kernel = 3, stride = 1, convShortcut = false, name }) => {
+    let preact = b.bn(x, { axis: 3, epsilon: eps, name: `${name}_preact_bn` });
+    preact = b.act(preact, 'relu', `${name}_preact_relu`);
+    let shortcut;
+    if (convShortcut) shortcut = b.conv(preact, 4 * filters, 1, { strides: stride, name: `${name}_0_conv` });
+    else shortcut = stride > 1 ? b.maxPool(x, 1, stride) : x;
+    let y = b.conv(preact, filters, 1, { strides: 1, useBias: false, name: `${name}_1_conv` });
+    y = b.bn(y, { axis: 3, epsilon: eps, name: `${name}_1_bn` });
+    y = b.act(y, 'relu', `${name}_1_relu`);
+    y = b.zpad(y, [[1, 1], [1, 1]], `${name}_2_pad`);
+    y = b.conv(y, filters, kernel, { strides: stride, useBias: false, name: `${name}_2_conv` });
+    y = b.bn(y, { axis: 3, epsilon: eps, name: `${name}_2_bn` });
+    y = b.act(y, 'relu', `${name}_2_relu`);
+    y = b.conv(y, 4 * filters, 1, { name: `${name}_3_conv` });
+    return b.add([shortcut, y], `${name}_out`);
+  };
+  const stack2 = (x, filters, n, stride1, name) => {
+    x = block2(x, filters, { convShortcut: true, name: `${name}_block1` });
+    for (let i = 2; i < n; i++) x = block2(x, filters, { name: `${name}_block${i}` });
+    return block2(x, filters, { stride: stride1, name: `${name}_block${n}` });
+  };
+  let x = b.zpad(b.input, [[3, 3], [3, 3]], 'conv1_pad');
+  x = b.conv(x, 64, 7, { strides: 2, useBias: true, name: 'conv1_conv' });
+  x = b.zpad(x, [[1, 1], [1, 1]], 'pool1_pad');
+  x = b.maxPool(x, 3, 2, 'valid', 'pool1_pool');
+  x = stack2(x, 64, blocks[0], 2, 'conv2');
+  x = stack2(x, 128, blocks[1], 2, 'conv3');
+  x = stack2(x, 256, blocks[2], 2, 'conv4');
+  x = stack2(x, 512, blocks[3], 1, 'conv5');
+  x = b.bn(x, { axis: 3, epsilon: eps, name: 'post_bn' });
+  x = b.act(x, 'relu', 'post_relu');
+  return { features: x };
+}
+
 // ---------------------------------------------------------------------------
 // Cases
 // ---------------------------------------------------------------------------
@@ -558,6 +596,7 @@ const KERAS_SOURCES = {
   xception: 'keras/src/applications/xception.py',
   mobilenet: 'keras/src/applications/mobilenet.py',
   mobilenet_v2: 'keras/src/applications/mobilenet_v2.py',
+  resnet50_v2: 'keras/src/applications/resnet_v2.py (resnet.py: stack_residual_blocks_v2 / residual_block_v2)',
 };
 
 const CASES = [
@@ -590,6 +629,7 @@ const CASES = [
     name: 'mobilenet_v2_a100_64', arch: 'mobilenet_v2', alpha: 1.0, size: 64, seed: 10064,
     build: (b) => MobileNetV2(b, { alpha: 1.0 }), modelName: 'mobilenetv2_1.00_64',
   },
+  { name: 'resnet50_v2', arch: 'resnet50_v2', size: 65, seed: 5265, build: (b) => ResNetV2(b, [3, 4, 6, 3]), modelName: 'resnet50v2' },
 ];
 
 // Keras's published parameter totals (include_top=False), checked by --verify-params at 224.
@@ -605,6 +645,9 @@ const PUBLISHED_NOTOP = [
   { arch: 'MobileNet 1.0 with top', total: 4253864, build: (b) => MobileNet(b, { alpha: 1.0, includeTop: true }), size: 224, top: true },
   { arch: 'MobileNetV2 1.0', total: 2257984, build: (b) => MobileNetV2(b, { alpha: 1.0 }), size: 224 },
   { arch: 'MobileNetV2 0.35', total: 410208, build: (b) => MobileNetV2(b, { alpha: 0.35 }), size: 224 },
+  { arch: 'ResNet50V2', total: 23564800, build: (b) => ResNetV2(b, [3, 4, 6, 3]), size: 224 },
+  { arch: 'ResNet101V2', total: 42626560, build: (b) => ResNetV2(b, [3, 4, 23, 3]), size: 224 },
+  { arch: 'ResNet152V2', total: 58331648, build: (b) => ResNetV2(b, [3, 8, 36, 3]), size: 224 },
 ];
 
 // ---------------------------------------------------------------------------

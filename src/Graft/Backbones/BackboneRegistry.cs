@@ -138,6 +138,10 @@ public static class BackboneRegistry
         },
         ResNetRow(101, v2: false, ResNet.ResNet101, "f1aeb4b969a6efcfb50fad2f0c20cfc5", "88cf7a10940856eca736dc7b7e228a21", genericBlock: 23, top1: 0.764),
         ResNetRow(152, v2: false, ResNet.ResNet152, "100835be76be38e30d865e96f2aaae62", "ee4c566cf9a93f14d82f913c2dc6dd0c", genericBlock: 36, top1: 0.766),
+        // The pre-activation ResNets halve the map in each stage's last block, so stage 4's second-to-last block is the last at 1/16.
+        ResNetRow(50, v2: true, ResNetV2.ResNet50V2, "3ef43a0b657b3be2300d5770ece849e0", "fac2f116257151a9d068a22e544a4917", genericBlock: 5, top1: 0.760),
+        ResNetRow(101, v2: true, ResNetV2.ResNet101V2, "6343647c601c52e1368623803854d971", "c0ed64b8031c3730f411d2eb4eea35b5", genericBlock: 22, top1: 0.772),
+        ResNetRow(152, v2: true, ResNetV2.ResNet152V2, "a49b44d1979771252814e80f8ec446f9", "ed17cf2e0169df9d443503ef94b23b33", genericBlock: 35, top1: 0.780),
         new()
         {
             Name = "inception_v3", Description = "InceptionV3 (Keras)", Build = InceptionV3.Build, InputSize = 299, MinInputSize = 75,
