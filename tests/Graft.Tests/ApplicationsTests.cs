@@ -23,6 +23,9 @@ public class ApplicationsTests
     [InlineData("xception", 22_910_480)]
     [InlineData("mobilenet", 4_253_864)]
     [InlineData("mobilenet_v2", 3_538_984)]
+    [InlineData("densenet121", 8_062_504)]
+    [InlineData("densenet169", 14_307_880)]
+    [InlineData("densenet201", 20_242_984)]
     public void Totals_with_the_top_are_kerass_published_ones(string name, long published)
     {
         Assert.Equal(published, NetworkFacts.Of(BackboneRegistry.Get(name)).ParametersWithTop);

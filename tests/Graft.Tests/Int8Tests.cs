@@ -71,6 +71,7 @@ public class Int8Tests
     [InlineData("resnet50", 64, "conv2_block2_out")]
     [InlineData("inception_v3", 75, "mixed1")]
     [InlineData("resnet50_v2", 64, "conv2_block3_out")] // batch norm before its convolution, in float between quantized values; a 1x1 max pooling at stride 2
+    [InlineData("densenet121", 64, "pool2_pool")] // the same, within dense concatenation
     public async Task Pooling_concatenation_and_residual_trunks_quantize(string name, int size, string through)
     {
         manual_seed(1);

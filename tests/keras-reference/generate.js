@@ -544,6 +544,39 @@ function MobileNetV2(b, { alpha }) {
   return { features: x };
 }
 
+// keras/src/applications/densenet.py
+function DenseNet(b, blocks) {
+  const eps = 1.001e-5;
+  const convBlock = (x, name) => {
+    let x1 = b.bn(x, { axis: 3, epsilon: eps, name: `${name}_0_bn` });
+    x1 = b.act(x1, 'relu', `${name}_0_relu`);
+    x1 = b.conv(x1, 4 * 32, 1, { useBias: false, name: `${name}_1_conv` });
+    x1 = b.bn(x1, { axis: 3, epsilon: eps, name: `${name}_1_bn` });
+    x1 = b.act(x1, 'relu', `${name}_1_relu`);
+    x1 = b.conv(x1, 32, 3, { padding: 'same', useBias: false, name: `${name}_2_conv` });
+    return b.concat([x, x1], 3, `${name}_concat`);
+  };
+  const transition = (x, reduction, name) => {
+    x = b.bn(x, { axis: 3, epsilon: eps, name: `${name}_bn` });
+    x = b.act(x, 'relu', `${name}_relu`);
+    x = b.conv(x, Math.trunc(x.shape[3] * reduction), 1, { useBias: false, name: `${name}_conv` });
+    return b.avgPool(x, 2, 2, 'valid', `${name}_pool`);
+  };
+  let x = b.zpad(b.input, [[3, 3], [3, 3]]);
+  x = b.conv(x, 64, 7, { strides: 2, useBias: false, name: 'conv1_conv' });
+  x = b.bn(x, { axis: 3, epsilon: eps, name: 'conv1_bn' });
+  x = b.act(x, 'relu', 'conv1_relu');
+  x = b.zpad(x, [[1, 1], [1, 1]]);
+  x = b.maxPool(x, 3, 2, 'valid', 'pool1');
+  blocks.forEach((n, stage) => {
+    for (let i = 1; i <= n; i++) x = convBlock(x, `conv${stage + 2}_block${i}`);
+    if (stage < blocks.length - 1) x = transition(x, 0.5, `pool${stage + 2}`);
+  });
+  x = b.bn(x, { axis: 3, epsilon: eps, name: 'bn' });
+  x = b.act(x, 'relu', 'relu');
+  return { features: x };
+}
+
 // keras/src/applications/resnet.py: ResNet(..., preact=True, use_bias=True),
 // residual_block_v2 / stack_residual_blocks_v2, as resnet_v2.py calls them.
 function ResNetV2(b, blocks) {
@@ -596,6 +629,7 @@ const KERAS_SOURCES = {
   xception: 'keras/src/applications/xception.py',
   mobilenet: 'keras/src/applications/mobilenet.py',
   mobilenet_v2: 'keras/src/applications/mobilenet_v2.py',
+  densenet121: 'keras/src/applications/densenet.py',
   resnet50_v2: 'keras/src/applications/resnet_v2.py (resnet.py: stack_residual_blocks_v2 / residual_block_v2)',
 };
 
@@ -629,6 +663,7 @@ const CASES = [
     name: 'mobilenet_v2_a100_64', arch: 'mobilenet_v2', alpha: 1.0, size: 64, seed: 10064,
     build: (b) => MobileNetV2(b, { alpha: 1.0 }), modelName: 'mobilenetv2_1.00_64',
   },
+  { name: 'densenet121', arch: 'densenet121', size: 65, seed: 12165, build: (b) => DenseNet(b, [6, 12, 24, 16]), modelName: 'densenet121' },
   { name: 'resnet50_v2', arch: 'resnet50_v2', size: 65, seed: 5265, build: (b) => ResNetV2(b, [3, 4, 6, 3]), modelName: 'resnet50v2' },
 ];
 
@@ -645,6 +680,9 @@ const PUBLISHED_NOTOP = [
   { arch: 'MobileNet 1.0 with top', total: 4253864, build: (b) => MobileNet(b, { alpha: 1.0, includeTop: true }), size: 224, top: true },
   { arch: 'MobileNetV2 1.0', total: 2257984, build: (b) => MobileNetV2(b, { alpha: 1.0 }), size: 224 },
   { arch: 'MobileNetV2 0.35', total: 410208, build: (b) => MobileNetV2(b, { alpha: 0.35 }), size: 224 },
+  { arch: 'DenseNet121', total: 7037504, build: (b) => DenseNet(b, [6, 12, 24, 16]), size: 224 },
+  { arch: 'DenseNet169', total: 12642880, build: (b) => DenseNet(b, [6, 12, 32, 32]), size: 224 },
+  { arch: 'DenseNet201', total: 18321984, build: (b) => DenseNet(b, [6, 12, 48, 32]), size: 224 },
   { arch: 'ResNet50V2', total: 23564800, build: (b) => ResNetV2(b, [3, 4, 6, 3]), size: 224 },
   { arch: 'ResNet101V2', total: 42626560, build: (b) => ResNetV2(b, [3, 4, 23, 3]), size: 224 },
   { arch: 'ResNet152V2', total: 58331648, build: (b) => ResNetV2(b, [3, 8, 36, 3]), size: 224 },

@@ -14,6 +14,8 @@ public enum Preprocessing
     Tf,
     /// <summary>x / 255 (the from-scratch network).</summary>
     Unit,
+    /// <summary>x / 255, minus the ImageNet mean (0.485, 0.456, 0.406), over its std (0.229, 0.224, 0.225) per RGB channel (DenseNet).</summary>
+    Torch,
 }
 
 /// <summary>
@@ -62,6 +64,8 @@ public sealed record BackboneConfig
         // Mean and std are in the network's channel order (BGR for caffe).
         Preprocessing.Caffe => new ImageSpec(size, [103.939f, 116.779f, 123.68f], [1f, 1f, 1f]) { Bgr = true },
         Preprocessing.Unit => ImageSpec.Uniform(size, 0, 255),
+        // Keras divides by 255 first; the same map on 0..255 pixels has mean and std 255 times as large.
+        Preprocessing.Torch => new ImageSpec(size, [0.485f * 255, 0.456f * 255, 0.406f * 255], [0.229f * 255, 0.224f * 255, 0.225f * 255]),
         _ => ImageSpec.Uniform(size, 127.5f, 127.5f),
     };
 

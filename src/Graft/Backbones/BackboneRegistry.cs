@@ -104,6 +104,18 @@ public static class BackboneRegistry
         ImageNetTop1 = top1,
     };
 
+    static BackboneConfig DenseNetRow(int depth, Func<ArchitectureOptions, Graph> build, string topMd5, string noTopMd5, int genericBlock, double top1) => new()
+    {
+        Name = $"densenet{depth}",
+        Description = $"DenseNet{depth} (Keras)",
+        Build = build,
+        Preprocessing = Preprocessing.Torch,
+        Weights = KerasPair("densenet", $"densenet{depth}_weights_tf_dim_ordering_tf_kernels", topMd5, noTopMd5),
+        FeatureLayer = "relu",
+        GenericFeatureBlock = $"conv4_block{genericBlock}",
+        ImageNetTop1 = top1,
+    };
+
     public static IReadOnlyList<BackboneConfig> All { get; } =
     [
         MobileNetV2Row(1.0), MobileNetV2Row(0.35), MobileNetV2Row(0.5), MobileNetV2Row(0.75), MobileNetV2Row(1.3), MobileNetV2Row(1.4),
@@ -142,6 +154,9 @@ public static class BackboneRegistry
         ResNetRow(50, v2: true, ResNetV2.ResNet50V2, "3ef43a0b657b3be2300d5770ece849e0", "fac2f116257151a9d068a22e544a4917", genericBlock: 5, top1: 0.760),
         ResNetRow(101, v2: true, ResNetV2.ResNet101V2, "6343647c601c52e1368623803854d971", "c0ed64b8031c3730f411d2eb4eea35b5", genericBlock: 22, top1: 0.772),
         ResNetRow(152, v2: true, ResNetV2.ResNet152V2, "a49b44d1979771252814e80f8ec446f9", "ed17cf2e0169df9d443503ef94b23b33", genericBlock: 35, top1: 0.780),
+        DenseNetRow(121, DenseNet.DenseNet121, "9d60b8095a5708f2dcce2bca79d332c7", "30ee3e1110167f948a6b9946edeeb738", genericBlock: 24, top1: 0.750),
+        DenseNetRow(169, DenseNet.DenseNet169, "d699b8f76981ab1b30698df4c175e90b", "b8c4d4c20dd625c148057b9ff1c1176b", genericBlock: 32, top1: 0.762),
+        DenseNetRow(201, DenseNet.DenseNet201, "1ceb130c1ea1b78c3bf6114dbdfd8807", "c13680b51ded0fb44dff2d8f86ac8bb1", genericBlock: 48, top1: 0.773),
         new()
         {
             Name = "inception_v3", Description = "InceptionV3 (Keras)", Build = InceptionV3.Build, InputSize = 299, MinInputSize = 75,

@@ -54,7 +54,7 @@ public sealed record Int8Calibration(int Images, IReadOnlyDictionary<string, flo
 /// into QLinearAdd. Each batch normalization is folded into the convolution before it, and that convolution's
 /// activation layer taken in (quantized at the activation's range), so Keras trunks with separate batch-norm
 /// layers (MobileNetV2, MobileNet, ResNet50, InceptionV3) and folded ones (TFLite) both quantize; VGG too. A batch
-/// norm before its convolution (the pre-activation ResNetV2s) runs in float between quantized values;
+/// norm before its convolution (the pre-activation DenseNets and ResNetV2s) runs in float between quantized values;
 /// separable convolutions (Xception) have no int8 form.
 /// </summary>
 public static class Int8Quantization
@@ -145,7 +145,7 @@ public static class Int8Quantization
                         q[i] = Quantize(sum, path, node.Name);
                         break;
                     case BatchNormalization alone:
-                        // No convolution feeds it alone (the pre-activation networks: ResNetV2): a per-channel
+                        // No convolution feeds it alone (the pre-activation networks: DenseNet, ResNetV2): a per-channel
                         // scale and shift in float between its dequantized input and its quantized output.
                         q[i] = Quantize(Normalize(alone, Float(q[j], pendingPads[j], path), path), path, node.Name);
                         break;
