@@ -20,6 +20,7 @@ public class ApplicationsTests
     [InlineData("resnet101_v2", 44_675_560)]
     [InlineData("resnet152_v2", 60_380_648)]
     [InlineData("inception_v3", 23_851_784)]
+    [InlineData("inception_resnet_v2", 55_873_736)]
     [InlineData("xception", 22_910_480)]
     [InlineData("mobilenet", 4_253_864)]
     [InlineData("mobilenet_v2", 3_538_984)]

@@ -12,7 +12,7 @@
 
 import * as tf from '@tensorflow/tfjs';
 import * as h5wasm from 'h5wasm/node';
-import { KerasGlobalAveragePooling2D, quietTf } from './tfjs-keras-compat.js';
+import { CustomScaleLayer, KerasGlobalAveragePooling2D, quietTf } from './tfjs-keras-compat.js';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -85,7 +85,11 @@ const AUTO_PREFIX = {
   reshape: 'reshape',
   dense: 'dense',
   globalAveragePooling2d: 'global_average_pooling2d',
+  customScale: 'custom_scale_layer',
 };
+
+// Layers tfjs lacks or builds differently, by kind (see tfjs-keras-compat.js).
+const COMPAT_LAYERS = { globalAveragePooling2d: KerasGlobalAveragePooling2D, customScale: CustomScaleLayer };
 
 class Builder {
   // autoBase 0: tf.keras 2.x / Keras 3 (conv2d, conv2d_1, ...)
@@ -107,7 +111,7 @@ class Builder {
   L(kind, args, inputs) {
     const a = { ...args };
     if (a.name == null) a.name = this.autoName(kind);
-    const layer = kind === 'globalAveragePooling2d' ? new KerasGlobalAveragePooling2D(a) : tf.layers[kind](a);
+    const layer = COMPAT_LAYERS[kind] ? new COMPAT_LAYERS[kind](a) : tf.layers[kind](a);
     const out = layer.apply(inputs);
     this.ops.push({ layer, inputs: Array.isArray(inputs) ? inputs : [inputs], output: out });
     return out;
@@ -615,6 +619,74 @@ function ResNetV2(b, blocks) {
   return { features: x };
 }
 
+// keras/src/applications/inception_resnet_v2.py. conv2d_bn: Conv2D(use_bias),
+// then (without bias) BatchNormalization(scale=False) and the activation, named
+// name, name_bn, name_ac or automatically; CustomScaleLayer unnamed.
+function InceptionResNetV2(b) {
+  const cbn = (x, filters, kernel, { strides = 1, padding = 'same', activation = 'relu', useBias = false, name } = {}) => {
+    x = b.conv(x, filters, kernel, { strides, padding, useBias, name });
+    if (!useBias) x = b.bn(x, { axis: 3, scale: false, name: name ? `${name}_bn` : undefined });
+    if (activation) x = b.act(x, activation, name ? `${name}_ac` : undefined);
+    return x;
+  };
+  const block = (x, scale, type, idx, activation = 'relu') => {
+    let branches;
+    if (type === 'block35') {
+      const b0 = cbn(x, 32, 1);
+      const b1 = cbn(cbn(x, 32, 1), 32, 3);
+      const b2 = cbn(cbn(cbn(x, 32, 1), 48, 3), 64, 3);
+      branches = [b0, b1, b2];
+    } else if (type === 'block17') {
+      const b0 = cbn(x, 192, 1);
+      const b1 = cbn(cbn(cbn(x, 128, 1), 160, [1, 7]), 192, [7, 1]);
+      branches = [b0, b1];
+    } else {
+      const b0 = cbn(x, 192, 1);
+      const b1 = cbn(cbn(cbn(x, 192, 1), 224, [1, 3]), 256, [3, 1]);
+      branches = [b0, b1];
+    }
+    const name = `${type}_${idx}`;
+    const mixed = b.concat(branches, 3, `${name}_mixed`);
+    const up = cbn(mixed, x.shape[3], 1, { activation: null, useBias: true, name: `${name}_conv` });
+    x = b.L('customScale', { scale }, [x, up]);
+    if (activation) x = b.act(x, activation, `${name}_ac`);
+    return x;
+  };
+  let x = cbn(b.input, 32, 3, { strides: 2, padding: 'valid' });
+  x = cbn(x, 32, 3, { padding: 'valid' });
+  x = cbn(x, 64, 3);
+  x = b.maxPool(x, 3, 2);
+  x = cbn(x, 80, 1, { padding: 'valid' });
+  x = cbn(x, 192, 3, { padding: 'valid' });
+  x = b.maxPool(x, 3, 2);
+  {
+    const b0 = cbn(x, 96, 1);
+    const b1 = cbn(cbn(x, 48, 1), 64, 5);
+    const b2 = cbn(cbn(cbn(x, 64, 1), 96, 3), 96, 3);
+    const bp = cbn(b.avgPool(x, 3, 1, 'same'), 64, 1);
+    x = b.concat([b0, b1, b2, bp], 3, 'mixed_5b');
+  }
+  for (let i = 1; i <= 10; i++) x = block(x, 0.17, 'block35', i);
+  {
+    const b0 = cbn(x, 384, 3, { strides: 2, padding: 'valid' });
+    const b1 = cbn(cbn(cbn(x, 256, 1), 256, 3), 384, 3, { strides: 2, padding: 'valid' });
+    const bp = b.maxPool(x, 3, 2, 'valid');
+    x = b.concat([b0, b1, bp], 3, 'mixed_6a');
+  }
+  for (let i = 1; i <= 20; i++) x = block(x, 0.1, 'block17', i);
+  {
+    const b0 = cbn(cbn(x, 256, 1), 384, 3, { strides: 2, padding: 'valid' });
+    const b1 = cbn(cbn(x, 256, 1), 288, 3, { strides: 2, padding: 'valid' });
+    const b2 = cbn(cbn(cbn(x, 256, 1), 288, 3), 320, 3, { strides: 2, padding: 'valid' });
+    const bp = b.maxPool(x, 3, 2, 'valid');
+    x = b.concat([b0, b1, b2, bp], 3, 'mixed_7a');
+  }
+  for (let i = 1; i <= 9; i++) x = block(x, 0.2, 'block8', i);
+  x = block(x, 1.0, 'block8', 10, null);
+  x = cbn(x, 1536, 1, { name: 'conv_7b' });
+  return { features: x };
+}
+
 // ---------------------------------------------------------------------------
 // Cases
 // ---------------------------------------------------------------------------
@@ -631,6 +703,7 @@ const KERAS_SOURCES = {
   mobilenet_v2: 'keras/src/applications/mobilenet_v2.py',
   densenet121: 'keras/src/applications/densenet.py',
   resnet50_v2: 'keras/src/applications/resnet_v2.py (resnet.py: stack_residual_blocks_v2 / residual_block_v2)',
+  inception_resnet_v2: 'keras/src/applications/inception_resnet_v2.py',
 };
 
 const CASES = [
@@ -665,6 +738,7 @@ const CASES = [
   },
   { name: 'densenet121', arch: 'densenet121', size: 65, seed: 12165, build: (b) => DenseNet(b, [6, 12, 24, 16]), modelName: 'densenet121' },
   { name: 'resnet50_v2', arch: 'resnet50_v2', size: 65, seed: 5265, build: (b) => ResNetV2(b, [3, 4, 6, 3]), modelName: 'resnet50v2' },
+  { name: 'inception_resnet_v2', arch: 'inception_resnet_v2', size: 75, seed: 7575, build: InceptionResNetV2, modelName: 'inception_resnet_v2' },
 ];
 
 // Keras's published parameter totals (include_top=False), checked by --verify-params at 224.
@@ -686,6 +760,7 @@ const PUBLISHED_NOTOP = [
   { arch: 'ResNet50V2', total: 23564800, build: (b) => ResNetV2(b, [3, 4, 6, 3]), size: 224 },
   { arch: 'ResNet101V2', total: 42626560, build: (b) => ResNetV2(b, [3, 4, 23, 3]), size: 224 },
   { arch: 'ResNet152V2', total: 58331648, build: (b) => ResNetV2(b, [3, 8, 36, 3]), size: 224 },
+  { arch: 'InceptionResNetV2', total: 54336736, build: InceptionResNetV2, size: 299 },
 ];
 
 // ---------------------------------------------------------------------------
@@ -978,6 +1053,10 @@ function selfCheck() {
           for (let xx = 0; xx < H; xx++)
             for (let c = 0; c < C; c++) wantZ[((n * ph + y) * pw + xx + 2) * C + c] = xData[((n * H + y) * H + xx) * C + c];
       check('zeroPadding2d ((0,1),(2,3))', zd, wantZ);
+      // CustomScaleLayer: inputs[0] + inputs[1] * scale
+      const scaled = new CustomScaleLayer({ scale: 0.17 }).apply([x, big]).dataSync();
+      const bd = big.dataSync();
+      check('custom scale 0.17', scaled, xData.map((v, i) => v + bd[i] * 0.17));
     }
     x.dispose();
   }

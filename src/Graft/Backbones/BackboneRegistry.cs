@@ -165,6 +165,12 @@ public static class BackboneRegistry
         },
         new()
         {
+            Name = "inception_resnet_v2", Description = "InceptionResNetV2 (Keras)", Build = InceptionResNetV2.Build, InputSize = 299, MinInputSize = 75,
+            Weights = KerasPair("inception_resnet_v2", "inception_resnet_v2_weights_tf_dim_ordering_tf_kernels", "e693bd0210a403b3192acc6073ad2e96", "d19885ff4a710c122648d3b5c3b684e4"),
+            FeatureLayer = "conv_7b_ac", GenericFeatureBlock = "block17_20", ImageNetTop1 = 0.803,
+        },
+        new()
+        {
             Name = "xception", Description = "Xception (Keras)", Build = Xception.Build, InputSize = 299, MinInputSize = 71,
             Weights = KerasPair("xception", "xception_weights_tf_dim_ordering_tf_kernels", "0a58e3b7378bc2990ea3b43d5981f1f6", "b0042744bf5b25fce3cb969f33bebb97"),
             FeatureLayer = "block14_sepconv2_act", GenericFeatureBlock = "block12", ImageNetTop1 = 0.790,

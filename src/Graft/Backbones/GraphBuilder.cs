@@ -80,6 +80,9 @@ public sealed class GraphBuilder
         Add(new ZeroPadding2D(name, rows.Top, rows.Bottom, columns.Left, columns.Right), x);
 
     public int Sum(string name, params int[] xs) => Add(new Add(name), xs);
+
+    /// <summary>x + branch · scale (InceptionResNetV2's <c>CustomScaleLayer</c>).</summary>
+    public int ScaledSum(string name, int x, int branch, double scale) => Add(new CustomScaleLayer(name, scale), x, branch);
     public int Concatenate(string name, params int[] xs) => Add(new Concatenate(name), xs);
     public int GlobalAveragePooling2D(string name, int x, bool keepDims = false) => Add(new GlobalAveragePooling2D(name, keepDims), x);
     public int Flatten(string name, int x) => Add(new Flatten(name), x);

@@ -69,7 +69,7 @@ public static class Int8Quantization
     }
 
     static bool Maps(Layer layer) => layer is Conv2D or DepthwiseConv2D or BatchNormalization or ActivationLayer { Activation: not Activation.Softmax }
-        or Add or Concatenate or Pooling2D or ZeroPadding2D;
+        or Add or Concatenate or Pooling2D or ZeroPadding2D or CustomScaleLayer;
 
     static GraftException Unsupported(GraphNode node, string trunk) =>
         new($"{char.ToUpperInvariant(trunk[0])}{trunk[1..]} cannot run in int8: its layer {node.Name} ({node.Layer?.KerasClass}) has no int8 form.",
@@ -148,6 +148,11 @@ public static class Int8Quantization
                         // No convolution feeds it alone (the pre-activation networks: DenseNet, ResNetV2): a per-channel
                         // scale and shift in float between its dequantized input and its quantized output.
                         q[i] = Quantize(Normalize(alone, Float(q[j], pendingPads[j], path), path), path, node.Name);
+                        break;
+                    case CustomScaleLayer scaled:
+                        int up = node.Inputs[1];
+                        var branch = graph.Node("Mul", $"{path}/Mul", [Float(q[up], pendingPads[up], path), graph.Constant($"{path}/scale", [(float)scaled.Scale])]);
+                        q[i] = Quantize(graph.Node("Add", $"{path}/Add", [Float(q[j], pendingPads[j], path), branch]), path, node.Name);
                         break;
                     case Concatenate:
                         q[i] = Quantize(graph.Node("Concat", $"{path}/Concat", node.Inputs.Select(k => Float(q[k], pendingPads[k], path)).ToList(),

@@ -159,6 +159,7 @@ public static class OnnxExport
             ActivationLayer a => Activate(x[0], a.Activation, path),
             Pooling2D p => Pool(p, path, x[0]),
             ZeroPadding2D z => Pad(z, path, x[0]),
+            CustomScaleLayer c => graph.Node("Add", $"{path}/Add", [x[0], graph.Node("Mul", $"{path}/Mul", [x[1], graph.Constant($"{path}/scale", [(float)c.Scale])])]),
             Add => x.Skip(1).Select((other, k) => (other, k)).Aggregate(x[0], (sum, o) => graph.Node("Add", $"{path}/Add{(o.k == 0 ? "" : o.k)}", [sum, o.other])),
             Concatenate => Concat(path, x, inputs),
             GlobalAveragePooling2D g => GlobalAverage(path, x[0], g.KeepDims),
