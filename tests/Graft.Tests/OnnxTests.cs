@@ -133,12 +133,14 @@ public class OnnxTests
 
     /// <summary>
     /// The primitives the classic families added — dense concatenation, pre-activation batch norm, a 1x1 pooling at
-    /// stride 2, the scaled residual sum — give ONNX Runtime libtorch's feature maps (fresh weights, odd sizes; relative to the features' scale).
+    /// stride 2, the scaled residual sum, NASNet's pad-and-crop shift and strided separable convolutions — give ONNX
+    /// Runtime libtorch's feature maps (fresh weights, odd sizes; relative to the features' scale).
     /// </summary>
     [Theory]
     [InlineData("densenet121", 65)]
     [InlineData("resnet50_v2", 65)]
     [InlineData("inception_resnet_v2", 75)]
+    [InlineData("nasnet_mobile", 63)]
     public void Every_classic_family_runs_the_same_in_onnx_runtime(string name, int size)
     {
         manual_seed(11);

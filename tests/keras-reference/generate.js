@@ -85,6 +85,7 @@ const AUTO_PREFIX = {
   reshape: 'reshape',
   dense: 'dense',
   globalAveragePooling2d: 'global_average_pooling2d',
+  cropping2D: 'cropping2d',
   customScale: 'custom_scale_layer',
 };
 
@@ -501,16 +502,19 @@ function makeDivisible(v, divisor, minValue) {
   return newV;
 }
 
+// keras/src/applications/imagenet_utils.py correct_pad: TF SAME padding for a
+// k x k window at stride 2, made explicit.
+function correctPad(x, k) {
+  const [, h, w] = x.shape;
+  const adjust = [1 - (h % 2), 1 - (w % 2)];
+  const c = Math.floor(k / 2);
+  return [[c - adjust[0], c], [c - adjust[1], c]];
+}
+
 // keras/src/applications/mobilenet_v2.py
 function MobileNetV2(b, { alpha }) {
   const ax = -1;
   const bn = (x, name) => b.bn(x, { axis: ax, epsilon: 1e-3, momentum: 0.999, name });
-  const correctPad = (x, k) => {
-    const [, h, w] = x.shape;
-    const adjust = [1 - (h % 2), 1 - (w % 2)];
-    const c = Math.floor(k / 2);
-    return [[c - adjust[0], c], [c - adjust[1], c]];
-  };
   const invRes = (inputs, expansion, stride, filters, blockId) => {
     const inChannels = inputs.shape[inputs.shape.length - 1];
     const pwFilters = makeDivisible(Math.trunc(filters * alpha), 8);
@@ -687,6 +691,87 @@ function InceptionResNetV2(b) {
   return { features: x };
 }
 
+// keras/src/applications/nasnet.py (NASNet-A): cells read the two cells before
+// them; _adjust_block fits the older one to the newer one's shape.
+function NASNet(b, { penultimateFilters, numBlocks, stemFilters, skipReduction, multiplier = 2 }) {
+  const bn = (x, name) => b.bn(x, { axis: -1, momentum: 0.9997, epsilon: 1e-3, name });
+  const sepBlock = (ip, filters, kernel = [3, 3], strides = [1, 1], id) => {
+    let x = b.act(ip, 'relu');
+    let pad = 'same';
+    if (strides[0] === 2) {
+      x = b.zpad(x, correctPad(x, kernel[0]), `separable_conv_1_pad_${id}`);
+      pad = 'valid';
+    }
+    x = b.sep(x, filters, kernel, { strides, padding: pad, useBias: false, name: `separable_conv_1_${id}` });
+    x = bn(x, `separable_conv_1_bn_${id}`);
+    x = b.act(x, 'relu');
+    x = b.sep(x, filters, kernel, { padding: 'same', useBias: false, name: `separable_conv_2_${id}` });
+    return bn(x, `separable_conv_2_bn_${id}`);
+  };
+  const adjust = (p, ip, filters, id) => {
+    if (p == null) return ip;
+    if (p.shape[2] !== ip.shape[2]) {
+      p = b.act(p, 'relu', `adjust_relu_1_${id}`);
+      let p1 = b.avgPool(p, [1, 1], [2, 2], 'valid', `adjust_avg_pool_1_${id}`);
+      p1 = b.conv(p1, Math.floor(filters / 2), [1, 1], { padding: 'same', useBias: false, name: `adjust_conv_1_${id}` });
+      let p2 = b.zpad(p, [[0, 1], [0, 1]]);
+      p2 = b.L('cropping2D', { cropping: [[1, 0], [1, 0]] }, p2);
+      p2 = b.avgPool(p2, [1, 1], [2, 2], 'valid', `adjust_avg_pool_2_${id}`);
+      p2 = b.conv(p2, Math.floor(filters / 2), [1, 1], { padding: 'same', useBias: false, name: `adjust_conv_2_${id}` });
+      return bn(b.concat([p1, p2], -1), `adjust_bn_${id}`);
+    }
+    if (p.shape[3] !== filters) {
+      p = b.act(p, 'relu');
+      p = b.conv(p, filters, [1, 1], { padding: 'same', useBias: false, name: `adjust_conv_projection_${id}` });
+      return bn(p, `adjust_bn_${id}`);
+    }
+    return p;
+  };
+  const normal = (ip, p, filters, id) => {
+    p = adjust(p, ip, filters, id);
+    let h = b.act(ip, 'relu');
+    h = b.conv(h, filters, [1, 1], { padding: 'same', useBias: false, name: `normal_conv_1_${id}` });
+    h = bn(h, `normal_bn_1_${id}`);
+    const x1 = b.add([sepBlock(h, filters, [5, 5], [1, 1], `normal_left1_${id}`), sepBlock(p, filters, [3, 3], [1, 1], `normal_right1_${id}`)], `normal_add_1_${id}`);
+    const x2 = b.add([sepBlock(p, filters, [5, 5], [1, 1], `normal_left2_${id}`), sepBlock(p, filters, [3, 3], [1, 1], `normal_right2_${id}`)], `normal_add_2_${id}`);
+    const x3 = b.add([b.avgPool(h, [3, 3], [1, 1], 'same', `normal_left3_${id}`), p], `normal_add_3_${id}`);
+    const x4 = b.add([b.avgPool(p, [3, 3], [1, 1], 'same', `normal_left4_${id}`), b.avgPool(p, [3, 3], [1, 1], 'same', `normal_right4_${id}`)], `normal_add_4_${id}`);
+    const x5 = b.add([sepBlock(h, filters, [3, 3], [1, 1], `normal_left5_${id}`), h], `normal_add_5_${id}`);
+    return [b.concat([p, x1, x2, x3, x4, x5], -1, `normal_concat_${id}`), ip];
+  };
+  const reduction = (ip, p, filters, id) => {
+    p = adjust(p, ip, filters, id);
+    let h = b.act(ip, 'relu');
+    h = b.conv(h, filters, [1, 1], { padding: 'same', useBias: false, name: `reduction_conv_1_${id}` });
+    h = bn(h, `reduction_bn_1_${id}`);
+    const h3 = b.zpad(h, correctPad(h, 3), `reduction_pad_1_${id}`);
+    const x1 = b.add([sepBlock(h, filters, [5, 5], [2, 2], `reduction_left1_${id}`), sepBlock(p, filters, [7, 7], [2, 2], `reduction_right1_${id}`)], `reduction_add_1_${id}`);
+    const x2 = b.add([b.maxPool(h3, [3, 3], [2, 2], 'valid', `reduction_left2_${id}`), sepBlock(p, filters, [7, 7], [2, 2], `reduction_right2_${id}`)], `reduction_add_2_${id}`);
+    const x3 = b.add([b.avgPool(h3, [3, 3], [2, 2], 'valid', `reduction_left3_${id}`), sepBlock(p, filters, [5, 5], [2, 2], `reduction_right3_${id}`)], `reduction_add3_${id}`);
+    const x4 = b.add([x2, b.avgPool(x1, [3, 3], [1, 1], 'same', `reduction_left4_${id}`)]);
+    const x5 = b.add([sepBlock(x1, filters, [3, 3], [1, 1], `reduction_left4_${id}`), b.maxPool(h3, [3, 3], [2, 2], 'valid', `reduction_right5_${id}`)], `reduction_add4_${id}`);
+    return [b.concat([x2, x3, x4, x5], -1, `reduction_concat_${id}`), ip];
+  };
+  const filters = Math.floor(penultimateFilters / 24);
+  let x = b.conv(b.input, stemFilters, [3, 3], { strides: [2, 2], padding: 'valid', useBias: false, name: 'stem_conv1' });
+  x = bn(x, 'stem_bn1');
+  let p = null;
+  let p0;
+  [x, p] = reduction(x, p, Math.floor(filters / multiplier ** 2), 'stem_1');
+  [x, p] = reduction(x, p, Math.floor(filters / multiplier), 'stem_2');
+  for (let i = 0; i < numBlocks; i++) [x, p] = normal(x, p, filters, `${i}`);
+  [x, p0] = reduction(x, p, filters * multiplier, `reduce_${numBlocks}`);
+  if (!skipReduction) p = p0;
+  for (let i = 0; i < numBlocks; i++) [x, p] = normal(x, p, filters * multiplier, `${numBlocks + i + 1}`);
+  [x, p0] = reduction(x, p, filters * multiplier ** 2, `reduce_${2 * numBlocks}`);
+  if (!skipReduction) p = p0;
+  for (let i = 0; i < numBlocks; i++) [x, p] = normal(x, p, filters * multiplier ** 2, `${2 * numBlocks + i + 1}`);
+  x = b.act(x, 'relu');
+  return { features: x };
+}
+const NASNET_MOBILE = { penultimateFilters: 1056, numBlocks: 4, stemFilters: 32, skipReduction: false };
+const NASNET_LARGE = { penultimateFilters: 4032, numBlocks: 6, stemFilters: 96, skipReduction: true };
+
 // ---------------------------------------------------------------------------
 // Cases
 // ---------------------------------------------------------------------------
@@ -704,6 +789,7 @@ const KERAS_SOURCES = {
   densenet121: 'keras/src/applications/densenet.py',
   resnet50_v2: 'keras/src/applications/resnet_v2.py (resnet.py: stack_residual_blocks_v2 / residual_block_v2)',
   inception_resnet_v2: 'keras/src/applications/inception_resnet_v2.py',
+  nasnet_mobile: 'keras/src/applications/nasnet.py (NASNetMobile)',
 };
 
 const CASES = [
@@ -739,6 +825,8 @@ const CASES = [
   { name: 'densenet121', arch: 'densenet121', size: 65, seed: 12165, build: (b) => DenseNet(b, [6, 12, 24, 16]), modelName: 'densenet121' },
   { name: 'resnet50_v2', arch: 'resnet50_v2', size: 65, seed: 5265, build: (b) => ResNetV2(b, [3, 4, 6, 3]), modelName: 'resnet50v2' },
   { name: 'inception_resnet_v2', arch: 'inception_resnet_v2', size: 75, seed: 7575, build: InceptionResNetV2, modelName: 'inception_resnet_v2' },
+  // 63 → 31 after the stem: odd there (correct_pad adds nothing before), even from stem_2 on (one less before).
+  { name: 'nasnet_mobile', arch: 'nasnet_mobile', size: 63, seed: 6363, build: (b) => NASNet(b, NASNET_MOBILE), modelName: 'NASNet' },
 ];
 
 // Keras's published parameter totals (include_top=False), checked by --verify-params at 224.
@@ -761,6 +849,8 @@ const PUBLISHED_NOTOP = [
   { arch: 'ResNet101V2', total: 42626560, build: (b) => ResNetV2(b, [3, 4, 23, 3]), size: 224 },
   { arch: 'ResNet152V2', total: 58331648, build: (b) => ResNetV2(b, [3, 8, 36, 3]), size: 224 },
   { arch: 'InceptionResNetV2', total: 54336736, build: InceptionResNetV2, size: 299 },
+  { arch: 'NASNetMobile', total: 4269716, build: (b) => NASNet(b, NASNET_MOBILE), size: 224 },
+  { arch: 'NASNetLarge', total: 84916818, build: (b) => NASNet(b, NASNET_LARGE), size: 331 },
 ];
 
 // ---------------------------------------------------------------------------
@@ -1053,6 +1143,14 @@ function selfCheck() {
           for (let xx = 0; xx < H; xx++)
             for (let c = 0; c < C; c++) wantZ[((n * ph + y) * pw + xx + 2) * C + c] = xData[((n * H + y) * H + xx) * C + c];
       check('zeroPadding2d ((0,1),(2,3))', zd, wantZ);
+      // Cropping2D ((1,0),(2,1)) drops the first row and two first columns and the last column.
+      const cropped = tf.layers.cropping2D({ cropping: [[1, 0], [2, 1]] }).apply(x).dataSync();
+      const wantC = new Float32Array(2 * (H - 1) * (H - 3) * C);
+      for (let n = 0; n < 2; n++)
+        for (let y = 1; y < H; y++)
+          for (let xx = 2; xx < H - 1; xx++)
+            for (let c = 0; c < C; c++) wantC[((n * (H - 1) + y - 1) * (H - 3) + xx - 2) * C + c] = xData[((n * H + y) * H + xx) * C + c];
+      check('cropping2d ((1,0),(2,1))', cropped, wantC);
       // CustomScaleLayer: inputs[0] + inputs[1] * scale
       const scaled = new CustomScaleLayer({ scale: 0.17 }).apply([x, big]).dataSync();
       const bd = big.dataSync();

@@ -16,8 +16,12 @@ public static class BackboneRegistry
     public static readonly Asset ImageNetLabels = new("models/coral/imagenet_labels.txt", Coral + "imagenet_labels.txt",
         "b8aaeb5630c62626a7d124a05c0e14230a7ffdd2136a31d0190a4fb71c1d82f1");
 
-    /// <summary>A file Keras downloads into ~/.keras/models/, with the MD5 it checks (null where Keras checks none).</summary>
-    static Asset KerasFile(string folder, string file, string? md5) => new($"models/keras/{file}", $"{Keras}{folder}/{file}", md5) { KerasCache = true };
+    /// <summary>
+    /// A file Keras downloads into ~/.keras/models/ (under <paramref name="savedAs"/> where Keras renames it, as
+    /// NASNet's), with the MD5 it checks (null where Keras checks none).
+    /// </summary>
+    static Asset KerasFile(string folder, string file, string? md5, string? savedAs = null) =>
+        new($"models/keras/{savedAs ?? file}", $"{Keras}{folder}/{file}", md5) { KerasCache = true };
 
     static WeightSource[] KerasPair(string folder, string stem, string topMd5, string noTopMd5) =>
     [
@@ -116,6 +120,24 @@ public static class BackboneRegistry
         ImageNetTop1 = top1,
     };
 
+    /// <summary>NASNet's files: Keras saves NASNet-mobile.h5 as nasnet_mobile.h5 (and so on) in its cache.</summary>
+    static BackboneConfig NasNetRow(string size, Func<ArchitectureOptions, Graph> build, int inputSize, string topMd5, string noTopMd5,
+        string featureLayer, string genericBlock, double top1) => new()
+    {
+        Name = $"nasnet_{size}",
+        Description = $"NASNet{char.ToUpperInvariant(size[0])}{size[1..]} (Keras)",
+        Build = build,
+        InputSize = inputSize,
+        Weights =
+        [
+            new(KerasFile("nasnet", $"NASNet-{size}-no-top.h5", noTopMd5, $"nasnet_{size}_no_top.h5"), IncludesTop: false),
+            new(KerasFile("nasnet", $"NASNet-{size}.h5", topMd5, $"nasnet_{size}.h5"), IncludesTop: true),
+        ],
+        FeatureLayer = featureLayer,
+        GenericFeatureBlock = genericBlock,
+        ImageNetTop1 = top1,
+    };
+
     public static IReadOnlyList<BackboneConfig> All { get; } =
     [
         MobileNetV2Row(1.0), MobileNetV2Row(0.35), MobileNetV2Row(0.5), MobileNetV2Row(0.75), MobileNetV2Row(1.3), MobileNetV2Row(1.4),
@@ -175,6 +197,9 @@ public static class BackboneRegistry
             Weights = KerasPair("xception", "xception_weights_tf_dim_ordering_tf_kernels", "0a58e3b7378bc2990ea3b43d5981f1f6", "b0042744bf5b25fce3cb969f33bebb97"),
             FeatureLayer = "block14_sepconv2_act", GenericFeatureBlock = "block12", ImageNetTop1 = 0.790,
         },
+        // The last normal cell before the last reduction is the last at 1/16 of the input.
+        NasNetRow("mobile", NASNet.NASNetMobile, 224, "020fb642bf7360b370c678b08e0adf61", "1ed92395b5b598bdda52abe5c0dbfd63", "activation_187", "normal_8", 0.744),
+        NasNetRow("large", NASNet.NASNetLarge, 331, "11577c9a518f0070763c2b964a382f17", "d81d89dc07e6e56530c4e77faddd61b5", "activation_259", "normal_12", 0.825),
         new()
         {
             Name = "small_cnn", Description = "The Keras blog's 3-conv baseline at 150x150, trained from scratch (no pretrained weights)",

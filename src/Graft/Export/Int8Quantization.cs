@@ -55,7 +55,7 @@ public sealed record Int8Calibration(int Images, IReadOnlyDictionary<string, flo
 /// activation layer taken in (quantized at the activation's range), so Keras trunks with separate batch-norm
 /// layers (MobileNetV2, MobileNet, ResNet50, InceptionV3) and folded ones (TFLite) both quantize; VGG too. A batch
 /// norm before its convolution (the pre-activation DenseNets and ResNetV2s) runs in float between quantized values;
-/// separable convolutions (Xception) have no int8 form.
+/// separable convolutions (Xception, NASNet) have no int8 form.
 /// </summary>
 public static class Int8Quantization
 {
