@@ -77,4 +77,14 @@ public sealed record BackboneConfig
         return usable.Where(w => w.InputSizes?.Contains(size) == true).Concat(usable.Where(w => w.InputSizes is null))
             .Concat(usable.Where(w => w.InputSizes is { } sizes && !sizes.Contains(size)));
     }
+
+    /// <summary>
+    /// The weight file loading uses for an input size: the first source already on this machine (mirror, Keras's
+    /// cache, Graft's cache), else the preferred one, to be downloaded; null when none serves (no top to be had).
+    /// </summary>
+    public WeightSource? SourceFor(AssetResolver resolver, int size, bool includeTop)
+    {
+        var sources = SourcesFor(size, includeTop).ToList();
+        return sources.FirstOrDefault(s => resolver.FindLocal(s.File) is not null) ?? sources.FirstOrDefault();
+    }
 }
