@@ -102,6 +102,42 @@ public class CliTests
         Assert.Equal("caffe", vgg.GetProperty("preprocessing").GetString());
     }
 
+    /// <summary>
+    /// Keras's parameters with the top, the trunk's GMACs and Keras's top-1 per network; the weight file named is the
+    /// one train loads at the default size (the _224_ file of a MobileNet, not its first-listed _96_ one; the Coral file
+    /// that is here for MobileNetV2 1.0).
+    /// </summary>
+    [Fact]
+    public void Models_names_the_weight_file_train_uses_with_parameters_gmacs_and_top1()
+    {
+        var run = GraftCli.Run(null, "models", "--json");
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        var backbones = JsonDocument.Parse(run.LastLine).RootElement.GetProperty("backbones").EnumerateArray()
+            .ToDictionary(b => b.GetProperty("name").GetString()!);
+        var resnet = backbones["resnet50"];
+        Assert.Equal(25_636_712, resnet.GetProperty("parameters").GetInt64());
+        Assert.Equal(23_587_712, resnet.GetProperty("parameters_without_top").GetInt64());
+        Assert.InRange(resnet.GetProperty("gmacs").GetDouble(), 3.85, 3.87);
+        Assert.Equal(0.749, resnet.GetProperty("imagenet_top1").GetDouble());
+        Assert.Equal("resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5", resnet.GetProperty("weights_file").GetString());
+        Assert.Equal("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5", backbones["mobilenet_v2_0.35"].GetProperty("weights_file").GetString());
+        Assert.Equal(JsonValueKind.Null, backbones["mobilenet_v2_0.35"].GetProperty("imagenet_top1").ValueKind);
+        Assert.EndsWith("tf2_mobilenet_v2_1.0_224_ptq.tflite", backbones["mobilenet_v2"].GetProperty("weights_path").GetString());
+        Assert.Equal("nasnet_large_no_top.h5", backbones["nasnet_large"].GetProperty("weights_file").GetString()); // Keras's cache name
+        Assert.Contains("https://keras.io/api/applications/", run.Stderr); // the human lines, beside --json
+    }
+
+    [Fact]
+    public void Doctor_says_where_the_default_backbones_weights_are()
+    {
+        var run = GraftCli.Run(null, "doctor", "--json");
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        var backbone = JsonDocument.Parse(run.LastLine).RootElement.GetProperty("default_backbone");
+        Assert.Equal("mobilenet_v2", backbone.GetProperty("name").GetString());
+        Assert.EndsWith("tf2_mobilenet_v2_1.0_224_ptq.tflite", backbone.GetProperty("weights_path").GetString());
+        Assert.Contains("default backbone: mobilenet_v2, weights here: ", run.Stderr);
+    }
+
     [Fact]
     public void Embed_writes_pooled_features_as_json_and_npy()
     {

@@ -80,14 +80,16 @@ public class GraphCostTests
     [InlineData("vgg16", 224, 15.3e9)]        // He et al. 2015: VGG-16 15.3 billion (conv layers; 15.47 with the dense top)
     [InlineData("vgg19", 224, 19.6e9)]        // He et al. 2015: VGG-19 19.6 billion
     [InlineData("resnet50", 224, 3.8e9)]      // He et al. 2015, Table 1: 3.8 x 10^9
+    [InlineData("resnet101", 224, 7.6e9)]     // ibid.: 7.6 x 10^9
+    [InlineData("resnet152", 224, 11.3e9)]    // ibid.: 11.3 x 10^9
+    [InlineData("nasnet_mobile", 224, 564e6)] // Zoph et al. 2018, Table 2: NASNet-A (4 @ 1056) 564 M mult-adds
+    [InlineData("nasnet_large", 331, 23.8e9)] // ibid.: NASNet-A (6 @ 4032) 23.8 B
     [InlineData("mobilenet_v2", 224, 300e6)]  // Sandler et al. 2018 / TF-slim: 300 M multiply-adds
     [InlineData("mobilenet_v2_1.4", 224, 582e6)] // TF-slim table: 582 M
     [InlineData("mobilenet", 224, 569e6)]     // Howard et al. 2017, Table 8: 569 M mult-adds
     public void Published_multiply_accumulates(string name, int size, double published)
     {
-        Engine.TorchRuntime.EnsureInitialized();
-        using var network = BackboneRegistry.Get(name).Build(new ArchitectureOptions(size));
-        var macs = GraphCost.Of(network).MultiplyAccumulates;
+        var macs = NetworkFacts.Inspect(BackboneRegistry.Get(name), new ArchitectureOptions(size), n => GraphCost.Of(n).MultiplyAccumulates);
         Assert.InRange(macs / published, 0.98, 1.02);
     }
 

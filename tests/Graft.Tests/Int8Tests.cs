@@ -65,11 +65,14 @@ public class Int8Tests
 
     /// <summary>
     /// Zero padding before max pooling, residual additions, average pooling and concatenation map too: the first blocks
-    /// of ResNet50 and InceptionV3 (fresh weights, separate batch norm) stay close to float.
+    /// of each family (fresh weights, separate batch norm) stay close to float.
     /// </summary>
     [Theory]
     [InlineData("resnet50", 64, "conv2_block2_out")]
     [InlineData("inception_v3", 75, "mixed1")]
+    [InlineData("resnet50_v2", 64, "conv2_block3_out")] // batch norm before its convolution, in float between quantized values; a 1x1 max pooling at stride 2
+    [InlineData("densenet121", 64, "pool2_pool")] // the same, within dense concatenation
+    [InlineData("inception_resnet_v2", 75, "block35_2_ac")] // the scaled residual sum
     public async Task Pooling_concatenation_and_residual_trunks_quantize(string name, int size, string through)
     {
         manual_seed(1);

@@ -66,7 +66,8 @@ public static class KerasReference
 
     /// <summary>Every case the tests use (the generator's extra resnet50_legacy_nopad follows a Keras topology Graft does not build).</summary>
     static readonly string[] Cases =
-        ["vgg16", "vgg19", "resnet50", "resnet50_legacy", "inception_v3", "xception", "mobilenet_a025_67", "mobilenet_a050_64_top", "mobilenet_v2_a035_67", "mobilenet_v2_a100_64"];
+        ["vgg16", "vgg19", "resnet50", "resnet50_legacy", "inception_v3", "xception", "mobilenet_a025_67", "mobilenet_a050_64_top", "mobilenet_v2_a035_67", "mobilenet_v2_a100_64",
+         "densenet121", "resnet50_v2", "inception_resnet_v2", "nasnet_mobile"];
 
     /// <summary>Runs node or npm; a failure throws with what it printed.</summary>
     public static void Run(string program, string[] args, string workingDirectory)
@@ -132,6 +133,14 @@ public class KerasReferenceTests
     [InlineData("mobilenet_v2_a035_67", "keras_legacy")]
     [InlineData("mobilenet_v2_a035_67", "tfjs")]
     [InlineData("mobilenet_v2_a100_64", "keras_legacy")]
+    [InlineData("densenet121", "keras_legacy")]
+    [InlineData("densenet121", "tfjs")]
+    [InlineData("resnet50_v2", "keras_legacy")]
+    [InlineData("resnet50_v2", "tfjs")]
+    [InlineData("inception_resnet_v2", "keras_legacy")]
+    [InlineData("inception_resnet_v2", "tfjs")]
+    [InlineData("nasnet_mobile", "keras_legacy")]
+    [InlineData("nasnet_mobile", "tfjs")]
     public void Features_match_the_independent_implementation(string testCase, string file)
     {
         using var backbone = Load(testCase, file);
@@ -162,6 +171,10 @@ public class KerasReferenceTests
     [InlineData("mobilenet_a050_64_top")]
     [InlineData("mobilenet_v2_a035_67")]
     [InlineData("mobilenet_v2_a100_64")]
+    [InlineData("densenet121")]
+    [InlineData("resnet50_v2")]
+    [InlineData("inception_resnet_v2")]
+    [InlineData("nasnet_mobile")]
     public void Summary_lists_the_layers_keras_lists(string testCase)
     {
         var manifest = KerasReference.Manifest(testCase);
@@ -206,6 +219,9 @@ public class KerasReferenceTests
     [InlineData("vgg19", "keras_legacy", Strategies.FeatureExtraction, null)]
     [InlineData("mobilenet_a025_67", "tfjs", Strategies.FeatureExtraction, null)]
     [InlineData("mobilenet_v2_a035_67", "keras_legacy", Strategies.FineTune, "block_15")]
+    [InlineData("densenet121", "keras_legacy", Strategies.FineTune, "conv5_block16_1_conv")]
+    [InlineData("resnet50_v2", "tfjs", Strategies.FeatureExtraction, null)]
+    [InlineData("nasnet_mobile", "keras_legacy", Strategies.FineTune, "normal_conv_1_12")] // each cell reads the two before: no layer splits NASNet, its frozen cells run in libtorch too
     public async Task Every_network_trains_on_photos_and_round_trips(string testCase, string file, string strategy, string? unfreezeFrom)
     {
         using var dir = new TempDir();

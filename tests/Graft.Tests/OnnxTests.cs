@@ -131,6 +131,30 @@ public class OnnxTests
         Assert.True(difference < Tolerance, $"max |ONNX - TorchSharp| = {difference}");
     }
 
+    /// <summary>
+    /// The primitives the classic families added — dense concatenation, pre-activation batch norm, a 1x1 pooling at
+    /// stride 2, the scaled residual sum, NASNet's pad-and-crop shift and strided separable convolutions — give ONNX
+    /// Runtime libtorch's feature maps (fresh weights, odd sizes; relative to the features' scale).
+    /// </summary>
+    [Theory]
+    [InlineData("densenet121", 65)]
+    [InlineData("resnet50_v2", 65)]
+    [InlineData("inception_resnet_v2", 75)]
+    [InlineData("nasnet_mobile", 63)]
+    public void Every_classic_family_runs_the_same_in_onnx_runtime(string name, int size)
+    {
+        manual_seed(11);
+        using var network = Networks.Build(name, size);
+        using var onnx = new OnnxTrunkRunner(network, size, pooling: null);
+        using var scope = NewDisposeScope();
+        var images = randn(2, 3, size, size);
+        var expected = new TorchTrunkRunner(network, pooling: null).Features(images);
+        var actual = onnx.Features(images);
+        Assert.Equal(expected.shape, actual.shape);
+        float difference = (actual - expected).abs().max().item<float>() / expected.abs().max().item<float>();
+        Assert.True(difference < Tolerance, $"max |ONNX - TorchSharp| / max |TorchSharp| = {difference}");
+    }
+
     [Fact]
     public void Onnx_trunk_runner_flattens_like_the_torch_runner()
     {

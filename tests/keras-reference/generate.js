@@ -12,7 +12,7 @@
 
 import * as tf from '@tensorflow/tfjs';
 import * as h5wasm from 'h5wasm/node';
-import { KerasGlobalAveragePooling2D, quietTf } from './tfjs-keras-compat.js';
+import { CustomScaleLayer, KerasGlobalAveragePooling2D, quietTf } from './tfjs-keras-compat.js';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -85,7 +85,12 @@ const AUTO_PREFIX = {
   reshape: 'reshape',
   dense: 'dense',
   globalAveragePooling2d: 'global_average_pooling2d',
+  cropping2D: 'cropping2d',
+  customScale: 'custom_scale_layer',
 };
+
+// Layers tfjs lacks or builds differently, by kind (see tfjs-keras-compat.js).
+const COMPAT_LAYERS = { globalAveragePooling2d: KerasGlobalAveragePooling2D, customScale: CustomScaleLayer };
 
 class Builder {
   // autoBase 0: tf.keras 2.x / Keras 3 (conv2d, conv2d_1, ...)
@@ -107,7 +112,7 @@ class Builder {
   L(kind, args, inputs) {
     const a = { ...args };
     if (a.name == null) a.name = this.autoName(kind);
-    const layer = kind === 'globalAveragePooling2d' ? new KerasGlobalAveragePooling2D(a) : tf.layers[kind](a);
+    const layer = COMPAT_LAYERS[kind] ? new COMPAT_LAYERS[kind](a) : tf.layers[kind](a);
     const out = layer.apply(inputs);
     this.ops.push({ layer, inputs: Array.isArray(inputs) ? inputs : [inputs], output: out });
     return out;
@@ -497,16 +502,19 @@ function makeDivisible(v, divisor, minValue) {
   return newV;
 }
 
+// keras/src/applications/imagenet_utils.py correct_pad: TF SAME padding for a
+// k x k window at stride 2, made explicit.
+function correctPad(x, k) {
+  const [, h, w] = x.shape;
+  const adjust = [1 - (h % 2), 1 - (w % 2)];
+  const c = Math.floor(k / 2);
+  return [[c - adjust[0], c], [c - adjust[1], c]];
+}
+
 // keras/src/applications/mobilenet_v2.py
 function MobileNetV2(b, { alpha }) {
   const ax = -1;
   const bn = (x, name) => b.bn(x, { axis: ax, epsilon: 1e-3, momentum: 0.999, name });
-  const correctPad = (x, k) => {
-    const [, h, w] = x.shape;
-    const adjust = [1 - (h % 2), 1 - (w % 2)];
-    const c = Math.floor(k / 2);
-    return [[c - adjust[0], c], [c - adjust[1], c]];
-  };
   const invRes = (inputs, expansion, stride, filters, blockId) => {
     const inChannels = inputs.shape[inputs.shape.length - 1];
     const pwFilters = makeDivisible(Math.trunc(filters * alpha), 8);
@@ -544,6 +552,226 @@ function MobileNetV2(b, { alpha }) {
   return { features: x };
 }
 
+// keras/src/applications/densenet.py
+function DenseNet(b, blocks) {
+  const eps = 1.001e-5;
+  const convBlock = (x, name) => {
+    let x1 = b.bn(x, { axis: 3, epsilon: eps, name: `${name}_0_bn` });
+    x1 = b.act(x1, 'relu', `${name}_0_relu`);
+    x1 = b.conv(x1, 4 * 32, 1, { useBias: false, name: `${name}_1_conv` });
+    x1 = b.bn(x1, { axis: 3, epsilon: eps, name: `${name}_1_bn` });
+    x1 = b.act(x1, 'relu', `${name}_1_relu`);
+    x1 = b.conv(x1, 32, 3, { padding: 'same', useBias: false, name: `${name}_2_conv` });
+    return b.concat([x, x1], 3, `${name}_concat`);
+  };
+  const transition = (x, reduction, name) => {
+    x = b.bn(x, { axis: 3, epsilon: eps, name: `${name}_bn` });
+    x = b.act(x, 'relu', `${name}_relu`);
+    x = b.conv(x, Math.trunc(x.shape[3] * reduction), 1, { useBias: false, name: `${name}_conv` });
+    return b.avgPool(x, 2, 2, 'valid', `${name}_pool`);
+  };
+  let x = b.zpad(b.input, [[3, 3], [3, 3]]);
+  x = b.conv(x, 64, 7, { strides: 2, useBias: false, name: 'conv1_conv' });
+  x = b.bn(x, { axis: 3, epsilon: eps, name: 'conv1_bn' });
+  x = b.act(x, 'relu', 'conv1_relu');
+  x = b.zpad(x, [[1, 1], [1, 1]]);
+  x = b.maxPool(x, 3, 2, 'valid', 'pool1');
+  blocks.forEach((n, stage) => {
+    for (let i = 1; i <= n; i++) x = convBlock(x, `conv${stage + 2}_block${i}`);
+    if (stage < blocks.length - 1) x = transition(x, 0.5, `pool${stage + 2}`);
+  });
+  x = b.bn(x, { axis: 3, epsilon: eps, name: 'bn' });
+  x = b.act(x, 'relu', 'relu');
+  return { features: x };
+}
+
+// keras/src/applications/resnet.py: ResNet(..., preact=True, use_bias=True),
+// residual_block_v2 / stack_residual_blocks_v2, as resnet_v2.py calls them.
+function ResNetV2(b, blocks) {
+  const eps = 1.001e-5;
+  const block2 = (x, filters, { kernel = 3, stride = 1, convShortcut = false, name }) => {
+    let preact = b.bn(x, { axis: 3, epsilon: eps, name: `${name}_preact_bn` });
+    preact = b.act(preact, 'relu', `${name}_preact_relu`);
+    let shortcut;
+    if (convShortcut) shortcut = b.conv(preact, 4 * filters, 1, { strides: stride, name: `${name}_0_conv` });
+    else shortcut = stride > 1 ? b.maxPool(x, 1, stride) : x;
+    let y = b.conv(preact, filters, 1, { strides: 1, useBias: false, name: `${name}_1_conv` });
+    y = b.bn(y, { axis: 3, epsilon: eps, name: `${name}_1_bn` });
+    y = b.act(y, 'relu', `${name}_1_relu`);
+    y = b.zpad(y, [[1, 1], [1, 1]], `${name}_2_pad`);
+    y = b.conv(y, filters, kernel, { strides: stride, useBias: false, name: `${name}_2_conv` });
+    y = b.bn(y, { axis: 3, epsilon: eps, name: `${name}_2_bn` });
+    y = b.act(y, 'relu', `${name}_2_relu`);
+    y = b.conv(y, 4 * filters, 1, { name: `${name}_3_conv` });
+    return b.add([shortcut, y], `${name}_out`);
+  };
+  const stack2 = (x, filters, n, stride1, name) => {
+    x = block2(x, filters, { convShortcut: true, name: `${name}_block1` });
+    for (let i = 2; i < n; i++) x = block2(x, filters, { name: `${name}_block${i}` });
+    return block2(x, filters, { stride: stride1, name: `${name}_block${n}` });
+  };
+  let x = b.zpad(b.input, [[3, 3], [3, 3]], 'conv1_pad');
+  x = b.conv(x, 64, 7, { strides: 2, useBias: true, name: 'conv1_conv' });
+  x = b.zpad(x, [[1, 1], [1, 1]], 'pool1_pad');
+  x = b.maxPool(x, 3, 2, 'valid', 'pool1_pool');
+  x = stack2(x, 64, blocks[0], 2, 'conv2');
+  x = stack2(x, 128, blocks[1], 2, 'conv3');
+  x = stack2(x, 256, blocks[2], 2, 'conv4');
+  x = stack2(x, 512, blocks[3], 1, 'conv5');
+  x = b.bn(x, { axis: 3, epsilon: eps, name: 'post_bn' });
+  x = b.act(x, 'relu', 'post_relu');
+  return { features: x };
+}
+
+// keras/src/applications/inception_resnet_v2.py. conv2d_bn: Conv2D(use_bias),
+// then (without bias) BatchNormalization(scale=False) and the activation, named
+// name, name_bn, name_ac or automatically; CustomScaleLayer unnamed.
+function InceptionResNetV2(b) {
+  const cbn = (x, filters, kernel, { strides = 1, padding = 'same', activation = 'relu', useBias = false, name } = {}) => {
+    x = b.conv(x, filters, kernel, { strides, padding, useBias, name });
+    if (!useBias) x = b.bn(x, { axis: 3, scale: false, name: name ? `${name}_bn` : undefined });
+    if (activation) x = b.act(x, activation, name ? `${name}_ac` : undefined);
+    return x;
+  };
+  const block = (x, scale, type, idx, activation = 'relu') => {
+    let branches;
+    if (type === 'block35') {
+      const b0 = cbn(x, 32, 1);
+      const b1 = cbn(cbn(x, 32, 1), 32, 3);
+      const b2 = cbn(cbn(cbn(x, 32, 1), 48, 3), 64, 3);
+      branches = [b0, b1, b2];
+    } else if (type === 'block17') {
+      const b0 = cbn(x, 192, 1);
+      const b1 = cbn(cbn(cbn(x, 128, 1), 160, [1, 7]), 192, [7, 1]);
+      branches = [b0, b1];
+    } else {
+      const b0 = cbn(x, 192, 1);
+      const b1 = cbn(cbn(cbn(x, 192, 1), 224, [1, 3]), 256, [3, 1]);
+      branches = [b0, b1];
+    }
+    const name = `${type}_${idx}`;
+    const mixed = b.concat(branches, 3, `${name}_mixed`);
+    const up = cbn(mixed, x.shape[3], 1, { activation: null, useBias: true, name: `${name}_conv` });
+    x = b.L('customScale', { scale }, [x, up]);
+    if (activation) x = b.act(x, activation, `${name}_ac`);
+    return x;
+  };
+  let x = cbn(b.input, 32, 3, { strides: 2, padding: 'valid' });
+  x = cbn(x, 32, 3, { padding: 'valid' });
+  x = cbn(x, 64, 3);
+  x = b.maxPool(x, 3, 2);
+  x = cbn(x, 80, 1, { padding: 'valid' });
+  x = cbn(x, 192, 3, { padding: 'valid' });
+  x = b.maxPool(x, 3, 2);
+  {
+    const b0 = cbn(x, 96, 1);
+    const b1 = cbn(cbn(x, 48, 1), 64, 5);
+    const b2 = cbn(cbn(cbn(x, 64, 1), 96, 3), 96, 3);
+    const bp = cbn(b.avgPool(x, 3, 1, 'same'), 64, 1);
+    x = b.concat([b0, b1, b2, bp], 3, 'mixed_5b');
+  }
+  for (let i = 1; i <= 10; i++) x = block(x, 0.17, 'block35', i);
+  {
+    const b0 = cbn(x, 384, 3, { strides: 2, padding: 'valid' });
+    const b1 = cbn(cbn(cbn(x, 256, 1), 256, 3), 384, 3, { strides: 2, padding: 'valid' });
+    const bp = b.maxPool(x, 3, 2, 'valid');
+    x = b.concat([b0, b1, bp], 3, 'mixed_6a');
+  }
+  for (let i = 1; i <= 20; i++) x = block(x, 0.1, 'block17', i);
+  {
+    const b0 = cbn(cbn(x, 256, 1), 384, 3, { strides: 2, padding: 'valid' });
+    const b1 = cbn(cbn(x, 256, 1), 288, 3, { strides: 2, padding: 'valid' });
+    const b2 = cbn(cbn(cbn(x, 256, 1), 288, 3), 320, 3, { strides: 2, padding: 'valid' });
+    const bp = b.maxPool(x, 3, 2, 'valid');
+    x = b.concat([b0, b1, b2, bp], 3, 'mixed_7a');
+  }
+  for (let i = 1; i <= 9; i++) x = block(x, 0.2, 'block8', i);
+  x = block(x, 1.0, 'block8', 10, null);
+  x = cbn(x, 1536, 1, { name: 'conv_7b' });
+  return { features: x };
+}
+
+// keras/src/applications/nasnet.py (NASNet-A): cells read the two cells before
+// them; _adjust_block fits the older one to the newer one's shape.
+function NASNet(b, { penultimateFilters, numBlocks, stemFilters, skipReduction, multiplier = 2 }) {
+  const bn = (x, name) => b.bn(x, { axis: -1, momentum: 0.9997, epsilon: 1e-3, name });
+  const sepBlock = (ip, filters, kernel = [3, 3], strides = [1, 1], id) => {
+    let x = b.act(ip, 'relu');
+    let pad = 'same';
+    if (strides[0] === 2) {
+      x = b.zpad(x, correctPad(x, kernel[0]), `separable_conv_1_pad_${id}`);
+      pad = 'valid';
+    }
+    x = b.sep(x, filters, kernel, { strides, padding: pad, useBias: false, name: `separable_conv_1_${id}` });
+    x = bn(x, `separable_conv_1_bn_${id}`);
+    x = b.act(x, 'relu');
+    x = b.sep(x, filters, kernel, { padding: 'same', useBias: false, name: `separable_conv_2_${id}` });
+    return bn(x, `separable_conv_2_bn_${id}`);
+  };
+  const adjust = (p, ip, filters, id) => {
+    if (p == null) return ip;
+    if (p.shape[2] !== ip.shape[2]) {
+      p = b.act(p, 'relu', `adjust_relu_1_${id}`);
+      let p1 = b.avgPool(p, [1, 1], [2, 2], 'valid', `adjust_avg_pool_1_${id}`);
+      p1 = b.conv(p1, Math.floor(filters / 2), [1, 1], { padding: 'same', useBias: false, name: `adjust_conv_1_${id}` });
+      let p2 = b.zpad(p, [[0, 1], [0, 1]]);
+      p2 = b.L('cropping2D', { cropping: [[1, 0], [1, 0]] }, p2);
+      p2 = b.avgPool(p2, [1, 1], [2, 2], 'valid', `adjust_avg_pool_2_${id}`);
+      p2 = b.conv(p2, Math.floor(filters / 2), [1, 1], { padding: 'same', useBias: false, name: `adjust_conv_2_${id}` });
+      return bn(b.concat([p1, p2], -1), `adjust_bn_${id}`);
+    }
+    if (p.shape[3] !== filters) {
+      p = b.act(p, 'relu');
+      p = b.conv(p, filters, [1, 1], { padding: 'same', useBias: false, name: `adjust_conv_projection_${id}` });
+      return bn(p, `adjust_bn_${id}`);
+    }
+    return p;
+  };
+  const normal = (ip, p, filters, id) => {
+    p = adjust(p, ip, filters, id);
+    let h = b.act(ip, 'relu');
+    h = b.conv(h, filters, [1, 1], { padding: 'same', useBias: false, name: `normal_conv_1_${id}` });
+    h = bn(h, `normal_bn_1_${id}`);
+    const x1 = b.add([sepBlock(h, filters, [5, 5], [1, 1], `normal_left1_${id}`), sepBlock(p, filters, [3, 3], [1, 1], `normal_right1_${id}`)], `normal_add_1_${id}`);
+    const x2 = b.add([sepBlock(p, filters, [5, 5], [1, 1], `normal_left2_${id}`), sepBlock(p, filters, [3, 3], [1, 1], `normal_right2_${id}`)], `normal_add_2_${id}`);
+    const x3 = b.add([b.avgPool(h, [3, 3], [1, 1], 'same', `normal_left3_${id}`), p], `normal_add_3_${id}`);
+    const x4 = b.add([b.avgPool(p, [3, 3], [1, 1], 'same', `normal_left4_${id}`), b.avgPool(p, [3, 3], [1, 1], 'same', `normal_right4_${id}`)], `normal_add_4_${id}`);
+    const x5 = b.add([sepBlock(h, filters, [3, 3], [1, 1], `normal_left5_${id}`), h], `normal_add_5_${id}`);
+    return [b.concat([p, x1, x2, x3, x4, x5], -1, `normal_concat_${id}`), ip];
+  };
+  const reduction = (ip, p, filters, id) => {
+    p = adjust(p, ip, filters, id);
+    let h = b.act(ip, 'relu');
+    h = b.conv(h, filters, [1, 1], { padding: 'same', useBias: false, name: `reduction_conv_1_${id}` });
+    h = bn(h, `reduction_bn_1_${id}`);
+    const h3 = b.zpad(h, correctPad(h, 3), `reduction_pad_1_${id}`);
+    const x1 = b.add([sepBlock(h, filters, [5, 5], [2, 2], `reduction_left1_${id}`), sepBlock(p, filters, [7, 7], [2, 2], `reduction_right1_${id}`)], `reduction_add_1_${id}`);
+    const x2 = b.add([b.maxPool(h3, [3, 3], [2, 2], 'valid', `reduction_left2_${id}`), sepBlock(p, filters, [7, 7], [2, 2], `reduction_right2_${id}`)], `reduction_add_2_${id}`);
+    const x3 = b.add([b.avgPool(h3, [3, 3], [2, 2], 'valid', `reduction_left3_${id}`), sepBlock(p, filters, [5, 5], [2, 2], `reduction_right3_${id}`)], `reduction_add3_${id}`);
+    const x4 = b.add([x2, b.avgPool(x1, [3, 3], [1, 1], 'same', `reduction_left4_${id}`)]);
+    const x5 = b.add([sepBlock(x1, filters, [3, 3], [1, 1], `reduction_left4_${id}`), b.maxPool(h3, [3, 3], [2, 2], 'valid', `reduction_right5_${id}`)], `reduction_add4_${id}`);
+    return [b.concat([x2, x3, x4, x5], -1, `reduction_concat_${id}`), ip];
+  };
+  const filters = Math.floor(penultimateFilters / 24);
+  let x = b.conv(b.input, stemFilters, [3, 3], { strides: [2, 2], padding: 'valid', useBias: false, name: 'stem_conv1' });
+  x = bn(x, 'stem_bn1');
+  let p = null;
+  let p0;
+  [x, p] = reduction(x, p, Math.floor(filters / multiplier ** 2), 'stem_1');
+  [x, p] = reduction(x, p, Math.floor(filters / multiplier), 'stem_2');
+  for (let i = 0; i < numBlocks; i++) [x, p] = normal(x, p, filters, `${i}`);
+  [x, p0] = reduction(x, p, filters * multiplier, `reduce_${numBlocks}`);
+  if (!skipReduction) p = p0;
+  for (let i = 0; i < numBlocks; i++) [x, p] = normal(x, p, filters * multiplier, `${numBlocks + i + 1}`);
+  [x, p0] = reduction(x, p, filters * multiplier ** 2, `reduce_${2 * numBlocks}`);
+  if (!skipReduction) p = p0;
+  for (let i = 0; i < numBlocks; i++) [x, p] = normal(x, p, filters * multiplier ** 2, `${2 * numBlocks + i + 1}`);
+  x = b.act(x, 'relu');
+  return { features: x };
+}
+const NASNET_MOBILE = { penultimateFilters: 1056, numBlocks: 4, stemFilters: 32, skipReduction: false };
+const NASNET_LARGE = { penultimateFilters: 4032, numBlocks: 6, stemFilters: 96, skipReduction: true };
+
 // ---------------------------------------------------------------------------
 // Cases
 // ---------------------------------------------------------------------------
@@ -558,6 +786,10 @@ const KERAS_SOURCES = {
   xception: 'keras/src/applications/xception.py',
   mobilenet: 'keras/src/applications/mobilenet.py',
   mobilenet_v2: 'keras/src/applications/mobilenet_v2.py',
+  densenet121: 'keras/src/applications/densenet.py',
+  resnet50_v2: 'keras/src/applications/resnet_v2.py (resnet.py: stack_residual_blocks_v2 / residual_block_v2)',
+  inception_resnet_v2: 'keras/src/applications/inception_resnet_v2.py',
+  nasnet_mobile: 'keras/src/applications/nasnet.py (NASNetMobile)',
 };
 
 const CASES = [
@@ -590,6 +822,11 @@ const CASES = [
     name: 'mobilenet_v2_a100_64', arch: 'mobilenet_v2', alpha: 1.0, size: 64, seed: 10064,
     build: (b) => MobileNetV2(b, { alpha: 1.0 }), modelName: 'mobilenetv2_1.00_64',
   },
+  { name: 'densenet121', arch: 'densenet121', size: 65, seed: 12165, build: (b) => DenseNet(b, [6, 12, 24, 16]), modelName: 'densenet121' },
+  { name: 'resnet50_v2', arch: 'resnet50_v2', size: 65, seed: 5265, build: (b) => ResNetV2(b, [3, 4, 6, 3]), modelName: 'resnet50v2' },
+  { name: 'inception_resnet_v2', arch: 'inception_resnet_v2', size: 75, seed: 7575, build: InceptionResNetV2, modelName: 'inception_resnet_v2' },
+  // 63 → 31 after the stem: odd there (correct_pad adds nothing before), even from stem_2 on (one less before).
+  { name: 'nasnet_mobile', arch: 'nasnet_mobile', size: 63, seed: 6363, build: (b) => NASNet(b, NASNET_MOBILE), modelName: 'NASNet' },
 ];
 
 // Keras's published parameter totals (include_top=False), checked by --verify-params at 224.
@@ -605,6 +842,15 @@ const PUBLISHED_NOTOP = [
   { arch: 'MobileNet 1.0 with top', total: 4253864, build: (b) => MobileNet(b, { alpha: 1.0, includeTop: true }), size: 224, top: true },
   { arch: 'MobileNetV2 1.0', total: 2257984, build: (b) => MobileNetV2(b, { alpha: 1.0 }), size: 224 },
   { arch: 'MobileNetV2 0.35', total: 410208, build: (b) => MobileNetV2(b, { alpha: 0.35 }), size: 224 },
+  { arch: 'DenseNet121', total: 7037504, build: (b) => DenseNet(b, [6, 12, 24, 16]), size: 224 },
+  { arch: 'DenseNet169', total: 12642880, build: (b) => DenseNet(b, [6, 12, 32, 32]), size: 224 },
+  { arch: 'DenseNet201', total: 18321984, build: (b) => DenseNet(b, [6, 12, 48, 32]), size: 224 },
+  { arch: 'ResNet50V2', total: 23564800, build: (b) => ResNetV2(b, [3, 4, 6, 3]), size: 224 },
+  { arch: 'ResNet101V2', total: 42626560, build: (b) => ResNetV2(b, [3, 4, 23, 3]), size: 224 },
+  { arch: 'ResNet152V2', total: 58331648, build: (b) => ResNetV2(b, [3, 8, 36, 3]), size: 224 },
+  { arch: 'InceptionResNetV2', total: 54336736, build: InceptionResNetV2, size: 299 },
+  { arch: 'NASNetMobile', total: 4269716, build: (b) => NASNet(b, NASNET_MOBILE), size: 224 },
+  { arch: 'NASNetLarge', total: 84916818, build: (b) => NASNet(b, NASNET_LARGE), size: 331 },
 ];
 
 // ---------------------------------------------------------------------------
@@ -897,6 +1143,18 @@ function selfCheck() {
           for (let xx = 0; xx < H; xx++)
             for (let c = 0; c < C; c++) wantZ[((n * ph + y) * pw + xx + 2) * C + c] = xData[((n * H + y) * H + xx) * C + c];
       check('zeroPadding2d ((0,1),(2,3))', zd, wantZ);
+      // Cropping2D ((1,0),(2,1)) drops the first row and two first columns and the last column.
+      const cropped = tf.layers.cropping2D({ cropping: [[1, 0], [2, 1]] }).apply(x).dataSync();
+      const wantC = new Float32Array(2 * (H - 1) * (H - 3) * C);
+      for (let n = 0; n < 2; n++)
+        for (let y = 1; y < H; y++)
+          for (let xx = 2; xx < H - 1; xx++)
+            for (let c = 0; c < C; c++) wantC[((n * (H - 1) + y - 1) * (H - 3) + xx - 2) * C + c] = xData[((n * H + y) * H + xx) * C + c];
+      check('cropping2d ((1,0),(2,1))', cropped, wantC);
+      // CustomScaleLayer: inputs[0] + inputs[1] * scale
+      const scaled = new CustomScaleLayer({ scale: 0.17 }).apply([x, big]).dataSync();
+      const bd = big.dataSync();
+      check('custom scale 0.17', scaled, xData.map((v, i) => v + bd[i] * 0.17));
     }
     x.dispose();
   }

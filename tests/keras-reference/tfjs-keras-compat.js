@@ -38,6 +38,32 @@ export class KerasGlobalAveragePooling2D extends BaseGAP {
 KerasGlobalAveragePooling2D.className = 'GlobalAveragePooling2D';
 tf.serialization.registerClass(KerasGlobalAveragePooling2D);
 
+// Keras's InceptionResNetV2 adds each block's branch scaled to its input with
+// an unnamed CustomScaleLayer (inputs[0] + inputs[1] * scale; a Lambda named
+// after its block before Keras 2.13); tfjs has no such layer. Registered under
+// Keras's class name with its "scale" config, so model.json round-trips once
+// this module is imported.
+export class CustomScaleLayer extends tf.layers.Layer {
+  constructor(args) {
+    super(args);
+    this.scale = args.scale;
+  }
+
+  computeOutputShape(inputShape) {
+    return inputShape[0];
+  }
+
+  call(inputs) {
+    return tf.tidy(() => tf.add(inputs[0], tf.mul(inputs[1], this.scale)));
+  }
+
+  getConfig() {
+    return { ...super.getConfig(), scale: this.scale };
+  }
+}
+CustomScaleLayer.className = 'CustomScaleLayer';
+tf.serialization.registerClass(CustomScaleLayer);
+
 // Pure-JS CPU backend, without the "install tfjs-node" banner (PROD only
 // silences tfjs warnings; it changes no arithmetic).
 export async function quietTf() {

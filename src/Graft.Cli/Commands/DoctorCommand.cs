@@ -1,5 +1,6 @@
 using Spectre.Console;
 using System.CommandLine;
+using Graft.Backbones;
 using Graft.Engine;
 using Graft.Weights;
 using Graft.Runtime;
@@ -11,11 +12,13 @@ public static class DoctorCommand
     public static Command Create()
     {
         var json = Cli.JsonOption();
-        var command = new Command("doctor", "Check the engine set-up: native library, allocator, threads, asset mirrors, Keras's cache, Graft's cache.") { json };
+        var command = new Command("doctor", "Check the engine set-up: native library, allocator, threads, asset mirrors, Keras's cache, Graft's cache, the default backbone's weights.") { json };
         command.SetHandler((parse, _) =>
         {
             TorchRuntime.EnsureInitialized();
             var resolver = Cli.Assets;
+            var backbone = BackboneRegistry.Default;
+            var weights = backbone.SourceFor(resolver, backbone.InputSize, includeTop: false)!;
             var report = new
             {
                 native_library = NativeLibraryFix.Status,
@@ -26,6 +29,7 @@ public static class DoctorCommand
                 asset_mirrors = resolver.SearchRoots,
                 keras_cache = resolver.KerasCacheFolders.Where(Directory.Exists).ToList(),
                 cache = resolver.CacheRoot,
+                default_backbone = new { name = backbone.Name, weights_file = weights.File.FileName, weights_path = resolver.FindLocal(weights.File) },
             };
             Cli.Out.MarkupLine($"native library: {Cli.Escape(report.native_library)}");
             Cli.Out.MarkupLine($"allocator:      {Cli.Escape(report.allocator_detail)}");
@@ -33,6 +37,11 @@ public static class DoctorCommand
             Cli.Out.MarkupLine($"asset mirrors:  {Cli.Escape(string.Join(", ", report.asset_mirrors.DefaultIfEmpty("(none)")))}");
             Cli.Out.MarkupLine($"keras cache:    {Cli.Escape(string.Join(", ", report.keras_cache.DefaultIfEmpty($"(none; looked in {string.Join(", ", resolver.KerasCacheFolders)})")))}");
             Cli.Out.MarkupLine($"cache:          {Cli.Escape(report.cache)}");
+            Cli.Out.MarkupLine(report.default_backbone.weights_path is { } here
+                ? $"default backbone: {backbone.Name}, weights here: {Cli.Escape(here)}"
+                : $"default backbone: {backbone.Name}, [yellow]weights missing[/]: {Cli.Escape(weights.File.FileName)} is not on this machine" +
+                  (resolver.AllowDownload ? $"; train downloads it on first use. Offline: {Cli.Escape(resolver.HowToGet(weights.File))}"
+                      : $" and downloads are disabled (GRAFT_OFFLINE). {Cli.Escape(resolver.HowToGet(weights.File))}"));
             if (parse.GetValue(json)) Cli.WriteJson(report);
             return Task.CompletedTask;
         });

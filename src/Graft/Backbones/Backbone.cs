@@ -73,12 +73,9 @@ public sealed class Backbone : IDisposable
     {
         if (!config.Pretrained)
             throw new GraftException($"{config.Name} has no pretrained weights.", "Use it with --strategy scratch, or pick a pretrained backbone (graft models).");
-        var sources = config.SourcesFor(size, includeTop).ToList();
-        if (sources.Count == 0)
-            throw new GraftException($"{config.Name} has no weight file with the ImageNet top.", "Use it without the top (feature extraction), or pass --weights FILE.");
-        // A file already on this machine wins (mirror, Keras's cache, Graft's cache); else the preferred one is fetched.
-        var local = sources.FirstOrDefault(s => resolver.FindLocal(s.File) is not null);
-        return resolver.Resolve((local ?? sources[0]).File);
+        var source = config.SourceFor(resolver, size, includeTop)
+            ?? throw new GraftException($"{config.Name} has no weight file with the ImageNet top.", "Use it without the top (feature extraction), or pass --weights FILE.");
+        return resolver.Resolve(source.File);
     }
 
     /// <summary>The number of classes of the file's classifier: its last weighted layer's bias.</summary>

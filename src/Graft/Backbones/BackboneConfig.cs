@@ -14,6 +14,8 @@ public enum Preprocessing
     Tf,
     /// <summary>x / 255 (the from-scratch network).</summary>
     Unit,
+    /// <summary>x / 255, minus the ImageNet mean (0.485, 0.456, 0.406), over its std (0.229, 0.224, 0.225) per RGB channel (DenseNet).</summary>
+    Torch,
 }
 
 /// <summary>
@@ -48,6 +50,11 @@ public sealed record BackboneConfig
     public Asset? Labels { get; init; } = BackboneRegistry.ImageNetLabels;
     /// <summary>The backbone used when none is named.</summary>
     public bool IsDefault { get; init; }
+    /// <summary>
+    /// Keras's published ImageNet top-1 accuracy of the network with its weights (keras.io/api/applications; for the
+    /// MobileNetV3s the table in Keras's docstring), 0..1; null where Keras publishes none (other widths, other weights).
+    /// </summary>
+    public double? ImageNetTop1 { get; init; }
 
     public bool Pretrained => Weights.Count > 0;
 
@@ -57,6 +64,8 @@ public sealed record BackboneConfig
         // Mean and std are in the network's channel order (BGR for caffe).
         Preprocessing.Caffe => new ImageSpec(size, [103.939f, 116.779f, 123.68f], [1f, 1f, 1f]) { Bgr = true },
         Preprocessing.Unit => ImageSpec.Uniform(size, 0, 255),
+        // Keras divides by 255 first; the same map on 0..255 pixels has mean and std 255 times as large.
+        Preprocessing.Torch => new ImageSpec(size, [0.485f * 255, 0.456f * 255, 0.406f * 255], [0.229f * 255, 0.224f * 255, 0.225f * 255]),
         _ => ImageSpec.Uniform(size, 127.5f, 127.5f),
     };
 
@@ -67,5 +76,15 @@ public sealed record BackboneConfig
         // The file made for this size first (Keras's rule; MobileNets have one per size), then the rest in row order.
         return usable.Where(w => w.InputSizes?.Contains(size) == true).Concat(usable.Where(w => w.InputSizes is null))
             .Concat(usable.Where(w => w.InputSizes is { } sizes && !sizes.Contains(size)));
+    }
+
+    /// <summary>
+    /// The weight file loading uses for an input size: the first source already on this machine (mirror, Keras's
+    /// cache, Graft's cache), else the preferred one, to be downloaded; null when none serves (no top to be had).
+    /// </summary>
+    public WeightSource? SourceFor(AssetResolver resolver, int size, bool includeTop)
+    {
+        var sources = SourcesFor(size, includeTop).ToList();
+        return sources.FirstOrDefault(s => resolver.FindLocal(s.File) is not null) ?? sources.FirstOrDefault();
     }
 }

@@ -59,8 +59,8 @@ public sealed class GraphBuilder
     public int DepthwiseConv2D(string name, int x, int kernel, int strides = 1, Padding padding = Padding.Valid, bool useBias = true) =>
         Add(new DepthwiseConv2D(name, Channels(x), (kernel, kernel), (strides, strides), padding, useBias || FoldedBatchNorm, Layers.Activation.Linear), x);
 
-    public int SeparableConv2D(string name, int x, int filters, int kernel, Padding padding = Padding.Valid, bool useBias = true) =>
-        Add(new SeparableConv2D(name, Channels(x), filters, (kernel, kernel), (1, 1), padding, useBias || FoldedBatchNorm, Layers.Activation.Linear), x);
+    public int SeparableConv2D(string name, int x, int filters, int kernel, Padding padding = Padding.Valid, bool useBias = true, int strides = 1) =>
+        Add(new SeparableConv2D(name, Channels(x), filters, (kernel, kernel), (strides, strides), padding, useBias || FoldedBatchNorm, Layers.Activation.Linear), x);
 
     public int BatchNormalization(string name, int x, double epsilon = 1e-3, bool scale = true) =>
         FoldedBatchNorm ? x : Add(new BatchNormalization(name, Channels(x), epsilon, scale: scale), x);
@@ -79,7 +79,23 @@ public sealed class GraphBuilder
     public int ZeroPadding2D(string name, int x, (int Top, int Bottom) rows, (int Left, int Right) columns) =>
         Add(new ZeroPadding2D(name, rows.Top, rows.Bottom, columns.Left, columns.Right), x);
 
+    /// <summary>
+    /// Keras's <c>imagenet_utils.correct_pad</c> as a ZeroPadding2D: TensorFlow SAME's padding for a window of
+    /// <paramref name="kernel"/> at stride 2 on this map, made explicit before a VALID strided layer.
+    /// </summary>
+    public int CorrectPad(string name, int x, int kernel)
+    {
+        int after = kernel / 2, before = after - (1 - Size(x) % 2);
+        return ZeroPadding2D(name, x, (before, after), (before, after));
+    }
+
+    public int Cropping2D(string name, int x, (int Top, int Bottom) rows, (int Left, int Right) columns) =>
+        Add(new Cropping2D(name, rows.Top, rows.Bottom, columns.Left, columns.Right), x);
+
     public int Sum(string name, params int[] xs) => Add(new Add(name), xs);
+
+    /// <summary>x + branch · scale (InceptionResNetV2's <c>CustomScaleLayer</c>).</summary>
+    public int ScaledSum(string name, int x, int branch, double scale) => Add(new CustomScaleLayer(name, scale), x, branch);
     public int Concatenate(string name, params int[] xs) => Add(new Concatenate(name), xs);
     public int GlobalAveragePooling2D(string name, int x, bool keepDims = false) => Add(new GlobalAveragePooling2D(name, keepDims), x);
     public int Flatten(string name, int x) => Add(new Flatten(name), x);

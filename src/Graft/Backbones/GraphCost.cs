@@ -13,9 +13,9 @@ public sealed record LayerCost(string Name, string KerasClass, int InputSize, in
 /// Conv2D k_h·k_w·C_in·C_out·H_out·W_out; DepthwiseConv2D k_h·k_w·C·H_out·W_out; SeparableConv2D its depthwise
 /// window (at the stride) plus its 1x1 pointwise C_in·C_out·H_out·W_out; Dense in·out (per position on a map).
 /// Everything else — bias adds, batch norm (2 per element: scale, shift), activations (1 per element), pooling
-/// (one per window pixel), global average pooling (one per input element), Add (one per summed element) — is
-/// <see cref="OtherOperations"/>, reported apart and not in the FLOPs; padding, concatenation, reshapes and
-/// dropout move data and count nothing.
+/// (one per window pixel), global average pooling (one per input element), Add (one per summed element),
+/// InceptionResNetV2's scaled sum (2 per element: scale, add) — is <see cref="OtherOperations"/>, reported apart
+/// and not in the FLOPs; padding, cropping, concatenation, reshapes and dropout move data and count nothing.
 /// </para>
 /// <para>
 /// <b>Convention.</b> Papers and model zoos mostly count one multiply-accumulate as one "FLOP": He et al. 2015
@@ -97,8 +97,10 @@ public sealed record GraphCost(int InputSize, long MultiplyAccumulates, long Oth
                 return (0, Positions(inSize) * inChannels);
             case Add:
                 return (0, (inputs - 1) * outElements);
+            case CustomScaleLayer:
+                return (0, 2 * outElements);
             default:
-                return (0, 0); // ZeroPadding2D, Concatenate, Flatten, Reshape, Dropout: data movement only
+                return (0, 0); // ZeroPadding2D, Cropping2D, Concatenate, Flatten, Reshape, Dropout: data movement only
         }
     }
 }

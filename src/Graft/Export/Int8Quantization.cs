@@ -53,7 +53,9 @@ public sealed record Int8Calibration(int Images, IReadOnlyDictionary<string, flo
 /// <see cref="Int8Calibration"/>. ONNX Runtime's optimizer turns Q→DQ→Conv→(Clip)→Q into QLinearConv and DQ→Add→Q
 /// into QLinearAdd. Each batch normalization is folded into the convolution before it, and that convolution's
 /// activation layer taken in (quantized at the activation's range), so Keras trunks with separate batch-norm
-/// layers (MobileNetV2, MobileNet, ResNet50, InceptionV3) and folded ones (TFLite) both quantize; VGG too.
+/// layers (MobileNetV2, MobileNet, ResNet50, InceptionV3) and folded ones (TFLite) both quantize; VGG too. A batch
+/// norm before its convolution (the pre-activation DenseNets and ResNetV2s) runs in float between quantized values;
+/// separable convolutions (Xception, NASNet) have no int8 form.
 /// </summary>
 public static class Int8Quantization
 {
@@ -67,10 +69,10 @@ public static class Int8Quantization
     }
 
     static bool Maps(Layer layer) => layer is Conv2D or DepthwiseConv2D or BatchNormalization or ActivationLayer { Activation: not Activation.Softmax }
-        or Add or Concatenate or Pooling2D or ZeroPadding2D;
+        or Add or Concatenate or Pooling2D or ZeroPadding2D or CustomScaleLayer;
 
     static GraftException Unsupported(GraphNode node, string trunk) =>
-        new($"{char.ToUpperInvariant(trunk[0])}{trunk[1..]} cannot run in int8: its layer {node.Name} ({node.Layer?.KerasClass}{(node.Layer is BatchNormalization ? " not after a convolution" : "")}) has no int8 form.",
+        new($"{char.ToUpperInvariant(trunk[0])}{trunk[1..]} cannot run in int8: its layer {node.Name} ({node.Layer?.KerasClass}) has no int8 form.",
             "Use --precision float.");
 
     /// <summary>
@@ -141,6 +143,16 @@ public static class Int8Quantization
                         var sum = node.Inputs.Skip(1).Aggregate(Float(q[j], pendingPads[j], path),
                             (acc, k) => graph.Node("Add", $"{path}/Add{k}", [acc, Float(q[k], pendingPads[k], path)]));
                         q[i] = Quantize(sum, path, node.Name);
+                        break;
+                    case BatchNormalization alone:
+                        // No convolution feeds it alone (the pre-activation networks: DenseNet, ResNetV2): a per-channel
+                        // scale and shift in float between its dequantized input and its quantized output.
+                        q[i] = Quantize(Normalize(alone, Float(q[j], pendingPads[j], path), path), path, node.Name);
+                        break;
+                    case CustomScaleLayer scaled:
+                        int up = node.Inputs[1];
+                        var branch = graph.Node("Mul", $"{path}/Mul", [Float(q[up], pendingPads[up], path), graph.Constant($"{path}/scale", [(float)scaled.Scale])]);
+                        q[i] = Quantize(graph.Node("Add", $"{path}/Add", [Float(q[j], pendingPads[j], path), branch]), path, node.Name);
                         break;
                     case Concatenate:
                         q[i] = Quantize(graph.Node("Concat", $"{path}/Concat", node.Inputs.Select(k => Float(q[k], pendingPads[k], path)).ToList(),
@@ -213,6 +225,16 @@ public static class Int8Quantization
             y = Activate(y, layer.Activation, path);
             if (then is { } after) y = Activate(y, after, $"{path}/then");
             return Quantize(y, path, rangeNode);
+        }
+
+        /// <summary>Inference batch norm as Mul and Add by its folded per-channel scale γ/√(σ²+ε) and shift β−μ·scale.</summary>
+        string Normalize(BatchNormalization norm, string x, string path)
+        {
+            long channels = norm.Channels;
+            using var identity = ones(channels, 1, 1, 1);
+            var (scale, shift) = Folded(identity, null, norm);
+            var scaled = graph.Node("Mul", $"{path}/Mul", [x, graph.Constant($"{path}/scale", scale, channels, 1, 1)]);
+            return graph.Node("Add", $"{path}/Add", [scaled, graph.Constant($"{path}/shift", shift, channels, 1, 1)]);
         }
 
         /// <summary>The convolution's weight and bias with the batch norm after it folded in: w·γ/√(σ²+ε), (b−μ)·γ/√(σ²+ε)+β.</summary>

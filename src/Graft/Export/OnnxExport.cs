@@ -159,6 +159,8 @@ public static class OnnxExport
             ActivationLayer a => Activate(x[0], a.Activation, path),
             Pooling2D p => Pool(p, path, x[0]),
             ZeroPadding2D z => Pad(z, path, x[0]),
+            Cropping2D c => Crop(c, path, x[0]),
+            CustomScaleLayer c => graph.Node("Add", $"{path}/Add", [x[0], graph.Node("Mul", $"{path}/Mul", [x[1], graph.Constant($"{path}/scale", [(float)c.Scale])])]),
             Add => x.Skip(1).Select((other, k) => (other, k)).Aggregate(x[0], (sum, o) => graph.Node("Add", $"{path}/Add{(o.k == 0 ? "" : o.k)}", [sum, o.other])),
             Concatenate => Concat(path, x, inputs),
             GlobalAveragePooling2D g => GlobalAverage(path, x[0], g.KeepDims),
@@ -234,6 +236,16 @@ public static class OnnxExport
             var (top, bottom, left, right) = layer.Pads;
             _shape = _shape with { H = _shape.H + top + bottom, W = _shape.W + left + right };
             return graph.Node("Pad", $"{path}/Pad", [x, graph.Int64Constant($"{path}/pads", 0, 0, top, left, 0, 0, bottom, right)]);
+        }
+
+        /// <summary>Keras's Cropping2D as a Slice of the height and width axes.</summary>
+        string Crop(Cropping2D layer, string path, string x)
+        {
+            var (top, bottom, left, right) = layer.Crops;
+            var (height, width) = (_shape.H, _shape.W);
+            _shape = _shape with { H = height - top - bottom, W = width - left - right };
+            return graph.Node("Slice", $"{path}/Slice", [x, graph.Int64Constant($"{path}/starts", top, left),
+                graph.Int64Constant($"{path}/ends", height - bottom, width - right), graph.Int64Constant($"{path}/axes", 2, 3)]);
         }
 
         string Concat(string path, string[] x, Shape[] inputs)

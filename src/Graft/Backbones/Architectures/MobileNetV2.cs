@@ -45,12 +45,7 @@ public static class MobileNetV2
             x = b.BatchNormalization(prefix + "expand_BN", x);
             x = b.ReLU(prefix + "expand_relu", x, six: true);
         }
-        if (stride == 2)
-        {
-            // Keras's correct_pad: TensorFlow SAME for a 3x3 window at stride 2, as an explicit layer.
-            int top = b.Size(x) % 2;
-            x = b.ZeroPadding2D(prefix + "pad", x, (top, 1), (top, 1));
-        }
+        if (stride == 2) x = b.CorrectPad(prefix + "pad", x, 3);
         x = b.DepthwiseConv2D(prefix + "depthwise", x, 3, stride, stride == 1 ? Padding.Same : Padding.Valid, useBias: false);
         x = b.BatchNormalization(prefix + "depthwise_BN", x);
         x = b.ReLU(prefix + "depthwise_relu", x, six: true);

@@ -4,14 +4,21 @@ using Graft.Weights;
 
 namespace Graft.Backbones.Architectures;
 
-/// <summary>ResNet50 (He et al. 2015) exactly as keras.applications.resnet builds it (stack of bottleneck blocks, v1).</summary>
+/// <summary>
+/// ResNet50/101/152 (He et al. 2015) exactly as keras.applications.resnet builds them (stacks of bottleneck blocks,
+/// v1: stride on the first 1x1, batch norm after each convolution); the three differ only in blocks per stage.
+/// </summary>
 public static partial class ResNet
 {
     public const double Epsilon = 1.001e-5;
 
-    public static Graph ResNet50(ArchitectureOptions o)
+    public static Graph ResNet50(ArchitectureOptions o) => Build("resnet50", [3, 4, 6, 3], o);
+    public static Graph ResNet101(ArchitectureOptions o) => Build("resnet101", [3, 4, 23, 3], o);
+    public static Graph ResNet152(ArchitectureOptions o) => Build("resnet152", [3, 8, 36, 3], o);
+
+    static Graph Build(string network, int[] blocks, ArchitectureOptions o)
     {
-        var b = new GraphBuilder("resnet50", o.InputSize, o.FoldedBatchNorm);
+        var b = new GraphBuilder(network, o.InputSize, o.FoldedBatchNorm);
         double eps = o.BatchNormEpsilon ?? Epsilon;
         b.Block = "conv1";
         int x = b.ZeroPadding2D("conv1_pad", b.Input, (3, 3), (3, 3));
@@ -20,9 +27,9 @@ public static partial class ResNet
         x = b.Activation("conv1_relu", x, Activation.Relu);
         x = b.ZeroPadding2D("pool1_pad", x, (1, 1), (1, 1));
         x = b.MaxPooling2D("pool1_pool", x, 3, 2);
-        foreach (var (stage, filters, blocks, stride) in new[] { (2, 64, 3, 1), (3, 128, 4, 2), (4, 256, 6, 2), (5, 512, 3, 2) })
-            for (int i = 1; i <= blocks; i++)
-                x = Block(b, x, filters, i == 1 ? stride : 1, shortcut: i == 1, $"conv{stage}_block{i}", eps);
+        for (int stage = 0; stage < blocks.Length; stage++)
+            for (int i = 1; i <= blocks[stage]; i++)
+                x = Block(b, x, 64 << stage, i == 1 && stage > 0 ? 2 : 1, shortcut: i == 1, $"conv{stage + 2}_block{i}", eps);
         if (o.IncludeTop) b.PooledClassifier("avg_pool", x, o.Classes);
         return b.Build();
     }
