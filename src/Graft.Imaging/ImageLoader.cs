@@ -10,12 +10,24 @@ public sealed class ImageDecodeException(string path, string reason)
     public string Path { get; } = path;
     /// <summary>What is wrong with it, in a few words.</summary>
     public string Reason { get; } = reason;
+
+    const string PartialFix = "Set GRAFT_ACCEPT_PARTIAL_IMAGES=1 to use partly decoded images";
+
+    /// <summary>An image that ends before its pixels do (<paramref name="how"/>: "the file is cut short", ...).</summary>
+    public static ImageDecodeException Incomplete(string path, string how) =>
+        new(path, $"the image is incomplete ({how}; only part of it decodes). {PartialFix}");
+
+    /// <summary>An image whose data is damaged (<paramref name="how"/>: the codec's words).</summary>
+    public static ImageDecodeException Damaged(string path, string how) =>
+        new(path, $"the image data is damaged ({how}). {PartialFix}");
 }
 
 /// <summary>
-/// Decodes JPEG, PNG, BMP, GIF (first frame) and WebP with SkiaSharp, converts to RGB and resizes to the
+/// Decodes JPEG, PNG, BMP, GIF (first frame) and WebP through the <see cref="Decoder"/> (libvips or SkiaSharp, one
+/// seam: <see cref="IImageDecoder"/>), converts to RGB and resizes to the
 /// network's square input, either squashing the whole image or cropping its centred square first.
-/// Training, evaluation and prediction all go through here, so an image is resized the same way everywhere.
+/// Training, evaluation and prediction all go through here, so an image is resized the same way everywhere; the
+/// planning below (scale, window, orientation, caps) is the same whatever the decoder.
 /// </summary>
 /// <remarks>
 /// Large images are decoded at a reduced scale where the codec can do it cheaply: JPEG in the DCT domain
@@ -33,10 +45,16 @@ public sealed class ImageDecodeException(string path, string reason)
 /// before the resize.
 /// </para>
 /// <para>
-/// An image the codec could decode only in part (a truncated file, or damaged data: the rest would come out grey)
-/// is a bad image (<see cref="ImageDecodeException"/>), unless <see cref="AcceptPartialImages"/> is set. An image
+/// An image the codec could decode only in part (a truncated file, or damaged data: the rest would come out grey;
+/// libjpeg's warnings count, where the decoder sees them) is a bad image (<see cref="ImageDecodeException"/>), unless
+/// <see cref="AcceptPartialImages"/> is set; so is a JPEG whose data is too short to hold its declared size. An image
 /// whose decoded size exceeds <see cref="MaxDecodedPixels"/> (after reduced-scale decoding), or whose pixels cannot
-/// be allocated, is a bad image too: it is refused from its header, before any allocation.
+/// be allocated, is a bad image too: it is refused from its header, before any allocation. So is a file that is not a
+/// regular file (a named pipe, a device): it is never opened. An image whose pixels are all transparent (a GIF's blank
+/// first frame) has nothing to classify: a bad image too.
+/// </para>
+/// <para>
+/// Colours are sRGB: an embedded profile that is not sRGB (a phone's Display P3) is converted by either decoder.
 /// </para>
 /// </remarks>
 public static class ImageLoader
@@ -45,12 +63,44 @@ public static class ImageLoader
     /// <remarks>
     /// 2: JPEGs (and WebPs) whose window is at least 2.5 times the target decode at reduced scale.
     /// 3: EXIF orientation is applied.
+    /// 4: libvips decodes by default, and colour profiles other than sRGB are converted.
     /// </remarks>
-    public const string ResizeVersion = "triangle-3";
+    public const string ResizeVersion = "triangle-4";
 
     /// <summary>
-    /// Whether images the codec decoded only in part (truncated files, damaged data; SkiaSharp's
-    /// <see cref="SKCodecResult.IncompleteInput"/> and <see cref="SKCodecResult.ErrorInInput"/>) are used as decoded,
+    /// The decoder every image goes through: <see cref="ImageDecoders.Default"/> (libvips unless the environment
+    /// variable <c>GRAFT_DECODER</c> says "skia"), or the one set here.
+    /// </summary>
+    public static IImageDecoder Decoder
+    {
+        get => Scoped.Value ?? (_decoder ??= ImageDecoders.Default);
+        set => _decoder = value;
+    }
+
+    static IImageDecoder? _decoder;
+    static readonly AsyncLocal<IImageDecoder?> Scoped = new();
+
+    /// <summary>
+    /// Uses <paramref name="decoder"/> for this flow of work only (what it awaits, runs in tasks and in parallel
+    /// loops) until disposed: the tests and the decoder measurement compare decoders side by side.
+    /// </summary>
+    internal static IDisposable Using(IImageDecoder decoder)
+    {
+        var previous = Scoped.Value;
+        Scoped.Value = decoder;
+        return new Restore(() => Scoped.Value = previous);
+    }
+
+    sealed class Restore(Action restore) : IDisposable
+    {
+        public void Dispose() => restore();
+    }
+
+    /// <summary>The largest file read: 2 GB.</summary>
+    const long MaxFileBytes = int.MaxValue;
+
+    /// <summary>
+    /// Whether images the codec decoded only in part (truncated files, damaged data, libjpeg's warnings) are used as decoded,
     /// the missing part grey, instead of being skipped as bad images. Off by default; set the environment variable
     /// <c>GRAFT_ACCEPT_PARTIAL_IMAGES=1</c> (read at start-up) or this property to opt in.
     /// </summary>
@@ -96,14 +146,14 @@ public static class ImageLoader
     public static byte[] LoadRgb(string path, int size, ResizeMode resize, Augmentation? augmentation = null, Random? rng = null, bool fullDecode = false,
         bool? acceptPartial = null)
     {
-        using var image = EncodedImage.Open(path);
+        using var image = EncodedImage.Open(path, Decoder);
         return Rgb(image, size, resize, augmentation, rng, fullDecode, acceptPartial);
     }
 
     /// <summary>Decodes, resizes and normalizes an encoded image held in memory (an upload, a stream's bytes); <paramref name="name"/> names it in errors.</summary>
     public static float[] Load(ReadOnlySpan<byte> encoded, string name, ImageSpec spec)
     {
-        using var image = EncodedImage.FromBytes(encoded, name);
+        using var image = EncodedImage.FromBytes(encoded, name, Decoder);
         var chw = new float[3 * spec.Size * spec.Size];
         Normalize(Rgb(image, spec.Size, spec.Resize, null, null, false, null), spec, chw);
         return chw;
@@ -114,9 +164,9 @@ public static class ImageLoader
         rng ??= Random.Shared;
         var window = augmentation?.CropWindow(image.Width, image.Height, rng) ?? Window(image.Width, image.Height, resize);
         var plan = fullDecode ? image.FullScale : image.Plan(window.W, window.H, size, size);
-        using var bitmap = image.Decode(plan, acceptPartial ?? AcceptPartialImages);
+        using var pixels = image.Decode(plan, acceptPartial ?? AcceptPartialImages);
         var (x, y, w, h) = image.Map(plan, window);
-        var rgb = Resampler.ResizeRgba(bitmap.GetPixelSpan(), bitmap.RowBytes, bitmap.Width, bitmap.Height, x, y, w, h, size, size);
+        var rgb = Resampler.ResizeRgba(pixels.Span, pixels.RowBytes, pixels.Width, pixels.Height, x, y, w, h, size, size);
         augmentation?.Apply(rgb, size, rng);
         return rgb;
     }
@@ -127,10 +177,18 @@ public static class ImageLoader
     /// </summary>
     public static (int Width, int Height) DecodedSize(string path, int size, ResizeMode resize, Augmentation? augmentation = null, Random? rng = null)
     {
-        using var image = EncodedImage.Open(path);
+        using var image = EncodedImage.Open(path, Decoder);
         var window = augmentation?.CropWindow(image.Width, image.Height, rng ?? Random.Shared) ?? Window(image.Width, image.Height, resize);
         var plan = image.Plan(window.W, window.H, size, size);
-        return image.Oriented(plan.Size);
+        return image.Oriented(plan);
+    }
+
+    /// <summary>What the file's header says (format, stored size, EXIF orientation, colour facts); no pixel is decoded.</summary>
+    /// <exception cref="ImageDecodeException">The file cannot be read, or no decoder knows it.</exception>
+    public static ImageHeader ReadHeader(string path)
+    {
+        using var image = EncodedImage.Open(path, Decoder);
+        return image.Header;
     }
 
     /// <summary>The window of a width x height image that becomes the output: its centred square, or all of it.</summary>
@@ -194,23 +252,25 @@ public static class ImageLoader
     /// <summary>Writes a JPEG thumbnail whose longer side is <paramref name="maxSide"/> (for reports).</summary>
     public static void WriteThumbnail(string source, string target, int maxSide)
     {
-        using var image = EncodedImage.Open(source);
+        using var image = EncodedImage.Open(source, Decoder);
         double scale = Math.Min(1.0, (double)maxSide / Math.Max(image.Width, image.Height));
         int width = Math.Max(1, (int)(image.Width * scale)), height = Math.Max(1, (int)(image.Height * scale));
-        using var bitmap = image.Decode(image.Plan(image.Width, image.Height, width, height), AcceptPartialImages);
+        using var pixels = image.Decode(image.Plan(image.Width, image.Height, width, height), AcceptPartialImages);
+        using var bitmap = new SKBitmap();
+        bitmap.InstallPixels(new SKImageInfo(pixels.Width, pixels.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul), pixels.Address, pixels.RowBytes);
         var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
         using var small = bitmap.Resize(info, new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear));
         WriteJpeg(small, target, 85);
     }
 
-    /// <summary>A decode size and how original pixel coordinates map onto it.</summary>
-    readonly record struct DecodePlan(SKSizeI Size, double ScaleX, double ScaleY)
+    /// <summary>A decode size (stored orientation) and how original pixel coordinates map onto it.</summary>
+    readonly record struct DecodePlan(int Width, int Height, double ScaleX, double ScaleY)
     {
         /// <summary>The window in decoded pixels, in fractions of a pixel (the resize samples it where it lies), inside the image.</summary>
         public (double X, double Y, double W, double H) Map((int X, int Y, int W, int H) window)
         {
-            var (x, w) = Axis(window.X, window.W, ScaleX, Size.Width);
-            var (y, h) = Axis(window.Y, window.H, ScaleY, Size.Height);
+            var (x, w) = Axis(window.X, window.W, ScaleX, Width);
+            var (y, h) = Axis(window.Y, window.H, ScaleY, Height);
             return (x, y, w, h);
         }
 
@@ -222,116 +282,109 @@ public static class ImageLoader
         }
     }
 
-    /// <summary>An image file's bytes and codec: the header is read, the pixels not yet.</summary>
+    /// <summary>
+    /// An image file's bytes opened by a decoder: the header is read, the pixels not yet. The planning (scale, window,
+    /// orientation, caps) is here, above the decoder, so that every decoder produces the same pixels from the same plan.
+    /// </summary>
     sealed class EncodedImage : IDisposable
     {
         readonly string _path;
-        readonly SKData _data;
-        readonly SKCodec _codec;
-        readonly SKEncodedOrigin _origin;
+        readonly IEncodedImage _image;
+        readonly string? _dataTooShort;
 
-        EncodedImage(string path, SKData data, SKCodec codec)
+        EncodedImage(string path, IEncodedImage image, string? dataTooShort) => (_path, _image, _dataTooShort) = (path, image, dataTooShort);
+
+        public ImageHeader Header => _image.Header;
+        ImageOrientation Origin => Header.Orientation;
+
+        /// <summary>The image in <paramref name="encoded"/>, opened by <paramref name="decoder"/> (which copies what it keeps).</summary>
+        static EncodedImage Of(ReadOnlySpan<byte> encoded, string name, IImageDecoder decoder)
         {
-            (_path, _data, _codec) = (path, data, codec);
-            var origin = codec.EncodedOrigin;
-            _origin = Enum.IsDefined(origin) ? origin : SKEncodedOrigin.TopLeft;
+            var image = decoder.Open(encoded, name);
+            string? tooShort = null;
+            if (image.Header.Format == ImageFormat.Jpeg && JpegFrame.Read(encoded) is { MinimumDataBytes: { } needed } frame
+                && encoded.Length - frame.DataStart < needed)
+                tooShort = $"its {encoded.Length - frame.DataStart} bytes of image data cannot hold {frame.Width}x{frame.Height} pixels";
+            return new EncodedImage(name, image, tooShort);
         }
 
-        /// <summary>The image in <paramref name="data"/> (taken over), or a bad image when no codec knows its format.</summary>
-        static EncodedImage Of(string name, SKData data)
+        public static EncodedImage FromBytes(ReadOnlySpan<byte> encoded, string name, IImageDecoder decoder)
         {
-            var codec = SKCodec.Create(data);
-            if (codec is null)
+            if (encoded.IsEmpty) throw new ImageDecodeException(name, "the image is empty");
+            return Of(encoded, name, decoder);
+        }
+
+        /// <summary>The file, read whole (only a regular file: a pipe or device is refused, never opened) and opened.</summary>
+        public static EncodedImage Open(string path, IImageDecoder decoder)
+        {
+            if (FileKind.NotRegular(path) is { } kind)
+                throw new ImageDecodeException(path, $"it is {kind}, not a regular file; Graft reads only regular files");
+            byte[]? buffer = null;
+            try
             {
-                data.Dispose();
-                throw new ImageDecodeException(name, "not a recognised image format");
+                int length;
+                // A pooled buffer: a fresh array per phone photo would be large-object-heap garbage. The decoder copies what it keeps.
+                using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.SequentialScan))
+                {
+                    long size = stream.Length;
+                    if (size == 0) throw new ImageDecodeException(path, "the file is empty");
+                    if (size > MaxFileBytes) throw new ImageDecodeException(path, "the file is larger than 2 GB");
+                    length = (int)size;
+                    buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(length);
+                    stream.ReadExactly(buffer, 0, length);
+                }
+                return Of(buffer.AsSpan(0, length), path, decoder);
             }
-            return new EncodedImage(name, data, codec);
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new ImageDecodeException(path, e.Message);
+            }
+            finally
+            {
+                if (buffer is not null) System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+            }
         }
-
-        /// <summary>The stored pixels' size (before EXIF orientation).</summary>
-        int RawWidth => _codec.Info.Width;
-        int RawHeight => _codec.Info.Height;
-
-        /// <summary>Whether the EXIF orientation swaps width and height (90 or 270 degrees, transposed or not).</summary>
-        bool Transposed => _origin is SKEncodedOrigin.LeftTop or SKEncodedOrigin.RightTop or SKEncodedOrigin.RightBottom or SKEncodedOrigin.LeftBottom;
 
         /// <summary>The width as displayed (EXIF orientation applied).</summary>
-        public int Width => Transposed ? RawHeight : RawWidth;
+        public int Width => Header.DisplayWidth;
         /// <summary>The height as displayed (EXIF orientation applied).</summary>
-        public int Height => Transposed ? RawWidth : RawHeight;
-        public DecodePlan FullScale => new(_codec.Info.Size, 1, 1);
+        public int Height => Header.DisplayHeight;
+        public DecodePlan FullScale => new(Header.Width, Header.Height, 1, 1);
 
         /// <summary>A decoded (stored-orientation) size as displayed.</summary>
-        public (int Width, int Height) Oriented(SKSizeI size) => Transposed ? (size.Height, size.Width) : (size.Width, size.Height);
+        public (int Width, int Height) Oriented(DecodePlan plan) => Header.Transposed ? (plan.Height, plan.Width) : (plan.Width, plan.Height);
 
         /// <summary>
-        /// A window of the displayed image (in original pixels) in the displayed decoded bitmap that <see cref="Decode"/>
+        /// A window of the displayed image (in original pixels) in the displayed decoded pixels that <see cref="Decode"/>
         /// returns for <paramref name="plan"/>, to a fraction of a pixel: into the stored orientation, through the
         /// plan's scaling, and back.
         /// </summary>
         public (double X, double Y, double W, double H) Map(DecodePlan plan, (int X, int Y, int W, int H) window)
         {
-            var raw = Orient(Inverse(_origin), (window.X, window.Y, window.W, window.H), Width, Height);
+            var raw = Orient(Inverse(Origin), (window.X, window.Y, window.W, window.H), Width, Height);
             var (x, y, w, h) = plan.Map(((int)Math.Round(raw.X), (int)Math.Round(raw.Y), (int)Math.Round(raw.W), (int)Math.Round(raw.H)));
-            return Orient(_origin, (x, y, w, h), plan.Size.Width, plan.Size.Height);
+            return Orient(Origin, (x, y, w, h), plan.Width, plan.Height);
         }
 
-        static SKEncodedOrigin Inverse(SKEncodedOrigin origin) => origin switch
+        static ImageOrientation Inverse(ImageOrientation origin) => origin switch
         {
-            SKEncodedOrigin.RightTop => SKEncodedOrigin.LeftBottom,
-            SKEncodedOrigin.LeftBottom => SKEncodedOrigin.RightTop,
+            ImageOrientation.Rotate90Clockwise => ImageOrientation.Rotate90CounterClockwise,
+            ImageOrientation.Rotate90CounterClockwise => ImageOrientation.Rotate90Clockwise,
             _ => origin, // the flips, 180 degrees, transpose and transverse are their own inverses
         };
 
         /// <summary>A rectangle of a stored width x height image as displayed under <paramref name="origin"/>.</summary>
-        static (double X, double Y, double W, double H) Orient(SKEncodedOrigin origin, (double X, double Y, double W, double H) r, double width, double height) => origin switch
+        static (double X, double Y, double W, double H) Orient(ImageOrientation origin, (double X, double Y, double W, double H) r, double width, double height) => origin switch
         {
-            SKEncodedOrigin.TopRight => (width - r.X - r.W, r.Y, r.W, r.H),
-            SKEncodedOrigin.BottomRight => (width - r.X - r.W, height - r.Y - r.H, r.W, r.H),
-            SKEncodedOrigin.BottomLeft => (r.X, height - r.Y - r.H, r.W, r.H),
-            SKEncodedOrigin.LeftTop => (r.Y, r.X, r.H, r.W),
-            SKEncodedOrigin.RightTop => (height - r.Y - r.H, r.X, r.H, r.W),
-            SKEncodedOrigin.RightBottom => (height - r.Y - r.H, width - r.X - r.W, r.H, r.W),
-            SKEncodedOrigin.LeftBottom => (r.Y, width - r.X - r.W, r.H, r.W),
+            ImageOrientation.Mirrored => (width - r.X - r.W, r.Y, r.W, r.H),
+            ImageOrientation.Rotate180 => (width - r.X - r.W, height - r.Y - r.H, r.W, r.H),
+            ImageOrientation.MirroredVertically => (r.X, height - r.Y - r.H, r.W, r.H),
+            ImageOrientation.Transposed => (r.Y, r.X, r.H, r.W),
+            ImageOrientation.Rotate90Clockwise => (height - r.Y - r.H, r.X, r.H, r.W),
+            ImageOrientation.Transverse => (height - r.Y - r.H, width - r.X - r.W, r.H, r.W),
+            ImageOrientation.Rotate90CounterClockwise => (r.Y, width - r.X - r.W, r.H, r.W),
             _ => r,
         };
-
-        public static EncodedImage FromBytes(ReadOnlySpan<byte> encoded, string name)
-        {
-            if (encoded.IsEmpty) throw new ImageDecodeException(name, "the image is empty");
-            return Of(name, SKData.CreateCopy(encoded));
-        }
-
-        public static EncodedImage Open(string path)
-        {
-            SKData? data = null;
-            try
-            {
-                // Straight into native memory: a managed copy of a phone photo would be large-object-heap garbage.
-                using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, FileOptions.SequentialScan))
-                {
-                    long length = stream.Length;
-                    if (length == 0) throw new ImageDecodeException(path, "the file is empty");
-                    if (length > int.MaxValue) throw new ImageDecodeException(path, "the file is larger than 2 GB");
-                    data = SKData.Create(length);
-                    stream.ReadExactly(data.Span);
-                }
-                var read = data;
-                data = null; // Of owns it now, and disposes it when no codec knows it
-                return Of(path, read);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                data?.Dispose();
-                throw new ImageDecodeException(path, e.Message);
-            }
-            catch
-            {
-                data?.Dispose();
-                throw;
-            }
-        }
 
         /// <summary>
         /// The smallest decode in which a windowWidth x windowHeight window of the original still spans at least
@@ -342,35 +395,36 @@ public static class ImageLoader
         /// <remarks>The window and the need are as displayed; the plan is in the stored orientation.</remarks>
         public DecodePlan Plan(int windowWidth, int windowHeight, int needWidth, int needHeight)
         {
-            if (Transposed)
+            if (Header.Transposed)
             {
                 (windowWidth, windowHeight) = (windowHeight, windowWidth);
                 (needWidth, needHeight) = (needHeight, needWidth);
             }
+            int rawWidth = Header.Width, rawHeight = Header.Height;
             var full = FullScale;
             bool Enough(DecodePlan plan) => windowWidth * plan.ScaleX >= ResizeMargin * needWidth && windowHeight * plan.ScaleY >= ResizeMargin * needHeight;
-            switch (_codec.EncodedFormat)
+            switch (Header.Format)
             {
-                case SKEncodedImageFormat.Jpeg:
+                case ImageFormat.Jpeg:
                     foreach (int d in (ReadOnlySpan<int>)[8, 4, 2])
                     {
-                        var size = _codec.GetScaledDimensions(1f / d);
+                        var (w, h) = _image.ScaledSize(1.0 / d);
                         // Only the exact 1/d scalings, whose pixel grid the mapping above assumes.
-                        if (size.Width != (RawWidth + d - 1) / d || size.Height != (RawHeight + d - 1) / d) continue;
-                        var plan = new DecodePlan(size, 1.0 / d, 1.0 / d);
+                        if (w != (rawWidth + d - 1) / d || h != (rawHeight + d - 1) / d) continue;
+                        var plan = new DecodePlan(w, h, 1.0 / d, 1.0 / d);
                         if (Enough(plan)) return plan;
                     }
                     return full;
-                case SKEncodedImageFormat.Webp:
+                case ImageFormat.Webp:
                 {
                     double scale = ResizeMargin * Math.Max((double)needWidth / Math.Max(1, windowWidth), (double)needHeight / Math.Max(1, windowHeight));
                     if (scale >= 1) return full;
-                    var size = _codec.GetScaledDimensions((float)scale);
-                    for (int attempt = 0; attempt < 3 && size.Width < RawWidth && size.Height < RawHeight; attempt++)
+                    var (w, h) = _image.ScaledSize(scale);
+                    for (int attempt = 0; attempt < 3 && w < rawWidth && h < rawHeight; attempt++)
                     {
-                        var plan = new DecodePlan(size, (double)size.Width / RawWidth, (double)size.Height / RawHeight);
+                        var plan = new DecodePlan(w, h, (double)w / rawWidth, (double)h / rawHeight);
                         if (Enough(plan)) return plan;
-                        size = new SKSizeI(size.Width + 1, size.Height + 1); // rounding left it a pixel short
+                        (w, h) = (w + 1, h + 1); // rounding left it a pixel short
                     }
                     return full;
                 }
@@ -379,86 +433,70 @@ public static class ImageLoader
             }
         }
 
-        /// <summary>The pixels at the plan's scale, as displayed (EXIF orientation applied).</summary>
-        public SKBitmap Decode(DecodePlan plan, bool acceptPartial)
+        /// <summary>
+        /// The pixels at the plan's scale, as displayed (EXIF orientation applied). Refused before any allocation: too
+        /// many pixels, or JPEG data too short for its size (unless partial images are accepted). A fully transparent
+        /// image (or animation's first frame) is refused after decoding: there is nothing in it to classify.
+        /// </summary>
+        public DecodedPixels Decode(DecodePlan plan, bool acceptPartial)
         {
-            var info = new SKImageInfo(plan.Size.Width, plan.Size.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-            var bitmap = Allocate(info);
+            CheckSize(plan.Width, plan.Height);
+            if (_dataTooShort is not null && !acceptPartial) throw ImageDecodeException.Incomplete(_path, _dataTooShort);
+            var pixels = _image.Decode(plan.Width, plan.Height, acceptPartial);
             try
             {
-                var result = _codec.GetPixels(info, bitmap.GetPixels());
-                switch (result)
-                {
-                    case SKCodecResult.Success:
-                        break;
-                    case SKCodecResult.IncompleteInput or SKCodecResult.ErrorInInput when acceptPartial:
-                        break;
-                    case SKCodecResult.IncompleteInput:
-                        throw new ImageDecodeException(_path, "the image is incomplete (the file is cut short; only part of it decodes). " +
-                            "Set GRAFT_ACCEPT_PARTIAL_IMAGES=1 to use partly decoded images");
-                    case SKCodecResult.ErrorInInput:
-                        throw new ImageDecodeException(_path, "the image data is damaged (only part of it decodes). " +
-                            "Set GRAFT_ACCEPT_PARTIAL_IMAGES=1 to use partly decoded images");
-                    default:
-                        throw new ImageDecodeException(_path, $"the image data is damaged ({result})");
-                }
-                if (_origin == SKEncodedOrigin.TopLeft) return bitmap;
-                var oriented = Orient(bitmap);
-                bitmap.Dispose();
+                if (Header.HasAlpha && pixels.FullyTransparent())
+                    throw new ImageDecodeException(_path, Header.Frames > 1
+                        ? "its first frame is fully transparent: there is nothing to see in it (Graft reads an animation's first frame)"
+                        : "it is fully transparent: there is nothing to see in it");
+                if (Origin == ImageOrientation.Upright) return pixels;
+                var oriented = Orient(pixels);
+                pixels.Dispose();
                 return oriented;
             }
             catch
             {
-                bitmap.Dispose();
+                pixels.Dispose();
                 throw;
             }
         }
 
-        /// <summary>A bitmap of this size, or a bad image: too many pixels (checked before allocating) or no memory for them.</summary>
-        SKBitmap Allocate(SKImageInfo info)
+        /// <summary>A bad image when the header or the decode size exceeds the caps (checked before allocating).</summary>
+        void CheckSize(int width, int height)
         {
-            if ((long)RawWidth * RawHeight > MaxDeclaredPixels)
-                throw new ImageDecodeException(_path, $"the image is too large: its header claims {RawWidth}x{RawHeight} pixels, " +
+            int rawWidth = Header.Width, rawHeight = Header.Height;
+            if ((long)rawWidth * rawHeight > MaxDeclaredPixels)
+                throw new ImageDecodeException(_path, $"the image is too large: its header claims {rawWidth}x{rawHeight} pixels, " +
                     $"more than the limit of {MaxDeclaredPixels / 1_000_000} megapixels");
-            long pixels = (long)info.Width * info.Height;
-            if (pixels > MaxDecodedPixels)
-                throw new ImageDecodeException(_path, $"the image is too large: {RawWidth}x{RawHeight} decodes to {info.Width}x{info.Height} " +
+            if ((long)width * height > MaxDecodedPixels)
+                throw new ImageDecodeException(_path, $"the image is too large: {rawWidth}x{rawHeight} decodes to {width}x{height} " +
                     $"pixels, more than the limit of {MaxDecodedPixels / 1_000_000} megapixels");
-            var bitmap = new SKBitmap();
-            bool allocated;
-            try { allocated = bitmap.TryAllocPixels(info); }
-            catch (OutOfMemoryException) { allocated = false; }
-            if (!allocated)
-            {
-                bitmap.Dispose();
-                throw new ImageDecodeException(_path, $"not enough memory to decode its {info.Width}x{info.Height} pixels");
-            }
-            return bitmap;
         }
 
-        /// <summary>The stored-orientation bitmap rotated or mirrored as displayed (a permutation of whole pixels).</summary>
-        SKBitmap Orient(SKBitmap stored)
+        /// <summary>The stored-orientation pixels rotated or mirrored as displayed (a permutation of whole pixels).</summary>
+        DecodedPixels Orient(DecodedPixels stored)
         {
             int w = stored.Width, h = stored.Height;
-            var (ow, oh) = Transposed ? (h, w) : (w, h);
-            var result = Allocate(new SKImageInfo(ow, oh, SKColorType.Rgba8888, SKAlphaType.Unpremul));
-            var src = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, uint>(stored.GetPixelSpan());
-            var dst = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, uint>(result.GetPixelSpan());
+            var (ow, oh) = Header.Transposed ? (h, w) : (w, h);
+            var result = DecodedPixels.Allocate(ow, oh, _path);
+            var src = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, uint>(stored.Span);
+            var dst = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, uint>(result.Span);
             int srcStride = stored.RowBytes / 4, dstStride = result.RowBytes / 4;
+            var origin = Origin;
             for (int y = 0; y < h; y++)
             {
                 var row = src.Slice(y * srcStride, w);
                 for (int x = 0; x < w; x++)
                 {
-                    var (dx, dy) = _origin switch
+                    var (dx, dy) = origin switch
                     {
-                        SKEncodedOrigin.TopRight => (w - 1 - x, y),
-                        SKEncodedOrigin.BottomRight => (w - 1 - x, h - 1 - y),
-                        SKEncodedOrigin.BottomLeft => (x, h - 1 - y),
-                        SKEncodedOrigin.LeftTop => (y, x),
-                        SKEncodedOrigin.RightTop => (h - 1 - y, x),
-                        SKEncodedOrigin.RightBottom => (h - 1 - y, w - 1 - x),
-                        SKEncodedOrigin.LeftBottom => (y, w - 1 - x),
+                        ImageOrientation.Mirrored => (w - 1 - x, y),
+                        ImageOrientation.Rotate180 => (w - 1 - x, h - 1 - y),
+                        ImageOrientation.MirroredVertically => (x, h - 1 - y),
+                        ImageOrientation.Transposed => (y, x),
+                        ImageOrientation.Rotate90Clockwise => (h - 1 - y, x),
+                        ImageOrientation.Transverse => (h - 1 - y, w - 1 - x),
+                        ImageOrientation.Rotate90CounterClockwise => (y, w - 1 - x),
                         _ => (x, y),
                     };
                     dst[dy * dstStride + dx] = row[x];
@@ -467,10 +505,6 @@ public static class ImageLoader
             return result;
         }
 
-        public void Dispose()
-        {
-            _codec.Dispose();
-            _data.Dispose();
-        }
+        public void Dispose() => _image.Dispose();
     }
 }

@@ -14,7 +14,7 @@ namespace Graft.Tests;
 public class DecodeRobustnessTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     /// <summary>A smooth, asymmetric picture (gradients and a few blocks), so a rotation or mirror shows and JPEG stays close.</summary>
-    static SKBitmap Picture(int width, int height)
+    internal static SKBitmap Picture(int width, int height)
     {
         var bitmap = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque));
         using var canvas = new SKCanvas(bitmap);
@@ -28,7 +28,7 @@ public class DecodeRobustnessTests(Xunit.Abstractions.ITestOutputHelper output)
         return bitmap;
     }
 
-    static byte[] Jpeg(SKBitmap bitmap)
+    internal static byte[] Jpeg(SKBitmap bitmap)
     {
         using var pixmap = bitmap.PeekPixels();
         using var data = pixmap.Encode(new SKJpegEncoderOptions(95, SKJpegEncoderDownsample.Downsample444, SKJpegEncoderAlphaOption.Ignore))!;
@@ -51,7 +51,7 @@ public class DecodeRobustnessTests(Xunit.Abstractions.ITestOutputHelper output)
     }
 
     /// <summary>A JPEG with an EXIF APP1 segment (big-endian TIFF header, one IFD entry: 0x0112 Orientation) inserted after SOI.</summary>
-    static byte[] WithOrientation(byte[] jpeg, int orientation)
+    internal static byte[] WithOrientation(byte[] jpeg, int orientation)
     {
         Assert.True(jpeg[0] == 0xFF && jpeg[1] == 0xD8);
         var tiff = new byte[8 + 2 + 12 + 4];
@@ -83,42 +83,50 @@ public class DecodeRobustnessTests(Xunit.Abstractions.ITestOutputHelper output)
     [InlineData(3, 120, 90)]
     public void EXIF_orientation_is_applied_so_a_turned_photo_loads_as_the_upright_one(int orientation, int width, int height)
     {
-        using var dir = new TempDir();
-        using var picture = Picture(width, height);
-        using var stored = Stored(picture, orientation);
-        File.WriteAllBytes(dir["upright.jpg"], Jpeg(picture));
-        File.WriteAllBytes(dir["tagged.jpg"], WithOrientation(Jpeg(stored), orientation));
-        File.WriteAllBytes(dir["untagged.jpg"], Jpeg(stored));
-        using (var codec = SKCodec.Create(dir["tagged.jpg"]))
-            Assert.Equal(orientation == 6 ? SKEncodedOrigin.RightTop : SKEncodedOrigin.BottomRight, codec.EncodedOrigin);
-
-        foreach (var (resize, size) in new[] { (ResizeMode.Squash, 150), (ResizeMode.CenterCrop, 150), (ResizeMode.CenterCrop, 64) })
+        foreach (var decoder in ImageDecoders.All)
         {
-            Assert.Equal(ImageLoader.DecodedSize(dir["upright.jpg"], size, resize), ImageLoader.DecodedSize(dir["tagged.jpg"], size, resize));
-            var upright = ImageLoader.LoadRgb(dir["upright.jpg"], size, resize);
-            var tagged = ImageLoader.LoadRgb(dir["tagged.jpg"], size, resize);
-            var taggedFull = ImageLoader.LoadRgb(dir["tagged.jpg"], size, resize, fullDecode: true);
-            var untagged = ImageLoader.LoadRgb(dir["untagged.jpg"], size, resize);
-            var (mean, max) = Difference(upright, tagged);
-            var (meanFull, _) = Difference(taggedFull, tagged);
-            var (meanUntagged, _) = Difference(upright, untagged);
-            output.WriteLine($"{orientation} {width}x{height} {resize} {size}: tagged vs upright mean {mean:F2} max {max}; reduced vs full {meanFull:F2}; untagged vs upright {meanUntagged:F2}");
-            Assert.True(mean < 1.5 && max < 60, $"tagged vs upright: mean {mean:F2}, max {max}");
-            Assert.True(meanFull < 1.0, $"reduced vs full decoding of the tagged file: mean {meanFull:F2}");
-            Assert.True(meanUntagged > 10, $"the untagged file should look different (mean {meanUntagged:F2})");
+            using var _ = ImageLoader.Using(decoder);
+            using var dir = new TempDir();
+            using var picture = Picture(width, height);
+            using var stored = Stored(picture, orientation);
+            File.WriteAllBytes(dir["upright.jpg"], Jpeg(picture));
+            File.WriteAllBytes(dir["tagged.jpg"], WithOrientation(Jpeg(stored), orientation));
+            File.WriteAllBytes(dir["untagged.jpg"], Jpeg(stored));
+            using (var codec = SKCodec.Create(dir["tagged.jpg"]))
+                Assert.Equal(orientation == 6 ? SKEncodedOrigin.RightTop : SKEncodedOrigin.BottomRight, codec.EncodedOrigin);
+
+            foreach (var (resize, size) in new[] { (ResizeMode.Squash, 150), (ResizeMode.CenterCrop, 150), (ResizeMode.CenterCrop, 64) })
+            {
+                Assert.Equal(ImageLoader.DecodedSize(dir["upright.jpg"], size, resize), ImageLoader.DecodedSize(dir["tagged.jpg"], size, resize));
+                var upright = ImageLoader.LoadRgb(dir["upright.jpg"], size, resize);
+                var tagged = ImageLoader.LoadRgb(dir["tagged.jpg"], size, resize);
+                var taggedFull = ImageLoader.LoadRgb(dir["tagged.jpg"], size, resize, fullDecode: true);
+                var untagged = ImageLoader.LoadRgb(dir["untagged.jpg"], size, resize);
+                var (mean, max) = Difference(upright, tagged);
+                var (meanFull, _) = Difference(taggedFull, tagged);
+                var (meanUntagged, _) = Difference(upright, untagged);
+                output.WriteLine($"{orientation} {width}x{height} {resize} {size}: tagged vs upright mean {mean:F2} max {max}; reduced vs full {meanFull:F2}; untagged vs upright {meanUntagged:F2}");
+                Assert.True(mean < 1.5 && max < 60, $"tagged vs upright: mean {mean:F2}, max {max}");
+                Assert.True(meanFull < 1.0, $"reduced vs full decoding of the tagged file: mean {meanFull:F2}");
+                Assert.True(meanUntagged > 10, $"the untagged file should look different (mean {meanUntagged:F2})");
+            }
         }
     }
 
     [Fact]
     public void A_report_thumbnail_of_a_turned_photo_is_upright()
     {
-        using var dir = new TempDir();
-        using var picture = Picture(400, 300);
-        using var stored = Stored(picture, 6);
-        File.WriteAllBytes(dir["tagged.jpg"], WithOrientation(Jpeg(stored), 6));
-        ImageLoader.WriteThumbnail(dir["tagged.jpg"], dir["thumb.jpg"], 100);
-        using var thumb = SKBitmap.Decode(dir["thumb.jpg"]);
-        Assert.Equal((100, 75), (thumb.Width, thumb.Height));
+        foreach (var decoder in ImageDecoders.All)
+        {
+            using var _ = ImageLoader.Using(decoder);
+            using var dir = new TempDir();
+            using var picture = Picture(400, 300);
+            using var stored = Stored(picture, 6);
+            File.WriteAllBytes(dir["tagged.jpg"], WithOrientation(Jpeg(stored), 6));
+            ImageLoader.WriteThumbnail(dir["tagged.jpg"], dir["thumb.jpg"], 100);
+            using var thumb = SKBitmap.Decode(dir["thumb.jpg"]);
+            Assert.Equal((100, 75), (thumb.Width, thumb.Height));
+        }
     }
 
     static byte[] TestJpeg(int width = 320, int height = 240)
@@ -130,18 +138,22 @@ public class DecodeRobustnessTests(Xunit.Abstractions.ITestOutputHelper output)
     [Fact]
     public void A_JPEG_cut_in_half_is_a_bad_image_unless_partial_images_are_accepted()
     {
-        using var dir = new TempDir();
-        var jpeg = TestJpeg();
-        File.WriteAllBytes(dir["half.jpg"], jpeg[..(jpeg.Length / 2)]);
-        var e = Assert.Throws<ImageDecodeException>(() => ImageLoader.LoadRgb(dir["half.jpg"], 64, ResizeMode.Squash, acceptPartial: false));
-        output.WriteLine(e.Message);
-        Assert.Contains("incomplete", e.Reason);
-        Assert.Contains("GRAFT_ACCEPT_PARTIAL_IMAGES=1", e.Reason);
-        Assert.Equal(64 * 64 * 3, ImageLoader.LoadRgb(dir["half.jpg"], 64, ResizeMode.Squash, acceptPartial: true).Length);
-        // Whole files still load, and the default is off.
-        File.WriteAllBytes(dir["whole.jpg"], jpeg);
-        ImageLoader.LoadRgb(dir["whole.jpg"], 64, ResizeMode.Squash, acceptPartial: false);
-        if (Environment.GetEnvironmentVariable("GRAFT_ACCEPT_PARTIAL_IMAGES") is null) Assert.False(ImageLoader.AcceptPartialImages);
+        foreach (var decoder in ImageDecoders.All)
+        {
+            using var _ = ImageLoader.Using(decoder);
+            using var dir = new TempDir();
+            var jpeg = TestJpeg();
+            File.WriteAllBytes(dir["half.jpg"], jpeg[..(jpeg.Length / 2)]);
+            var e = Assert.Throws<ImageDecodeException>(() => ImageLoader.LoadRgb(dir["half.jpg"], 64, ResizeMode.Squash, acceptPartial: false));
+            output.WriteLine(e.Message);
+            Assert.Contains("incomplete", e.Reason);
+            Assert.Contains("GRAFT_ACCEPT_PARTIAL_IMAGES=1", e.Reason);
+            Assert.Equal(64 * 64 * 3, ImageLoader.LoadRgb(dir["half.jpg"], 64, ResizeMode.Squash, acceptPartial: true).Length);
+            // Whole files still load, and the default is off.
+            File.WriteAllBytes(dir["whole.jpg"], jpeg);
+            ImageLoader.LoadRgb(dir["whole.jpg"], 64, ResizeMode.Squash, acceptPartial: false);
+            if (Environment.GetEnvironmentVariable("GRAFT_ACCEPT_PARTIAL_IMAGES") is null) Assert.False(ImageLoader.AcceptPartialImages);
+        }
     }
 
     /// <remarks>
@@ -152,21 +164,25 @@ public class DecodeRobustnessTests(Xunit.Abstractions.ITestOutputHelper output)
     [Fact]
     public void A_JPEG_with_valid_headers_and_garbage_data_cut_short_is_a_bad_image()
     {
-        using var dir = new TempDir();
-        var jpeg = TestJpeg();
-        // The entropy-coded data starts after the SOS segment: replace it with 300 random bytes (no markers) and end the file there.
-        int sos = -1;
-        for (int i = 2; i < jpeg.Length - 1; i++)
-            if (jpeg[i] == 0xFF && jpeg[i + 1] == 0xDA) { sos = i; break; }
-        Assert.True(sos > 0);
-        int start = sos + 2 + BinaryPrimitives.ReadUInt16BigEndian(jpeg.AsSpan(sos + 2));
-        var rng = new Random(11);
-        var garbage = jpeg[..(start + 300)];
-        for (int i = start; i < garbage.Length; i++) garbage[i] = (byte)rng.Next(0, 0xFF);
-        File.WriteAllBytes(dir["garbage.jpg"], garbage);
-        var e = Assert.Throws<ImageDecodeException>(() => ImageLoader.LoadRgb(dir["garbage.jpg"], 64, ResizeMode.Squash, acceptPartial: false));
-        output.WriteLine(e.Message);
-        Assert.Equal(64 * 64 * 3, ImageLoader.LoadRgb(dir["garbage.jpg"], 64, ResizeMode.Squash, acceptPartial: true).Length);
+        foreach (var decoder in ImageDecoders.All)
+        {
+            using var _ = ImageLoader.Using(decoder);
+            using var dir = new TempDir();
+            var jpeg = TestJpeg();
+            // The entropy-coded data starts after the SOS segment: replace it with 300 random bytes (no markers) and end the file there.
+            int sos = -1;
+            for (int i = 2; i < jpeg.Length - 1; i++)
+                if (jpeg[i] == 0xFF && jpeg[i + 1] == 0xDA) { sos = i; break; }
+            Assert.True(sos > 0);
+            int start = sos + 2 + BinaryPrimitives.ReadUInt16BigEndian(jpeg.AsSpan(sos + 2));
+            var rng = new Random(11);
+            var garbage = jpeg[..(start + 300)];
+            for (int i = start; i < garbage.Length; i++) garbage[i] = (byte)rng.Next(0, 0xFF);
+            File.WriteAllBytes(dir["garbage.jpg"], garbage);
+            var e = Assert.Throws<ImageDecodeException>(() => ImageLoader.LoadRgb(dir["garbage.jpg"], 64, ResizeMode.Squash, acceptPartial: false));
+            output.WriteLine(e.Message);
+            Assert.Equal(64 * 64 * 3, ImageLoader.LoadRgb(dir["garbage.jpg"], 64, ResizeMode.Squash, acceptPartial: true).Length);
+        }
     }
 
     static uint Crc32(ReadOnlySpan<byte> bytes)
@@ -211,49 +227,61 @@ public class DecodeRobustnessTests(Xunit.Abstractions.ITestOutputHelper output)
     [InlineData(10001, 10000)] // just over 100 megapixels
     public void A_PNG_claiming_a_huge_size_is_a_bad_image_refused_before_allocating(int width, int height)
     {
-        using var dir = new TempDir();
-        var path = dir["huge.png"];
-        File.WriteAllBytes(path, ClaimingPng(width, height));
-        using (var codec = SKCodec.Create(path))
-            Assert.Equal((width, height), (codec.Info.Width, codec.Info.Height)); // the header is valid (CRC included)
-        var watch = Stopwatch.StartNew();
-        var e = Assert.Throws<ImageDecodeException>(() => ImageLoader.LoadRgb(path, 224, ResizeMode.CenterCrop));
-        output.WriteLine($"{e.Message} ({watch.ElapsedMilliseconds} ms)");
-        Assert.Contains("too large", e.Reason);
-        Assert.True(watch.ElapsedMilliseconds < 2000, $"{watch.ElapsedMilliseconds} ms");
-        Assert.Throws<ImageDecodeException>(() => ImageLoader.WriteThumbnail(path, dir["thumb.jpg"], 100));
-        Assert.False(File.Exists(dir["thumb.jpg"]));
+        foreach (var decoder in ImageDecoders.All)
+        {
+            using var _ = ImageLoader.Using(decoder);
+            using var dir = new TempDir();
+            var path = dir["huge.png"];
+            File.WriteAllBytes(path, ClaimingPng(width, height));
+            using (var codec = SKCodec.Create(path))
+                Assert.Equal((width, height), (codec.Info.Width, codec.Info.Height)); // the header is valid (CRC included)
+            var watch = Stopwatch.StartNew();
+            var e = Assert.Throws<ImageDecodeException>(() => ImageLoader.LoadRgb(path, 224, ResizeMode.CenterCrop));
+            output.WriteLine($"{e.Message} ({watch.ElapsedMilliseconds} ms)");
+            Assert.Contains("too large", e.Reason);
+            Assert.True(watch.ElapsedMilliseconds < 2000, $"{watch.ElapsedMilliseconds} ms");
+            Assert.Throws<ImageDecodeException>(() => ImageLoader.WriteThumbnail(path, dir["thumb.jpg"], 100));
+            Assert.False(File.Exists(dir["thumb.jpg"]));
+        }
     }
 
     [Fact]
     public void A_JPEG_claiming_65000_by_65000_is_refused_from_its_header()
     {
-        using var dir = new TempDir();
-        var path = dir["huge.jpg"];
-        TinyImages.WriteImage(path, SKColors.Teal, 64, new Random(1), "jpg");
-        var bytes = File.ReadAllBytes(path);
-        int sof = Enumerable.Range(0, bytes.Length - 9).First(i => bytes[i] == 0xFF && bytes[i + 1] is 0xC0 or 0xC2);
-        bytes[sof + 5] = bytes[sof + 7] = 65000 >> 8; // height and width, big-endian
-        bytes[sof + 6] = bytes[sof + 8] = 65000 & 0xFF;
-        File.WriteAllBytes(path, bytes);
-        using (var codec = SKCodec.Create(path))
-            Assert.Equal((65000, 65000), (codec.Info.Width, codec.Info.Height));
-        var watch = Stopwatch.StartNew();
-        var e = Assert.Throws<ImageDecodeException>(() => ImageLoader.LoadRgb(path, 224, ResizeMode.CenterCrop));
-        Assert.Contains("header claims 65000x65000", e.Reason);
-        Assert.True(watch.ElapsedMilliseconds < 2000, $"{watch.ElapsedMilliseconds} ms");
+        foreach (var decoder in ImageDecoders.All)
+        {
+            using var _ = ImageLoader.Using(decoder);
+            using var dir = new TempDir();
+            var path = dir["huge.jpg"];
+            TinyImages.WriteImage(path, SKColors.Teal, 64, new Random(1), "jpg");
+            var bytes = File.ReadAllBytes(path);
+            int sof = Enumerable.Range(0, bytes.Length - 9).First(i => bytes[i] == 0xFF && bytes[i + 1] is 0xC0 or 0xC2);
+            bytes[sof + 5] = bytes[sof + 7] = 65000 >> 8; // height and width, big-endian
+            bytes[sof + 6] = bytes[sof + 8] = 65000 & 0xFF;
+            File.WriteAllBytes(path, bytes);
+            using (var codec = SKCodec.Create(path))
+                Assert.Equal((65000, 65000), (codec.Info.Width, codec.Info.Height));
+            var watch = Stopwatch.StartNew();
+            var e = Assert.Throws<ImageDecodeException>(() => ImageLoader.LoadRgb(path, 224, ResizeMode.CenterCrop));
+            Assert.Contains("header claims 65000x65000", e.Reason);
+            Assert.True(watch.ElapsedMilliseconds < 2000, $"{watch.ElapsedMilliseconds} ms");
+        }
     }
 
     [Fact]
     public void A_PNG_just_under_the_limit_is_not_refused_for_its_size()
     {
-        using var dir = new TempDir();
-        var path = dir["big.png"];
-        File.WriteAllBytes(path, ClaimingPng(100, 100));
-        // Its data ends after 64 pixels: incomplete, not too large.
-        var e = Assert.Throws<ImageDecodeException>(() => ImageLoader.LoadRgb(path, 64, ResizeMode.CenterCrop, acceptPartial: false));
-        Assert.DoesNotContain("too large", e.Reason);
-        Assert.Equal(64 * 64 * 3, ImageLoader.LoadRgb(path, 64, ResizeMode.CenterCrop, acceptPartial: true).Length);
+        foreach (var decoder in ImageDecoders.All)
+        {
+            using var _ = ImageLoader.Using(decoder);
+            using var dir = new TempDir();
+            var path = dir["big.png"];
+            File.WriteAllBytes(path, ClaimingPng(100, 100));
+            // Its data ends after 64 pixels: incomplete, not too large.
+            var e = Assert.Throws<ImageDecodeException>(() => ImageLoader.LoadRgb(path, 64, ResizeMode.CenterCrop, acceptPartial: false));
+            Assert.DoesNotContain("too large", e.Reason);
+            Assert.Equal(64 * 64 * 3, ImageLoader.LoadRgb(path, 64, ResizeMode.CenterCrop, acceptPartial: true).Length);
+        }
     }
 
     [Fact]

@@ -63,9 +63,12 @@ public static class GraftCli
         public string LastLine => Stdout.TrimEnd().Split('\n').Last();
     }
 
-    public static Result Run(IDictionary<string, string>? env, params string[] args)
+    public static Result Run(IDictionary<string, string>? env, params string[] args) => Run(env, null, args);
+
+    /// <summary>As <see cref="Run(IDictionary{string, string}?, string[])"/>, with <paramref name="input"/> piped into standard input.</summary>
+    public static Result Run(IDictionary<string, string>? env, byte[]? input, params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = input is not null, UseShellExecute = false };
         start.ArgumentList.Add(System.IO.Path.Combine(AppContext.BaseDirectory, "Graft.Cli.dll"));
         foreach (var a in args) start.ArgumentList.Add(a);
         start.Environment["GRAFT_OFFLINE"] = "1";
@@ -73,6 +76,11 @@ public static class GraftCli
         using var process = Process.Start(start)!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
+        if (input is not null)
+        {
+            process.StandardInput.BaseStream.Write(input);
+            process.StandardInput.Close();
+        }
         if (!process.WaitForExit(TimeSpan.FromMinutes(3))) { process.Kill(true); throw new TimeoutException("graft did not finish"); }
         return new Result(process.ExitCode, stdout.Result, stderr.Result);
     }

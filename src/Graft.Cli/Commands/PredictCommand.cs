@@ -12,7 +12,7 @@ public static class PredictCommand
     public static Command Create()
     {
         var model = new Argument<string>("MODEL") { Description = "A model file, or a backbone name (e.g. mobilenet_v2) to see its ImageNet predictions." };
-        var input = new Argument<string[]>("IMAGES") { Description = "Image files and folders of images (searched recursively).", Arity = ArgumentArity.OneOrMore };
+        var input = new Argument<string[]>("IMAGES") { Description = "Image files and folders of images (searched recursively); - (or /dev/stdin) reads one image from standard input.", Arity = ArgumentArity.OneOrMore };
         var top = new Option<int>("--top") { Description = "How many classes to list per image.", DefaultValueFactory = _ => 3 };
         var tta = new Option<bool>("--tta") { Description = "Test-time augmentation: average each image's prediction with its mirror image's." };
         var json = Cli.JsonOption();
@@ -21,7 +21,10 @@ public static class PredictCommand
         weights.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
         {
-            var files = ExpandInputs(parse.GetValue(input)!);
+            var inputs = parse.GetValue(input)!;
+            bool stdin = inputs.Any(IsStandardInput);
+            var files = stdin && inputs.All(IsStandardInput) ? [] : ExpandInputs(inputs.Where(i => !IsStandardInput(i)));
+            var image = stdin ? await ReadStandardInput(cancel) : null;
             using var classifier = ModelSource.Open(parse.GetValue(model)!, allowBackbone: true, weights.WeightsFile(parse), weights.Size(parse));
             // The default (3) asks for no more classes than a two-class model has; a number given must fit.
             int k = parse.GetResult(top) is { Implicit: false } ? parse.GetValue(top) : Math.Min(parse.GetValue(top), classifier.Classes.Count);
@@ -29,8 +32,9 @@ public static class PredictCommand
                 throw new GraftException($"--top {k} is out of range.", $"Pass a whole number from 1 to {classifier.Classes.Count} (the model's classes).");
             var skipped = new List<SkippedImage>();
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var predictions = await classifier.PredictAsync(files, k, skipped, progress: files.Count > 64 ? new ProgressLine() : null,
-                tta: parse.GetValue(tta), cancel: cancel);
+            var predictions = (await classifier.PredictAsync(files, k, skipped, progress: files.Count > 64 ? new ProgressLine() : null,
+                tta: parse.GetValue(tta), cancel: cancel)).ToList();
+            if (image is not null) predictions.Insert(0, classifier.Predict(image, StandardInputName, k, parse.GetValue(tta)));
             // Nothing predicted is a failure, not an empty success: one line naming the file(s) and why.
             if (predictions.Count == 0 && skipped.Count > 0)
                 throw new GraftException(skipped.Count == 1
@@ -45,6 +49,26 @@ public static class PredictCommand
                 Cli.WriteJson(new { predictions, images = predictions.Count, skipped, seconds = clock.Elapsed.TotalSeconds });
         });
         return command;
+    }
+
+    const string StandardInputName = "stdin";
+
+    static bool IsStandardInput(string input) => input is "-" or "/dev/stdin";
+
+    /// <summary>
+    /// Standard input, read once into memory (a pipe cannot be read twice nor seeked, which decoding a file needs).
+    /// Ctrl-C stops the wait for it: a read blocked on a pipe does not see the token, so the wait is what is cancelled.
+    /// </summary>
+    static async Task<byte[]> ReadStandardInput(CancellationToken cancel)
+    {
+        if (!Console.IsInputRedirected)
+            throw new GraftException("- reads an image from standard input, which is the terminal here.",
+                "Pipe or redirect an image into graft (graft predict MODEL - < photo.jpg), or pass the file's path.");
+        using var memory = new MemoryStream();
+        await using var stdin = Console.OpenStandardInput();
+        await stdin.CopyToAsync(memory, cancel).WaitAsync(cancel);
+        if (memory.Length == 0) throw new GraftException("standard input is empty: no image was piped in.", "Pipe an image into graft (graft predict MODEL - < photo.jpg).");
+        return memory.ToArray();
     }
 
     /// <summary>
@@ -78,8 +102,10 @@ public static class PredictCommand
         if (File.Exists(input)) return [input];
         if (!Directory.Exists(input))
             throw new GraftException($"{input} does not exist.", "Pass an image file or a folder of images.");
-        var files = FolderWalk.Files(input) // linked folders never lead out of the input folder, nor round in a loop
+        var notRegular = new List<string>();
+        var files = FolderWalk.Files(input, notRegular) // linked folders never lead out of the input folder, nor round in a loop
             .Where(ImageLoader.IsImageFile).Order(StringComparer.Ordinal).ToList();
+        foreach (var n in notRegular) Cli.Err.MarkupLine($"[yellow]note:[/] skipped {Cli.Escape(n)}: not a regular file, never opened.");
         if (files.Count > 0) return files;
         var unconverted = FolderWalk.Files(input).Count(ImageFolder.IsUnconvertedImage);
         throw new GraftException($"{input} holds no image files" + (unconverted > 0 ? $" Graft can read ({unconverted} TIFF/HEIC file(s), which it does not decode)." : "."),

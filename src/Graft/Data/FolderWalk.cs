@@ -6,12 +6,16 @@ namespace Graft.Data;
 /// is inside the folder being walked and was not visited yet, so a link loop (<c>ants/up -> ..</c>) or a link
 /// out of the dataset (<c>ants/root -> /</c>) adds nothing. Linked files are listed as they are. Hidden files
 /// (names starting with a dot, such as macOS's AppleDouble <c>._photo.jpg</c>, which are not images) are not listed,
-/// so training, evaluation and prediction skip the same files.
+/// so training, evaluation and prediction skip the same files. Only regular files are listed: a named pipe (FIFO),
+/// socket or device would hang or never end when read, so it is never opened (<see cref="FileKind.NotRegular"/>).
 /// </summary>
 public static class FolderWalk
 {
-    /// <summary>Files below <paramref name="folder"/> (nested folders included), in no particular order.</summary>
-    public static IEnumerable<string> Files(string folder)
+    /// <summary>
+    /// Regular files below <paramref name="folder"/> (nested folders included), in no particular order; the others
+    /// (pipes, sockets, devices) are added to <paramref name="notRegular"/> as "path (what it is)" when it is given.
+    /// </summary>
+    public static IEnumerable<string> Files(string folder, ICollection<string>? notRegular = null)
     {
         var top = RealPath(folder) ?? Path.GetFullPath(folder);
         var visited = new HashSet<string>(StringComparer.Ordinal);
@@ -33,7 +37,11 @@ public static class FolderWalk
                     $"Give read access (chmod -R u+rX '{dir}') or move it out of the folder.");
             }
             foreach (var file in files)
-                if (!Path.GetFileName(file).StartsWith('.')) yield return file;
+            {
+                if (Path.GetFileName(file).StartsWith('.')) continue;
+                if (FileKind.NotRegular(file) is { } kind) notRegular?.Add($"{file} ({kind})");
+                else yield return file;
+            }
             foreach (var sub in dirs)
             {
                 var subReal = new DirectoryInfo(sub).LinkTarget is null ? Path.Combine(real, Path.GetFileName(sub)) : RealPath(sub);

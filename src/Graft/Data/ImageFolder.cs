@@ -195,12 +195,15 @@ public static class ImageFolder
     {
         var withImages = new List<string>();
         var empty = new List<string>();
+        var notRegular = new List<string>();
         foreach (var folder in SubFolders(dir).Where(d => StaysInside(d, dir)).OrderBy(System.IO.Path.GetFileName, StringComparer.Ordinal))
         {
-            var files = FolderWalk.Files(folder).ToList();
+            var files = FolderWalk.Files(folder, notRegular).ToList();
             unconverted.AddRange(files.Where(IsUnconvertedImage).Order(StringComparer.Ordinal));
             (files.Any(ImageLoader.IsImageFile) ? withImages : empty).Add(folder);
         }
+        if (notRegular.Count > 0)
+            notes.Add($"{dir}: {notRegular.Count} file(s) that are not regular files skipped, never opened: {string.Join(", ", notRegular.Take(5))}{(notRegular.Count > 5 ? ", ..." : "")}.");
         if (empty.Count > 0)
             notes.Add($"{dir}: {empty.Count} folder(s) without images ignored (not classes): {string.Join(", ", empty.Select(System.IO.Path.GetFileName))}.");
         foreach (var same in withImages.GroupBy(ClassName).Where(g => g.Count() > 1))

@@ -132,6 +132,17 @@ public sealed class TrainableClassifier : IDisposable
         return p.MoveToOuterDisposeScope();
     }
 
+    /// <summary>Predicts an encoded image held in memory (standard input, an upload); <paramref name="name"/> names it in the prediction and in errors.</summary>
+    /// <exception cref="ImageDecodeException">The bytes are not an image Graft can decode.</exception>
+    public Prediction Predict(ReadOnlySpan<byte> image, string name, int top, bool tta = false)
+    {
+        var spec = Config.Input;
+        var pixels = ImageLoader.Load(image, name, spec);
+        using var scope = NewDisposeScope();
+        var probabilities = Probabilities(tensor(pixels, [1, 3, spec.Size, spec.Size]), tta).data<float>().ToArray();
+        return Prediction.Rank(name, probabilities, Classes, top);
+    }
+
     /// <summary>Predicts every file; files that cannot be decoded are returned in <paramref name="skipped"/>.</summary>
     public async Task<IReadOnlyList<Prediction>> PredictAsync(IReadOnlyList<string> files, int top, List<SkippedImage> skipped,
         int batchSize = 32, IProgress<ImageProgress>? progress = null, bool tta = false, CancellationToken cancel = default)
