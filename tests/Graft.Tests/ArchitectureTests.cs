@@ -30,6 +30,7 @@ public class ArchitectureTests
             // Workflows: evaluation, audit, reports, and the facade (Learner, advisor, options).
             ["Graft.Evaluation"], ["Graft.Audit"], ["Graft.Reports"], ["Graft"],
         ],
+        ["Graft.Bench"] = [["Graft.Bench"]],
         ["Graft.Cli"] = [["Graft.Cli"]],
     };
 

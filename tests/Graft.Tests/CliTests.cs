@@ -61,6 +61,18 @@ public class CliTests
         Assert.Equal(5, p.GetProperty("top").GetArrayLength());
     }
 
+    /// <summary>README's `graft bench --datasets ''` (and --help's "'' for none") parses to no dataset, as does a lone comma.</summary>
+    [Theory]
+    [InlineData("")]
+    [InlineData(",")]
+    public void Bench_datasets_may_be_empty(string value)
+    {
+        var parse = Cli.Commands.BenchCommand.Create().Parse(["--datasets", value, "--backbones", ""]);
+        Assert.Empty(parse.Errors);
+        Assert.Empty(parse.GetValue<IReadOnlyList<string>>("--datasets")!);
+        Assert.Empty(Cli.Commands.BenchCommand.Create().Parse(["--no-datasets"]).Errors);
+    }
+
     [Theory]
     [InlineData("train", "/no/such/folder")]
     [InlineData("predict", "/no/such/model.graft", "x.jpg")]

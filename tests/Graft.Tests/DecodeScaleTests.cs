@@ -1,4 +1,4 @@
-using Graft.Cli;
+using Graft.Bench;
 using Graft.Data;
 using Graft.Imaging;
 using SkiaSharp;

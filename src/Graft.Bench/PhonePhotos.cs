@@ -1,7 +1,8 @@
+using Graft.Imaging;
 using Graft.Weights;
 using SkiaSharp;
 
-namespace Graft.Cli;
+namespace Graft.Bench;
 
 /// <summary>
 /// A benchmark set of phone-camera photos: 4032x3024 (12 MP) JPEGs at quality 90 with 4:2:0 chroma, made from the
@@ -15,8 +16,8 @@ public static class PhonePhotos
 {
     public const int Width = 4032, Height = 3024, Quality = 90;
 
-    /// <summary>Writes (or reuses) <paramref name="count"/> photos in <paramref name="folder"/> and returns their paths.</summary>
-    public static IReadOnlyList<string> Generate(string folder, int count, int seed)
+    /// <summary>Writes (or reuses) <paramref name="count"/> photos in <paramref name="folder"/> and returns their paths; the sources come from <paramref name="assets"/>' mirror.</summary>
+    public static IReadOnlyList<string> Generate(string folder, int count, int seed, AssetResolver? assets = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);
         Directory.CreateDirectory(folder);
@@ -24,7 +25,7 @@ public static class PhonePhotos
         var missing = Enumerable.Range(0, count).Where(i => !File.Exists(paths[i])).ToArray();
         if (missing.Length == 0) return paths;
 
-        var sources = LoadSources();
+        var sources = LoadSources(assets ?? AssetResolver.Default);
         try
         {
             Parallel.ForEach(missing, new ParallelOptions { MaxDegreeOfParallelism = Environment.ProcessorCount },
@@ -35,13 +36,13 @@ public static class PhonePhotos
     }
 
     /// <summary>The shared ImageNet photos, in name order.</summary>
-    static List<SKImage> LoadSources()
+    static List<SKImage> LoadSources(AssetResolver assets)
     {
-        var folder = AssetResolver.Default.SearchRoots.Select(r => Path.Combine(r, "images", "imagenet")).FirstOrDefault(Directory.Exists)
+        var folder = assets.SearchRoots.Select(r => Path.Combine(r, "images", "imagenet")).FirstOrDefault(Directory.Exists)
             ?? throw new GraftException("The phone-photo benchmark needs the shared ImageNet photos (images/imagenet/ in the asset mirror), and none was found.",
                 "Put the shared/ mirror beside the checkout or set GRAFT_ASSETS to it.");
         var sources = new List<SKImage>();
-        foreach (var file in Directory.EnumerateFiles(folder).Where(Graft.Imaging.ImageLoader.IsImageFile).Order(StringComparer.Ordinal))
+        foreach (var file in Directory.EnumerateFiles(folder).Where(ImageLoader.IsImageFile).Order(StringComparer.Ordinal))
         {
             using var bitmap = SKBitmap.Decode(file);
             if (bitmap is not null) sources.Add(SKImage.FromBitmap(bitmap));

@@ -1,0 +1,71 @@
+using System.ComponentModel;
+
+namespace Graft.Bench;
+
+/// <summary>
+/// What a bench run measures. The defaults and the help text live here; a host maps its own flags onto these.
+/// A new benchmark family is a file of its own plus, where a run may leave it out or run it alone, one option here.
+/// </summary>
+public sealed record BenchOptions
+{
+    /// <summary>The sample dataset the bench makes itself: phone-camera photos (<see cref="PhonePhotos"/>).</summary>
+    public const string PhoneDataset = "phone_photos";
+
+    /// <summary>Sample datasets to train on, each with `graft train` in a process of its own.</summary>
+    [Description("Sample datasets to train on (none: no training runs). " + PhoneDataset + ": 4032x3024 JPEGs the bench makes "
+        + "from the shared photos, once, in Graft's cache.")]
+    public IReadOnlyList<string> Datasets { get; init; } = ["hymenoptera", "cats_vs_dogs", PhoneDataset];
+
+    /// <summary>Which backbones' trunks to measure: 'available', 'all', '' or a comma-separated list of names.</summary>
+    [Description("Backbones to measure, each in child processes of its own: forward in Graft's runner, ONNX Runtime defaults "
+        + "and libtorch; a fine-tuning step; GFLOPs and the share of the machine's convolution peak; peak memory. "
+        + "available: those whose weights are on this machine; all: every pretrained backbone, random weights where the file "
+        + "is missing (speed does not depend on them); a list of names; or none.")]
+    public string Backbones { get; init; } = "available";
+
+    /// <summary>The most timed batches (or training steps) per runner and round.</summary>
+    [Description("At most this many timed batches (or training steps) per runner and round; a round also ends after its time budget.")]
+    public int Batches { get; init; } = 30;
+
+    /// <summary>Run the Keras blog's study instead (<see cref="KerasBlogExperiments"/>).</summary>
+    [Description("Instead: the Keras blog's three experiments on cats_vs_dogs (scratch, feature extraction, fine-tuning) and "
+        + "fine-tuning on hymenoptera, next to the published numbers (the longest bench).")]
+    public bool Experiments { get; init; }
+
+    /// <summary>Run the advisor's bench instead (<see cref="AdvisorBench"/>).</summary>
+    [Description("Instead: on each of the datasets, the advisor with three seeds, and every strategy it weighs trained in full, "
+        + "scored on held-out images it never saw: its regret.")]
+    public bool Advisor { get; init; }
+
+    /// <summary>In a child process: one backbone's measurement, written as one JSON object.</summary>
+    public MeasureRequest? Measure { get; init; }
+
+    /// <summary>At least one timed batch.</summary>
+    internal int TimedBatches => Math.Max(1, Batches);
+}
+
+/// <summary>What a child measures of one backbone: its trunk's forward pass, or fine-tuning steps.</summary>
+public enum MeasurePart
+{
+    /// <summary>The frozen trunk's forward pass in Graft's runner, ONNX Runtime defaults and libtorch.</summary>
+    Forward,
+    /// <summary>Fine-tuning steps with the top 2 blocks unfrozen.</summary>
+    Train,
+}
+
+/// <summary>
+/// One backbone's measurement, made in a child process so that its peak memory is its own; the parent starts the
+/// child with <see cref="Arguments"/>, and the host maps those flags back onto <see cref="BenchOptions.Measure"/>.
+/// </summary>
+public sealed record MeasureRequest(string Backbone, MeasurePart Part = MeasurePart.Forward, int Batch = 32)
+{
+    /// <summary>The child's flags: the backbone, the part and the batch size.</summary>
+    public const string BackboneFlag = "--measure-backbone", PartFlag = "--measure-part", BatchFlag = "--measure-batch";
+
+    /// <summary>`graft bench` arguments that make this measurement.</summary>
+    internal IReadOnlyList<string> Arguments(int batches) =>
+    [
+        "bench", BackboneFlag, Backbone, "--batches", batches.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        PartFlag, Part.ToString().ToLowerInvariant(), BatchFlag, Batch.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    ];
+}
