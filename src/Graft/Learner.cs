@@ -160,10 +160,8 @@ public static class Learner
                 ClassFolders = Enumerable.Range(0, dataset.Classes.Count).Select(dataset.ClassFolder).ToList(),
                 LearningRateOption = scratch ? "--lr" : "--ft-lr",
             };
-            var unreadableLive = new Dictionary<string, string>();
-            var live2 = await ImageTrainer.FitAsync(network, groups, train, val, input, liveOptions, callbacks, cancel, unreadableLive);
-            skipped = skipped.Concat(unreadableLive.Where(u => !unreadable.Contains(u.Key)).OrderBy(u => u.Key, StringComparer.Ordinal)
-                .Select(u => new SkippedImage(u.Key, u.Value))).ToList();
+            var live2 = await ImageTrainer.FitAsync(network, groups, train, val, input, liveOptions, callbacks, cancel);
+            skipped = skipped.Concat(live2.Skipped.Where(s => !unreadable.Contains(s.Path))).ToList();
             int offset = history.Count;
             history.AddRange(live2.History.Select(h => h with { Epoch = h.Epoch + offset }));
             if (live2.Diverged is { } why) callbacks.Log?.Invoke($"warning: {why}");
