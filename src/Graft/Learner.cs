@@ -197,16 +197,16 @@ public static class Learner
         int channels = model.Config.Head.InputChannels;
         var cache = options.UseCache ? new FeatureCache(options.CacheRoot ?? AssetResolver.DefaultCacheRoot(), model.Config.TrunkKey, channels) : null;
         var all = dataset.All.ToList();
-        var extracted = await FeatureExtractor.ExtractAsync(all.Select(i => i.Path).ToList(), model.Trunk, model.Config.Input,
+        var extracted = await BottleneckFeatures.ExtractAsync(all.Select(i => i.Path).ToList(), model.Trunk, model.Config.Input,
             channels, cache, options.Fit.BatchSize, callbacks.Images, cancel);
-        callbacks.Log?.Invoke(extracted.Computed == 0
-            ? $"bottleneck cache: all {extracted.CacheHits} images cached, trunk skipped"
-            : $"bottleneck features: {extracted.Computed} computed at {extracted.ImagesPerSecond:0} images/s, {extracted.CacheHits} from cache");
+        callbacks.Log?.Invoke(extracted.Stats.Computed == 0
+            ? $"bottleneck cache: all {extracted.Stats.CacheHits} images cached, trunk skipped"
+            : $"bottleneck features: {extracted.Stats.Computed} computed at {extracted.Stats.ImagesPerSecond:0} images/s, {extracted.Stats.CacheHits} from cache");
         WarnIfCacheFailed(cache, callbacks);
 
-        var train = Gather(dataset.Train, 0, extracted.Features);
-        var val = Gather(dataset.Validation, dataset.Train.Count, extracted.Features);
-        var test = Gather(dataset.Test, dataset.Train.Count + dataset.Validation.Count, extracted.Features);
+        var train = Gather(dataset.Train, 0, extracted.Rows);
+        var val = Gather(dataset.Validation, dataset.Train.Count, extracted.Rows);
+        var test = Gather(dataset.Test, dataset.Train.Count + dataset.Validation.Count, extracted.Rows);
         if (train.Labels.Length == 0)
             throw new GraftException($"No training image in {dataset.Root} could be read{FirstReason(extracted.Skipped, _ => true)}.", "Replace the damaged images, or check the folder's permissions.");
         // A class none of whose training images could be read cannot be learned: training would "succeed" without it.
@@ -225,7 +225,7 @@ public static class Learner
         bool hasVal = val.Labels.Length > 0;
         var fit = HeadTrainer.Fit(model.Head, trainX, trainY, hasVal ? valX : null, hasVal ? valY : null, options.Fit, callbacks.Epochs, cancel, classWeights);
         if (fit.Diverged is { } why) callbacks.Log?.Invoke($"warning: {why}");
-        var stats = new FeatureStats(all.Count, extracted.CacheHits, extracted.Computed, extracted.Seconds);
+        var stats = extracted.Stats;
         EvaluationResult? testResult = null;
         if (test.Labels.Length > 0)
         {
@@ -233,7 +233,7 @@ public static class Learner
             testResult = Score(model, test, testX);
         }
         return new HeadPhase(fit, stats, extracted.Skipped, hasVal ? Score(model, val, valX) : null, testResult,
-            Audit.DataAudit.QuickSummary(dataset, extracted.ContentKeys, extracted.Features));
+            Audit.DataAudit.QuickSummary(dataset, extracted.ContentKeys, extracted.Rows));
     }
 
     /// <summary>
@@ -294,9 +294,9 @@ public static class Learner
         var paths = images.Select(i => i.Path).ToList();
 
         var plain = await ExtractForModel(model, paths, cacheRoot, mirror: false, callbacks, cancel);
-        var set = Gather(images, 0, plain.Features);
+        var set = Gather(images, 0, plain.Rows);
         if (set.Files.Length == 0)
-            throw new GraftException($"None of the {images.Count} images in {dataset.ClassRoot} could be read{FirstReason(plain.Extracted.Skipped, _ => true)}; there is nothing to evaluate.",
+            throw new GraftException($"None of the {images.Count} images in {dataset.ClassRoot} could be read{FirstReason(plain.Skipped, _ => true)}; there is nothing to evaluate.",
                 "Replace the damaged images, or check the folder's permissions.");
         using var x = Features(set, plain.Channels);
         var probabilities = HeadTrainer.Score(model.Head, x, null).Probabilities;
@@ -306,42 +306,36 @@ public static class Learner
         if (tta)
         {
             var mirrored = await ExtractForModel(model, paths, cacheRoot, mirror: true, callbacks, cancel);
-            using var xm = Features(Gather(images, 0, mirrored.Features), plain.Channels);
+            using var xm = Features(Gather(images, 0, mirrored.Rows), plain.Channels);
             var mirrorProbabilities = HeadTrainer.Score(model.Head, xm, null).Probabilities;
             withTta = EvaluationResult.From(set.Files, Average(probabilities, mirrorProbabilities), set.Labels, model.Classes);
         }
         return new EvaluationRun(result, withTta, dataset,
-            new FeatureStats(images.Count, plain.Extracted.CacheHits, plain.Extracted.Computed, plain.Extracted.Seconds),
-            plain.Extracted.Skipped, clock.Elapsed.TotalSeconds);
+            plain.Stats, plain.Skipped, clock.Elapsed.TotalSeconds);
     }
 
     /// <summary>Scores images with a model through its trunk (no cache: used when the trunk itself was trained).</summary>
-    static async Task<(EvaluationResult Result, ExtractedFeatures Extracted)> ScoreImagesAsync(TrainableClassifier model, IReadOnlyList<LabeledImage> images,
+    static async Task<(EvaluationResult Result, ImageFeatures Extracted)> ScoreImagesAsync(TrainableClassifier model, IReadOnlyList<LabeledImage> images,
         Callbacks callbacks, CancellationToken cancel)
     {
         var features = await ExtractForModel(model, images.Select(i => i.Path).ToList(), null, mirror: false, callbacks, cancel);
-        var set = Gather(images, 0, features.Features);
+        var set = Gather(images, 0, features.Rows);
         using var x = Features(set, features.Channels);
-        return (Score(model, set, x), features.Extracted);
-    }
-
-    sealed record ModelFeatures(ExtractedFeatures Extracted, int Channels)
-    {
-        public float[]?[] Features => Extracted.Features;
+        return (Score(model, set, x), features);
     }
 
     /// <summary>Pooled trunk features for the model's images, through the bottleneck cache when its trunk is the pretrained one.</summary>
-    static async Task<ModelFeatures> ExtractForModel(TrainableClassifier model, IReadOnlyList<string> paths, string? cacheRoot, bool mirror,
+    static async Task<ImageFeatures> ExtractForModel(TrainableClassifier model, IReadOnlyList<string> paths, string? cacheRoot, bool mirror,
         Callbacks callbacks, CancellationToken cancel)
     {
         var channels = model.Config.Head.InputChannels;
         var cache = model.Config.Strategy == Strategies.FeatureExtraction
             ? new FeatureCache(cacheRoot ?? AssetResolver.DefaultCacheRoot(), model.Config.TrunkKey + (mirror ? "|mirror" : ""), channels)
             : null;
-        var extracted = await FeatureExtractor.ExtractAsync(paths, model.Trunk, model.Config.Input, channels, cache,
+        var extracted = await BottleneckFeatures.ExtractAsync(paths, model.Trunk, model.Config.Input, channels, cache,
             model.Config.Training.BatchSize, callbacks.Images, cancel, mirror);
         WarnIfCacheFailed(cache, callbacks);
-        return new ModelFeatures(extracted, channels);
+        return extracted;
     }
 
     /// <summary>The bottleneck cache is optional: when it could not be written the run went on without it, and says so.</summary>

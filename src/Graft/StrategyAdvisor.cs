@@ -152,9 +152,9 @@ public static class StrategyAdvisor
             var weights = options.BalancedClassWeights
                 ? Enumerable.Range(0, classes).Select(c => (float)trainIdx.Length / (classes * Math.Max(1, trainIdx.Count(i => y[i] == c)))).ToArray()
                 : null;
-            HeadTrainer.Fit(head, Stack(x, trainIdx), Labels(y, trainIdx), Stack(x, stopIdx), Labels(y, stopIdx),
+            HeadTrainer.Fit(head, ImageFeatures.Stack(x, trainIdx, channels), Labels(y, trainIdx), ImageFeatures.Stack(x, stopIdx, channels), Labels(y, stopIdx),
                 options.Fit with { Seed = Seed + f }, classWeights: weights);
-            var probabilities = HeadTrainer.Score(head, Stack(x, held), null).Probabilities;
+            var probabilities = HeadTrainer.Score(head, ImageFeatures.Stack(x, held, channels), null).Probabilities;
             for (int k = 0; k < held.Length; k++) correct[held[k]] = ArgMax(probabilities, k) == y[held[k]];
         }
         return new HeadProbe(correct, clock.Elapsed.TotalSeconds / folds, rows / folds);
@@ -197,14 +197,6 @@ public static class StrategyAdvisor
             $"{fineTuning.Test.Accuracy:0.000} against {extraction.Test.Accuracy:0.000} for feature extraction on the same subset, {gain.Describe()}. " +
             "On all the images and epochs the gain may differ (it usually grows with more data); the estimate adds the subset's gain to feature extraction's accuracy.";
         return (estimate, reason);
-    }
-
-    static Tensor Stack(float[][] rows, int[] index)
-    {
-        int c = rows[0].Length;
-        var flat = new float[index.Length * c];
-        for (int k = 0; k < index.Length; k++) rows[index[k]].CopyTo(flat, k * c);
-        return tensor(flat, [index.Length, c]);
     }
 
     static Tensor Labels(int[] y, int[] index) => tensor(index.Select(i => (long)y[i]).ToArray());

@@ -37,23 +37,23 @@ public class TrainingTests
         var cache = new FeatureCache(dir["cache"], "test-trunk", channels: 3);
         var trunk = new CountingTrunk();
 
-        var first = await FeatureExtractor.ExtractAsync(files, trunk, spec, 3, cache);
-        Assert.Equal((6, 0, 6), (first.Computed, first.CacheHits, trunk.Images));
+        var first = await BottleneckFeatures.ExtractAsync(files, trunk, spec, 3, cache);
+        Assert.Equal((6, 0, 6), (first.Stats.Computed, first.Stats.CacheHits, trunk.Images));
 
-        var second = await FeatureExtractor.ExtractAsync(files, trunk, spec, 3, cache);
-        Assert.Equal((0, 6, 6), (second.Computed, second.CacheHits, trunk.Images));
-        for (int i = 0; i < files.Count; i++) Assert.Equal(first.Features[i], second.Features[i]);
+        var second = await BottleneckFeatures.ExtractAsync(files, trunk, spec, 3, cache);
+        Assert.Equal((0, 6, 6), (second.Stats.Computed, second.Stats.CacheHits, trunk.Images));
+        for (int i = 0; i < files.Count; i++) Assert.Equal(first.Rows[i], second.Rows[i]);
 
         // A moved file still hits (content key); an edited file misses.
         File.Move(files[0], files[0] + ".moved.png");
         files[0] += ".moved.png";
         TinyImages.WriteImage(files[1], SkiaSharp.SKColors.Yellow, 16, new Random(5));
-        var third = await FeatureExtractor.ExtractAsync(files, trunk, spec, 3, cache);
-        Assert.Equal((1, 5, 7), (third.Computed, third.CacheHits, trunk.Images));
+        var third = await BottleneckFeatures.ExtractAsync(files, trunk, spec, 3, cache);
+        Assert.Equal((1, 5, 7), (third.Stats.Computed, third.Stats.CacheHits, trunk.Images));
 
         // Another trunk configuration has its own folder.
-        var otherTrunk = await FeatureExtractor.ExtractAsync(files, trunk, spec, 3, new FeatureCache(dir["cache"], "other-trunk", 3));
-        Assert.Equal(6, otherTrunk.Computed);
+        var otherTrunk = await BottleneckFeatures.ExtractAsync(files, trunk, spec, 3, new FeatureCache(dir["cache"], "other-trunk", 3));
+        Assert.Equal(6, otherTrunk.Stats.Computed);
     }
 
     [Fact]
