@@ -45,17 +45,17 @@ public static class Learner
         Engine.TorchRuntime.EnsureInitialized(); // before anything touches TorchSharp's static state
         resolver ??= AssetResolver.Default;
         callbacks ??= Callbacks.None;
-        if (!Strategies.All.Contains(options.Strategy))
-            throw new GraftException($"Unknown strategy '{options.Strategy}'.", $"Use one of: {string.Join(", ", Strategies.All)}.");
+        if (!Enum.IsDefined(options.Strategy))
+            throw new GraftException($"Unknown strategy '{options.Strategy.Name()}'.", $"Use one of: {string.Join(", ", StrategyNames.All)}.");
         var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Fit.Seed, options.TestSplit);
-        if (options.Strategy == Strategies.Auto)
+        if (options.Strategy == Strategy.Auto)
         {
             // The advisor sees this run's training and validation images, never its test images.
             var advice = await StrategyAdvisor.AdviseAsync(dataset, options, resolver, callbacks, cancel);
             foreach (var reason in advice.Reasons) callbacks.Log?.Invoke($"advisor: {reason}");
             callbacks.Log?.Invoke($"advisor: {advice.Arguments}");
             // What the user chose explicitly stands; the advice fills in the rest.
-            if (advice.Strategy == Strategies.FineTune && options.Unfreeze is { } mine && advice.Unfreeze is not null)
+            if (advice.Strategy == Strategy.FineTune && options.Unfreeze is { } mine && advice.Unfreeze is not null)
                 callbacks.Log?.Invoke($"advisor: fine-tuning {mine.Describe()} as asked, not {advice.Unfreeze.Describe()}");
             if (options.FeatureBlock is { } asked && advice.FeatureBlock is not null)
                 callbacks.Log?.Invoke($"advisor: features from {asked} as asked, not {advice.FeatureBlock}");
@@ -75,16 +75,16 @@ public static class Learner
         Engine.TorchRuntime.EnsureInitialized();
         resolver ??= AssetResolver.Default;
         callbacks ??= Callbacks.None;
-        if (options.Strategy is Strategies.Auto || !Strategies.All.Contains(options.Strategy))
-            throw new GraftException($"Training on a prepared dataset needs a concrete strategy, not '{options.Strategy}'.",
-                $"Use one of: {Strategies.FeatureExtraction}, {Strategies.FineTune}, {Strategies.Scratch}.");
+        if (options.Strategy is Strategy.Auto || !Enum.IsDefined(options.Strategy))
+            throw new GraftException($"Training on a prepared dataset needs a concrete strategy, not '{options.Strategy.Name()}'.",
+                $"Use one of: {Strategy.FeatureExtraction.Name()}, {Strategy.FineTune.Name()}, {Strategy.Scratch.Name()}.");
         var data = dataset.Root;
-        bool scratch = options.Strategy == Strategies.Scratch, live = options.Strategy != Strategies.FeatureExtraction;
+        bool scratch = options.Strategy == Strategy.Scratch, live = options.Strategy != Strategy.FeatureExtraction;
         if (!live && options.Augmentation is { IsIdentity: false })
             throw new GraftException("Augmentation needs the trunk to run on every image, and feature extraction caches its output once.",
                 "Use --strategy fine-tune to train with augmentation.");
         if (options.Precision == Precision.Int8 && live)
-            throw new GraftException($"--precision int8 quantizes a frozen trunk, and {options.Strategy} trains the trunk.", "Use --strategy feature-extraction, or --precision float.");
+            throw new GraftException($"--precision int8 quantizes a frozen trunk, and {options.Strategy.Name()} trains the trunk.", "Use --strategy feature-extraction, or --precision float.");
         if (options.BatchNorm && Math.Min(options.Fit.BatchSize, live && !scratch ? options.FineTune.BatchSize : int.MaxValue) < 2)
             throw new GraftException("--batchnorm needs batches of at least 2 (batch norm takes statistics over the batch).", "Use --batch-size 2 or more.");
         var clock = Stopwatch.StartNew();
@@ -111,11 +111,11 @@ public static class Learner
             Binary = options.Binary, SqueezeExcite = options.SqueezeExcite, TrunkChannels = channels,
         };
         var modelConfig = new ModelConfig(ModelConfig.CurrentFormat, config.Name, backbone.WeightsId, input, dataset.Classes,
-            headConfig, options.Strategy, options.Fit, null, DateTime.UtcNow)
+            headConfig, options.Strategy.Name(), options.Fit, null, DateTime.UtcNow)
         {
             Architecture = backbone.Architecture,
-            FineTune = options.Strategy == Strategies.FineTune ? options.FineTune : null,
-            Unfreeze = options.Strategy == Strategies.FineTune ? options.UnfreezeOrDefault : null,
+            FineTune = options.Strategy == Strategy.FineTune ? options.FineTune : null,
+            Unfreeze = options.Strategy == Strategy.FineTune ? options.UnfreezeOrDefault : null,
             Augmentation = live ? options.AugmentationOrDefault : null,
             FeatureBlock = options.FeatureBlock,
             Precision = options.Precision,
@@ -329,7 +329,7 @@ public static class Learner
         Callbacks callbacks, CancellationToken cancel)
     {
         var channels = model.Config.Head.InputChannels;
-        var cache = model.Config.Strategy == Strategies.FeatureExtraction
+        var cache = model.Config.Strategy == Strategy.FeatureExtraction.Name()
             ? new FeatureCache(cacheRoot ?? AssetResolver.DefaultCacheRoot(), model.Config.TrunkKey + (mirror ? "|mirror" : ""), channels)
             : null;
         var extracted = await BottleneckFeatures.ExtractAsync(paths, model.Trunk, model.Config.Input, channels, cache,

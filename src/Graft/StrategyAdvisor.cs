@@ -71,7 +71,7 @@ public static class StrategyAdvisor
         callbacks.Log?.Invoke($"{Folds}-fold head probes on {images.Count} images...");
         var clock = Stopwatch.StartNew();
         var topProbe = OutOfFold(readable.Select(i => top.Rows[i]!).ToArray(), labels, dataset.Classes.Count, options);
-        var plain = new StrategyEstimate(Strategies.FeatureExtraction, null, null, topProbe.Accuracy, topProbe.Interval,
+        var plain = new StrategyEstimate(Strategy.FeatureExtraction, null, null, topProbe.Accuracy, topProbe.Interval,
             topProbe.SecondsFor(trainImages), null);
         var estimates = new List<StrategyEstimate> { plain };
         var reasons = new List<string>
@@ -85,7 +85,7 @@ public static class StrategyAdvisor
         {
             var probe = OutOfFold(readable.Select(i => earlier.Rows[i]!).ToArray(), labels, dataset.Classes.Count, options);
             var gain = Paired(topProbe.Correct, probe.Correct);
-            estimates.Add(new StrategyEstimate(Strategies.FeatureExtraction, config.GenericFeatureBlock, null, probe.Accuracy, probe.Interval,
+            estimates.Add(new StrategyEstimate(Strategy.FeatureExtraction, config.GenericFeatureBlock, null, probe.Accuracy, probe.Interval,
                 probe.SecondsFor(trainImages), gain));
             reasons.Add($"Features from the earlier block {config.GenericFeatureBlock} scored {probe.Interval.Describe(probe.Accuracy)}: {gain.Describe()} against the top block on the same images.");
         }
@@ -179,8 +179,8 @@ public static class StrategyAdvisor
             Fit = options.Fit with { Seed = Seed }, FineTune = options.FineTune with { Seed = Seed, Epochs = Math.Min(options.FineTune.Epochs, ProbeEpochs) },
         };
         var quiet = callbacks with { Log = null };
-        var extraction = await Learner.TrainAsync(probe, common with { Strategy = Strategies.FeatureExtraction, Unfreeze = null, Augmentation = null }, resolver, quiet, cancel);
-        var fineTuning = await Learner.TrainAsync(probe, common with { Strategy = Strategies.FineTune, Unfreeze = unfreeze }, resolver, quiet, cancel);
+        var extraction = await Learner.TrainAsync(probe, common with { Strategy = Strategy.FeatureExtraction, Unfreeze = null, Augmentation = null }, resolver, quiet, cancel);
+        var fineTuning = await Learner.TrainAsync(probe, common with { Strategy = Strategy.FineTune, Unfreeze = unfreeze }, resolver, quiet, cancel);
         extraction.Model.Dispose();
         fineTuning.Model.Dispose();
 
@@ -192,7 +192,7 @@ public static class StrategyAdvisor
         double perImageEpoch = live.Sum(r => r.Seconds) / Math.Max(1, live.Count * train.Count);
         double seconds = headSeconds + options.FineTune.Epochs * trainImages * perImageEpoch;
         var interval = new Interval(Math.Clamp(plain.Interval.Low + gain.Interval.Low, 0, 1), Math.Clamp(plain.Interval.High + gain.Interval.High, 0, 1));
-        var estimate = new StrategyEstimate(Strategies.FineTune, null, unfreeze, Math.Clamp(plain.Accuracy + gain.Value, 0, 1), interval, seconds, gain);
+        var estimate = new StrategyEstimate(Strategy.FineTune, null, unfreeze, Math.Clamp(plain.Accuracy + gain.Value, 0, 1), interval, seconds, gain);
         string reason = $"Fine-tuning the {unfreeze.Describe()}, probed for {common.FineTune.Epochs} epochs on {subset.Count} images and measured on {after.Count} others: " +
             $"{fineTuning.Test.Accuracy:0.000} against {extraction.Test.Accuracy:0.000} for feature extraction on the same subset, {gain.Describe()}. " +
             "On all the images and epochs the gain may differ (it usually grows with more data); the estimate adds the subset's gain to feature extraction's accuracy.";

@@ -7,13 +7,13 @@ namespace Graft.Tests;
 
 public class AdvisorTests
 {
-    static readonly StrategyEstimate Plain = new(Strategies.FeatureExtraction, null, null, 0.95, new Interval(0.93, 0.97), 2, null);
+    static readonly StrategyEstimate Plain = new(Strategy.FeatureExtraction, null, null, 0.95, new Interval(0.93, 0.97), 2, null);
 
     static StrategyEstimate Earlier(int wins, int losses) =>
-        new(Strategies.FeatureExtraction, "block_12", null, 0.95, new Interval(0.93, 0.97), 2, new PairedGain(wins, losses, 600));
+        new(Strategy.FeatureExtraction, "block_12", null, 0.95, new Interval(0.93, 0.97), 2, new PairedGain(wins, losses, 600));
 
     static StrategyEstimate FineTune(int wins, int losses) =>
-        new(Strategies.FineTune, null, UnfreezeSpec.Default, 0.95, new Interval(0.93, 0.97), 120, new PairedGain(wins, losses, 600));
+        new(Strategy.FineTune, null, UnfreezeSpec.Default, 0.95, new Interval(0.93, 0.97), 120, new PairedGain(wins, losses, 600));
 
     [Fact]
     public void A_clearly_better_strategy_is_chosen()

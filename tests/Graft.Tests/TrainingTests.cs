@@ -57,6 +57,18 @@ public class TrainingTests
     }
 
     [Fact]
+    public void Strategies_keep_their_names_in_json_flags_and_model_files()
+    {
+        Assert.Equal(["feature-extraction", "fine-tune", "scratch", "auto"], StrategyNames.All);
+        // Checkpoint fingerprints hash the options' JSON: the names must be the ones earlier versions wrote.
+        var json = System.Text.Json.JsonSerializer.Serialize(new TrainOptions { Strategy = Strategy.FineTune }, TrainableClassifier.Json);
+        Assert.Contains("\"strategy\": \"fine-tune\"", json);
+        Assert.Equal(Strategy.FineTune, System.Text.Json.JsonSerializer.Deserialize<TrainOptions>(json, TrainableClassifier.Json)!.Strategy);
+        Assert.Equal(Strategy.Scratch, StrategyNames.Parse("scratch"));
+        Assert.Contains("feature-extraction, fine-tune, scratch, auto", Assert.Throws<GraftException>(() => StrategyNames.Parse("Scratch")).Fix);
+    }
+
+    [Fact]
     public void Early_stopping_restores_the_best_epoch()
     {
         TorchRuntime.EnsureInitialized();
