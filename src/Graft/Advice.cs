@@ -66,6 +66,8 @@ public sealed record Advice(StrategyEstimate Chosen, IReadOnlyList<StrategyEstim
     public UnfreezeSpec? Unfreeze => Chosen.Unfreeze;
     /// <summary>The graft train flags of the choice.</summary>
     public string Arguments => Chosen.Arguments;
+    /// <summary>Images that could not be read, with the reason: the advice was measured without them.</summary>
+    public IReadOnlyList<SkippedImage> Skipped { get; init; } = [];
 }
 
 /// <summary>The decision rule, apart from the measurements so that it can be checked on made-up ones.</summary>

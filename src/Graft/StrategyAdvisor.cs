@@ -55,16 +55,9 @@ public static class StrategyAdvisor
 
         var top = await FeaturesAsync(pool, options, null, resolver, callbacks, cancel);
         var earlier = config.GenericFeatureBlock is { } block ? await FeaturesAsync(pool, options, block, resolver, callbacks, cancel) : null;
-        var readable = Enumerable.Range(0, pool.Count).Where(i => top.Rows[i] is not null && (earlier is null || earlier.Rows[i] is not null)).ToArray();
-        if (readable.Length == 0)
-            throw new GraftException($"None of the {pool.Count} training and validation images in {dataset.Root} could be read: there is nothing to measure.",
-                "Replace the damaged images, or check the folder's permissions.");
+        var (readable, perClass) = Measurable(dataset, pool, top, earlier);
         var images = readable.Select(i => pool[i]).ToList();
         var labels = images.Select(i => i.Label).ToArray();
-        var perClass = Enumerable.Range(0, dataset.Classes.Count).Select(c => labels.Count(l => l == c)).ToArray();
-        if (perClass.Min() < 2)
-            throw new GraftException($"{dataset.ClassFolder(Array.IndexOf(perClass, perClass.Min()))} has fewer than 2 readable images: the advisor cannot measure how well it is learned.",
-                "Add photos (20 or more per class).");
         var readablePaths = images.Select(i => i.Path).ToHashSet();
         int trainImages = dataset.Train.Count(i => readablePaths.Contains(i.Path)); // what `graft train` would train on
 
@@ -99,7 +92,25 @@ public static class StrategyAdvisor
 
         var (chosen, why) = AdviceRule.Decide(estimates);
         reasons.Add(why);
-        return new Advice(chosen, estimates, reasons);
+        var skipped = top.Skipped.Concat(earlier?.Skipped ?? []).DistinctBy(s => s.Path).OrderBy(s => s.Path, StringComparer.Ordinal).ToList();
+        return new Advice(chosen, estimates, reasons) { Skipped = skipped };
+    }
+
+    /// <summary>
+    /// The pool's images that every feature set could read (in pool order), and how many of each class: with fewer than 2
+    /// of a class, the advisor cannot measure how well it is learned.
+    /// </summary>
+    static (int[] Rows, int[] PerClass) Measurable(ImageDataset dataset, IReadOnlyList<LabeledImage> pool, ImageFeatures top, ImageFeatures? earlier)
+    {
+        var rows = Enumerable.Range(0, pool.Count).Where(i => top.Rows[i] is not null && (earlier is null || earlier.Rows[i] is not null)).ToArray();
+        if (rows.Length == 0)
+            throw new GraftException($"None of the {pool.Count} training and validation images in {dataset.Root} could be read: there is nothing to measure.",
+                "Replace the damaged images, or check the folder's permissions.");
+        var perClass = Enumerable.Range(0, dataset.Classes.Count).Select(c => rows.Count(i => pool[i].Label == c)).ToArray();
+        if (perClass.Min() < 2)
+            throw new GraftException($"{dataset.ClassFolder(Array.IndexOf(perClass, perClass.Min()))} has fewer than 2 readable images: the advisor cannot measure how well it is learned.",
+                "Add photos (20 or more per class).");
+        return (rows, perClass);
     }
 
     static async Task<ImageFeatures> FeaturesAsync(IReadOnlyList<LabeledImage> images, TrainOptions options, string? block, AssetResolver resolver,
