@@ -44,14 +44,14 @@ public sealed record PairedGain(int Wins, int Losses, int Images)
 /// 95% interval, the expected seconds of `graft train` with it (feature extraction's with the bottleneck cache the
 /// advisor filled), and its <see cref="Gain"/> over plain feature extraction (null for plain feature extraction itself).
 /// </summary>
-public sealed record StrategyEstimate(string Strategy, string? FeatureBlock, UnfreezeSpec? Unfreeze, double Accuracy, Interval Interval,
+public sealed record StrategyEstimate(Strategy Strategy, string? FeatureBlock, UnfreezeSpec? Unfreeze, double Accuracy, Interval Interval,
     double Seconds, PairedGain? Gain)
 {
     /// <summary>The graft train flags, e.g. "--strategy fine-tune --unfreeze 2".</summary>
-    public string Arguments => $"--strategy {Strategy}" + (Unfreeze is { } u ? $" {u.ToArguments()}" : "") + (FeatureBlock is { } b ? $" --features-from {b}" : "");
+    public string Arguments => $"--strategy {Strategy.Name()}" + (Unfreeze is { } u ? $" {u.ToArguments()}" : "") + (FeatureBlock is { } b ? $" --features-from {b}" : "");
 
     /// <summary>For people: "fine-tuning the top 2 blocks", "feature extraction from block_12".</summary>
-    public string Describe() => Strategy == Strategies.FineTune ? $"fine-tuning the {Unfreeze?.Describe()}"
+    public string Describe() => Strategy == Strategy.FineTune ? $"fine-tuning the {Unfreeze?.Describe()}"
         : FeatureBlock is { } block ? $"feature extraction from {block}" : "feature extraction";
 }
 
@@ -59,13 +59,15 @@ public sealed record StrategyEstimate(string Strategy, string? FeatureBlock, Unf
 public sealed record Advice(StrategyEstimate Chosen, IReadOnlyList<StrategyEstimate> Estimates, IReadOnlyList<string> Reasons)
 {
     /// <summary>The chosen strategy.</summary>
-    public string Strategy => Chosen.Strategy;
+    public Strategy Strategy => Chosen.Strategy;
     /// <summary>The block features come from (null: the trunk's top).</summary>
     public string? FeatureBlock => Chosen.FeatureBlock;
     /// <summary>What fine-tuning trains (null unless fine-tuning is chosen).</summary>
     public UnfreezeSpec? Unfreeze => Chosen.Unfreeze;
     /// <summary>The graft train flags of the choice.</summary>
     public string Arguments => Chosen.Arguments;
+    /// <summary>Images that could not be read, with the reason: the advice was measured without them.</summary>
+    public IReadOnlyList<SkippedImage> Skipped { get; init; } = [];
 }
 
 /// <summary>The decision rule, apart from the measurements so that it can be checked on made-up ones.</summary>

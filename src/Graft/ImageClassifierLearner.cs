@@ -53,10 +53,10 @@ public sealed class ImageClassifierLearner
     /// <summary>A learner for a folder of labelled photos.</summary>
     /// <param name="folder">One sub-folder of images per class, or train/ plus val/ and/or test/.</param>
     /// <param name="backbone">The pretrained network (see <c>graft models</c>); null for the default (MobileNetV2).</param>
-    /// <param name="strategy">"feature-extraction" (fast; the default), "fine-tune", "scratch" or "auto" (measure and choose).</param>
+    /// <param name="strategy">Feature extraction (fast; the default), fine-tuning, training from scratch, or auto (measure and choose).</param>
     /// <param name="testSplit">Share of each class held out as a test set when the folder has no test/ folder (0: none).</param>
     /// <param name="options">Further settings; <paramref name="backbone"/>, <paramref name="strategy"/> and <paramref name="testSplit"/> override its own.</param>
-    public static ImageClassifierLearner FromFolder(string folder, string? backbone = null, string strategy = Strategies.FeatureExtraction,
+    public static ImageClassifierLearner FromFolder(string folder, string? backbone = null, Strategy strategy = Strategy.FeatureExtraction,
         double testSplit = 0, TrainOptions? options = null) =>
         new(folder, (options ?? new TrainOptions()) with { Backbone = backbone ?? options?.Backbone, Strategy = strategy, TestSplit = testSplit });
 

@@ -45,22 +45,10 @@ public static class Learner
         Engine.TorchRuntime.EnsureInitialized(); // before anything touches TorchSharp's static state
         resolver ??= AssetResolver.Default;
         callbacks ??= Callbacks.None;
-        if (!Strategies.All.Contains(options.Strategy))
-            throw new GraftException($"Unknown strategy '{options.Strategy}'.", $"Use one of: {string.Join(", ", Strategies.All)}.");
+        if (!Enum.IsDefined(options.Strategy))
+            throw new GraftException($"Unknown strategy '{options.Strategy.Name()}'.", $"Use one of: {string.Join(", ", StrategyNames.All)}.");
         var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Fit.Seed, options.TestSplit);
-        if (options.Strategy == Strategies.Auto)
-        {
-            // The advisor sees this run's training and validation images, never its test images.
-            var advice = await StrategyAdvisor.AdviseAsync(dataset, options, resolver, callbacks, cancel);
-            foreach (var reason in advice.Reasons) callbacks.Log?.Invoke($"advisor: {reason}");
-            callbacks.Log?.Invoke($"advisor: {advice.Arguments}");
-            // What the user chose explicitly stands; the advice fills in the rest.
-            if (advice.Strategy == Strategies.FineTune && options.Unfreeze is { } mine && advice.Unfreeze is not null)
-                callbacks.Log?.Invoke($"advisor: fine-tuning {mine.Describe()} as asked, not {advice.Unfreeze.Describe()}");
-            if (options.FeatureBlock is { } asked && advice.FeatureBlock is not null)
-                callbacks.Log?.Invoke($"advisor: features from {asked} as asked, not {advice.FeatureBlock}");
-            options = options with { Strategy = advice.Strategy, Unfreeze = options.Unfreeze ?? advice.Unfreeze, FeatureBlock = options.FeatureBlock ?? advice.FeatureBlock };
-        }
+        if (options.Strategy == Strategy.Auto) options = await TakeAdviceAsync(dataset, options, resolver, callbacks, cancel);
         if (options.Exclude is { } csv) dataset = Audit.AuditActions.Apply(dataset, Audit.AuditActions.Read(csv), csv);
         return await TrainAsync(dataset, options, resolver, callbacks, cancel);
     }
@@ -75,26 +63,61 @@ public static class Learner
         Engine.TorchRuntime.EnsureInitialized();
         resolver ??= AssetResolver.Default;
         callbacks ??= Callbacks.None;
-        if (options.Strategy is Strategies.Auto || !Strategies.All.Contains(options.Strategy))
-            throw new GraftException($"Training on a prepared dataset needs a concrete strategy, not '{options.Strategy}'.",
-                $"Use one of: {Strategies.FeatureExtraction}, {Strategies.FineTune}, {Strategies.Scratch}.");
-        var data = dataset.Root;
-        bool scratch = options.Strategy == Strategies.Scratch, live = options.Strategy != Strategies.FeatureExtraction;
+        Check(options);
+        var clock = Stopwatch.StartNew();
+        callbacks.Log?.Invoke($"{dataset.Root}: {dataset.Classes.Count} classes ({string.Join(", ", dataset.Classes)}), " +
+            $"{dataset.Train.Count} training, {dataset.Validation.Count} validation and {dataset.Test.Count} test images ({dataset.Layout})");
+        var model = await NewModelAsync(dataset, options, resolver, callbacks, cancel);
+        float[]? classWeights = options.BalancedClassWeights ? BalancedWeights(dataset) : null;
+        var run = options.Strategy == Strategy.Scratch
+            ? new TrainingResult(model, dataset, new FitResult([], 0, false, 0), null, null, new FeatureStats(0, 0, 0, 0), [], 0)
+            : await TrainHeadAsync(model, dataset, options, classWeights, callbacks, cancel);
+        if (options.Strategy != Strategy.FeatureExtraction) run = await TrainLiveAsync(run, options, classWeights, callbacks, cancel);
+        return Finish(run, options, clock);
+    }
+
+    /// <summary>Auto: the advisor measures this run's training and validation images (never its test images) and fills in what the user left open.</summary>
+    static async Task<TrainOptions> TakeAdviceAsync(ImageDataset dataset, TrainOptions options, AssetResolver resolver, Callbacks callbacks,
+        CancellationToken cancel)
+    {
+        var advice = await StrategyAdvisor.AdviseAsync(dataset, options, resolver, callbacks, cancel);
+        foreach (var reason in advice.Reasons) callbacks.Log?.Invoke($"advisor: {reason}");
+        callbacks.Log?.Invoke($"advisor: {advice.Arguments}");
+        // What the user chose explicitly stands; the advice fills in the rest.
+        if (advice.Strategy == Strategy.FineTune && options.Unfreeze is { } mine && advice.Unfreeze is not null)
+            callbacks.Log?.Invoke($"advisor: fine-tuning {mine.Describe()} as asked, not {advice.Unfreeze.Describe()}");
+        if (options.FeatureBlock is { } asked && advice.FeatureBlock is not null)
+            callbacks.Log?.Invoke($"advisor: features from {asked} as asked, not {advice.FeatureBlock}");
+        return options with { Strategy = advice.Strategy, Unfreeze = options.Unfreeze ?? advice.Unfreeze, FeatureBlock = options.FeatureBlock ?? advice.FeatureBlock };
+    }
+
+    /// <summary>Options that cannot work together are refused before anything runs.</summary>
+    static void Check(TrainOptions options)
+    {
+        if (options.Strategy is Strategy.Auto || !Enum.IsDefined(options.Strategy))
+            throw new GraftException($"Training on a prepared dataset needs a concrete strategy, not '{options.Strategy.Name()}'.",
+                $"Use one of: {Strategy.FeatureExtraction.Name()}, {Strategy.FineTune.Name()}, {Strategy.Scratch.Name()}.");
+        bool live = options.Strategy != Strategy.FeatureExtraction;
         if (!live && options.Augmentation is { IsIdentity: false })
             throw new GraftException("Augmentation needs the trunk to run on every image, and feature extraction caches its output once.",
                 "Use --strategy fine-tune to train with augmentation.");
         if (options.Precision == Precision.Int8 && live)
-            throw new GraftException($"--precision int8 quantizes a frozen trunk, and {options.Strategy} trains the trunk.", "Use --strategy feature-extraction, or --precision float.");
-        if (options.BatchNorm && Math.Min(options.Fit.BatchSize, live && !scratch ? options.FineTune.BatchSize : int.MaxValue) < 2)
+            throw new GraftException($"--precision int8 quantizes a frozen trunk, and {options.Strategy.Name()} trains the trunk.", "Use --strategy feature-extraction, or --precision float.");
+        if (options.BatchNorm && Math.Min(options.Fit.BatchSize, options.Strategy == Strategy.FineTune ? options.FineTune.BatchSize : int.MaxValue) < 2)
             throw new GraftException("--batchnorm needs batches of at least 2 (batch norm takes statistics over the batch).", "Use --batch-size 2 or more.");
-        var clock = Stopwatch.StartNew();
-        var config = BackboneRegistry.Get(options.BackboneOrDefault);
-        callbacks.Log?.Invoke($"{dataset.Root}: {dataset.Classes.Count} classes ({string.Join(", ", dataset.Classes)}), " +
-            $"{dataset.Train.Count} training, {dataset.Validation.Count} validation and {dataset.Test.Count} test images ({dataset.Layout})");
+    }
 
+    /// <summary>
+    /// The classifier to train: the backbone (pretrained, or untrained from scratch) cut where asked, its int8 calibration,
+    /// a new head, and the config its file keeps. Everything random starts from the run's seed.
+    /// </summary>
+    static async Task<TrainableClassifier> NewModelAsync(ImageDataset dataset, TrainOptions options, AssetResolver resolver, Callbacks callbacks,
+        CancellationToken cancel)
+    {
+        var config = BackboneRegistry.Get(options.BackboneOrDefault);
         manual_seed(options.Fit.Seed);
         int size = options.InputSize ?? config.InputSize;
-        var backbone = scratch
+        var backbone = options.Strategy == Strategy.Scratch
             ? Backbone.Create(config, new(size), config.Spec(size))
             : Backbone.LoadPretrained(config, resolver, inputSize: size, weightsFile: options.WeightsFile);
         if (backbone.LoadReport is { } report) callbacks.Log?.Invoke($"{config.Name}: {report}");
@@ -105,137 +128,141 @@ public static class Learner
         if (calibration is not null) callbacks.Log?.Invoke($"int8 trunk: calibrated on {calibration.Images} training images");
         var pooling = options.PoolingOrDefault;
         var (channels, positions) = backbone.FeatureShape(input.Size);
-        var headConfig = new HeadConfig(pooling == Heads.Pooling.Gap ? channels : channels * positions, dataset.Classes.Count,
+        var head = new HeadConfig(pooling == Heads.Pooling.Gap ? channels : channels * positions, dataset.Classes.Count,
             options.HiddenOrDefault, options.DropoutOrDefault, options.BatchNorm, pooling)
         {
             Binary = options.Binary, SqueezeExcite = options.SqueezeExcite, TrunkChannels = channels,
         };
+        bool fineTune = options.Strategy == Strategy.FineTune;
         var modelConfig = new ModelConfig(ModelConfig.CurrentFormat, config.Name, backbone.WeightsId, input, dataset.Classes,
-            headConfig, options.Strategy, options.Fit, null, DateTime.UtcNow)
+            head, options.Strategy.Name(), options.Fit, null, DateTime.UtcNow)
         {
             Architecture = backbone.Architecture,
-            FineTune = options.Strategy == Strategies.FineTune ? options.FineTune : null,
-            Unfreeze = options.Strategy == Strategies.FineTune ? options.UnfreezeOrDefault : null,
-            Augmentation = live ? options.AugmentationOrDefault : null,
+            FineTune = fineTune ? options.FineTune : null,
+            Unfreeze = fineTune ? options.UnfreezeOrDefault : null,
+            Augmentation = options.Strategy != Strategy.FeatureExtraction ? options.AugmentationOrDefault : null,
             FeatureBlock = options.FeatureBlock,
             Precision = options.Precision,
             Calibration = calibration,
         };
-        var model = new TrainableClassifier(modelConfig, backbone, headConfig.Build(), []);
-        float[]? classWeights = options.BalancedClassWeights ? BalancedWeights(dataset) : null;
-
-        var history = new List<EpochRecord>();
-        var stats = new FeatureStats(0, 0, 0, 0);
-        IReadOnlyList<SkippedImage> skipped = [];
-        EvaluationResult? validation = null, test = null;
-        string? auditSummary = null;
-        FitResult? fit = null;
-        if (!scratch)
-        {
-            // Feature extraction, and fine-tuning's phase 1: the head learns on cached trunk features.
-            var phase1 = await TrainHeadOnFeaturesAsync(model, dataset, options, classWeights, callbacks, cancel);
-            (fit, stats, skipped, validation, test, auditSummary) = (phase1.Fit, phase1.Stats, phase1.Skipped, phase1.Validation, phase1.Test, phase1.AuditSummary);
-            history.AddRange(fit.History);
-        }
-        if (live)
-        {
-            var unreadable = skipped.Select(s => s.Path).ToHashSet();
-            var train = dataset.Train.Where(i => !unreadable.Contains(i.Path)).ToList();
-            var val = dataset.Validation.Where(i => !unreadable.Contains(i.Path)).ToList();
-            var phase = scratch ? options.Fit : options.FineTune;
-            var groups = TrainableGroups(model, options, scratch);
-            callbacks.Log?.Invoke(scratch
-                ? $"training {config.Name} from scratch: {groups.Sum(g => g.Parameters.Sum(p => p.numel())):N0} parameters, live augmentation"
-                : $"fine-tuning {options.UnfreezeOrDefault.Describe()} of the trunk with the head: {phase.Optimizer} lr {phase.LearningRate}, live augmentation");
-            // What stays frozen up to a clean cut runs as inference (ONNX Runtime), outside autograd; the rest trains.
-            var frozenEnd = scratch ? null : Freezing.FrozenPrefixEnd(backbone.Trunk);
-            using var frozen = frozenEnd is null ? null : TrunkRunners.Create(backbone.Trunk.Through(frozenEnd), input.Size, pooling: null);
-            var trainedPart = frozenEnd is null ? backbone.Trunk : backbone.Trunk.From(frozenEnd);
-            if (frozenEnd is not null) callbacks.Log?.Invoke($"layers up to {frozenEnd} are frozen: they run as inference ({(TrunkRunners.UseOnnxRuntime ? "ONNX Runtime" : "libtorch")})");
-            var network = new GraftedNetwork(trainedPart, pooling, model.Head); // shares (does not own) trunk and head
-            var liveOptions = new LiveFitOptions(phase, options.AugmentationOrDefault, options.Schedule, classWeights,
-                options.CheckpointPath, options.Resume, Fingerprint(dataset, options))
-            {
-                FrozenInput = frozen,
-                ClassFolders = Enumerable.Range(0, dataset.Classes.Count).Select(dataset.ClassFolder).ToList(),
-                LearningRateOption = scratch ? "--lr" : "--ft-lr",
-            };
-            var unreadableLive = new Dictionary<string, string>();
-            var live2 = await ImageTrainer.FitAsync(network, groups, train, val, input, liveOptions, callbacks, cancel, unreadableLive);
-            skipped = skipped.Concat(unreadableLive.Where(u => !unreadable.Contains(u.Key)).OrderBy(u => u.Key, StringComparer.Ordinal)
-                .Select(u => new SkippedImage(u.Key, u.Value))).ToList();
-            int offset = history.Count;
-            history.AddRange(live2.History.Select(h => h with { Epoch = h.Epoch + offset }));
-            if (live2.Diverged is { } why) callbacks.Log?.Invoke($"warning: {why}");
-            fit = new FitResult(history, live2.BestEpoch + offset, live2.StoppedEarly, live2.SamplesPerSecond) { Diverged = live2.Diverged ?? fit?.Diverged };
-            foreach (var p in backbone.Trunk.parameters()) p.requires_grad = false;
-            model.ResetTrunkRunner();
-            validation = val.Count > 0 ? (await ScoreImagesAsync(model, val, callbacks, cancel)).Result : null;
-            var testImages = dataset.Test.Where(i => !unreadable.Contains(i.Path)).ToList();
-            test = testImages.Count > 0 ? (await ScoreImagesAsync(model, testImages, callbacks, cancel)).Result : null;
-            if (options.CheckpointPath is { } done && File.Exists(done)) File.Delete(done);
-        }
-
-        var unreadableFiles = skipped.Select(s => s.Path).ToHashSet();
-        model.ResetTrunkRunner(); // the trained classifier below takes over trunk and head
-        var trained = new TrainableClassifier(modelConfig with
-        {
-            Dataset = new DatasetInfo(Path.GetFullPath(data), dataset.Layout, dataset.Train.Count(i => !unreadableFiles.Contains(i.Path)),
-                validation?.Images ?? 0, skipped.Count)
-            {
-                TestImages = test?.Images ?? 0, ValidationSplit = options.ValidationSplit, TestSplit = options.TestSplit, Seed = options.Fit.Seed,
-            },
-        }, backbone, model.Head, history);
-        return new TrainingResult(trained, dataset, fit!, validation, test, stats, skipped, clock.Elapsed.TotalSeconds) { AuditSummary = auditSummary };
+        return new TrainableClassifier(modelConfig, backbone, head.Build(), []);
     }
 
-    sealed record HeadPhase(FitResult Fit, FeatureStats Stats, IReadOnlyList<SkippedImage> Skipped, EvaluationResult? Validation, EvaluationResult? Test,
-        string? AuditSummary);
-
-    /// <summary>Runs the frozen trunk once per image (bottleneck cache) and trains the head on the features.</summary>
-    static async Task<HeadPhase> TrainHeadOnFeaturesAsync(TrainableClassifier model, ImageDataset dataset, TrainOptions options,
+    /// <summary>
+    /// Feature extraction, and fine-tuning's phase 1: the frozen trunk runs once per image (bottleneck cache), the head
+    /// trains on the features, and the validation and test images are scored on theirs.
+    /// </summary>
+    static async Task<TrainingResult> TrainHeadAsync(TrainableClassifier model, ImageDataset dataset, TrainOptions options,
         float[]? classWeights, Callbacks callbacks, CancellationToken cancel)
     {
-        int channels = model.Config.Head.InputChannels;
-        var cache = options.UseCache ? new FeatureCache(options.CacheRoot ?? AssetResolver.DefaultCacheRoot(), model.Config.TrunkKey, channels) : null;
         var all = dataset.All.ToList();
-        var extracted = await FeatureExtractor.ExtractAsync(all.Select(i => i.Path).ToList(), model.Trunk, model.Config.Input,
-            channels, cache, options.Fit.BatchSize, callbacks.Images, cancel);
-        callbacks.Log?.Invoke(extracted.Computed == 0
-            ? $"bottleneck cache: all {extracted.CacheHits} images cached, trunk skipped"
-            : $"bottleneck features: {extracted.Computed} computed at {extracted.ImagesPerSecond:0} images/s, {extracted.CacheHits} from cache");
-        WarnIfCacheFailed(cache, callbacks);
+        var features = await FeaturesAsync(model, all, options.UseCache, options.CacheRoot, mirror: false, callbacks, cancel);
+        callbacks.Log?.Invoke(features.Stats.Computed == 0
+            ? $"bottleneck cache: all {features.Stats.CacheHits} images cached, trunk skipped"
+            : $"bottleneck features: {features.Stats.Computed} computed at {features.Stats.ImagesPerSecond:0} images/s, {features.Stats.CacheHits} from cache");
+        WarnIfCacheFailed(features, callbacks);
 
-        var train = Gather(dataset.Train, 0, extracted.Features);
-        var val = Gather(dataset.Validation, dataset.Train.Count, extracted.Features);
-        var test = Gather(dataset.Test, dataset.Train.Count + dataset.Validation.Count, extracted.Features);
-        if (train.Labels.Length == 0)
-            throw new GraftException($"No training image in {dataset.Root} could be read{FirstReason(extracted.Skipped, _ => true)}.", "Replace the damaged images, or check the folder's permissions.");
-        // A class none of whose training images could be read cannot be learned: training would "succeed" without it.
-        var readable = train.Labels.ToHashSet();
-        if (Enumerable.Range(0, dataset.Classes.Count).FirstOrDefault(c => !readable.Contains(c), -1) is var missing and >= 0)
-        {
-            var folder = dataset.ClassFolder(missing);
-            var ofClass = dataset.Train.Where(i => i.Label == missing).Select(i => i.Path).ToHashSet();
-            throw new GraftException($"None of the training images of {folder} could be read{FirstReason(extracted.Skipped, s => ofClass.Contains(s.Path))}; a class needs at least one readable image.",
-                "Replace the damaged images, or remove the class folder.");
-        }
-        using var trainX = Features(train, channels);
-        using var trainY = tensor(train.Labels.Select(l => (long)l).ToArray());
-        using var valX = Features(val, channels);
-        using var valY = tensor(val.Labels.Select(l => (long)l).ToArray());
-        bool hasVal = val.Labels.Length > 0;
-        var fit = HeadTrainer.Fit(model.Head, trainX, trainY, hasVal ? valX : null, hasVal ? valY : null, options.Fit, callbacks.Epochs, cancel, classWeights);
+        int trainCount = dataset.Train.Count, validationCount = dataset.Validation.Count;
+        var train = features.ReadRows(0, trainCount);
+        var validation = features.ReadRows(trainCount, validationCount);
+        var test = features.ReadRows(trainCount + validationCount, dataset.Test.Count);
+        CheckEveryClassWasRead(dataset, train.Select(r => all[r].Label).ToHashSet(), features.Skipped);
+        using var trainX = features.Stack(train);
+        using var trainY = Labels(all, train);
+        using var validationX = features.Stack(validation);
+        using var validationY = Labels(all, validation);
+        bool validated = validation.Length > 0;
+        var fit = HeadTrainer.Fit(model.Head, trainX, trainY, validated ? validationX : null, validated ? validationY : null, options.Fit,
+            callbacks.Epochs, cancel, classWeights);
         if (fit.Diverged is { } why) callbacks.Log?.Invoke($"warning: {why}");
-        var stats = new FeatureStats(all.Count, extracted.CacheHits, extracted.Computed, extracted.Seconds);
         EvaluationResult? testResult = null;
-        if (test.Labels.Length > 0)
+        if (test.Length > 0)
         {
-            using var testX = Features(test, channels);
-            testResult = Score(model, test, testX);
+            using var testX = features.Stack(test);
+            testResult = Evaluate(model, all, test, Probabilities(model, testX));
         }
-        return new HeadPhase(fit, stats, extracted.Skipped, hasVal ? Score(model, val, valX) : null, testResult,
-            Audit.DataAudit.QuickSummary(dataset, extracted.ContentKeys, extracted.Features));
+        return new TrainingResult(model, dataset, fit, validated ? Evaluate(model, all, validation, Probabilities(model, validationX)) : null, testResult,
+            features.Stats, features.Skipped, 0)
+        {
+            AuditSummary = Audit.DataAudit.QuickSummary(dataset, features.ContentKeys, features.Rows),
+        };
+    }
+
+    /// <summary>
+    /// Training can only go on with a readable image of every class: with none at all, or none of a class, training would
+    /// "succeed" without it.
+    /// </summary>
+    static void CheckEveryClassWasRead(ImageDataset dataset, HashSet<int> readable, IReadOnlyList<SkippedImage> skipped)
+    {
+        if (readable.Count == 0)
+            throw new GraftException($"No training image in {dataset.Root} could be read{FirstReason(skipped, _ => true)}.", "Replace the damaged images, or check the folder's permissions.");
+        if (Enumerable.Range(0, dataset.Classes.Count).FirstOrDefault(c => !readable.Contains(c), -1) is not (var missing and >= 0)) return;
+        var ofClass = dataset.Train.Where(i => i.Label == missing).Select(i => i.Path).ToHashSet();
+        throw new GraftException($"None of the training images of {dataset.ClassFolder(missing)} could be read{FirstReason(skipped, s => ofClass.Contains(s.Path))}; a class needs at least one readable image.",
+            "Replace the damaged images, or remove the class folder.");
+    }
+
+    /// <summary>
+    /// Fine-tuning's phase 2 (the unfrozen top of the trunk with the head) or training from scratch (everything) on live,
+    /// augmented images; then the validation and test images are scored through the trained trunk.
+    /// </summary>
+    static async Task<TrainingResult> TrainLiveAsync(TrainingResult run, TrainOptions options, float[]? classWeights, Callbacks callbacks,
+        CancellationToken cancel)
+    {
+        var (model, dataset) = (run.Model, run.Dataset);
+        bool scratch = options.Strategy == Strategy.Scratch;
+        var unreadable = run.Skipped.Select(s => s.Path).ToHashSet();
+        List<LabeledImage> Readable(IReadOnlyList<LabeledImage> images) => images.Where(i => !unreadable.Contains(i.Path)).ToList();
+        var (train, validation, test) = (Readable(dataset.Train), Readable(dataset.Validation), Readable(dataset.Test));
+        var phase = scratch ? options.Fit : options.FineTune;
+        var groups = TrainableGroups(model, options, scratch);
+        callbacks.Log?.Invoke(scratch
+            ? $"training {model.Config.Backbone} from scratch: {groups.Sum(g => g.Parameters.Sum(p => p.numel())):N0} parameters, live augmentation"
+            : $"fine-tuning {options.UnfreezeOrDefault.Describe()} of the trunk with the head: {phase.Optimizer} lr {phase.LearningRate}, live augmentation");
+        // What stays frozen up to a clean cut runs as inference (ONNX Runtime), outside autograd; the rest trains.
+        var trunk = model.Backbone.Trunk;
+        var frozenEnd = scratch ? null : Freezing.FrozenPrefixEnd(trunk);
+        using var frozen = frozenEnd is null ? null : TrunkRunners.Create(trunk.Through(frozenEnd), model.Config.Input.Size, pooling: null);
+        if (frozenEnd is not null) callbacks.Log?.Invoke($"layers up to {frozenEnd} are frozen: they run as inference ({(TrunkRunners.UseOnnxRuntime ? "ONNX Runtime" : "libtorch")})");
+        var network = new GraftedNetwork(frozenEnd is null ? trunk : trunk.From(frozenEnd), model.Config.Head.Pooling, model.Head); // shares (does not own) trunk and head
+        var liveOptions = new LiveFitOptions(phase, options.AugmentationOrDefault, options.Schedule, classWeights,
+            options.CheckpointPath, options.Resume, Fingerprint(dataset, options))
+        {
+            FrozenInput = frozen,
+            ClassFolders = Enumerable.Range(0, dataset.Classes.Count).Select(dataset.ClassFolder).ToList(),
+            LearningRateOption = scratch ? "--lr" : "--ft-lr",
+        };
+        var live = await ImageTrainer.FitAsync(network, groups, train, validation, model.Config.Input, liveOptions, callbacks, cancel);
+        if (live.Diverged is { } why) callbacks.Log?.Invoke($"warning: {why}");
+
+        foreach (var p in trunk.parameters()) p.requires_grad = false;
+        model.ResetTrunkRunner();
+        var validationResult = validation.Count > 0 ? await ScoreImagesAsync(model, validation, callbacks, cancel) : null;
+        var testResult = test.Count > 0 ? await ScoreImagesAsync(model, test, callbacks, cancel) : null;
+        if (options.CheckpointPath is { } done && File.Exists(done)) File.Delete(done); // the run is complete
+        int offset = run.Fit.History.Count;
+        var fit = new FitResult([.. run.Fit.History, .. live.History.Select(h => h with { Epoch = h.Epoch + offset })], live.BestEpoch + offset,
+            live.StoppedEarly, live.SamplesPerSecond) { Diverged = live.Diverged ?? run.Fit.Diverged };
+        return run with
+        {
+            Fit = fit, Validation = validationResult, Test = testResult,
+            Skipped = [.. run.Skipped, .. live.Skipped.Where(s => !unreadable.Contains(s.Path))],
+        };
+    }
+
+    /// <summary>The trained classifier, with what its file records about the data: it takes over the run's trunk and head.</summary>
+    static TrainingResult Finish(TrainingResult run, TrainOptions options, Stopwatch clock)
+    {
+        var (model, dataset) = (run.Model, run.Dataset);
+        var unreadable = run.Skipped.Select(s => s.Path).ToHashSet();
+        model.ResetTrunkRunner();
+        var info = new DatasetInfo(Path.GetFullPath(dataset.Root), dataset.Layout, dataset.Train.Count(i => !unreadable.Contains(i.Path)),
+            run.Validation?.Images ?? 0, run.Skipped.Count)
+        {
+            TestImages = run.Test?.Images ?? 0, ValidationSplit = options.ValidationSplit, TestSplit = options.TestSplit, Seed = options.Fit.Seed,
+        };
+        var trained = new TrainableClassifier(model.Config with { Dataset = info }, model.Backbone, model.Head, run.Fit.History);
+        return run with { Model = trained, Seconds = clock.Elapsed.TotalSeconds };
     }
 
     /// <summary>
@@ -293,63 +320,53 @@ public static class Learner
         var clock = Stopwatch.StartNew();
         var dataset = ImageFolder.OpenForEvaluation(data, model.Classes, model.Config.Dataset);
         var images = dataset.Validation;
-        var paths = images.Select(i => i.Path).ToList();
-
-        var plain = await ExtractForModel(model, paths, cacheRoot, mirror: false, callbacks, cancel);
-        var set = Gather(images, 0, plain.Features);
-        if (set.Files.Length == 0)
-            throw new GraftException($"None of the {images.Count} images in {dataset.ClassRoot} could be read{FirstReason(plain.Extracted.Skipped, _ => true)}; there is nothing to evaluate.",
+        bool pretrainedTrunk = model.Config.Strategy == Strategy.FeatureExtraction.Name();
+        var plain = await FeaturesAsync(model, images, pretrainedTrunk, cacheRoot, mirror: false, callbacks, cancel);
+        WarnIfCacheFailed(plain, callbacks);
+        var rows = plain.ReadRows(0, images.Count);
+        if (rows.Length == 0)
+            throw new GraftException($"None of the {images.Count} images in {dataset.ClassRoot} could be read{FirstReason(plain.Skipped, _ => true)}; there is nothing to evaluate.",
                 "Replace the damaged images, or check the folder's permissions.");
-        using var x = Features(set, plain.Channels);
-        var probabilities = HeadTrainer.Score(model.Head, x, null).Probabilities;
-        var result = EvaluationResult.From(set.Files, probabilities, set.Labels, model.Classes);
-
+        using var x = plain.Stack(rows);
+        var probabilities = Probabilities(model, x);
         EvaluationResult? withTta = null;
         if (tta)
         {
-            var mirrored = await ExtractForModel(model, paths, cacheRoot, mirror: true, callbacks, cancel);
-            using var xm = Features(Gather(images, 0, mirrored.Features), plain.Channels);
-            var mirrorProbabilities = HeadTrainer.Score(model.Head, xm, null).Probabilities;
-            withTta = EvaluationResult.From(set.Files, Average(probabilities, mirrorProbabilities), set.Labels, model.Classes);
+            var mirrored = await FeaturesAsync(model, images, pretrainedTrunk, cacheRoot, mirror: true, callbacks, cancel);
+            WarnIfCacheFailed(mirrored, callbacks);
+            using var xm = mirrored.Stack(rows);
+            withTta = Evaluate(model, images, rows, Average(probabilities, Probabilities(model, xm)));
         }
-        return new EvaluationRun(result, withTta, dataset,
-            new FeatureStats(images.Count, plain.Extracted.CacheHits, plain.Extracted.Computed, plain.Extracted.Seconds),
-            plain.Extracted.Skipped, clock.Elapsed.TotalSeconds);
+        return new EvaluationRun(Evaluate(model, images, rows, probabilities), withTta, dataset, plain.Stats, plain.Skipped, clock.Elapsed.TotalSeconds);
     }
 
     /// <summary>Scores images with a model through its trunk (no cache: used when the trunk itself was trained).</summary>
-    static async Task<(EvaluationResult Result, ExtractedFeatures Extracted)> ScoreImagesAsync(TrainableClassifier model, IReadOnlyList<LabeledImage> images,
-        Callbacks callbacks, CancellationToken cancel)
+    static async Task<EvaluationResult> ScoreImagesAsync(TrainableClassifier model, IReadOnlyList<LabeledImage> images, Callbacks callbacks,
+        CancellationToken cancel)
     {
-        var features = await ExtractForModel(model, images.Select(i => i.Path).ToList(), null, mirror: false, callbacks, cancel);
-        var set = Gather(images, 0, features.Features);
-        using var x = Features(set, features.Channels);
-        return (Score(model, set, x), features.Extracted);
+        var features = await FeaturesAsync(model, images, useCache: false, null, mirror: false, callbacks, cancel);
+        var rows = features.ReadRows(0, images.Count);
+        using var x = features.Stack(rows);
+        return Evaluate(model, images, rows, Probabilities(model, x));
     }
 
-    sealed record ModelFeatures(ExtractedFeatures Extracted, int Channels)
+    /// <summary>
+    /// The model's pooled trunk features of the images (or of their mirror images), through the bottleneck cache under
+    /// <paramref name="cacheRoot"/> when <paramref name="useCache"/>: the feature service, keyed by the model's trunk.
+    /// </summary>
+    static Task<ImageFeatures> FeaturesAsync(TrainableClassifier model, IReadOnlyList<LabeledImage> images, bool useCache, string? cacheRoot,
+        bool mirror, Callbacks callbacks, CancellationToken cancel)
     {
-        public float[]?[] Features => Extracted.Features;
-    }
-
-    /// <summary>Pooled trunk features for the model's images, through the bottleneck cache when its trunk is the pretrained one.</summary>
-    static async Task<ModelFeatures> ExtractForModel(TrainableClassifier model, IReadOnlyList<string> paths, string? cacheRoot, bool mirror,
-        Callbacks callbacks, CancellationToken cancel)
-    {
-        var channels = model.Config.Head.InputChannels;
-        var cache = model.Config.Strategy == Strategies.FeatureExtraction
-            ? new FeatureCache(cacheRoot ?? AssetResolver.DefaultCacheRoot(), model.Config.TrunkKey + (mirror ? "|mirror" : ""), channels)
-            : null;
-        var extracted = await FeatureExtractor.ExtractAsync(paths, model.Trunk, model.Config.Input, channels, cache,
+        int channels = model.Config.Head.InputChannels;
+        var cache = useCache ? new FeatureCache(cacheRoot ?? AssetResolver.DefaultCacheRoot(), model.Config.TrunkKey + (mirror ? "|mirror" : ""), channels) : null;
+        return BottleneckFeatures.ExtractAsync(images.Select(i => i.Path).ToList(), model.Trunk, model.Config.Input, channels, cache,
             model.Config.Training.BatchSize, callbacks.Images, cancel, mirror);
-        WarnIfCacheFailed(cache, callbacks);
-        return new ModelFeatures(extracted, channels);
     }
 
     /// <summary>The bottleneck cache is optional: when it could not be written the run went on without it, and says so.</summary>
-    static void WarnIfCacheFailed(FeatureCache? cache, Callbacks callbacks)
+    static void WarnIfCacheFailed(ImageFeatures features, Callbacks callbacks)
     {
-        if (cache?.WriteError is { } why)
+        if (features.CacheWarning is { } why)
             callbacks.Log?.Invoke($"warning: the feature cache could not be written ({why}); features were computed without caching");
     }
 
@@ -357,34 +374,19 @@ public static class Learner
     static string FirstReason(IReadOnlyList<SkippedImage> skipped, Func<SkippedImage, bool> which) =>
         skipped.FirstOrDefault(which) is { } s ? $" ({Path.GetFileName(s.Path)}: {GraftException.FirstLine(s.Reason)})" : "";
 
+    static Tensor Labels(IReadOnlyList<LabeledImage> images, int[] rows) => tensor(rows.Select(r => (long)images[r].Label).ToArray());
+
+    static float[,] Probabilities(TrainableClassifier model, Tensor x) => HeadTrainer.Score(model.Head, x, null).Probabilities;
+
+    /// <summary>The evaluation of the images at <paramref name="rows"/> (those that were read), from their class probabilities.</summary>
+    static EvaluationResult Evaluate(TrainableClassifier model, IReadOnlyList<LabeledImage> images, int[] rows, float[,] probabilities) =>
+        EvaluationResult.From(rows.Select(r => images[r].Path).ToArray(), probabilities, rows.Select(r => images[r].Label).ToArray(), model.Classes);
+
     static float[,] Average(float[,] a, float[,] b)
     {
         var result = new float[a.GetLength(0), a.GetLength(1)];
         for (int i = 0; i < a.GetLength(0); i++)
             for (int j = 0; j < a.GetLength(1); j++) result[i, j] = (a[i, j] + b[i, j]) / 2;
         return result;
-    }
-
-    sealed record FeatureSet(string[] Files, int[] Labels, float[][] Rows);
-
-    /// <summary>The images of one part whose features exist (skipped images drop out).</summary>
-    static FeatureSet Gather(IReadOnlyList<LabeledImage> images, int offset, float[]?[] features)
-    {
-        var keep = Enumerable.Range(0, images.Count).Where(i => features[offset + i] is not null).ToArray();
-        return new FeatureSet(keep.Select(i => images[i].Path).ToArray(), keep.Select(i => images[i].Label).ToArray(),
-            keep.Select(i => features[offset + i]!).ToArray());
-    }
-
-    static Tensor Features(FeatureSet set, int channels)
-    {
-        var flat = new float[set.Rows.Length * channels];
-        for (int i = 0; i < set.Rows.Length; i++) set.Rows[i].CopyTo(flat, i * channels);
-        return tensor(flat, [set.Rows.Length, channels]);
-    }
-
-    static EvaluationResult Score(TrainableClassifier model, FeatureSet set, Tensor x)
-    {
-        var scored = HeadTrainer.Score(model.Head, x, null);
-        return EvaluationResult.From(set.Files, scored.Probabilities, set.Labels, model.Classes);
     }
 }

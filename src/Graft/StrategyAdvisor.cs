@@ -55,23 +55,16 @@ public static class StrategyAdvisor
 
         var top = await FeaturesAsync(pool, options, null, resolver, callbacks, cancel);
         var earlier = config.GenericFeatureBlock is { } block ? await FeaturesAsync(pool, options, block, resolver, callbacks, cancel) : null;
-        var readable = Enumerable.Range(0, pool.Count).Where(i => top.Rows[i] is not null && (earlier is null || earlier.Rows[i] is not null)).ToArray();
-        if (readable.Length == 0)
-            throw new GraftException($"None of the {pool.Count} training and validation images in {dataset.Root} could be read: there is nothing to measure.",
-                "Replace the damaged images, or check the folder's permissions.");
+        var (readable, perClass) = Measurable(dataset, pool, top, earlier);
         var images = readable.Select(i => pool[i]).ToList();
         var labels = images.Select(i => i.Label).ToArray();
-        var perClass = Enumerable.Range(0, dataset.Classes.Count).Select(c => labels.Count(l => l == c)).ToArray();
-        if (perClass.Min() < 2)
-            throw new GraftException($"{dataset.ClassFolder(Array.IndexOf(perClass, perClass.Min()))} has fewer than 2 readable images: the advisor cannot measure how well it is learned.",
-                "Add photos (20 or more per class).");
         var readablePaths = images.Select(i => i.Path).ToHashSet();
         int trainImages = dataset.Train.Count(i => readablePaths.Contains(i.Path)); // what `graft train` would train on
 
         callbacks.Log?.Invoke($"{Folds}-fold head probes on {images.Count} images...");
         var clock = Stopwatch.StartNew();
         var topProbe = OutOfFold(readable.Select(i => top.Rows[i]!).ToArray(), labels, dataset.Classes.Count, options);
-        var plain = new StrategyEstimate(Strategies.FeatureExtraction, null, null, topProbe.Accuracy, topProbe.Interval,
+        var plain = new StrategyEstimate(Strategy.FeatureExtraction, null, null, topProbe.Accuracy, topProbe.Interval,
             topProbe.SecondsFor(trainImages), null);
         var estimates = new List<StrategyEstimate> { plain };
         var reasons = new List<string>
@@ -85,7 +78,7 @@ public static class StrategyAdvisor
         {
             var probe = OutOfFold(readable.Select(i => earlier.Rows[i]!).ToArray(), labels, dataset.Classes.Count, options);
             var gain = Paired(topProbe.Correct, probe.Correct);
-            estimates.Add(new StrategyEstimate(Strategies.FeatureExtraction, config.GenericFeatureBlock, null, probe.Accuracy, probe.Interval,
+            estimates.Add(new StrategyEstimate(Strategy.FeatureExtraction, config.GenericFeatureBlock, null, probe.Accuracy, probe.Interval,
                 probe.SecondsFor(trainImages), gain));
             reasons.Add($"Features from the earlier block {config.GenericFeatureBlock} scored {probe.Interval.Describe(probe.Accuracy)}: {gain.Describe()} against the top block on the same images.");
         }
@@ -99,7 +92,25 @@ public static class StrategyAdvisor
 
         var (chosen, why) = AdviceRule.Decide(estimates);
         reasons.Add(why);
-        return new Advice(chosen, estimates, reasons);
+        var skipped = top.Skipped.Concat(earlier?.Skipped ?? []).DistinctBy(s => s.Path).OrderBy(s => s.Path, StringComparer.Ordinal).ToList();
+        return new Advice(chosen, estimates, reasons) { Skipped = skipped };
+    }
+
+    /// <summary>
+    /// The pool's images that every feature set could read (in pool order), and how many of each class: with fewer than 2
+    /// of a class, the advisor cannot measure how well it is learned.
+    /// </summary>
+    static (int[] Rows, int[] PerClass) Measurable(ImageDataset dataset, IReadOnlyList<LabeledImage> pool, ImageFeatures top, ImageFeatures? earlier)
+    {
+        var rows = Enumerable.Range(0, pool.Count).Where(i => top.Rows[i] is not null && (earlier is null || earlier.Rows[i] is not null)).ToArray();
+        if (rows.Length == 0)
+            throw new GraftException($"None of the {pool.Count} training and validation images in {dataset.Root} could be read: there is nothing to measure.",
+                "Replace the damaged images, or check the folder's permissions.");
+        var perClass = Enumerable.Range(0, dataset.Classes.Count).Select(c => rows.Count(i => pool[i].Label == c)).ToArray();
+        if (perClass.Min() < 2)
+            throw new GraftException($"{dataset.ClassFolder(Array.IndexOf(perClass, perClass.Min()))} has fewer than 2 readable images: the advisor cannot measure how well it is learned.",
+                "Add photos (20 or more per class).");
+        return (rows, perClass);
     }
 
     static async Task<ImageFeatures> FeaturesAsync(IReadOnlyList<LabeledImage> images, TrainOptions options, string? block, AssetResolver resolver,
@@ -152,9 +163,9 @@ public static class StrategyAdvisor
             var weights = options.BalancedClassWeights
                 ? Enumerable.Range(0, classes).Select(c => (float)trainIdx.Length / (classes * Math.Max(1, trainIdx.Count(i => y[i] == c)))).ToArray()
                 : null;
-            HeadTrainer.Fit(head, Stack(x, trainIdx), Labels(y, trainIdx), Stack(x, stopIdx), Labels(y, stopIdx),
+            HeadTrainer.Fit(head, ImageFeatures.Stack(x, trainIdx, channels), Labels(y, trainIdx), ImageFeatures.Stack(x, stopIdx, channels), Labels(y, stopIdx),
                 options.Fit with { Seed = Seed + f }, classWeights: weights);
-            var probabilities = HeadTrainer.Score(head, Stack(x, held), null).Probabilities;
+            var probabilities = HeadTrainer.Score(head, ImageFeatures.Stack(x, held, channels), null).Probabilities;
             for (int k = 0; k < held.Length; k++) correct[held[k]] = ArgMax(probabilities, k) == y[held[k]];
         }
         return new HeadProbe(correct, clock.Elapsed.TotalSeconds / folds, rows / folds);
@@ -179,8 +190,8 @@ public static class StrategyAdvisor
             Fit = options.Fit with { Seed = Seed }, FineTune = options.FineTune with { Seed = Seed, Epochs = Math.Min(options.FineTune.Epochs, ProbeEpochs) },
         };
         var quiet = callbacks with { Log = null };
-        var extraction = await Learner.TrainAsync(probe, common with { Strategy = Strategies.FeatureExtraction, Unfreeze = null, Augmentation = null }, resolver, quiet, cancel);
-        var fineTuning = await Learner.TrainAsync(probe, common with { Strategy = Strategies.FineTune, Unfreeze = unfreeze }, resolver, quiet, cancel);
+        var extraction = await Learner.TrainAsync(probe, common with { Strategy = Strategy.FeatureExtraction, Unfreeze = null, Augmentation = null }, resolver, quiet, cancel);
+        var fineTuning = await Learner.TrainAsync(probe, common with { Strategy = Strategy.FineTune, Unfreeze = unfreeze }, resolver, quiet, cancel);
         extraction.Model.Dispose();
         fineTuning.Model.Dispose();
 
@@ -192,19 +203,11 @@ public static class StrategyAdvisor
         double perImageEpoch = live.Sum(r => r.Seconds) / Math.Max(1, live.Count * train.Count);
         double seconds = headSeconds + options.FineTune.Epochs * trainImages * perImageEpoch;
         var interval = new Interval(Math.Clamp(plain.Interval.Low + gain.Interval.Low, 0, 1), Math.Clamp(plain.Interval.High + gain.Interval.High, 0, 1));
-        var estimate = new StrategyEstimate(Strategies.FineTune, null, unfreeze, Math.Clamp(plain.Accuracy + gain.Value, 0, 1), interval, seconds, gain);
+        var estimate = new StrategyEstimate(Strategy.FineTune, null, unfreeze, Math.Clamp(plain.Accuracy + gain.Value, 0, 1), interval, seconds, gain);
         string reason = $"Fine-tuning the {unfreeze.Describe()}, probed for {common.FineTune.Epochs} epochs on {subset.Count} images and measured on {after.Count} others: " +
             $"{fineTuning.Test.Accuracy:0.000} against {extraction.Test.Accuracy:0.000} for feature extraction on the same subset, {gain.Describe()}. " +
             "On all the images and epochs the gain may differ (it usually grows with more data); the estimate adds the subset's gain to feature extraction's accuracy.";
         return (estimate, reason);
-    }
-
-    static Tensor Stack(float[][] rows, int[] index)
-    {
-        int c = rows[0].Length;
-        var flat = new float[index.Length * c];
-        for (int k = 0; k < index.Length; k++) rows[index[k]].CopyTo(flat, k * c);
-        return tensor(flat, [index.Length, c]);
     }
 
     static Tensor Labels(int[] y, int[] index) => tensor(index.Select(i => (long)y[i]).ToArray());

@@ -27,8 +27,8 @@ public sealed record TrainOptions
     public int? InputSize { get; init; }
     /// <summary>The user's own weight file for the backbone (checked by structure, not hash); null: the registry's sources.</summary>
     public string? WeightsFile { get; init; }
-    /// <summary>One of <see cref="Strategies"/>.</summary>
-    public string Strategy { get; init; } = Strategies.FeatureExtraction;
+    /// <summary>How the run trains (JSON and the command line spell it "feature-extraction", "fine-tune", "scratch" or "auto").</summary>
+    public Strategy Strategy { get; init; } = Strategy.FeatureExtraction;
     /// <summary>Units of the head's hidden dense layer (0: none, a linear head); null: the strategy's default.</summary>
     public int? Hidden { get; init; }
     /// <summary>The head's dropout rate; null: the strategy's default.</summary>
@@ -51,7 +51,7 @@ public sealed record TrainOptions
     public FitOptions Fit { get; init; } = new();
     /// <summary>Fine-tuning's phase 2: the unfrozen top of the trunk with the head, on live images (the Keras blog's SGD 1e-4, momentum 0.9).</summary>
     public FitOptions FineTune { get; init; } = new(Epochs: 10, LearningRate: 1e-4, Optimizer: OptimizerKind.Sgd);
-    /// <summary>What fine-tuning trains of the trunk; null: the top 2 blocks, or what <see cref="Strategies.Auto"/> advises.</summary>
+    /// <summary>What fine-tuning trains of the trunk; null: the top 2 blocks, or what <see cref="Strategy.Auto"/> advises.</summary>
     public UnfreezeSpec? Unfreeze { get; init; }
     /// <summary>Live augmentation (fine-tuning, scratch); null: the strategy's default.</summary>
     public Augmentation? Augmentation { get; init; }
@@ -76,7 +76,7 @@ public sealed record TrainOptions
     /// <summary>The frozen trunk's numbers: int8 runs it quantized, calibrated on the training images (feature extraction only; its features are cached apart).</summary>
     public Precision Precision { get; init; }
 
-    bool Scratch => Strategy == Strategies.Scratch;
+    bool Scratch => Strategy == Strategy.Scratch;
     /// <summary>The backbone this run uses.</summary>
     public string BackboneOrDefault => Backbone ?? (Scratch ? BackboneRegistry.All.First(b => !b.Pretrained) : BackboneRegistry.Default).Name;
     /// <summary>The hidden units this run uses.</summary>
@@ -91,21 +91,6 @@ public sealed record TrainOptions
     public Augmentation AugmentationOrDefault => Augmentation ?? DefaultAugmentation(Strategy);
 
     /// <summary>What a strategy augments with unless told: the blog's heavy settings from scratch, mild ones otherwise.</summary>
-    public static Augmentation DefaultAugmentation(string strategy) =>
-        strategy == Strategies.Scratch ? Imaging.Augmentation.KerasBlog : Imaging.Augmentation.Default;
-}
-
-/// <summary>The names of the training strategies.</summary>
-public static class Strategies
-{
-    /// <summary>A head on the frozen trunk's cached features.</summary>
-    public const string FeatureExtraction = "feature-extraction";
-    /// <summary>Feature extraction, then the top of the trunk too, on augmented images.</summary>
-    public const string FineTune = "fine-tune";
-    /// <summary>A small CNN from random weights.</summary>
-    public const string Scratch = "scratch";
-    /// <summary>Let <see cref="StrategyAdvisor"/> measure the data and choose.</summary>
-    public const string Auto = "auto";
-    /// <summary>Every strategy name.</summary>
-    public static readonly string[] All = [FeatureExtraction, FineTune, Scratch, Auto];
+    public static Augmentation DefaultAugmentation(Strategy strategy) =>
+        strategy == Strategy.Scratch ? Imaging.Augmentation.KerasBlog : Imaging.Augmentation.Default;
 }

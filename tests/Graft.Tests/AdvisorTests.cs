@@ -7,13 +7,13 @@ namespace Graft.Tests;
 
 public class AdvisorTests
 {
-    static readonly StrategyEstimate Plain = new(Strategies.FeatureExtraction, null, null, 0.95, new Interval(0.93, 0.97), 2, null);
+    static readonly StrategyEstimate Plain = new(Strategy.FeatureExtraction, null, null, 0.95, new Interval(0.93, 0.97), 2, null);
 
     static StrategyEstimate Earlier(int wins, int losses) =>
-        new(Strategies.FeatureExtraction, "block_12", null, 0.95, new Interval(0.93, 0.97), 2, new PairedGain(wins, losses, 600));
+        new(Strategy.FeatureExtraction, "block_12", null, 0.95, new Interval(0.93, 0.97), 2, new PairedGain(wins, losses, 600));
 
     static StrategyEstimate FineTune(int wins, int losses) =>
-        new(Strategies.FineTune, null, UnfreezeSpec.Default, 0.95, new Interval(0.93, 0.97), 120, new PairedGain(wins, losses, 600));
+        new(Strategy.FineTune, null, UnfreezeSpec.Default, 0.95, new Interval(0.93, 0.97), 120, new PairedGain(wins, losses, 600));
 
     [Fact]
     public void A_clearly_better_strategy_is_chosen()
@@ -80,5 +80,9 @@ public class AdvisorTests
         });
         Assert.StartsWith("--strategy ", advice[0].GetProperty("arguments").GetString());
         Assert.Contains("24 training and validation images", runs[0].Stderr); // the broken file is left out; human lines go to stderr
+        // ... and named, as train names what it skips, in the human lines and the JSON.
+        Assert.Contains("skipped 1 file(s) that could not be read", runs[0].Stderr);
+        Assert.Contains("broken.jpg", runs[0].Stderr);
+        Assert.EndsWith("broken.jpg", Assert.Single(advice[0].GetProperty("skipped").EnumerateArray()).GetProperty("path").GetString());
     }
 }

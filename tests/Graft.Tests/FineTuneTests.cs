@@ -159,7 +159,7 @@ public class FineTuneTests
         TinyImages.WriteClassFolders(dir["data"], perClass: 6, classes: 2, size: 40);
         var options = new TrainOptions
         {
-            Strategy = Strategies.Scratch,
+            Strategy = Strategy.Scratch,
             ValidationSplit = 0.25,
             Fit = new FitOptions(Epochs: 3, BatchSize: 4, Seed: 3),
             CheckpointPath = dir["run.checkpoint"],
@@ -193,7 +193,7 @@ public class FineTuneTests
         TinyImages.WriteClassFolders(dir["data"], perClass: 6, classes: 2, size: 40);
         var options = new TrainOptions
         {
-            Strategy = Strategies.FineTune,
+            Strategy = Strategy.FineTune,
             ValidationSplit = 0.25,
             Fit = new FitOptions(Epochs: 2, BatchSize: 4),
             FineTune = new FitOptions(Epochs: 1, BatchSize: 4, LearningRate: 1e-3, Optimizer: OptimizerKind.Sgd),
@@ -207,7 +207,7 @@ public class FineTuneTests
         var original = pretrained.Trunk.state_dict();
         Assert.False(tuned["Conv_1.weight"].allclose(original["Conv_1.weight"], rtol: 0, atol: 0));
         Assert.True(tuned["block_16_project.weight"].allclose(original["block_16_project.weight"], rtol: 0, atol: 0));
-        Assert.Equal(Strategies.FineTune, result.Model.Config.Strategy);
+        Assert.Equal(Strategy.FineTune.Name(), result.Model.Config.Strategy);
 
         result.Model.Save(dir["ft.graft"]);
         using var loaded = TrainableClassifier.Load(dir["ft.graft"]);
@@ -226,7 +226,7 @@ public class FineTuneTests
         File.WriteAllText(dir["data/red/broken.jpg"], "not an image");
         var result = await Learner.TrainAsync(dir["data"], new TrainOptions
         {
-            Strategy = Strategies.Scratch, ValidationSplit = 0, Fit = new FitOptions(Epochs: 1, BatchSize: 4), CacheRoot = dir["cache"],
+            Strategy = Strategy.Scratch, ValidationSplit = 0, Fit = new FitOptions(Epochs: 1, BatchSize: 4), CacheRoot = dir["cache"],
         }, Assets.Resolver);
         Assert.EndsWith("broken.jpg", Assert.Single(result.Skipped).Path);
         Assert.Equal(8, result.Model.Config.Dataset!.TrainImages);

@@ -299,7 +299,7 @@ public class HostileInputTests
         // From scratch: known after the first epoch has tried every image.
         var scratch = await Assert.ThrowsAsync<GraftException>(() => Learner.TrainAsync(dir["data"], new TrainOptions
         {
-            Strategy = Strategies.Scratch, InputSize = 32, ValidationSplit = 0, CacheRoot = dir["cache"], Fit = new FitOptions(Epochs: 2, BatchSize: 2),
+            Strategy = Strategy.Scratch, InputSize = 32, ValidationSplit = 0, CacheRoot = dir["cache"], Fit = new FitOptions(Epochs: 2, BatchSize: 2),
         }, Assets.Resolver));
         Assert.Contains($"None of the images of {dir["data/green"]} could be read", scratch.Message);
     }
@@ -398,7 +398,7 @@ public class HostileInputTests
         long length = new FileInfo(checkpoint).Length;
         var e = await Assert.ThrowsAsync<GraftException>(() => Learner.TrainAsync(dir["data"], new TrainOptions
         {
-            Strategy = Strategies.Scratch, InputSize = 32, ValidationSplit = 0, CacheRoot = dir["cache"], Fit = new FitOptions(Epochs: 1, BatchSize: 2),
+            Strategy = Strategy.Scratch, InputSize = 32, ValidationSplit = 0, CacheRoot = dir["cache"], Fit = new FitOptions(Epochs: 1, BatchSize: 2),
             CheckpointPath = checkpoint, Resume = true,
         }, Assets.Resolver));
         Assert.StartsWith($"The checkpoint {checkpoint} cannot be resumed: it is damaged", e.Message);

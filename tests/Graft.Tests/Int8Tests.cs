@@ -173,9 +173,9 @@ public class Int8Tests
     }
 
     [Theory]
-    [InlineData(Strategies.FineTune)]
-    [InlineData(Strategies.Scratch)]
-    public async Task Int8_with_a_strategy_that_trains_the_trunk_is_refused_in_one_line(string strategy)
+    [InlineData(Strategy.FineTune)]
+    [InlineData(Strategy.Scratch)]
+    public async Task Int8_with_a_strategy_that_trains_the_trunk_is_refused_in_one_line(Strategy strategy)
     {
         using var dir = new TempDir();
         TinyImages.WriteClassFolders(dir["data"], perClass: 2, classes: 2, size: 32);

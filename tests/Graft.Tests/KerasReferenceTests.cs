@@ -212,17 +212,17 @@ public class KerasReferenceTests
     /// unfreezing by Keras layer name for fine-tuning. (Random weights from the fixtures: the pipeline, not the accuracy.)
     /// </summary>
     [Theory]
-    [InlineData("vgg16", "keras1", Strategies.FineTune, "block5_conv1")] // the Keras blog's experiment 3
-    [InlineData("resnet50", "keras_legacy", Strategies.FineTune, "conv5_block1_1_conv")]
-    [InlineData("inception_v3", "keras20", Strategies.FineTune, "mixed9")]
-    [InlineData("xception", "keras_legacy", Strategies.FeatureExtraction, null)]
-    [InlineData("vgg19", "keras_legacy", Strategies.FeatureExtraction, null)]
-    [InlineData("mobilenet_a025_67", "tfjs", Strategies.FeatureExtraction, null)]
-    [InlineData("mobilenet_v2_a035_67", "keras_legacy", Strategies.FineTune, "block_15")]
-    [InlineData("densenet121", "keras_legacy", Strategies.FineTune, "conv5_block16_1_conv")]
-    [InlineData("resnet50_v2", "tfjs", Strategies.FeatureExtraction, null)]
-    [InlineData("nasnet_mobile", "keras_legacy", Strategies.FineTune, "normal_conv_1_12")] // each cell reads the two before: no layer splits NASNet, its frozen cells run in libtorch too
-    public async Task Every_network_trains_on_photos_and_round_trips(string testCase, string file, string strategy, string? unfreezeFrom)
+    [InlineData("vgg16", "keras1", Strategy.FineTune, "block5_conv1")] // the Keras blog's experiment 3
+    [InlineData("resnet50", "keras_legacy", Strategy.FineTune, "conv5_block1_1_conv")]
+    [InlineData("inception_v3", "keras20", Strategy.FineTune, "mixed9")]
+    [InlineData("xception", "keras_legacy", Strategy.FeatureExtraction, null)]
+    [InlineData("vgg19", "keras_legacy", Strategy.FeatureExtraction, null)]
+    [InlineData("mobilenet_a025_67", "tfjs", Strategy.FeatureExtraction, null)]
+    [InlineData("mobilenet_v2_a035_67", "keras_legacy", Strategy.FineTune, "block_15")]
+    [InlineData("densenet121", "keras_legacy", Strategy.FineTune, "conv5_block16_1_conv")]
+    [InlineData("resnet50_v2", "tfjs", Strategy.FeatureExtraction, null)]
+    [InlineData("nasnet_mobile", "keras_legacy", Strategy.FineTune, "normal_conv_1_12")] // each cell reads the two before: no layer splits NASNet, its frozen cells run in libtorch too
+    public async Task Every_network_trains_on_photos_and_round_trips(string testCase, string file, Strategy strategy, string? unfreezeFrom)
     {
         using var dir = new TempDir();
         var manifest = KerasReference.Manifest(testCase);

@@ -97,7 +97,7 @@ public static class Networks
         var backbone = Backbones.Backbone.Create(network, new Backbones.Architectures.ArchitectureOptions(size), network.Spec(size));
         var (channels, positions) = backbone.FeatureShape(size);
         var head = new Heads.HeadConfig(channels * positions, labels.Count, Hidden: 8, Dropout: 0.5, Pooling: Heads.Pooling.Flatten);
-        var config = new Models.ModelConfig(Models.ModelConfig.CurrentFormat, network.Name, "none", backbone.Input, labels, head, Strategies.Scratch,
+        var config = new Models.ModelConfig(Models.ModelConfig.CurrentFormat, network.Name, "none", backbone.Input, labels, head, Training.StrategyNames.Name(Training.Strategy.Scratch),
             new Training.FitOptions(Epochs: 0), null, DateTime.UtcNow) { Architecture = backbone.Architecture };
         return new Models.TrainableClassifier(config, backbone, head.Build(), []);
     }

@@ -37,23 +37,35 @@ public class TrainingTests
         var cache = new FeatureCache(dir["cache"], "test-trunk", channels: 3);
         var trunk = new CountingTrunk();
 
-        var first = await FeatureExtractor.ExtractAsync(files, trunk, spec, 3, cache);
-        Assert.Equal((6, 0, 6), (first.Computed, first.CacheHits, trunk.Images));
+        var first = await BottleneckFeatures.ExtractAsync(files, trunk, spec, 3, cache);
+        Assert.Equal((6, 0, 6), (first.Stats.Computed, first.Stats.CacheHits, trunk.Images));
 
-        var second = await FeatureExtractor.ExtractAsync(files, trunk, spec, 3, cache);
-        Assert.Equal((0, 6, 6), (second.Computed, second.CacheHits, trunk.Images));
-        for (int i = 0; i < files.Count; i++) Assert.Equal(first.Features[i], second.Features[i]);
+        var second = await BottleneckFeatures.ExtractAsync(files, trunk, spec, 3, cache);
+        Assert.Equal((0, 6, 6), (second.Stats.Computed, second.Stats.CacheHits, trunk.Images));
+        for (int i = 0; i < files.Count; i++) Assert.Equal(first.Rows[i], second.Rows[i]);
 
         // A moved file still hits (content key); an edited file misses.
         File.Move(files[0], files[0] + ".moved.png");
         files[0] += ".moved.png";
         TinyImages.WriteImage(files[1], SkiaSharp.SKColors.Yellow, 16, new Random(5));
-        var third = await FeatureExtractor.ExtractAsync(files, trunk, spec, 3, cache);
-        Assert.Equal((1, 5, 7), (third.Computed, third.CacheHits, trunk.Images));
+        var third = await BottleneckFeatures.ExtractAsync(files, trunk, spec, 3, cache);
+        Assert.Equal((1, 5, 7), (third.Stats.Computed, third.Stats.CacheHits, trunk.Images));
 
         // Another trunk configuration has its own folder.
-        var otherTrunk = await FeatureExtractor.ExtractAsync(files, trunk, spec, 3, new FeatureCache(dir["cache"], "other-trunk", 3));
-        Assert.Equal(6, otherTrunk.Computed);
+        var otherTrunk = await BottleneckFeatures.ExtractAsync(files, trunk, spec, 3, new FeatureCache(dir["cache"], "other-trunk", 3));
+        Assert.Equal(6, otherTrunk.Stats.Computed);
+    }
+
+    [Fact]
+    public void Strategies_keep_their_names_in_json_flags_and_model_files()
+    {
+        Assert.Equal(["feature-extraction", "fine-tune", "scratch", "auto"], StrategyNames.All);
+        // Checkpoint fingerprints hash the options' JSON: the names must be the ones earlier versions wrote.
+        var json = System.Text.Json.JsonSerializer.Serialize(new TrainOptions { Strategy = Strategy.FineTune }, TrainableClassifier.Json);
+        Assert.Contains("\"strategy\": \"fine-tune\"", json);
+        Assert.Equal(Strategy.FineTune, System.Text.Json.JsonSerializer.Deserialize<TrainOptions>(json, TrainableClassifier.Json)!.Strategy);
+        Assert.Equal(Strategy.Scratch, StrategyNames.Parse("scratch"));
+        Assert.Contains("feature-extraction, fine-tune, scratch, auto", Assert.Throws<GraftException>(() => StrategyNames.Parse("Scratch")).Fix);
     }
 
     [Fact]

@@ -2,15 +2,10 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text;
 using Graft.Backbones;
-using Graft.Data;
-using Graft.Engine;
 using Graft.Models;
 using Graft.Training;
 using Graft.Weights;
-using Graft.Imaging;
-using Graft.Runtime;
 using Graft.Heads;
-using Graft.Inference;
 using Spectre.Console;
 
 namespace Graft.Cli.Commands;
@@ -39,53 +34,38 @@ public static class EmbedCommand
             if (outPath is not null) OutputPaths.File("--out", outPath, [name, .. parse.GetValue(inputs)!]);
             var files = PredictCommand.ExpandInputs(parse.GetValue(inputs)!);
 
-            string backboneName;
-            Backbone backbone;
-            TrainableClassifier? classifier = null;
-            if (File.Exists(name))
+            // A model file embeds with its own trunk (fine-tuned or not) and resize; a backbone name with its pretrained weights
+            // and Keras's whole-image resize. Global average pooling either way; no cache (not a training run's features).
+            bool modelFile = File.Exists(name);
+            if (modelFile && (weights.WeightsFile(parse) is not null || weights.Size(parse) is not null))
+                throw new GraftException($"{name} is a trained model: its weights and input size are its own.", "Drop --weights and --input-size, or pass a backbone name.");
+            using var classifier = modelFile ? TrainableClassifier.Load(name) : null;
+            using var pretrained = classifier is null
+                ? Backbone.LoadPretrained(BackboneRegistry.Get(name), Cli.Assets, inputSize: weights.Size(parse), weightsFile: weights.WeightsFile(parse))
+                : null;
+            var backbone = classifier?.Backbone ?? pretrained!;
+            var source = new FeatureSource(backbone.Config.Name) { Pooling = Pooling.Gap, Resize = backbone.Input.Resize, UseCache = false };
+            var features = await BottleneckFeatures.ExtractAsync(files, backbone, source, new ProgressLine().Callbacks.Images, cancel);
+            Cli.ReportSkipped(features.Skipped);
+            var rows = files.Select((f, i) => (File: f, Vector: features.Rows[i])).Where(r => r.Vector is not null).Select(r => (r.File, Vector: r.Vector!)).ToList();
+            int channels = features.Channels;
+            if (outPath is not null)
             {
-                if (weights.WeightsFile(parse) is not null || weights.Size(parse) is not null)
-                    throw new GraftException($"{name} is a trained model: its weights and input size are its own.", "Drop --weights and --input-size, or pass a backbone name.");
-                classifier = TrainableClassifier.Load(name);
-                (backbone, backboneName) = (classifier.Backbone, classifier.Config.Backbone);
+                if (Path.GetExtension(outPath).Equals(".npy", StringComparison.OrdinalIgnoreCase)) WriteNpy(outPath, rows.Select(r => r.Vector).ToList(), channels);
+                else WriteCsv(outPath, rows);
+                Cli.Err.MarkupLine($"wrote {rows.Count} x {channels} features to [green]{Cli.Escape(Path.GetFullPath(outPath))}[/]");
             }
-            else
-            {
-                var config = BackboneRegistry.Get(name);
-                backbone = Backbone.LoadPretrained(config, Cli.Assets, inputSize: weights.Size(parse), weightsFile: weights.WeightsFile(parse));
-                backboneName = config.Name;
-            }
-            try
-            {
-                var spec = classifier?.Config.Input ?? backbone.Input;
-                using var runner = TrunkRunners.Create(backbone.Trunk, spec.Size, Pooling.Gap);
-                int channels = backbone.FeatureShape(spec.Size).Channels;
-                var progress = new ProgressLine();
-                var extracted = await FeatureExtractor.ExtractAsync(files, runner, spec, channels, cache: null, progress: progress.Callbacks.Images, cancel: cancel);
-                Cli.ReportSkipped(extracted.Skipped);
-                var rows = files.Select((f, i) => (File: f, Vector: extracted.Features[i])).Where(r => r.Vector is not null).Select(r => (r.File, Vector: r.Vector!)).ToList();
-                if (outPath is not null)
+            else if (!parse.GetValue(json))
+                foreach (var (file, vector) in rows)
+                    Cli.Out.WriteLine($"{file}: {channels} features, mean {vector.Average():0.####}, max {vector.Max():0.####}");
+            if (parse.GetValue(json))
+                Cli.WriteJson(new
                 {
-                    if (Path.GetExtension(outPath).Equals(".npy", StringComparison.OrdinalIgnoreCase)) WriteNpy(outPath, rows.Select(r => r.Vector).ToList(), channels);
-                    else WriteCsv(outPath, rows);
-                    Cli.Err.MarkupLine($"wrote {rows.Count} x {channels} features to [green]{Cli.Escape(Path.GetFullPath(outPath))}[/]");
-                }
-                else if (!parse.GetValue(json))
-                    foreach (var (file, vector) in rows)
-                        Cli.Out.WriteLine($"{file}: {channels} features, mean {vector.Average():0.####}, max {vector.Max():0.####}");
-                if (parse.GetValue(json))
-                    Cli.WriteJson(new
-                    {
-                        backbone = backboneName, input_size = spec.Size,
-                        preprocessing = BackboneRegistry.Get(backboneName).Preprocessing.ToString().ToLowerInvariant(),
-                        features = rows.Select(r => new { file = r.File, vector = r.Vector }),
-                        skipped = extracted.Skipped,
-                    });
-            }
-            finally
-            {
-                if (classifier is not null) classifier.Dispose(); else backbone.Dispose();
-            }
+                    backbone = classifier?.Config.Backbone ?? backbone.Config.Name, input_size = backbone.Input.Size,
+                    preprocessing = backbone.Config.Preprocessing.ToString().ToLowerInvariant(),
+                    features = rows.Select(r => new { file = r.File, vector = r.Vector }),
+                    skipped = features.Skipped,
+                });
         });
         return command;
     }

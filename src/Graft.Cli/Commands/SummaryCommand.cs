@@ -2,6 +2,7 @@ using System.CommandLine;
 using Graft.Backbones;
 using Graft.Backbones.Architectures;
 using Graft.Evaluation;
+using Graft.Training;
 using Spectre.Console;
 
 namespace Graft.Cli.Commands;
@@ -40,7 +41,7 @@ public static class SummaryCommand
                 using var classifier = ModelSource.Open(name, allowBackbone: false, weights.WeightsFile(parse), weights.Size(parse));
                 // Show what training trained: a fine-tuned model's unfrozen blocks count as trainable.
                 if (classifier.Config.Unfreeze is { } unfreeze) Graft.Training.Freezing.Apply(classifier.Backbone.Trunk, unfreeze);
-                if (classifier.Config.Strategy == Strategies.Scratch)
+                if (classifier.Config.Strategy == Strategy.Scratch.Name())
                     foreach (var p in classifier.Backbone.Trunk.parameters()) p.requires_grad = true;
                 summary = ModelSummary.Of($"{classifier.Config.Backbone} — {classifier.Config.Strategy}", classifier.Backbone.Trunk,
                     classifier.Config.Input.Size, classifier.Head, classifier.Config.Head.Pooling);

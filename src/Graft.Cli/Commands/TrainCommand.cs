@@ -17,8 +17,8 @@ public static class TrainCommand
         var data = new Argument<string>("DATA") { Description = "Folder with one sub-folder per class, or with train/ and val/ (or validation/, test/) folders; or a sample dataset name (hymenoptera, cats_vs_dogs)." };
         var backbone = new Option<string?>("--backbone") { Description = $"Backbone (see graft models); default {BackboneRegistry.Default.Name}, or the from-scratch network for --strategy scratch." };
         var weights = new BackboneOptions();
-        var strategy = new Option<string>("--strategy") { Description = "feature-extraction: train a head on cached features of the frozen trunk; fine-tune: then train the top of the trunk too, on augmented images; scratch: train a small CNN from random weights; auto: measure the data and choose (see graft advise).", DefaultValueFactory = _ => Strategies.FeatureExtraction };
-        strategy.AcceptOnlyFromAmong(Strategies.All);
+        var strategy = new Option<string>("--strategy") { Description = "feature-extraction: train a head on cached features of the frozen trunk; fine-tune: then train the top of the trunk too, on augmented images; scratch: train a small CNN from random weights; auto: measure the data and choose (see graft advise).", DefaultValueFactory = _ => Strategy.FeatureExtraction.Name() };
+        strategy.AcceptOnlyFromAmong([.. StrategyNames.All]);
         var epochs = new Option<int>("--epochs") { Description = "Most epochs to train (early stopping may end sooner).", DefaultValueFactory = _ => 30 };
         var batchSize = new Option<int>("--batch-size") { Description = "Images per batch.", DefaultValueFactory = _ => 32 };
         var lr = new Option<double>("--lr") { Description = "Learning rate.", DefaultValueFactory = _ => 1e-3 };
@@ -81,7 +81,7 @@ public static class TrainCommand
             OutputPaths.File("--out", outPath, path, parse.GetValue(weights.Weights));
             if (parse.GetValue(report) is { } reportFolder) OutputPaths.Folder("--report", reportFolder, path, outPath);
             bool Given(Option o) => parse.GetResult(o) is { Implicit: false };
-            var chosen = parse.GetValue(strategy)!;
+            var chosen = StrategyNames.Parse(parse.GetValue(strategy)!);
             Option[] unfreezing = [unfreeze, unfreezeFrom, freezeFirst];
             if (unfreezing.Count(Given) > 1)
                 throw new GraftException("--unfreeze, --unfreeze-from and --freeze-first each say what to fine-tune.", "Pass only one of them.");
@@ -90,12 +90,12 @@ public static class TrainCommand
             Option[] live = [schedule, resume];
             var unused = chosen switch
             {
-                Strategies.FeatureExtraction => [.. fineTuning, .. live],
-                Strategies.Scratch => fineTuning,
+                Strategy.FeatureExtraction => [.. fineTuning, .. live],
+                Strategy.Scratch => fineTuning,
                 _ => Array.Empty<Option>(),
             };
             foreach (var option in unused.Where(Given))
-                Cli.Out.MarkupLine($"[yellow]note:[/] {option.Name} does not apply to --strategy {chosen}: ignored.");
+                Cli.Out.MarkupLine($"[yellow]note:[/] {option.Name} does not apply to --strategy {chosen.Name()}: ignored.");
             // The options of one training phase: the head's (or scratch's), or fine-tuning's phase 2.
             FitOptions Phase(Option<int> phaseEpochs, Option<double> phaseLr, Option<string> phaseOptimizer) => new(
                 Epochs: Positive(parse.GetValue(phaseEpochs), phaseEpochs.Name),
@@ -118,7 +118,7 @@ public static class TrainCommand
                     : parse.GetValue(unfreeze) is { } top ? new UnfreezeSpec(TopBlocks: top)
                     : null,
                 FineTune = Phase(ftEpochs, ftLr, ftOptimizer),
-                Augmentation = augment.Read(parse, chosen is Strategies.FineTune or Strategies.Scratch ? TrainOptions.DefaultAugmentation(chosen) : null),
+                Augmentation = augment.Read(parse, chosen is Strategy.FineTune or Strategy.Scratch ? TrainOptions.DefaultAugmentation(chosen) : null),
                 Schedule = Enum.Parse<LrSchedule>(parse.GetValue(schedule)!.Replace("-", ""), ignoreCase: true),
                 DiscriminativeFactor = InRange(parse.GetValue(discriminative), "--discriminative", 0, 1.000001, lowerInclusive: false),
                 BalancedClassWeights = parse.GetValue(classWeight) == "balanced",
@@ -146,7 +146,7 @@ public static class TrainCommand
                 Cli.Out.MarkupLine($"[yellow]audit:[/] {Cli.Escape(found)} (graft audit {Cli.Escape(parse.GetValue(data)!)} lists them, with suggested actions)");
             var fit = result.Fit;
             Cli.Out.MarkupLine($"trained {fit.History.Count} epoch(s), best epoch {fit.BestEpoch}{(fit.StoppedEarly ? " (early stopping)" : "")}, " +
-                $"{result.Seconds:0.0}s in all; {(chosen == Strategies.FeatureExtraction ? "head training" : "training")} {fit.SamplesPerSecond:0} samples/s");
+                $"{result.Seconds:0.0}s in all; {(chosen == Strategy.FeatureExtraction ? "head training" : "training")} {fit.SamplesPerSecond:0} samples/s");
             if (result.Test is { } t)
             {
                 if (result.Validation is { } v)

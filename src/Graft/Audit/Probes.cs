@@ -36,23 +36,16 @@ public static class Probes
         if (train.Length == 0 || test.Length == 0) return test.Select(_ => new float[classes]).ToArray();
         int c = x[train[0]].Length;
         using var scope = NewDisposeScope();
-        var xTrain = Stack(x, train, c);
+        var xTrain = ImageFeatures.Stack(x, train, c);
         var mean = xTrain.mean([0]);
         var std = xTrain.std(dimensions: [0]).add(1e-6);
         xTrain = (xTrain - mean) / std;
-        var xTest = (Stack(x, test, c) - mean) / std;
+        var xTest = (ImageFeatures.Stack(x, test, c) - mean) / std;
         var yTrain = tensor(train.Select(i => (long)y[i]).ToArray());
         manual_seed(seed);
         using var head = new HeadConfig(c, classes, Dropout: 0).Build();
         HeadTrainer.Fit(head, xTrain, yTrain, null, null, new FitOptions(Epochs: 30, BatchSize: 64, LearningRate: 1e-3, Seed: seed));
         var p = HeadTrainer.Score(head, xTest, null).Probabilities;
         return Enumerable.Range(0, test.Length).Select(k => Enumerable.Range(0, classes).Select(j => p[k, j]).ToArray()).ToArray();
-    }
-
-    static Tensor Stack(float[][] rows, int[] index, int c)
-    {
-        var flat = new float[index.Length * c];
-        for (int k = 0; k < index.Length; k++) rows[index[k]].CopyTo(flat, k * c);
-        return tensor(flat, [index.Length, c]);
     }
 }

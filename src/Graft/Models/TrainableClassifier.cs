@@ -320,7 +320,7 @@ public sealed class TrainableClassifier : IDisposable
         Check(c.Architecture is null || (c.Architecture.InputSize == c.Input.Size && (!c.Architecture.IncludeTop || c.Architecture.Classes is > 0 and <= 100_000)),
             () => $"its architecture (input {c.Architecture!.InputSize}, {c.Architecture.Classes} classes) does not match its input size {c.Input.Size}");
         Check(c.Training is { BatchSize: > 0 }, () => "its training settings are missing");
-        Check(c.Precision is null or Precision.Float || (c.Strategy == Strategies.FeatureExtraction && c.Calibration is { Images: > 0, Ranges: not null }
+        Check(c.Precision is null or Precision.Float || (c.Strategy == Strategy.FeatureExtraction.Name() && c.Calibration is { Images: > 0, Ranges: not null }
                 && c.Calibration.Ranges.Values.All(r => r is [var min, var max] && float.IsFinite(min) && float.IsFinite(max) && min <= max)),
             () => "its int8 trunk has no valid calibration (int8 is for feature extraction, with finite [min, max] ranges)");
         // The head's weights must fit in a model file (a byte array): no config may declare more.

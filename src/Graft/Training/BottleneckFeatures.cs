@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Graft.Backbones;
 using Graft.Data;
 using Graft.Engine;
@@ -5,12 +6,46 @@ using Graft.Weights;
 using Graft.Imaging;
 using Graft.Runtime;
 using Graft.Heads;
+using static TorchSharp.torch;
 
 namespace Graft.Training;
 
+/// <summary>Progress of a pass over images: done of total, with throughput for the progress line.</summary>
+public sealed record ImageProgress(string Phase, int Done, int Total, double ImagesPerSecond);
+
+/// <summary>What computing the bottleneck features cost: images in all, found in the cache, computed, and the seconds.</summary>
+public sealed record FeatureStats(int Images, int CacheHits, int Computed, double Seconds)
+{
+    /// <summary>Computed images per second.</summary>
+    public double ImagesPerSecond => Computed / Math.Max(Seconds, 1e-9);
+}
+
 /// <summary>
-/// Which trunk features to take: the choices feature-extraction training makes, so that the advisor and the
-/// audit read the same bottleneck cache entries a training run wrote (and seconds after a first run).
+/// The features of a list of images, in its order: a row per image (null where it was skipped, with the reason in
+/// <see cref="Skipped"/>), each file's content key (SHA-256, null where unreadable: equal keys are byte-identical
+/// copies), what the cache saved, and why the cache could not be written (null when it could, or was not used).
+/// </summary>
+public sealed record ImageFeatures(IReadOnlyList<string> Paths, float[]?[] Rows, int Channels, IReadOnlyList<SkippedImage> Skipped,
+    IReadOnlyList<string?> ContentKeys, FeatureStats Stats, string? CacheWarning)
+{
+    /// <summary>The numbers of the rows from <paramref name="start"/> on (<paramref name="count"/> of them) whose image was read.</summary>
+    public int[] ReadRows(int start, int count) => Enumerable.Range(start, count).Where(i => Rows[i] is not null).ToArray();
+
+    /// <summary>The rows <paramref name="index"/> names (all read), as one [n, channels] tensor.</summary>
+    public Tensor Stack(IReadOnlyList<int> index) => Stack(Rows, index, Channels);
+
+    /// <summary>Rows of features (those named all present) as one [n, channels] tensor, in the order <paramref name="index"/> names them.</summary>
+    public static Tensor Stack(IReadOnlyList<float[]?> rows, IReadOnlyList<int> index, int channels)
+    {
+        var flat = new float[index.Count * channels];
+        for (int k = 0; k < index.Count; k++) rows[index[k]]!.CopyTo(flat, k * channels);
+        return tensor(flat, [index.Count, channels]);
+    }
+}
+
+/// <summary>
+/// Which features to take of a pretrained backbone: the choices feature-extraction training makes, so that the advisor,
+/// the audit and embed read the bottleneck cache entries a training run wrote (and seconds after a first run).
 /// </summary>
 public sealed record FeatureSource(string Backbone)
 {
@@ -29,15 +64,13 @@ public sealed record FeatureSource(string Backbone)
 }
 
 /// <summary>
-/// Features of a list of images, in its order (null where an image was skipped), and each file's content key
-/// (SHA-256; null where unreadable).
+/// The feature service: runs a frozen trunk once per image and keeps the pooled features in the bottleneck cache
+/// (<see cref="FeatureCache"/>); images already in the cache skip decoding and the trunk entirely. Training, evaluation,
+/// the advisor, the audit and embed all take their features here.
 /// </summary>
-public sealed record ImageFeatures(IReadOnlyList<string> Paths, float[]?[] Rows, int Channels, IReadOnlyList<SkippedImage> Skipped,
-    FeatureStats Stats, string? CacheWarning, IReadOnlyList<string?> ContentKeys);
-
 public static class BottleneckFeatures
 {
-    /// <summary>Runs the pretrained trunk over the images that the cache does not hold yet.</summary>
+    /// <summary>A pretrained backbone's features, as <paramref name="source"/> describes them (its cache entries are training's).</summary>
     public static async Task<ImageFeatures> ExtractAsync(IReadOnlyList<string> paths, FeatureSource source, AssetResolver? resolver = null,
         IProgress<ImageProgress>? progress = null, CancellationToken cancel = default)
     {
@@ -45,17 +78,79 @@ public static class BottleneckFeatures
         var config = BackboneRegistry.Get(source.Backbone);
         if (!config.Pretrained)
             throw new GraftException($"{config.Name} has no pretrained weights: its features mean nothing before training.", "Pick a pretrained backbone (graft models).");
-        int size = source.InputSize ?? config.InputSize;
-        using var backbone = Backbone.LoadPretrained(config, resolver ?? AssetResolver.Default, inputSize: size, weightsFile: source.WeightsFile);
+        using var backbone = Backbone.LoadPretrained(config, resolver ?? AssetResolver.Default, inputSize: source.InputSize ?? config.InputSize,
+            weightsFile: source.WeightsFile);
         if (source.FeatureBlock is { } block) backbone.TruncateAfter(block);
+        return await ExtractAsync(paths, backbone, source, progress, cancel);
+    }
+
+    /// <summary>
+    /// The features of a loaded backbone's trunk as it stands (pretrained, truncated, or a trained model's), pooled, resized,
+    /// batched and cached as <paramref name="source"/> says; its cache entries are keyed by the backbone's weights and
+    /// <paramref name="source"/>'s feature block.
+    /// </summary>
+    public static async Task<ImageFeatures> ExtractAsync(IReadOnlyList<string> paths, Backbone backbone, FeatureSource source,
+        IProgress<ImageProgress>? progress = null, CancellationToken cancel = default)
+    {
         var input = backbone.Input with { Resize = source.Resize };
-        var (channels, positions) = backbone.FeatureShape(size);
+        var (channels, positions) = backbone.FeatureShape(input.Size);
         if (source.Pooling == Pooling.Flatten) channels *= positions;
-        var key = FeatureCache.TrunkKey(config.Name, backbone.WeightsId, input, source.Pooling, source.FeatureBlock);
-        var cache = source.UseCache ? new FeatureCache(source.CacheRoot ?? AssetResolver.DefaultCacheRoot(), key, channels) : null;
-        using var trunk = TrunkRunners.Create(backbone.Trunk, size, source.Pooling);
-        var extracted = await FeatureExtractor.ExtractAsync(paths, trunk, input, channels, cache, source.BatchSize, progress, cancel);
-        return new ImageFeatures(paths, extracted.Features, channels, extracted.Skipped,
-            new FeatureStats(paths.Count, extracted.CacheHits, extracted.Computed, extracted.Seconds), cache?.WriteError, extracted.ContentKeys);
+        var cache = source.UseCache
+            ? new FeatureCache(source.CacheRoot ?? AssetResolver.DefaultCacheRoot(),
+                FeatureCache.TrunkKey(backbone.Config.Name, backbone.WeightsId, input, source.Pooling, source.FeatureBlock), channels)
+            : null;
+        using var trunk = TrunkRunners.Create(backbone.Trunk, input.Size, source.Pooling);
+        return await ExtractAsync(paths, trunk, input, channels, cache, source.BatchSize, progress, cancel);
+    }
+
+    /// <summary>
+    /// The features <paramref name="trunk"/> computes (<paramref name="channels"/> per image) for the images the cache does
+    /// not hold yet; <paramref name="mirror"/> takes them of the left-right mirror images (test-time augmentation).
+    /// </summary>
+    public static async Task<ImageFeatures> ExtractAsync(IReadOnlyList<string> paths, ITrunkRunner trunk, ImageSpec spec,
+        int channels, FeatureCache? cache, int batchSize = 32, IProgress<ImageProgress>? progress = null, CancellationToken cancel = default,
+        bool mirror = false)
+    {
+        var rows = new float[]?[paths.Count];
+        var keys = new string?[paths.Count];
+        var skipped = new List<SkippedImage>();
+        Parallel.For(0, paths.Count, i =>
+        {
+            try { keys[i] = FeatureCache.ContentKey(paths[i]); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) // unreadable (permissions): skipped like an undecodable image
+            {
+                lock (skipped) skipped.Add(new SkippedImage(paths[i], e.Message));
+            }
+        });
+        if (cache is not null)
+            Parallel.For(0, paths.Count, i => { if (keys[i] is { } key) rows[i] = cache.TryGet(key); });
+
+        var todo = Enumerable.Range(0, paths.Count).Where(i => rows[i] is null && keys[i] is not null).ToArray();
+        int hits = paths.Count - todo.Length - skipped.Count;
+        var clock = Stopwatch.StartNew();
+        int done = 0, computed = 0;
+        progress?.Report(new ImageProgress("features", 0, todo.Length, 0));
+        await foreach (var batch in BatchPipeline.Batches(todo.Select(i => paths[i]).ToList(), spec, batchSize, cancel: cancel))
+        {
+            skipped.AddRange(batch.Failures.Select(f => new SkippedImage(f.Path, f.Reason)));
+            if (batch.Count > 0)
+            {
+                using var scope = NewDisposeScope();
+                var images = tensor(batch.Pixels, [batch.Count, 3, spec.Size, spec.Size]);
+                if (mirror) images = images.flip(3).contiguous();
+                var pooled = trunk.Features(images).contiguous().data<float>().ToArray();
+                for (int k = 0; k < batch.Count; k++)
+                {
+                    int i = todo[batch.Indices[k]];
+                    rows[i] = pooled.AsSpan(k * channels, channels).ToArray();
+                    cache?.Put(keys[i]!, rows[i]);
+                }
+            }
+            computed += batch.Count;
+            done += batch.Count + batch.Failures.Count;
+            progress?.Report(new ImageProgress("features", done, todo.Length, done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));
+        }
+        return new ImageFeatures(paths, rows, channels, skipped.OrderBy(s => s.Path, StringComparer.Ordinal).ToList(), keys,
+            new FeatureStats(paths.Count, hits, computed, clock.Elapsed.TotalSeconds), cache?.WriteError);
     }
 }

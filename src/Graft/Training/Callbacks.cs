@@ -7,10 +7,3 @@ public sealed record Callbacks(IProgress<ImageProgress>? Images = null, IProgres
     /// <summary>Reports nothing.</summary>
     public static readonly Callbacks None = new();
 }
-
-/// <summary>What computing the bottleneck features cost: images in all, found in the cache, computed, and the seconds.</summary>
-public sealed record FeatureStats(int Images, int CacheHits, int Computed, double Seconds)
-{
-    /// <summary>Computed images per second.</summary>
-    public double ImagesPerSecond => Computed / Math.Max(Seconds, 1e-9);
-}

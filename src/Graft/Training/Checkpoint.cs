@@ -102,3 +102,34 @@ public static class Checkpoint
         new($"The checkpoint {path} cannot be resumed: it is damaged ({what}).",
             "Delete it to train from the beginning, or run without --resume (it is then overwritten).");
 }
+
+/// <summary>
+/// Saves a <see cref="Checkpoint"/> after every epoch and when the run is stopped, and with <paramref name="resume"/>
+/// continues from the one at <paramref name="path"/> when it is this run's (<paramref name="fingerprint"/>). Comes after
+/// the callbacks whose state it saves (early stopping).
+/// </summary>
+public sealed class Checkpointing(string path, string fingerprint, bool resume, Action<string>? log = null) : FitCallback
+{
+    public override void OnFitBegin(FitState state)
+    {
+        state.Progress = state.Progress with { Fingerprint = fingerprint };
+        if (!resume) return;
+        if (!File.Exists(path))
+        {
+            log?.Invoke($"no checkpoint at {path} (a finished run deletes it): starting from the beginning");
+            return;
+        }
+        (state.Progress, state.Best) = Checkpoint.Load(path, fingerprint, state.Network, state.Optimizer);
+        log?.Invoke($"resuming from {path}: epoch {state.Progress.Epoch}, batch {state.Progress.NextBatch}");
+    }
+
+    public override void OnEpochEnd(FitState state, EpochRecord record) => Save(state);
+
+    public override void OnStopped(FitState state)
+    {
+        Save(state);
+        state.SavedTo = path;
+    }
+
+    void Save(FitState state) => Checkpoint.Save(path, state.Progress, state.Network, state.Best, state.Optimizer);
+}

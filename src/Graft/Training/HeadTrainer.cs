@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;
 using Graft.Heads;
@@ -25,25 +24,15 @@ public sealed record FitResult(IReadOnlyList<EpochRecord> History, int BestEpoch
 {
     /// <summary>Why training stopped on a loss that was no longer finite (null: it did not); the best epoch's weights were kept.</summary>
     public string? Diverged { get; init; }
-}
-
-/// <summary>What happens when a loss stops being finite: the run stops; the best epoch so far is kept, and without one it is an error.</summary>
-public static class Divergence
-{
-    public static string Describe(string what, double value, int epoch) => $"the {what} loss became {value} in epoch {epoch}";
-
-    public static string KeptBest(string reason, int bestEpoch) => $"{reason}: training stopped there and kept the weights of epoch {bestEpoch}";
-
-    public static GraftException NothingToKeep(string reason, string learningRateOption) =>
-        new($"Training diverged: {reason}, before any epoch ended with a finite loss; no model was written.",
-            $"Lower the learning rate ({learningRateOption}), or check the data for damaged images.");
+    /// <summary>Images live training could not read, in path order (they were left out).</summary>
+    public IReadOnlyList<SkippedImage> Skipped { get; init; } = [];
 }
 
 /// <summary>Loss, accuracy and class probabilities of a classifier on a set of inputs.</summary>
 public sealed record Scored(double Loss, double Accuracy, float[,] Probabilities);
 
 /// <summary>
-/// Trains a head on cached features: mini-batches in a seeded order, the chosen optimizer, and early
+/// Trains a head on cached features: the fit loop over <see cref="FeatureBatches"/>, the chosen optimizer, and early
 /// stopping on validation loss that restores the best epoch's weights.
 /// </summary>
 public static class HeadTrainer
@@ -51,89 +40,9 @@ public static class HeadTrainer
     public static FitResult Fit(nn.Module<Tensor, Tensor> head, Tensor trainX, Tensor trainY, Tensor? valX, Tensor? valY,
         FitOptions options, IProgress<EpochProgress>? progress = null, CancellationToken cancel = default, float[]? classWeights = null)
     {
-        string? diverged = null;
-        using var weights = classWeights is null ? null : tensor(classWeights);
-        using var generator = new Generator().manual_seed(options.Seed);
-        using var optimizer = Optimizers.Create([new ParameterGroup(head.parameters().ToList(), 1.0)], options);
-        var history = new List<EpochRecord>();
-        double bestLoss = double.PositiveInfinity;
-        int bestEpoch = 0, sinceBest = 0;
-        Dictionary<string, Tensor>? bestState = null;
-        long n = trainX.shape[0];
-        var total = Stopwatch.StartNew();
-        long samples = 0;
-
-        for (int epoch = 1; epoch <= options.Epochs && !cancel.IsCancellationRequested; epoch++)
-        {
-            var clock = Stopwatch.StartNew();
-            head.train();
-            double lossSum = 0; long correct = 0;
-            using (var order = randperm(n, generator: generator))
-            {
-                for (long start = 0, count; start < n; start += count)
-                {
-                    // A lone last sample joins the batch before it: batch norm cannot take statistics of one.
-                    count = n - start <= options.BatchSize + 1 ? n - start : options.BatchSize;
-                    using var scope = NewDisposeScope();
-                    var idx = order.narrow(0, start, count);
-                    var x = trainX.index_select(0, idx);
-                    var y = trainY.index_select(0, idx);
-                    optimizer.zero_grad();
-                    var logits = head.forward(x);
-                    var loss = Objective.Loss(logits, y, weights);
-                    float value = loss.item<float>();
-                    if (!float.IsFinite(value))
-                    {
-                        diverged = Divergence.Describe("training", value, epoch); // no step on it: the weights stay the last good ones
-                        break;
-                    }
-                    loss.backward();
-                    optimizer.step();
-                    lossSum += value * idx.shape[0];
-                    correct += Objective.Predicted(logits).eq(y).sum().item<long>();
-                }
-            }
-            if (diverged is not null) break;
-            samples += n;
-            double? valLoss = null, valAcc = null;
-            if (valX is not null && valY is not null && valX.shape[0] > 0)
-            {
-                var scored = Score(head, valX, valY, withProbabilities: false);
-                (valLoss, valAcc) = (scored.Loss, scored.Accuracy);
-                if (!double.IsFinite(scored.Loss))
-                {
-                    diverged = Divergence.Describe("validation", scored.Loss, epoch);
-                    break;
-                }
-            }
-            var record = new EpochRecord(epoch, lossSum / n, (double)correct / n, valLoss, valAcc, clock.Elapsed.TotalSeconds);
-            history.Add(record);
-            progress?.Report(new EpochProgress(epoch, options.Epochs, record, samples / total.Elapsed.TotalSeconds));
-
-            double monitored = valLoss ?? record.Loss;
-            if (monitored < bestLoss - 1e-6)
-            {
-                bestLoss = monitored; bestEpoch = epoch; sinceBest = 0;
-                Optimizers.Dispose(bestState);
-                bestState = Optimizers.Snapshot(head);
-            }
-            else if (valLoss is not null && ++sinceBest >= options.Patience)
-                break;
-        }
-        if (diverged is not null)
-        {
-            if (bestState is null) throw Divergence.NothingToKeep(diverged, "--lr");
-            diverged = Divergence.KeptBest(diverged, bestEpoch);
-        }
-        if (bestState is not null)
-        {
-            if (!cancel.IsCancellationRequested) head.load_state_dict(bestState);
-            Optimizers.Dispose(bestState);
-        }
-        cancel.ThrowIfCancellationRequested(); // a head stopped half-way is not a result (it trains in seconds: run again)
-        head.eval();
-        bool stoppedEarly = history.Count < options.Epochs;
-        return new FitResult(history, bestEpoch, stoppedEarly, samples / Math.Max(total.Elapsed.TotalSeconds, 1e-9)) { Diverged = diverged };
+        using var source = new FeatureBatches(trainX, trainY, valX, valY, options.BatchSize, options.Seed);
+        return FitLoop.Fit(head, [new ParameterGroup(head.parameters().ToList(), 1.0)], source, options,
+            [new ProgressReports(new Callbacks(Epochs: progress)), new EarlyStopping(options.Patience), new Divergence()], classWeights, cancel);
     }
 
     /// <summary>Scores a classifier in inference mode; <paramref name="y"/> null when labels are unknown.</summary>
@@ -167,4 +76,58 @@ public static class HeadTrainer
         }
         return new Scored(n == 0 ? 0 : lossSum / n, n == 0 ? 0 : (double)correct / n, probabilities ?? new float[0, 0]);
     }
+}
+
+/// <summary>
+/// Cached features in memory as a batch source: each epoch a permutation drawn from one seeded generator (as
+/// <c>torch.randperm</c> draws it), in batches whose lone last sample joins the batch before it (batch norm cannot take
+/// statistics of one). The order depends on the epochs drawn before, so a fit on it does not resume mid-run.
+/// </summary>
+public sealed class FeatureBatches : IBatchSource, IDisposable
+{
+    readonly Tensor _x, _y;
+    readonly Tensor? _valX, _valY;
+    readonly long[] _sizes;
+    readonly Generator _generator;
+
+    public FeatureBatches(Tensor x, Tensor y, Tensor? valX, Tensor? valY, int batchSize, int seed)
+    {
+        (_x, _y) = (x, y);
+        (_valX, _valY) = valX is not null && valY is not null && valX.shape[0] > 0 ? (valX, valY) : (null, null);
+        var sizes = new List<long>();
+        for (long start = 0, n = x.shape[0], count; start < n; start += count)
+            sizes.Add(count = n - start <= batchSize + 1 ? n - start : batchSize);
+        _sizes = [.. sizes];
+        _generator = new Generator().manual_seed(seed);
+    }
+
+    public int Count => (int)_x.shape[0];
+    public int BatchesPerEpoch => _sizes.Length;
+
+    public IAsyncEnumerable<TrainingBatch> EpochAsync(int epoch, int firstBatch) => Batches(firstBatch).ToAsyncEnumerable();
+
+    IEnumerable<TrainingBatch> Batches(int firstBatch)
+    {
+        using var order = randperm(_x.shape[0], generator: _generator);
+        long start = 0;
+        for (int index = 0; index < _sizes.Length; start += _sizes[index++])
+        {
+            if (index < firstBatch) continue;
+            var (from, count) = (start, _sizes[index]);
+            yield return new TrainingBatch(index, (int)count, () =>
+            {
+                var rows = order.narrow(0, from, count);
+                return (_x.index_select(0, rows), _y.index_select(0, rows));
+            });
+        }
+    }
+
+    public Task<(double Loss, double Accuracy)?> ValidateAsync(nn.Module<Tensor, Tensor> network)
+    {
+        if (_valX is null || _valY is null) return Task.FromResult<(double, double)?>(null);
+        var scored = HeadTrainer.Score(network, _valX, _valY, withProbabilities: false);
+        return Task.FromResult<(double, double)?>((scored.Loss, scored.Accuracy));
+    }
+
+    public void Dispose() => _generator.Dispose();
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Graft.Data;
 using Graft.Imaging;
 using Graft.Heads;
@@ -34,158 +33,26 @@ public sealed record LiveFitOptions(
 }
 
 /// <summary>
-/// Trains a whole network on images decoded and augmented on the fly (both cores: the pipeline decodes the
-/// next batch while this one trains). Seeded and resumable: the batch order, each image's augmentation and
-/// dropout depend only on (seed, epoch, batch), and a checkpoint after every epoch (and on cancellation,
-/// after the current step) lets <c>--resume</c> continue to the same result as an uninterrupted run.
+/// Trains a whole network on images decoded and augmented on the fly (<see cref="ImageBatches"/>). Seeded and resumable:
+/// the batch order, each image's augmentation and dropout depend only on (seed, epoch, batch), and a checkpoint after
+/// every epoch (and on cancellation, after the current step) lets <c>--resume</c> continue to the same result as an
+/// uninterrupted run.
 /// </summary>
 public static class ImageTrainer
 {
     public static async Task<FitResult> FitAsync(nn.Module<Tensor, Tensor> network, IReadOnlyList<ParameterGroup> groups,
         IReadOnlyList<LabeledImage> train, IReadOnlyList<LabeledImage> validation, ImageSpec spec, LiveFitOptions options,
-        Callbacks callbacks, CancellationToken cancel, IDictionary<string, string>? unreadable = null)
+        Callbacks callbacks, CancellationToken cancel)
     {
-        unreadable ??= new Dictionary<string, string>(); // file -> why it could not be read
-        var fit = options.Fit;
-        using var optimizer = Optimizers.Create(groups, fit);
-        var baseRates = optimizer.ParamGroups.Select(g => g.LearningRate).ToArray();
-        int batchesPerEpoch = (train.Count + fit.BatchSize - 1) / fit.BatchSize;
-        long totalSteps = (long)batchesPerEpoch * fit.Epochs;
-        using var weights = options.ClassWeights is null ? null : tensor(options.ClassWeights);
-        var decoded = new DecodedImageCache(spec); // each image is decoded once, not once per epoch
-        var frozenValidation = options.FrozenInput is { } frozen ? new FrozenOutputs(frozen) : null; // validation is not augmented
-
-        var progress = new TrainingProgress(options.Fingerprint, 1, 0, 0, 0, 0, 0, [], 0, double.PositiveInfinity, 0);
-        Dictionary<string, Tensor>? best = null;
-        if (options.Resume && options.CheckpointPath is { } resumeFrom)
-        {
-            if (File.Exists(resumeFrom))
-            {
-                (progress, best) = Checkpoint.Load(resumeFrom, options.Fingerprint, network, optimizer);
-                callbacks.Log?.Invoke($"resuming from {resumeFrom}: epoch {progress.Epoch}, batch {progress.NextBatch}");
-            }
-            else callbacks.Log?.Invoke($"no checkpoint at {resumeFrom} (a finished run deletes it): starting from the beginning");
-        }
-
-        var clock = Stopwatch.StartNew();
-        long samples = 0;
-        bool stopped = false, classesChecked = false;
-        string? diverged = null;
-        var readableLabels = new HashSet<int>(); // classes with at least one image decoded
-        for (int epoch = progress.Epoch; epoch <= fit.Epochs && !stopped; epoch++)
-        {
-            if (progress.Epoch != epoch) progress = progress with { Epoch = epoch, NextBatch = 0, LossSum = 0, Correct = 0, Seen = 0 };
-            var epochClock = Stopwatch.StartNew();
-            var order = ShuffledOrder(train.Count, fit.Seed, epoch);
-            var paths = order.Select(i => train[i].Path).ToList();
-            int skipFirst = progress.NextBatch * fit.BatchSize;
-            int batchIndex = progress.NextBatch;
-            Freezing.SetTrainingMode(network);
-            await foreach (var batch in BatchPipeline.Batches(paths.Skip(skipFirst).ToList(), spec, fit.BatchSize,
-                               augment: new EpochAugmentation(options.Augmentation, fit.Seed, epoch, skipFirst), decoded: decoded, cancel: CancellationToken.None))
-            {
-                foreach (var failure in batch.Failures) unreadable[failure.Path] = failure.Reason;
-                foreach (var i in batch.Indices) readableLabels.Add(train[order[skipFirst + i]].Label);
-                // A lone image (an epoch's last, or what unreadable files left of a batch) would give batch norm a variance of 0/0.
-                if (batch.Count >= Math.Min(2, fit.BatchSize))
-                {
-                    using var scope = NewDisposeScope();
-                    manual_seed(fit.Seed * 7919L + epoch * 104_729L + batchIndex); // dropout masks: a function of (seed, epoch, batch)
-                    foreach (var (group, i) in optimizer.ParamGroups.Select((g, i) => (g, i)))
-                        group.LearningRate = baseRates[i] * Schedules.Multiplier(options.Schedule, progress.Step, totalSteps);
-                    var x = Input(options.FrozenInput, tensor(batch.Pixels, [batch.Count, 3, spec.Size, spec.Size]));
-                    var y = tensor(batch.Indices.Select(i => (long)train[order[skipFirst + i]].Label).ToArray());
-                    optimizer.zero_grad();
-                    var logits = network.call(x);
-                    var loss = Objective.Loss(logits, y, weights);
-                    float value = loss.item<float>();
-                    if (!float.IsFinite(value))
-                    {
-                        diverged = Divergence.Describe("training", value, epoch); // no step on it: the weights stay the last good ones
-                        break;
-                    }
-                    loss.backward();
-                    optimizer.step();
-                    progress = progress with
-                    {
-                        LossSum = progress.LossSum + value * batch.Count,
-                        Correct = progress.Correct + Objective.Predicted(logits).eq(y).sum().item<long>(),
-                        Seen = progress.Seen + batch.Count,
-                        Step = progress.Step + 1,
-                    };
-                    samples += batch.Count;
-                }
-                batchIndex++;
-                progress = progress with { NextBatch = batchIndex };
-                callbacks.Images?.Report(new ImageProgress($"epoch {epoch}/{fit.Epochs}", (int)Math.Min(train.Count, batchIndex * (long)fit.BatchSize),
-                    train.Count, samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));
-                if (cancel.IsCancellationRequested && batchIndex < batchesPerEpoch)
-                {
-                    stopped = true;
-                    break;
-                }
-            }
-            if (stopped || diverged is not null) break;
-            if (skipFirst == 0 && !classesChecked)
-            {
-                // Every image of the epoch was tried: a class none of whose images could be read cannot be learned.
-                classesChecked = true;
-                if (train.Select(i => i.Label).Distinct().Order().FirstOrDefault(l => !readableLabels.Contains(l), -1) is var missing and >= 0)
-                {
-                    string folder = options.ClassFolders is { } folders ? folders[missing] : $"class {missing}";
-                    var reason = train.Where(i => i.Label == missing && unreadable.ContainsKey(i.Path)).Select(i => $" ({Path.GetFileName(i.Path)}: {unreadable[i.Path]})").FirstOrDefault() ?? "";
-                    Optimizers.Dispose(best);
-                    throw new GraftException($"None of the images of {folder} could be read{reason}; a class needs at least one readable image.",
-                        "Replace the damaged images, or remove the class folder.");
-                }
-            }
-
-            var (valLoss, valAccuracy) = validation.Count > 0 ? await EvaluateAsync(network, validation, spec, fit.BatchSize, decoded, frozenValidation) : (double.NaN, double.NaN);
-            double? vl = validation.Count > 0 ? valLoss : null, va = validation.Count > 0 ? valAccuracy : null;
-            var record = new EpochRecord(epoch, progress.LossSum / Math.Max(1, progress.Seen), (double)progress.Correct / Math.Max(1, progress.Seen),
-                vl, va, epochClock.Elapsed.TotalSeconds);
-            if (vl is { } lossNow && !double.IsFinite(lossNow))
-            {
-                diverged = Divergence.Describe("validation", lossNow, epoch);
-                break;
-            }
-            var history = progress.History.Append(record).ToList();
-            callbacks.Epochs?.Report(new EpochProgress(epoch, fit.Epochs, record, samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));
-
-            double monitored = vl ?? record.Loss;
-            int bestEpoch = progress.BestEpoch, sinceBest = progress.SinceBest;
-            double bestLoss = progress.BestLoss;
-            if (monitored < bestLoss - 1e-6)
-            {
-                (bestLoss, bestEpoch, sinceBest) = (monitored, epoch, 0);
-                Optimizers.Dispose(best);
-                best = Optimizers.Snapshot(network);
-            }
-            else sinceBest++;
-            bool patienceOut = vl is not null && sinceBest >= fit.Patience;
-            progress = progress with { Epoch = epoch + 1, NextBatch = 0, LossSum = 0, Correct = 0, Seen = 0, History = history,
-                BestEpoch = bestEpoch, BestLoss = bestLoss, SinceBest = sinceBest };
-            if (options.CheckpointPath is { } path) Checkpoint.Save(path, progress, network, best, optimizer);
-            if (patienceOut) break;
-            if (cancel.IsCancellationRequested) stopped = true;
-        }
-
-        if (stopped)
-        {
-            if (options.CheckpointPath is { } path) Checkpoint.Save(path, progress, network, best, optimizer);
-            Optimizers.Dispose(best);
-            throw new TrainingStoppedException(options.CheckpointPath);
-        }
-        if (diverged is not null)
-        {
-            if (best is null) throw Divergence.NothingToKeep(diverged, options.LearningRateOption);
-            diverged = Divergence.KeptBest(diverged, progress.BestEpoch);
-        }
-        if (best is not null) network.load_state_dict(best);
-        Optimizers.Dispose(best);
-        network.eval();
-        bool early = progress.History.Count < fit.Epochs;
-        return new FitResult(progress.History, progress.BestEpoch, early, samples / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)) { Diverged = diverged };
+        var source = new ImageBatches(train, validation, spec, options);
+        List<FitCallback> steps =
+        [
+            new ReproducibleDropout(options.Fit.Seed), new LearningRateScheduler(options.Schedule), new ProgressReports(callbacks),
+            new EarlyStopping(options.Fit.Patience), new Divergence(options.LearningRateOption),
+        ];
+        if (options.CheckpointPath is { } path) steps.Add(new Checkpointing(path, options.Fingerprint, options.Resume, callbacks.Log));
+        var fit = await FitLoop.FitAsync(network, groups, source, options.Fit, steps, options.ClassWeights, cancel);
+        return fit with { Skipped = source.Skipped };
     }
 
     /// <summary>Loss and accuracy on images without augmentation, in inference mode.</summary>
@@ -210,6 +77,75 @@ public static class ImageTrainer
             seen += batch.Count;
         }
         return (lossSum / Math.Max(1, seen), (double)correct / Math.Max(1, seen));
+    }
+
+}
+
+/// <summary>
+/// Live images as a batch source: each epoch a seeded shuffle, decoded and augmented on the fly (both cores: the pipeline
+/// decodes the next batch while this one trains; each image is decoded once, not once per epoch), through the frozen
+/// first part of the network when there is one. An image that cannot be read is left out (<see cref="Skipped"/>); a
+/// batch it leaves with one image is not trained on (batch norm's variance would be 0/0); and once an epoch has tried
+/// every image, a class none of whose images could be read is an error: it cannot be learned.
+/// </summary>
+public sealed class ImageBatches : IBatchSource
+{
+    readonly IReadOnlyList<LabeledImage> _train, _validation;
+    readonly ImageSpec _spec;
+    readonly LiveFitOptions _options;
+    readonly DecodedImageCache _decoded;
+    readonly FrozenOutputs? _frozenValidation; // validation is not augmented: its frozen outputs are the same every epoch
+    readonly Dictionary<string, string> _unreadable = []; // file -> why it could not be read
+    readonly HashSet<int> _readableLabels = []; // classes with at least one image decoded
+    bool _classesChecked;
+
+    public ImageBatches(IReadOnlyList<LabeledImage> train, IReadOnlyList<LabeledImage> validation, ImageSpec spec, LiveFitOptions options)
+    {
+        (_train, _validation, _spec, _options) = (train, validation, spec, options);
+        _decoded = new DecodedImageCache(spec);
+        _frozenValidation = options.FrozenInput is { } frozen ? new FrozenOutputs(frozen) : null;
+    }
+
+    int BatchSize => _options.Fit.BatchSize;
+    public int Count => _train.Count;
+    public int BatchesPerEpoch => (_train.Count + BatchSize - 1) / BatchSize;
+
+    /// <summary>The images that could not be read so far, in path order.</summary>
+    public IReadOnlyList<SkippedImage> Skipped =>
+        _unreadable.OrderBy(u => u.Key, StringComparer.Ordinal).Select(u => new SkippedImage(u.Key, u.Value)).ToList();
+
+    public async IAsyncEnumerable<TrainingBatch> EpochAsync(int epoch, int firstBatch)
+    {
+        int seed = _options.Fit.Seed;
+        var order = ShuffledOrder(_train.Count, seed, epoch);
+        int skipFirst = firstBatch * BatchSize, index = firstBatch;
+        await foreach (var batch in BatchPipeline.Batches(order.Skip(skipFirst).Select(i => _train[i].Path).ToList(), _spec, BatchSize,
+                           augment: new EpochAugmentation(_options.Augmentation, seed, epoch, skipFirst), decoded: _decoded, cancel: CancellationToken.None))
+        {
+            foreach (var failure in batch.Failures) _unreadable[failure.Path] = failure.Reason;
+            var labels = batch.Indices.Select(i => (long)_train[order[skipFirst + i]].Label).ToArray();
+            foreach (var label in labels) _readableLabels.Add((int)label);
+            yield return new TrainingBatch(index++, batch.Count, batch.Count < Math.Min(2, BatchSize) ? null
+                : () => (Input(_options.FrozenInput, tensor(batch.Pixels, [batch.Count, 3, _spec.Size, _spec.Size])), tensor(labels)));
+        }
+        if (skipFirst == 0 && !_classesChecked)
+        {
+            _classesChecked = true;
+            CheckEveryClassWasRead();
+        }
+    }
+
+    public async Task<(double Loss, double Accuracy)?> ValidateAsync(nn.Module<Tensor, Tensor> network) =>
+        _validation.Count > 0 ? await ImageTrainer.EvaluateAsync(network, _validation, _spec, BatchSize, _decoded, _frozenValidation) : null;
+
+    void CheckEveryClassWasRead()
+    {
+        if (_train.Select(i => i.Label).Distinct().Order().FirstOrDefault(l => !_readableLabels.Contains(l), -1) is not (var missing and >= 0)) return;
+        string folder = _options.ClassFolders is { } folders ? folders[missing] : $"class {missing}";
+        var reason = _train.Where(i => i.Label == missing && _unreadable.ContainsKey(i.Path))
+            .Select(i => $" ({Path.GetFileName(i.Path)}: {_unreadable[i.Path]})").FirstOrDefault() ?? "";
+        throw new GraftException($"None of the images of {folder} could be read{reason}; a class needs at least one readable image.",
+            "Replace the damaged images, or remove the class folder.");
     }
 
     /// <summary>What the network takes: the images, or the frozen first part's output for them.</summary>
@@ -254,9 +190,9 @@ public sealed class FrozenOutputs(ITrunkRunner runner, long budgetBytes = 512L <
     }
 }
 
-/// <summary>A run stopped on request (Ctrl-C) after saving its checkpoint.</summary>
+/// <summary>A run stopped on request (Ctrl-C), after saving its checkpoint when it has one.</summary>
 public sealed class TrainingStoppedException(string? checkpoint) : OperationCanceledException(
-    checkpoint is null ? "Training stopped." : $"Training stopped; the checkpoint {checkpoint} was saved: run the same command with --resume to continue.")
+    checkpoint is null ? "Training stopped before finishing; no model was written." : $"Training stopped; the checkpoint {checkpoint} was saved: run the same command with --resume to continue.")
 {
     public string? CheckpointPath { get; } = checkpoint;
 }

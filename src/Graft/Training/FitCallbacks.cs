@@ -1,0 +1,87 @@
+using static TorchSharp.torch;
+
+namespace Graft.Training;
+
+/// <summary>
+/// Keras's EarlyStopping with restore_best_weights: the epoch with the lowest validation loss (the training loss without
+/// validation) is the best one, its weights are kept, the fit ends after <paramref name="patience"/> epochs without a
+/// better validation loss, and the best weights are restored at the end.
+/// </summary>
+public sealed class EarlyStopping(int patience, double minDelta = 1e-6) : FitCallback
+{
+    public override void OnEpochEnd(FitState state, EpochRecord record)
+    {
+        double monitored = record.ValLoss ?? record.Loss;
+        var p = state.Progress;
+        if (monitored < p.BestLoss - minDelta)
+        {
+            state.Progress = p with { BestLoss = monitored, BestEpoch = record.Epoch, SinceBest = 0 };
+            state.Best = Optimizers.Snapshot(state.Network);
+        }
+        else state.Progress = p with { SinceBest = p.SinceBest + 1 };
+        // Without validation, patience has nothing to watch: the fit runs its epochs.
+        if (record.ValLoss is not null && state.Progress.SinceBest >= patience) state.StopRequested = true;
+    }
+
+    public override void OnFitEnd(FitState state)
+    {
+        if (state.Best is { } best) state.Network.load_state_dict(best);
+    }
+}
+
+/// <summary>
+/// What happens when a loss stops being finite (the loop stops there, without a step on it): the best epoch so far is
+/// kept, and without one it is an error naming the learning-rate option to lower.
+/// </summary>
+public sealed class Divergence(string learningRateOption = "--lr") : FitCallback
+{
+    public static string Describe(string what, double value, int epoch) => $"the {what} loss became {value} in epoch {epoch}";
+
+    public static string KeptBest(string reason, int bestEpoch) => $"{reason}: training stopped there and kept the weights of epoch {bestEpoch}";
+
+    public static GraftException NothingToKeep(string reason, string learningRateOption) =>
+        new($"Training diverged: {reason}, before any epoch ended with a finite loss; no model was written.",
+            $"Lower the learning rate ({learningRateOption}), or check the data for damaged images.");
+
+    public override void OnFitEnd(FitState state)
+    {
+        if (state.Diverged is not { } reason) return;
+        if (state.Best is null) throw NothingToKeep(reason, learningRateOption);
+        state.Diverged = KeptBest(reason, state.Progress.BestEpoch);
+    }
+}
+
+/// <summary>
+/// Seeds the random numbers before each batch from (seed, epoch, batch), so dropout masks do not depend on what ran
+/// before: a resumed run draws the masks an uninterrupted one draws.
+/// </summary>
+public sealed class ReproducibleDropout(int seed) : FitCallback
+{
+    public override void OnBatchBegin(FitState state, TrainingBatch batch) =>
+        manual_seed(seed * 7919L + state.Progress.Epoch * 104_729L + batch.Index);
+}
+
+/// <summary>Scales each parameter group's learning rate by the schedule at every step (<see cref="Schedules"/>).</summary>
+public sealed class LearningRateScheduler(LrSchedule schedule) : FitCallback
+{
+    public override void OnBatchBegin(FitState state, TrainingBatch batch)
+    {
+        long totalSteps = (long)state.Source.BatchesPerEpoch * state.Options.Epochs;
+        double multiplier = Schedules.Multiplier(schedule, state.Progress.Step, totalSteps);
+        foreach (var (group, rate) in state.Optimizer.ParamGroups.Zip(state.BaseRates)) group.LearningRate = rate * multiplier;
+    }
+}
+
+/// <summary>Reports each batch (images done of the epoch's) and each epoch to the run's <see cref="Callbacks"/>.</summary>
+public sealed class ProgressReports(Callbacks callbacks) : FitCallback
+{
+    public override void OnBatchEnd(FitState state, TrainingBatch batch)
+    {
+        int count = state.Source.Count;
+        callbacks.Images?.Report(new ImageProgress($"epoch {state.Progress.Epoch}/{state.Options.Epochs}",
+            (int)Math.Min(count, (batch.Index + 1) * (long)state.Options.BatchSize), count, state.SamplesPerSecond));
+    }
+
+    public override void OnEpochEnd(FitState state, EpochRecord record) =>
+        callbacks.Epochs?.Report(new EpochProgress(record.Epoch, state.Options.Epochs, record, state.SamplesPerSecond));
+}
