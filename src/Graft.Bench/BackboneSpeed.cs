@@ -106,8 +106,8 @@ static class BackboneSpeed
         int trainBatch = batch == 32 ? 32 : 16;
         run.Host.Log($"{config.Name}: {cost.GigaMacs:0.000} GMACs ({cost.GigaFlops:0.00} GFLOPs) per image at {config.InputSize}; forward at batch {batch}, fine-tuning at batch {trainBatch}...");
         int timed = run.Options.TimedBatches;
-        var (forward, forwardError) = ChildRuns.Measure<ForwardMeasurement>(run.Host, new(config.Name, MeasurePart.Forward, batch), timed);
-        var (train, trainError) = ChildRuns.Measure<TrainingMeasurement>(run.Host, new(config.Name, MeasurePart.Train, trainBatch), timed);
+        var (forward, forwardError) = ChildRuns.Measure<ForwardMeasurement>(run.Host, new MeasureRequest(config.Name, MeasurePart.Forward, batch).Arguments(timed));
+        var (train, trainError) = ChildRuns.Measure<TrainingMeasurement>(run.Host, new MeasureRequest(config.Name, MeasurePart.Train, trainBatch).Arguments(timed));
         string? error = forwardError is null && trainError is null ? null
             : string.Join("; ", new[] { forwardError is null ? null : $"forward: {forwardError}", trainError is null ? null : $"training: {trainError}" }.OfType<string>());
         bool pretrained = forward?.Pretrained ?? train?.Pretrained ?? WeightsHere(config, run.Assets);

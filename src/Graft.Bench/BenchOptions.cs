@@ -37,8 +37,17 @@ public sealed record BenchOptions
         + "scored on held-out images it never saw: its regret.")]
     public bool Advisor { get; init; }
 
+    /// <summary>Run the decoders' comparison instead (<see cref="DecoderBench"/>).</summary>
+    [Description("Instead: each image decoder (libvips, SkiaSharp) on " + PhoneDataset + "' 12 MP JPEGs and on small JPEGs (hymenoptera "
+        + "and cats_vs_dogs): decode + centre crop to 224 on all cores, images/s and peak memory, each decoder in child processes of "
+        + "its own; and how far apart the decoders' pixels are.")]
+    public bool Decoders { get; init; }
+
     /// <summary>In a child process: one backbone's measurement, written as one JSON object.</summary>
     public MeasureRequest? Measure { get; init; }
+
+    /// <summary>In a child process: one decoder's measurement, written as one JSON object.</summary>
+    public DecoderRequest? MeasureDecoder { get; init; }
 
     /// <summary>At least one timed batch.</summary>
     internal int TimedBatches => Math.Max(1, Batches);
@@ -68,4 +77,19 @@ public sealed record MeasureRequest(string Backbone, MeasurePart Part = MeasureP
         "bench", BackboneFlag, Backbone, "--batches", batches.ToString(System.Globalization.CultureInfo.InvariantCulture),
         PartFlag, Part.ToString().ToLowerInvariant(), BatchFlag, Batch.ToString(System.Globalization.CultureInfo.InvariantCulture),
     ];
+}
+
+/// <summary>
+/// One decoder's measurement on a list of files, made in a child process so that its peak memory is its own; the
+/// parent starts the child with <see cref="Arguments"/>, and the host maps those flags back onto <see cref="BenchOptions.MeasureDecoder"/>.
+/// </summary>
+/// <param name="Decoder">The decoder's name (<see cref="Imaging.IImageDecoder.Name"/>).</param>
+/// <param name="FileList">A text file naming the images, one path a line.</param>
+public sealed record DecoderRequest(string Decoder, string FileList)
+{
+    /// <summary>The child's flags: the decoder and the file list.</summary>
+    public const string DecoderFlag = "--measure-decoder", FilesFlag = "--measure-files";
+
+    /// <summary>`graft bench` arguments that make this measurement.</summary>
+    internal IReadOnlyList<string> Arguments => ["bench", DecoderFlag, Decoder, FilesFlag, FileList];
 }

@@ -43,10 +43,10 @@ static class ChildRuns
         return JsonDocument.Parse(node.ToJsonString()).RootElement;
     }
 
-    /// <summary>Runs `graft bench --measure-backbone ...` as its own process; its JSON result, or why there is none.</summary>
-    public static (T? Result, string? Error) Measure<T>(BenchHost host, MeasureRequest request, int batches) where T : class
+    /// <summary>Runs `graft bench --measure-...` (one measurement's <paramref name="arguments"/>) as its own process; its JSON result, or why there is none.</summary>
+    public static (T? Result, string? Error) Measure<T>(BenchHost host, IReadOnlyList<string> arguments) where T : class
     {
-        using var process = Process.Start(Redirected(host.StartGraft(request.Arguments(batches))))!;
+        using var process = Process.Start(Redirected(host.StartGraft(arguments)))!;
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         process.WaitForExit();

@@ -10,12 +10,19 @@ namespace Graft.Bench;
 /// </summary>
 static class PhonePhotoBench
 {
+    /// <summary>The dataset's folder in Graft's cache, its photos made there once: class "a" (seed 11), then "b" (seed 12).</summary>
+    public static (string Root, IReadOnlyList<string> Files) Photos(BenchHost host)
+    {
+        const string name = BenchOptions.PhoneDataset;
+        var root = Path.Combine(host.Assets.CacheRoot, "bench", name);
+        host.Log($"{name}: making 128 photos of {PhonePhotos.Width}x{PhonePhotos.Height} in {root} (once)...");
+        return (root, new[] { "a", "b" }.SelectMany((c, i) => PhonePhotos.Generate(Path.Combine(root, c), 64, seed: 11 + i, host.Assets)).ToList());
+    }
+
     public static IReadOnlyList<Row> Rows(BenchRun run)
     {
         const string name = BenchOptions.PhoneDataset;
-        var root = Path.Combine(run.Assets.CacheRoot, "bench", name);
-        run.Host.Log($"{name}: making 128 photos of {PhonePhotos.Width}x{PhonePhotos.Height} in {root} (once)...");
-        var files = new[] { "a", "b" }.SelectMany((c, i) => PhonePhotos.Generate(Path.Combine(root, c), 64, seed: 11 + i, run.Assets)).ToList();
+        var (root, files) = Photos(run.Host);
         var sample = files.Take(64).ToList();
         double Decode(bool full)
         {

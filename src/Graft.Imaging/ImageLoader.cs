@@ -82,7 +82,7 @@ public static class ImageLoader
 
     /// <summary>
     /// Uses <paramref name="decoder"/> for this flow of work only (what it awaits, runs in tasks and in parallel
-    /// loops) until disposed: the tests and the decoder measurement compare decoders side by side.
+    /// loops) until disposed: the tests and the decoder bench compare decoders side by side.
     /// </summary>
     internal static IDisposable Using(IImageDecoder decoder)
     {

@@ -16,15 +16,19 @@ public static class BenchCommand
         var batches = flags.Option("--batches", o => o.Batches);
         var experiments = flags.Option("--experiments", o => o.Experiments);
         var advisor = flags.Option("--advisor", o => o.Advisor);
+        var decoders = flags.Option("--decoders", o => o.Decoders);
         // One backbone's measurement, which the bench runs in a child process so that its peak memory is its own.
         var child = new Flags<MeasureRequest>(new MeasureRequest(""));
         var measure = new Option<string?>(MeasureRequest.BackboneFlag) { Hidden = true };
         var part = child.Option(MeasureRequest.PartFlag, m => m.Part);
         var batch = child.Option(MeasureRequest.BatchFlag, m => m.Batch);
         part.Hidden = batch.Hidden = true;
+        // One decoder's measurement on a list of files, also in a child process of its own.
+        var measureDecoder = new Option<string?>(DecoderRequest.DecoderFlag) { Hidden = true };
+        var measureFiles = new Option<string?>(DecoderRequest.FilesFlag) { Hidden = true };
         var json = Cli.JsonOption();
         var command = new Command("bench", "Measure speed and accuracy against Graft's targets.")
-            { datasets, noDatasets, backbones, batches, experiments, advisor, measure, part, batch, json };
+            { datasets, noDatasets, backbones, batches, experiments, advisor, decoders, measure, part, batch, measureDecoder, measureFiles, json };
         command.SetHandler((parse, cancel) =>
         {
             var options = new BenchOptions
@@ -34,10 +38,13 @@ public static class BenchCommand
                 Batches = parse.GetValue(batches),
                 Experiments = parse.GetValue(experiments),
                 Advisor = parse.GetValue(advisor),
+                Decoders = parse.GetValue(decoders),
                 Measure = parse.GetValue(measure) is { } name ? new MeasureRequest(name, parse.GetValue(part), parse.GetValue(batch)) : null,
+                MeasureDecoder = parse.GetValue(measureDecoder) is { } decoder ? new DecoderRequest(decoder, parse.GetValue(measureFiles) ?? "") : null,
             };
+            bool child = options.Measure is not null || options.MeasureDecoder is not null;
             var progress = new ProgressLine();
-            var host = new BenchHost(Cli.Out, Cli.Escape, parse.GetValue(json) || options.Measure is not null ? Cli.WriteJson : null,
+            var host = new BenchHost(Cli.Out, Cli.Escape, parse.GetValue(json) || child ? Cli.WriteJson : null,
                 Cli.Assets, progress.Callbacks, StartGraft);
             return Bench.Bench.RunAsync(options, host, cancel);
         });
