@@ -1,3 +1,5 @@
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
 using System.Diagnostics;
 using Graft.Backbones;
 using Graft.Data;
@@ -10,11 +12,18 @@ namespace Graft.Audit;
 
 public sealed record AuditOptions
 {
+    /// <summary>The pretrained backbone whose features are compared.</summary>
+    [Description("The pretrained backbone whose features are compared.")]
     public string Backbone { get; init; } = BackboneRegistry.Default.Name;
     /// <summary>The bottleneck cache's root; null for the user cache (where graft train leaves features).</summary>
+    [Description("The bottleneck cache folder; by default the user cache, where training leaves features.")]
     public string? CacheRoot { get; init; }
     /// <summary>The split training uses (same split, same roles: leakage is measured between them).</summary>
+    [Description("The share of each class held out for validation when the data has no validation folder (as training holds it out).")]
+    [Range(0, 1, MaximumIsExclusive = true)]
     public double ValidationSplit { get; init; } = 0.2;
+    /// <summary>Seed of the split, the folds and the learning curve's samples.</summary>
+    [Description("Seed of the split, the folds and the learning curve's samples.")]
     public int Seed { get; init; } = 42;
     public int Folds { get; init; } = 5;
     /// <summary>Feature cosine similarity from which two images count as near duplicates.</summary>

@@ -1,3 +1,5 @@
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
 using Graft.Backbones;
 using Graft.Backbones.Layers;
 using Graft.Heads;
@@ -14,7 +16,12 @@ namespace Graft.Training;
 /// <c>for layer in model.layers[:N]: layer.trainable = False</c> (<c>--freeze-first 15</c>).
 /// Layers are counted in Keras's <c>model.layers</c> order, input layer included (see <c>graft summary</c>).
 /// </summary>
-public sealed record UnfreezeSpec(int? TopBlocks = null, string? FromLayer = null, int? FreezeFirstLayers = null)
+public sealed record UnfreezeSpec(
+    [property: Description("Fine-tuning: train the top N blocks of the trunk."), Range(1, int.MaxValue)] int? TopBlocks = null,
+    [property: Description("Fine-tuning: train from this block or Keras layer on (e.g. block5_conv1, mixed9, conv5_block1_1_conv; "
+        + "names as the model summary lists them).")] string? FromLayer = null,
+    [property: Description("Fine-tuning: freeze the first N layers and train the rest (Keras: layers[:N].trainable = False; layers "
+        + "counted as Keras lists them, input layer first)."), Range(0, int.MaxValue)] int? FreezeFirstLayers = null)
 {
     public static readonly UnfreezeSpec Default = new(TopBlocks: 2);
 

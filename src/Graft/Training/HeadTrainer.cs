@@ -1,3 +1,5 @@
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
 using System.Diagnostics;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -8,13 +10,13 @@ namespace Graft.Training;
 public enum OptimizerKind { Adam, Sgd, RmsProp }
 
 public sealed record FitOptions(
-    int Epochs = 30,
-    int BatchSize = 32,
-    double LearningRate = 1e-3,
-    OptimizerKind Optimizer = OptimizerKind.Adam,
-    int Seed = 42,
-    int Patience = 5,
-    double Momentum = 0.9);
+    [property: Description("Most epochs to train (early stopping may end sooner)."), Range(1, int.MaxValue)] int Epochs = 30,
+    [property: Description("Images per batch."), Range(1, int.MaxValue)] int BatchSize = 32,
+    [property: Description("The learning rate."), Range(0, 10, MinimumIsExclusive = true, MaximumIsExclusive = true)] double LearningRate = 1e-3,
+    [property: Description("adam, sgd (with momentum) or rmsprop.")] OptimizerKind Optimizer = OptimizerKind.Adam,
+    [property: Description("Seed for the split, initialisation and batch order.")] int Seed = 42,
+    [property: Description("Stop after this many epochs without a better validation loss."), Range(1, int.MaxValue)] int Patience = 5,
+    [property: Description("Momentum of sgd and rmsprop.")] double Momentum = 0.9);
 
 /// <summary>One row of the training history (validation columns empty when there is no validation set).</summary>
 public sealed record EpochRecord(int Epoch, double Loss, double Accuracy, double? ValLoss, double? ValAccuracy, double Seconds);
