@@ -87,7 +87,7 @@ public static class HelpPage
     static string Usage(Option o)
     {
         // Of the aliases, the short ones a user types (-h), not the DOS-style ones (/h, /?, -?).
-        var names = string.Join(", ", o.Aliases.Where(a => a.Length == 2 && a[0] == '-' && char.IsLetter(a[1])).Order().Append(o.Name));
+        var names = string.Join(", ", o.Aliases.Where(a => a.Length == 2 && a[0] == '-' && char.IsLetter(a[1])).Order(StringComparer.Ordinal).Append(o.Name));
         if (o.ValueType == typeof(bool) || o.Arity.MaximumNumberOfValues == 0) return names;
         return $"{names} {o.HelpName ?? (o.ValueType == typeof(int) || o.ValueType == typeof(int?) ? "N" : "VALUE")}";
     }

@@ -1,8 +1,13 @@
+using System.Globalization;
 using System.CommandLine;
 using Graft.Cli;
 using Graft.Cli.Commands;
 using Graft.Engine;
 using Graft.Runtime;
+
+// Numbers and dates print and parse the same whatever the user's locale (CSV, JSON and terminal output alike); ICU is
+// loaded for Unicode normalization of class names, not for localized formatting.
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.DefaultThreadCurrentUICulture = CultureInfo.CurrentCulture = CultureInfo.CurrentUICulture = CultureInfo.InvariantCulture;
 
 // jemalloc must be in place before libtorch allocates anything: restart with it preloaded when available.
 Allocator.ReexecWithJemallocIfPossible();
