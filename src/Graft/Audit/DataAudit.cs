@@ -10,7 +10,7 @@ using Graft.Heads;
 
 namespace Graft.Audit;
 
-public sealed record AuditOptions
+internal sealed record AuditOptions
 {
     /// <summary>The pretrained backbone whose features are compared.</summary>
     [Description("The pretrained backbone whose features are compared.")]
@@ -37,15 +37,15 @@ public sealed record AuditOptions
 }
 
 /// <summary>A file Graft cannot or will not use: <c>undecodable</c> (with the decoder's reason) or <c>unsupported format</c>.</summary>
-public sealed record Unusable(string File, string Kind, string Reason);
+internal sealed record Unusable(string File, string Kind, string Reason);
 
-public sealed record ClassCount(string Name, int Train, int Validation, int Test)
+internal sealed record ClassCount(string Name, int Train, int Validation, int Test)
 {
     public int Total => Train + Validation + Test;
 }
 
 /// <summary>Everything an audit found; every list most severe first.</summary>
-public sealed record AuditResult(string Root, string Layout, string Backbone, IReadOnlyList<ClassCount> Classes,
+internal sealed record AuditResult(string Root, string Layout, string Backbone, IReadOnlyList<ClassCount> Classes,
     IReadOnlyList<LabelIssue> LabelIssues, IReadOnlyList<DuplicatePair> Duplicates, IReadOnlyList<DuplicatePair> Leakage,
     IReadOnlyList<LeakedShare> Leaked, IReadOnlyList<Outlier> Outliers, IReadOnlyList<Unusable> Unusable, IReadOnlyList<string> Notes,
     ImageStats Images, LearningCurveResult? LearningCurve, IReadOnlyList<AuditAction> Actions, FeatureStats Features, string? CacheWarning, double Seconds);
@@ -54,7 +54,7 @@ public sealed record AuditResult(string Root, string Layout, string Backbone, IR
 /// The data doctor: label errors, duplicates and leakage, outliers, unusable files, balance and image facts, and a
 /// learning curve, all from the bottleneck features training caches (seconds after a first run). Reads only.
 /// </summary>
-public static class DataAudit
+internal static class DataAudit
 {
     public static async Task<AuditResult> RunAsync(string data, AuditOptions? options = null, AssetResolver? resolver = null,
         Callbacks? callbacks = null, CancellationToken cancel = default)

@@ -9,7 +9,7 @@ namespace Graft.Engine;
 /// (or in a process we cannot restart, like a test host) glibc is tuned in-process instead: no mmap for large
 /// blocks, no trimming, which recovers part of the difference (`graft bench` names the allocator it ran with).
 /// </summary>
-public static class Allocator
+internal static class Allocator
 {
     public const string JemallocConfig = "dirty_decay_ms:-1,muzzy_decay_ms:-1,retain:true";
     /// <summary>Set to "system" to keep glibc's malloc (tuned), e.g. to compare.</summary>

@@ -12,7 +12,7 @@ namespace Graft.Runtime;
 /// Calibrates an int8 trunk on the user's own training images: the float trunk runs over a fixed sample of them and
 /// every layer's output range is recorded (<see cref="Int8Calibration"/>), which the model file then keeps.
 /// </summary>
-public static class Int8Trunk
+internal static class Int8Trunk
 {
     /// <summary>
     /// How many training images calibrate. Few are enough: MobileNetV2's ReLU6 layers span [0, 6] whatever the sample,

@@ -20,7 +20,7 @@ public interface ITrunkRunner : IDisposable
 /// workers sleep); `graft bench` reports both (docs/benchmarks.md).
 /// GRAFT_TRUNK_RUNTIME=torch selects the plain libtorch runner.
 /// </summary>
-public static class TrunkRunners
+internal static class TrunkRunners
 {
     public const string Variable = "GRAFT_TRUNK_RUNTIME";
 
@@ -49,7 +49,7 @@ public enum Precision
 }
 
 /// <summary>The plain runner: the TorchSharp trunk without autograd, then the head's pooling (if any).</summary>
-public sealed class TorchTrunkRunner(Graft.Backbones.Graph trunk, Pooling? pooling = Pooling.Gap) : ITrunkRunner
+internal sealed class TorchTrunkRunner(Graft.Backbones.Graph trunk, Pooling? pooling = Pooling.Gap) : ITrunkRunner
 {
     public Tensor Features(Tensor images)
     {

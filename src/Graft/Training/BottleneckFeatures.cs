@@ -12,7 +12,7 @@ namespace Graft.Training;
 /// Which trunk features to take: the choices feature-extraction training makes, so that the advisor and the
 /// audit read the same bottleneck cache entries a training run wrote (and seconds after a first run).
 /// </summary>
-public sealed record FeatureSource(string Backbone)
+internal sealed record FeatureSource(string Backbone)
 {
     /// <summary>The user's own weight file; null: the registry's sources.</summary>
     public string? WeightsFile { get; init; }
@@ -32,10 +32,10 @@ public sealed record FeatureSource(string Backbone)
 /// Features of a list of images, in its order (null where an image was skipped), and each file's content key
 /// (SHA-256; null where unreadable).
 /// </summary>
-public sealed record ImageFeatures(IReadOnlyList<string> Paths, float[]?[] Rows, int Channels, IReadOnlyList<SkippedImage> Skipped,
+internal sealed record ImageFeatures(IReadOnlyList<string> Paths, float[]?[] Rows, int Channels, IReadOnlyList<SkippedImage> Skipped,
     FeatureStats Stats, string? CacheWarning, IReadOnlyList<string?> ContentKeys);
 
-public static class BottleneckFeatures
+internal static class BottleneckFeatures
 {
     /// <summary>Runs the pretrained trunk over the images that the cache does not hold yet.</summary>
     public static async Task<ImageFeatures> ExtractAsync(IReadOnlyList<string> paths, FeatureSource source, AssetResolver? resolver = null,

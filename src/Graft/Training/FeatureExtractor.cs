@@ -12,7 +12,7 @@ namespace Graft.Training;
 public sealed record ImageProgress(string Phase, int Done, int Total, double ImagesPerSecond);
 
 /// <summary>Features per input image (null where the image was skipped), with what the cache saved.</summary>
-public sealed record ExtractedFeatures(float[]?[] Features, IReadOnlyList<SkippedImage> Skipped, int CacheHits, int Computed,
+internal sealed record ExtractedFeatures(float[]?[] Features, IReadOnlyList<SkippedImage> Skipped, int CacheHits, int Computed,
     double Seconds)
 {
     /// <summary>Each image file's content key (SHA-256; null where unreadable): equal keys are byte-identical copies.</summary>
@@ -25,7 +25,7 @@ public sealed record ExtractedFeatures(float[]?[] Features, IReadOnlyList<Skippe
 /// Runs the frozen trunk once per image and keeps the pooled features in the bottleneck cache.
 /// Images already in the cache skip decoding and the trunk entirely.
 /// </summary>
-public static class FeatureExtractor
+internal static class FeatureExtractor
 {
     public static async Task<ExtractedFeatures> ExtractAsync(IReadOnlyList<string> paths, ITrunkRunner trunk, ImageSpec spec,
         int channels, FeatureCache? cache, int batchSize = 32, IProgress<ImageProgress>? progress = null, CancellationToken cancel = default,

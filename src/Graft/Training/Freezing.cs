@@ -33,9 +33,9 @@ public sealed record UnfreezeSpec(
 }
 
 /// <summary>One trainable block of the trunk: its name, its distance from the top (0 = last) and its parameters.</summary>
-public sealed record TrainableBlock(string Name, int DepthFromTop, IReadOnlyList<Parameter> Parameters);
+internal sealed record TrainableBlock(string Name, int DepthFromTop, IReadOnlyList<Parameter> Parameters);
 
-public static class Freezing
+internal static class Freezing
 {
     /// <summary>
     /// Freezes the whole trunk, then unfreezes what the spec names. Returns the unfrozen blocks (top first).
@@ -106,7 +106,7 @@ public static class Freezing
 }
 
 /// <summary>The whole classifier as one module for end-to-end training: trunk → pooling → head.</summary>
-public sealed class GraftedNetwork : nn.Module<Tensor, Tensor>
+internal sealed class GraftedNetwork : nn.Module<Tensor, Tensor>
 {
     public readonly Graph trunk;
     public readonly nn.Module<Tensor, Tensor> head;

@@ -30,7 +30,7 @@ public sealed record FitResult(IReadOnlyList<EpochRecord> History, int BestEpoch
 }
 
 /// <summary>What happens when a loss stops being finite: the run stops; the best epoch so far is kept, and without one it is an error.</summary>
-public static class Divergence
+internal static class Divergence
 {
     public static string Describe(string what, double value, int epoch) => $"the {what} loss became {value} in epoch {epoch}";
 
@@ -42,13 +42,13 @@ public static class Divergence
 }
 
 /// <summary>Loss, accuracy and class probabilities of a classifier on a set of inputs.</summary>
-public sealed record Scored(double Loss, double Accuracy, float[,] Probabilities);
+internal sealed record Scored(double Loss, double Accuracy, float[,] Probabilities);
 
 /// <summary>
 /// Trains a head on cached features: mini-batches in a seeded order, the chosen optimizer, and early
 /// stopping on validation loss that restores the best epoch's weights.
 /// </summary>
-public static class HeadTrainer
+internal static class HeadTrainer
 {
     public static FitResult Fit(nn.Module<Tensor, Tensor> head, Tensor trainX, Tensor trainY, Tensor? valX, Tensor? valY,
         FitOptions options, IProgress<EpochProgress>? progress = null, CancellationToken cancel = default, float[]? classWeights = null)

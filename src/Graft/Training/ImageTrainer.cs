@@ -10,10 +10,10 @@ using static TorchSharp.torch;
 namespace Graft.Training;
 
 /// <summary>Parameters trained together at one learning rate (base rate x multiplier).</summary>
-public sealed record ParameterGroup(IReadOnlyList<Parameter> Parameters, double LrMultiplier);
+internal sealed record ParameterGroup(IReadOnlyList<Parameter> Parameters, double LrMultiplier);
 
 /// <summary>How a network trains on live (decoded, augmented) images.</summary>
-public sealed record LiveFitOptions(
+internal sealed record LiveFitOptions(
     FitOptions Fit,
     Augmentation Augmentation,
     LrSchedule Schedule = LrSchedule.Constant,
@@ -39,7 +39,7 @@ public sealed record LiveFitOptions(
 /// dropout depend only on (seed, epoch, batch), and a checkpoint after every epoch (and on cancellation,
 /// after the current step) lets <c>--resume</c> continue to the same result as an uninterrupted run.
 /// </summary>
-public static class ImageTrainer
+internal static class ImageTrainer
 {
     public static async Task<FitResult> FitAsync(nn.Module<Tensor, Tensor> network, IReadOnlyList<ParameterGroup> groups,
         IReadOnlyList<LabeledImage> train, IReadOnlyList<LabeledImage> validation, ImageSpec spec, LiveFitOptions options,
@@ -228,7 +228,7 @@ public static class ImageTrainer
 /// The frozen first part's output for images that are not augmented (validation): the same every epoch, so computed
 /// in the first and kept (up to a memory budget) for the others.
 /// </summary>
-public sealed class FrozenOutputs(ITrunkRunner runner, long budgetBytes = 512L << 20)
+internal sealed class FrozenOutputs(ITrunkRunner runner, long budgetBytes = 512L << 20)
 {
     readonly Dictionary<string, float[]> _saved = [];
     long _bytes;
@@ -255,7 +255,7 @@ public sealed class FrozenOutputs(ITrunkRunner runner, long budgetBytes = 512L <
 }
 
 /// <summary>A run stopped on request (Ctrl-C) after saving its checkpoint.</summary>
-public sealed class TrainingStoppedException(string? checkpoint) : OperationCanceledException(
+internal sealed class TrainingStoppedException(string? checkpoint) : OperationCanceledException(
     checkpoint is null ? "Training stopped." : $"Training stopped; the checkpoint {checkpoint} was saved: run the same command with --resume to continue.")
 {
     public string? CheckpointPath { get; } = checkpoint;
