@@ -89,7 +89,8 @@ public static class HelpPage
         // Of the aliases, the short ones a user types (-h), not the DOS-style ones (/h, /?, -?).
         var names = string.Join(", ", o.Aliases.Where(a => a.Length == 2 && a[0] == '-' && char.IsLetter(a[1])).Order(StringComparer.Ordinal).Append(o.Name));
         if (o.ValueType == typeof(bool) || o.Arity.MaximumNumberOfValues == 0) return names;
-        return $"{names} {o.HelpName ?? (o.ValueType == typeof(int) || o.ValueType == typeof(int?) ? "N" : "VALUE")}";
+        var type = Nullable.GetUnderlyingType(o.ValueType) ?? o.ValueType;
+        return $"{names} {o.HelpName ?? (type == typeof(int) ? "N" : type == typeof(double) ? "X" : o.Name.TrimStart('-').ToUpperInvariant())}";
     }
 
     static string Describe(Option o)
