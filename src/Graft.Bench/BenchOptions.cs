@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
 
 namespace Graft.Bench;
 
@@ -25,6 +26,7 @@ public sealed record BenchOptions
 
     /// <summary>The most timed batches (or training steps) per runner and round.</summary>
     [Description("At most this many timed batches (or training steps) per runner and round; a round also ends after its time budget.")]
+    [Range(1, int.MaxValue)]
     public int Batches { get; init; } = 30;
 
     /// <summary>Run the Keras blog's study instead (<see cref="KerasBlogExperiments"/>).</summary>
@@ -66,7 +68,10 @@ public enum MeasurePart
 /// One backbone's measurement, made in a child process so that its peak memory is its own; the parent starts the
 /// child with <see cref="Arguments"/>, and the host maps those flags back onto <see cref="BenchOptions.Measure"/>.
 /// </summary>
-public sealed record MeasureRequest(string Backbone, MeasurePart Part = MeasurePart.Forward, int Batch = 32)
+public sealed record MeasureRequest(
+    [property: Description("The backbone to measure.")] string Backbone,
+    [property: Description("What to measure: its trunk's forward pass, or fine-tuning steps.")] MeasurePart Part = MeasurePart.Forward,
+    [property: Description("Images per batch."), Range(1, int.MaxValue)] int Batch = 32)
 {
     /// <summary>The child's flags: the backbone, the part and the batch size.</summary>
     public const string BackboneFlag = "--measure-backbone", PartFlag = "--measure-part", BatchFlag = "--measure-batch";

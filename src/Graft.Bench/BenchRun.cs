@@ -35,6 +35,6 @@ sealed class BenchRun(BenchOptions options, BenchHost host)
     static IReadOnlyList<string> SampleImagesOf(AssetResolver assets, int count)
     {
         var root = assets.SearchRoots.Select(r => Path.Combine(r, "data", "cats_vs_dogs", "train")).FirstOrDefault(Directory.Exists);
-        return root is null ? [] : Directory.EnumerateFiles(root, "*.jpg", SearchOption.AllDirectories).Order().Take(count).ToList();
+        return root is null ? [] : Directory.EnumerateFiles(root, "*.jpg", SearchOption.AllDirectories).Order(StringComparer.Ordinal).Take(count).ToList();
     }
 }

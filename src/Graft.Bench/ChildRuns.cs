@@ -29,8 +29,8 @@ static class ChildRuns
         {
             while (await process.StandardError.ReadLineAsync() is { } line)
             {
-                if (line.StartsWith("epoch ") && line.Contains(" loss ")) epochLog?.Invoke("  " + line);
-                if (line.StartsWith("graft: ")) lastError = line["graft: ".Length..];
+                if (line.StartsWith("epoch ", StringComparison.Ordinal) && line.Contains(" loss ")) epochLog?.Invoke("  " + line);
+                if (line.StartsWith("graft: ", StringComparison.Ordinal)) lastError = line["graft: ".Length..];
             }
         });
         process.WaitForExit();
@@ -53,7 +53,7 @@ static class ChildRuns
         var last = LastLine(stdout.Result);
         if (process.ExitCode == 0 && last.StartsWith('{'))
             return (JsonSerializer.Deserialize<T>(last, TrainableClassifier.Json), null);
-        var reason = stderr.Result.Split('\n').Select(l => l.Trim()).LastOrDefault(l => l.StartsWith("graft: "))?["graft: ".Length..];
+        var reason = stderr.Result.Split('\n').Select(l => l.Trim()).LastOrDefault(l => l.StartsWith("graft: ", StringComparison.Ordinal))?["graft: ".Length..];
         return (null, reason ?? $"exit code {process.ExitCode}{(process.ExitCode == 137 ? " (killed: out of memory?)" : "")}");
     }
 

@@ -1,51 +1,55 @@
 using System.CommandLine;
 using System.Globalization;
-using Graft.Data;
+using System.Reflection;
 using Graft.Imaging;
 
 namespace Graft.Cli;
 
 /// <summary>
-/// The augmentation options shared by `train` and `augment`, with Keras ImageDataGenerator's names and
-/// meanings: a preset, then any setting given on its own overrides the preset's.
+/// The augmentation options shared by `train` and `augment`, mapped onto <see cref="Augmentation"/> (Keras
+/// ImageDataGenerator's names and meanings): a preset, then any setting given on its own overrides the preset's.
 /// </summary>
 public sealed class AugmentOptions
 {
-    readonly Option<string?> _preset = new("--augment") { Description = "Preset: none, default (mild: rotation 15, shifts/zoom 0.1, horizontal flip) or keras-blog (rotation 40, shifts 0.2, shear, zoom 0.2, flip)." };
-    readonly Option<double?> _rotation = new("--rotation") { Description = "rotation_range: degrees, drawn from [-r, r]." };
-    readonly Option<double?> _widthShift = new("--width-shift") { Description = "width_shift_range: fraction of the width." };
-    readonly Option<double?> _heightShift = new("--height-shift") { Description = "height_shift_range: fraction of the height." };
-    readonly Option<double?> _shear = new("--shear") { Description = "shear_range: degrees (counter-clockwise)." };
-    readonly Option<double?> _zoom = new("--zoom") { Description = "zoom_range: x and y zoom drawn from [1 - z, 1 + z]." };
-    readonly Option<string?> _flip = new("--flip") { Description = "horizontal, vertical, both or none." };
-    readonly Option<string?> _fillMode = new("--fill-mode") { Description = "What fills pixels from outside the image: nearest, reflect, wrap or constant." };
-    readonly Option<int?> _fillValue = new("--fill-value") { Description = "The grey level for --fill-mode constant (0-255)." };
-    readonly Option<string?> _brightness = new("--brightness") { Description = "brightness_range LOW,HIGH, e.g. 0.8,1.2." };
-    readonly Option<bool> _randomResizedCrop = new("--random-resized-crop") { Description = "A random window of 8-100% of the area (aspect 3/4 to 4/3), resized to the input." };
+    static readonly Flags<Augmentation> Flags = new(Augmentation.None);
+
+    /// <summary>The presets: <see cref="Augmentation"/>'s named instances, by their names in kebab-case.</summary>
+    static readonly Dictionary<string, Augmentation> Presets = typeof(Augmentation).GetFields(BindingFlags.Public | BindingFlags.Static)
+        .Where(f => f.FieldType == typeof(Augmentation)).ToDictionary(f => Names.Kebab(f.Name), f => (Augmentation)f.GetValue(null)!);
+
+    readonly Option<string?> _preset = new("--augment") { HelpName = string.Join('|', Presets.Keys) };
+    readonly Option<double?> _rotation = Flags.Override("--rotation", a => a.RotationRange);
+    readonly Option<double?> _widthShift = Flags.Override("--width-shift", a => a.WidthShiftRange);
+    readonly Option<double?> _heightShift = Flags.Override("--height-shift", a => a.HeightShiftRange);
+    readonly Option<double?> _shear = Flags.Override("--shear", a => a.ShearRange);
+    readonly Option<double?> _zoom = Flags.Override("--zoom", a => a.ZoomRange);
+    readonly Option<string?> _flip = new("--flip")
+        { Description = $"horizontal: {HelpPage.LowerFirst(Flags.Help(a => a.HorizontalFlip))} vertical: {HelpPage.LowerFirst(Flags.Help(a => a.VerticalFlip))} both: either; none: neither.", HelpName = "horizontal|vertical|both|none" };
+    readonly Option<FillMode?> _fillMode = Flags.Override("--fill-mode", a => a.FillMode);
+    readonly Option<byte?> _fillValue = Flags.Override("--fill-value", a => a.FillValue);
+    readonly Option<string?> _brightness = new("--brightness") { Description = Flags.Help(a => a.BrightnessRange), HelpName = "LOW,HIGH" };
+    readonly Option<bool> _randomResizedCrop = Flags.Option("--random-resized-crop", a => a.RandomResizedCrop);
 
     public AugmentOptions()
     {
-        _preset.AcceptOnlyFromAmong("none", "default", "keras-blog");
+        _preset.AcceptOnlyFromAmong([.. Presets.Keys]);
         _flip.AcceptOnlyFromAmong("horizontal", "vertical", "both", "none");
-        _fillMode.AcceptOnlyFromAmong("nearest", "reflect", "wrap", "constant");
+        _preset.Description = "A preset, which the settings below change: "
+            + string.Join("; ", Presets.Select(p => p.Value.IsIdentity ? $"{p.Key}: no augmentation" : $"{p.Key}: {Settings(p.Value)}")) + ".";
     }
+
+    /// <summary>The options, for a command's help page.</summary>
+    public Option[] All => [_preset, _rotation, _widthShift, _heightShift, _shear, _zoom, _flip, _fillMode, _fillValue, _brightness, _randomResizedCrop];
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { _preset, _rotation, _widthShift, _heightShift, _shear, _zoom, _flip, _fillMode, _fillValue, _brightness, _randomResizedCrop })
-            command.Add(option);
+        foreach (var option in All) command.Add(option);
     }
 
     /// <summary>The augmentation asked for; <paramref name="fallback"/> (the strategy's default) when no option was given.</summary>
     public Augmentation? Read(ParseResult parse, Augmentation? fallback = null)
     {
-        var preset = parse.GetValue(_preset) switch
-        {
-            "none" => Augmentation.None,
-            "default" => Augmentation.Default,
-            "keras-blog" => Augmentation.KerasBlog,
-            _ => null,
-        };
+        var preset = parse.GetValue(_preset) is { } name ? Presets[name] : null;
         bool anyTransform = parse.GetValue(_rotation) is not null || parse.GetValue(_widthShift) is not null || parse.GetValue(_heightShift) is not null
             || parse.GetValue(_shear) is not null || parse.GetValue(_zoom) is not null || parse.GetValue(_flip) is not null
             || parse.GetValue(_brightness) is not null || parse.GetValue(_randomResizedCrop);
@@ -56,22 +60,35 @@ public sealed class AugmentOptions
         var flip = parse.GetValue(_flip);
         return a with
         {
-            RotationRange = NonNegative(parse.GetValue(_rotation), "--rotation") ?? a.RotationRange,
-            WidthShiftRange = NonNegative(parse.GetValue(_widthShift), "--width-shift") ?? a.WidthShiftRange,
-            HeightShiftRange = NonNegative(parse.GetValue(_heightShift), "--height-shift") ?? a.HeightShiftRange,
-            ShearRange = NonNegative(parse.GetValue(_shear), "--shear") ?? a.ShearRange,
-            ZoomRange = NonNegative(parse.GetValue(_zoom), "--zoom") ?? a.ZoomRange,
+            RotationRange = parse.GetValue(_rotation) ?? a.RotationRange,
+            WidthShiftRange = parse.GetValue(_widthShift) ?? a.WidthShiftRange,
+            HeightShiftRange = parse.GetValue(_heightShift) ?? a.HeightShiftRange,
+            ShearRange = parse.GetValue(_shear) ?? a.ShearRange,
+            ZoomRange = parse.GetValue(_zoom) ?? a.ZoomRange,
             HorizontalFlip = flip is null ? a.HorizontalFlip : flip is "horizontal" or "both",
             VerticalFlip = flip is null ? a.VerticalFlip : flip is "vertical" or "both",
-            FillMode = parse.GetValue(_fillMode) is { } mode ? Enum.Parse<FillMode>(mode, ignoreCase: true) : a.FillMode,
-            FillValue = parse.GetValue(_fillValue) is { } v ? (byte)Math.Clamp(v, 0, 255) : a.FillValue,
+            FillMode = parse.GetValue(_fillMode) ?? a.FillMode,
+            FillValue = parse.GetValue(_fillValue) ?? a.FillValue,
             BrightnessRange = parse.GetValue(_brightness) is { } b ? Range(b) : a.BrightnessRange,
             RandomResizedCrop = parse.GetValue(_randomResizedCrop) || a.RandomResizedCrop,
         };
     }
 
-    static double? NonNegative(double? value, string option) =>
-        value is < 0 ? throw new GraftException($"{option} {value} is negative.", $"Pass 0 or more to {option}.") : value;
+    /// <summary>A preset as the options that would set it: "--rotation 15 --width-shift 0.1 ... --flip horizontal".</summary>
+    string Settings(Augmentation a)
+    {
+        static string N(double x) => x.ToString("0.###", CultureInfo.InvariantCulture);
+        var flip = (a.HorizontalFlip, a.VerticalFlip) switch { (true, true) => "both", (true, false) => "horizontal", (false, true) => "vertical", _ => null };
+        return string.Join(" ", new (Option Option, string? Value)[]
+        {
+            (_rotation, a.RotationRange > 0 ? N(a.RotationRange) : null), (_widthShift, a.WidthShiftRange > 0 ? N(a.WidthShiftRange) : null),
+            (_heightShift, a.HeightShiftRange > 0 ? N(a.HeightShiftRange) : null), (_shear, a.ShearRange > 0 ? N(a.ShearRange) : null),
+            (_zoom, a.ZoomRange > 0 ? N(a.ZoomRange) : null), (_flip, flip),
+            (_fillMode, a.FillMode != Augmentation.None.FillMode ? Names.Of(a.FillMode) : null),
+            (_brightness, a.BrightnessRange is { } r ? $"{N(r[0])},{N(r[1])}" : null),
+        }.Where(s => s.Value is not null).Select(s => $"{s.Option.Name} {s.Value}")
+            .Concat(a.RandomResizedCrop ? [_randomResizedCrop.Name] : []));
+    }
 
     static double[] Range(string text)
     {

@@ -1,3 +1,6 @@
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
+
 namespace Graft.Imaging;
 
 /// <summary>How pixels from outside the image are filled after a shift, rotation or zoom (Keras's fill_mode).</summary>
@@ -23,26 +26,42 @@ public enum FillMode
 public sealed record Augmentation
 {
     /// <summary>Rotation drawn from [-r, r] degrees.</summary>
+    [Description("rotation_range: degrees, drawn from [-r, r].")]
+    [Range(0, double.MaxValue)]
     public double RotationRange { get; init; }
     /// <summary>Horizontal shift drawn from [-f, f] times the width.</summary>
+    [Description("width_shift_range: a fraction of the width, drawn from [-f, f].")]
+    [Range(0, double.MaxValue)]
     public double WidthShiftRange { get; init; }
     /// <summary>Vertical shift drawn from [-f, f] times the height.</summary>
+    [Description("height_shift_range: a fraction of the height, drawn from [-f, f].")]
+    [Range(0, double.MaxValue)]
     public double HeightShiftRange { get; init; }
     /// <summary>Shear angle drawn from [-s, s] degrees.</summary>
+    [Description("shear_range: degrees (counter-clockwise), drawn from [-s, s].")]
+    [Range(0, double.MaxValue)]
     public double ShearRange { get; init; }
     /// <summary>Zoom factors for x and y drawn separately from [1 - z, 1 + z].</summary>
+    [Description("zoom_range: x and y zoom drawn separately from [1 - z, 1 + z].")]
+    [Range(0, double.MaxValue)]
     public double ZoomRange { get; init; }
     /// <summary>Mirror left-right with probability 1/2.</summary>
+    [Description("Mirror images left-right, each with probability 1/2.")]
     public bool HorizontalFlip { get; init; }
     /// <summary>Mirror top-bottom with probability 1/2.</summary>
+    [Description("Mirror images top-bottom, each with probability 1/2.")]
     public bool VerticalFlip { get; init; }
     /// <summary>How pixels from outside the image are filled.</summary>
+    [Description("What fills pixels from outside the image.")]
     public FillMode FillMode { get; init; } = FillMode.Nearest;
     /// <summary>The grey level for <see cref="FillMode.Constant"/>.</summary>
+    [Description("The grey level of the constant fill mode.")]
     public byte FillValue { get; init; }
     /// <summary>[low, high] brightness factor, e.g. [0.8, 1.2]; null for none.</summary>
+    [Description("brightness_range: a factor drawn from [low, high], e.g. 0.8 to 1.2.")]
     public double[]? BrightnessRange { get; init; }
     /// <summary>torchvision's RandomResizedCrop: a random window of 8-100% of the area, aspect 3/4 to 4/3.</summary>
+    [Description("A random window of 8-100% of the area (aspect 3/4 to 4/3), resized to the input.")]
     public bool RandomResizedCrop { get; init; }
 
     /// <summary>No augmentation.</summary>

@@ -31,8 +31,8 @@ public sealed class ImageDecodeException(string path, string reason)
 /// </summary>
 /// <remarks>
 /// Large images are decoded at a reduced scale where the codec can do it cheaply: JPEG in the DCT domain
-/// (libjpeg-turbo's 1/2, 1/4 and 1/8 scaling; a 12 MP phone photo decodes about four times faster at 1/8, into
-/// 0.8 MB instead of 49 MB), WebP through libwebp's scaled decoding (PNG, BMP and GIF decoders cannot scale). The
+/// (libjpeg-turbo's 1/2, 1/4 and 1/8 scaling: a 12 MP phone photo decodes at 1/8 into 1/64 of the pixels; the bench's
+/// phone_photos rows measure the speed), WebP through libwebp's scaled decoding (PNG, BMP and GIF decoders cannot scale). The
 /// scale is the smallest that still leaves the window of the image that becomes the output (the centred square,
 /// the whole image, or random-resized-crop's window) at least <see cref="ResizeMargin"/> times the output size in
 /// each direction; the antialiased resize then does the rest as before. The window is chosen in the original

@@ -22,8 +22,8 @@ public sealed record ImageSpec(int Size, float[] Mean, float[] Std, ResizeMode R
 
 /// <summary>
 /// How a photo becomes a square: squash the whole image (how the pretrained ImageNet classifiers are
-/// evaluated), or crop its centred square first (keeps proportions; measured better for transfer learning:
-/// hymenoptera 0.974 vs 0.935, cats_vs_dogs 0.984 vs 0.96x with MobileNetV2 features).
+/// evaluated), or crop its centred square first (keeps proportions, and measured better for transfer learning on
+/// both sample datasets: docs/benchmarks.md).
 /// </summary>
 public enum ResizeMode
 {

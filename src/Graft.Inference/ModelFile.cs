@@ -41,8 +41,8 @@ internal static class ModelFile
 
     /// <summary>
     /// ONNX Runtime session options for Graft's networks: every core, all graph optimizations, and idle workers that
-    /// sleep instead of spinning (the image pipeline, or a server's other requests, decode on the same cores meanwhile;
-    /// spinning measured slower then, and no faster alone).
+    /// sleep instead of spinning (the image pipeline, or a server's other requests, decode on the same cores meanwhile,
+    /// and spinning workers would take those cores from them).
     /// </summary>
     public static SessionOptions SessionOptions()
     {

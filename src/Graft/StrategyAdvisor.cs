@@ -25,8 +25,8 @@ public static class StrategyAdvisor
     public const int Seed = 1009;
     const int Folds = 5;
     /// <summary>
-    /// The fine-tuning probe's size: it dominates the advisor's time, and these keep 3,000 images within about two
-    /// minutes on two cores (measured: cats_vs_dogs' 2,800 took 168 s with 600/750 images and 10 epochs).
+    /// The fine-tuning probe's size: it dominates the advisor's time, and these caps keep that time bounded whatever
+    /// the data's size (`graft bench --advisor` measures it: docs/benchmarks.md).
     /// </summary>
     const int HoldoutCap = 400, ProbeCap = 500, ProbeEpochs = 4;
 

@@ -1,3 +1,5 @@
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
 using System.Diagnostics;
 using Graft.Backbones;
 using Graft.Data;
@@ -22,30 +24,50 @@ namespace Graft;
 public sealed record TrainOptions
 {
     /// <summary>The pretrained network (a registry name, see <c>graft models</c>); null: the default (or the scratch CNN).</summary>
+    [Description("The pretrained network, by registry name.")]
     public string? Backbone { get; init; }
     /// <summary>The network's input size (Keras's input_shape); null: the backbone's default.</summary>
+    [Description("The network's input size N (NxN), e.g. 150 as in the Keras blog; by default the backbone's own.")]
+    [Range(16, 2048)]
     public int? InputSize { get; init; }
     /// <summary>The user's own weight file for the backbone (checked by structure, not hash); null: the registry's sources.</summary>
+    [Description("The backbone's weights from this file (Keras .h5, TF.js model.json, TFLite) instead of the known sources; checked by structure.")]
     public string? WeightsFile { get; init; }
     /// <summary>How the run trains (JSON and the command line spell it "feature-extraction", "fine-tune", "scratch" or "auto").</summary>
+    [Description("feature-extraction: train a head on cached features of the frozen trunk; fine-tune: then train the top of the trunk "
+        + "too, on augmented images; scratch: train a small CNN from random weights; auto: measure the data and choose.")]
     public Strategy Strategy { get; init; } = Strategy.FeatureExtraction;
     /// <summary>Units of the head's hidden dense layer (0: none, a linear head); null: the strategy's default.</summary>
+    [Description("Units of a hidden dense ReLU layer in the head (0: none).")]
+    [Range(0, int.MaxValue)]
     public int? Hidden { get; init; }
     /// <summary>The head's dropout rate; null: the strategy's default.</summary>
+    [Description("The head's dropout rate.")]
+    [Range(0, 1, MaximumIsExclusive = true)]
     public double? Dropout { get; init; }
     /// <summary>Batch normalization in the head.</summary>
+    [Description("Batch normalization in the head.")]
     public bool BatchNorm { get; init; }
     /// <summary>How the trunk's feature map becomes a vector: global average pooling or flatten; null: the strategy's default.</summary>
+    [Description("How the trunk's feature map becomes the head's input: gap (global average pooling) or flatten (keeps the spatial layout).")]
     public Pooling? Pooling { get; init; }
     /// <summary>A squeeze-and-excitation block on the trunk's output before the head.</summary>
+    [Description("A squeeze-and-excitation block on the trunk's output before the head.")]
     public bool SqueezeExcite { get; init; }
     /// <summary>Two classes as a single sigmoid output with binary cross-entropy.</summary>
+    [Description("Two classes as one sigmoid output with binary cross-entropy.")]
     public bool Binary { get; init; }
     /// <summary>The share of the images held out for validation when DATA has no validation folder.</summary>
+    [Description("The share of each class held out for validation when the data has no validation folder.")]
+    [Range(0, 1, MaximumIsExclusive = true)]
     public double ValidationSplit { get; init; } = 0.2;
     /// <summary>The share of the images held out as a test set, measured only after training, when DATA has no test folder (0: none).</summary>
+    [Description("The share of each class held out as a test set, measured only after training (the reported accuracy), when the data "
+        + "has no test folder.")]
+    [Range(0, 1, MaximumIsExclusive = true)]
     public double TestSplit { get; init; }
     /// <summary>How a photo becomes the network's square input.</summary>
+    [Description("How a photo becomes the square input: crop a centred square, then resize; or squash the whole image.")]
     public ResizeMode Resize { get; init; } = ResizeMode.CenterCrop;
     /// <summary>Training of the head on cached features (feature extraction, fine-tuning's phase 1) or of the scratch network.</summary>
     public FitOptions Fit { get; init; } = new();
@@ -56,24 +78,35 @@ public sealed record TrainOptions
     /// <summary>Live augmentation (fine-tuning, scratch); null: the strategy's default.</summary>
     public Augmentation? Augmentation { get; init; }
     /// <summary>The learning-rate schedule of live training.</summary>
+    [Description("The learning-rate schedule of live training.")]
     public LrSchedule Schedule { get; init; } = LrSchedule.Constant;
     /// <summary>Fine-tuning: each unfrozen block's learning rate is this times the one above it (1: all equal).</summary>
+    [Description("Fine-tuning: each unfrozen block learns at this times the rate of the block above (e.g. 0.5; 1: all equal).")]
+    [Range(0, 1, MinimumIsExclusive = true)]
     public double DiscriminativeFactor { get; init; } = 1.0;
     /// <summary>Weigh each class's loss by n / (classes x its count), for imbalanced data.</summary>
+    [Description("Weigh each class's loss inversely to its frequency, for imbalanced data.")]
     public bool BalancedClassWeights { get; init; }
     /// <summary>Live training saves here after every epoch (and when stopped); with <see cref="Resume"/> it continues from it.</summary>
     public string? CheckpointPath { get; init; }
     /// <summary>Continue from <see cref="CheckpointPath"/> when it holds a checkpoint of this run.</summary>
+    [Description("Continue a stopped run from its checkpoint; the run's settings must be the same otherwise.")]
     public bool Resume { get; init; }
     /// <summary>Take features from this block instead of the trunk's last (earlier features are more generic).</summary>
+    [Description("Take features from this block instead of the trunk's last (e.g. block_12, block4, mixed7): more generic, for data unlike ImageNet.")]
     public string? FeatureBlock { get; init; }
     /// <summary>Where the bottleneck cache lives; null for the user cache (~/.cache/graft).</summary>
     public string? CacheRoot { get; init; }
     /// <summary>Read and write the bottleneck cache.</summary>
+    [Description("The bottleneck feature cache: features of images seen before are read from it, new ones written to it.")]
     public bool UseCache { get; init; } = true;
     /// <summary>An actions CSV written by the audit: its removals and relabellings apply to the training and validation images.</summary>
+    [Description("An actions CSV written by the audit: leave out or relabel the images it names (training and validation only; the "
+        + "test set stays as it is).")]
     public string? Exclude { get; init; }
     /// <summary>The frozen trunk's numbers: int8 runs it quantized, calibrated on the training images (feature extraction only; its features are cached apart).</summary>
+    [Description("The frozen trunk's numbers (feature extraction only): float, or int8, quantized after a calibration pass over training "
+        + "images: faster, at a small cost in accuracy. int8 features are cached apart; the model file keeps the calibration.")]
     public Precision Precision { get; init; }
 
     bool Scratch => Strategy == Strategy.Scratch;

@@ -4,7 +4,7 @@ using Mono.Cecil.Cil;
 namespace Graft.Tests;
 
 /// <summary>
-/// The layers of ../shared/DESIGN.md, checked on the compiled assemblies: every reference from one namespace to another
+/// The layers of docs/DESIGN.md, checked on the compiled assemblies: every reference from one namespace to another
 /// of the same assembly (signatures, base types, and every type, method and field the code names) points down the table
 /// below, so no cycle can form. Assemblies cannot reference each other in a circle at all (the compiler sees to that).
 /// A namespace that is not in the table is an error: a new one must be given its place.

@@ -21,7 +21,7 @@ public sealed class PlantedCatsDogs : IAsyncLifetime
     public string AcrossClassCopy { get; private set; } = "";
     public string LeakedCopy { get; private set; } = "";
     public (string Copy, string Original)[] Copies { get; private set; } = [];
-    public AuditResult Audit { get; private set; } = null!;
+    internal AuditResult Audit { get; private set; } = null!;
     public double Seconds { get; private set; }
 
     public async Task InitializeAsync()

@@ -89,6 +89,46 @@ public class CliTests
         Assert.DoesNotContain("   at ", run.Stderr);
     }
 
+    /// <summary>
+    /// A command line that does not parse is refused before anything runs: one line, exit code 2; a mistyped name gets
+    /// the one meant and nothing more; a value outside what the option type allows is refused, never clamped.
+    /// </summary>
+    [Theory]
+    [InlineData("did you mean --epochs?", "train", "/no/such/folder", "--epoch", "5")]
+    [InlineData("did you mean train?", "trian", "/no/such/folder")]
+    [InlineData("--fill-value 300 is out of range: pass a value from 0 to 255.", "train", "/no/such/folder", "--fill-value", "300")]
+    [InlineData("--fill-value 300 is out of range: pass a value from 0 to 255.", "augment", "/no/such/folder", "--fill-value", "300")]
+    [InlineData("--rotation -1 is out of range", "augment", "/no/such/folder", "--rotation", "-1")]
+    [InlineData("--optimizer foo is not one of adam, sgd, rmsprop.", "train", "/no/such/folder", "--optimizer", "foo")]
+    [InlineData("--lr 0 is out of range", "train", "/no/such/folder", "--lr", "0")]
+    public void A_command_line_that_does_not_parse_is_one_line_and_exit_code_2(string message, params string[] args)
+    {
+        var run = GraftCli.Run(null, args);
+        Assert.Equal(2, run.ExitCode);
+        Assert.Equal("", run.Stdout);
+        var line = Assert.Single(run.Stderr.Trim().Split('\n'));
+        Assert.StartsWith("graft: ", line);
+        Assert.Contains(message, line);
+        Assert.DoesNotContain("/no/such/folder", line); // refused before the data is looked at
+    }
+
+    /// <summary>train --help: the options under the README's headings, every default as "(default: X)", lines that fit 100 columns.</summary>
+    [Fact]
+    public void Train_help_is_grouped_with_one_form_of_default()
+    {
+        var run = GraftCli.Run(null, "train", "--help");
+        Assert.Equal(0, run.ExitCode);
+        var lines = run.Stdout.Split('\n');
+        foreach (var heading in new[] { "Data:", "Strategy:", "Head:", "Fine-tuning", "Augmentation", "Output:" })
+            Assert.Contains(lines, l => l.StartsWith(heading));
+        Assert.All(lines, l => Assert.True(l.Length <= 100, l));
+        Assert.DoesNotContain("[default", run.Stdout);
+        var help = string.Join(" ", run.Stdout.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("--epochs N Most epochs to train (early stopping may end sooner). (default: 30)", help);
+        Assert.Contains("(default: 0; scratch: 64)", help); // --hidden: the strategy's, from TrainOptions
+        Assert.Contains("--ft-lr X The learning rate. (default: 0.0001)", help);
+    }
+
     [Fact]
     public void Fine_tuning_takes_one_way_of_saying_what_to_unfreeze()
     {

@@ -18,6 +18,10 @@ public class PublicApiTests
         Imaging.GetExportedTypes().Concat(Inference.GetExportedTypes()).Concat(Training.GetExportedTypes().Where(t => t.Namespace == "Graft"))
             .OrderBy(t => t.FullName, StringComparer.Ordinal);
 
+    /// <summary>Everything the packages export: the surface above, and the engine types its public members expose.</summary>
+    static IEnumerable<Type> Exported() =>
+        Surface().Concat(Training.GetExportedTypes()).Distinct().OrderBy(t => t.FullName, StringComparer.Ordinal);
+
     static IEnumerable<MemberInfo> Members(Type type) =>
         type.GetMembers(BindingFlags.Public | BindingFlags.Instance | BindingFlags.Static | BindingFlags.DeclaredOnly)
             .Where(m => m is not MethodInfo { IsSpecialName: true } && !IsRecordPlumbing(m))
@@ -28,7 +32,7 @@ public class PublicApiTests
         m.Name is "<Clone>$" or "Equals" or "GetHashCode" or "PrintMembers" or "EqualityContract" or "Deconstruct" or "op_Equality" or "op_Inequality"
         || (m.Name == "ToString" && m.DeclaringType!.GetMethod("<Clone>$") is not null && m.DeclaringType.GetMethod("ToString", Type.EmptyTypes)!.GetCustomAttribute<System.Runtime.CompilerServices.CompilerGeneratedAttribute>() is not null);
 
-    static string Snapshot() => string.Join("\n", Surface().SelectMany(t =>
+    static string Snapshot() => string.Join("\n", Exported().SelectMany(t =>
         new[] { $"{(t.IsEnum ? "enum" : t.IsValueType ? "struct" : t.IsInterface ? "interface" : "class")} {t.FullName}" }
             .Concat(Members(t).Select(m => $"  {m.MemberType}: {m}")))) + "\n";
 
@@ -45,6 +49,46 @@ public class PublicApiTests
         Assert.True(added.Count == 0 && removed.Count == 0,
             "The public API changed (if on purpose, rerun with GRAFT_UPDATE_API=1 and commit PublicApi.txt):\n" +
             string.Join("\n", added.Select(a => "+ " + a).Concat(removed.Select(r => "- " + r))));
+    }
+
+    /// <summary>
+    /// The training package exports its facade (namespace Graft) and the types the facade's public members reach, and
+    /// nothing else: a lower layer's type stays internal (visible to the CLI, the bench and the tests) until the facade
+    /// hands it to users.
+    /// </summary>
+    [Fact]
+    public void The_training_package_exports_only_what_its_facade_reaches()
+    {
+        var reached = new HashSet<Type>();
+        var queue = new Queue<Type>(Surface().Where(t => t.Assembly == Training));
+        void Reach(Type t)
+        {
+            foreach (var part in Flatten(t))
+            {
+                var type = part.IsGenericType ? part.GetGenericTypeDefinition() : part;
+                if (type.Assembly == Training && !type.IsGenericParameter && reached.Add(type)) queue.Enqueue(type);
+            }
+        }
+        foreach (var t in queue.ToList()) reached.Add(t);
+        while (queue.Count > 0)
+        {
+            var t = queue.Dequeue();
+            if (t.BaseType is { } b) Reach(b);
+            foreach (var i in t.GetInterfaces()) Reach(i);
+            foreach (var m in t.GetMembers(BindingFlags.Public | BindingFlags.Instance | BindingFlags.Static | BindingFlags.DeclaredOnly))
+                foreach (var used in m switch
+                {
+                    PropertyInfo p => [p.PropertyType],
+                    FieldInfo f => [f.FieldType],
+                    MethodInfo mi => mi.GetParameters().Select(p => p.ParameterType).Append(mi.ReturnType),
+                    ConstructorInfo c => c.GetParameters().Select(p => p.ParameterType),
+                    Type nested => [nested],
+                    _ => Array.Empty<Type>(),
+                })
+                    Reach(used.IsByRef ? used.GetElementType()! : used);
+        }
+        var unreached = Training.GetExportedTypes().Where(t => !reached.Contains(t) && !(t.DeclaringType is { } d && reached.Contains(d))).Select(t => t.FullName).ToList();
+        Assert.True(unreached.Count == 0, "Public types no public member of namespace Graft reaches (make them internal):\n" + string.Join("\n", unreached));
     }
 
     [Fact]

@@ -148,6 +148,26 @@ public class QuietInputTests
         Assert.Single(eval.Validation, i => i.Label == 0);
     }
 
+    /// <summary>
+    /// The same, in the graft command as it ships (its own runtime settings: a CLI built with invariant globalization
+    /// cannot normalize, and saw two classes "café" here, the NFD one missing from validation).
+    /// </summary>
+    [Fact]
+    public void The_shipped_cli_reads_names_equal_after_unicode_normalization_as_one_class()
+    {
+        using var dir = new TempDir();
+        var rng = new Random(5);
+        foreach (var folder in new[] { "train/caf\u00e9", "train/cafe\u0301", "train/tea", "val/caf\u00e9", "val/tea" })
+        {
+            Directory.CreateDirectory(dir[$"data/{folder}"]);
+            TinyImages.WriteImage(dir[$"data/{folder}/{folder.Length}.png"], folder.EndsWith("tea") ? SKColors.Green : SKColors.Brown, 16, rng);
+        }
+        var run = GraftCli.Run(null, "augment", dir["data"], "--out", dir["grid.png"], "--size", "32", "--images", "1", "--variants", "1");
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        Assert.Contains("Unicode normalization", run.Stderr);
+        Assert.DoesNotContain("has no images of the class", run.Stderr);
+    }
+
     // 6. --report inside the data folder is refused before training.
     [Fact]
     public void Report_inside_the_data_folder_is_refused()

@@ -17,10 +17,11 @@ public static class AuditCommand
         var data = new Argument<string>("DATA") { Description = "A dataset folder (as for train)." };
         var report = new Option<string?>("--report") { Description = "Write an HTML report (with audit.json, findings.csv and actions.csv) into this folder." };
         var actions = new Option<string?>("--actions") { Description = "Write the suggested actions (file,action,label,reason) to this CSV, for graft train --exclude." };
-        var backbone = new Option<string>("--backbone") { Description = "Pretrained backbone whose features are compared.", DefaultValueFactory = _ => Graft.Backbones.BackboneRegistry.Default.Name };
-        var cache = new Option<string?>("--cache") { Description = "Bottleneck cache folder (default: the user cache, where graft train leaves features)." };
-        var split = new Option<double>("--val-split") { Description = "Validation fraction held out when DATA has no validation folder (as for train).", DefaultValueFactory = _ => 0.2 };
-        var seed = new Option<int>("--seed") { Description = "Seed of the split, the folds and the learning curve's samples.", DefaultValueFactory = _ => 42 };
+        var flags = new Flags<AuditOptions>(new AuditOptions());
+        var backbone = flags.Option("--backbone", o => o.Backbone);
+        var cache = flags.Option("--cache", o => o.CacheRoot);
+        var split = flags.Option("--val-split", o => o.ValidationSplit);
+        var seed = flags.Option("--seed", o => o.Seed);
         var json = Cli.JsonOption();
         var command = new Command("audit", "Find likely label errors, duplicates and leakage, outliers and unusable files; would more photos help?")
             { data, report, actions, backbone, cache, split, seed, json };

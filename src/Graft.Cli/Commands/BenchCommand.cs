@@ -13,6 +13,7 @@ public static class BenchCommand
         var datasets = flags.Option("--datasets", o => o.Datasets);
         var noDatasets = new Option<bool>("--no-datasets") { Description = "Train on no sample dataset (as --datasets '')." };
         var backbones = flags.Option("--backbones", o => o.Backbones);
+        backbones.HelpName = "NAMES";
         var batches = flags.Option("--batches", o => o.Batches);
         var experiments = flags.Option("--experiments", o => o.Experiments);
         var advisor = flags.Option("--advisor", o => o.Advisor);

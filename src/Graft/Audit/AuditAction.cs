@@ -8,10 +8,10 @@ namespace Graft.Audit;
 /// One suggested change to a dataset: <c>relabel</c> (to <see cref="Label"/>), <c>remove</c> or <c>deduplicate</c>.
 /// The audit never touches a user's files; <c>graft train --exclude actions.csv</c> honours these instead.
 /// </summary>
-public sealed record AuditAction(string File, string Action, string? Label, string Reason);
+internal sealed record AuditAction(string File, string Action, string? Label, string Reason);
 
 /// <summary>The actions CSV: <c>file,action,label,reason</c>, RFC 4180 quoting, one action per file.</summary>
-public static class AuditActions
+internal static class AuditActions
 {
     public const string Relabel = "relabel", Remove = "remove", Deduplicate = "deduplicate";
     static readonly string[] Known = [Relabel, Remove, Deduplicate];

@@ -1,3 +1,5 @@
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
 using System.Diagnostics;
 using Graft.Backbones;
 using Graft.Data;
@@ -8,13 +10,20 @@ using Graft.Heads;
 
 namespace Graft.Audit;
 
-public sealed record AuditOptions
+internal sealed record AuditOptions
 {
+    /// <summary>The pretrained backbone whose features are compared.</summary>
+    [Description("The pretrained backbone whose features are compared.")]
     public string Backbone { get; init; } = BackboneRegistry.Default.Name;
     /// <summary>The bottleneck cache's root; null for the user cache (where graft train leaves features).</summary>
+    [Description("The bottleneck cache folder; by default the user cache, where training leaves features.")]
     public string? CacheRoot { get; init; }
     /// <summary>The split training uses (same split, same roles: leakage is measured between them).</summary>
+    [Description("The share of each class held out for validation when the data has no validation folder (as training holds it out).")]
+    [Range(0, 1, MaximumIsExclusive = true)]
     public double ValidationSplit { get; init; } = 0.2;
+    /// <summary>Seed of the split, the folds and the learning curve's samples.</summary>
+    [Description("Seed of the split, the folds and the learning curve's samples.")]
     public int Seed { get; init; } = 42;
     public int Folds { get; init; } = 5;
     /// <summary>Feature cosine similarity from which two images count as near duplicates.</summary>
@@ -28,15 +37,15 @@ public sealed record AuditOptions
 }
 
 /// <summary>A file Graft cannot or will not use: <c>undecodable</c> (with the decoder's reason) or <c>unsupported format</c>.</summary>
-public sealed record Unusable(string File, string Kind, string Reason);
+internal sealed record Unusable(string File, string Kind, string Reason);
 
-public sealed record ClassCount(string Name, int Train, int Validation, int Test)
+internal sealed record ClassCount(string Name, int Train, int Validation, int Test)
 {
     public int Total => Train + Validation + Test;
 }
 
 /// <summary>Everything an audit found; every list most severe first.</summary>
-public sealed record AuditResult(string Root, string Layout, string Backbone, IReadOnlyList<ClassCount> Classes,
+internal sealed record AuditResult(string Root, string Layout, string Backbone, IReadOnlyList<ClassCount> Classes,
     IReadOnlyList<LabelIssue> LabelIssues, IReadOnlyList<DuplicatePair> Duplicates, IReadOnlyList<DuplicatePair> Leakage,
     IReadOnlyList<LeakedShare> Leaked, IReadOnlyList<Outlier> Outliers, IReadOnlyList<Unusable> Unusable, IReadOnlyList<string> Notes,
     ImageStats Images, LearningCurveResult? LearningCurve, IReadOnlyList<AuditAction> Actions, FeatureStats Features, string? CacheWarning, double Seconds);
@@ -45,7 +54,7 @@ public sealed record AuditResult(string Root, string Layout, string Backbone, IR
 /// The data doctor: label errors, duplicates and leakage, outliers, unusable files, balance and image facts, and a
 /// learning curve, all from the bottleneck features training caches (seconds after a first run). Reads only.
 /// </summary>
-public static class DataAudit
+internal static class DataAudit
 {
     public static async Task<AuditResult> RunAsync(string data, AuditOptions? options = null, AssetResolver? resolver = null,
         Callbacks? callbacks = null, CancellationToken cancel = default)

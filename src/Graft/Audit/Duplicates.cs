@@ -1,29 +1,29 @@
 namespace Graft.Audit;
 
 /// <summary>Which part of the dataset an image is in: leakage is a copy crossing parts.</summary>
-public enum ImageRole { Train, Validation, Test }
+internal enum ImageRole { Train, Validation, Test }
 
 /// <summary>An image the audit looked at: its file, class name and part.</summary>
-public sealed record AuditImage(string File, string Label, ImageRole Role);
+internal sealed record AuditImage(string File, string Label, ImageRole Role);
 
 /// <summary>
 /// Two copies of one photo: byte for byte (<c>exact</c>, similarity 1) or nearly (<c>near</c>: feature cosine
 /// similarity at or above the threshold). <see cref="Other"/> is the copy that comes first (training before
 /// validation before test, then by path), <see cref="File"/> the later one.
 /// </summary>
-public sealed record DuplicatePair(string File, string Other, string Match, double Similarity, string Label, string OtherLabel,
+internal sealed record DuplicatePair(string File, string Other, string Match, double Similarity, string Label, string OtherLabel,
     ImageRole Role, ImageRole OtherRole)
 {
     public bool ConflictingLabels => Label != OtherLabel;
 }
 
 /// <summary>How many images of a held-out part have a copy in an earlier part (validation in training; test in training or validation).</summary>
-public sealed record LeakedShare(ImageRole Role, int Images, int Leaked)
+internal sealed record LeakedShare(ImageRole Role, int Images, int Leaked)
 {
     public double Share => Images == 0 ? 0 : (double)Leaked / Images;
 }
 
-public static class Duplicates
+internal static class Duplicates
 {
     /// <summary>
     /// Every pair of copies: images with equal content hashes, and neighbours at or above <paramref name="threshold"/>

@@ -3,10 +3,10 @@ using static TorchSharp.torch;
 namespace Graft.Audit;
 
 /// <summary>Every image's nearest neighbours in feature space, most similar first (itself excluded).</summary>
-public sealed record Neighbours(int[][] Index, float[][] Similarity);
+internal sealed record Neighbours(int[][] Index, float[][] Similarity);
 
 /// <summary>Cosine geometry of cached features: what duplicates and outliers are measured in.</summary>
-public static class FeatureSpace
+internal static class FeatureSpace
 {
     /// <summary>
     /// Rows scaled to unit length, so a dot product is a cosine similarity. Not centred: an image unlike any photo

@@ -3,7 +3,7 @@ using Graft.Imaging;
 namespace Graft.Audit;
 
 /// <summary>What the image files' headers say, over the whole dataset (lists of files hold the first few).</summary>
-public sealed record ImageStats(int Images, int MedianWidth, int MedianHeight, int MinWidth, int MinHeight, int MaxWidth, int MaxHeight,
+internal sealed record ImageStats(int Images, int MedianWidth, int MedianHeight, int MinWidth, int MinHeight, int MaxWidth, int MaxHeight,
     IReadOnlyDictionary<string, int> Formats, IReadOnlyDictionary<string, int> AspectRatios, IReadOnlyDictionary<string, int> ExifOrientations,
     int Grayscale, int Cmyk, int SmallerThanInput, IReadOnlyList<string> GrayscaleFiles, IReadOnlyList<string> CmykFiles, IReadOnlyList<string> SmallFiles);
 
@@ -11,7 +11,7 @@ public sealed record ImageStats(int Images, int MedianWidth, int MedianHeight, i
 /// Sizes, aspect ratios, EXIF orientations and colour models from the file headers, read through the image decoder
 /// (<see cref="ImageLoader.ReadHeader"/>). No pixel is decoded.
 /// </summary>
-public static class ImageHeaders
+internal static class ImageHeaders
 {
     const int Listed = 20;
 

@@ -4,7 +4,7 @@ namespace Graft.Audit;
 /// An image whose given label the other images contradict: <see cref="Confidence"/> is the out-of-fold probability
 /// of <see cref="Suggested"/>, <see cref="SelfConfidence"/> that of <see cref="Given"/>, <see cref="Margin"/> their difference.
 /// </summary>
-public sealed record LabelIssue(string File, string Given, string Suggested, double Confidence, double SelfConfidence, double Margin);
+internal sealed record LabelIssue(string File, string Given, string Suggested, double Confidence, double SelfConfidence, double Margin);
 
 /// <summary>
 /// Confident learning (Northcutt et al.; cleanlab's find_label_issues): each class's threshold is the mean
@@ -12,7 +12,7 @@ public sealed record LabelIssue(string File, string Given, string Suggested, dou
 /// an issue when its given label's probability is below that label's threshold while another class's probability
 /// reaches its own threshold; per-class thresholds keep a hard or rare class from being flagged wholesale.
 /// </summary>
-public static class LabelIssues
+internal static class LabelIssues
 {
     /// <summary>Issues from out-of-fold probabilities, least self-confident first.</summary>
     public static IReadOnlyList<LabelIssue> Find(IReadOnlyList<string> files, int[] labels, float[][] probabilities, IReadOnlyList<string> classes)

@@ -1,7 +1,7 @@
 namespace Graft.Audit;
 
 /// <summary>An accuracy with its 95% Wilson score interval, on <see cref="Images"/> evaluated images.</summary>
-public sealed record Accuracy(double Value, double Low, double High, int Images)
+internal sealed record Accuracy(double Value, double Low, double High, int Images)
 {
     public static Accuracy Of(double value, int images)
     {
@@ -11,17 +11,17 @@ public sealed record Accuracy(double Value, double Low, double High, int Images)
 }
 
 /// <summary>A head trained on a fraction of the training images: accuracy overall and per class (mean of the repeats).</summary>
-public sealed record CurvePoint(double Fraction, int TrainImages, Accuracy Overall, IReadOnlyDictionary<string, Accuracy> PerClass);
+internal sealed record CurvePoint(double Fraction, int TrainImages, Accuracy Overall, IReadOnlyDictionary<string, Accuracy> PerClass);
 
 /// <summary>Would more photos help: the curve, what it was evaluated on, and one sentence on what more data is likely to buy.</summary>
-public sealed record LearningCurveResult(string EvaluatedOn, int Repeats, IReadOnlyList<CurvePoint> Points, string Verdict);
+internal sealed record LearningCurveResult(string EvaluatedOn, int Repeats, IReadOnlyList<CurvePoint> Points, string Verdict);
 
 /// <summary>
 /// Accuracy of a linear head on cached features trained on 10, 25, 50 and 100% of the training images (stratified,
 /// seeded repeats), on held-out images. The slope of the last doubling against its uncertainty says whether the
 /// curve is still climbing.
 /// </summary>
-public static class LearningCurve
+internal static class LearningCurve
 {
     public static readonly double[] Fractions = [0.1, 0.25, 0.5, 1.0];
 

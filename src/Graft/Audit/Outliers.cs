@@ -4,14 +4,14 @@ namespace Graft.Audit;
 /// An image far from every other: <see cref="Distance"/> is its mean cosine distance to its nearest neighbours,
 /// <see cref="Score"/> how unusual that is for this dataset (robust z-score: distance above the median in MADs).
 /// </summary>
-public sealed record Outlier(string File, string Label, double Distance, double Score);
+internal sealed record Outlier(string File, string Label, double Distance, double Score);
 
 /// <summary>
 /// Not a photo of any class (a placeholder, a screenshot, a blank frame): an image whose nearest neighbours in
 /// feature space are all far away. Scored against the dataset's own distribution of that distance, so the
 /// threshold means the same for tight and for varied datasets.
 /// </summary>
-public static class Outliers
+internal static class Outliers
 {
     /// <summary>Images whose mean distance to their <paramref name="k"/> nearest neighbours scores at least <paramref name="minimumScore"/>, most unusual first.</summary>
     public static IReadOnlyList<Outlier> Find(IReadOnlyList<AuditImage> images, Neighbours neighbours, int[] rowImage, int k, double minimumScore)

@@ -11,7 +11,7 @@ namespace Graft.Audit;
 /// model, for out-of-fold probabilities and for the learning curve. A linear probe is what a default
 /// feature-extraction head is, trains in a second, and cannot memorise the images it is asked about.
 /// </summary>
-public static class Probes
+internal static class Probes
 {
     /// <summary>Each row's class probabilities from a head trained on the other folds (stratified, seeded).</summary>
     public static float[][] OutOfFold(float[][] x, int[] y, int classes, int folds, int seed)

@@ -8,7 +8,7 @@ namespace Graft.Backbones;
 /// hashes it checks), Coral's and TF.js's files of the same networks, and the from-scratch baseline. Adding a
 /// backbone is an architecture file plus a row here. A width is a name suffix (mobilenet_0.25; none means 1.0).
 /// </summary>
-public static class BackboneRegistry
+internal static class BackboneRegistry
 {
     const string Keras = "https://storage.googleapis.com/tensorflow/keras-applications/";
     const string Coral = "https://github.com/google-coral/test_data/raw/master/";

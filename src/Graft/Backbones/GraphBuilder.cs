@@ -8,7 +8,7 @@ namespace Graft.Backbones;
 /// and a too-small input fails with the layer that runs out of pixels. With folded batch norm (TFLite files)
 /// BatchNormalization adds nothing and every convolution carries the bias the folding produced.
 /// </summary>
-public sealed class GraphBuilder
+internal sealed class GraphBuilder
 {
     readonly List<GraphNode> _nodes = [];
     readonly Dictionary<string, int> _autoNames = [];

@@ -3,7 +3,7 @@ using Graft.Backbones.Layers;
 namespace Graft.Backbones;
 
 /// <summary>What one layer costs per image: its multiply-accumulates and its other arithmetic.</summary>
-public sealed record LayerCost(string Name, string KerasClass, int InputSize, int OutputSize, long MultiplyAccumulates, long OtherOperations);
+internal sealed record LayerCost(string Name, string KerasClass, int InputSize, int OutputSize, long MultiplyAccumulates, long OtherOperations);
 
 /// <summary>
 /// The arithmetic of one forward pass of a network for one image, counted by walking its layer primitives.
@@ -27,7 +27,7 @@ public sealed record LayerCost(string Name, string KerasClass, int InputSize, in
 /// ResNet50 (v1: stride 2 on the first 1x1) 3.86 GMACs, MobileNetV2 1.0 0.30 GMACs.
 /// </para>
 /// </summary>
-public sealed record GraphCost(int InputSize, long MultiplyAccumulates, long OtherOperations, IReadOnlyList<LayerCost> Layers)
+internal sealed record GraphCost(int InputSize, long MultiplyAccumulates, long OtherOperations, IReadOnlyList<LayerCost> Layers)
 {
     /// <summary>Floating-point operations of the convolutions and dense layers: 2 per multiply-accumulate.</summary>
     public long Flops => 2 * MultiplyAccumulates;

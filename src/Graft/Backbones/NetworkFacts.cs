@@ -8,7 +8,7 @@ namespace Graft.Backbones;
 /// norm's moving statistics included) with and without the ImageNet top, the trunk's multiply-accumulates per image
 /// and its feature channels, at the default input size.
 /// </summary>
-public sealed record NetworkFacts(int InputSize, long ParametersWithTop, long Parameters, double GigaMacs, int FeatureChannels)
+internal sealed record NetworkFacts(int InputSize, long ParametersWithTop, long Parameters, double GigaMacs, int FeatureChannels)
 {
     static readonly Lock MetaDevice = new();
 

@@ -11,7 +11,7 @@ namespace Graft.Backbones;
 /// by Keras's own rule: weighted layers in Keras's layer order, every array's shape checked. The description says
 /// which rule was used; a file that fits neither way fails naming what is missing and what differs.
 /// </summary>
-public static class WeightLoading
+internal static class WeightLoading
 {
     public static string Fill(Graph network, NamedWeights file)
     {

@@ -10,10 +10,10 @@ namespace Graft.Data;
 /// SHA-256 of the UTF-8 text made of one line <c>relative/path&lt;TAB&gt;sha256hex\n</c> per file, sorted ordinally by
 /// path (forward slashes): it names the files' bytes and places, so it holds for any zip or copy of the same data.
 /// </param>
-public readonly record struct DatasetContent(string Hash, int Files, long Bytes);
+internal readonly record struct DatasetContent(string Hash, int Files, long Bytes);
 
 /// <summary>Safe extraction of a dataset zip (a downloaded or user-supplied file, so untrusted) and content hashes.</summary>
-public static class DatasetArchive
+internal static class DatasetArchive
 {
     /// <summary>Most bytes a dataset may extract to: far above any sample dataset, far below a zip bomb's reach.</summary>
     public const long MaxBytes = 2L << 30;

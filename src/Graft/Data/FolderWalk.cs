@@ -9,7 +9,7 @@ namespace Graft.Data;
 /// so training, evaluation and prediction skip the same files. Only regular files are listed: a named pipe (FIFO),
 /// socket or device would hang or never end when read, so it is never opened (<see cref="FileKind.NotRegular"/>).
 /// </summary>
-public static class FolderWalk
+internal static class FolderWalk
 {
     /// <summary>
     /// Regular files below <paramref name="folder"/> (nested folders included), in no particular order; the others

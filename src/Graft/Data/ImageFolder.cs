@@ -35,7 +35,7 @@ public sealed record ImageDataset(string Root, IReadOnlyList<string> Classes, IR
 /// <c>train/</c> plus <c>val/</c> (or <c>validation/</c>, <c>valid/</c>) and/or <c>test/</c>. Without a
 /// validation folder a seeded, stratified split holds out a fraction of every class.
 /// </summary>
-public static class ImageFolder
+internal static class ImageFolder
 {
     static readonly string[] ValidationNames = ["val", "validation", "valid"];
 

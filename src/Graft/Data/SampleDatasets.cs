@@ -13,14 +13,14 @@ namespace Graft.Data;
 /// <param name="ZipName">The zip's file name upstream.</param>
 /// <param name="Layout">Maps a zip entry's name (forward slashes) to its path in the dataset, or to null to leave it out.</param>
 /// <param name="ContentHash">The extracted dataset's <see cref="DatasetContent.Hash"/>, as in the offline mirror.</param>
-public sealed record SampleDataset(string Name, string Page, string? Url, string ZipName, Func<string, string?> Layout,
+internal sealed record SampleDataset(string Name, string Page, string? Url, string ZipName, Func<string, string?> Layout,
     string ContentHash, int Files, long Bytes);
 
 /// <summary>
 /// The sample datasets Graft's docs and benchmarks use, by name: `graft train hymenoptera` works wherever the offline
 /// mirror (GRAFT_ASSETS or a shared/ folder) holds them, or once `graft datasets get` has put them into Graft's cache.
 /// </summary>
-public static partial class SampleDatasets
+internal static partial class SampleDatasets
 {
     public static readonly IReadOnlyList<SampleDataset> All =
     [

@@ -4,12 +4,12 @@ namespace Graft.Engine;
 
 /// <summary>
 /// libtorch allocates and frees large activation buffers on every batch. glibc's default malloc hands
-/// them back to the kernel each time, and the page faults of re-touching them dominate (about 10x slower
-/// here). jemalloc with decay disabled keeps the pages; it must be preloaded, so the CLI re-executes itself
-/// with it. Where jemalloc is missing (or in a process we cannot restart, like a test host) glibc is tuned
-/// in-process instead: no mmap for large blocks, no trimming, which recovers about half the difference.
+/// them back to the kernel each time, and the page faults of re-touching them dominate. jemalloc with decay
+/// disabled keeps the pages; it must be preloaded, so the CLI re-executes itself with it. Where jemalloc is missing
+/// (or in a process we cannot restart, like a test host) glibc is tuned in-process instead: no mmap for large
+/// blocks, no trimming, which recovers part of the difference (`graft bench` names the allocator it ran with).
 /// </summary>
-public static class Allocator
+internal static class Allocator
 {
     public const string JemallocConfig = "dirty_decay_ms:-1,muzzy_decay_ms:-1,retain:true";
     /// <summary>Set to "system" to keep glibc's malloc (tuned), e.g. to compare.</summary>
@@ -33,7 +33,7 @@ public static class Allocator
 
     public static string Describe() =>
         JemallocActive ? "jemalloc (preloaded)"
-        : OperatingSystem.IsLinux() ? "glibc malloc, tuned in-process" + (FindJemalloc() is null ? " (install libjemalloc2 for about 2x speed)" : "")
+        : OperatingSystem.IsLinux() ? "glibc malloc, tuned in-process" + (FindJemalloc() is null ? " (install libjemalloc2: faster)" : "")
         : "system default";
 
     /// <summary>

@@ -10,7 +10,7 @@ namespace Graft.Engine;
 /// marking that requirement weak lets the library load. It also lists the libraries the file needs
 /// (<c>DT_NEEDED</c>), so that a patched copy kept elsewhere can have them loaded from the original's folder.
 /// </summary>
-public sealed class ElfVersionNeeds
+internal sealed class ElfVersionNeeds
 {
     const uint ShtGnuVerneed = 0x6ffffffe;
     const uint ShtDynamic = 6;

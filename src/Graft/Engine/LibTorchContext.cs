@@ -6,7 +6,7 @@ namespace Graft.Engine;
 /// Settings of libtorch's global context that TorchSharp does not expose, called through their
 /// C++ symbols (Itanium ABI: the member function takes the context as its first argument).
 /// </summary>
-public static partial class LibTorchContext
+internal static partial class LibTorchContext
 {
     const string Lib = "libtorch_cpu.so";
 

@@ -11,7 +11,7 @@ namespace Graft.Engine;
 /// read-only, or another user's) and TorchSharp is pointed at it (<see cref="TorchRuntime"/>). Where the library beside the app loads as
 /// it is (newer systems, or an install patched in place by an older Graft), nothing is written.
 /// </summary>
-public static partial class NativeLibraryFix
+internal static partial class NativeLibraryFix
 {
     public const string TorchSharpGlue = "libLibTorchSharp.so";
 

@@ -1,6 +1,6 @@
 namespace Graft.Engine;
 
-public static class ProcessStats
+internal static class ProcessStats
 {
     /// <summary>Peak resident memory of this process in MB (VmHWM on Linux; the runtime's figure elsewhere).</summary>
     public static double PeakRssMb() => Status("VmHWM:") ?? System.Diagnostics.Process.GetCurrentProcess().PeakWorkingSet64 / (1024.0 * 1024);

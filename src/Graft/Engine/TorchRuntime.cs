@@ -9,7 +9,7 @@ namespace Graft.Engine;
 /// <see cref="EnsureInitialized"/> first; it is cheap after the first call. Code that reaches TorchSharp without
 /// it (building a network only to measure it) still gets the native library fixed, through the resolver below.
 /// </summary>
-public static class TorchRuntime
+internal static class TorchRuntime
 {
     static readonly Lazy<nint> NativeGlue = new(PrepareNative, LazyThreadSafetyMode.ExecutionAndPublication);
     static readonly Lazy<bool> Initialized = new(Initialize, LazyThreadSafetyMode.ExecutionAndPublication);

@@ -7,7 +7,7 @@ using static TorchSharp.torch;
 namespace Graft.Evaluation;
 
 /// <summary>One line of a Keras-style summary: layer name, Keras class, output shape (channels last, as Keras prints it).</summary>
-public sealed record SummaryRow(string Name, string Type, long[] OutputShape, long Parameters, long TrainableParameters)
+internal sealed record SummaryRow(string Name, string Type, long[] OutputShape, long Parameters, long TrainableParameters)
 {
     public string ShapeText => "(None, " + string.Join(", ", OutputShape.Skip(1)) + ")";
 }
@@ -17,7 +17,7 @@ public sealed record SummaryRow(string Name, string Type, long[] OutputShape, lo
 /// Keras's order, batch norm's moving statistics counted as non-trainable parameters; then Graft's pooling and
 /// head when there is one. Shapes come from running one blank image.
 /// </summary>
-public sealed record ModelSummary(string Title, IReadOnlyList<SummaryRow> Rows, long Total, long Trainable)
+internal sealed record ModelSummary(string Title, IReadOnlyList<SummaryRow> Rows, long Total, long Trainable)
 {
     public long NonTrainable => Total - Trainable;
 

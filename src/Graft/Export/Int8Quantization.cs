@@ -57,7 +57,7 @@ public sealed record Int8Calibration(int Images, IReadOnlyDictionary<string, flo
 /// norm before its convolution (the pre-activation DenseNets and ResNetV2s) runs in float between quantized values;
 /// separable convolutions (Xception, NASNet) have no int8 form.
 /// </summary>
-public static class Int8Quantization
+internal static class Int8Quantization
 {
     // TensorProto.DataType
     const int Uint8 = 2, Int8 = 3, Int32 = 6;

@@ -24,10 +24,10 @@ namespace Graft.Export;
 /// What the whole classifier's ONNX graph is made of: the network before the head (<paramref name="Body"/>, in int8
 /// with <paramref name="Int8"/>), the head's pooling and modules, and what its metadata tells a deployer.
 /// </summary>
-public sealed record ClassifierParts(Graph Body, nn.Module<Tensor, Tensor> Head, Pooling Pooling, ImageSpec Input,
+internal sealed record ClassifierParts(Graph Body, nn.Module<Tensor, Tensor> Head, Pooling Pooling, ImageSpec Input,
     IReadOnlyList<string> Classes, string Backbone, Int8Calibration? Int8);
 
-public static class OnnxExport
+internal static class OnnxExport
 {
     public const string ImagesInput = ModelFile.ImagesInput, ProbabilitiesOutput = ModelFile.ProbabilitiesOutput, FeaturesOutput = "features";
 

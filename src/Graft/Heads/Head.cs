@@ -66,7 +66,7 @@ public sealed record HeadConfig(int InputChannels, int Classes, int Hidden = 0, 
 /// sigmoid → scale each channel. Works on the pooled vector, [N, C] after global average pooling or
 /// [N, C*H*W] after flattening: scaling channels commutes with pooling, so cached features suffice.
 /// </summary>
-public sealed class SqueezeExcitation : nn.Module<Tensor, Tensor>
+internal sealed class SqueezeExcitation : nn.Module<Tensor, Tensor>
 {
     public readonly TorchSharp.Modules.Linear squeeze, excite;
     readonly int _channels, _positions;
@@ -90,7 +90,7 @@ public sealed class SqueezeExcitation : nn.Module<Tensor, Tensor>
 }
 
 /// <summary>What the head's outputs mean: softmax over classes, or one sigmoid for binary heads.</summary>
-public static class Objective
+internal static class Objective
 {
     public static Tensor Loss(Tensor logits, Tensor labels, Tensor? classWeights = null)
     {

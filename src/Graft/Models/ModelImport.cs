@@ -23,7 +23,7 @@ namespace Graft.Models;
 /// the Keras topology after the trunk's feature layer and its arrays copied into the head Graft builds. The result
 /// predicts what the original predicts, saves as a normal model file and can be trained further.
 /// </summary>
-public static class ModelImport
+internal static class ModelImport
 {
     /// <summary>The <see cref="ModelConfig.Strategy"/> of an imported model.</summary>
     public const string Strategy = "imported";

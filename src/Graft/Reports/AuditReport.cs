@@ -14,7 +14,7 @@ namespace Graft.Reports;
 /// numbers, the learning curve), audit.json (the same object as graft audit --json, also embedded in the page as
 /// id "graft-audit-data"), findings.csv (one row per finding) and actions.csv (the suggested actions).
 /// </summary>
-public static class AuditReport
+internal static class AuditReport
 {
     /// <summary>Galleries show the most severe findings; the CSV and JSON hold all of them.</summary>
     const int Shown = 60;

@@ -6,7 +6,7 @@ using Graft.Evaluation;
 namespace Graft.Reports;
 
 /// <summary>The report's pictures, drawn with ScottPlot and saved as PNG.</summary>
-public static class Charts
+internal static class Charts
 {
     /// <summary>Heat map of the confusion matrix (rows: true class, columns: predicted), counts in the cells.</summary>
     public static void ConfusionMatrix(EvaluationResult result, string path)

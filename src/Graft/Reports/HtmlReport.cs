@@ -13,13 +13,13 @@ using Graft.Evaluation;
 namespace Graft.Reports;
 
 /// <summary>Something wrong with an image rather than with the model (from the data audit): kind "outlier", "label", "duplicate" or "leakage".</summary>
-public sealed record DataProblem(string File, string Kind, string Detail);
+internal sealed record DataProblem(string File, string Kind, string Detail);
 
 /// <summary>What the pretrained network's own ImageNet classifier thinks an image is.</summary>
-public sealed record ImageNetGuess(string File, string TrueClass, IReadOnlyList<ClassProbability> Top);
+internal sealed record ImageNetGuess(string File, string TrueClass, IReadOnlyList<ClassProbability> Top);
 
 /// <summary>Everything one report shows.</summary>
-public sealed record ReportContent(
+internal sealed record ReportContent(
     string Title,
     string? ModelPath,
     ModelConfig Model,
@@ -44,7 +44,7 @@ public sealed record ReportContent(
 /// matrix and training curves as PNG, and a thumbnail of every misclassified image. The numbers behind the
 /// page are embedded as JSON (id "graft-report-data") so checks can compare page and data.
 /// </summary>
-public static class HtmlReport
+internal static class HtmlReport
 {
     public const int ThumbnailSize = 180;
 

@@ -8,7 +8,7 @@ using Graft.Evaluation;
 namespace Graft.Reports;
 
 /// <summary>The pretrained network's ImageNet predictions for a few images of every class.</summary>
-public static class ImageNetView
+internal static class ImageNetView
 {
     public static async Task<IReadOnlyList<ImageNetGuess>> SampleAsync(string backbone, IReadOnlyList<LabeledImage> images,
         IReadOnlyList<string> classes, AssetResolver resolver, int perClass = 3, CancellationToken cancel = default)
@@ -23,7 +23,7 @@ public static class ImageNetView
 }
 
 /// <summary>Assembles and writes the report for an evaluation of a model.</summary>
-public static class ModelReport
+internal static class ModelReport
 {
     /// <param name="audit">Audit the dataset (from cached features: seconds after training) and show its findings about the
     /// evaluated images apart from the model's mistakes.</param>

@@ -12,7 +12,7 @@ namespace Graft.Runtime;
 /// ONNX in memory (<see cref="OnnxExport.TrunkModel"/>) and run by one session that spreads each batch's
 /// operators over every core. Images [N,3,S,S] in, pooled features [N,C] out, as <see cref="TorchTrunkRunner"/>.
 /// </summary>
-public sealed class OnnxTrunkRunner : ITrunkRunner, IDisposable
+internal sealed class OnnxTrunkRunner : ITrunkRunner, IDisposable
 {
     readonly SessionOptions _options;
     readonly InferenceSession _session;

@@ -15,12 +15,12 @@ public interface ITrunkRunner : IDisposable
 }
 
 /// <summary>
-/// Chooses how frozen trunks run. ONNX Runtime by default: on this 2-core machine it is faster than libtorch
-/// alone and degrades far less when the input pipeline decodes on the same cores (libtorch's OpenMP threads
-/// then measured 4-5x slower, ONNX Runtime's sleeping workers ~1.5x); `graft bench` reports both.
+/// Chooses how frozen trunks run. ONNX Runtime by default: it is faster than libtorch alone and degrades far less
+/// when the input pipeline decodes on the same cores (libtorch's OpenMP threads spin and contend, ONNX Runtime's
+/// workers sleep); `graft bench` reports both (docs/benchmarks.md).
 /// GRAFT_TRUNK_RUNTIME=torch selects the plain libtorch runner.
 /// </summary>
-public static class TrunkRunners
+internal static class TrunkRunners
 {
     public const string Variable = "GRAFT_TRUNK_RUNTIME";
 
@@ -49,7 +49,7 @@ public enum Precision
 }
 
 /// <summary>The plain runner: the TorchSharp trunk without autograd, then the head's pooling (if any).</summary>
-public sealed class TorchTrunkRunner(Graft.Backbones.Graph trunk, Pooling? pooling = Pooling.Gap) : ITrunkRunner
+internal sealed class TorchTrunkRunner(Graft.Backbones.Graph trunk, Pooling? pooling = Pooling.Gap) : ITrunkRunner
 {
     public Tensor Features(Tensor images)
     {

@@ -25,7 +25,7 @@ public sealed record FeatureStats(int Images, int CacheHits, int Computed, doubl
 /// <see cref="Skipped"/>), each file's content key (SHA-256, null where unreadable: equal keys are byte-identical
 /// copies), what the cache saved, and why the cache could not be written (null when it could, or was not used).
 /// </summary>
-public sealed record ImageFeatures(IReadOnlyList<string> Paths, float[]?[] Rows, int Channels, IReadOnlyList<SkippedImage> Skipped,
+internal sealed record ImageFeatures(IReadOnlyList<string> Paths, float[]?[] Rows, int Channels, IReadOnlyList<SkippedImage> Skipped,
     IReadOnlyList<string?> ContentKeys, FeatureStats Stats, string? CacheWarning)
 {
     /// <summary>The numbers of the rows from <paramref name="start"/> on (<paramref name="count"/> of them) whose image was read.</summary>
@@ -47,7 +47,7 @@ public sealed record ImageFeatures(IReadOnlyList<string> Paths, float[]?[] Rows,
 /// Which features to take of a pretrained backbone: the choices feature-extraction training makes, so that the advisor,
 /// the audit and embed read the bottleneck cache entries a training run wrote (and seconds after a first run).
 /// </summary>
-public sealed record FeatureSource(string Backbone)
+internal sealed record FeatureSource(string Backbone)
 {
     /// <summary>The user's own weight file; null: the registry's sources.</summary>
     public string? WeightsFile { get; init; }
@@ -68,7 +68,7 @@ public sealed record FeatureSource(string Backbone)
 /// (<see cref="FeatureCache"/>); images already in the cache skip decoding and the trunk entirely. Training, evaluation,
 /// the advisor, the audit and embed all take their features here.
 /// </summary>
-public static class BottleneckFeatures
+internal static class BottleneckFeatures
 {
     /// <summary>A pretrained backbone's features, as <paramref name="source"/> describes them (its cache entries are training's).</summary>
     public static async Task<ImageFeatures> ExtractAsync(IReadOnlyList<string> paths, FeatureSource source, AssetResolver? resolver = null,

@@ -10,7 +10,7 @@ using static TorchSharp.torch;
 namespace Graft.Training;
 
 /// <summary>Where a live training run stands: enough to continue it exactly.</summary>
-public sealed record TrainingProgress(
+internal sealed record TrainingProgress(
     string Fingerprint,
     int Epoch,
     int NextBatch,
@@ -28,7 +28,7 @@ public sealed record TrainingProgress(
 /// written atomically after every epoch and when a run is stopped, so `--resume` continues where it ended.
 /// The fingerprint (data, options, seed) guards against resuming a different run.
 /// </summary>
-public static class Checkpoint
+internal static class Checkpoint
 {
     public static void Save(string path, TrainingProgress progress, nn.Module network, Dictionary<string, Tensor>? best, OptimizerHelper optimizer) =>
         ZipEntries.WriteAtomically(path, zip =>
@@ -108,7 +108,7 @@ public static class Checkpoint
 /// continues from the one at <paramref name="path"/> when it is this run's (<paramref name="fingerprint"/>). Comes after
 /// the callbacks whose state it saves (early stopping).
 /// </summary>
-public sealed class Checkpointing(string path, string fingerprint, bool resume, Action<string>? log = null) : FitCallback
+internal sealed class Checkpointing(string path, string fingerprint, bool resume, Action<string>? log = null) : FitCallback
 {
     public override void OnFitBegin(FitState state)
     {

@@ -16,7 +16,7 @@ namespace Graft.Training;
 /// is optional: when it cannot be written (disk full, read-only), <see cref="WriteError"/> says why and
 /// features are computed without it.
 /// </summary>
-public sealed class FeatureCache
+internal sealed class FeatureCache
 {
     /// <summary>
     /// The trunk key of a backbone's weights, input, pooling and feature block (its cache folder is named by it);

@@ -7,7 +7,7 @@ namespace Graft.Training;
 /// validation) is the best one, its weights are kept, the fit ends after <paramref name="patience"/> epochs without a
 /// better validation loss, and the best weights are restored at the end.
 /// </summary>
-public sealed class EarlyStopping(int patience, double minDelta = 1e-6) : FitCallback
+internal sealed class EarlyStopping(int patience, double minDelta = 1e-6) : FitCallback
 {
     public override void OnEpochEnd(FitState state, EpochRecord record)
     {
@@ -33,7 +33,7 @@ public sealed class EarlyStopping(int patience, double minDelta = 1e-6) : FitCal
 /// What happens when a loss stops being finite (the loop stops there, without a step on it): the best epoch so far is
 /// kept, and without one it is an error naming the learning-rate option to lower.
 /// </summary>
-public sealed class Divergence(string learningRateOption = "--lr") : FitCallback
+internal sealed class Divergence(string learningRateOption = "--lr") : FitCallback
 {
     public static string Describe(string what, double value, int epoch) => $"the {what} loss became {value} in epoch {epoch}";
 
@@ -55,14 +55,14 @@ public sealed class Divergence(string learningRateOption = "--lr") : FitCallback
 /// Seeds the random numbers before each batch from (seed, epoch, batch), so dropout masks do not depend on what ran
 /// before: a resumed run draws the masks an uninterrupted one draws.
 /// </summary>
-public sealed class ReproducibleDropout(int seed) : FitCallback
+internal sealed class ReproducibleDropout(int seed) : FitCallback
 {
     public override void OnBatchBegin(FitState state, TrainingBatch batch) =>
         manual_seed(seed * 7919L + state.Progress.Epoch * 104_729L + batch.Index);
 }
 
 /// <summary>Scales each parameter group's learning rate by the schedule at every step (<see cref="Schedules"/>).</summary>
-public sealed class LearningRateScheduler(LrSchedule schedule) : FitCallback
+internal sealed class LearningRateScheduler(LrSchedule schedule) : FitCallback
 {
     public override void OnBatchBegin(FitState state, TrainingBatch batch)
     {
@@ -73,7 +73,7 @@ public sealed class LearningRateScheduler(LrSchedule schedule) : FitCallback
 }
 
 /// <summary>Reports each batch (images done of the epoch's) and each epoch to the run's <see cref="Callbacks"/>.</summary>
-public sealed class ProgressReports(Callbacks callbacks) : FitCallback
+internal sealed class ProgressReports(Callbacks callbacks) : FitCallback
 {
     public override void OnBatchEnd(FitState state, TrainingBatch batch)
     {

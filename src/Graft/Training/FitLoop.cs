@@ -10,13 +10,13 @@ namespace Graft.Training;
 /// demand inside the step's dispose scope. <see cref="Tensors"/> is null for a batch that cannot be trained on (a lone
 /// image, whose batch-norm variance would be 0/0): the loop counts it and moves on.
 /// </summary>
-public sealed record TrainingBatch(int Index, int Count, Func<(Tensor Inputs, Tensor Labels)>? Tensors);
+internal sealed record TrainingBatch(int Index, int Count, Func<(Tensor Inputs, Tensor Labels)>? Tensors);
 
 /// <summary>
 /// What a fit trains and validates on: cached features (<see cref="FeatureBatches"/>) or live images
 /// (<see cref="ImageBatches"/>). An epoch's order is a function of the seed and the epoch, so a run can resume mid-epoch.
 /// </summary>
-public interface IBatchSource
+internal interface IBatchSource
 {
     /// <summary>Training samples an epoch.</summary>
     int Count { get; }
@@ -33,7 +33,7 @@ public interface IBatchSource
 /// schedules. A fit calls its callbacks in list order, so one that reads what another sets comes after it (a checkpoint
 /// after early stopping). Override what is needed.
 /// </summary>
-public abstract class FitCallback
+internal abstract class FitCallback
 {
     /// <summary>Before the first epoch (a resumed run restores its state here).</summary>
     public virtual void OnFitBegin(FitState state) { }
@@ -50,7 +50,7 @@ public abstract class FitCallback
 }
 
 /// <summary>Where a fit stands: what the loop and its callbacks share.</summary>
-public sealed class FitState
+internal sealed class FitState
 {
     readonly Stopwatch _clock = Stopwatch.StartNew();
     Dictionary<string, Tensor>? _best;
@@ -100,7 +100,7 @@ public sealed class FitState
 /// on: the fit stops there (<see cref="Divergence"/> says what is kept). Stopped on request, it finishes the batch it
 /// is on, lets the callbacks save, and throws <see cref="TrainingStoppedException"/>.
 /// </summary>
-public static class FitLoop
+internal static class FitLoop
 {
     public static async Task<FitResult> FitAsync(nn.Module<Tensor, Tensor> network, IReadOnlyList<ParameterGroup> groups, IBatchSource source,
         FitOptions options, IReadOnlyList<FitCallback> callbacks, float[]? classWeights = null, CancellationToken cancel = default)

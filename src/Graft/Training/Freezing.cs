@@ -1,3 +1,5 @@
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
 using Graft.Backbones;
 using Graft.Backbones.Layers;
 using Graft.Heads;
@@ -14,7 +16,12 @@ namespace Graft.Training;
 /// <c>for layer in model.layers[:N]: layer.trainable = False</c> (<c>--freeze-first 15</c>).
 /// Layers are counted in Keras's <c>model.layers</c> order, input layer included (see <c>graft summary</c>).
 /// </summary>
-public sealed record UnfreezeSpec(int? TopBlocks = null, string? FromLayer = null, int? FreezeFirstLayers = null)
+public sealed record UnfreezeSpec(
+    [property: Description("Fine-tuning: train the top N blocks of the trunk."), Range(1, int.MaxValue)] int? TopBlocks = null,
+    [property: Description("Fine-tuning: train from this block or Keras layer on (e.g. block5_conv1, mixed9, conv5_block1_1_conv; "
+        + "names as the model summary lists them).")] string? FromLayer = null,
+    [property: Description("Fine-tuning: freeze the first N layers and train the rest (Keras: layers[:N].trainable = False; layers "
+        + "counted as Keras lists them, input layer first)."), Range(0, int.MaxValue)] int? FreezeFirstLayers = null)
 {
     public static readonly UnfreezeSpec Default = new(TopBlocks: 2);
 
@@ -26,9 +33,9 @@ public sealed record UnfreezeSpec(int? TopBlocks = null, string? FromLayer = nul
 }
 
 /// <summary>One trainable block of the trunk: its name, its distance from the top (0 = last) and its parameters.</summary>
-public sealed record TrainableBlock(string Name, int DepthFromTop, IReadOnlyList<Parameter> Parameters);
+internal sealed record TrainableBlock(string Name, int DepthFromTop, IReadOnlyList<Parameter> Parameters);
 
-public static class Freezing
+internal static class Freezing
 {
     /// <summary>
     /// Freezes the whole trunk, then unfreezes what the spec names. Returns the unfrozen blocks (top first).
@@ -99,7 +106,7 @@ public static class Freezing
 }
 
 /// <summary>The whole classifier as one module for end-to-end training: trunk → pooling → head.</summary>
-public sealed class GraftedNetwork : nn.Module<Tensor, Tensor>
+internal sealed class GraftedNetwork : nn.Module<Tensor, Tensor>
 {
     public readonly Graph trunk;
     public readonly nn.Module<Tensor, Tensor> head;

@@ -1,3 +1,5 @@
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
 using TorchSharp;
 using static TorchSharp.torch;
 using Graft.Heads;
@@ -7,13 +9,13 @@ namespace Graft.Training;
 public enum OptimizerKind { Adam, Sgd, RmsProp }
 
 public sealed record FitOptions(
-    int Epochs = 30,
-    int BatchSize = 32,
-    double LearningRate = 1e-3,
-    OptimizerKind Optimizer = OptimizerKind.Adam,
-    int Seed = 42,
-    int Patience = 5,
-    double Momentum = 0.9);
+    [property: Description("Most epochs to train (early stopping may end sooner)."), Range(1, int.MaxValue)] int Epochs = 30,
+    [property: Description("Images per batch."), Range(1, int.MaxValue)] int BatchSize = 32,
+    [property: Description("The learning rate."), Range(0, 10, MinimumIsExclusive = true, MaximumIsExclusive = true)] double LearningRate = 1e-3,
+    [property: Description("adam, sgd (with momentum) or rmsprop.")] OptimizerKind Optimizer = OptimizerKind.Adam,
+    [property: Description("Seed for the split, initialisation and batch order.")] int Seed = 42,
+    [property: Description("Stop after this many epochs without a better validation loss."), Range(1, int.MaxValue)] int Patience = 5,
+    [property: Description("Momentum of sgd and rmsprop.")] double Momentum = 0.9);
 
 /// <summary>One row of the training history (validation columns empty when there is no validation set).</summary>
 public sealed record EpochRecord(int Epoch, double Loss, double Accuracy, double? ValLoss, double? ValAccuracy, double Seconds);
@@ -29,13 +31,13 @@ public sealed record FitResult(IReadOnlyList<EpochRecord> History, int BestEpoch
 }
 
 /// <summary>Loss, accuracy and class probabilities of a classifier on a set of inputs.</summary>
-public sealed record Scored(double Loss, double Accuracy, float[,] Probabilities);
+internal sealed record Scored(double Loss, double Accuracy, float[,] Probabilities);
 
 /// <summary>
 /// Trains a head on cached features: the fit loop over <see cref="FeatureBatches"/>, the chosen optimizer, and early
 /// stopping on validation loss that restores the best epoch's weights.
 /// </summary>
-public static class HeadTrainer
+internal static class HeadTrainer
 {
     public static FitResult Fit(nn.Module<Tensor, Tensor> head, Tensor trainX, Tensor trainY, Tensor? valX, Tensor? valY,
         FitOptions options, IProgress<EpochProgress>? progress = null, CancellationToken cancel = default, float[]? classWeights = null)
@@ -83,7 +85,7 @@ public static class HeadTrainer
 /// <c>torch.randperm</c> draws it), in batches whose lone last sample joins the batch before it (batch norm cannot take
 /// statistics of one). The order depends on the epochs drawn before, so a fit on it does not resume mid-run.
 /// </summary>
-public sealed class FeatureBatches : IBatchSource, IDisposable
+internal sealed class FeatureBatches : IBatchSource, IDisposable
 {
     readonly Tensor _x, _y;
     readonly Tensor? _valX, _valY;

@@ -9,10 +9,10 @@ using static TorchSharp.torch;
 namespace Graft.Training;
 
 /// <summary>Parameters trained together at one learning rate (base rate x multiplier).</summary>
-public sealed record ParameterGroup(IReadOnlyList<Parameter> Parameters, double LrMultiplier);
+internal sealed record ParameterGroup(IReadOnlyList<Parameter> Parameters, double LrMultiplier);
 
 /// <summary>How a network trains on live (decoded, augmented) images.</summary>
-public sealed record LiveFitOptions(
+internal sealed record LiveFitOptions(
     FitOptions Fit,
     Augmentation Augmentation,
     LrSchedule Schedule = LrSchedule.Constant,
@@ -38,7 +38,7 @@ public sealed record LiveFitOptions(
 /// every epoch (and on cancellation, after the current step) lets <c>--resume</c> continue to the same result as an
 /// uninterrupted run.
 /// </summary>
-public static class ImageTrainer
+internal static class ImageTrainer
 {
     public static async Task<FitResult> FitAsync(nn.Module<Tensor, Tensor> network, IReadOnlyList<ParameterGroup> groups,
         IReadOnlyList<LabeledImage> train, IReadOnlyList<LabeledImage> validation, ImageSpec spec, LiveFitOptions options,
@@ -88,7 +88,7 @@ public static class ImageTrainer
 /// batch it leaves with one image is not trained on (batch norm's variance would be 0/0); and once an epoch has tried
 /// every image, a class none of whose images could be read is an error: it cannot be learned.
 /// </summary>
-public sealed class ImageBatches : IBatchSource
+internal sealed class ImageBatches : IBatchSource
 {
     readonly IReadOnlyList<LabeledImage> _train, _validation;
     readonly ImageSpec _spec;
@@ -164,7 +164,7 @@ public sealed class ImageBatches : IBatchSource
 /// The frozen first part's output for images that are not augmented (validation): the same every epoch, so computed
 /// in the first and kept (up to a memory budget) for the others.
 /// </summary>
-public sealed class FrozenOutputs(ITrunkRunner runner, long budgetBytes = 512L << 20)
+internal sealed class FrozenOutputs(ITrunkRunner runner, long budgetBytes = 512L << 20)
 {
     readonly Dictionary<string, float[]> _saved = [];
     long _bytes;
@@ -191,7 +191,7 @@ public sealed class FrozenOutputs(ITrunkRunner runner, long budgetBytes = 512L <
 }
 
 /// <summary>A run stopped on request (Ctrl-C), after saving its checkpoint when it has one.</summary>
-public sealed class TrainingStoppedException(string? checkpoint) : OperationCanceledException(
+internal sealed class TrainingStoppedException(string? checkpoint) : OperationCanceledException(
     checkpoint is null ? "Training stopped before finishing; no model was written." : $"Training stopped; the checkpoint {checkpoint} was saved: run the same command with --resume to continue.")
 {
     public string? CheckpointPath { get; } = checkpoint;

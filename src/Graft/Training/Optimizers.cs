@@ -5,7 +5,7 @@ using Graft.Heads;
 namespace Graft.Training;
 
 /// <summary>What both trainers share: the optimizer for a set of parameter groups, and best-weights snapshots.</summary>
-public static class Optimizers
+internal static class Optimizers
 {
     public static OptimizerHelper Create(IReadOnlyList<ParameterGroup> groups, FitOptions o) => o.Optimizer switch
     {

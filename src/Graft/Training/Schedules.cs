@@ -4,7 +4,7 @@ namespace Graft.Training;
 public enum LrSchedule { Constant, Step, Cosine, OneCycle }
 
 /// <summary>Learning-rate multipliers over training, as a function of progress (step of total).</summary>
-public static class Schedules
+internal static class Schedules
 {
     /// <summary>
     /// constant: 1; step: x0.1 at each third of training; cosine: half a cosine from 1 to 0;

@@ -20,7 +20,7 @@ public enum Strategy
 }
 
 /// <summary>The strategies' names, read off the enum's JSON names: one spelling for JSON, flags and model files.</summary>
-public static class StrategyNames
+internal static class StrategyNames
 {
     /// <summary>Every strategy's name, in the enum's order.</summary>
     public static IReadOnlyList<string> All { get; } = Enum.GetValues<Strategy>().Select(Name).ToArray();

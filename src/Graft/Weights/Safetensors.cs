@@ -11,7 +11,7 @@ namespace Graft.Weights;
 /// (dtype, shape, byte offsets per tensor), then the raw little-endian data. No code, nothing executable,
 /// and readable by the Python safetensors package.
 /// </summary>
-public static class Safetensors
+internal static class Safetensors
 {
     public static byte[] Write(IReadOnlyDictionary<string, Tensor> tensors)
     {

@@ -4,7 +4,7 @@ namespace Graft.Weights;
 /// One reader per weight-file format, chosen by the file's content (not its name): HDF5 (Keras), TFLite
 /// flatbuffers, TF.js layers models (model.json).
 /// </summary>
-public static class WeightReaders
+internal static class WeightReaders
 {
     static readonly (string Format, Func<byte[], bool> Matches, Func<string, NamedWeights> Read)[] Readers =
     [

@@ -8,7 +8,7 @@ namespace Graft.Backbones.Architectures;
 /// the input), transitions <c>pool2</c>…<c>pool4</c> (BN → ReLU → 1x1 conv halving the channels → 2x2 average pooling),
 /// and a final <c>bn</c>, <c>relu</c>. The two stem paddings are unnamed in Keras and carry its automatic names.
 /// </summary>
-public static class DenseNet
+internal static class DenseNet
 {
     public const double Epsilon = 1.001e-5;
     const int GrowthRate = 32;

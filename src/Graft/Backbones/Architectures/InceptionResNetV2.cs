@@ -10,7 +10,7 @@ namespace Graft.Backbones.Architectures;
 /// (<see cref="CustomScaleLayer"/>). The stem's and branches' convolutions are unnamed in Keras and carry its
 /// automatic names, as the scale layers do; files saved by older Keras load by Keras's layer order.
 /// </summary>
-public static class InceptionResNetV2
+internal static class InceptionResNetV2
 {
     public static Graph Build(ArchitectureOptions o)
     {

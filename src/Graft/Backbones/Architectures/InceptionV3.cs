@@ -7,7 +7,7 @@ namespace Graft.Backbones.Architectures;
 /// the mixed blocks are unnamed in Keras, so they carry Keras's automatic names (conv2d_5, batch_normalization_5, …)
 /// as a fresh session gives them; files saved by Keras 2.0 count from _1 and load by Keras's layer order instead.
 /// </summary>
-public static class InceptionV3
+internal static class InceptionV3
 {
     public static Graph Build(ArchitectureOptions o)
     {

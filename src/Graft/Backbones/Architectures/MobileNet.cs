@@ -7,7 +7,7 @@ namespace Graft.Backbones.Architectures;
 /// thirteen depthwise-separable blocks (<c>conv_dw_N</c> / <c>conv_pw_N</c>), strided blocks padded ((0,1),(0,1))
 /// then VALID; every width times alpha.
 /// </summary>
-public static class MobileNet
+internal static class MobileNet
 {
     public static Func<ArchitectureOptions, Graph> WithAlpha(double alpha) => o => Build(alpha, o);
 

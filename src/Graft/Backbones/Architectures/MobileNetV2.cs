@@ -7,7 +7,7 @@ namespace Graft.Backbones.Architectures;
 /// inverted-residual blocks <c>expanded_conv</c> and <c>block_1</c> … <c>block_16</c> (expand 1x1 → depthwise 3x3 →
 /// linear project 1x1, plus the input when shapes allow), and <c>Conv_1</c> to 1280 channels (more for alpha &gt; 1).
 /// </summary>
-public static class MobileNetV2
+internal static class MobileNetV2
 {
     // (expansion t, output channels c, repeats n, first stride s), Table 2 of the paper.
     static readonly (int T, int C, int N, int S)[] Settings =

@@ -11,7 +11,7 @@ namespace Graft.Backbones.Architectures;
 /// (Keras's <c>skip_reduction</c>). The ReLUs, the adjust blocks' pad, crop and concatenation, and one add per
 /// reduction cell are unnamed in Keras and carry its automatic names.
 /// </summary>
-public static class NASNet
+internal static class NASNet
 {
     const double Epsilon = 1e-3;
 

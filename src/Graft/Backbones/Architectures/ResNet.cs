@@ -8,7 +8,7 @@ namespace Graft.Backbones.Architectures;
 /// ResNet50/101/152 (He et al. 2015) exactly as keras.applications.resnet builds them (stacks of bottleneck blocks,
 /// v1: stride on the first 1x1, batch norm after each convolution); the three differ only in blocks per stage.
 /// </summary>
-public static partial class ResNet
+internal static partial class ResNet
 {
     public const double Epsilon = 1.001e-5;
 

@@ -9,7 +9,7 @@ namespace Graft.Backbones.Architectures;
 /// last block (its identity shortcut a 1x1 max pooling at stride 2, unnamed in Keras), and <c>post_bn</c>,
 /// <c>post_relu</c> after the last stage; the stem convolution has a bias and no batch norm.
 /// </summary>
-public static class ResNetV2
+internal static class ResNetV2
 {
     public static Graph ResNet50V2(ArchitectureOptions o) => Build("resnet50v2", [3, 4, 6, 3], o);
     public static Graph ResNet101V2(ArchitectureOptions o) => Build("resnet101v2", [3, 4, 23, 3], o);

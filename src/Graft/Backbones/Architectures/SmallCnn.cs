@@ -8,7 +8,7 @@ namespace Graft.Backbones.Architectures;
 /// (flatten → dense 64 ReLU → dropout 0.5 → output) is Graft's usual head with --head flatten --hidden 64.
 /// It exists to show what pretraining buys.
 /// </summary>
-public static class SmallCnn
+internal static class SmallCnn
 {
     public static Graph Build(ArchitectureOptions o)
     {

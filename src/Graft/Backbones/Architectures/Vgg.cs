@@ -3,7 +3,7 @@ using Graft.Backbones.Layers;
 namespace Graft.Backbones.Architectures;
 
 /// <summary>VGG16 and VGG19 (Simonyan and Zisserman 2014) exactly as keras.applications.vgg16 / vgg19 build them.</summary>
-public static class Vgg
+internal static class Vgg
 {
     public static Graph Vgg16(ArchitectureOptions o) => Build("vgg16", [2, 2, 3, 3, 3], o);
     public static Graph Vgg19(ArchitectureOptions o) => Build("vgg19", [2, 2, 4, 4, 4], o);

@@ -6,7 +6,7 @@ namespace Graft.Backbones.Architectures;
 /// Xception (Chollet 2016) exactly as keras.applications.xception builds it. Its four residual projections
 /// (Conv2D + BatchNormalization) and the adds are unnamed in Keras and carry Keras's automatic names.
 /// </summary>
-public static class Xception
+internal static class Xception
 {
     public static Graph Build(ArchitectureOptions o)
     {

@@ -10,7 +10,7 @@ namespace Graft.Backbones.Layers;
 /// center=False), moving_mean, moving_variance; its own epsilon (1e-3 by default, 1.001e-5 in ResNet50) and
 /// Keras's momentum 0.99 (torch's 0.01). A frozen layer runs in inference mode (see Freezing).
 /// </summary>
-public sealed class BatchNormalization : Layer
+internal sealed class BatchNormalization : Layer
 {
     public readonly Parameter? gamma, beta;
     public readonly Tensor running_mean, running_var;

@@ -10,7 +10,7 @@ namespace Graft.Backbones.Layers;
 /// activation. SAME padding is applied explicitly (TensorFlow pads the extra pixel after), except where it is
 /// symmetric whatever the input size (stride 1, odd kernel), which the convolution does itself.
 /// </summary>
-public abstract class ConvolutionLayer : Layer
+internal abstract class ConvolutionLayer : Layer
 {
     public (int H, int W) Kernel { get; }
     public (int H, int W) Stride { get; }
@@ -57,7 +57,7 @@ public abstract class ConvolutionLayer : Layer
 }
 
 /// <summary>Keras Conv2D: kernel H x W x In x Out (OIHW here), optional bias, optional activation.</summary>
-public sealed class Conv2D : ConvolutionLayer
+internal sealed class Conv2D : ConvolutionLayer
 {
     public readonly Parameter weight;
     public readonly Parameter? bias;
@@ -92,7 +92,7 @@ public sealed class Conv2D : ConvolutionLayer
 }
 
 /// <summary>Keras DepthwiseConv2D (depth multiplier 1): kernel H x W x C x 1 (C x 1 x H x W here).</summary>
-public sealed class DepthwiseConv2D : ConvolutionLayer
+internal sealed class DepthwiseConv2D : ConvolutionLayer
 {
     public readonly Parameter weight;
     public readonly Parameter? bias;
@@ -126,7 +126,7 @@ public sealed class DepthwiseConv2D : ConvolutionLayer
 }
 
 /// <summary>Keras SeparableConv2D: a depthwise window (H x W x In x 1) then a pointwise 1x1 (1 x 1 x In x Out), one bias.</summary>
-public sealed class SeparableConv2D : ConvolutionLayer
+internal sealed class SeparableConv2D : ConvolutionLayer
 {
     public readonly Parameter depthwise, pointwise;
     public readonly Parameter? bias;

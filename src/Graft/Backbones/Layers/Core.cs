@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Graft.Backbones.Layers;
 
 /// <summary>Keras Activation('relu'|'softmax'|…) or ReLU(max_value=6): <see cref="KerasClass"/> says which.</summary>
-public sealed class ActivationLayer(string name, Activation activation, string kerasClass = "Activation") : Layer(name)
+internal sealed class ActivationLayer(string name, Activation activation, string kerasClass = "Activation") : Layer(name)
 {
     public Activation Activation { get; } = activation;
     public override string KerasClass { get; } = kerasClass;
@@ -20,7 +20,7 @@ public sealed class ActivationLayer(string name, Activation activation, string k
 }
 
 /// <summary>Keras Add: the element-wise sum of its inputs (residual connections).</summary>
-public sealed class Add(string name) : Layer(name)
+internal sealed class Add(string name) : Layer(name)
 {
     public override string KerasClass => "Add";
     public override Tensor forward(Tensor[] inputs)
@@ -32,7 +32,7 @@ public sealed class Add(string name) : Layer(name)
 }
 
 /// <summary>Keras Concatenate on the channel axis (Keras's axis -1 in NHWC is axis 1 here).</summary>
-public sealed class Concatenate(string name) : Layer(name)
+internal sealed class Concatenate(string name) : Layer(name)
 {
     public override string KerasClass => "Concatenate";
     public override int OutputChannels(int[] inputs, int size) => inputs.Sum();
@@ -40,7 +40,7 @@ public sealed class Concatenate(string name) : Layer(name)
 }
 
 /// <summary>Keras Flatten of an NHWC map: positions first, channels fastest (what a Keras Dense after it was trained on).</summary>
-public sealed class Flatten(string name) : Layer(name)
+internal sealed class Flatten(string name) : Layer(name)
 {
     public override string KerasClass => "Flatten";
     public override int OutputSize(int input) => 0;
@@ -49,7 +49,7 @@ public sealed class Flatten(string name) : Layer(name)
 }
 
 /// <summary>Keras Dense: kernel In x Out ([Out, In] here), bias, activation.</summary>
-public sealed class Dense : Layer
+internal sealed class Dense : Layer
 {
     public readonly Parameter weight, bias;
     public Activation Activation { get; }
@@ -78,7 +78,7 @@ public sealed class Dense : Layer
 }
 
 /// <summary>Keras Dropout: identity at inference.</summary>
-public sealed class Dropout(string name, double rate) : Layer(name)
+internal sealed class Dropout(string name, double rate) : Layer(name)
 {
     public double Rate { get; } = rate;
     public override string KerasClass => "Dropout";
@@ -86,7 +86,7 @@ public sealed class Dropout(string name, double rate) : Layer(name)
 }
 
 /// <summary>Keras Reshape between a vector (C) and a 1x1 map (1, 1, C), the only reshapes Keras applications use (MobileNet's top).</summary>
-public sealed class Reshape(string name, bool toMap) : Layer(name)
+internal sealed class Reshape(string name, bool toMap) : Layer(name)
 {
     public bool ToMap { get; } = toMap;
     public override string KerasClass => "Reshape";

@@ -6,7 +6,7 @@ namespace Graft.Backbones.Layers;
 /// Keras Cropping2D with explicit ((top, bottom), (left, right)): NASNet's adjust blocks pad a row and a column at
 /// the end and crop one at the start, shifting the map by a pixel before a strided 1x1 pooling.
 /// </summary>
-public sealed class Cropping2D(string name, int top, int bottom, int left, int right) : Layer(name)
+internal sealed class Cropping2D(string name, int top, int bottom, int left, int right) : Layer(name)
 {
     public (int Top, int Bottom, int Left, int Right) Crops { get; } = (top, bottom, left, right);
     public override string KerasClass => "Cropping2D";

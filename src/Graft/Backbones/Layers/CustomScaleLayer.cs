@@ -6,7 +6,7 @@ namespace Graft.Backbones.Layers;
 /// InceptionResNetV2's residual sum with a scaled branch, <c>x + up · scale</c>: Keras's <c>CustomScaleLayer</c>
 /// (a <c>Lambda</c> named after its block before Keras 2.13); weightless, so files of either era load the same.
 /// </summary>
-public sealed class CustomScaleLayer(string name, double scale) : Layer(name)
+internal sealed class CustomScaleLayer(string name, double scale) : Layer(name)
 {
     public double Scale { get; } = scale;
     public override string KerasClass => "CustomScaleLayer";

@@ -5,10 +5,10 @@ using static TorchSharp.torch;
 namespace Graft.Backbones.Layers;
 
 /// <summary>TensorFlow's two padding rules for convolution and pooling windows.</summary>
-public enum Padding { Valid, Same }
+internal enum Padding { Valid, Same }
 
 /// <summary>The activations Keras applications use, inside a layer or as a layer of their own.</summary>
-public enum Activation { Linear, Relu, Relu6, Softmax }
+internal enum Activation { Linear, Relu, Relu6, Softmax }
 
 /// <summary>
 /// One Keras layer: its Keras name (the module name), its Keras class, the arrays Keras stores for it and how
@@ -48,7 +48,7 @@ public abstract class Layer(string name) : nn.Module<Tensor[], Tensor>(name)
         target.copy_(source.reshape(target.shape).contiguous());
     }
 
-    protected static Tensor Activate(Tensor x, Activation activation) => activation switch
+    private protected static Tensor Activate(Tensor x, Activation activation) => activation switch
     {
         Activation.Relu => x.relu_(),
         Activation.Relu6 => x.clamp_(0, 6),
@@ -58,7 +58,7 @@ public abstract class Layer(string name) : nn.Module<Tensor[], Tensor>(name)
 }
 
 /// <summary>TensorFlow's window arithmetic; SAME puts the odd extra pixel of padding after (bottom/right).</summary>
-public static class Windows
+internal static class Windows
 {
     public static (int Before, int After) SamePadding(int size, int kernel, int stride)
     {

@@ -7,7 +7,7 @@ namespace Graft.Backbones.Layers;
 /// Keras MaxPooling2D / AveragePooling2D with TensorFlow's padding: SAME max pooling ignores the padding, SAME
 /// average pooling divides by the number of real pixels in each window (not the window size).
 /// </summary>
-public sealed class Pooling2D : Layer
+internal sealed class Pooling2D : Layer
 {
     public bool Max { get; }
     public (int H, int W) Pool { get; }
@@ -40,7 +40,7 @@ public sealed class Pooling2D : Layer
 }
 
 /// <summary>Keras GlobalAveragePooling2D: [N,C,H,W] → [N,C], or [N,C,1,1] with keepdims (MobileNet's top).</summary>
-public sealed class GlobalAveragePooling2D(string name, bool keepDims = false) : Layer(name)
+internal sealed class GlobalAveragePooling2D(string name, bool keepDims = false) : Layer(name)
 {
     public bool KeepDims { get; } = keepDims;
     public override string KerasClass => "GlobalAveragePooling2D";
@@ -49,7 +49,7 @@ public sealed class GlobalAveragePooling2D(string name, bool keepDims = false) :
 }
 
 /// <summary>Keras ZeroPadding2D with explicit ((top, bottom), (left, right)).</summary>
-public sealed class ZeroPadding2D(string name, int top, int bottom, int left, int right) : Layer(name)
+internal sealed class ZeroPadding2D(string name, int top, int bottom, int left, int right) : Layer(name)
 {
     public (int Top, int Bottom, int Left, int Right) Pads { get; } = (top, bottom, left, right);
     public override string KerasClass => "ZeroPadding2D";

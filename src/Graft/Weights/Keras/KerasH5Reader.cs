@@ -15,7 +15,7 @@ namespace Graft.Weights.Keras;
 /// </list>
 /// Arrays keep Keras's layout (conv kernels H x W x In x Out, …) and become float32.
 /// </summary>
-public static class KerasH5Reader
+internal static class KerasH5Reader
 {
     public const string LegacyFormat = "keras-h5";
     public const string Keras3Format = "keras3-weights-h5";

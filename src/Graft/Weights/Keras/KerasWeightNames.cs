@@ -3,7 +3,7 @@ using System.Text.RegularExpressions;
 namespace Graft.Weights.Keras;
 
 /// <summary>Short Keras weight names ("kernel", "gamma", Keras 1's "W") from the names the files store.</summary>
-public static partial class KerasWeightNames
+internal static partial class KerasWeightNames
 {
     /// <summary>
     /// The short name of a legacy-layout weight: the last path segment without the ":N" suffix TensorFlow adds

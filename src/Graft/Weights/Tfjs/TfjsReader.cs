@@ -9,7 +9,7 @@ namespace Graft.Weights.Tfjs;
 /// <c>tensorflowjs_converter --output_format tfjs_layers_model</c> write it) as <see cref="NamedWeights"/>.
 /// TF.js keeps Keras's own array layouts, so arrays pass through unchanged apart from dequantization.
 /// </summary>
-public static class TfjsReader
+internal static class TfjsReader
 {
     public static NamedWeights Read(string modelJsonPath)
     {

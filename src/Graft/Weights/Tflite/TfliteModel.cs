@@ -3,37 +3,37 @@ using Google.FlatBuffers;
 
 namespace Graft.Weights.Tflite;
 
-public enum TensorType : sbyte { Float32 = 0, Float16 = 1, Int32 = 2, UInt8 = 3, Int64 = 4, Int16 = 7, Int8 = 9 }
+internal enum TensorType : sbyte { Float32 = 0, Float16 = 1, Int32 = 2, UInt8 = 3, Int64 = 4, Int16 = 7, Int8 = 9 }
 
 /// <summary>The TFLite builtin operators Graft reads; the codes are those of TensorFlow's schema.fbs.</summary>
-public enum BuiltinOp
+internal enum BuiltinOp
 {
     Add = 0, AveragePool2D = 1, Concatenation = 2, Conv2D = 3, DepthwiseConv2D = 4, Dequantize = 6,
     FullyConnected = 9, Logistic = 14, MaxPool2D = 17, Mul = 18, Relu = 19, Relu6 = 21, Reshape = 22,
     Softmax = 25, Pad = 34, Mean = 40, Squeeze = 43, Quantize = 114,
 }
 
-public enum Padding { Same = 0, Valid = 1 }
-public enum Activation { None = 0, Relu = 1, ReluN1To1 = 2, Relu6 = 3 }
+internal enum Padding { Same = 0, Valid = 1 }
+internal enum Activation { None = 0, Relu = 1, ReluN1To1 = 2, Relu6 = 3 }
 
-public sealed record Quantization(float[] Scale, long[] ZeroPoint, int QuantizedDimension)
+internal sealed record Quantization(float[] Scale, long[] ZeroPoint, int QuantizedDimension)
 {
     public bool IsPresent => Scale.Length > 0;
 }
 
-public sealed record TfliteTensor(int Index, string Name, int[] Shape, TensorType Type, int Buffer, Quantization Quantization);
+internal sealed record TfliteTensor(int Index, string Name, int[] Shape, TensorType Type, int Buffer, Quantization Quantization);
 
 /// <summary>The options of convolution-like operators (others leave them at their defaults).</summary>
-public sealed record ConvOptions(Padding Padding, int StrideH, int StrideW, Activation Activation, int DepthMultiplier);
+internal sealed record ConvOptions(Padding Padding, int StrideH, int StrideW, Activation Activation, int DepthMultiplier);
 
-public sealed record TfliteOperator(BuiltinOp Op, int Code, int[] Inputs, int[] Outputs, ConvOptions? Conv);
+internal sealed record TfliteOperator(BuiltinOp Op, int Code, int[] Inputs, int[] Outputs, ConvOptions? Conv);
 
 /// <summary>
 /// A TFLite flatbuffer read into plain records: tensors, operators in execution order (first subgraph),
 /// and access to constant buffers as float32 (dequantized where the tensor is quantized).
 /// Only the fields Graft needs are read; field numbers follow TensorFlow's lite/schema/schema.fbs.
 /// </summary>
-public sealed class TfliteModel
+internal sealed class TfliteModel
 {
     public string Source { get; }
     public IReadOnlyList<TfliteTensor> Tensors { get; }

@@ -6,7 +6,7 @@ namespace Graft.Weights.Tflite;
 /// when the operator has one, dequantized to float32. Works for quantized (uint8, int8) and float (float32, or
 /// float16 behind DEQUANTIZE) files.
 /// </summary>
-public static class TfliteReader
+internal static class TfliteReader
 {
     public static NamedWeights Read(string path)
     {
