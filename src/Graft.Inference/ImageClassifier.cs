@@ -2,8 +2,6 @@ using System.IO.Compression;
 using System.Text.Json;
 using Graft.Imaging;
 using Graft.Inference;
-using Graft.Imaging;
-using Graft.Inference;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
 
