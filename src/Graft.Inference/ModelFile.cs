@@ -1,7 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Graft.Imaging;
-using Graft.Imaging;
 using Microsoft.ML.OnnxRuntime;
 
 namespace Graft.Inference;
