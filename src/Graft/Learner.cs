@@ -103,7 +103,7 @@ public static class Learner
                 "Use --strategy fine-tune to train with augmentation.");
         if (options.Precision == Precision.Int8 && live)
             throw new GraftException($"--precision int8 quantizes a frozen trunk, and {options.Strategy.Name()} trains the trunk.", "Use --strategy feature-extraction, or --precision float.");
-        if (options.BatchNorm && Math.Min(options.Fit.BatchSize, options.Strategy == Strategy.FineTune ? options.FineTune.BatchSize : int.MaxValue) < 2)
+        if (options.BatchNorm && Math.Min(options.Fit.BatchSize, options.Strategy == Strategy.FineTune ? options.FineTuneOrDefault.BatchSize : int.MaxValue) < 2)
             throw new GraftException("--batchnorm needs batches of at least 2 (batch norm takes statistics over the batch).", "Use --batch-size 2 or more.");
     }
 
@@ -138,7 +138,7 @@ public static class Learner
             head, options.Strategy.Name(), options.Fit, null, DateTime.UtcNow)
         {
             Architecture = backbone.Architecture,
-            FineTune = fineTune ? options.FineTune : null,
+            FineTune = fineTune ? options.FineTuneOrDefault : null,
             Unfreeze = fineTune ? options.UnfreezeOrDefault : null,
             Augmentation = options.Strategy != Strategy.FeatureExtraction ? options.AugmentationOrDefault : null,
             FeatureBlock = options.FeatureBlock,
@@ -214,7 +214,7 @@ public static class Learner
         var unreadable = run.Skipped.Select(s => s.Path).ToHashSet();
         List<LabeledImage> Readable(IReadOnlyList<LabeledImage> images) => images.Where(i => !unreadable.Contains(i.Path)).ToList();
         var (train, validation, test) = (Readable(dataset.Train), Readable(dataset.Validation), Readable(dataset.Test));
-        var phase = scratch ? options.Fit : options.FineTune;
+        var phase = scratch ? options.Fit : options.FineTuneOrDefault;
         var groups = TrainableGroups(model, options, scratch);
         callbacks.Log?.Invoke(scratch
             ? $"training {model.Config.Backbone} from scratch: {groups.Sum(g => g.Parameters.Sum(p => p.numel())):N0} parameters, live augmentation"
@@ -225,7 +225,7 @@ public static class Learner
         using var frozen = frozenEnd is null ? null : TrunkRunners.Create(trunk.Through(frozenEnd), model.Config.Input.Size, pooling: null);
         if (frozenEnd is not null) callbacks.Log?.Invoke($"layers up to {frozenEnd} are frozen: they run as inference ({(TrunkRunners.UseOnnxRuntime ? "ONNX Runtime" : "libtorch")})");
         var network = new GraftedNetwork(frozenEnd is null ? trunk : trunk.From(frozenEnd), model.Config.Head.Pooling, model.Head); // shares (does not own) trunk and head
-        var liveOptions = new LiveFitOptions(phase, options.AugmentationOrDefault, options.Schedule, classWeights,
+        var liveOptions = new LiveFitOptions(phase, options.AugmentationOrDefault, options.ScheduleOrDefault, classWeights,
             options.CheckpointPath, options.Resume, Fingerprint(dataset, options))
         {
             FrozenInput = frozen,
@@ -279,7 +279,7 @@ public static class Learner
         }
         var blocks = Freezing.Apply(model.Backbone.Trunk, options.UnfreezeOrDefault);
         var groups = new List<ParameterGroup> { new(model.Head.parameters().ToList(), 1.0) };
-        groups.AddRange(blocks.Select(b => new ParameterGroup(b.Parameters, Math.Pow(options.DiscriminativeFactor, b.DepthFromTop + 1))));
+        groups.AddRange(blocks.Select(b => new ParameterGroup(b.Parameters, Math.Pow(options.DiscriminativeOrDefault, b.DepthFromTop + 1))));
         return groups;
     }
 
@@ -296,12 +296,12 @@ public static class Learner
     /// </summary>
     static string Fingerprint(ImageDataset dataset, TrainOptions options)
     {
-        bool epochsShapeTheRates = options.Schedule != LrSchedule.Constant;
+        bool epochsShapeTheRates = options.ScheduleOrDefault != LrSchedule.Constant;
         var relevant = options with
         {
             CheckpointPath = null, Resume = false, CacheRoot = null, UseCache = true,
             Fit = options.Fit with { Epochs = epochsShapeTheRates ? options.Fit.Epochs : 0, Patience = 0 },
-            FineTune = options.FineTune with { Epochs = epochsShapeTheRates ? options.FineTune.Epochs : 0, Patience = 0 },
+            FineTune = options.FineTuneOrDefault with { Epochs = epochsShapeTheRates ? options.FineTuneOrDefault.Epochs : 0, Patience = 0 },
         };
         var text = System.Text.Json.JsonSerializer.Serialize(relevant, TrainableClassifier.Json) + "|" +
                    string.Join("|", dataset.All.Select(i => $"{i.Path}:{i.Label}"));
