@@ -88,6 +88,13 @@ public sealed record TrainOptions
     [Description("Fine-tuning: each unfrozen block learns at this times the rate of the block above (e.g. 0.5; 1: all equal).")]
     [Range(0, 1, MinimumIsExclusive = true)]
     public double? DiscriminativeFactor { get; init; }
+    /// <summary>
+    /// Choose the learning rate by a range test (<see cref="LearningRateSearch"/>) before training: fine-tuning's phase 2
+    /// (after the head), the scratch network, or feature extraction's head. It replaces that phase's rate.
+    /// </summary>
+    [Description("Choose the learning rate of the phase that trains by a range test first (lr-find): fine-tuning's phase 2, "
+        + "the scratch network, or feature extraction's head.")]
+    public bool AutoLearningRate { get; init; }
     /// <summary>Weigh each class's loss by n / (classes x its count), for imbalanced data.</summary>
     [Description("Weigh each class's loss inversely to its frequency, for imbalanced data.")]
     public bool BalancedClassWeights { get; init; }

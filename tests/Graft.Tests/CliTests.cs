@@ -51,6 +51,32 @@ public class CliTests
         Assert.Contains("block_16_project", summary.Stdout);
     }
 
+    /// <summary>lr-find prints and writes the range test of train's phase; train --lr auto trains at the rate it suggests.</summary>
+    [Fact]
+    public void Lr_find_suggests_a_rate_and_train_lr_auto_uses_it()
+    {
+        using var dir = new TempDir();
+        TinyImages.WriteClassFolders(dir["photos/train"], perClass: 6, classes: 2, size: 40);
+        TinyImages.WriteClassFolders(dir["photos/val"], perClass: 2, classes: 2, size: 40, seed: 9);
+        var env = new Dictionary<string, string> { ["GRAFT_CACHE"] = dir["cache"] };
+
+        var find = GraftCli.Run(env, "lr-find", dir["photos"], "--plot", dir["lr.png"], "--json");
+        Assert.True(find.ExitCode == 0, find.Stderr);
+        var search = JsonDocument.Parse(find.LastLine).RootElement;
+        Assert.Equal("head", search.GetProperty("phase").GetString());
+        var rates = search.GetProperty("rates").EnumerateArray().Select(r => r.GetDouble()).ToList();
+        Assert.Equal(rates.Count, search.GetProperty("losses").GetArrayLength());
+        Assert.Contains(search.GetProperty("suggested").GetDouble(), rates);
+        Assert.True(new FileInfo(dir["lr.png"]).Length > 1000, "the plot was written");
+
+        var train = GraftCli.Run(env, "train", dir["photos"], "--lr", "auto", "--epochs", "2", "--out", dir["m.graft"], "--json");
+        Assert.True(train.ExitCode == 0, train.Stderr);
+        Assert.Contains("learning rate", train.Stderr);
+        var auto = GraftCli.Run(env, "train", dir["photos"], "--lr", "fast", "--out", dir["n.graft"]);
+        Assert.Equal(2, auto.ExitCode);
+        Assert.Contains("--lr", auto.Stderr);
+    }
+
     [Fact]
     public void Imagenet_view_of_a_folder_through_a_backbone_name()
     {

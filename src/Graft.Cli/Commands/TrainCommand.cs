@@ -69,7 +69,7 @@ sealed class TrainFlags
     readonly Option<Runtime.Precision> _precision = Train.Option("--precision", o => o.Precision);
     readonly Option<int> _epochs = Train.Option("--epochs", o => o.Fit.Epochs);
     readonly Option<int> _batchSize = Train.Option("--batch-size", o => o.Fit.BatchSize);
-    readonly Option<double> _lr = Train.Option("--lr", o => o.Fit.LearningRate);
+    readonly Option<string> _lr = Rate("--lr", Fit.Help(f => f.LearningRate), "head and scratch").ShowDefault(HelpPage.Format(new FitOptions().LearningRate)!);
     readonly Option<OptimizerKind> _optimizer = Train.Option("--optimizer", o => o.Fit.Optimizer);
     readonly Option<int> _patience = Train.Option("--patience", o => o.Fit.Patience);
     readonly Option<string?> _classWeight = new("--class-weight")
@@ -89,7 +89,7 @@ sealed class TrainFlags
     readonly Option<string?> _unfreezeFrom = Unfreezing.Option("--unfreeze-from", u => u.FromLayer);
     readonly Option<int?> _freezeFirst = Unfreezing.Option("--freeze-first", u => u.FreezeFirstLayers);
     readonly Option<int?> _ftEpochs = Fit.Override("--ft-epochs", f => f.Epochs).ShowDefault(ByRecipe(r => r.FineTune.Epochs));
-    readonly Option<double?> _ftLr = Fit.Override("--ft-lr", f => f.LearningRate).ShowDefault(ByRecipe(r => r.FineTune.LearningRate));
+    readonly Option<string> _ftLr = Rate("--ft-lr", Fit.Help(f => f.LearningRate), "fine-tuning's phase 2").ShowDefault(ByRecipe(r => r.FineTune.LearningRate));
     readonly Option<OptimizerKind?> _ftOptimizer = Fit.Override("--ft-optimizer", f => f.Optimizer).ShowDefault(ByRecipe(r => r.FineTune.Optimizer));
     readonly Option<LrSchedule?> _schedule = Train.Option("--schedule", o => o.Schedule).ShowDefault(ByRecipe(r => r.Schedule) + "; scratch: constant");
     readonly Option<double?> _discriminative = Train.Option("--discriminative", o => o.DiscriminativeFactor).ShowDefault(ByRecipe(r => r.DiscriminativeFactor));
@@ -133,7 +133,8 @@ sealed class TrainFlags
         (_exclude.HelpName, _backbone.HelpName, _featuresFrom.HelpName, _unfreezeFrom.HelpName) = ("CSV", "NAME", "BLOCK", "LAYER");
     }
 
-    public void AddTo(Command command)
+    /// <param name="outputs">With the output group (--out, --report, --resume, --json); lr-find has its own.</param>
+    public void AddTo(Command command, bool outputs = true)
     {
         command.Add(Data);
         command.Group("Data", _valSplit, _testSplit, _exclude, _resize, Weights.InputSize, _seed, _noCache);
@@ -143,7 +144,7 @@ sealed class TrainFlags
             _recipe, _unfreeze, _unfreezeFrom, _freezeFirst, _ftEpochs, _ftLr, _ftOptimizer, _schedule, _discriminative,
             _weightDecay, _warmup, _labelSmoothing, _mixUp, _cutMix, _freezeBatchNorm, _microBatch);
         command.Group("Augmentation (fine-tuning and scratch; Keras ImageDataGenerator's names)", _augment.All);
-        command.Group("Output", Output, Report, _resume, Json);
+        if (outputs) command.Group("Output", Output, Report, _resume, Json);
     }
 
     /// <summary>The run the flags ask for; options the strategy does not use are named in a note.</summary>
@@ -164,7 +165,7 @@ sealed class TrainFlags
         };
         foreach (var option in unused.Where(Given))
             Cli.Out.MarkupLine($"[yellow]note:[/] {option.Name} does not apply to --strategy {strategy.Name()}: ignored.");
-        var fit = new FitOptions(Epochs: parse.GetValue(_epochs), BatchSize: parse.GetValue(_batchSize), LearningRate: parse.GetValue(_lr),
+        var fit = new FitOptions(Epochs: parse.GetValue(_epochs), BatchSize: parse.GetValue(_batchSize), LearningRate: RateOf(parse, _lr) ?? new FitOptions().LearningRate,
             Optimizer: parse.GetValue(_optimizer), Seed: parse.GetValue(_seed), Patience: parse.GetValue(_patience));
         var recipe = Recipes.Get(parse.GetValue(_recipe)!);
         // The live phase's settings: the recipe's (fine-tuning) or phase 1's (scratch), each flag given overriding one.
@@ -174,7 +175,7 @@ sealed class TrainFlags
             BatchSize = Given(_batchSize) ? fit.BatchSize : basis.BatchSize,
             Patience = Given(_patience) ? fit.Patience : basis.Patience,
             Epochs = parse.GetValue(_ftEpochs) ?? basis.Epochs,
-            LearningRate = parse.GetValue(_ftLr) ?? basis.LearningRate,
+            LearningRate = RateOf(parse, _ftLr) ?? basis.LearningRate,
             Optimizer = parse.GetValue(_ftOptimizer) ?? basis.Optimizer,
             WeightDecay = parse.GetValue(_weightDecay) ?? basis.WeightDecay,
             WarmupEpochs = parse.GetValue(_warmup) ?? basis.WarmupEpochs,
@@ -201,6 +202,7 @@ sealed class TrainFlags
                 : parse.GetValue(_unfreeze) is { } top ? new UnfreezeSpec(TopBlocks: int.Parse(top, System.Globalization.CultureInfo.InvariantCulture))
                 : null,
             Recipe = recipe.Name,
+            AutoLearningRate = parse.GetValue(_lr) == "auto" || parse.GetValue(_ftLr) == "auto",
             FineTune = strategy == Strategy.FineTune ? Live(recipe.FineTune) : null,
             Augmentation = _augment.Read(parse, strategy is Strategy.FineTune or Strategy.Scratch ? TrainOptions.DefaultAugmentation(strategy, recipe) : null),
             Schedule = parse.GetValue(_schedule),
@@ -221,6 +223,28 @@ sealed class TrainFlags
             Fit = fit,
         };
     }
+
+    /// <summary>
+    /// A learning rate: a number above 0 and below 10, or "auto" (<see cref="TrainOptions.AutoLearningRate"/>: a range
+    /// test chooses the rate of the phase that trains).
+    /// </summary>
+    static Option<string> Rate(string name, string help, string phase)
+    {
+        var option = new Option<string>(name) { Description = $"{help} ({phase}); auto: {HelpPage.LowerFirst(Train.Help(o => o.AutoLearningRate))}", HelpName = "X|auto" };
+        option.CustomParser = result =>
+        {
+            var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+            if (text == "auto" || double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double x) && x > 0 && x < 10)
+                return text;
+            result.AddError($"{name} {text} is not a learning rate: pass a value above 0 below 10, or auto.");
+            return null;
+        };
+        return option;
+    }
+
+    /// <summary>A rate flag's number, or null for "auto" or not given.</summary>
+    static double? RateOf(ParseResult parse, Option<string> option) =>
+        parse.GetValue(option) is { } text && text != "auto" ? double.Parse(text, System.Globalization.CultureInfo.InvariantCulture) : null;
 
     /// <summary>A default that depends on the recipe: "1e-4 (deep); 1e-4 (top-blocks)" style, the default recipe first.</summary>
     static string ByRecipe<T>(Func<Recipe, T> value) =>

@@ -122,6 +122,7 @@ internal static class FitLoop
                     if (state.Diverged is not null) break;
                     state.Progress = state.Progress with { NextBatch = batch.Index + 1 };
                     foreach (var c in callbacks) c.OnBatchEnd(state, batch);
+                    if (state.StopRequested) break; // a callback ends the fit mid-epoch (the learning-rate range test)
                     // The epoch's last batch is followed by its validation and checkpoint: a stop then waits for them.
                     stopped = cancel.IsCancellationRequested && batch.Index + 1 < source.BatchesPerEpoch;
                     if (stopped) break;

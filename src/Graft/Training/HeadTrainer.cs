@@ -87,6 +87,15 @@ internal static class HeadTrainer
             [new ProgressReports(new Callbacks(Epochs: progress)), new EarlyStopping(options.Patience), new Divergence()], classWeights, cancel);
     }
 
+    /// <summary>The learning-rate range test of a head on cached features (<see cref="LearningRateFinder"/>); the head is left as it was.</summary>
+    public static LearningRateSearch FindLearningRate(nn.Module<Tensor, Tensor> head, Tensor trainX, Tensor trainY, FitOptions options,
+        CancellationToken cancel = default)
+    {
+        using var source = new FeatureBatches(trainX, trainY, null, null, options.BatchSize, options.Seed);
+        return LearningRateFinder.FindAsync("head", head, [new ParameterGroup(head.parameters().ToList(), 1.0)], source, options, cancel)
+            .GetAwaiter().GetResult();
+    }
+
     /// <summary>Scores a classifier in inference mode; <paramref name="y"/> null when labels are unknown.</summary>
     public static Scored Score(nn.Module<Tensor, Tensor> model, Tensor x, Tensor? y, bool withProbabilities = true, int batchSize = 1024)
     {
