@@ -11,7 +11,7 @@ namespace Graft.Bench;
 /// and scored on the same held-out images — the data's test or validation folder, else a fixed fifth of each class that
 /// no seed trains on. A seed splits the rest into training and validation images and starts the network. Each run is
 /// appended to a results file as it ends, so a stopped study continues where it was (the same candidates, seeds and
-/// data are skipped). The table gives each candidate's mean ± sd test accuracy, its mean wall time and peak memory.
+/// data are skipped), seed by seed. The table gives each candidate's mean ± sd test accuracy, its mean wall time and peak memory.
 /// </summary>
 static class AccuracyBench
 {
@@ -38,12 +38,13 @@ static class AccuracyBench
         Directory.CreateDirectory(folder);
         var resultsFile = Path.Combine(folder, "runs.jsonl");
         var runs = File.Exists(resultsFile) ? File.ReadLines(resultsFile).Select(l => JsonSerializer.Deserialize<Run>(l)!).ToList() : [];
-        foreach (var name in datasets)
-        {
-            var layout = Layout(name, folder, host);
-            foreach (var (candidate, arguments) in candidates)
-                foreach (int seed in Seeds)
+        // Seed by seed: a study stopped early still has every candidate on every dataset.
+        var layouts = datasets.ToDictionary(n => n, n => Layout(n, folder, host));
+        foreach (int seed in Seeds)
+            foreach (var name in datasets)
+                foreach (var (candidate, arguments) in candidates)
                 {
+                    var layout = layouts[name];
                     cancel.ThrowIfCancellationRequested();
                     string args = string.Join(' ', arguments);
                     if (runs.Any(r => r.Dataset == name && r.Arguments == args && r.Seed == seed)) continue;
@@ -57,7 +58,6 @@ static class AccuracyBench
                     File.AppendAllLines(resultsFile, [JsonSerializer.Serialize(run)]);
                     host.Log($"  test accuracy {run.Accuracy:0.0000} of {run.TestImages}, {run.Seconds:0} s, {run.PeakMb:0} MB");
                 }
-        }
         await Task.CompletedTask;
 
         string loadAtEnd = Machine.LoadAverage();
@@ -108,7 +108,7 @@ static class AccuracyBench
         var path = SampleDatasets.Resolve(name, host.Assets);
         var opened = ImageFolder.OpenForTraining(path, validationSplit: 0.2, seed: 42);
         var (pool, test) = opened.Test.Count > 0 ? (opened.Train.Concat(opened.Validation).ToList(), opened.Test) : (opened.Train, opened.Validation);
-        var root = Path.Combine(folder, name);
+        var root = Path.Combine(folder, Path.GetFileName(Path.TrimEndingDirectorySeparator(name)));
         if (Directory.Exists(root)) Directory.Delete(root, recursive: true);
         foreach (var (role, images) in new[] { ("train", pool), ("test", test) })
             foreach (var image in images)

@@ -126,7 +126,7 @@ public class CliTests
     [InlineData("--fill-value 300 is out of range: pass a value from 0 to 255.", "augment", "/no/such/folder", "--fill-value", "300")]
     [InlineData("--rotation -1 is out of range", "augment", "/no/such/folder", "--rotation", "-1")]
     [InlineData("--optimizer foo is not one of adam, sgd, rmsprop, adamw.", "train", "/no/such/folder", "--optimizer", "foo")]
-    [InlineData("--lr 0 is out of range", "train", "/no/such/folder", "--lr", "0")]
+    [InlineData("--lr 0 is not a learning rate: pass a value above 0 below 10, or auto.", "train", "/no/such/folder", "--lr", "0")]
     public void A_command_line_that_does_not_parse_is_one_line_and_exit_code_2(string message, params string[] args)
     {
         var run = GraftCli.Run(null, args);
@@ -152,7 +152,7 @@ public class CliTests
         var help = string.Join(" ", run.Stdout.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries));
         Assert.Contains("--epochs N Most epochs to train (early stopping may end sooner). (default: 30)", help);
         Assert.Contains("(default: 0; scratch: 64)", help); // --hidden: the strategy's, from TrainOptions
-        Assert.Contains("--ft-lr X The learning rate. (default: deep: 0.0005; top-blocks: 0.0001)", help); // the recipes'
+        Assert.Contains("--ft-lr X|auto The learning rate of fine-tuning's phase 2; auto: a range test chooses it first (graft lr-find). (default: deep: 0.0005; top-blocks: 0.0001)", help); // the recipes'
     }
 
     [Fact]

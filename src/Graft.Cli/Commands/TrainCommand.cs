@@ -69,7 +69,7 @@ sealed class TrainFlags
     readonly Option<Runtime.Precision> _precision = Train.Option("--precision", o => o.Precision);
     readonly Option<int> _epochs = Train.Option("--epochs", o => o.Fit.Epochs);
     readonly Option<int> _batchSize = Train.Option("--batch-size", o => o.Fit.BatchSize);
-    readonly Option<string> _lr = Rate("--lr", Fit.Help(f => f.LearningRate), "head and scratch").ShowDefault(HelpPage.Format(new FitOptions().LearningRate)!);
+    readonly Option<string> _lr = Rate("--lr", Fit.Help(f => f.LearningRate), "the head and of scratch training").ShowDefault(HelpPage.Format(new FitOptions().LearningRate)!);
     readonly Option<OptimizerKind> _optimizer = Train.Option("--optimizer", o => o.Fit.Optimizer);
     readonly Option<int> _patience = Train.Option("--patience", o => o.Fit.Patience);
     readonly Option<string?> _classWeight = new("--class-weight")
@@ -230,7 +230,7 @@ sealed class TrainFlags
     /// </summary>
     static Option<string> Rate(string name, string help, string phase)
     {
-        var option = new Option<string>(name) { Description = $"{help} ({phase}); auto: {HelpPage.LowerFirst(Train.Help(o => o.AutoLearningRate))}", HelpName = "X|auto" };
+        var option = new Option<string>(name) { Description = $"{help.TrimEnd('.')} of {phase}; auto: a range test chooses it first (graft lr-find).", HelpName = "X|auto" };
         option.CustomParser = result =>
         {
             var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
