@@ -45,6 +45,16 @@ public sealed record BenchOptions
         + "its own; and how far apart the decoders' pixels are.")]
     public bool Decoders { get; init; }
 
+    /// <summary>Run the recipes' accuracy study instead (<see cref="AccuracyBench"/>).</summary>
+    [Description("Instead: on each of the datasets, feature extraction and fine-tuning by each recipe, three seeds each, every run "
+        + "in a process of its own, scored on the same held-out images: mean and sd of test accuracy, wall time, peak memory. "
+        + "Runs are kept in Graft's cache, so a stopped study continues.")]
+    public bool Accuracy { get; init; }
+
+    /// <summary>More candidates for <see cref="Accuracy"/>, each a `graft train` argument line (e.g. "--strategy fine-tune --mixup 0.2").</summary>
+    [Description("More candidates for --accuracy, each a `graft train` argument line.")]
+    public IReadOnlyList<string> Candidates { get; init; } = [];
+
     /// <summary>In a child process: one backbone's measurement, written as one JSON object.</summary>
     public MeasureRequest? Measure { get; init; }
 

@@ -131,6 +131,7 @@ public static class Names
     static readonly Dictionary<Enum, string> Kept = new()
     {
         [Training.OptimizerKind.RmsProp] = "rmsprop",
+        [Training.OptimizerKind.AdamW] = "adamw",
         [Imaging.ResizeMode.CenterCrop] = "crop",
     };
 

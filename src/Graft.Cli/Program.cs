@@ -16,6 +16,7 @@ var root = new RootCommand("Graft: transfer learning for image classification. "
     "Sort photos into one folder per class, run 'graft train PHOTOS', get a classifier.")
 {
     TrainCommand.Create(),
+    LrFindCommand.Create(),
     EvaluateCommand.Create(),
     PredictCommand.Create(),
     EmbedCommand.Create(),

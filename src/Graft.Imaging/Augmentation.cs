@@ -60,9 +60,13 @@ public sealed record Augmentation
     /// <summary>[low, high] brightness factor, e.g. [0.8, 1.2]; null for none.</summary>
     [Description("brightness_range: a factor drawn from [low, high], e.g. 0.8 to 1.2.")]
     public double[]? BrightnessRange { get; init; }
-    /// <summary>torchvision's RandomResizedCrop: a random window of 8-100% of the area, aspect 3/4 to 4/3.</summary>
-    [Description("A random window of 8-100% of the area (aspect 3/4 to 4/3), resized to the input.")]
+    /// <summary>torchvision's RandomResizedCrop: a random window of <see cref="CropMinArea"/>-100% of the area, aspect 3/4 to 4/3.</summary>
+    [Description("A random window of the image (aspect 3/4 to 4/3), resized to the input.")]
     public bool RandomResizedCrop { get; init; }
+    /// <summary>The smallest share of the image's area a random-resized-crop window takes (torchvision's 0.08).</summary>
+    [Description("The smallest share of the area a random-resized-crop window takes.")]
+    [Range(0.01, 1)]
+    public double CropMinArea { get; init; } = 0.08;
 
     /// <summary>No augmentation.</summary>
     public static readonly Augmentation None = new();
@@ -104,7 +108,7 @@ public sealed record Augmentation
         double area = width * (double)height;
         for (int attempt = 0; attempt < 10; attempt++)
         {
-            double target = area * (0.08 + rng.NextDouble() * 0.92);
+            double target = area * (CropMinArea + rng.NextDouble() * (1 - CropMinArea));
             double ratio = Math.Exp(Math.Log(3.0 / 4) + rng.NextDouble() * (Math.Log(4.0 / 3) - Math.Log(3.0 / 4)));
             int w = (int)Math.Round(Math.Sqrt(target * ratio)), h = (int)Math.Round(Math.Sqrt(target / ratio));
             if (w > 0 && h > 0 && w <= width && h <= height)

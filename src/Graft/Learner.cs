@@ -24,6 +24,9 @@ public sealed record TrainingResult(TrainableClassifier Model, ImageDataset Data
     /// <summary>What quick checks on the cached features found (copies, leakage, outliers), in one sentence; null if nothing.</summary>
     public string? AuditSummary { get; init; }
 
+    /// <summary>The learning-rate range test that chose the rate (<see cref="TrainOptions.AutoLearningRate"/>); null without one.</summary>
+    public LearningRateSearch? LearningRateSearch { get; init; }
+
     /// <summary>The number to report: the test accuracy when there is a test set, otherwise the validation one.</summary>
     public EvaluationResult? Headline => Test ?? Validation;
 }
@@ -42,6 +45,29 @@ public static class Learner
     public static async Task<TrainingResult> TrainAsync(string data, TrainOptions options, AssetResolver? resolver = null,
         Callbacks? callbacks = null, CancellationToken cancel = default)
     {
+        var (dataset, chosen) = await OpenAsync(data, options, resolver, callbacks, cancel);
+        return await TrainAsync(dataset, chosen, resolver, callbacks, cancel);
+    }
+
+    /// <summary>
+    /// The learning-rate range test of the phase the run would train on images or features (fine-tuning's phase 2 after
+    /// the head has trained, the scratch network, or the head of feature extraction), without training further: what
+    /// <see cref="TrainOptions.AutoLearningRate"/> would choose, and the curve it chose from.
+    /// </summary>
+    public static async Task<LearningRateSearch> FindLearningRateAsync(string data, TrainOptions options, AssetResolver? resolver = null,
+        Callbacks? callbacks = null, CancellationToken cancel = default)
+    {
+        var (dataset, chosen) = await OpenAsync(data, options, resolver, callbacks, cancel);
+        var run = await RunAsync(dataset, chosen with { AutoLearningRate = true, CheckpointPath = null }, resolver ?? AssetResolver.Default,
+            callbacks ?? Callbacks.None, searchOnly: true, cancel);
+        run.Model.Dispose();
+        return run.LearningRateSearch!;
+    }
+
+    /// <summary>DATA opened as `graft train` opens it, with auto's advice taken and the audit's exclusions applied.</summary>
+    static async Task<(ImageDataset Dataset, TrainOptions Options)> OpenAsync(string data, TrainOptions options, AssetResolver? resolver,
+        Callbacks? callbacks, CancellationToken cancel)
+    {
         Engine.TorchRuntime.EnsureInitialized(); // before anything touches TorchSharp's static state
         resolver ??= AssetResolver.Default;
         callbacks ??= Callbacks.None;
@@ -50,31 +76,38 @@ public static class Learner
         var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Fit.Seed, options.TestSplit);
         if (options.Strategy == Strategy.Auto) options = await TakeAdviceAsync(dataset, options, resolver, callbacks, cancel);
         if (options.Exclude is { } csv) dataset = Audit.AuditActions.Apply(dataset, Audit.AuditActions.Read(csv), csv);
-        return await TrainAsync(dataset, options, resolver, callbacks, cancel);
+        return (dataset, options);
     }
 
     /// <summary>
     /// Trains on images already split into roles (a subset, or a split of one's own); <see cref="TrainOptions.ValidationSplit"/>
     /// and <see cref="TrainOptions.TestSplit"/> are recorded only, and the strategy must be a concrete one (not auto).
     /// </summary>
-    public static async Task<TrainingResult> TrainAsync(ImageDataset dataset, TrainOptions options, AssetResolver? resolver = null,
-        Callbacks? callbacks = null, CancellationToken cancel = default)
+    public static Task<TrainingResult> TrainAsync(ImageDataset dataset, TrainOptions options, AssetResolver? resolver = null,
+        Callbacks? callbacks = null, CancellationToken cancel = default) =>
+        RunAsync(dataset, options, resolver ?? AssetResolver.Default, callbacks ?? Callbacks.None, searchOnly: false, cancel);
+
+    /// <summary>The recipe: a model, the head on cached features, the live phase, the file's record; or, <paramref name="searchOnly"/>, up to the learning-rate range test.</summary>
+    static async Task<TrainingResult> RunAsync(ImageDataset dataset, TrainOptions options, AssetResolver resolver, Callbacks callbacks, bool searchOnly,
+        CancellationToken cancel)
     {
         Engine.TorchRuntime.EnsureInitialized();
-        resolver ??= AssetResolver.Default;
-        callbacks ??= Callbacks.None;
         Check(options);
         var clock = Stopwatch.StartNew();
         callbacks.Log?.Invoke($"{dataset.Root}: {dataset.Classes.Count} classes ({string.Join(", ", dataset.Classes)}), " +
             $"{dataset.Train.Count} training, {dataset.Validation.Count} validation and {dataset.Test.Count} test images ({dataset.Layout})");
         var model = await NewModelAsync(dataset, options, resolver, callbacks, cancel);
         float[]? classWeights = options.BalancedClassWeights ? BalancedWeights(dataset) : null;
-        var run = options.Strategy == Strategy.Scratch
-            ? new TrainingResult(model, dataset, new FitResult([], 0, false, 0), null, null, new FeatureStats(0, 0, 0, 0), [], 0)
-            : await TrainHeadAsync(model, dataset, options, classWeights, callbacks, cancel);
-        if (options.Strategy != Strategy.FeatureExtraction) run = await TrainLiveAsync(run, options, classWeights, callbacks, cancel);
-        return Finish(run, options, clock);
+        var run = options.Strategy == Strategy.Scratch ? EmptyRun(model, dataset)
+            : await TrainHeadAsync(model, dataset, options, classWeights, callbacks, searchOnly, cancel);
+        if (searchOnly && run.LearningRateSearch is not null) return run;
+        if (options.Strategy != Strategy.FeatureExtraction) run = await TrainLiveAsync(run, options, classWeights, callbacks, searchOnly, cancel);
+        return searchOnly ? run : Finish(run, options, clock);
     }
+
+    /// <summary>A run that has trained nothing yet.</summary>
+    static TrainingResult EmptyRun(TrainableClassifier model, ImageDataset dataset) =>
+        new(model, dataset, new FitResult([], 0, false, 0), null, null, new FeatureStats(0, 0, 0, 0), [], 0);
 
     /// <summary>Auto: the advisor measures this run's training and validation images (never its test images) and fills in what the user left open.</summary>
     static async Task<TrainOptions> TakeAdviceAsync(ImageDataset dataset, TrainOptions options, AssetResolver resolver, Callbacks callbacks,
@@ -103,7 +136,7 @@ public static class Learner
                 "Use --strategy fine-tune to train with augmentation.");
         if (options.Precision == Precision.Int8 && live)
             throw new GraftException($"--precision int8 quantizes a frozen trunk, and {options.Strategy.Name()} trains the trunk.", "Use --strategy feature-extraction, or --precision float.");
-        if (options.BatchNorm && Math.Min(options.Fit.BatchSize, options.Strategy == Strategy.FineTune ? options.FineTune.BatchSize : int.MaxValue) < 2)
+        if (options.BatchNorm && Math.Min(options.Fit.BatchSize, options.Strategy == Strategy.FineTune ? options.FineTuneOrDefault.BatchSize : int.MaxValue) < 2)
             throw new GraftException("--batchnorm needs batches of at least 2 (batch norm takes statistics over the batch).", "Use --batch-size 2 or more.");
     }
 
@@ -138,7 +171,7 @@ public static class Learner
             head, options.Strategy.Name(), options.Fit, null, DateTime.UtcNow)
         {
             Architecture = backbone.Architecture,
-            FineTune = fineTune ? options.FineTune : null,
+            FineTune = fineTune ? options.FineTuneOrDefault : null,
             Unfreeze = fineTune ? options.UnfreezeOrDefault : null,
             Augmentation = options.Strategy != Strategy.FeatureExtraction ? options.AugmentationOrDefault : null,
             FeatureBlock = options.FeatureBlock,
@@ -153,7 +186,7 @@ public static class Learner
     /// trains on the features, and the validation and test images are scored on theirs.
     /// </summary>
     static async Task<TrainingResult> TrainHeadAsync(TrainableClassifier model, ImageDataset dataset, TrainOptions options,
-        float[]? classWeights, Callbacks callbacks, CancellationToken cancel)
+        float[]? classWeights, Callbacks callbacks, bool searchOnly, CancellationToken cancel)
     {
         var all = dataset.All.ToList();
         var features = await FeaturesAsync(model, all, options.UseCache, options.CacheRoot, mirror: false, callbacks, cancel);
@@ -172,7 +205,16 @@ public static class Learner
         using var validationX = features.Stack(validation);
         using var validationY = Labels(all, validation);
         bool validated = validation.Length > 0;
-        var fit = HeadTrainer.Fit(model.Head, trainX, trainY, validated ? validationX : null, validated ? validationY : null, options.Fit,
+        var headOptions = options.Fit;
+        LearningRateSearch? search = null;
+        if (options.AutoLearningRate && options.Strategy == Strategy.FeatureExtraction)
+        {
+            search = HeadTrainer.FindLearningRate(model.Head, trainX, trainY, headOptions, cancel);
+            callbacks.Log?.Invoke($"learning-rate range test (head): {search.Suggested:0.#####} suggested");
+            headOptions = headOptions with { LearningRate = search.Suggested };
+            if (searchOnly) return EmptyRun(model, dataset) with { LearningRateSearch = search };
+        }
+        var fit = HeadTrainer.Fit(model.Head, trainX, trainY, validated ? validationX : null, validated ? validationY : null, headOptions,
             callbacks.Epochs, cancel, classWeights);
         if (fit.Diverged is { } why) callbacks.Log?.Invoke($"warning: {why}");
         EvaluationResult? testResult = null;
@@ -185,6 +227,7 @@ public static class Learner
             features.Stats, features.Skipped, 0)
         {
             AuditSummary = Audit.DataAudit.QuickSummary(dataset, features.ContentKeys, features.Rows),
+            LearningRateSearch = search,
         };
     }
 
@@ -207,31 +250,39 @@ public static class Learner
     /// augmented images; then the validation and test images are scored through the trained trunk.
     /// </summary>
     static async Task<TrainingResult> TrainLiveAsync(TrainingResult run, TrainOptions options, float[]? classWeights, Callbacks callbacks,
-        CancellationToken cancel)
+        bool searchOnly, CancellationToken cancel)
     {
         var (model, dataset) = (run.Model, run.Dataset);
         bool scratch = options.Strategy == Strategy.Scratch;
         var unreadable = run.Skipped.Select(s => s.Path).ToHashSet();
         List<LabeledImage> Readable(IReadOnlyList<LabeledImage> images) => images.Where(i => !unreadable.Contains(i.Path)).ToList();
         var (train, validation, test) = (Readable(dataset.Train), Readable(dataset.Validation), Readable(dataset.Test));
-        var phase = scratch ? options.Fit : options.FineTune;
+        var phase = scratch ? options.Fit : options.FineTuneOrDefault;
         var groups = TrainableGroups(model, options, scratch);
         callbacks.Log?.Invoke(scratch
             ? $"training {model.Config.Backbone} from scratch: {groups.Sum(g => g.Parameters.Sum(p => p.numel())):N0} parameters, live augmentation"
-            : $"fine-tuning {options.UnfreezeOrDefault.Describe()} of the trunk with the head: {phase.Optimizer} lr {phase.LearningRate}, live augmentation");
+            : $"fine-tuning the {options.UnfreezeOrDefault.Describe()}{(options.UnfreezeOrDefault.All ? "" : " of the trunk")} with the head ({options.Recipe} recipe): {phase.Optimizer} lr {phase.LearningRate}, live augmentation");
         // What stays frozen up to a clean cut runs as inference (ONNX Runtime), outside autograd; the rest trains.
         var trunk = model.Backbone.Trunk;
         var frozenEnd = scratch ? null : Freezing.FrozenPrefixEnd(trunk);
         using var frozen = frozenEnd is null ? null : TrunkRunners.Create(trunk.Through(frozenEnd), model.Config.Input.Size, pooling: null);
         if (frozenEnd is not null) callbacks.Log?.Invoke($"layers up to {frozenEnd} are frozen: they run as inference ({(TrunkRunners.UseOnnxRuntime ? "ONNX Runtime" : "libtorch")})");
         var network = new GraftedNetwork(frozenEnd is null ? trunk : trunk.From(frozenEnd), model.Config.Head.Pooling, model.Head); // shares (does not own) trunk and head
-        var liveOptions = new LiveFitOptions(phase, options.AugmentationOrDefault, options.Schedule, classWeights,
+        var liveOptions = new LiveFitOptions(phase, options.AugmentationOrDefault, options.ScheduleOrDefault, classWeights,
             options.CheckpointPath, options.Resume, Fingerprint(dataset, options))
         {
             FrozenInput = frozen,
             ClassFolders = Enumerable.Range(0, dataset.Classes.Count).Select(dataset.ClassFolder).ToList(),
             LearningRateOption = scratch ? "--lr" : "--ft-lr",
         };
+        LearningRateSearch? search = null;
+        if (options.AutoLearningRate)
+        {
+            search = await ImageTrainer.FindLearningRateAsync(scratch ? "scratch" : "fine-tune", network, groups, train, model.Config.Input, liveOptions, cancel);
+            callbacks.Log?.Invoke($"learning-rate range test ({search.Phase}): {search.Suggested:0.#####} suggested");
+            if (searchOnly) return run with { LearningRateSearch = search };
+            liveOptions = liveOptions with { Fit = liveOptions.Fit with { LearningRate = search.Suggested } };
+        }
         var live = await ImageTrainer.FitAsync(network, groups, train, validation, model.Config.Input, liveOptions, callbacks, cancel);
         if (live.Diverged is { } why) callbacks.Log?.Invoke($"warning: {why}");
 
@@ -245,7 +296,7 @@ public static class Learner
             live.StoppedEarly, live.SamplesPerSecond) { Diverged = live.Diverged ?? run.Fit.Diverged };
         return run with
         {
-            Fit = fit, Validation = validationResult, Test = testResult,
+            Fit = fit, Validation = validationResult, Test = testResult, LearningRateSearch = search ?? run.LearningRateSearch,
             Skipped = [.. run.Skipped, .. live.Skipped.Where(s => !unreadable.Contains(s.Path))],
         };
     }
@@ -261,7 +312,7 @@ public static class Learner
         {
             TestImages = run.Test?.Images ?? 0, ValidationSplit = options.ValidationSplit, TestSplit = options.TestSplit, Seed = options.Fit.Seed,
         };
-        var trained = new TrainableClassifier(model.Config with { Dataset = info }, model.Backbone, model.Head, run.Fit.History);
+        var trained = new TrainableClassifier(model.Config with { Dataset = info, LearningRateSearch = run.LearningRateSearch }, model.Backbone, model.Head, run.Fit.History);
         return run with { Model = trained, Seconds = clock.Elapsed.TotalSeconds };
     }
 
@@ -279,7 +330,7 @@ public static class Learner
         }
         var blocks = Freezing.Apply(model.Backbone.Trunk, options.UnfreezeOrDefault);
         var groups = new List<ParameterGroup> { new(model.Head.parameters().ToList(), 1.0) };
-        groups.AddRange(blocks.Select(b => new ParameterGroup(b.Parameters, Math.Pow(options.DiscriminativeFactor, b.DepthFromTop + 1))));
+        groups.AddRange(blocks.Select(b => new ParameterGroup(b.Parameters, Math.Pow(options.DiscriminativeOrDefault, b.DepthFromTop + 1))));
         return groups;
     }
 
@@ -296,12 +347,12 @@ public static class Learner
     /// </summary>
     static string Fingerprint(ImageDataset dataset, TrainOptions options)
     {
-        bool epochsShapeTheRates = options.Schedule != LrSchedule.Constant;
+        bool epochsShapeTheRates = options.ScheduleOrDefault != LrSchedule.Constant;
         var relevant = options with
         {
             CheckpointPath = null, Resume = false, CacheRoot = null, UseCache = true,
             Fit = options.Fit with { Epochs = epochsShapeTheRates ? options.Fit.Epochs : 0, Patience = 0 },
-            FineTune = options.FineTune with { Epochs = epochsShapeTheRates ? options.FineTune.Epochs : 0, Patience = 0 },
+            FineTune = options.FineTuneOrDefault with { Epochs = epochsShapeTheRates ? options.FineTuneOrDefault.Epochs : 0, Patience = 0 },
         };
         var text = System.Text.Json.JsonSerializer.Serialize(relevant, TrainableClassifier.Json) + "|" +
                    string.Join("|", dataset.All.Select(i => $"{i.Path}:{i.Label}"));

@@ -187,7 +187,7 @@ public static class StrategyAdvisor
         var common = options with
         {
             FeatureBlock = null, CheckpointPath = null, Resume = false,
-            Fit = options.Fit with { Seed = Seed }, FineTune = options.FineTune with { Seed = Seed, Epochs = Math.Min(options.FineTune.Epochs, ProbeEpochs) },
+            Fit = options.Fit with { Seed = Seed }, FineTune = options.FineTuneOrDefault with { Seed = Seed, Epochs = Math.Min(options.FineTuneOrDefault.Epochs, ProbeEpochs) },
         };
         var quiet = callbacks with { Log = null };
         var extraction = await Learner.TrainAsync(probe, common with { Strategy = Strategy.FeatureExtraction, Unfreeze = null, Augmentation = null }, resolver, quiet, cancel);
@@ -201,7 +201,7 @@ public static class StrategyAdvisor
         // Seconds per image and epoch of the live phase (the records after the head's), validation included.
         var live = fineTuning.Fit.History.Skip(extraction.Fit.History.Count).ToList();
         double perImageEpoch = live.Sum(r => r.Seconds) / Math.Max(1, live.Count * train.Count);
-        double seconds = headSeconds + options.FineTune.Epochs * trainImages * perImageEpoch;
+        double seconds = headSeconds + options.FineTuneOrDefault.Epochs * trainImages * perImageEpoch;
         var interval = new Interval(Math.Clamp(plain.Interval.Low + gain.Interval.Low, 0, 1), Math.Clamp(plain.Interval.High + gain.Interval.High, 0, 1));
         var estimate = new StrategyEstimate(Strategy.FineTune, null, unfreeze, Math.Clamp(plain.Accuracy + gain.Value, 0, 1), interval, seconds, gain);
         string reason = $"Fine-tuning the {unfreeze.Describe()}, probed for {common.FineTune.Epochs} epochs on {subset.Count} images and measured on {after.Count} others: " +

@@ -71,19 +71,30 @@ public sealed record TrainOptions
     public ResizeMode Resize { get; init; } = ResizeMode.CenterCrop;
     /// <summary>Training of the head on cached features (feature extraction, fine-tuning's phase 1) or of the scratch network.</summary>
     public FitOptions Fit { get; init; } = new();
-    /// <summary>Fine-tuning's phase 2: the unfrozen top of the trunk with the head, on live images (the Keras blog's SGD 1e-4, momentum 0.9).</summary>
-    public FitOptions FineTune { get; init; } = new(Epochs: 10, LearningRate: 1e-4, Optimizer: OptimizerKind.Sgd);
-    /// <summary>What fine-tuning trains of the trunk; null: the top 2 blocks, or what <see cref="Strategy.Auto"/> advises.</summary>
+    /// <summary>The fine-tuning recipe (<see cref="Recipes"/>): what fine-tuning's live phase does unless the fields below say otherwise.</summary>
+    [Description("The fine-tuning recipe: deep (the whole trunk, AdamW, warm-up and cosine, label smoothing, batch norm frozen) or "
+        + "top-blocks (the top 2 blocks, SGD, the Keras blog's); the options below override its settings one by one.")]
+    public string Recipe { get; init; } = Recipes.Default.Name;
+    /// <summary>Fine-tuning's phase 2 (the unfrozen trunk with the head, on live images); null: the recipe's.</summary>
+    public FitOptions? FineTune { get; init; }
+    /// <summary>What fine-tuning trains of the trunk; null: the recipe's, or what <see cref="Strategy.Auto"/> advises.</summary>
     public UnfreezeSpec? Unfreeze { get; init; }
-    /// <summary>Live augmentation (fine-tuning, scratch); null: the strategy's default.</summary>
+    /// <summary>Live augmentation (fine-tuning, scratch); null: the recipe's (fine-tuning) or the Keras blog's (scratch).</summary>
     public Augmentation? Augmentation { get; init; }
-    /// <summary>The learning-rate schedule of live training.</summary>
+    /// <summary>The learning-rate schedule of live training; null: the recipe's (fine-tuning), constant (scratch).</summary>
     [Description("The learning-rate schedule of live training.")]
-    public LrSchedule Schedule { get; init; } = LrSchedule.Constant;
-    /// <summary>Fine-tuning: each unfrozen block's learning rate is this times the one above it (1: all equal).</summary>
+    public LrSchedule? Schedule { get; init; }
+    /// <summary>Fine-tuning: each unfrozen block's learning rate is this times the one above it (1: all equal); null: the recipe's.</summary>
     [Description("Fine-tuning: each unfrozen block learns at this times the rate of the block above (e.g. 0.5; 1: all equal).")]
     [Range(0, 1, MinimumIsExclusive = true)]
-    public double DiscriminativeFactor { get; init; } = 1.0;
+    public double? DiscriminativeFactor { get; init; }
+    /// <summary>
+    /// Choose the learning rate by a range test (<see cref="LearningRateSearch"/>) before training: fine-tuning's phase 2
+    /// (after the head), the scratch network, or feature extraction's head. It replaces that phase's rate.
+    /// </summary>
+    [Description("Choose the learning rate of the phase that trains by a range test first (lr-find): fine-tuning's phase 2, "
+        + "the scratch network, or feature extraction's head.")]
+    public bool AutoLearningRate { get; init; }
     /// <summary>Weigh each class's loss by n / (classes x its count), for imbalanced data.</summary>
     [Description("Weigh each class's loss inversely to its frequency, for imbalanced data.")]
     public bool BalancedClassWeights { get; init; }
@@ -118,12 +129,20 @@ public sealed record TrainOptions
     public double DropoutOrDefault => Dropout ?? (Scratch ? 0.5 : 0.2);
     /// <summary>The pooling this run uses.</summary>
     public Pooling PoolingOrDefault => Pooling ?? (Scratch ? Heads.Pooling.Flatten : Heads.Pooling.Gap);
+    /// <summary>The fine-tuning recipe this run uses.</summary>
+    public Recipe RecipeOrDefault => Recipes.Get(Recipe);
     /// <summary>What fine-tuning trains of the trunk in this run.</summary>
-    public UnfreezeSpec UnfreezeOrDefault => Unfreeze ?? UnfreezeSpec.Default;
+    public UnfreezeSpec UnfreezeOrDefault => Unfreeze ?? RecipeOrDefault.Unfreeze;
+    /// <summary>Fine-tuning's phase 2 in this run: the recipe's, with the run's seed.</summary>
+    public FitOptions FineTuneOrDefault => FineTune ?? RecipeOrDefault.FineTune with { Seed = Fit.Seed };
+    /// <summary>The learning-rate schedule of this run's live phase.</summary>
+    public LrSchedule ScheduleOrDefault => Schedule ?? (Scratch ? LrSchedule.Constant : RecipeOrDefault.Schedule);
+    /// <summary>The discriminative factor of this run's fine-tuning.</summary>
+    public double DiscriminativeOrDefault => DiscriminativeFactor ?? RecipeOrDefault.DiscriminativeFactor;
     /// <summary>The augmentation this run uses.</summary>
-    public Augmentation AugmentationOrDefault => Augmentation ?? DefaultAugmentation(Strategy);
+    public Augmentation AugmentationOrDefault => Augmentation ?? DefaultAugmentation(Strategy, RecipeOrDefault);
 
-    /// <summary>What a strategy augments with unless told: the blog's heavy settings from scratch, mild ones otherwise.</summary>
-    public static Augmentation DefaultAugmentation(Strategy strategy) =>
-        strategy == Strategy.Scratch ? Imaging.Augmentation.KerasBlog : Imaging.Augmentation.Default;
+    /// <summary>What a strategy augments with unless told: the blog's heavy settings from scratch, the recipe's when fine-tuning.</summary>
+    public static Augmentation DefaultAugmentation(Strategy strategy, Recipe? recipe = null) =>
+        strategy == Strategy.Scratch ? Imaging.Augmentation.KerasBlog : (recipe ?? Recipes.Default).Augmentation;
 }

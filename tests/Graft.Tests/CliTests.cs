@@ -51,6 +51,32 @@ public class CliTests
         Assert.Contains("block_16_project", summary.Stdout);
     }
 
+    /// <summary>lr-find prints and writes the range test of train's phase; train --lr auto trains at the rate it suggests.</summary>
+    [Fact]
+    public void Lr_find_suggests_a_rate_and_train_lr_auto_uses_it()
+    {
+        using var dir = new TempDir();
+        TinyImages.WriteClassFolders(dir["photos/train"], perClass: 6, classes: 2, size: 40);
+        TinyImages.WriteClassFolders(dir["photos/val"], perClass: 2, classes: 2, size: 40, seed: 9);
+        var env = new Dictionary<string, string> { ["GRAFT_CACHE"] = dir["cache"] };
+
+        var find = GraftCli.Run(env, "lr-find", dir["photos"], "--plot", dir["lr.png"], "--json");
+        Assert.True(find.ExitCode == 0, find.Stderr);
+        var search = JsonDocument.Parse(find.LastLine).RootElement;
+        Assert.Equal("head", search.GetProperty("phase").GetString());
+        var rates = search.GetProperty("rates").EnumerateArray().Select(r => r.GetDouble()).ToList();
+        Assert.Equal(rates.Count, search.GetProperty("losses").GetArrayLength());
+        Assert.Contains(search.GetProperty("suggested").GetDouble(), rates);
+        Assert.True(new FileInfo(dir["lr.png"]).Length > 1000, "the plot was written");
+
+        var train = GraftCli.Run(env, "train", dir["photos"], "--lr", "auto", "--epochs", "2", "--out", dir["m.graft"], "--json");
+        Assert.True(train.ExitCode == 0, train.Stderr);
+        Assert.Contains("learning rate", train.Stderr);
+        var auto = GraftCli.Run(env, "train", dir["photos"], "--lr", "fast", "--out", dir["n.graft"]);
+        Assert.Equal(2, auto.ExitCode);
+        Assert.Contains("--lr", auto.Stderr);
+    }
+
     [Fact]
     public void Imagenet_view_of_a_folder_through_a_backbone_name()
     {
@@ -99,8 +125,8 @@ public class CliTests
     [InlineData("--fill-value 300 is out of range: pass a value from 0 to 255.", "train", "/no/such/folder", "--fill-value", "300")]
     [InlineData("--fill-value 300 is out of range: pass a value from 0 to 255.", "augment", "/no/such/folder", "--fill-value", "300")]
     [InlineData("--rotation -1 is out of range", "augment", "/no/such/folder", "--rotation", "-1")]
-    [InlineData("--optimizer foo is not one of adam, sgd, rmsprop.", "train", "/no/such/folder", "--optimizer", "foo")]
-    [InlineData("--lr 0 is out of range", "train", "/no/such/folder", "--lr", "0")]
+    [InlineData("--optimizer foo is not one of adam, sgd, rmsprop, adamw.", "train", "/no/such/folder", "--optimizer", "foo")]
+    [InlineData("--lr 0 is not a learning rate: pass a value above 0 below 10, or auto.", "train", "/no/such/folder", "--lr", "0")]
     public void A_command_line_that_does_not_parse_is_one_line_and_exit_code_2(string message, params string[] args)
     {
         var run = GraftCli.Run(null, args);
@@ -126,7 +152,7 @@ public class CliTests
         var help = string.Join(" ", run.Stdout.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries));
         Assert.Contains("--epochs N Most epochs to train (early stopping may end sooner). (default: 30)", help);
         Assert.Contains("(default: 0; scratch: 64)", help); // --hidden: the strategy's, from TrainOptions
-        Assert.Contains("--ft-lr X The learning rate. (default: 0.0001)", help);
+        Assert.Contains("--ft-lr X|auto The learning rate of fine-tuning's phase 2; auto: a range test chooses it first (graft lr-find). (default: deep: 0.0005; top-blocks: 0.0001)", help); // the recipes'
     }
 
     [Fact]

@@ -46,6 +46,9 @@ sealed class TrainFlags
 {
     static readonly Flags<TrainOptions> Train = new(new TrainOptions());
     static readonly Flags<UnfreezeSpec> Unfreezing = new(UnfreezeSpec.Default);
+    static readonly Flags<FitOptions> Fit = new(new FitOptions());
+
+    static string FitHelp<T>(System.Linq.Expressions.Expression<Func<FitOptions, T>> property) => Fit.Help(property);
 
     public readonly Argument<string> Data = new("DATA")
     {
@@ -66,7 +69,7 @@ sealed class TrainFlags
     readonly Option<Runtime.Precision> _precision = Train.Option("--precision", o => o.Precision);
     readonly Option<int> _epochs = Train.Option("--epochs", o => o.Fit.Epochs);
     readonly Option<int> _batchSize = Train.Option("--batch-size", o => o.Fit.BatchSize);
-    readonly Option<double> _lr = Train.Option("--lr", o => o.Fit.LearningRate);
+    readonly Option<string> _lr = Rate("--lr", Fit.Help(f => f.LearningRate), "the head and of scratch training").ShowDefault(HelpPage.Format(new FitOptions().LearningRate)!);
     readonly Option<OptimizerKind> _optimizer = Train.Option("--optimizer", o => o.Fit.Optimizer);
     readonly Option<int> _patience = Train.Option("--patience", o => o.Fit.Patience);
     readonly Option<string?> _classWeight = new("--class-weight")
@@ -79,14 +82,25 @@ sealed class TrainFlags
     readonly Option<bool> _se = Train.Option("--se", o => o.SqueezeExcite);
     readonly Option<bool> _binary = Train.Option("--binary", o => o.Binary);
 
-    readonly Option<int?> _unfreeze = Unfreezing.Option("--unfreeze", u => u.TopBlocks);
+    readonly Option<string> _recipe = Train.Option("--recipe", o => o.Recipe);
+    readonly Option<string?> _unfreeze = new Option<string?>("--unfreeze")
+        { Description = Unfreezing.Help(u => u.TopBlocks) + " all: " + HelpPage.LowerFirst(Unfreezing.Help(u => u.All)), HelpName = "N|all" }
+        .ShowDefault(ByRecipe(r => r.Unfreeze.ToArguments().Replace("--unfreeze ", "")));
     readonly Option<string?> _unfreezeFrom = Unfreezing.Option("--unfreeze-from", u => u.FromLayer);
     readonly Option<int?> _freezeFirst = Unfreezing.Option("--freeze-first", u => u.FreezeFirstLayers);
-    readonly Option<int> _ftEpochs = Train.Option("--ft-epochs", o => o.FineTune.Epochs);
-    readonly Option<double> _ftLr = Train.Option("--ft-lr", o => o.FineTune.LearningRate);
-    readonly Option<OptimizerKind> _ftOptimizer = Train.Option("--ft-optimizer", o => o.FineTune.Optimizer);
-    readonly Option<LrSchedule> _schedule = Train.Option("--schedule", o => o.Schedule);
-    readonly Option<double> _discriminative = Train.Option("--discriminative", o => o.DiscriminativeFactor);
+    readonly Option<int?> _ftEpochs = Fit.Override("--ft-epochs", f => f.Epochs).ShowDefault(ByRecipe(r => r.FineTune.Epochs));
+    readonly Option<string> _ftLr = Rate("--ft-lr", Fit.Help(f => f.LearningRate), "fine-tuning's phase 2").ShowDefault(ByRecipe(r => r.FineTune.LearningRate));
+    readonly Option<OptimizerKind?> _ftOptimizer = Fit.Override("--ft-optimizer", f => f.Optimizer).ShowDefault(ByRecipe(r => r.FineTune.Optimizer));
+    readonly Option<LrSchedule?> _schedule = Train.Option("--schedule", o => o.Schedule).ShowDefault(ByRecipe(r => r.Schedule) + "; scratch: constant");
+    readonly Option<double?> _discriminative = Train.Option("--discriminative", o => o.DiscriminativeFactor).ShowDefault(ByRecipe(r => r.DiscriminativeFactor));
+    readonly Option<double?> _weightDecay = Fit.Override("--weight-decay", f => f.WeightDecay).ShowDefault(ByRecipe(r => r.FineTune.WeightDecay));
+    readonly Option<double?> _warmup = Fit.Override("--warmup-epochs", f => f.WarmupEpochs).ShowDefault(ByRecipe(r => r.FineTune.WarmupEpochs));
+    readonly Option<double?> _labelSmoothing = Fit.Override("--label-smoothing", f => f.LabelSmoothing).ShowDefault(ByRecipe(r => r.FineTune.LabelSmoothing));
+    readonly Option<double?> _mixUp = Fit.Override("--mixup", f => f.MixUp).ShowDefault(ByRecipe(r => r.FineTune.MixUp));
+    readonly Option<double?> _cutMix = Fit.Override("--cutmix", f => f.CutMix).ShowDefault(ByRecipe(r => r.FineTune.CutMix));
+    readonly Option<bool?> _freezeBatchNorm = Fit.Override("--freeze-bn", f => f.FreezeBatchNorm).ShowDefault(ByRecipe(r => r.FineTune.FreezeBatchNorm));
+    readonly Option<int?> _microBatch = new Option<int?>("--micro-batch") { Description = FitHelp(f => f.MicroBatch), HelpName = "N" }
+        .ShowDefault(ByRecipe(r => r.FineTune.MicroBatch));
 
     readonly AugmentOptions _augment = new();
 
@@ -100,19 +114,37 @@ sealed class TrainFlags
     public TrainFlags()
     {
         _classWeight.AcceptOnlyFromAmong("balanced");
+        _recipe.AcceptOnlyFromAmong([.. Recipes.All.Select(r => r.Name)]);
+        _recipe.HelpName = string.Join('|', Recipes.All.Select(r => r.Name));
+        _unfreeze.CustomParser = result =>
+        {
+            var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+            if (text == "all" || int.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out int n) && n >= 0) return text;
+            result.AddError($"--unfreeze {text} is not a number of blocks or 'all'.");
+            return null;
+        };
+        _microBatch.CustomParser = result =>
+        {
+            var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+            if (int.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out int n) && n >= 1) return n;
+            result.AddError($"--micro-batch {text} is not a whole number from 1.");
+            return null;
+        };
         (_exclude.HelpName, _backbone.HelpName, _featuresFrom.HelpName, _unfreezeFrom.HelpName) = ("CSV", "NAME", "BLOCK", "LAYER");
     }
 
-    public void AddTo(Command command)
+    /// <param name="outputs">With the output group (--out, --report, --resume, --json); lr-find has its own.</param>
+    public void AddTo(Command command, bool outputs = true)
     {
         command.Add(Data);
         command.Group("Data", _valSplit, _testSplit, _exclude, _resize, Weights.InputSize, _seed, _noCache);
         command.Group("Strategy", _strategy, _backbone, Weights.Weights, _featuresFrom, _precision, _epochs, _batchSize, _lr, _optimizer, _patience, _classWeight);
         command.Group("Head", _hidden, _dropout, _head, _batchNorm, _se, _binary);
-        command.Group("Fine-tuning (phase 2; --epochs, --lr and --optimizer are phase 1's)",
-            _unfreeze, _unfreezeFrom, _freezeFirst, _ftEpochs, _ftLr, _ftOptimizer, _schedule, _discriminative);
+        command.Group("Fine-tuning (phase 2: a recipe, then its settings one by one)",
+            _recipe, _unfreeze, _unfreezeFrom, _freezeFirst, _ftEpochs, _ftLr, _ftOptimizer, _schedule, _discriminative,
+            _weightDecay, _warmup, _labelSmoothing, _mixUp, _cutMix, _freezeBatchNorm, _microBatch);
         command.Group("Augmentation (fine-tuning and scratch; Keras ImageDataGenerator's names)", _augment.All);
-        command.Group("Output", Output, Report, _resume, Json);
+        if (outputs) command.Group("Output", Output, Report, _resume, Json);
     }
 
     /// <summary>The run the flags ask for; options the strategy does not use are named in a note.</summary>
@@ -123,17 +155,38 @@ sealed class TrainFlags
         Option[] unfreezing = [_unfreeze, _unfreezeFrom, _freezeFirst];
         if (unfreezing.Count(Given) > 1)
             throw new GraftException("--unfreeze, --unfreeze-from and --freeze-first each say what to fine-tune.", "Pass only one of them.");
-        Option[] fineTuning = [.. unfreezing, _ftEpochs, _ftLr, _ftOptimizer, _discriminative];
+        Option[] regularisers = [_weightDecay, _warmup, _labelSmoothing, _mixUp, _cutMix, _freezeBatchNorm, _microBatch];
+        Option[] fineTuning = [_recipe, .. unfreezing, _ftEpochs, _ftLr, _ftOptimizer, _discriminative];
         Option[] unused = strategy switch
         {
-            Strategy.FeatureExtraction => [.. fineTuning, _schedule, _resume],
+            Strategy.FeatureExtraction => [.. fineTuning, .. regularisers, _schedule, _resume],
             Strategy.Scratch => fineTuning,
             _ => [],
         };
         foreach (var option in unused.Where(Given))
             Cli.Out.MarkupLine($"[yellow]note:[/] {option.Name} does not apply to --strategy {strategy.Name()}: ignored.");
-        var fit = new FitOptions(Epochs: parse.GetValue(_epochs), BatchSize: parse.GetValue(_batchSize), LearningRate: parse.GetValue(_lr),
+        var fit = new FitOptions(Epochs: parse.GetValue(_epochs), BatchSize: parse.GetValue(_batchSize), LearningRate: RateOf(parse, _lr) ?? new FitOptions().LearningRate,
             Optimizer: parse.GetValue(_optimizer), Seed: parse.GetValue(_seed), Patience: parse.GetValue(_patience));
+        var recipe = Recipes.Get(parse.GetValue(_recipe)!);
+        // The live phase's settings: the recipe's (fine-tuning) or phase 1's (scratch), each flag given overriding one.
+        FitOptions Live(FitOptions basis) => basis with
+        {
+            Seed = fit.Seed,
+            BatchSize = Given(_batchSize) ? fit.BatchSize : basis.BatchSize,
+            Patience = Given(_patience) ? fit.Patience : basis.Patience,
+            Epochs = parse.GetValue(_ftEpochs) ?? basis.Epochs,
+            LearningRate = RateOf(parse, _ftLr) ?? basis.LearningRate,
+            Optimizer = parse.GetValue(_ftOptimizer) ?? basis.Optimizer,
+            WeightDecay = parse.GetValue(_weightDecay) ?? basis.WeightDecay,
+            WarmupEpochs = parse.GetValue(_warmup) ?? basis.WarmupEpochs,
+            LabelSmoothing = parse.GetValue(_labelSmoothing) ?? basis.LabelSmoothing,
+            MixUp = parse.GetValue(_mixUp) ?? basis.MixUp,
+            CutMix = parse.GetValue(_cutMix) ?? basis.CutMix,
+            FreezeBatchNorm = parse.GetValue(_freezeBatchNorm) ?? basis.FreezeBatchNorm,
+            MicroBatch = parse.GetValue(_microBatch) ?? basis.MicroBatch,
+        };
+        if (strategy == Strategy.Scratch)
+            fit = Live(fit) with { Epochs = fit.Epochs, LearningRate = fit.LearningRate, Optimizer = fit.Optimizer };
         return new TrainOptions
         {
             Backbone = parse.GetValue(_backbone),
@@ -145,10 +198,13 @@ sealed class TrainFlags
             Pooling = parse.GetValue(_head),
             Unfreeze = parse.GetValue(_freezeFirst) is { } first ? new UnfreezeSpec(FreezeFirstLayers: first)
                 : parse.GetValue(_unfreezeFrom) is { } from ? new UnfreezeSpec(FromLayer: from)
-                : Given(_unfreeze) ? new UnfreezeSpec(TopBlocks: parse.GetValue(_unfreeze))
+                : parse.GetValue(_unfreeze) is "all" ? new UnfreezeSpec(All: true)
+                : parse.GetValue(_unfreeze) is { } top ? new UnfreezeSpec(TopBlocks: int.Parse(top, System.Globalization.CultureInfo.InvariantCulture))
                 : null,
-            FineTune = fit with { Epochs = parse.GetValue(_ftEpochs), LearningRate = parse.GetValue(_ftLr), Optimizer = parse.GetValue(_ftOptimizer) },
-            Augmentation = _augment.Read(parse, strategy is Strategy.FineTune or Strategy.Scratch ? TrainOptions.DefaultAugmentation(strategy) : null),
+            Recipe = recipe.Name,
+            AutoLearningRate = parse.GetValue(_lr) == "auto" || parse.GetValue(_ftLr) == "auto",
+            FineTune = strategy == Strategy.FineTune ? Live(recipe.FineTune) : null,
+            Augmentation = _augment.Read(parse, strategy is Strategy.FineTune or Strategy.Scratch ? TrainOptions.DefaultAugmentation(strategy, recipe) : null),
             Schedule = parse.GetValue(_schedule),
             DiscriminativeFactor = parse.GetValue(_discriminative),
             BalancedClassWeights = parse.GetValue(_classWeight) == "balanced",
@@ -167,6 +223,32 @@ sealed class TrainFlags
             Fit = fit,
         };
     }
+
+    /// <summary>
+    /// A learning rate: a number above 0 and below 10, or "auto" (<see cref="TrainOptions.AutoLearningRate"/>: a range
+    /// test chooses the rate of the phase that trains).
+    /// </summary>
+    static Option<string> Rate(string name, string help, string phase)
+    {
+        var option = new Option<string>(name) { Description = $"{help.TrimEnd('.')} of {phase}; auto: a range test chooses it first (graft lr-find).", HelpName = "X|auto" };
+        option.CustomParser = result =>
+        {
+            var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+            if (text == "auto" || double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double x) && x > 0 && x < 10)
+                return text;
+            result.AddError($"{name} {text} is not a learning rate: pass a value above 0 below 10, or auto.");
+            return null;
+        };
+        return option;
+    }
+
+    /// <summary>A rate flag's number, or null for "auto" or not given.</summary>
+    static double? RateOf(ParseResult parse, Option<string> option) =>
+        parse.GetValue(option) is { } text && text != "auto" ? double.Parse(text, System.Globalization.CultureInfo.InvariantCulture) : null;
+
+    /// <summary>A default that depends on the recipe: "1e-4 (deep); 1e-4 (top-blocks)" style, the default recipe first.</summary>
+    static string ByRecipe<T>(Func<Recipe, T> value) =>
+        string.Join("; ", Recipes.All.Select(r => $"{r.Name}: {HelpPage.Format(value(r)) ?? "none"}"));
 
     /// <summary>A default that depends on the strategy, from <see cref="TrainOptions"/>' resolved values: "0; scratch: 64".</summary>
     static string ByStrategy<T>(Func<TrainOptions, T> resolved)

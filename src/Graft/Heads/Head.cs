@@ -92,11 +92,18 @@ internal sealed class SqueezeExcitation : nn.Module<Tensor, Tensor>
 /// <summary>What the head's outputs mean: softmax over classes, or one sigmoid for binary heads.</summary>
 internal static class Objective
 {
-    public static Tensor Loss(Tensor logits, Tensor labels, Tensor? classWeights = null)
+    /// <summary>
+    /// Cross-entropy of the logits against class labels (class-weighted when asked); with <paramref name="labelSmoothing"/>
+    /// the target keeps 1 - s on its class and spreads s over all (for one sigmoid output: towards 0.5).
+    /// </summary>
+    public static Tensor Loss(Tensor logits, Tensor labels, Tensor? classWeights = null, double labelSmoothing = 0)
     {
-        if (logits.shape[1] != 1) return nn.functional.cross_entropy(logits, labels, classWeights);
+        if (logits.shape[1] != 1)
+            return labelSmoothing > 0 ? nn.functional.cross_entropy(logits, labels, classWeights, label_smoothing: labelSmoothing)
+                : nn.functional.cross_entropy(logits, labels, classWeights);
         using var scope = NewDisposeScope();
         var target = labels.to(ScalarType.Float32);
+        if (labelSmoothing > 0) target = target * (1 - labelSmoothing) + 0.5 * labelSmoothing;
         var perSample = nn.functional.binary_cross_entropy_with_logits(logits.squeeze(1), target, reduction: nn.Reduction.None);
         var loss = classWeights is null ? perSample.mean() : (perSample * classWeights.index_select(0, labels)).sum() / classWeights.index_select(0, labels).sum();
         return loss.MoveToOuterDisposeScope();

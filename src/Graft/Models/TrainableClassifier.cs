@@ -42,6 +42,8 @@ public sealed record ModelConfig(
     public ArchitectureOptions? Architecture { get; init; }
     /// <summary>SHA-256 of the model file's weights entry, written by <see cref="TrainableClassifier.Save"/> and checked on load (null in files written before it).</summary>
     public string? WeightsSha256 { get; init; }
+    /// <summary>The learning-rate range test that chose a phase's rate (null: none ran).</summary>
+    public LearningRateSearch? LearningRateSearch { get; init; }
 
     /// <summary>The numbers the frozen trunk computes in; null: float (files written before int8 trunks existed).</summary>
     public Precision? Precision { get; init; }

@@ -43,6 +43,22 @@ internal static class Charts
         plot.SavePng(path, side + 140, side);
     }
 
+    /// <summary>The learning-rate range test: smoothed loss against the rate (log scale), the suggested rate marked.</summary>
+    public static void LearningRateSearch(LearningRateSearch search, string path)
+    {
+        var plot = new Plot();
+        var rates = search.Rates.Select(Math.Log10).ToArray();
+        plot.Add.Scatter(rates, search.Losses.ToArray()).MarkerSize = 0;
+        var marker = plot.Add.VerticalLine(Math.Log10(search.Suggested));
+        marker.LegendText = $"suggested {search.Suggested:0.#####}";
+        plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericFixedInterval(1) { LabelFormatter = x => $"1e{x:0}" };
+        plot.Title($"Learning-rate range test ({search.Phase})");
+        plot.XLabel("learning rate");
+        plot.YLabel("training loss (smoothed)");
+        plot.ShowLegend(Alignment.UpperLeft);
+        plot.SavePng(path, 700, 420);
+    }
+
     /// <summary>Loss and accuracy per epoch, training and validation, side by side.</summary>
     public static void TrainingCurves(IReadOnlyList<EpochRecord> history, string path)
     {

@@ -58,6 +58,7 @@ internal static class HtmlReport
         Charts.ConfusionMatrix(r, Path.Combine(folder, "confusion_matrix.png"));
         bool curves = content.History.Count > 0;
         if (curves) Charts.TrainingCurves(content.History, Path.Combine(folder, "training_curves.png"));
+        if (content.Model.LearningRateSearch is { } search) Charts.LearningRateSearch(search, Path.Combine(folder, "learning_rate.png"));
 
         var mistakes = r.Items.Where(i => !i.Correct).OrderByDescending(i => i.Confidence).ThenBy(i => i.File, StringComparer.Ordinal).ToList();
         // The correct answers the model was least sure of: where the next mistakes will come from.
@@ -297,7 +298,11 @@ internal static class HtmlReport
     {
         var best = c.History.OrderBy(h => h.ValLoss ?? h.Loss).First();
         html.Append("<section id=\"training\"><h2>Training curves</h2><img class=\"chart\" src=\"training_curves.png\" alt=\"loss and accuracy per epoch\">" +
-                    $"<p>{c.History.Count} epochs; best epoch {best.Epoch} (validation loss {best.ValLoss:0.0000}, accuracy {best.ValAccuracy:0.0000}), whose weights were kept.</p></section>\n");
+                    $"<p>{c.History.Count} epochs; best epoch {best.Epoch} (validation loss {best.ValLoss:0.0000}, accuracy {best.ValAccuracy:0.0000}), whose weights were kept.</p>" +
+                    (c.Model.LearningRateSearch is { } s
+                        ? $"<img class=\"chart\" src=\"learning_rate.png\" alt=\"learning-rate range test\"><p>The learning rate of the {E(s.Phase)} phase was chosen by a range test: " +
+                          $"{s.Suggested:0.#####}, in the steepest stable stretch of the loss.</p>"
+                        : "") + "</section>\n");
     }
 
     static void ModelSection(StringBuilder html, ReportContent c)

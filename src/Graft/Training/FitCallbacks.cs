@@ -67,7 +67,8 @@ internal sealed class LearningRateScheduler(LrSchedule schedule) : FitCallback
     public override void OnBatchBegin(FitState state, TrainingBatch batch)
     {
         long totalSteps = (long)state.Source.BatchesPerEpoch * state.Options.Epochs;
-        double multiplier = Schedules.Multiplier(schedule, state.Progress.Step, totalSteps);
+        long warmup = (long)Math.Round(state.Options.WarmupEpochs * state.Source.BatchesPerEpoch);
+        double multiplier = Schedules.Multiplier(schedule, state.Progress.Step, totalSteps, warmup);
         foreach (var (group, rate) in state.Optimizer.ParamGroups.Zip(state.BaseRates)) group.LearningRate = rate * multiplier;
     }
 }

@@ -115,13 +115,14 @@ internal static class FitLoop
             while (state.Progress.Epoch <= options.Epochs && !stopped)
             {
                 var clock = Stopwatch.StartNew();
-                Freezing.SetTrainingMode(network);
+                Freezing.SetTrainingMode(network, options.FreezeBatchNorm);
                 await foreach (var batch in source.EpochAsync(state.Progress.Epoch, state.Progress.NextBatch))
                 {
                     if (batch.Tensors is not null) Step(state, batch, weights, callbacks);
                     if (state.Diverged is not null) break;
                     state.Progress = state.Progress with { NextBatch = batch.Index + 1 };
                     foreach (var c in callbacks) c.OnBatchEnd(state, batch);
+                    if (state.StopRequested) break; // a callback ends the fit mid-epoch (the learning-rate range test)
                     // The epoch's last batch is followed by its validation and checkpoint: a stop then waits for them.
                     stopped = cancel.IsCancellationRequested && batch.Index + 1 < source.BatchesPerEpoch;
                     if (stopped) break;
@@ -155,28 +156,44 @@ internal static class FitLoop
         FitOptions options, IReadOnlyList<FitCallback> callbacks, float[]? classWeights = null, CancellationToken cancel = default) =>
         FitAsync(network, groups, source, options, callbacks, classWeights, cancel).GetAwaiter().GetResult();
 
-    /// <summary>One optimizer step on a batch, unless its loss is not finite (then the fit has diverged and the weights stay).</summary>
+    /// <summary>
+    /// One optimizer step on a batch, unless its loss is not finite (then the fit has diverged and the weights stay). The
+    /// batch may be mixed (<see cref="BatchMixing"/>) and goes through the network in parts of at most
+    /// <see cref="FitOptions.MicroBatch"/> samples, their gradients summed, each part's loss weighted by its share.
+    /// </summary>
     static void Step(FitState state, TrainingBatch batch, Tensor? classWeights, IReadOnlyList<FitCallback> callbacks)
     {
         using var scope = NewDisposeScope();
         foreach (var c in callbacks) c.OnBatchBegin(state, batch);
         var (x, y) = batch.Tensors!();
+        var o = state.Options;
+        var mixed = BatchMixing.Mix(x, y, o, state.Progress.Epoch, batch.Index);
         state.Optimizer.zero_grad();
-        var logits = state.Network.call(x);
-        var loss = Objective.Loss(logits, y, classWeights);
-        float value = loss.item<float>();
-        if (!float.IsFinite(value))
+        long n = x.shape[0], part = Math.Max(1, o.MicroBatch ?? n);
+        double lossSum = 0;
+        long correct = 0;
+        for (long start = 0; start < n; start += part)
         {
-            state.Diverged = Divergence.Describe("training", value, state.Progress.Epoch);
-            return;
+            using var partScope = NewDisposeScope();
+            long count = Math.Min(part, n - start);
+            var logits = state.Network.call(mixed.Inputs.narrow(0, start, count));
+            var loss = mixed.Loss(logits, start, count, classWeights, o.LabelSmoothing);
+            float value = loss.item<float>();
+            if (!float.IsFinite(value))
+            {
+                state.Diverged = Divergence.Describe("training", value, state.Progress.Epoch);
+                return;
+            }
+            (count == n ? loss : loss * ((double)count / n)).backward();
+            lossSum += value * count;
+            correct += Objective.Predicted(logits).eq(y.narrow(0, start, count)).sum().item<long>();
         }
-        loss.backward();
         state.Optimizer.step();
         var p = state.Progress;
         state.Progress = p with
         {
-            LossSum = p.LossSum + value * batch.Count,
-            Correct = p.Correct + Objective.Predicted(logits).eq(y).sum().item<long>(),
+            LossSum = p.LossSum + lossSum,
+            Correct = p.Correct + correct,
             Seen = p.Seen + batch.Count,
             Step = p.Step + 1,
         };

@@ -21,15 +21,16 @@ public sealed record UnfreezeSpec(
     [property: Description("Fine-tuning: train from this block or Keras layer on (e.g. block5_conv1, mixed9, conv5_block1_1_conv; "
         + "names as the model summary lists them).")] string? FromLayer = null,
     [property: Description("Fine-tuning: freeze the first N layers and train the rest (Keras: layers[:N].trainable = False; layers "
-        + "counted as Keras lists them, input layer first)."), Range(0, int.MaxValue)] int? FreezeFirstLayers = null)
+        + "counted as Keras lists them, input layer first)."), Range(0, int.MaxValue)] int? FreezeFirstLayers = null,
+    [property: Description("Fine-tuning: train the whole trunk.")] bool All = false)
 {
     public static readonly UnfreezeSpec Default = new(TopBlocks: 2);
 
-    public string ToArguments() =>
-        TopBlocks is { } n ? $"--unfreeze {n}" : FromLayer is { } name ? $"--unfreeze-from {name}" : $"--freeze-first {FreezeFirstLayers}";
+    public string ToArguments() => All ? "--unfreeze all"
+        : TopBlocks is { } n ? $"--unfreeze {n}" : FromLayer is { } name ? $"--unfreeze-from {name}" : $"--freeze-first {FreezeFirstLayers}";
 
-    public string Describe() =>
-        TopBlocks is { } n ? $"top {n} block(s)" : FromLayer is { } name ? $"from {name} on" : $"all but the first {FreezeFirstLayers} layer(s)";
+    public string Describe() => All ? "whole trunk"
+        : TopBlocks is { } n ? $"top {n} block(s)" : FromLayer is { } name ? $"from {name} on" : $"all but the first {FreezeFirstLayers} layer(s)";
 }
 
 /// <summary>One trainable block of the trunk: its name, its distance from the top (0 = last) and its parameters.</summary>
@@ -48,7 +49,8 @@ internal static class Freezing
         foreach (var p in trunk.parameters()) p.requires_grad = false;
 
         IEnumerable<GraphNode> unfrozen;
-        if (spec.TopBlocks is { } top)
+        if (spec.All) unfrozen = layers;
+        else if (spec.TopBlocks is { } top)
         {
             if (top < 0 || top > blocks.Count)
                 throw new GraftException($"--unfreeze {top} is out of range.", $"The trunk has {blocks.Count} blocks; pass 0 to {blocks.Count}.");
@@ -94,13 +96,15 @@ internal static class Freezing
 
     /// <summary>
     /// Puts trainable parts in training mode and frozen ones in inference mode. A frozen batch-norm layer
-    /// must keep its moving statistics (the Keras fine-tuning guide's main pitfall).
+    /// must keep its moving statistics (the Keras fine-tuning guide's main pitfall); with <paramref name="freezeTrunkBatchNorm"/>
+    /// the trunk's batch-norm layers all do, trained or not (Keras's rule: the base model runs with training=False).
     /// </summary>
-    public static void SetTrainingMode(nn.Module network)
+    public static void SetTrainingMode(nn.Module network, bool freezeTrunkBatchNorm = false)
     {
         network.train();
         foreach (var (_, module) in network.named_modules())
-            if (module is BatchNorm1d or BatchNorm2d or BatchNormalization && module.parameters().All(p => !p.requires_grad))
+            if (module is BatchNorm1d or BatchNorm2d or BatchNormalization && module.parameters().All(p => !p.requires_grad)
+                || freezeTrunkBatchNorm && module is BatchNormalization)
                 module.eval();
     }
 }

@@ -6,16 +6,56 @@ using Graft.Heads;
 
 namespace Graft.Training;
 
-public enum OptimizerKind { Adam, Sgd, RmsProp }
+/// <summary>The optimizers: Keras's Adam, SGD with momentum, RMSprop (Keras's rho and epsilon), and AdamW (decoupled weight decay).</summary>
+public enum OptimizerKind { Adam, Sgd, RmsProp, AdamW }
 
+/// <summary>
+/// How one phase trains: epochs, batch, optimizer and learning rate, seed and early-stopping patience, and the
+/// regularisers of deep fine-tuning (all off by default, so a head on cached features trains as it always has).
+/// </summary>
 public sealed record FitOptions(
     [property: Description("Most epochs to train (early stopping may end sooner)."), Range(1, int.MaxValue)] int Epochs = 30,
     [property: Description("Images per batch."), Range(1, int.MaxValue)] int BatchSize = 32,
     [property: Description("The learning rate."), Range(0, 10, MinimumIsExclusive = true, MaximumIsExclusive = true)] double LearningRate = 1e-3,
-    [property: Description("adam, sgd (with momentum) or rmsprop.")] OptimizerKind Optimizer = OptimizerKind.Adam,
+    [property: Description("adam, sgd (with momentum), rmsprop or adamw (decoupled weight decay).")] OptimizerKind Optimizer = OptimizerKind.Adam,
     [property: Description("Seed for the split, initialisation and batch order.")] int Seed = 42,
     [property: Description("Stop after this many epochs without a better validation loss."), Range(1, int.MaxValue)] int Patience = 5,
-    [property: Description("Momentum of sgd and rmsprop.")] double Momentum = 0.9);
+    [property: Description("Momentum of sgd and rmsprop.")] double Momentum = 0.9)
+{
+    /// <summary>Weight decay: decoupled from the gradient with AdamW (its usual 0.01-0.05), an L2 term with the others.</summary>
+    [Description("Weight decay (decoupled with adamw).")]
+    [Range(0, 1)]
+    public double WeightDecay { get; init; }
+    /// <summary>Epochs over which the learning rate rises linearly from nearly 0 before its schedule starts (0: none).</summary>
+    [Description("Epochs of linear learning-rate warm-up before the schedule.")]
+    [Range(0, 1000)]
+    public double WarmupEpochs { get; init; }
+    /// <summary>Label smoothing of the cross-entropy: the target puts this share on the other classes (0: none; single-label softmax heads).</summary>
+    [Description("Label smoothing of the cross-entropy.")]
+    [Range(0, 1, MaximumIsExclusive = true)]
+    public double LabelSmoothing { get; init; }
+    /// <summary>MixUp's Beta(a, a) parameter: each batch is blended with a shuffled copy of itself, and so are its targets (0: off).</summary>
+    [Description("MixUp: blend each batch with a shuffled copy of itself; the Beta distribution's parameter (0: off).")]
+    [Range(0, 100)]
+    public double MixUp { get; init; }
+    /// <summary>CutMix's Beta(a, a) parameter: a box of a shuffled copy is pasted into each image, targets mixed by area (0: off; with MixUp, each batch takes one of the two).</summary>
+    [Description("CutMix: paste a box of another image into each; the Beta distribution's parameter (0: off).")]
+    [Range(0, 100)]
+    public double CutMix { get; init; }
+    /// <summary>
+    /// Every batch-norm layer runs in inference mode, its moving statistics kept, also where its scale and offset train
+    /// (Keras's rule for fine-tuning); otherwise only frozen ones do and trained ones take batch statistics.
+    /// </summary>
+    [Description("Keep every batch-norm layer of the trunk in inference mode (its moving statistics), trained or not.")]
+    public bool FreezeBatchNorm { get; init; }
+    /// <summary>
+    /// The most samples that go through the network at once: a larger batch is split and its gradients accumulated
+    /// before one step, so memory stays bounded at any batch size (exact when batch norm is frozen). Null: the whole batch.
+    /// </summary>
+    [Description("The most images that go through the network at once: larger batches accumulate gradients over parts (bounded memory).")]
+    [Range(1, int.MaxValue)]
+    public int? MicroBatch { get; init; }
+}
 
 /// <summary>One row of the training history (validation columns empty when there is no validation set).</summary>
 public sealed record EpochRecord(int Epoch, double Loss, double Accuracy, double? ValLoss, double? ValAccuracy, double Seconds);
@@ -45,6 +85,15 @@ internal static class HeadTrainer
         using var source = new FeatureBatches(trainX, trainY, valX, valY, options.BatchSize, options.Seed);
         return FitLoop.Fit(head, [new ParameterGroup(head.parameters().ToList(), 1.0)], source, options,
             [new ProgressReports(new Callbacks(Epochs: progress)), new EarlyStopping(options.Patience), new Divergence()], classWeights, cancel);
+    }
+
+    /// <summary>The learning-rate range test of a head on cached features (<see cref="LearningRateFinder"/>); the head is left as it was.</summary>
+    public static LearningRateSearch FindLearningRate(nn.Module<Tensor, Tensor> head, Tensor trainX, Tensor trainY, FitOptions options,
+        CancellationToken cancel = default)
+    {
+        using var source = new FeatureBatches(trainX, trainY, null, null, options.BatchSize, options.Seed);
+        return LearningRateFinder.FindAsync("head", head, [new ParameterGroup(head.parameters().ToList(), 1.0)], source, options, cancel)
+            .GetAwaiter().GetResult();
     }
 
     /// <summary>Scores a classifier in inference mode; <paramref name="y"/> null when labels are unknown.</summary>

@@ -55,6 +55,11 @@ internal static class ImageTrainer
         return fit with { Skipped = source.Skipped };
     }
 
+    /// <summary>The learning-rate range test of a network on live, augmented images (<see cref="LearningRateFinder"/>); its weights are left as they were.</summary>
+    public static Task<LearningRateSearch> FindLearningRateAsync(string phase, nn.Module<Tensor, Tensor> network, IReadOnlyList<ParameterGroup> groups,
+        IReadOnlyList<LabeledImage> train, ImageSpec spec, LiveFitOptions options, CancellationToken cancel) =>
+        LearningRateFinder.FindAsync(phase, network, groups, new ImageBatches(train, [], spec, options), options.Fit, cancel);
+
     /// <summary>Loss and accuracy on images without augmentation, in inference mode.</summary>
     public static async Task<(double Loss, double Accuracy)> EvaluateAsync(nn.Module<Tensor, Tensor> network, IReadOnlyList<LabeledImage> images,
         ImageSpec spec, int batchSize, DecodedImageCache? decoded = null, FrozenOutputs? frozenInput = null)

@@ -1,4 +1,3 @@
-using Graft.Heads;
 namespace Graft.Training;
 
 public enum LrSchedule { Constant, Step, Cosine, OneCycle }
@@ -8,10 +7,13 @@ internal static class Schedules
 {
     /// <summary>
     /// constant: 1; step: x0.1 at each third of training; cosine: half a cosine from 1 to 0;
-    /// one-cycle: linear warm-up from 0.04 to 1 over the first 30%, then cosine down to ~0.
+    /// one-cycle: linear warm-up from 0.04 to 1 over the first 30%, then cosine down to ~0. With
+    /// <paramref name="warmupSteps"/>, the first steps rise linearly to 1 and the schedule spans the steps after them.
     /// </summary>
-    public static double Multiplier(LrSchedule schedule, long step, long totalSteps)
+    public static double Multiplier(LrSchedule schedule, long step, long totalSteps, long warmupSteps = 0)
     {
+        if (warmupSteps > 0 && step < warmupSteps) return (step + 1.0) / (warmupSteps + 1.0);
+        (step, totalSteps) = (step - warmupSteps, totalSteps - warmupSteps);
         double t = totalSteps <= 1 ? 0 : Math.Clamp((double)step / (totalSteps - 1), 0, 1);
         return schedule switch
         {
