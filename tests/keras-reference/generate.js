@@ -12,7 +12,9 @@
 
 import * as tf from '@tensorflow/tfjs';
 import * as h5wasm from 'h5wasm/node';
-import { CustomScaleLayer, KerasGlobalAveragePooling2D, quietTf } from './tfjs-keras-compat.js';
+import {
+  CustomScaleLayer, KerasGlobalAveragePooling2D, KerasGroupedConv2D, KerasLayerScale, KerasNormalization, KerasScalarOp, quietTf,
+} from './tfjs-keras-compat.js';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -87,10 +89,19 @@ const AUTO_PREFIX = {
   globalAveragePooling2d: 'global_average_pooling2d',
   cropping2D: 'cropping2d',
   customScale: 'custom_scale_layer',
+  multiply: 'multiply',
+  flatten: 'flatten',
+  rescaling: 'rescaling',
+  layerNormalization: 'layer_normalization',
 };
 
 // Layers tfjs lacks or builds differently, by kind (see tfjs-keras-compat.js).
 const COMPAT_LAYERS = { globalAveragePooling2d: KerasGlobalAveragePooling2D, customScale: CustomScaleLayer };
+
+// The Keras class a layer stands for: tfjs's own, or what a compat layer emulates.
+function kerasClass(l) {
+  return l.kerasClassName ?? l.getClassName();
+}
 
 class Builder {
   // autoBase 0: tf.keras 2.x / Keras 3 (conv2d, conv2d_1, ...)
@@ -100,6 +111,9 @@ class Builder {
     this.counters = {};
     this.ops = [];
     this.input = tf.input({ shape: [size, size, 3], name: 'input_1', dtype: 'float32' });
+    // Layers Keras keeps inside a nested model (ConvNeXt's Sequential stem and
+    // downsampling blocks): layer name -> the nested model's name.
+    this.nested = {};
   }
   autoName(kind) {
     const prefix = AUTO_PREFIX[kind];
@@ -113,6 +127,14 @@ class Builder {
     const a = { ...args };
     if (a.name == null) a.name = this.autoName(kind);
     const layer = COMPAT_LAYERS[kind] ? new COMPAT_LAYERS[kind](a) : tf.layers[kind](a);
+    const out = layer.apply(inputs);
+    this.ops.push({ layer, inputs: Array.isArray(inputs) ? inputs : [inputs], output: out });
+    return out;
+  }
+  // A compat layer (tfjs-keras-compat.js) standing for a Keras class tfjs lacks; named explicitly.
+  custom(Cls, args, inputs) {
+    if (args.name == null) throw new Error(`${Cls.className} needs a name`);
+    const layer = new Cls(args);
     const out = layer.apply(inputs);
     this.ops.push({ layer, inputs: Array.isArray(inputs) ? inputs : [inputs], output: out });
     return out;
@@ -877,15 +899,18 @@ const EXPECTED_WEIGHTS = {
   DepthwiseConv2D: [['depthwise_kernel', 'bias'], ['depthwise_kernel']],
   SeparableConv2D: [['depthwise_kernel', 'pointwise_kernel', 'bias'], ['depthwise_kernel', 'pointwise_kernel']],
   BatchNormalization: [['gamma', 'beta', 'moving_mean', 'moving_variance'], ['beta', 'moving_mean', 'moving_variance']],
+  Normalization: [['mean', 'variance', 'count']],
+  LayerNormalization: [['gamma', 'beta']],
+  LayerScale: [['gamma']],
 };
 
 function checkWeightNames(model) {
   for (const l of model.layers) {
     const names = l.weights.map(shortWeightName);
     if (names.length === 0) continue;
-    const exp = EXPECTED_WEIGHTS[l.getClassName()];
+    const exp = EXPECTED_WEIGHTS[kerasClass(l)];
     if (!exp || !exp.some((e) => e.join() === names.join())) {
-      throw new Error(`unexpected weights for ${l.name} (${l.getClassName()}): ${names.join(', ')}`);
+      throw new Error(`unexpected weights for ${l.name} (${kerasClass(l)}): ${names.join(', ')}`);
     }
   }
 }
@@ -924,6 +949,17 @@ function randomizeWeights(model, rng) {
         case 'moving_variance':
           data = rng.fillUniform(n, 0.5, 1.5);
           break;
+        // A stored Normalization (EfficientNet) after Rescaling(1/255): means and
+        // variances of 0..1 pixels (its ImageNet file holds the stds there).
+        case 'mean':
+          data = rng.fillUniform(n, 0.35, 0.55);
+          break;
+        case 'variance':
+          data = rng.fillUniform(n, 0.2, 0.25);
+          break;
+        case 'count':
+          data = new Float32Array([1281167]);
+          break;
         default:
           throw new Error(`no init rule for ${w.originalName}`);
       }
@@ -954,10 +990,11 @@ function calibrate(b, model, input) {
       return t;
     });
     let out = op.layer.apply(ins.length === 1 ? ins[0] : ins);
-    const cls = op.layer.getClassName();
-    if (['Conv2D', 'DepthwiseConv2D', 'SeparableConv2D', 'Dense'].includes(cls)) {
-      const act = op.layer.activation ? op.layer.activation.getClassName() : 'linear';
-      if (!['linear', 'relu'].includes(act)) throw new Error(`cannot rescale through ${act} (${op.layer.name})`);
+    const cls = kerasClass(op.layer);
+    const act = op.layer.activation ? op.layer.activation.getClassName() : 'linear';
+    // A layer whose activation is not positively homogeneous (the squeeze-excitation gates' swish and sigmoid)
+    // keeps its He-normal weights: rescaling its output would not be rescaling its weights.
+    if (['Conv2D', 'DepthwiseConv2D', 'SeparableConv2D', 'Dense'].includes(cls) && ['linear', 'relu'].includes(act)) {
       const rms = tf.tidy(() => tf.sqrt(tf.mean(tf.square(out))).dataSync()[0]);
       if (!(rms > 0) || !Number.isFinite(rms)) throw new Error(`calibration: ${op.layer.name} output RMS is ${rms}`);
       const f = 1 / rms;
@@ -1249,34 +1286,58 @@ function weightDisplayName(style, layerName, w) {
 
 // Writes the Keras legacy save_weights layout into `root` (file or group).
 //  rename: original layer name -> name to write (for the Keras 2.0 variant)
-function writeKerasWeights(root, model, { rename = (n) => n, style = 'keras2', splitLayerNames = 1, splitBnWeightNames = 1, attrs = true }) {
-  const layerNames = model.layers.map((l) => rename(l.name));
-  writeStringListAttr(root, 'layer_names', layerNames, splitLayerNames);
+//  nested: layer name -> the nested model Keras keeps it in (ConvNeXt's Sequential
+//    blocks): one group per nested model, listed once in layer_names, whose
+//    weight_names are its layers' "<layer>/<param>:0" (datasets under
+//    <model>/<layer>/), as Keras saves a model inside a model.
+// A Normalization's count is int64, as Keras stores it.
+function writeKerasWeights(root, model, { rename = (n) => n, style = 'keras2', splitLayerNames = 1, splitBnWeightNames = 1, attrs = true, nested = {} }) {
+  const entries = [];
+  for (const l of model.layers) {
+    const container = nested[l.name];
+    const last = entries[entries.length - 1];
+    if (container && last && last.name === container) last.layers.push(l);
+    else entries.push({ name: container ?? rename(l.name), layers: [l], nested: !!container });
+  }
+  writeStringListAttr(root, 'layer_names', entries.map((e) => e.name), splitLayerNames);
   if (attrs) {
     root.create_attribute('backend', 'tensorflow', null, 'A');
     root.create_attribute('keras_version', '2.2.4', null, 'A');
   }
-  for (const l of model.layers) {
-    const ln = rename(l.name);
-    const g = root.create_group(ln);
-    const wnames = l.weights.map((w) => weightDisplayName(style, ln, w));
-    writeStringListAttr(g, 'weight_names', wnames, l.getClassName() === 'BatchNormalization' ? splitBnWeightNames : 1);
-    const values = l.getWeights();
+  for (const e of entries) {
+    const g = root.create_group(e.name);
+    const weights = e.layers.flatMap((l) => l.weights.map((w) => ({ w, layer: e.nested ? l.name : e.name })));
+    const wnames = weights.map(({ w, layer }) => weightDisplayName(style, layer, w));
+    const bn = !e.nested && e.layers[0].getClassName() === 'BatchNormalization';
+    writeStringListAttr(g, 'weight_names', wnames, bn ? splitBnWeightNames : 1);
+    const values = e.layers.flatMap((l) => l.getWeights());
     wnames.forEach((wn, i) => {
       const parts = wn.split('/');
       let target = g;
       for (const p of parts.slice(0, -1)) {
         target = target.keys().includes(p) ? target.get(p) : target.create_group(p);
       }
+      const count = shortWeightName(weights[i].w) === 'count';
       target.create_dataset({
         name: parts[parts.length - 1],
-        data: values[i].dataSync(),
+        data: count ? new BigInt64Array([BigInt(Math.round(values[i].dataSync()[0]))]) : values[i].dataSync(),
         shape: values[i].shape,
-        dtype: '<f4',
+        dtype: count ? '<q' : '<f4',
       });
     });
     // getWeights() returns the layer's own variables: do not dispose them.
   }
+}
+
+// How a file with nested models differs from the flat layer list: its layer_names and which layers each model holds.
+function nestedInfo(b, model) {
+  if (Object.keys(b.nested).length === 0) return {};
+  const names = [];
+  for (const l of model.layers) {
+    const n = b.nested[l.name] ?? l.name;
+    if (names[names.length - 1] !== n || !b.nested[l.name]) names.push(n);
+  }
+  return { layer_names: names, nested: b.nested };
 }
 
 function writeH5(file, fn) {
@@ -1350,7 +1411,8 @@ async function runCase(c, outRoot) {
 
   const S = c.size;
   const batch = 2;
-  const input = tf.tensor(rng.fillUniform(batch * S * S * 3, -1, 1), [batch, S, S, 3], 'float32');
+  const [lo, hi] = c.inputRange ?? [-1, 1];
+  const input = tf.tensor(rng.fillUniform(batch * S * S * 3, lo, hi), [batch, S, S, 3], 'float32');
 
   const { result: eager, scales } = calibrate(b, model, input);
 
@@ -1408,13 +1470,14 @@ async function runCase(c, outRoot) {
     : 'tf.keras 2.x / Keras 3 auto-names for unnamed layers (conv2d, conv2d_1, batch_normalization, ...); input is input_1';
   const layerNames = model.layers.map((l) => l.name);
 
-  writeH5(path.join(dir, 'keras_legacy.h5'), (f) => writeKerasWeights(f, model, {}));
+  writeH5(path.join(dir, 'keras_legacy.h5'), (f) => writeKerasWeights(f, model, { nested: b.nested }));
   files.keras_legacy = {
     path: 'keras_legacy.h5',
     layout: 'Keras save_weights (legacy HDF5): root attrs layer_names, backend, keras_version; group per layer with attr weight_names; datasets at <layer>/<weight_name>',
     naming: namingCurrent,
     weight_names: '<layer>/<param>:0',
     keras_version: '2.2.4',
+    ...nestedInfo(b, model),
   };
 
   if (c.keras1) {
@@ -1466,7 +1529,7 @@ async function runCase(c, outRoot) {
       f.create_attribute('backend', 'tensorflow', null, 'A');
       f.create_attribute('model_config', modelConfig, null, 'A');
       const g = f.create_group('model_weights');
-      writeKerasWeights(g, model, {});
+      writeKerasWeights(g, model, { nested: b.nested });
     });
     files.keras_model = {
       path: 'keras_model.h5',
@@ -1491,7 +1554,7 @@ async function runCase(c, outRoot) {
     classes: c.includeTop ? 1000 : null,
     batch,
     seed: c.seed,
-    input_range: [-1, 1],
+    input_range: c.inputRange ?? [-1, 1],
     feature_shape: feat.shape,
     feature_layer: features.sourceLayer.name,
     output_shape: (probs ?? feat).shape,
@@ -1500,7 +1563,7 @@ async function runCase(c, outRoot) {
     params: { total, trainable, non_trainable: total - trainable },
     layers: model.layers.map((l) => ({
       name: l.name,
-      class_name: l.getClassName(),
+      class_name: kerasClass(l),
       output_shape: l.outputShape,
       params: l.countParams(),
       weights: l.weights.map((w) => ({ name: shortWeightName(w), shape: w.shape, trainable: w.trainable })),
