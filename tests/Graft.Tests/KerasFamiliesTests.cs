@@ -17,6 +17,50 @@ namespace Graft.Tests;
 /// </summary>
 public class KerasFamiliesTests
 {
+    /// <summary>
+    /// Parameters with the ImageNet top, as Keras's model.summary() totals them for the default builds (keras.io's table
+    /// rounds them: 5.3M … 350.1M), counted without running the network (the big ones at their default size are slow to
+    /// run); and multiply-accumulates at the default size within the rounding of the published figure, where it agrees:
+    /// the EfficientNet paper's 0.70 (B1), 4.2 (B4), 9.9 (B5) and 37 (B7) billion are 0.69, 4.39, 10.27 and 37.75 by
+    /// this count, EfficientNetV2's 8.8 (S), 24 (M) and 53 (L) are 8.37, 24.58 and 56.08 (its B0–B3 agree), and
+    /// MobileNetV3 Small's 56 M (Howard et al. 2019; TF-slim's table says 66 M) is 56.5 M.
+    /// </summary>
+    [Theory]
+    [InlineData("efficientnet_b0", 5_330_571, "0.39")] // Tan & Le 2019, Table 2
+    [InlineData("efficientnet_b1", 7_856_239, null)]
+    [InlineData("efficientnet_b2", 9_177_569, "1.0")]
+    [InlineData("efficientnet_b3", 12_320_535, "1.8")]
+    [InlineData("efficientnet_b4", 19_466_823, null)]
+    [InlineData("efficientnet_b5", 30_562_527, null)]
+    [InlineData("efficientnet_b6", 43_265_143, "19")]
+    [InlineData("efficientnet_b7", 66_658_687, null)]
+    public void Parameters_with_the_top_are_keras_totals(string name, long kerasTotal, string? publishedGmacs)
+    {
+        Engine.TorchRuntime.EnsureInitialized();
+        var config = BackboneRegistry.Get(name);
+        using var network = config.Build(new ArchitectureOptions(config.InputSize, IncludeTop: true));
+        // What ModelSummary totals: every layer's parameters and the statistics Keras counts (batch norm's, Normalization's).
+        Assert.Equal(kerasTotal, network.Layers.Sum(l => l.parameters().Sum(p => p.numel()) + l.StatisticsCount));
+        Assert.Contains(network.Nodes, n => n.Name == config.FeatureLayer);
+        Assert.Contains(config.GenericFeatureBlock, network.Blocks);
+        if (publishedGmacs is null) return;
+        var published = decimal.Parse(publishedGmacs, CultureInfo.InvariantCulture);
+        double halfUnit = 0.5 * Math.Pow(10, -BitConverter.GetBytes(decimal.GetBits(published)[3])[2]);
+        Assert.InRange(GraphCost.Of(network).GigaMacs, (double)published - halfUnit, (double)published + halfUnit);
+    }
+
+    [Theory]
+    [InlineData("efficientnet_b0")]
+    public void Summary_totals_what_the_layers_hold(string name)
+    {
+        var config = BackboneRegistry.Get(name);
+        using var backbone = Backbone.Create(config, new ArchitectureOptions(config.InputSize, IncludeTop: true), config.Spec(config.InputSize));
+        foreach (var p in backbone.Network.parameters()) p.requires_grad = true;
+        var summary = ModelSummary.Of(name, backbone.Network, config.InputSize);
+        Assert.Equal(backbone.Network.Layers.Sum(l => l.parameters().Sum(p => p.numel()) + l.StatisticsCount), summary.Total);
+        Assert.Equal(backbone.Network.Layers.Sum(l => l.StatisticsCount), summary.NonTrainable);
+    }
+
     [Fact]
     public void Preprocessing_layers_compute_what_keras_does()
     {
@@ -88,6 +132,34 @@ public class KerasFamiliesTests
         y64.backward([upstream.to(float64)]);
         Assert.True(Relative(y, y64) < 1e-5, $"output differs by {Relative(y, y64)}");
         Assert.True(Relative(x.grad!, x64.grad!) < 1e-5, $"input gradient differs by {Relative(x.grad!, x64.grad!)}");
+    }
+
+    /// <summary>
+    /// Their trunks quantize: convolutions (grouped ones and ConvNeXt's pointwise dense layers too) in int8, the
+    /// preprocessing, squeeze-excitation and normalization layers as float islands. Calibrated on the fixtures' two
+    /// images, the int8 trunk's pooled features stay close to the float trunk's (random weights: a check of the
+    /// mapping, not of accuracy).
+    /// </summary>
+    [Theory]
+    [InlineData("efficientnet_b0_top", 0.99)]
+    public void Trunks_quantize_to_int8(string testCase, double minimum)
+    {
+        using var backbone = KerasReferenceTests.Load(testCase, "keras_legacy");
+        using var scope = NewDisposeScope();
+        var images = KerasReference.Read(testCase, "input");
+        int size = (int)images.shape[2];
+        Int8Quantization.CheckSupported(backbone.Trunk, testCase);
+        var observer = new Int8Calibration.Observer();
+        observer.Observe(backbone.Trunk, images);
+        using var plain = new OnnxTrunkRunner(backbone.Trunk, size);
+        using var int8 = TrunkRunners.CreateInt8(backbone.Trunk, size, Pooling.Gap, observer.Result());
+        var expected = plain.Features(images);
+        var actual = int8.Features(images);
+        for (int i = 0; i < 2; i++)
+        {
+            double cosine = nn.functional.cosine_similarity(expected[i].unsqueeze(0), actual[i].unsqueeze(0)).item<float>();
+            Assert.True(cosine > minimum, $"image {i}: cosine similarity {cosine:0.0000}");
+        }
     }
 
     static double Relative(Tensor actual, Tensor expected) =>

@@ -67,7 +67,8 @@ public static class KerasReference
     /// <summary>Every case the tests use (the generator's extra resnet50_legacy_nopad follows a Keras topology Graft does not build).</summary>
     static readonly string[] Cases =
         ["vgg16", "vgg19", "resnet50", "resnet50_legacy", "inception_v3", "xception", "mobilenet_a025_67", "mobilenet_a050_64_top", "mobilenet_v2_a035_67", "mobilenet_v2_a100_64",
-         "densenet121", "resnet50_v2", "inception_resnet_v2", "nasnet_mobile"];
+         "densenet121", "resnet50_v2", "inception_resnet_v2", "nasnet_mobile",
+         "efficientnet_b0_top", "efficientnet_b3_64"];
 
     /// <summary>Runs node or npm; a failure throws with what it printed.</summary>
     public static void Run(string program, string[] args, string workingDirectory)
@@ -92,6 +93,8 @@ public class KerasReferenceTests
         "mobilenet_a050_64_top" => "mobilenet_0.5",
         "mobilenet_v2_a035_67" => "mobilenet_v2_0.35",
         "mobilenet_v2_a100_64" => "mobilenet_v2",
+        "efficientnet_b0_top" => "efficientnet_b0",
+        "efficientnet_b3_64" => "efficientnet_b3",
         _ => testCase,
     };
 
@@ -141,6 +144,9 @@ public class KerasReferenceTests
     [InlineData("inception_resnet_v2", "tfjs")]
     [InlineData("nasnet_mobile", "keras_legacy")]
     [InlineData("nasnet_mobile", "tfjs")]
+    [InlineData("efficientnet_b0_top", "keras_legacy")] // Normalization's int64 count; the Rescaling that divides by √variance again
+    [InlineData("efficientnet_b0_top", "tfjs")]
+    [InlineData("efficientnet_b3_64", "keras_legacy")]
     public void Features_match_the_independent_implementation(string testCase, string file)
     {
         using var backbone = Load(testCase, file);
@@ -179,6 +185,8 @@ public class KerasReferenceTests
     [InlineData("resnet50_v2")]
     [InlineData("inception_resnet_v2")]
     [InlineData("nasnet_mobile")]
+    [InlineData("efficientnet_b0_top")]
+    [InlineData("efficientnet_b3_64")]
     public void Summary_lists_the_layers_keras_lists(string testCase)
     {
         var manifest = KerasReference.Manifest(testCase);
@@ -226,6 +234,7 @@ public class KerasReferenceTests
     [InlineData("densenet121", "keras_legacy", Strategy.FineTune, "conv5_block16_1_conv")]
     [InlineData("resnet50_v2", "tfjs", Strategy.FeatureExtraction, null)]
     [InlineData("nasnet_mobile", "keras_legacy", Strategy.FineTune, "normal_conv_1_12")] // each cell reads the two before: no layer splits NASNet, its frozen cells run in libtorch too
+    [InlineData("efficientnet_b0_top", "keras_legacy", Strategy.FineTune, "block7a")] // a file with the top: its classifier left unused
     public async Task Every_network_trains_on_photos_and_round_trips(string testCase, string file, Strategy strategy, string? unfreezeFrom)
     {
         using var dir = new TempDir();

@@ -794,6 +794,88 @@ function NASNet(b, { penultimateFilters, numBlocks, stemFilters, skipReduction, 
 const NASNET_MOBILE = { penultimateFilters: 1056, numBlocks: 4, stemFilters: 32, skipReduction: false };
 const NASNET_LARGE = { penultimateFilters: 4032, numBlocks: 6, stemFilters: 96, skipReduction: true };
 
+const IMAGENET_MEAN = [0.485, 0.456, 0.406];
+const IMAGENET_STD = [0.229, 0.224, 0.225];
+
+// The EfficientNets' squeeze-excitation (efficientnet.py block / efficientnet_v2.py MBConvBlock).
+function efficientSe(b, x, name, filters, filtersSe) {
+  let se = b.L('globalAveragePooling2d', { name: `${name}se_squeeze` }, x);
+  se = b.L('reshape', { targetShape: [1, 1, filters], name: `${name}se_reshape` }, se);
+  se = b.conv(se, filtersSe, 1, { padding: 'same', activation: 'swish', name: `${name}se_reduce` });
+  se = b.conv(se, filters, 1, { padding: 'same', activation: 'sigmoid', name: `${name}se_expand` });
+  return b.L('multiply', { name: `${name}se_excite` }, [x, se]);
+}
+
+// Top of both EfficientNets: avg_pool, top_dropout, predictions.
+function efficientTop(b, x, dropout, classes = 1000) {
+  x = b.L('globalAveragePooling2d', { name: 'avg_pool' }, x);
+  if (dropout > 0) x = b.L('dropout', { rate: dropout, name: 'top_dropout' }, x);
+  return b.L('dense', { units: classes, activation: 'softmax', name: 'predictions' }, x);
+}
+
+// keras/src/applications/efficientnet.py, weights="imagenet" (with the
+// Rescaling that makes up for the file's variance being the std).
+// Stages: kernel, repeats, filters in, filters out, expansion, stride (se 0.25, id_skip).
+const EFFICIENTNET_STAGES = [
+  [3, 1, 32, 16, 1, 1], [3, 2, 16, 24, 6, 2], [5, 2, 24, 40, 6, 2], [3, 3, 40, 80, 6, 2],
+  [5, 3, 80, 112, 6, 1], [5, 4, 112, 192, 6, 2], [3, 1, 192, 320, 6, 1],
+];
+function EfficientNet(b, { width, depth, dropout, includeTop }) {
+  const roundFilters = (f) => {
+    f *= width;
+    let n = Math.max(8, Math.floor(Math.trunc(f + 4) / 8) * 8);
+    if (n < 0.9 * f) n += 8;
+    return n;
+  };
+  const roundRepeats = (r) => Math.ceil(depth * r);
+  const block = (inputs, { name, filtersIn, filtersOut, kernel, strides, expand, dropRate }) => {
+    const filters = filtersIn * expand;
+    let x = inputs;
+    if (expand !== 1) {
+      x = b.conv(x, filters, 1, { padding: 'same', useBias: false, name: `${name}expand_conv` });
+      x = b.bn(x, { name: `${name}expand_bn` });
+      x = b.act(x, 'swish', `${name}expand_activation`);
+    }
+    if (strides === 2) x = b.zpad(x, correctPad(x, kernel), `${name}dwconv_pad`);
+    x = b.dw(x, kernel, { strides, padding: strides === 2 ? 'valid' : 'same', useBias: false, name: `${name}dwconv` });
+    x = b.bn(x, { name: `${name}bn` });
+    x = b.act(x, 'swish', `${name}activation`);
+    x = efficientSe(b, x, name, filters, Math.max(1, Math.trunc(filtersIn * 0.25)));
+    x = b.conv(x, filtersOut, 1, { padding: 'same', useBias: false, name: `${name}project_conv` });
+    x = b.bn(x, { name: `${name}project_bn` });
+    if (strides === 1 && filtersIn === filtersOut) {
+      if (dropRate > 0) x = b.L('dropout', { rate: dropRate, noiseShape: [null, 1, 1, 1], name: `${name}drop` }, x);
+      x = b.add([x, inputs], `${name}add`);
+    }
+    return x;
+  };
+  let x = b.L('rescaling', { scale: 1 / 255, name: 'rescaling' }, b.input);
+  x = b.custom(KerasNormalization, { stored: true, name: 'normalization' }, x);
+  x = b.L('rescaling', { scale: IMAGENET_STD.map((s) => 1 / Math.sqrt(s)), name: 'rescaling_1' }, x);
+  x = b.zpad(x, correctPad(x, 3), 'stem_conv_pad');
+  x = b.conv(x, roundFilters(32), 3, { strides: 2, padding: 'valid', useBias: false, name: 'stem_conv' });
+  x = b.bn(x, { name: 'stem_bn' });
+  x = b.act(x, 'swish', 'stem_activation');
+  const total = EFFICIENTNET_STAGES.reduce((a, s) => a + roundRepeats(s[1]), 0);
+  let index = 0;
+  EFFICIENTNET_STAGES.forEach(([kernel, repeats, fin, fout, expand, stride], i) => {
+    const filtersIn = roundFilters(fin);
+    const filtersOut = roundFilters(fout);
+    for (let j = 0; j < roundRepeats(repeats); j++, index++) {
+      x = block(x, {
+        name: `block${i + 1}${String.fromCharCode(97 + j)}_`, filtersIn: j ? filtersOut : filtersIn, filtersOut, kernel,
+        strides: j ? 1 : stride, expand, dropRate: (0.2 * index) / total,
+      });
+    }
+  });
+  x = b.conv(x, roundFilters(1280), 1, { padding: 'same', useBias: false, name: 'top_conv' });
+  x = b.bn(x, { name: 'top_bn' });
+  x = b.act(x, 'swish', 'top_activation');
+  const features = x;
+  if (!includeTop) return { features };
+  return { features, top: efficientTop(b, x, dropout) };
+}
+
 // ---------------------------------------------------------------------------
 // Cases
 // ---------------------------------------------------------------------------
@@ -812,6 +894,7 @@ const KERAS_SOURCES = {
   resnet50_v2: 'keras/src/applications/resnet_v2.py (resnet.py: stack_residual_blocks_v2 / residual_block_v2)',
   inception_resnet_v2: 'keras/src/applications/inception_resnet_v2.py',
   nasnet_mobile: 'keras/src/applications/nasnet.py (NASNetMobile)',
+  efficientnet: 'keras/src/applications/efficientnet.py (weights="imagenet": with the Rescaling after Normalization)',
 };
 
 const CASES = [
@@ -849,6 +932,28 @@ const CASES = [
   { name: 'inception_resnet_v2', arch: 'inception_resnet_v2', size: 75, seed: 7575, build: InceptionResNetV2, modelName: 'inception_resnet_v2' },
   // 63 → 31 after the stem: odd there (correct_pad adds nothing before), even from stem_2 on (one less before).
   { name: 'nasnet_mobile', arch: 'nasnet_mobile', size: 63, seed: 6363, build: (b) => NASNet(b, NASNET_MOBILE), modelName: 'NASNet' },
+  // Networks with their preprocessing in the model take 0..255 pixels.
+  {
+    name: 'efficientnet_b0_top', arch: 'efficientnet', size: 67, seed: 6701, includeTop: true, inputRange: [0, 255],
+    build: (b) => EfficientNet(b, { width: 1.0, depth: 1.0, dropout: 0.2, includeTop: true }), modelName: 'efficientnetb0',
+  },
+  {
+    name: 'efficientnet_b3_64', arch: 'efficientnet', size: 64, seed: 6403, inputRange: [0, 255],
+    build: (b) => EfficientNet(b, { width: 1.2, depth: 1.4, dropout: 0.3, includeTop: false }), modelName: 'efficientnetb3',
+  },
+];
+
+// Keras's parameter totals with the ImageNet top, as model.summary() prints them for the default builds
+// (keras.io's table rounds them: EfficientNetB0 5.3M … ConvNeXtXLarge 350.1M), at the default input size.
+const PUBLISHED_TOP = [
+  ...[
+    ['b0', 1.0, 1.0, 0.2, 224, 5330571], ['b1', 1.0, 1.1, 0.2, 240, 7856239], ['b2', 1.1, 1.2, 0.3, 260, 9177569],
+    ['b3', 1.2, 1.4, 0.3, 300, 12320535], ['b4', 1.4, 1.8, 0.4, 380, 19466823], ['b5', 1.6, 2.2, 0.4, 456, 30562527],
+    ['b6', 1.8, 2.6, 0.5, 528, 43265143], ['b7', 2.0, 3.1, 0.5, 600, 66658687],
+  ].map(([v, width, depth, dropout, size, total]) => ({
+    arch: `EfficientNet${v.toUpperCase()} with top`, total, size, top: true,
+    build: (b) => EfficientNet(b, { width, depth, dropout, includeTop: true }),
+  })),
 ];
 
 // Keras's published parameter totals (include_top=False), checked by --verify-params at 224.
@@ -873,6 +978,7 @@ const PUBLISHED_NOTOP = [
   { arch: 'InceptionResNetV2', total: 54336736, build: InceptionResNetV2, size: 299 },
   { arch: 'NASNetMobile', total: 4269716, build: (b) => NASNet(b, NASNET_MOBILE), size: 224 },
   { arch: 'NASNetLarge', total: 84916818, build: (b) => NASNet(b, NASNET_LARGE), size: 331 },
+  ...PUBLISHED_TOP,
 ];
 
 // ---------------------------------------------------------------------------

@@ -1,0 +1,50 @@
+using Graft.Backbones.Architectures;
+using Graft.Weights;
+
+namespace Graft.Backbones;
+
+/// <summary>
+/// The registry's rows for Keras's newer families: EfficientNet, EfficientNetV2, MobileNetV3 and ConvNeXt. They carry
+/// their preprocessing as layers (<see cref="Preprocessing.Raw"/>: pixels 0..255 go in) and their files' hashes
+/// as Keras's WEIGHTS_HASHES give them (MD5, or SHA-256 for ConvNeXt). Methods, not fields: the rows are built
+/// while <see cref="All"/> is initialized.
+/// </summary>
+internal static partial class BackboneRegistry
+{
+    static IEnumerable<BackboneConfig> ModernFamilies() => [.. EfficientNets()];
+
+    /// <summary>Keras's file pair at <paramref name="baseUrl"/>: NAME.h5 (with the top) and NAME_notop.h5, with their hashes.</summary>
+    static WeightSource[] KerasPairAt(string baseUrl, string stem, string topHash, string noTopHash) =>
+    [
+        new(new Asset($"models/keras/{stem}_notop.h5", $"{baseUrl}{stem}_notop.h5", noTopHash) { KerasCache = true }, IncludesTop: false),
+        new(new Asset($"models/keras/{stem}.h5", $"{baseUrl}{stem}.h5", topHash) { KerasCache = true }, IncludesTop: true),
+    ];
+
+    static IEnumerable<BackboneConfig> EfficientNets()
+    {
+        // keras.applications.efficientnet: variant, width, depth, dropout, default size, (top, notop) MD5s.
+        (string V, double Width, double Depth, double Dropout, int Size, string Top, string NoTop)[] variants =
+        [
+            ("b0", 1.0, 1.0, 0.2, 224, "902e53a9f72be733fc0bcb005b3ebbac", "50bc09e76180e00e4465e1a485ddc09d"),
+            ("b1", 1.0, 1.1, 0.2, 240, "1d254153d4ab51201f1646940f018540", "74c4e6b3e1f6a1eea24c589628592432"),
+            ("b2", 1.1, 1.2, 0.3, 260, "b15cce36ff4dcbd00b6dd88e7857a6ad", "111f8e2ac8aa800a7a99e3239f7bfb39"),
+            ("b3", 1.2, 1.4, 0.3, 300, "ffd1fdc53d0ce67064dc6a9c7960ede0", "af6d107764bb5b1abb91932881670226"),
+            ("b4", 1.4, 1.8, 0.4, 380, "18c95ad55216b8f92d7e70b3a046e2fc", "ebc24e6d6c33eaebbd558eafbeedf1ba"),
+            ("b5", 1.6, 2.2, 0.4, 456, "ace28f2a6363774853a83a0b21b9421a", "38879255a25d3c92d5e44e04ae6cec6f"),
+            ("b6", 1.8, 2.6, 0.5, 528, "165f6e37dce68623721b423839de8be5", "9ecce42647a20130c1f39a5d4cb75743"),
+            ("b7", 2.0, 3.1, 0.5, 600, "8c03f828fec3ef71311cd463b6759d99", "cbcfe4450ddf6f3ad90b1b398090fe4a"),
+        ];
+        foreach (var v in variants)
+            yield return new()
+            {
+                Name = $"efficientnet_{v.V}",
+                Description = $"EfficientNet {v.V.ToUpperInvariant()} (Keras; rescaling and ImageNet normalization in the model)",
+                Build = EfficientNet.Variant($"efficientnet_{v.V}", v.Width, v.Depth, v.Dropout),
+                InputSize = v.Size,
+                Preprocessing = Preprocessing.Raw,
+                Weights = KerasPairAt("https://storage.googleapis.com/keras-applications/", $"efficientnet{v.V}", v.Top, v.NoTop),
+                FeatureLayer = "top_activation",
+                GenericFeatureBlock = EfficientNet.LastBlock(5, v.Depth),
+            };
+    }
+}
