@@ -34,6 +34,13 @@ public class KerasFamiliesTests
     [InlineData("efficientnet_b5", 30_562_527, null)]
     [InlineData("efficientnet_b6", 43_265_143, "19")]
     [InlineData("efficientnet_b7", 66_658_687, null)]
+    [InlineData("efficientnet_v2_b0", 7_200_312, "0.72")] // Tan & Le 2021
+    [InlineData("efficientnet_v2_b1", 8_212_124, "1.2")]
+    [InlineData("efficientnet_v2_b2", 10_178_374, "1.7")]
+    [InlineData("efficientnet_v2_b3", 14_467_622, "3.0")]
+    [InlineData("efficientnet_v2_s", 21_612_360, null)]
+    [InlineData("efficientnet_v2_m", 54_431_388, null)]
+    [InlineData("efficientnet_v2_l", 119_027_848, null)]
     public void Parameters_with_the_top_are_keras_totals(string name, long kerasTotal, string? publishedGmacs)
     {
         Engine.TorchRuntime.EnsureInitialized();
@@ -142,6 +149,7 @@ public class KerasFamiliesTests
     /// </summary>
     [Theory]
     [InlineData("efficientnet_b0_top", 0.99)]
+    [InlineData("efficientnet_v2_b0_top", 0.99)]
     public void Trunks_quantize_to_int8(string testCase, double minimum)
     {
         using var backbone = KerasReferenceTests.Load(testCase, "keras_legacy");

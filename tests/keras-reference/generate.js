@@ -876,6 +876,80 @@ function EfficientNet(b, { width, depth, dropout, includeTop }) {
   return { features, top: efficientTop(b, x, dropout) };
 }
 
+// keras/src/applications/efficientnet_v2.py. Stages: kernel, repeats, filters
+// in, filters out, expansion, se ratio, stride, fused (conv_type 1).
+const V2_B = [
+  [3, 1, 32, 16, 1, 0, 1, 1], [3, 2, 16, 32, 4, 0, 2, 1], [3, 2, 32, 48, 4, 0, 2, 1],
+  [3, 3, 48, 96, 4, 0.25, 2, 0], [3, 5, 96, 112, 6, 0.25, 1, 0], [3, 8, 112, 192, 6, 0.25, 2, 0],
+];
+const V2_S = [
+  [3, 2, 24, 24, 1, 0, 1, 1], [3, 4, 24, 48, 4, 0, 2, 1], [3, 4, 48, 64, 4, 0, 2, 1],
+  [3, 6, 64, 128, 4, 0.25, 2, 0], [3, 9, 128, 160, 6, 0.25, 1, 0], [3, 15, 160, 256, 6, 0.25, 2, 0],
+];
+const V2_M = [
+  [3, 3, 24, 24, 1, 0, 1, 1], [3, 5, 24, 48, 4, 0, 2, 1], [3, 5, 48, 80, 4, 0, 2, 1], [3, 7, 80, 160, 4, 0.25, 2, 0],
+  [3, 14, 160, 176, 6, 0.25, 1, 0], [3, 18, 176, 304, 6, 0.25, 2, 0], [3, 5, 304, 512, 6, 0.25, 1, 0],
+];
+const V2_L = [
+  [3, 4, 32, 32, 1, 0, 1, 1], [3, 7, 32, 64, 4, 0, 2, 1], [3, 7, 64, 96, 4, 0, 2, 1], [3, 10, 96, 192, 4, 0.25, 2, 0],
+  [3, 19, 192, 224, 6, 0.25, 1, 0], [3, 25, 224, 384, 6, 0.25, 2, 0], [3, 7, 384, 640, 6, 0.25, 1, 0],
+];
+function EfficientNetV2(b, { stages, width = 1, depth = 1, imagenetNorm, includeTop }) {
+  const roundFilters = (f) => Math.max(8, Math.floor(Math.trunc(f * width + 4) / 8) * 8);
+  const block = (inputs, { name, filtersIn, filtersOut, kernel, strides, expand, se, fused, dropRate }) => {
+    const filters = filtersIn * expand;
+    let x = inputs;
+    if (expand !== 1) {
+      x = b.conv(x, filters, fused ? kernel : 1, { strides: fused ? strides : 1, padding: 'same', useBias: false, name: `${name}expand_conv` });
+      x = b.bn(x, { name: `${name}expand_bn` });
+      x = b.act(x, 'swish', `${name}expand_activation`);
+    }
+    if (!fused) {
+      x = b.dw(x, kernel, { strides, padding: 'same', useBias: false, name: `${name}dwconv2` });
+      x = b.bn(x, { name: `${name}bn` });
+      x = b.act(x, 'swish', `${name}activation`);
+    }
+    if (se > 0 && se <= 1) x = efficientSe(b, x, name, filters, Math.max(1, Math.trunc(filtersIn * se)));
+    const single = fused && expand === 1;
+    x = b.conv(x, filtersOut, single ? kernel : 1, { strides: single ? strides : 1, padding: 'same', useBias: false, name: `${name}project_conv` });
+    x = b.bn(x, { name: `${name}project_bn` });
+    if (single) x = b.act(x, 'swish', `${name}project_activation`);
+    if (strides === 1 && filtersIn === filtersOut) {
+      if (dropRate) x = b.L('dropout', { rate: dropRate, noiseShape: [null, 1, 1, 1], name: `${name}drop` }, x);
+      x = b.add([x, inputs], `${name}add`);
+    }
+    return x;
+  };
+  let x;
+  if (imagenetNorm) {
+    x = b.L('rescaling', { scale: 1 / 255, name: 'rescaling' }, b.input);
+    x = b.custom(KerasNormalization, { stored: false, mean: IMAGENET_MEAN, variance: IMAGENET_STD.map((s) => s ** 2), name: 'normalization' }, x);
+  } else {
+    x = b.L('rescaling', { scale: 1 / 128, offset: -1, name: 'rescaling' }, b.input);
+  }
+  x = b.conv(x, roundFilters(stages[0][2]), 3, { strides: 2, padding: 'same', useBias: false, name: 'stem_conv' });
+  x = b.bn(x, { name: 'stem_bn' });
+  x = b.act(x, 'swish', 'stem_activation');
+  const total = stages.reduce((a, s) => a + s[1], 0); // before depth scaling, as Keras counts
+  let index = 0;
+  stages.forEach(([kernel, repeats, fin, fout, expand, se, stride, fused], i) => {
+    const filtersIn = roundFilters(fin);
+    const filtersOut = roundFilters(fout);
+    for (let j = 0; j < Math.ceil(depth * repeats); j++, index++) {
+      x = block(x, {
+        name: `block${i + 1}${String.fromCharCode(97 + j)}_`, filtersIn: j ? filtersOut : filtersIn, filtersOut, kernel,
+        strides: j ? 1 : stride, expand, se, fused: fused === 1, dropRate: (0.2 * index) / total,
+      });
+    }
+  });
+  x = b.conv(x, roundFilters(1280), 1, { padding: 'same', useBias: false, name: 'top_conv' });
+  x = b.bn(x, { name: 'top_bn' });
+  x = b.act(x, 'swish', 'top_activation');
+  const features = x;
+  if (!includeTop) return { features };
+  return { features, top: efficientTop(b, x, 0.2) };
+}
+
 // ---------------------------------------------------------------------------
 // Cases
 // ---------------------------------------------------------------------------
@@ -895,6 +969,7 @@ const KERAS_SOURCES = {
   inception_resnet_v2: 'keras/src/applications/inception_resnet_v2.py',
   nasnet_mobile: 'keras/src/applications/nasnet.py (NASNetMobile)',
   efficientnet: 'keras/src/applications/efficientnet.py (weights="imagenet": with the Rescaling after Normalization)',
+  efficientnet_v2: 'keras/src/applications/efficientnet_v2.py',
 };
 
 const CASES = [
@@ -941,6 +1016,14 @@ const CASES = [
     name: 'efficientnet_b3_64', arch: 'efficientnet', size: 64, seed: 6403, inputRange: [0, 255],
     build: (b) => EfficientNet(b, { width: 1.2, depth: 1.4, dropout: 0.3, includeTop: false }), modelName: 'efficientnetb3',
   },
+  {
+    name: 'efficientnet_v2_b0_top', arch: 'efficientnet_v2', size: 65, seed: 6502, includeTop: true, inputRange: [0, 255],
+    build: (b) => EfficientNetV2(b, { stages: V2_B, imagenetNorm: true, includeTop: true }), modelName: 'efficientnetv2-b0',
+  },
+  {
+    name: 'efficientnet_v2_s_64', arch: 'efficientnet_v2', size: 64, seed: 6404, inputRange: [0, 255],
+    build: (b) => EfficientNetV2(b, { stages: V2_S, imagenetNorm: false, includeTop: false }), modelName: 'efficientnetv2-s',
+  },
 ];
 
 // Keras's parameter totals with the ImageNet top, as model.summary() prints them for the default builds
@@ -953,6 +1036,13 @@ const PUBLISHED_TOP = [
   ].map(([v, width, depth, dropout, size, total]) => ({
     arch: `EfficientNet${v.toUpperCase()} with top`, total, size, top: true,
     build: (b) => EfficientNet(b, { width, depth, dropout, includeTop: true }),
+  })),
+  ...[
+    ['B0', V2_B, 1.0, 1.0, 224, 7200312], ['B1', V2_B, 1.0, 1.1, 240, 8212124], ['B2', V2_B, 1.1, 1.2, 260, 10178374],
+    ['B3', V2_B, 1.2, 1.4, 300, 14467622], ['S', V2_S, 1, 1, 384, 21612360], ['M', V2_M, 1, 1, 480, 54431388], ['L', V2_L, 1, 1, 480, 119027848],
+  ].map(([v, stages, width, depth, size, total]) => ({
+    arch: `EfficientNetV2${v} with top`, total, size, top: true,
+    build: (b) => EfficientNetV2(b, { stages, width, depth, imagenetNorm: v.startsWith('B'), includeTop: true }),
   })),
 ];
 

@@ -11,7 +11,7 @@ namespace Graft.Backbones;
 /// </summary>
 internal static partial class BackboneRegistry
 {
-    static IEnumerable<BackboneConfig> ModernFamilies() => [.. EfficientNets()];
+    static IEnumerable<BackboneConfig> ModernFamilies() => [.. EfficientNets(), .. EfficientNetV2s()];
 
     /// <summary>Keras's file pair at <paramref name="baseUrl"/>: NAME.h5 (with the top) and NAME_notop.h5, with their hashes.</summary>
     static WeightSource[] KerasPairAt(string baseUrl, string stem, string topHash, string noTopHash) =>
@@ -46,5 +46,36 @@ internal static partial class BackboneRegistry
                 FeatureLayer = "top_activation",
                 GenericFeatureBlock = EfficientNet.LastBlock(5, v.Depth),
             };
+    }
+
+    static IEnumerable<BackboneConfig> EfficientNetV2s()
+    {
+        // keras.applications.efficientnet_v2: variant, stages, width, depth, default size, (top, notop) MD5s.
+        (string V, EfficientNetV2.Stage[] Stages, double Width, double Depth, int Size, string Top, string NoTop)[] variants =
+        [
+            ("b0", EfficientNetV2.B, 1.0, 1.0, 224, "21ecbf6da12460d5c40bb2f29ceb2188", "893217f2bb855e2983157299931e43ff"),
+            ("b1", EfficientNetV2.B, 1.0, 1.1, 240, "069f0534ff22adf035c89e2d9547a9dc", "0e80663031ca32d657f9caa404b6ec37"),
+            ("b2", EfficientNetV2.B, 1.1, 1.2, 260, "424e49f28180edbde1e94797771950a7", "1dfe2e7a5d45b6632553a8961ea609eb"),
+            ("b3", EfficientNetV2.B, 1.2, 1.4, 300, "1f1fc43bd98a6e4fd8fdfd551e02c7a0", "f6abf7b5849ac99a89b50dd3fd532856"),
+            ("s", EfficientNetV2.S, 1.0, 1.0, 384, "e1d88a8495beba45748fedd0cecbe016", "af0682fb74e8c54910f2d4393339c070"),
+            ("m", EfficientNetV2.M, 1.0, 1.0, 480, "a3bf6aa3276309f4fc6a34aa114c95cd", "1b8dc055df72dde80d614482840fe342"),
+            ("l", EfficientNetV2.L, 1.0, 1.0, 480, "27e6d408b53c7ebc868fefa357689935", "b0b66b5c863aef5b46e8608fe1711615"),
+        ];
+        foreach (var v in variants)
+        {
+            bool b = v.V.StartsWith('b');
+            yield return new()
+            {
+                Name = $"efficientnet_v2_{v.V}",
+                Description = $"EfficientNetV2 {v.V.ToUpperInvariant()} (Keras; " +
+                    (b ? "rescaling and ImageNet normalization in the model)" : "rescaling to [-1, 1] in the model)"),
+                Build = EfficientNetV2.Variant($"efficientnet_v2_{v.V}", v.Stages, v.Width, v.Depth, imageNetNormalization: b),
+                InputSize = v.Size,
+                Preprocessing = Preprocessing.Raw,
+                Weights = KerasPairAt(Keras + "efficientnet_v2/", $"efficientnetv2-{v.V}", v.Top, v.NoTop),
+                FeatureLayer = "top_activation",
+                GenericFeatureBlock = EfficientNetV2.LastBlock(v.Stages, 5, v.Depth),
+            };
+        }
     }
 }
