@@ -41,6 +41,8 @@ public class KerasFamiliesTests
     [InlineData("efficientnet_v2_s", 21_612_360, null)]
     [InlineData("efficientnet_v2_m", 54_431_388, null)]
     [InlineData("efficientnet_v2_l", 119_027_848, null)]
+    [InlineData("mobilenet_v3_small", 2_554_968, null)]
+    [InlineData("mobilenet_v3_large", 5_507_432, "0.217")] // TF-slim's table (Keras's docstring): 217 M
     public void Parameters_with_the_top_are_keras_totals(string name, long kerasTotal, string? publishedGmacs)
     {
         Engine.TorchRuntime.EnsureInitialized();
@@ -58,6 +60,7 @@ public class KerasFamiliesTests
 
     [Theory]
     [InlineData("efficientnet_b0")]
+    [InlineData("mobilenet_v3_small")]
     public void Summary_totals_what_the_layers_hold(string name)
     {
         var config = BackboneRegistry.Get(name);
@@ -150,6 +153,7 @@ public class KerasFamiliesTests
     [Theory]
     [InlineData("efficientnet_b0_top", 0.99)]
     [InlineData("efficientnet_v2_b0_top", 0.99)]
+    [InlineData("mobilenet_v3_small_top", 0.99)]
     public void Trunks_quantize_to_int8(string testCase, double minimum)
     {
         using var backbone = KerasReferenceTests.Load(testCase, "keras_legacy");

@@ -68,7 +68,7 @@ public static class KerasReference
     static readonly string[] Cases =
         ["vgg16", "vgg19", "resnet50", "resnet50_legacy", "inception_v3", "xception", "mobilenet_a025_67", "mobilenet_a050_64_top", "mobilenet_v2_a035_67", "mobilenet_v2_a100_64",
          "densenet121", "resnet50_v2", "inception_resnet_v2", "nasnet_mobile",
-         "efficientnet_b0_top", "efficientnet_b3_64", "efficientnet_v2_b0_top", "efficientnet_v2_s_64"];
+         "efficientnet_b0_top", "efficientnet_b3_64", "efficientnet_v2_b0_top", "efficientnet_v2_s_64", "mobilenet_v3_small_top", "mobilenet_v3_large_64"];
 
     /// <summary>Runs node or npm; a failure throws with what it printed.</summary>
     public static void Run(string program, string[] args, string workingDirectory)
@@ -97,6 +97,8 @@ public class KerasReferenceTests
         "efficientnet_b3_64" => "efficientnet_b3",
         "efficientnet_v2_b0_top" => "efficientnet_v2_b0",
         "efficientnet_v2_s_64" => "efficientnet_v2_s",
+        "mobilenet_v3_small_top" => "mobilenet_v3_small",
+        "mobilenet_v3_large_64" => "mobilenet_v3_large",
         _ => testCase,
     };
 
@@ -152,6 +154,9 @@ public class KerasReferenceTests
     [InlineData("efficientnet_v2_b0_top", "keras_legacy")]
     [InlineData("efficientnet_v2_b0_top", "tfjs")]
     [InlineData("efficientnet_v2_s_64", "keras_legacy")]
+    [InlineData("mobilenet_v3_small_top", "keras_legacy")]
+    [InlineData("mobilenet_v3_small_top", "tfjs")]
+    [InlineData("mobilenet_v3_large_64", "keras_legacy")]
     public void Features_match_the_independent_implementation(string testCase, string file)
     {
         using var backbone = Load(testCase, file);
@@ -194,6 +199,8 @@ public class KerasReferenceTests
     [InlineData("efficientnet_b3_64")]
     [InlineData("efficientnet_v2_b0_top")]
     [InlineData("efficientnet_v2_s_64")]
+    [InlineData("mobilenet_v3_small_top")]
+    [InlineData("mobilenet_v3_large_64")]
     public void Summary_lists_the_layers_keras_lists(string testCase)
     {
         var manifest = KerasReference.Manifest(testCase);
@@ -243,6 +250,7 @@ public class KerasReferenceTests
     [InlineData("nasnet_mobile", "keras_legacy", Strategy.FineTune, "normal_conv_1_12")] // each cell reads the two before: no layer splits NASNet, its frozen cells run in libtorch too
     [InlineData("efficientnet_b0_top", "keras_legacy", Strategy.FineTune, "block7a")] // a file with the top: its classifier left unused
     [InlineData("efficientnet_v2_b0_top", "tfjs", Strategy.FineTune, "block6h")]
+    [InlineData("mobilenet_v3_large_64", "tfjs", Strategy.FeatureExtraction, null)]
     public async Task Every_network_trains_on_photos_and_round_trips(string testCase, string file, Strategy strategy, string? unfreezeFrom)
     {
         using var dir = new TempDir();

@@ -950,6 +950,77 @@ function EfficientNetV2(b, { stages, width = 1, depth = 1, imagenetNorm, include
   return { features, top: efficientTop(b, x, 0.2) };
 }
 
+// keras/src/applications/mobilenet_v3.py: alpha 1.0, not minimalistic,
+// include_preprocessing. Blocks: expansion, filters, kernel, stride, se, hard swish.
+const V3_LARGE = [
+  [1, 16, 3, 1, 0, 0], [4, 24, 3, 2, 0, 0], [3, 24, 3, 1, 0, 0], [3, 40, 5, 2, 1, 0], [3, 40, 5, 1, 1, 0], [3, 40, 5, 1, 1, 0],
+  [6, 80, 3, 2, 0, 1], [2.5, 80, 3, 1, 0, 1], [2.3, 80, 3, 1, 0, 1], [2.3, 80, 3, 1, 0, 1], [6, 112, 3, 1, 1, 1], [6, 112, 3, 1, 1, 1],
+  [6, 160, 5, 2, 1, 1], [6, 160, 5, 1, 1, 1], [6, 160, 5, 1, 1, 1],
+];
+const V3_SMALL = [
+  [1, 16, 3, 2, 1, 0], [72 / 16, 24, 3, 2, 0, 0], [88 / 24, 24, 3, 1, 0, 0], [4, 40, 5, 2, 1, 1], [6, 40, 5, 1, 1, 1], [6, 40, 5, 1, 1, 1],
+  [3, 48, 5, 1, 1, 1], [3, 48, 5, 1, 1, 1], [6, 96, 5, 2, 1, 1], [6, 96, 5, 1, 1, 1], [6, 96, 5, 1, 1, 1],
+];
+function MobileNetV3(b, { large, includeTop, classes = 1000 }) {
+  const depth = (v) => makeDivisible(v, 8);
+  const bn = (x, name) => b.bn(x, { epsilon: 1e-3, momentum: 0.999, name });
+  const relu = (x) => b.L('reLU', {}, x);
+  const hardSwish = (x) => b.act(x, 'hard_swish');
+  const hardSigmoid = (x) => {
+    const reluName = b.autoName('reLU'); // layers.ReLU(6.0) is built before its argument x + 3.0
+    x = b.custom(KerasScalarOp, { op: 'add', value: 3, name: b.autoName('add') }, x);
+    x = b.L('reLU', { maxValue: 6, name: reluName }, x);
+    return b.custom(KerasScalarOp, { op: 'mul', value: 1 / 6, name: b.autoName('multiply') }, x);
+  };
+  const seBlock = (inputs, filters, prefix) => {
+    let x = b.L('globalAveragePooling2d', { keepdims: true, name: `${prefix}squeeze_excite_avg_pool` }, inputs);
+    x = b.conv(x, depth(filters * 0.25), 1, { padding: 'same', name: `${prefix}squeeze_excite_conv` });
+    x = b.L('reLU', { name: `${prefix}squeeze_excite_relu` }, x);
+    x = b.conv(x, filters, 1, { padding: 'same', name: `${prefix}squeeze_excite_conv_1` });
+    x = hardSigmoid(x);
+    return b.L('multiply', { name: `${prefix}squeeze_excite_mul` }, [inputs, x]);
+  };
+  const invRes = (x, [expansion, filters, kernel, stride, se, hs], blockId) => {
+    const activation = hs ? hardSwish : relu;
+    const shortcut = x;
+    const infilters = x.shape[3];
+    let prefix = 'expanded_conv_';
+    if (blockId) {
+      prefix = `expanded_conv_${blockId}_`;
+      x = b.conv(x, depth(infilters * expansion), 1, { padding: 'same', useBias: false, name: `${prefix}expand` });
+      x = bn(x, `${prefix}expand_bn`);
+      x = activation(x);
+    }
+    if (stride === 2) x = b.zpad(x, correctPad(x, kernel), `${prefix}depthwise_pad`);
+    x = b.dw(x, kernel, { strides: stride, padding: stride === 1 ? 'same' : 'valid', useBias: false, name: `${prefix}depthwise` });
+    x = bn(x, `${prefix}depthwise_bn`);
+    x = activation(x);
+    if (se) x = seBlock(x, depth(infilters * expansion), prefix);
+    x = b.conv(x, filters, 1, { padding: 'same', useBias: false, name: `${prefix}project` });
+    x = bn(x, `${prefix}project_bn`);
+    if (stride === 1 && infilters === filters) x = b.add([shortcut, x], `${prefix}add`);
+    return x;
+  };
+  let x = b.L('rescaling', { scale: 1 / 127.5, offset: -1, name: 'rescaling' }, b.input);
+  x = b.conv(x, 16, 3, { strides: 2, padding: 'same', useBias: false, name: 'conv' });
+  x = bn(x, 'conv_bn');
+  x = hardSwish(x);
+  (large ? V3_LARGE : V3_SMALL).forEach((spec, id) => { x = invRes(x, spec, id); });
+  x = b.conv(x, depth(x.shape[3] * 6), 1, { padding: 'same', useBias: false, name: 'conv_1' });
+  x = bn(x, 'conv_1_bn');
+  x = hardSwish(x);
+  const features = x;
+  if (!includeTop) return { features };
+  x = b.L('globalAveragePooling2d', { keepdims: true }, x);
+  x = b.conv(x, large ? 1280 : 1024, 1, { padding: 'same', useBias: true, name: 'conv_2' });
+  x = hardSwish(x);
+  x = b.L('dropout', { rate: 0.2 }, x);
+  x = b.conv(x, classes, 1, { padding: 'same', name: 'logits' });
+  x = b.L('flatten', {}, x);
+  x = b.act(x, 'softmax', 'predictions');
+  return { features, top: x };
+}
+
 // ---------------------------------------------------------------------------
 // Cases
 // ---------------------------------------------------------------------------
@@ -970,6 +1041,7 @@ const KERAS_SOURCES = {
   nasnet_mobile: 'keras/src/applications/nasnet.py (NASNetMobile)',
   efficientnet: 'keras/src/applications/efficientnet.py (weights="imagenet": with the Rescaling after Normalization)',
   efficientnet_v2: 'keras/src/applications/efficientnet_v2.py',
+  mobilenet_v3: 'keras/src/applications/mobilenet_v3.py (alpha 1.0, not minimalistic, include_preprocessing)',
 };
 
 const CASES = [
@@ -1024,6 +1096,14 @@ const CASES = [
     name: 'efficientnet_v2_s_64', arch: 'efficientnet_v2', size: 64, seed: 6404, inputRange: [0, 255],
     build: (b) => EfficientNetV2(b, { stages: V2_S, imagenetNorm: false, includeTop: false }), modelName: 'efficientnetv2-s',
   },
+  {
+    name: 'mobilenet_v3_small_top', arch: 'mobilenet_v3', size: 67, seed: 3367, includeTop: true, inputRange: [0, 255],
+    build: (b) => MobileNetV3(b, { large: false, includeTop: true }), modelName: 'MobileNetV3Small',
+  },
+  {
+    name: 'mobilenet_v3_large_64', arch: 'mobilenet_v3', size: 64, seed: 3364, inputRange: [0, 255],
+    build: (b) => MobileNetV3(b, { large: true, includeTop: false }), modelName: 'MobileNetV3Large',
+  },
 ];
 
 // Keras's parameter totals with the ImageNet top, as model.summary() prints them for the default builds
@@ -1044,6 +1124,8 @@ const PUBLISHED_TOP = [
     arch: `EfficientNetV2${v} with top`, total, size, top: true,
     build: (b) => EfficientNetV2(b, { stages, width, depth, imagenetNorm: v.startsWith('B'), includeTop: true }),
   })),
+  { arch: 'MobileNetV3Small with top', total: 2554968, size: 224, top: true, build: (b) => MobileNetV3(b, { large: false, includeTop: true }) },
+  { arch: 'MobileNetV3Large with top', total: 5507432, size: 224, top: true, build: (b) => MobileNetV3(b, { large: true, includeTop: true }) },
 ];
 
 // Keras's published parameter totals (include_top=False), checked by --verify-params at 224.

@@ -11,7 +11,7 @@ namespace Graft.Backbones;
 /// </summary>
 internal static partial class BackboneRegistry
 {
-    static IEnumerable<BackboneConfig> ModernFamilies() => [.. EfficientNets(), .. EfficientNetV2s()];
+    static IEnumerable<BackboneConfig> ModernFamilies() => [.. EfficientNets(), .. EfficientNetV2s(), .. MobileNetV3s()];
 
     /// <summary>Keras's file pair at <paramref name="baseUrl"/>: NAME.h5 (with the top) and NAME_notop.h5, with their hashes.</summary>
     static WeightSource[] KerasPairAt(string baseUrl, string stem, string topHash, string noTopHash) =>
@@ -75,6 +75,34 @@ internal static partial class BackboneRegistry
                 Weights = KerasPairAt(Keras + "efficientnet_v2/", $"efficientnetv2-{v.V}", v.Top, v.NoTop),
                 FeatureLayer = "top_activation",
                 GenericFeatureBlock = EfficientNetV2.LastBlock(v.Stages, 5, v.Depth),
+            };
+        }
+    }
+
+    static IEnumerable<BackboneConfig> MobileNetV3s()
+    {
+        // keras.applications.mobilenet_v3's default weights (alpha 1.0, not minimalistic, 224), (top, notop) MD5s.
+        (string V, Func<Architectures.ArchitectureOptions, Graph> Build, string Top, string NoTop, string Generic)[] variants =
+        [
+            ("small", MobileNetV3.BuildSmall, "8768d4c2e7dee89b9d02b2d03d65d862", "d3e8ec802a04aa4fc771ee12a9a9b836", "expanded_conv_7"),
+            ("large", MobileNetV3.BuildLarge, "59e551e166be033d707958cf9e29a6a7", "07fb09a5933dd0c8eaafa16978110389", "expanded_conv_11"),
+        ];
+        foreach (var v in variants)
+        {
+            string stem = $"weights_mobilenet_v3_{v.V}_224_1.0_float";
+            yield return new()
+            {
+                Name = $"mobilenet_v3_{v.V}",
+                Description = $"MobileNetV3 {char.ToUpperInvariant(v.V[0])}{v.V[1..]} 1.0 (Keras; rescaling to [-1, 1] in the model)",
+                Build = v.Build,
+                Preprocessing = Preprocessing.Raw,
+                Weights =
+                [
+                    new(new Asset($"models/keras/{stem}_no_top_v2.h5", $"{Keras}mobilenet_v3/{stem}_no_top_v2.h5", v.NoTop) { KerasCache = true }, IncludesTop: false),
+                    new(new Asset($"models/keras/{stem}.h5", $"{Keras}mobilenet_v3/{stem}.h5", v.Top) { KerasCache = true }, IncludesTop: true),
+                ],
+                FeatureLayer = MobileNetV3.FeatureLayer(large: v.V == "large"),
+                GenericFeatureBlock = v.Generic,
             };
         }
     }
