@@ -43,6 +43,11 @@ public class KerasFamiliesTests
     [InlineData("efficientnet_v2_l", 119_027_848, null)]
     [InlineData("mobilenet_v3_small", 2_554_968, null)]
     [InlineData("mobilenet_v3_large", 5_507_432, "0.217")] // TF-slim's table (Keras's docstring): 217 M
+    [InlineData("convnext_tiny", 28_589_128, "4.5")] // Liu et al. 2022, Table 1 (FLOPs at 224)
+    [InlineData("convnext_small", 50_223_688, "8.7")]
+    [InlineData("convnext_base", 88_591_464, "15.4")]
+    [InlineData("convnext_large", 197_767_336, "34.4")]
+    [InlineData("convnext_xlarge", 350_196_968, "60.9")]
     public void Parameters_with_the_top_are_keras_totals(string name, long kerasTotal, string? publishedGmacs)
     {
         Engine.TorchRuntime.EnsureInitialized();
@@ -154,6 +159,7 @@ public class KerasFamiliesTests
     [InlineData("efficientnet_b0_top", 0.99)]
     [InlineData("efficientnet_v2_b0_top", 0.99)]
     [InlineData("mobilenet_v3_small_top", 0.99)]
+    [InlineData("convnext_tiny_67", 0.99)]
     public void Trunks_quantize_to_int8(string testCase, double minimum)
     {
         using var backbone = KerasReferenceTests.Load(testCase, "keras_legacy");

@@ -68,7 +68,8 @@ public static class KerasReference
     static readonly string[] Cases =
         ["vgg16", "vgg19", "resnet50", "resnet50_legacy", "inception_v3", "xception", "mobilenet_a025_67", "mobilenet_a050_64_top", "mobilenet_v2_a035_67", "mobilenet_v2_a100_64",
          "densenet121", "resnet50_v2", "inception_resnet_v2", "nasnet_mobile",
-         "efficientnet_b0_top", "efficientnet_b3_64", "efficientnet_v2_b0_top", "efficientnet_v2_s_64", "mobilenet_v3_small_top", "mobilenet_v3_large_64"];
+         "efficientnet_b0_top", "efficientnet_b3_64", "efficientnet_v2_b0_top", "efficientnet_v2_s_64", "mobilenet_v3_small_top", "mobilenet_v3_large_64",
+         "convnext_tiny_67", "convnext_tiny_top"];
 
     /// <summary>Runs node or npm; a failure throws with what it printed.</summary>
     public static void Run(string program, string[] args, string workingDirectory)
@@ -99,6 +100,7 @@ public class KerasReferenceTests
         "efficientnet_v2_s_64" => "efficientnet_v2_s",
         "mobilenet_v3_small_top" => "mobilenet_v3_small",
         "mobilenet_v3_large_64" => "mobilenet_v3_large",
+        "convnext_tiny_67" or "convnext_tiny_top" => "convnext_tiny",
         _ => testCase,
     };
 
@@ -157,6 +159,9 @@ public class KerasReferenceTests
     [InlineData("mobilenet_v3_small_top", "keras_legacy")]
     [InlineData("mobilenet_v3_small_top", "tfjs")]
     [InlineData("mobilenet_v3_large_64", "keras_legacy")]
+    [InlineData("convnext_tiny_67", "keras_legacy")] // the stem and downsampling blocks in nested groups, as Keras saves Sequential blocks
+    [InlineData("convnext_tiny_67", "tfjs")]
+    [InlineData("convnext_tiny_top", "keras_legacy")]
     public void Features_match_the_independent_implementation(string testCase, string file)
     {
         using var backbone = Load(testCase, file);
@@ -201,6 +206,8 @@ public class KerasReferenceTests
     [InlineData("efficientnet_v2_s_64")]
     [InlineData("mobilenet_v3_small_top")]
     [InlineData("mobilenet_v3_large_64")]
+    [InlineData("convnext_tiny_67")]
+    [InlineData("convnext_tiny_top")]
     public void Summary_lists_the_layers_keras_lists(string testCase)
     {
         var manifest = KerasReference.Manifest(testCase);

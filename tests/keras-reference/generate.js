@@ -1021,6 +1021,55 @@ function MobileNetV3(b, { large, includeTop, classes = 1000 }) {
   return { features, top: x };
 }
 
+// keras/src/applications/convnext.py (drop_path_rate 0, layer_scale_init_value
+// 1e-6, include_preprocessing). The stem and the downsampling blocks are
+// nested Sequential models in Keras: built inline here, their layers recorded
+// in b.nested so the HDF5 writer nests them as Keras does.
+function ConvNeXt(b, { name, depths, dims, includeTop, classes = 1000 }) {
+  const ln = (x, layerName) => b.L('layerNormalization', { epsilon: 1e-6, name: layerName }, x);
+  const nest = (container, ...names) => names.forEach((n) => { b.nested[n] = container; });
+  let x = b.custom(KerasNormalization, {
+    stored: false, mean: IMAGENET_MEAN.map((m) => m * 255), variance: IMAGENET_STD.map((s) => (s * 255) ** 2),
+    name: `${name}_prestem_normalization`,
+  }, b.input);
+  x = b.conv(x, dims[0], 4, { strides: 4, name: `${name}_stem_conv` });
+  x = ln(x, `${name}_stem_layernorm`);
+  nest(`${name}_stem`, `${name}_stem_conv`, `${name}_stem_layernorm`);
+  for (let i = 0; i < 4; i++) {
+    if (i > 0) {
+      x = ln(x, `${name}_downsampling_layernorm_${i - 1}`);
+      x = b.conv(x, dims[i], 2, { strides: 2, name: `${name}_downsampling_conv_${i - 1}` });
+      nest(`${name}_downsampling_block_${i - 1}`, `${name}_downsampling_layernorm_${i - 1}`, `${name}_downsampling_conv_${i - 1}`);
+    }
+    for (let j = 0; j < depths[i]; j++) {
+      const p = `${name}_stage_${i}_block_${j}`;
+      const inputs = x;
+      x = b.custom(KerasGroupedConv2D, { kernelSize: 7, filters: dims[i], name: `${p}_depthwise_conv` }, x);
+      x = ln(x, `${p}_layernorm`);
+      x = b.L('dense', { units: 4 * dims[i], name: `${p}_pointwise_conv_1` }, x);
+      x = b.act(x, 'gelu', `${p}_gelu`);
+      x = b.L('dense', { units: dims[i], name: `${p}_pointwise_conv_2` }, x);
+      x = b.custom(KerasLayerScale, { name: `${p}_layer_scale` }, x);
+      x = b.act(x, 'linear', `${p}_identity`);
+      x = b.add([inputs, x]);
+    }
+  }
+  const features = x;
+  if (!includeTop) return { features: ln(x) };
+  x = b.L('globalAveragePooling2d', { name: `${name}_head_gap` }, x);
+  x = ln(x, `${name}_head_layernorm`);
+  x = b.L('dense', { units: classes, activation: 'softmax', name: `${name}_head_dense` }, x);
+  return { features, top: x };
+}
+
+const CONVNEXT = {
+  tiny: { depths: [3, 3, 9, 3], dims: [96, 192, 384, 768] },
+  small: { depths: [3, 3, 27, 3], dims: [96, 192, 384, 768] },
+  base: { depths: [3, 3, 27, 3], dims: [128, 256, 512, 1024] },
+  large: { depths: [3, 3, 27, 3], dims: [192, 384, 768, 1536] },
+  xlarge: { depths: [3, 3, 27, 3], dims: [256, 512, 1024, 2048] },
+};
+
 // ---------------------------------------------------------------------------
 // Cases
 // ---------------------------------------------------------------------------
@@ -1042,6 +1091,7 @@ const KERAS_SOURCES = {
   efficientnet: 'keras/src/applications/efficientnet.py (weights="imagenet": with the Rescaling after Normalization)',
   efficientnet_v2: 'keras/src/applications/efficientnet_v2.py',
   mobilenet_v3: 'keras/src/applications/mobilenet_v3.py (alpha 1.0, not minimalistic, include_preprocessing)',
+  convnext: 'keras/src/applications/convnext.py (stem and downsampling blocks inline; nested in the HDF5 files)',
 };
 
 const CASES = [
@@ -1104,6 +1154,14 @@ const CASES = [
     name: 'mobilenet_v3_large_64', arch: 'mobilenet_v3', size: 64, seed: 3364, inputRange: [0, 255],
     build: (b) => MobileNetV3(b, { large: true, includeTop: false }), modelName: 'MobileNetV3Large',
   },
+  {
+    name: 'convnext_tiny_67', arch: 'convnext', size: 67, seed: 2867, inputRange: [0, 255],
+    build: (b) => ConvNeXt(b, { name: 'convnext_tiny', ...CONVNEXT.tiny, includeTop: false }), modelName: 'convnext_tiny',
+  },
+  {
+    name: 'convnext_tiny_top', arch: 'convnext', size: 64, seed: 2864, includeTop: true, inputRange: [0, 255],
+    build: (b) => ConvNeXt(b, { name: 'convnext_tiny', ...CONVNEXT.tiny, includeTop: true }), modelName: 'convnext_tiny',
+  },
 ];
 
 // Keras's parameter totals with the ImageNet top, as model.summary() prints them for the default builds
@@ -1126,6 +1184,10 @@ const PUBLISHED_TOP = [
   })),
   { arch: 'MobileNetV3Small with top', total: 2554968, size: 224, top: true, build: (b) => MobileNetV3(b, { large: false, includeTop: true }) },
   { arch: 'MobileNetV3Large with top', total: 5507432, size: 224, top: true, build: (b) => MobileNetV3(b, { large: true, includeTop: true }) },
+  ...[['Tiny', 28589128], ['Small', 50223688], ['Base', 88591464], ['Large', 197767336], ['XLarge', 350196968]].map(([v, total]) => ({
+    arch: `ConvNeXt${v} with top`, total, size: 224, top: true,
+    build: (b) => ConvNeXt(b, { name: `convnext_${v.toLowerCase()}`, ...CONVNEXT[v.toLowerCase()], includeTop: true }),
+  })),
 ];
 
 // Keras's published parameter totals (include_top=False), checked by --verify-params at 224.

@@ -11,7 +11,7 @@ namespace Graft.Backbones;
 /// </summary>
 internal static partial class BackboneRegistry
 {
-    static IEnumerable<BackboneConfig> ModernFamilies() => [.. EfficientNets(), .. EfficientNetV2s(), .. MobileNetV3s()];
+    static IEnumerable<BackboneConfig> ModernFamilies() => [.. EfficientNets(), .. EfficientNetV2s(), .. MobileNetV3s(), .. ConvNeXts()];
 
     /// <summary>Keras's file pair at <paramref name="baseUrl"/>: NAME.h5 (with the top) and NAME_notop.h5, with their hashes.</summary>
     static WeightSource[] KerasPairAt(string baseUrl, string stem, string topHash, string noTopHash) =>
@@ -103,6 +103,41 @@ internal static partial class BackboneRegistry
                 ],
                 FeatureLayer = MobileNetV3.FeatureLayer(large: v.V == "large"),
                 GenericFeatureBlock = v.Generic,
+            };
+        }
+    }
+
+    static IEnumerable<BackboneConfig> ConvNeXts()
+    {
+        // keras.applications.convnext: variant, blocks and channels per stage, (top, notop) SHA-256s.
+        int[] deep = [3, 3, 27, 3];
+        (string V, int[] Depths, int[] Channels, string Top, string NoTop)[] variants =
+        [
+            ("tiny", [3, 3, 9, 3], [96, 192, 384, 768],
+                "8ae6e78ce2933352b1ef4008e6dd2f17bc40771563877d156bc6426c7cf503ff", "d547c096cabd03329d7be5562c5e14798aa39ed24b474157cef5e85ab9e49ef1"),
+            ("small", deep, [96, 192, 384, 768],
+                "ce1277d8f1ee5a0ef0e171469089c18f5233860ceaf9b168049cb9263fd7483c", "6fc8009faa2f00c1c1dfce59feea9b0745eb260a7dd11bee65c8e20843da6eab"),
+            ("base", deep, [128, 256, 512, 1024],
+                "52cbb006d3dadd03f6e095a8ca1aca47aecdd75acb4bc74bce1f5c695d0086e6", "40a20c5548a5e9202f69735ecc06c990e6b7c9d2de39f0361e27baeb24cb7c45"),
+            ("large", deep, [192, 384, 768, 1536],
+                "070c5ed9ed289581e477741d3b34beffa920db8cf590899d6d2c67fba2a198a6", "96f02b6f0753d4f543261bc9d09bed650f24dd6bc02ddde3066135b63d23a1cd"),
+            ("xlarge", deep, [256, 512, 1024, 2048],
+                "c1f5ccab661354fc3a79a10fa99af82f0fbf10ec65cb894a3ae0815f17a889ee", "de3f8a54174130e0cecdc71583354753d557fcf1f4487331558e2a16ba0cfe05"),
+        ];
+        foreach (var v in variants)
+        {
+            string name = $"convnext_{v.V}";
+            yield return new()
+            {
+                Name = name,
+                Description = $"ConvNeXt {char.ToUpperInvariant(v.V[0])}{v.V[1..]} (Keras; ImageNet normalization in the model" +
+                    (v.V is "tiny" or "small" ? ")" : "; ImageNet-21k pretrained, fine-tuned on ImageNet-1k)") +
+                    "; without the top its features end in Keras's LayerNormalization at every position",
+                Build = ConvNeXt.Variant(name, v.Depths, v.Channels),
+                Preprocessing = Preprocessing.Raw,
+                Weights = KerasPairAt(Keras + "convnext/", name, v.Top, v.NoTop),
+                FeatureLayer = ConvNeXt.LastAdd(v.Depths),
+                GenericFeatureBlock = $"{name}_stage_2_block_{v.Depths[2] - 1}",
             };
         }
     }
