@@ -49,6 +49,12 @@ public sealed record BackboneConfig
     public IReadOnlyList<WeightSource> Weights { get; init; } = [];
     /// <summary>The layer whose output is the trunk's feature map (the last before the top).</summary>
     public required string FeatureLayer { get; init; }
+    /// <summary>
+    /// Where the trunk ends when the network is built with its top, if not at <see cref="FeatureLayer"/>: Keras's
+    /// ConvNeXt without its top ends in a per-position LayerNormalization its top lacks (the top normalizes pooled
+    /// features instead), so with the top the trunk ends at the last block.
+    /// </summary>
+    public string? FeatureLayerWithTop { get; init; }
     /// <summary>An earlier block whose features are more generic (for data unlike ImageNet).</summary>
     public string? GenericFeatureBlock { get; init; }
     public string ClassifierLayer { get; init; } = "predictions";
