@@ -67,7 +67,9 @@ public static class KerasReference
     /// <summary>Every case the tests use (the generator's extra resnet50_legacy_nopad follows a Keras topology Graft does not build).</summary>
     static readonly string[] Cases =
         ["vgg16", "vgg19", "resnet50", "resnet50_legacy", "inception_v3", "xception", "mobilenet_a025_67", "mobilenet_a050_64_top", "mobilenet_v2_a035_67", "mobilenet_v2_a100_64",
-         "densenet121", "resnet50_v2", "inception_resnet_v2", "nasnet_mobile"];
+         "densenet121", "resnet50_v2", "inception_resnet_v2", "nasnet_mobile",
+         "efficientnet_b0_top", "efficientnet_b3_64", "efficientnet_v2_b0_top", "efficientnet_v2_s_64", "mobilenet_v3_small_top", "mobilenet_v3_large_64",
+         "convnext_tiny_67", "convnext_tiny_top"];
 
     /// <summary>Runs node or npm; a failure throws with what it printed.</summary>
     public static void Run(string program, string[] args, string workingDirectory)
@@ -85,17 +87,24 @@ public static class KerasReference
 public class KerasReferenceTests
 {
     /// <summary>The registry backbone each generated case is an instance of.</summary>
-    static string Backbone(string testCase) => testCase switch
+    internal static string Backbone(string testCase) => testCase switch
     {
         "resnet50_legacy" => "resnet50",
         "mobilenet_a025_67" => "mobilenet_0.25",
         "mobilenet_a050_64_top" => "mobilenet_0.5",
         "mobilenet_v2_a035_67" => "mobilenet_v2_0.35",
         "mobilenet_v2_a100_64" => "mobilenet_v2",
+        "efficientnet_b0_top" => "efficientnet_b0",
+        "efficientnet_b3_64" => "efficientnet_b3",
+        "efficientnet_v2_b0_top" => "efficientnet_v2_b0",
+        "efficientnet_v2_s_64" => "efficientnet_v2_s",
+        "mobilenet_v3_small_top" => "mobilenet_v3_small",
+        "mobilenet_v3_large_64" => "mobilenet_v3_large",
+        "convnext_tiny_67" or "convnext_tiny_top" => "convnext_tiny",
         _ => testCase,
     };
 
-    static Backbone Load(string testCase, string file)
+    internal static Backbone Load(string testCase, string file)
     {
         var manifest = KerasReference.Manifest(testCase);
         var path = Path.Combine(KerasReference.Folder, testCase, manifest.GetProperty("files").GetProperty(file).GetProperty("path").GetString()!);
@@ -141,6 +150,18 @@ public class KerasReferenceTests
     [InlineData("inception_resnet_v2", "tfjs")]
     [InlineData("nasnet_mobile", "keras_legacy")]
     [InlineData("nasnet_mobile", "tfjs")]
+    [InlineData("efficientnet_b0_top", "keras_legacy")] // Normalization's int64 count; the Rescaling that divides by √variance again
+    [InlineData("efficientnet_b0_top", "tfjs")]
+    [InlineData("efficientnet_b3_64", "keras_legacy")]
+    [InlineData("efficientnet_v2_b0_top", "keras_legacy")]
+    [InlineData("efficientnet_v2_b0_top", "tfjs")]
+    [InlineData("efficientnet_v2_s_64", "keras_legacy")]
+    [InlineData("mobilenet_v3_small_top", "keras_legacy")]
+    [InlineData("mobilenet_v3_small_top", "tfjs")]
+    [InlineData("mobilenet_v3_large_64", "keras_legacy")]
+    [InlineData("convnext_tiny_67", "keras_legacy")] // the stem and downsampling blocks in nested groups, as Keras saves Sequential blocks
+    [InlineData("convnext_tiny_67", "tfjs")]
+    [InlineData("convnext_tiny_top", "keras_legacy")]
     public void Features_match_the_independent_implementation(string testCase, string file)
     {
         using var backbone = Load(testCase, file);
@@ -148,7 +169,8 @@ public class KerasReferenceTests
         using var _ = no_grad();
         var input = KerasReference.Read(testCase, "input");
         var features = backbone.Trunk.forward(input);
-        Assert.True(RelativeError(features, KerasReference.Read(testCase, "features")) < 1e-3, $"{testCase}/{file}: {backbone.LoadReport}");
+        float error = RelativeError(features, KerasReference.Read(testCase, "features"));
+        Assert.True(error < 1e-3, $"{testCase}/{file}: relative error {error}; {backbone.LoadReport}");
 
         // The frozen-trunk runner of feature extraction (ONNX Runtime) gives the same pooled features.
         using var runner = new OnnxTrunkRunner(backbone.Trunk, (int)input.shape[2]);
@@ -158,6 +180,9 @@ public class KerasReferenceTests
         {
             var probabilities = backbone.Network.forward(input).softmax(1);
             Assert.True(RelativeError(probabilities, KerasReference.Read(testCase, "probs")) < 1e-3);
+            // The whole network with its top in ONNX Runtime too (its classifier's logits, unpooled).
+            using var network = new OnnxTrunkRunner(backbone.Network, (int)input.shape[2], pooling: null);
+            Assert.True(RelativeError(network.Features(input).softmax(1), KerasReference.Read(testCase, "probs")) < 1e-3);
         }
     }
 
@@ -175,6 +200,14 @@ public class KerasReferenceTests
     [InlineData("resnet50_v2")]
     [InlineData("inception_resnet_v2")]
     [InlineData("nasnet_mobile")]
+    [InlineData("efficientnet_b0_top")]
+    [InlineData("efficientnet_b3_64")]
+    [InlineData("efficientnet_v2_b0_top")]
+    [InlineData("efficientnet_v2_s_64")]
+    [InlineData("mobilenet_v3_small_top")]
+    [InlineData("mobilenet_v3_large_64")]
+    [InlineData("convnext_tiny_67")]
+    [InlineData("convnext_tiny_top")]
     public void Summary_lists_the_layers_keras_lists(string testCase)
     {
         var manifest = KerasReference.Manifest(testCase);
@@ -222,6 +255,9 @@ public class KerasReferenceTests
     [InlineData("densenet121", "keras_legacy", Strategy.FineTune, "conv5_block16_1_conv")]
     [InlineData("resnet50_v2", "tfjs", Strategy.FeatureExtraction, null)]
     [InlineData("nasnet_mobile", "keras_legacy", Strategy.FineTune, "normal_conv_1_12")] // each cell reads the two before: no layer splits NASNet, its frozen cells run in libtorch too
+    [InlineData("efficientnet_b0_top", "keras_legacy", Strategy.FineTune, "block7a")] // a file with the top: its classifier left unused
+    [InlineData("efficientnet_v2_b0_top", "tfjs", Strategy.FineTune, "block6h")]
+    [InlineData("mobilenet_v3_large_64", "tfjs", Strategy.FeatureExtraction, null)]
     public async Task Every_network_trains_on_photos_and_round_trips(string testCase, string file, Strategy strategy, string? unfreezeFrom)
     {
         using var dir = new TempDir();
@@ -250,7 +286,7 @@ public class KerasReferenceTests
             // Layers before the named one keep their weights; the named one trained.
             var firstTrained = result.Model.Backbone.Trunk.Nodes.First(n => n.Name == unfreezeFrom || n.Block == unfreezeFrom).Name;
             Assert.False(tuned[$"{firstTrained}.weight"].allclose(before[$"{firstTrained}.weight"], rtol: 0, atol: 0));
-            var frozen = original.Trunk.Nodes.First(n => n.Layer?.KerasWeights.Count > 0).Name;
+            var frozen = original.Trunk.Nodes.First(n => n.Layer?.named_parameters().Any(p => p.name == "weight") == true).Name;
             Assert.True(tuned[$"{frozen}.weight"].allclose(before[$"{frozen}.weight"], rtol: 0, atol: 0));
         }
 

@@ -12,7 +12,9 @@
 
 import * as tf from '@tensorflow/tfjs';
 import * as h5wasm from 'h5wasm/node';
-import { CustomScaleLayer, KerasGlobalAveragePooling2D, quietTf } from './tfjs-keras-compat.js';
+import {
+  CustomScaleLayer, KerasGlobalAveragePooling2D, KerasGroupedConv2D, KerasLayerScale, KerasNormalization, KerasScalarOp, quietTf,
+} from './tfjs-keras-compat.js';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -87,10 +89,19 @@ const AUTO_PREFIX = {
   globalAveragePooling2d: 'global_average_pooling2d',
   cropping2D: 'cropping2d',
   customScale: 'custom_scale_layer',
+  multiply: 'multiply',
+  flatten: 'flatten',
+  rescaling: 'rescaling',
+  layerNormalization: 'layer_normalization',
 };
 
 // Layers tfjs lacks or builds differently, by kind (see tfjs-keras-compat.js).
 const COMPAT_LAYERS = { globalAveragePooling2d: KerasGlobalAveragePooling2D, customScale: CustomScaleLayer };
+
+// The Keras class a layer stands for: tfjs's own, or what a compat layer emulates.
+function kerasClass(l) {
+  return l.kerasClassName ?? l.getClassName();
+}
 
 class Builder {
   // autoBase 0: tf.keras 2.x / Keras 3 (conv2d, conv2d_1, ...)
@@ -100,6 +111,9 @@ class Builder {
     this.counters = {};
     this.ops = [];
     this.input = tf.input({ shape: [size, size, 3], name: 'input_1', dtype: 'float32' });
+    // Layers Keras keeps inside a nested model (ConvNeXt's Sequential stem and
+    // downsampling blocks): layer name -> the nested model's name.
+    this.nested = {};
   }
   autoName(kind) {
     const prefix = AUTO_PREFIX[kind];
@@ -113,6 +127,14 @@ class Builder {
     const a = { ...args };
     if (a.name == null) a.name = this.autoName(kind);
     const layer = COMPAT_LAYERS[kind] ? new COMPAT_LAYERS[kind](a) : tf.layers[kind](a);
+    const out = layer.apply(inputs);
+    this.ops.push({ layer, inputs: Array.isArray(inputs) ? inputs : [inputs], output: out });
+    return out;
+  }
+  // A compat layer (tfjs-keras-compat.js) standing for a Keras class tfjs lacks; named explicitly.
+  custom(Cls, args, inputs) {
+    if (args.name == null) throw new Error(`${Cls.className} needs a name`);
+    const layer = new Cls(args);
     const out = layer.apply(inputs);
     this.ops.push({ layer, inputs: Array.isArray(inputs) ? inputs : [inputs], output: out });
     return out;
@@ -772,6 +794,282 @@ function NASNet(b, { penultimateFilters, numBlocks, stemFilters, skipReduction, 
 const NASNET_MOBILE = { penultimateFilters: 1056, numBlocks: 4, stemFilters: 32, skipReduction: false };
 const NASNET_LARGE = { penultimateFilters: 4032, numBlocks: 6, stemFilters: 96, skipReduction: true };
 
+const IMAGENET_MEAN = [0.485, 0.456, 0.406];
+const IMAGENET_STD = [0.229, 0.224, 0.225];
+
+// The EfficientNets' squeeze-excitation (efficientnet.py block / efficientnet_v2.py MBConvBlock).
+function efficientSe(b, x, name, filters, filtersSe) {
+  let se = b.L('globalAveragePooling2d', { name: `${name}se_squeeze` }, x);
+  se = b.L('reshape', { targetShape: [1, 1, filters], name: `${name}se_reshape` }, se);
+  se = b.conv(se, filtersSe, 1, { padding: 'same', activation: 'swish', name: `${name}se_reduce` });
+  se = b.conv(se, filters, 1, { padding: 'same', activation: 'sigmoid', name: `${name}se_expand` });
+  return b.L('multiply', { name: `${name}se_excite` }, [x, se]);
+}
+
+// Top of both EfficientNets: avg_pool, top_dropout, predictions.
+function efficientTop(b, x, dropout, classes = 1000) {
+  x = b.L('globalAveragePooling2d', { name: 'avg_pool' }, x);
+  if (dropout > 0) x = b.L('dropout', { rate: dropout, name: 'top_dropout' }, x);
+  return b.L('dense', { units: classes, activation: 'softmax', name: 'predictions' }, x);
+}
+
+// keras/src/applications/efficientnet.py, weights="imagenet" (with the
+// Rescaling that makes up for the file's variance being the std).
+// Stages: kernel, repeats, filters in, filters out, expansion, stride (se 0.25, id_skip).
+const EFFICIENTNET_STAGES = [
+  [3, 1, 32, 16, 1, 1], [3, 2, 16, 24, 6, 2], [5, 2, 24, 40, 6, 2], [3, 3, 40, 80, 6, 2],
+  [5, 3, 80, 112, 6, 1], [5, 4, 112, 192, 6, 2], [3, 1, 192, 320, 6, 1],
+];
+function EfficientNet(b, { width, depth, dropout, includeTop }) {
+  const roundFilters = (f) => {
+    f *= width;
+    let n = Math.max(8, Math.floor(Math.trunc(f + 4) / 8) * 8);
+    if (n < 0.9 * f) n += 8;
+    return n;
+  };
+  const roundRepeats = (r) => Math.ceil(depth * r);
+  const block = (inputs, { name, filtersIn, filtersOut, kernel, strides, expand, dropRate }) => {
+    const filters = filtersIn * expand;
+    let x = inputs;
+    if (expand !== 1) {
+      x = b.conv(x, filters, 1, { padding: 'same', useBias: false, name: `${name}expand_conv` });
+      x = b.bn(x, { name: `${name}expand_bn` });
+      x = b.act(x, 'swish', `${name}expand_activation`);
+    }
+    if (strides === 2) x = b.zpad(x, correctPad(x, kernel), `${name}dwconv_pad`);
+    x = b.dw(x, kernel, { strides, padding: strides === 2 ? 'valid' : 'same', useBias: false, name: `${name}dwconv` });
+    x = b.bn(x, { name: `${name}bn` });
+    x = b.act(x, 'swish', `${name}activation`);
+    x = efficientSe(b, x, name, filters, Math.max(1, Math.trunc(filtersIn * 0.25)));
+    x = b.conv(x, filtersOut, 1, { padding: 'same', useBias: false, name: `${name}project_conv` });
+    x = b.bn(x, { name: `${name}project_bn` });
+    if (strides === 1 && filtersIn === filtersOut) {
+      if (dropRate > 0) x = b.L('dropout', { rate: dropRate, noiseShape: [null, 1, 1, 1], name: `${name}drop` }, x);
+      x = b.add([x, inputs], `${name}add`);
+    }
+    return x;
+  };
+  let x = b.L('rescaling', { scale: 1 / 255, name: 'rescaling' }, b.input);
+  x = b.custom(KerasNormalization, { stored: true, name: 'normalization' }, x);
+  x = b.L('rescaling', { scale: IMAGENET_STD.map((s) => 1 / Math.sqrt(s)), name: 'rescaling_1' }, x);
+  x = b.zpad(x, correctPad(x, 3), 'stem_conv_pad');
+  x = b.conv(x, roundFilters(32), 3, { strides: 2, padding: 'valid', useBias: false, name: 'stem_conv' });
+  x = b.bn(x, { name: 'stem_bn' });
+  x = b.act(x, 'swish', 'stem_activation');
+  const total = EFFICIENTNET_STAGES.reduce((a, s) => a + roundRepeats(s[1]), 0);
+  let index = 0;
+  EFFICIENTNET_STAGES.forEach(([kernel, repeats, fin, fout, expand, stride], i) => {
+    const filtersIn = roundFilters(fin);
+    const filtersOut = roundFilters(fout);
+    for (let j = 0; j < roundRepeats(repeats); j++, index++) {
+      x = block(x, {
+        name: `block${i + 1}${String.fromCharCode(97 + j)}_`, filtersIn: j ? filtersOut : filtersIn, filtersOut, kernel,
+        strides: j ? 1 : stride, expand, dropRate: (0.2 * index) / total,
+      });
+    }
+  });
+  x = b.conv(x, roundFilters(1280), 1, { padding: 'same', useBias: false, name: 'top_conv' });
+  x = b.bn(x, { name: 'top_bn' });
+  x = b.act(x, 'swish', 'top_activation');
+  const features = x;
+  if (!includeTop) return { features };
+  return { features, top: efficientTop(b, x, dropout) };
+}
+
+// keras/src/applications/efficientnet_v2.py. Stages: kernel, repeats, filters
+// in, filters out, expansion, se ratio, stride, fused (conv_type 1).
+const V2_B = [
+  [3, 1, 32, 16, 1, 0, 1, 1], [3, 2, 16, 32, 4, 0, 2, 1], [3, 2, 32, 48, 4, 0, 2, 1],
+  [3, 3, 48, 96, 4, 0.25, 2, 0], [3, 5, 96, 112, 6, 0.25, 1, 0], [3, 8, 112, 192, 6, 0.25, 2, 0],
+];
+const V2_S = [
+  [3, 2, 24, 24, 1, 0, 1, 1], [3, 4, 24, 48, 4, 0, 2, 1], [3, 4, 48, 64, 4, 0, 2, 1],
+  [3, 6, 64, 128, 4, 0.25, 2, 0], [3, 9, 128, 160, 6, 0.25, 1, 0], [3, 15, 160, 256, 6, 0.25, 2, 0],
+];
+const V2_M = [
+  [3, 3, 24, 24, 1, 0, 1, 1], [3, 5, 24, 48, 4, 0, 2, 1], [3, 5, 48, 80, 4, 0, 2, 1], [3, 7, 80, 160, 4, 0.25, 2, 0],
+  [3, 14, 160, 176, 6, 0.25, 1, 0], [3, 18, 176, 304, 6, 0.25, 2, 0], [3, 5, 304, 512, 6, 0.25, 1, 0],
+];
+const V2_L = [
+  [3, 4, 32, 32, 1, 0, 1, 1], [3, 7, 32, 64, 4, 0, 2, 1], [3, 7, 64, 96, 4, 0, 2, 1], [3, 10, 96, 192, 4, 0.25, 2, 0],
+  [3, 19, 192, 224, 6, 0.25, 1, 0], [3, 25, 224, 384, 6, 0.25, 2, 0], [3, 7, 384, 640, 6, 0.25, 1, 0],
+];
+function EfficientNetV2(b, { stages, width = 1, depth = 1, imagenetNorm, includeTop }) {
+  const roundFilters = (f) => Math.max(8, Math.floor(Math.trunc(f * width + 4) / 8) * 8);
+  const block = (inputs, { name, filtersIn, filtersOut, kernel, strides, expand, se, fused, dropRate }) => {
+    const filters = filtersIn * expand;
+    let x = inputs;
+    if (expand !== 1) {
+      x = b.conv(x, filters, fused ? kernel : 1, { strides: fused ? strides : 1, padding: 'same', useBias: false, name: `${name}expand_conv` });
+      x = b.bn(x, { name: `${name}expand_bn` });
+      x = b.act(x, 'swish', `${name}expand_activation`);
+    }
+    if (!fused) {
+      x = b.dw(x, kernel, { strides, padding: 'same', useBias: false, name: `${name}dwconv2` });
+      x = b.bn(x, { name: `${name}bn` });
+      x = b.act(x, 'swish', `${name}activation`);
+    }
+    if (se > 0 && se <= 1) x = efficientSe(b, x, name, filters, Math.max(1, Math.trunc(filtersIn * se)));
+    const single = fused && expand === 1;
+    x = b.conv(x, filtersOut, single ? kernel : 1, { strides: single ? strides : 1, padding: 'same', useBias: false, name: `${name}project_conv` });
+    x = b.bn(x, { name: `${name}project_bn` });
+    if (single) x = b.act(x, 'swish', `${name}project_activation`);
+    if (strides === 1 && filtersIn === filtersOut) {
+      if (dropRate) x = b.L('dropout', { rate: dropRate, noiseShape: [null, 1, 1, 1], name: `${name}drop` }, x);
+      x = b.add([x, inputs], `${name}add`);
+    }
+    return x;
+  };
+  let x;
+  if (imagenetNorm) {
+    x = b.L('rescaling', { scale: 1 / 255, name: 'rescaling' }, b.input);
+    x = b.custom(KerasNormalization, { stored: false, mean: IMAGENET_MEAN, variance: IMAGENET_STD.map((s) => s ** 2), name: 'normalization' }, x);
+  } else {
+    x = b.L('rescaling', { scale: 1 / 128, offset: -1, name: 'rescaling' }, b.input);
+  }
+  x = b.conv(x, roundFilters(stages[0][2]), 3, { strides: 2, padding: 'same', useBias: false, name: 'stem_conv' });
+  x = b.bn(x, { name: 'stem_bn' });
+  x = b.act(x, 'swish', 'stem_activation');
+  const total = stages.reduce((a, s) => a + s[1], 0); // before depth scaling, as Keras counts
+  let index = 0;
+  stages.forEach(([kernel, repeats, fin, fout, expand, se, stride, fused], i) => {
+    const filtersIn = roundFilters(fin);
+    const filtersOut = roundFilters(fout);
+    for (let j = 0; j < Math.ceil(depth * repeats); j++, index++) {
+      x = block(x, {
+        name: `block${i + 1}${String.fromCharCode(97 + j)}_`, filtersIn: j ? filtersOut : filtersIn, filtersOut, kernel,
+        strides: j ? 1 : stride, expand, se, fused: fused === 1, dropRate: (0.2 * index) / total,
+      });
+    }
+  });
+  x = b.conv(x, roundFilters(1280), 1, { padding: 'same', useBias: false, name: 'top_conv' });
+  x = b.bn(x, { name: 'top_bn' });
+  x = b.act(x, 'swish', 'top_activation');
+  const features = x;
+  if (!includeTop) return { features };
+  return { features, top: efficientTop(b, x, 0.2) };
+}
+
+// keras/src/applications/mobilenet_v3.py: alpha 1.0, not minimalistic,
+// include_preprocessing. Blocks: expansion, filters, kernel, stride, se, hard swish.
+const V3_LARGE = [
+  [1, 16, 3, 1, 0, 0], [4, 24, 3, 2, 0, 0], [3, 24, 3, 1, 0, 0], [3, 40, 5, 2, 1, 0], [3, 40, 5, 1, 1, 0], [3, 40, 5, 1, 1, 0],
+  [6, 80, 3, 2, 0, 1], [2.5, 80, 3, 1, 0, 1], [2.3, 80, 3, 1, 0, 1], [2.3, 80, 3, 1, 0, 1], [6, 112, 3, 1, 1, 1], [6, 112, 3, 1, 1, 1],
+  [6, 160, 5, 2, 1, 1], [6, 160, 5, 1, 1, 1], [6, 160, 5, 1, 1, 1],
+];
+const V3_SMALL = [
+  [1, 16, 3, 2, 1, 0], [72 / 16, 24, 3, 2, 0, 0], [88 / 24, 24, 3, 1, 0, 0], [4, 40, 5, 2, 1, 1], [6, 40, 5, 1, 1, 1], [6, 40, 5, 1, 1, 1],
+  [3, 48, 5, 1, 1, 1], [3, 48, 5, 1, 1, 1], [6, 96, 5, 2, 1, 1], [6, 96, 5, 1, 1, 1], [6, 96, 5, 1, 1, 1],
+];
+function MobileNetV3(b, { large, includeTop, classes = 1000 }) {
+  const depth = (v) => makeDivisible(v, 8);
+  const bn = (x, name) => b.bn(x, { epsilon: 1e-3, momentum: 0.999, name });
+  const relu = (x) => b.L('reLU', {}, x);
+  const hardSwish = (x) => b.act(x, 'hard_swish');
+  const hardSigmoid = (x) => {
+    const reluName = b.autoName('reLU'); // layers.ReLU(6.0) is built before its argument x + 3.0
+    x = b.custom(KerasScalarOp, { op: 'add', value: 3, name: b.autoName('add') }, x);
+    x = b.L('reLU', { maxValue: 6, name: reluName }, x);
+    return b.custom(KerasScalarOp, { op: 'mul', value: 1 / 6, name: b.autoName('multiply') }, x);
+  };
+  const seBlock = (inputs, filters, prefix) => {
+    let x = b.L('globalAveragePooling2d', { keepdims: true, name: `${prefix}squeeze_excite_avg_pool` }, inputs);
+    x = b.conv(x, depth(filters * 0.25), 1, { padding: 'same', name: `${prefix}squeeze_excite_conv` });
+    x = b.L('reLU', { name: `${prefix}squeeze_excite_relu` }, x);
+    x = b.conv(x, filters, 1, { padding: 'same', name: `${prefix}squeeze_excite_conv_1` });
+    x = hardSigmoid(x);
+    return b.L('multiply', { name: `${prefix}squeeze_excite_mul` }, [inputs, x]);
+  };
+  const invRes = (x, [expansion, filters, kernel, stride, se, hs], blockId) => {
+    const activation = hs ? hardSwish : relu;
+    const shortcut = x;
+    const infilters = x.shape[3];
+    let prefix = 'expanded_conv_';
+    if (blockId) {
+      prefix = `expanded_conv_${blockId}_`;
+      x = b.conv(x, depth(infilters * expansion), 1, { padding: 'same', useBias: false, name: `${prefix}expand` });
+      x = bn(x, `${prefix}expand_bn`);
+      x = activation(x);
+    }
+    if (stride === 2) x = b.zpad(x, correctPad(x, kernel), `${prefix}depthwise_pad`);
+    x = b.dw(x, kernel, { strides: stride, padding: stride === 1 ? 'same' : 'valid', useBias: false, name: `${prefix}depthwise` });
+    x = bn(x, `${prefix}depthwise_bn`);
+    x = activation(x);
+    if (se) x = seBlock(x, depth(infilters * expansion), prefix);
+    x = b.conv(x, filters, 1, { padding: 'same', useBias: false, name: `${prefix}project` });
+    x = bn(x, `${prefix}project_bn`);
+    if (stride === 1 && infilters === filters) x = b.add([shortcut, x], `${prefix}add`);
+    return x;
+  };
+  let x = b.L('rescaling', { scale: 1 / 127.5, offset: -1, name: 'rescaling' }, b.input);
+  x = b.conv(x, 16, 3, { strides: 2, padding: 'same', useBias: false, name: 'conv' });
+  x = bn(x, 'conv_bn');
+  x = hardSwish(x);
+  (large ? V3_LARGE : V3_SMALL).forEach((spec, id) => { x = invRes(x, spec, id); });
+  x = b.conv(x, depth(x.shape[3] * 6), 1, { padding: 'same', useBias: false, name: 'conv_1' });
+  x = bn(x, 'conv_1_bn');
+  x = hardSwish(x);
+  const features = x;
+  if (!includeTop) return { features };
+  x = b.L('globalAveragePooling2d', { keepdims: true }, x);
+  x = b.conv(x, large ? 1280 : 1024, 1, { padding: 'same', useBias: true, name: 'conv_2' });
+  x = hardSwish(x);
+  x = b.L('dropout', { rate: 0.2 }, x);
+  x = b.conv(x, classes, 1, { padding: 'same', name: 'logits' });
+  x = b.L('flatten', {}, x);
+  x = b.act(x, 'softmax', 'predictions');
+  return { features, top: x };
+}
+
+// keras/src/applications/convnext.py (drop_path_rate 0, layer_scale_init_value
+// 1e-6, include_preprocessing). The stem and the downsampling blocks are
+// nested Sequential models in Keras: built inline here, their layers recorded
+// in b.nested so the HDF5 writer nests them as Keras does.
+function ConvNeXt(b, { name, depths, dims, includeTop, classes = 1000 }) {
+  const ln = (x, layerName) => b.L('layerNormalization', { epsilon: 1e-6, name: layerName }, x);
+  const nest = (container, ...names) => names.forEach((n) => { b.nested[n] = container; });
+  let x = b.custom(KerasNormalization, {
+    stored: false, mean: IMAGENET_MEAN.map((m) => m * 255), variance: IMAGENET_STD.map((s) => (s * 255) ** 2),
+    name: `${name}_prestem_normalization`,
+  }, b.input);
+  x = b.conv(x, dims[0], 4, { strides: 4, name: `${name}_stem_conv` });
+  x = ln(x, `${name}_stem_layernorm`);
+  nest(`${name}_stem`, `${name}_stem_conv`, `${name}_stem_layernorm`);
+  for (let i = 0; i < 4; i++) {
+    if (i > 0) {
+      x = ln(x, `${name}_downsampling_layernorm_${i - 1}`);
+      x = b.conv(x, dims[i], 2, { strides: 2, name: `${name}_downsampling_conv_${i - 1}` });
+      nest(`${name}_downsampling_block_${i - 1}`, `${name}_downsampling_layernorm_${i - 1}`, `${name}_downsampling_conv_${i - 1}`);
+    }
+    for (let j = 0; j < depths[i]; j++) {
+      const p = `${name}_stage_${i}_block_${j}`;
+      const inputs = x;
+      x = b.custom(KerasGroupedConv2D, { kernelSize: 7, filters: dims[i], name: `${p}_depthwise_conv` }, x);
+      x = ln(x, `${p}_layernorm`);
+      x = b.L('dense', { units: 4 * dims[i], name: `${p}_pointwise_conv_1` }, x);
+      x = b.act(x, 'gelu', `${p}_gelu`);
+      x = b.L('dense', { units: dims[i], name: `${p}_pointwise_conv_2` }, x);
+      x = b.custom(KerasLayerScale, { name: `${p}_layer_scale` }, x);
+      x = b.act(x, 'linear', `${p}_identity`);
+      x = b.add([inputs, x]);
+    }
+  }
+  const features = x;
+  if (!includeTop) return { features: ln(x) };
+  x = b.L('globalAveragePooling2d', { name: `${name}_head_gap` }, x);
+  x = ln(x, `${name}_head_layernorm`);
+  x = b.L('dense', { units: classes, activation: 'softmax', name: `${name}_head_dense` }, x);
+  return { features, top: x };
+}
+
+const CONVNEXT = {
+  tiny: { depths: [3, 3, 9, 3], dims: [96, 192, 384, 768] },
+  small: { depths: [3, 3, 27, 3], dims: [96, 192, 384, 768] },
+  base: { depths: [3, 3, 27, 3], dims: [128, 256, 512, 1024] },
+  large: { depths: [3, 3, 27, 3], dims: [192, 384, 768, 1536] },
+  xlarge: { depths: [3, 3, 27, 3], dims: [256, 512, 1024, 2048] },
+};
+
 // ---------------------------------------------------------------------------
 // Cases
 // ---------------------------------------------------------------------------
@@ -790,6 +1088,10 @@ const KERAS_SOURCES = {
   resnet50_v2: 'keras/src/applications/resnet_v2.py (resnet.py: stack_residual_blocks_v2 / residual_block_v2)',
   inception_resnet_v2: 'keras/src/applications/inception_resnet_v2.py',
   nasnet_mobile: 'keras/src/applications/nasnet.py (NASNetMobile)',
+  efficientnet: 'keras/src/applications/efficientnet.py (weights="imagenet": with the Rescaling after Normalization)',
+  efficientnet_v2: 'keras/src/applications/efficientnet_v2.py',
+  mobilenet_v3: 'keras/src/applications/mobilenet_v3.py (alpha 1.0, not minimalistic, include_preprocessing)',
+  convnext: 'keras/src/applications/convnext.py (stem and downsampling blocks inline; nested in the HDF5 files)',
 };
 
 const CASES = [
@@ -827,6 +1129,65 @@ const CASES = [
   { name: 'inception_resnet_v2', arch: 'inception_resnet_v2', size: 75, seed: 7575, build: InceptionResNetV2, modelName: 'inception_resnet_v2' },
   // 63 → 31 after the stem: odd there (correct_pad adds nothing before), even from stem_2 on (one less before).
   { name: 'nasnet_mobile', arch: 'nasnet_mobile', size: 63, seed: 6363, build: (b) => NASNet(b, NASNET_MOBILE), modelName: 'NASNet' },
+  // Networks with their preprocessing in the model take 0..255 pixels.
+  {
+    name: 'efficientnet_b0_top', arch: 'efficientnet', size: 67, seed: 6701, includeTop: true, inputRange: [0, 255],
+    build: (b) => EfficientNet(b, { width: 1.0, depth: 1.0, dropout: 0.2, includeTop: true }), modelName: 'efficientnetb0',
+  },
+  {
+    name: 'efficientnet_b3_64', arch: 'efficientnet', size: 64, seed: 6403, inputRange: [0, 255],
+    build: (b) => EfficientNet(b, { width: 1.2, depth: 1.4, dropout: 0.3, includeTop: false }), modelName: 'efficientnetb3',
+  },
+  {
+    name: 'efficientnet_v2_b0_top', arch: 'efficientnet_v2', size: 65, seed: 6502, includeTop: true, inputRange: [0, 255],
+    build: (b) => EfficientNetV2(b, { stages: V2_B, imagenetNorm: true, includeTop: true }), modelName: 'efficientnetv2-b0',
+  },
+  {
+    name: 'efficientnet_v2_s_64', arch: 'efficientnet_v2', size: 64, seed: 6404, inputRange: [0, 255],
+    build: (b) => EfficientNetV2(b, { stages: V2_S, imagenetNorm: false, includeTop: false }), modelName: 'efficientnetv2-s',
+  },
+  {
+    name: 'mobilenet_v3_small_top', arch: 'mobilenet_v3', size: 67, seed: 3367, includeTop: true, inputRange: [0, 255],
+    build: (b) => MobileNetV3(b, { large: false, includeTop: true }), modelName: 'MobileNetV3Small',
+  },
+  {
+    name: 'mobilenet_v3_large_64', arch: 'mobilenet_v3', size: 64, seed: 3364, inputRange: [0, 255],
+    build: (b) => MobileNetV3(b, { large: true, includeTop: false }), modelName: 'MobileNetV3Large',
+  },
+  {
+    name: 'convnext_tiny_67', arch: 'convnext', size: 67, seed: 2867, inputRange: [0, 255],
+    build: (b) => ConvNeXt(b, { name: 'convnext_tiny', ...CONVNEXT.tiny, includeTop: false }), modelName: 'convnext_tiny',
+  },
+  {
+    name: 'convnext_tiny_top', arch: 'convnext', size: 64, seed: 2864, includeTop: true, inputRange: [0, 255],
+    build: (b) => ConvNeXt(b, { name: 'convnext_tiny', ...CONVNEXT.tiny, includeTop: true }), modelName: 'convnext_tiny',
+  },
+];
+
+// Keras's parameter totals with the ImageNet top, as model.summary() prints them for the default builds
+// (keras.io's table rounds them: EfficientNetB0 5.3M … ConvNeXtXLarge 350.1M), at the default input size.
+const PUBLISHED_TOP = [
+  ...[
+    ['b0', 1.0, 1.0, 0.2, 224, 5330571], ['b1', 1.0, 1.1, 0.2, 240, 7856239], ['b2', 1.1, 1.2, 0.3, 260, 9177569],
+    ['b3', 1.2, 1.4, 0.3, 300, 12320535], ['b4', 1.4, 1.8, 0.4, 380, 19466823], ['b5', 1.6, 2.2, 0.4, 456, 30562527],
+    ['b6', 1.8, 2.6, 0.5, 528, 43265143], ['b7', 2.0, 3.1, 0.5, 600, 66658687],
+  ].map(([v, width, depth, dropout, size, total]) => ({
+    arch: `EfficientNet${v.toUpperCase()} with top`, total, size, top: true,
+    build: (b) => EfficientNet(b, { width, depth, dropout, includeTop: true }),
+  })),
+  ...[
+    ['B0', V2_B, 1.0, 1.0, 224, 7200312], ['B1', V2_B, 1.0, 1.1, 240, 8212124], ['B2', V2_B, 1.1, 1.2, 260, 10178374],
+    ['B3', V2_B, 1.2, 1.4, 300, 14467622], ['S', V2_S, 1, 1, 384, 21612360], ['M', V2_M, 1, 1, 480, 54431388], ['L', V2_L, 1, 1, 480, 119027848],
+  ].map(([v, stages, width, depth, size, total]) => ({
+    arch: `EfficientNetV2${v} with top`, total, size, top: true,
+    build: (b) => EfficientNetV2(b, { stages, width, depth, imagenetNorm: v.startsWith('B'), includeTop: true }),
+  })),
+  { arch: 'MobileNetV3Small with top', total: 2554968, size: 224, top: true, build: (b) => MobileNetV3(b, { large: false, includeTop: true }) },
+  { arch: 'MobileNetV3Large with top', total: 5507432, size: 224, top: true, build: (b) => MobileNetV3(b, { large: true, includeTop: true }) },
+  ...[['Tiny', 28589128], ['Small', 50223688], ['Base', 88591464], ['Large', 197767336], ['XLarge', 350196968]].map(([v, total]) => ({
+    arch: `ConvNeXt${v} with top`, total, size: 224, top: true,
+    build: (b) => ConvNeXt(b, { name: `convnext_${v.toLowerCase()}`, ...CONVNEXT[v.toLowerCase()], includeTop: true }),
+  })),
 ];
 
 // Keras's published parameter totals (include_top=False), checked by --verify-params at 224.
@@ -851,6 +1212,7 @@ const PUBLISHED_NOTOP = [
   { arch: 'InceptionResNetV2', total: 54336736, build: InceptionResNetV2, size: 299 },
   { arch: 'NASNetMobile', total: 4269716, build: (b) => NASNet(b, NASNET_MOBILE), size: 224 },
   { arch: 'NASNetLarge', total: 84916818, build: (b) => NASNet(b, NASNET_LARGE), size: 331 },
+  ...PUBLISHED_TOP,
 ];
 
 // ---------------------------------------------------------------------------
@@ -877,15 +1239,18 @@ const EXPECTED_WEIGHTS = {
   DepthwiseConv2D: [['depthwise_kernel', 'bias'], ['depthwise_kernel']],
   SeparableConv2D: [['depthwise_kernel', 'pointwise_kernel', 'bias'], ['depthwise_kernel', 'pointwise_kernel']],
   BatchNormalization: [['gamma', 'beta', 'moving_mean', 'moving_variance'], ['beta', 'moving_mean', 'moving_variance']],
+  Normalization: [['mean', 'variance', 'count']],
+  LayerNormalization: [['gamma', 'beta']],
+  LayerScale: [['gamma']],
 };
 
 function checkWeightNames(model) {
   for (const l of model.layers) {
     const names = l.weights.map(shortWeightName);
     if (names.length === 0) continue;
-    const exp = EXPECTED_WEIGHTS[l.getClassName()];
+    const exp = EXPECTED_WEIGHTS[kerasClass(l)];
     if (!exp || !exp.some((e) => e.join() === names.join())) {
-      throw new Error(`unexpected weights for ${l.name} (${l.getClassName()}): ${names.join(', ')}`);
+      throw new Error(`unexpected weights for ${l.name} (${kerasClass(l)}): ${names.join(', ')}`);
     }
   }
 }
@@ -924,6 +1289,17 @@ function randomizeWeights(model, rng) {
         case 'moving_variance':
           data = rng.fillUniform(n, 0.5, 1.5);
           break;
+        // A stored Normalization (EfficientNet) after Rescaling(1/255): means and
+        // variances of 0..1 pixels (its ImageNet file holds the stds there).
+        case 'mean':
+          data = rng.fillUniform(n, 0.35, 0.55);
+          break;
+        case 'variance':
+          data = rng.fillUniform(n, 0.2, 0.25);
+          break;
+        case 'count':
+          data = new Float32Array([1281167]);
+          break;
         default:
           throw new Error(`no init rule for ${w.originalName}`);
       }
@@ -954,10 +1330,11 @@ function calibrate(b, model, input) {
       return t;
     });
     let out = op.layer.apply(ins.length === 1 ? ins[0] : ins);
-    const cls = op.layer.getClassName();
-    if (['Conv2D', 'DepthwiseConv2D', 'SeparableConv2D', 'Dense'].includes(cls)) {
-      const act = op.layer.activation ? op.layer.activation.getClassName() : 'linear';
-      if (!['linear', 'relu'].includes(act)) throw new Error(`cannot rescale through ${act} (${op.layer.name})`);
+    const cls = kerasClass(op.layer);
+    const act = op.layer.activation ? op.layer.activation.getClassName() : 'linear';
+    // A layer whose activation is not positively homogeneous (the squeeze-excitation gates' swish and sigmoid)
+    // keeps its He-normal weights: rescaling its output would not be rescaling its weights.
+    if (['Conv2D', 'DepthwiseConv2D', 'SeparableConv2D', 'Dense'].includes(cls) && ['linear', 'relu'].includes(act)) {
       const rms = tf.tidy(() => tf.sqrt(tf.mean(tf.square(out))).dataSync()[0]);
       if (!(rms > 0) || !Number.isFinite(rms)) throw new Error(`calibration: ${op.layer.name} output RMS is ${rms}`);
       const f = 1 / rms;
@@ -1249,34 +1626,58 @@ function weightDisplayName(style, layerName, w) {
 
 // Writes the Keras legacy save_weights layout into `root` (file or group).
 //  rename: original layer name -> name to write (for the Keras 2.0 variant)
-function writeKerasWeights(root, model, { rename = (n) => n, style = 'keras2', splitLayerNames = 1, splitBnWeightNames = 1, attrs = true }) {
-  const layerNames = model.layers.map((l) => rename(l.name));
-  writeStringListAttr(root, 'layer_names', layerNames, splitLayerNames);
+//  nested: layer name -> the nested model Keras keeps it in (ConvNeXt's Sequential
+//    blocks): one group per nested model, listed once in layer_names, whose
+//    weight_names are its layers' "<layer>/<param>:0" (datasets under
+//    <model>/<layer>/), as Keras saves a model inside a model.
+// A Normalization's count is int64, as Keras stores it.
+function writeKerasWeights(root, model, { rename = (n) => n, style = 'keras2', splitLayerNames = 1, splitBnWeightNames = 1, attrs = true, nested = {} }) {
+  const entries = [];
+  for (const l of model.layers) {
+    const container = nested[l.name];
+    const last = entries[entries.length - 1];
+    if (container && last && last.name === container) last.layers.push(l);
+    else entries.push({ name: container ?? rename(l.name), layers: [l], nested: !!container });
+  }
+  writeStringListAttr(root, 'layer_names', entries.map((e) => e.name), splitLayerNames);
   if (attrs) {
     root.create_attribute('backend', 'tensorflow', null, 'A');
     root.create_attribute('keras_version', '2.2.4', null, 'A');
   }
-  for (const l of model.layers) {
-    const ln = rename(l.name);
-    const g = root.create_group(ln);
-    const wnames = l.weights.map((w) => weightDisplayName(style, ln, w));
-    writeStringListAttr(g, 'weight_names', wnames, l.getClassName() === 'BatchNormalization' ? splitBnWeightNames : 1);
-    const values = l.getWeights();
+  for (const e of entries) {
+    const g = root.create_group(e.name);
+    const weights = e.layers.flatMap((l) => l.weights.map((w) => ({ w, layer: e.nested ? l.name : e.name })));
+    const wnames = weights.map(({ w, layer }) => weightDisplayName(style, layer, w));
+    const bn = !e.nested && e.layers[0].getClassName() === 'BatchNormalization';
+    writeStringListAttr(g, 'weight_names', wnames, bn ? splitBnWeightNames : 1);
+    const values = e.layers.flatMap((l) => l.getWeights());
     wnames.forEach((wn, i) => {
       const parts = wn.split('/');
       let target = g;
       for (const p of parts.slice(0, -1)) {
         target = target.keys().includes(p) ? target.get(p) : target.create_group(p);
       }
+      const count = shortWeightName(weights[i].w) === 'count';
       target.create_dataset({
         name: parts[parts.length - 1],
-        data: values[i].dataSync(),
+        data: count ? new BigInt64Array([BigInt(Math.round(values[i].dataSync()[0]))]) : values[i].dataSync(),
         shape: values[i].shape,
-        dtype: '<f4',
+        dtype: count ? '<q' : '<f4',
       });
     });
     // getWeights() returns the layer's own variables: do not dispose them.
   }
+}
+
+// How a file with nested models differs from the flat layer list: its layer_names and which layers each model holds.
+function nestedInfo(b, model) {
+  if (Object.keys(b.nested).length === 0) return {};
+  const names = [];
+  for (const l of model.layers) {
+    const n = b.nested[l.name] ?? l.name;
+    if (names[names.length - 1] !== n || !b.nested[l.name]) names.push(n);
+  }
+  return { layer_names: names, nested: b.nested };
 }
 
 function writeH5(file, fn) {
@@ -1350,7 +1751,8 @@ async function runCase(c, outRoot) {
 
   const S = c.size;
   const batch = 2;
-  const input = tf.tensor(rng.fillUniform(batch * S * S * 3, -1, 1), [batch, S, S, 3], 'float32');
+  const [lo, hi] = c.inputRange ?? [-1, 1];
+  const input = tf.tensor(rng.fillUniform(batch * S * S * 3, lo, hi), [batch, S, S, 3], 'float32');
 
   const { result: eager, scales } = calibrate(b, model, input);
 
@@ -1408,13 +1810,14 @@ async function runCase(c, outRoot) {
     : 'tf.keras 2.x / Keras 3 auto-names for unnamed layers (conv2d, conv2d_1, batch_normalization, ...); input is input_1';
   const layerNames = model.layers.map((l) => l.name);
 
-  writeH5(path.join(dir, 'keras_legacy.h5'), (f) => writeKerasWeights(f, model, {}));
+  writeH5(path.join(dir, 'keras_legacy.h5'), (f) => writeKerasWeights(f, model, { nested: b.nested }));
   files.keras_legacy = {
     path: 'keras_legacy.h5',
     layout: 'Keras save_weights (legacy HDF5): root attrs layer_names, backend, keras_version; group per layer with attr weight_names; datasets at <layer>/<weight_name>',
     naming: namingCurrent,
     weight_names: '<layer>/<param>:0',
     keras_version: '2.2.4',
+    ...nestedInfo(b, model),
   };
 
   if (c.keras1) {
@@ -1466,7 +1869,7 @@ async function runCase(c, outRoot) {
       f.create_attribute('backend', 'tensorflow', null, 'A');
       f.create_attribute('model_config', modelConfig, null, 'A');
       const g = f.create_group('model_weights');
-      writeKerasWeights(g, model, {});
+      writeKerasWeights(g, model, { nested: b.nested });
     });
     files.keras_model = {
       path: 'keras_model.h5',
@@ -1491,7 +1894,7 @@ async function runCase(c, outRoot) {
     classes: c.includeTop ? 1000 : null,
     batch,
     seed: c.seed,
-    input_range: [-1, 1],
+    input_range: c.inputRange ?? [-1, 1],
     feature_shape: feat.shape,
     feature_layer: features.sourceLayer.name,
     output_shape: (probs ?? feat).shape,
@@ -1500,7 +1903,7 @@ async function runCase(c, outRoot) {
     params: { total, trainable, non_trainable: total - trainable },
     layers: model.layers.map((l) => ({
       name: l.name,
-      class_name: l.getClassName(),
+      class_name: kerasClass(l),
       output_shape: l.outputShape,
       params: l.countParams(),
       weights: l.weights.map((w) => ({ name: shortWeightName(w), shape: w.shape, trainable: w.trainable })),

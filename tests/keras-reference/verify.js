@@ -67,6 +67,11 @@ function readStringList(obj, name) {
   return { list, chunks: k, meta };
 }
 
+// A dataset's values as numbers (an int64 count comes as a BigInt scalar).
+function numbers(value) {
+  return ArrayBuffer.isView(value) || Array.isArray(value) ? Array.from(value, Number) : [Number(value)];
+}
+
 function arraysEqual(a, b) {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
@@ -154,36 +159,52 @@ async function verifyCase(outRoot, name) {
       if (key !== 'keras_split' && chunks !== 0) problems.push(`${info.path}: layer_names unexpectedly split`);
       notes.push(`${info.path}: layer_names ${meta.vlen ? 'variable-length' : `fixed-length ${meta.size}`} ${meta.cset === 0 ? 'ASCII' : 'UTF-8'} strpad ${meta.strpad}${chunks ? `, ${chunks} chunks` : ''}`);
 
-      // Keras legacy load (by order): layers whose weight_names is non-empty, in file order.
+      // Keras legacy load (by order): layers whose weight_names is non-empty, in file order. A nested model
+      // (info.nested: layer -> model) is one group holding its layers' weights as "<layer>/<param>:0".
+      const nested = info.nested ?? {};
+      const entries = [];
+      manifest.layers.forEach((layer) => {
+        const container = nested[layer.name];
+        const last = entries[entries.length - 1];
+        if (container && last && last.name === container) last.layers.push(layer);
+        else entries.push({ name: container ?? layer.name, layers: [layer], nested: !!container });
+      });
       const fileWeights = [];
       fileLayers.forEach((ln, i) => {
         const g = root.get(ln);
-        if (!g) {
+        const entry = entries[i];
+        if (!g || !entry) {
           problems.push(`${info.path}: no group ${ln}`);
           return;
         }
         const { list: wn } = readStringList(g, 'weight_names');
-        const modelName = manifest.layer_names[i];
-        const ref = reference.get(modelName);
+        const ref = entry.layers.flatMap((l) => reference.get(l.name));
+        const expectedWeights = entry.layers.flatMap((l) => l.weights.map((w) => ({ layer: entry.nested ? l.name : ln, ...w })));
         if (wn.length !== ref.length) {
           problems.push(`${info.path}: ${ln} has ${wn.length} weights, expected ${ref.length}`);
           return;
         }
-        const params = manifest.layers[i].weights.map((w) => w.name);
         wn.forEach((n, j) => {
-          const want = key === 'keras1' ? `${ln}_${{ kernel: 'W', bias: 'b' }[params[j]]}_1:0` : `${ln}/${params[j]}:0`;
+          const w = expectedWeights[j];
+          const want = key === 'keras1' ? `${ln}_${{ kernel: 'W', bias: 'b' }[w.name]}_1:0` : `${w.layer}/${w.name}:0`;
           if (n !== want) problems.push(`${info.path}: weight name ${n}, expected ${want}`);
           const ds = g.get(n);
           if (!ds) {
             problems.push(`${info.path}: dataset ${ln}/${n} missing`);
             return;
           }
-          if (ds.dtype !== '<f') problems.push(`${info.path}: ${ln}/${n} dtype ${ds.dtype}`);
-          const v = ds.value;
-          if (!arraysEqual(ds.shape, manifest.layers[i].weights[j].shape)) problems.push(`${info.path}: ${ln}/${n} shape ${ds.shape}`);
-          if (!arraysEqual(Array.from(v), Array.from(ref[j]))) problems.push(`${info.path}: ${ln}/${n} values differ from tfjs`);
+          const count = w.name === 'count';
+          if (ds.dtype !== (count ? '<q' : '<f')) problems.push(`${info.path}: ${ln}/${n} dtype ${ds.dtype}`);
+          const v = numbers(ds.value);
+          if (!arraysEqual(ds.shape, w.shape)) problems.push(`${info.path}: ${ln}/${n} shape ${ds.shape}`);
+          if (!arraysEqual(v, Array.from(ref[j]))) problems.push(`${info.path}: ${ln}/${n} values differ from tfjs`);
         });
-        if (wn.length) fileWeights.push(wn.map((n) => g.get(n)));
+        // One set per layer, as the fresh model's weighted layers come.
+        let k = 0;
+        for (const l of entry.layers) {
+          if (l.weights.length) fileWeights.push(wn.slice(k, k + l.weights.length).map((n) => g.get(n)));
+          k += l.weights.length;
+        }
       });
       // Load by order into a fresh model and run it.
       const fresh = await freshModel(artifacts);
@@ -192,7 +213,7 @@ async function verifyCase(outRoot, name) {
         problems.push(`${info.path}: ${fileWeights.length} weighted layers in file, model has ${weighted.length}`);
       } else {
         weighted.forEach((l, i) => {
-          const ts = fileWeights[i].map((ds) => tf.tensor(ds.value, ds.shape, 'float32'));
+          const ts = fileWeights[i].map((ds) => tf.tensor(Float32Array.from(numbers(ds.value)), ds.shape, 'float32'));
           l.setWeights(ts);
           ts.forEach((t) => t.dispose());
         });

@@ -26,7 +26,7 @@ public sealed class Backbone : IDisposable
     Backbone(BackboneConfig config, ArchitectureOptions architecture, Graph network, ImageSpec input, string weightsId, string? report)
     {
         Config = config; Architecture = architecture; Network = network; Input = input; WeightsId = weightsId; LoadReport = report;
-        Trunk = architecture.IncludeTop ? network.Through(config.FeatureLayer) : network;
+        Trunk = architecture.IncludeTop ? network.Through(config.FeatureLayerWithTop ?? config.FeatureLayer) : network;
         // Pretrained parts start frozen; a strategy that fine-tunes unfreezes what it trains.
         foreach (var p in network.parameters()) p.requires_grad = false;
         network.eval();

@@ -16,6 +16,11 @@ public enum Preprocessing
     Unit,
     /// <summary>x / 255, minus the ImageNet mean (0.485, 0.456, 0.406), over its std (0.229, 0.224, 0.225) per RGB channel (DenseNet).</summary>
     Torch,
+    /// <summary>
+    /// Pixels 0..255 as they are: the network scales and normalizes them in its own first layers (Rescaling,
+    /// Normalization), and Keras's preprocess_input is a pass-through (EfficientNets, MobileNetV3, ConvNeXt).
+    /// </summary>
+    Raw,
 }
 
 /// <summary>
@@ -44,6 +49,12 @@ public sealed record BackboneConfig
     public IReadOnlyList<WeightSource> Weights { get; init; } = [];
     /// <summary>The layer whose output is the trunk's feature map (the last before the top).</summary>
     public required string FeatureLayer { get; init; }
+    /// <summary>
+    /// Where the trunk ends when the network is built with its top, if not at <see cref="FeatureLayer"/>: Keras's
+    /// ConvNeXt without its top ends in a per-position LayerNormalization its top lacks (the top normalizes pooled
+    /// features instead), so with the top the trunk ends at the last block.
+    /// </summary>
+    public string? FeatureLayerWithTop { get; init; }
     /// <summary>An earlier block whose features are more generic (for data unlike ImageNet).</summary>
     public string? GenericFeatureBlock { get; init; }
     public string ClassifierLayer { get; init; } = "predictions";
@@ -66,6 +77,7 @@ public sealed record BackboneConfig
         Preprocessing.Unit => ImageSpec.Uniform(size, 0, 255),
         // Keras divides by 255 first; the same map on 0..255 pixels has mean and std 255 times as large.
         Preprocessing.Torch => new ImageSpec(size, [0.485f * 255, 0.456f * 255, 0.406f * 255], [0.229f * 255, 0.224f * 255, 0.225f * 255]),
+        Preprocessing.Raw => ImageSpec.Uniform(size, 0, 1),
         _ => ImageSpec.Uniform(size, 127.5f, 127.5f),
     };
 

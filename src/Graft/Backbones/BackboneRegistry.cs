@@ -8,7 +8,7 @@ namespace Graft.Backbones;
 /// hashes it checks), Coral's and TF.js's files of the same networks, and the from-scratch baseline. Adding a
 /// backbone is an architecture file plus a row here. A width is a name suffix (mobilenet_0.25; none means 1.0).
 /// </summary>
-internal static class BackboneRegistry
+internal static partial class BackboneRegistry
 {
     const string Keras = "https://storage.googleapis.com/tensorflow/keras-applications/";
     const string Coral = "https://github.com/google-coral/test_data/raw/master/";
@@ -200,6 +200,7 @@ internal static class BackboneRegistry
         // The last normal cell before the last reduction is the last at 1/16 of the input.
         NasNetRow("mobile", NASNet.NASNetMobile, 224, "020fb642bf7360b370c678b08e0adf61", "1ed92395b5b598bdda52abe5c0dbfd63", "activation_187", "normal_8", 0.744),
         NasNetRow("large", NASNet.NASNetLarge, 331, "11577c9a518f0070763c2b964a382f17", "d81d89dc07e6e56530c4e77faddd61b5", "activation_259", "normal_12", 0.825),
+        .. ModernFamilies(),
         new()
         {
             Name = "small_cnn", Description = "The Keras blog's 3-conv baseline at 150x150, trained from scratch (no pretrained weights)",

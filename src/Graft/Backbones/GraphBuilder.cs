@@ -49,12 +49,12 @@ internal sealed class GraphBuilder
     }
 
     public int Conv2D(string name, int x, int filters, (int, int) kernel, (int, int)? strides = null, Padding padding = Padding.Valid,
-        bool useBias = true, Activation activation = Layers.Activation.Linear) =>
-        Add(new Conv2D(name, Channels(x), filters, kernel, strides ?? (1, 1), padding, useBias || FoldedBatchNorm, activation), x);
+        bool useBias = true, Activation activation = Layers.Activation.Linear, int groups = 1) =>
+        Add(new Conv2D(name, Channels(x), filters, kernel, strides ?? (1, 1), padding, useBias || FoldedBatchNorm, activation, groups), x);
 
     public int Conv2D(string name, int x, int filters, int kernel, int strides = 1, Padding padding = Padding.Valid,
-        bool useBias = true, Activation activation = Layers.Activation.Linear) =>
-        Conv2D(name, x, filters, (kernel, kernel), (strides, strides), padding, useBias, activation);
+        bool useBias = true, Activation activation = Layers.Activation.Linear, int groups = 1) =>
+        Conv2D(name, x, filters, (kernel, kernel), (strides, strides), padding, useBias, activation, groups);
 
     public int DepthwiseConv2D(string name, int x, int kernel, int strides = 1, Padding padding = Padding.Valid, bool useBias = true) =>
         Add(new DepthwiseConv2D(name, Channels(x), (kernel, kernel), (strides, strides), padding, useBias || FoldedBatchNorm, Layers.Activation.Linear), x);
@@ -99,7 +99,12 @@ internal sealed class GraphBuilder
     public int Concatenate(string name, params int[] xs) => Add(new Concatenate(name), xs);
     public int GlobalAveragePooling2D(string name, int x, bool keepDims = false) => Add(new GlobalAveragePooling2D(name, keepDims), x);
     public int Flatten(string name, int x) => Add(new Flatten(name), x);
-    public int Dropout(string name, int x, double rate) => Add(new Dropout(name, rate), x);
+    public int Dropout(string name, int x, double rate, bool perSample = false) => Add(new Dropout(name, rate, perSample), x);
+    public int Multiply(string name, int x, int gate) => Add(new Multiply(name), x, gate);
+    public int Rescaling(string name, int x, float[] scale, float[] offset) => Add(new Rescaling(name, scale, offset), x);
+    public int Normalization(string name, int x, float[] mean, float[] variance, bool stored) => Add(new Normalization(name, mean, variance, stored), x);
+    public int LayerNormalization(string name, int x, double epsilon) => Add(new LayerNormalization(name, Channels(x), epsilon), x);
+    public int LayerScale(string name, int x) => Add(new LayerScale(name, Channels(x)), x);
     public int Reshape(string name, int x, bool toMap) => Add(new Reshape(name, toMap), x);
 
     public int Dense(string name, int x, int units, Activation activation = Layers.Activation.Linear) =>

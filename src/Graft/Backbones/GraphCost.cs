@@ -10,12 +10,16 @@ internal sealed record LayerCost(string Name, string KerasClass, int InputSize, 
 /// <para>
 /// <b>What is counted.</b> <see cref="MultiplyAccumulates"/> (MACs) covers the convolutions and dense layers
 /// only, a bias add or activation not included — the quantity the literature publishes:
-/// Conv2D k_h·k_w·C_in·C_out·H_out·W_out; DepthwiseConv2D k_h·k_w·C·H_out·W_out; SeparableConv2D its depthwise
-/// window (at the stride) plus its 1x1 pointwise C_in·C_out·H_out·W_out; Dense in·out (per position on a map).
-/// Everything else — bias adds, batch norm (2 per element: scale, shift), activations (1 per element), pooling
-/// (one per window pixel), global average pooling (one per input element), Add (one per summed element),
-/// InceptionResNetV2's scaled sum (2 per element: scale, add) — is <see cref="OtherOperations"/>, reported apart
-/// and not in the FLOPs; padding, cropping, concatenation, reshapes and dropout move data and count nothing.
+/// Conv2D k_h·k_w·(C_in/groups)·C_out·H_out·W_out; DepthwiseConv2D k_h·k_w·C·H_out·W_out; SeparableConv2D its
+/// depthwise window (at the stride) plus its 1x1 pointwise C_in·C_out·H_out·W_out; Dense in·out (per position on a
+/// map, as ConvNeXt's pointwise layers). Everything else — bias adds, batch norm (2 per element: scale, shift),
+/// activations (1 per element, whatever the function: ReLU, swish, hard swish, GELU, sigmoid), pooling (one per
+/// window pixel), global average pooling (one per input element), Add and Multiply (one per combined element),
+/// InceptionResNetV2's scaled sum (2 per element: scale, add), Rescaling (one per element for its scale, one for its
+/// offset), Normalization (2 per element: subtract, divide), LayerNormalization (6 per element: its two statistics,
+/// normalizing, scale, shift), LayerScale (1 per element) — is <see cref="OtherOperations"/>, reported apart and not
+/// in the FLOPs; padding, cropping, concatenation, reshapes and dropout (stochastic depth included) move data and
+/// count nothing.
 /// </para>
 /// <para>
 /// <b>Convention.</b> Papers and model zoos mostly count one multiply-accumulate as one "FLOP": He et al. 2015
@@ -74,7 +78,7 @@ internal sealed record GraphCost(int InputSize, long MultiplyAccumulates, long O
         {
             case Conv2D c:
                 (bias, activation) = (c.bias is null ? 0 : outElements, c.Activation == Activation.Linear ? 0 : outElements);
-                return ((long)c.Kernel.H * c.Kernel.W * inChannels * c.Filters * Positions(outSize), bias + activation);
+                return ((long)c.Kernel.H * c.Kernel.W * (inChannels / c.Groups) * c.Filters * Positions(outSize), bias + activation);
             case DepthwiseConv2D d:
                 (bias, activation) = (d.bias is null ? 0 : outElements, d.Activation == Activation.Linear ? 0 : outElements);
                 return ((long)d.Kernel.H * d.Kernel.W * d.Channels * Positions(outSize), bias + activation);
@@ -95,10 +99,18 @@ internal sealed record GraphCost(int InputSize, long MultiplyAccumulates, long O
                 return (0, (long)p.Pool.H * p.Pool.W * outElements);
             case GlobalAveragePooling2D:
                 return (0, Positions(inSize) * inChannels);
-            case Add:
+            case Add or Multiply:
                 return (0, (inputs - 1) * outElements);
             case CustomScaleLayer:
                 return (0, 2 * outElements);
+            case Rescaling r:
+                return (0, ((r.Scale.Any(v => v != 1) ? 1 : 0) + (r.Offset.Any(v => v != 0) ? 1 : 0)) * outElements);
+            case Normalization:
+                return (0, 2 * outElements);
+            case LayerNormalization:
+                return (0, 6 * outElements);
+            case LayerScale:
+                return (0, outElements);
             default:
                 return (0, 0); // ZeroPadding2D, Cropping2D, Concatenate, Flatten, Reshape, Dropout: data movement only
         }

@@ -65,11 +65,21 @@ internal static class Int8Quantization
     /// <summary>Throws the one-line error for the first layer the int8 trunk cannot map (before any calibration runs).</summary>
     public static void CheckSupported(Graph trunk, string backbone)
     {
-        if (trunk.Nodes.Skip(1).FirstOrDefault(n => !Maps(n.Layer!)) is { } node) throw Unsupported(node, $"the {backbone} trunk");
+        // A dense layer quantizes on a feature map (as a 1x1 convolution), not on a vector.
+        if (trunk.Nodes.Skip(1).FirstOrDefault(n => !Maps(n.Layer!) || n.Layer is Dense && trunk.Nodes[n.Inputs[0]].Size == 0) is { } node)
+            throw Unsupported(node, $"the {backbone} trunk");
     }
 
     static bool Maps(Layer layer) => layer is Conv2D or DepthwiseConv2D or BatchNormalization or ActivationLayer { Activation: not Activation.Softmax }
-        or Add or Concatenate or Pooling2D or ZeroPadding2D or CustomScaleLayer;
+        or Add or Concatenate or Pooling2D or ZeroPadding2D or CustomScaleLayer || FloatIsland(layer) || layer is Dense or Dropout;
+
+    /// <summary>
+    /// Layers of the newer families that run in float between a DequantizeLinear and a QuantizeLinear (ONNX Runtime
+    /// fuses the element-wise ones into its quantized Mul and Add where it can): the preprocessing layers, the
+    /// squeeze-excitation path (pooling, reshape, the gate's product) and ConvNeXt's normalization and scale.
+    /// </summary>
+    static bool FloatIsland(Layer layer) => layer is Rescaling or Normalization or Multiply or LayerScale or LayerNormalization
+        or GlobalAveragePooling2D or Reshape { ToMap: true };
 
     static GraftException Unsupported(GraphNode node, string trunk) =>
         new($"{char.ToUpperInvariant(trunk[0])}{trunk[1..]} cannot run in int8: its layer {node.Name} ({node.Layer?.KerasClass}) has no int8 form.",
@@ -121,6 +131,21 @@ internal static class Int8Quantization
                         var (p, before) = (z.Pads, pendingPads[j]);
                         pendingPads[i] = (before.Top + p.Top, before.Bottom + p.Bottom, before.Left + p.Left, before.Right + p.Right);
                         q[i] = q[j];
+                        break;
+                    case Dropout:
+                        q[i] = q[j]; // identity at inference
+                        break;
+                    case Dense dense when nodes[j].Size > 0:
+                        // On a feature map (ConvNeXt's pointwise layers) a dense layer is a 1x1 convolution, quantized as one.
+                        int after = readers[i] is [var next] && nodes[next].Layer is ActivationLayer { Activation: not Activation.Softmax } ? next : -1;
+                        if (after >= 0) fused[after] = true;
+                        using (var kernel = dense.weight.view(dense.Units, -1, 1, 1))
+                            q[i] = Conv(kernel, dense.bias, 1, (1, 1), (1, 1), Padding.Valid, dense.Activation, null, path, q[j], nodes[j].Size,
+                                pendingPads[j], nodes[after >= 0 ? after : i].Name, after >= 0 ? ((ActivationLayer)nodes[after].Layer!).Activation : null);
+                        break;
+                    case Layer island when FloatIsland(island):
+                        q[i] = Quantize(FloatLayer(island, path, node.Inputs.Select(k => Float(q[k], pendingPads[k], path)).ToArray(), nodes[j].Size > 0),
+                            path, node.Name);
                         break;
                     case Conv2D or DepthwiseConv2D:
                         var layer = (ConvolutionLayer)node.Layer;
@@ -189,10 +214,16 @@ internal static class Int8Quantization
         {
             var (weight, bias, group) = layer switch
             {
-                Conv2D c => (c.weight, (Tensor?)c.bias, 1L),
+                Conv2D c => (c.weight, (Tensor?)c.bias, (long)c.Groups),
                 DepthwiseConv2D d => (d.weight, d.bias, (long)d.Channels),
                 _ => throw new ArgumentException($"No int8 convolution for {layer.KerasClass}.", nameof(layer)),
             };
+            return Conv(weight, bias, group, layer.Kernel, layer.Stride, layer.Padding, layer.Activation, norm, path, x, size, extra, rangeNode, then);
+        }
+
+        Quantized Conv(Tensor weight, Tensor? bias, long group, (int H, int W) kernel, (int H, int W) stride, Padding padding, Activation activation,
+            BatchNormalization? norm, string path, Quantized x, int size, (int Top, int Bottom, int Left, int Right) extra, string rangeNode, Activation? then)
+        {
             var (w, b) = Folded(weight, bias, norm);
             long outChannels = weight.shape[0];
             int perChannel = (int)(w.Length / outChannels);
@@ -218,11 +249,11 @@ internal static class Int8Quantization
                 [Tensor($"{path}/bias_q", Int32, MemoryMarshal.AsBytes(bq.AsSpan()), outChannels), graph.Constant($"{path}/bias_scale", bScale, outChannels),
                  Tensor($"{path}/bias_zero_point", Int32, new byte[outChannels * 4], outChannels)], OnnxGraph.Attribute("axis", 0L));
             var y = graph.Node("Conv", $"{path}/Conv", [Dequantize(x, path), wDq, bDq],
-                OnnxGraph.Attribute("kernel_shape", [layer.Kernel.H, layer.Kernel.W]),
-                OnnxGraph.Attribute("strides", [layer.Stride.H, layer.Stride.W]),
-                OnnxGraph.Attribute("pads", Pads(layer.Kernel, layer.Stride, layer.Padding, size, extra)),
+                OnnxGraph.Attribute("kernel_shape", [kernel.H, kernel.W]),
+                OnnxGraph.Attribute("strides", [stride.H, stride.W]),
+                OnnxGraph.Attribute("pads", Pads(kernel, stride, padding, size, extra)),
                 OnnxGraph.Attribute("group", group));
-            y = Activate(y, layer.Activation, path);
+            y = Activate(y, activation, path);
             if (then is { } after) y = Activate(y, after, $"{path}/then");
             return Quantize(y, path, rangeNode);
         }
@@ -259,7 +290,23 @@ internal static class Int8Quantization
             Activation.Relu => graph.Node("Relu", $"{path}/Relu", [x]),
             Activation.Relu6 => graph.Node("Clip", $"{path}/Clip", [x, graph.Constant($"{path}/clip_min", [0f]), graph.Constant($"{path}/clip_max", [6f])]),
             Activation.Linear => x,
+            _ when OnnxLayers.Maps(activation) => OnnxLayers.Activate(graph, x, activation, path),
             _ => throw new ArgumentException($"No int8 mapping for {activation} ({path}).", nameof(activation)),
+        };
+
+        /// <summary>A <see cref="FloatIsland"/> layer on float inputs (<paramref name="map"/>: a feature map, not a vector).</summary>
+        string FloatLayer(Layer layer, string path, string[] x, bool map) => layer switch
+        {
+            Rescaling r => OnnxLayers.Rescale(graph, r, path, x[0], map),
+            Normalization n => OnnxLayers.Normalize(graph, n, path, x[0], map),
+            LayerNormalization l => OnnxLayers.LayerNormalize(graph, l, path, x[0], map),
+            LayerScale l => OnnxLayers.Scale(graph, l, path, x[0], map),
+            Multiply => OnnxLayers.Multiply(graph, path, x),
+            GlobalAveragePooling2D g => g.KeepDims
+                ? graph.Node("GlobalAveragePool", $"{path}/GlobalAveragePool", [x[0]])
+                : graph.Node("Flatten", $"{path}/Flatten", [graph.Node("GlobalAveragePool", $"{path}/GlobalAveragePool", [x[0]])], OnnxGraph.Attribute("axis", 1L)),
+            Reshape => graph.Node("Reshape", $"{path}/Reshape", [x[0], graph.Int64Constant($"{path}/shape", 0, -1, 1, 1)]),
+            _ => throw new ArgumentException($"No float island for {layer.KerasClass} ({path}).", nameof(layer)),
         };
 
         /// <summary>QuantizeLinear to uint8 with the calibrated range of <paramref name="node"/> (widened to hold 0).</summary>

@@ -152,7 +152,7 @@ internal static class OnnxExport
 
         string Layer(Layer layer, string path, string[] x, Shape[] inputs) => layer switch
         {
-            Conv2D c => Activate(Conv(c.weight, c.bias, 1, c, path, x[0]), c.Activation, path),
+            Conv2D c => Activate(Conv(c.weight, c.bias, c.Groups, c, path, x[0]), c.Activation, path),
             DepthwiseConv2D d => Activate(Conv(d.weight, d.bias, d.Channels, d, path, x[0]), d.Activation, path),
             SeparableConv2D s => Activate(Pointwise(s, path, Conv(s.depthwise, null, s.InChannels, s, $"{path}/depthwise", x[0])), s.Activation, path),
             BatchNormalization b => BatchNormalization(b.gamma, b.beta, b.running_mean, b.running_var, b.Epsilon, path, x[0]),
@@ -165,9 +165,14 @@ internal static class OnnxExport
             Concatenate => Concat(path, x, inputs),
             GlobalAveragePooling2D g => GlobalAverage(path, x[0], g.KeepDims),
             Layers.Flatten => FlattenChannelsLast(path, x[0]),
-            Dense d => Activate(Gemm(d.weight, d.bias, path, x[0]), d.Activation, path),
+            Dense d => Activate(_shape.H == 0 ? Gemm(d.weight, d.bias, path, x[0]) : Pointwise(d, path, x[0]), d.Activation, path),
             Layers.Dropout => x[0],
             Reshape r => r.ToMap ? ToMap(path, x[0]) : Flatten(path, x[0]),
+            Rescaling r => OnnxLayers.Rescale(graph, r, path, x[0], _shape.H > 0),
+            Normalization n => OnnxLayers.Normalize(graph, n, path, x[0], _shape.H > 0),
+            Layers.LayerNormalization l => OnnxLayers.LayerNormalize(graph, l, path, x[0], _shape.H > 0),
+            LayerScale l => OnnxLayers.Scale(graph, l, path, x[0], _shape.H > 0),
+            Multiply => OnnxLayers.Multiply(graph, path, x),
             _ => throw new NotSupportedException($"ONNX export has no mapping for {layer.KerasClass} ({path})."),
         };
 
@@ -285,8 +290,18 @@ internal static class OnnxExport
             Activation.Relu => graph.Node("Relu", $"{path}/Relu", [x]),
             Activation.Relu6 => Relu6(path, x),
             Activation.Softmax => graph.Node("Softmax", $"{path}/Softmax", [x], OnnxGraph.Attribute("axis", 1L)),
-            _ => x,
+            Activation.Linear => x,
+            _ => OnnxLayers.Activate(graph, x, activation, path),
         };
+
+        /// <summary>A dense layer on a feature map (every position's channels): a 1x1 convolution.</summary>
+        string Pointwise(Dense layer, string path, string x)
+        {
+            _shape = _shape with { C = layer.Units };
+            using var kernel = layer.weight.view(layer.Units, -1, 1, 1);
+            return graph.Node("Conv", $"{path}/Conv", [x, Constant($"{path}/weight", kernel), Constant($"{path}/bias", layer.bias)],
+                OnnxGraph.Attribute("kernel_shape", [1L, 1L]));
+        }
 
         /// <summary>ReLU6 as Clip, whose bounds are inputs since opset 11; one pair of constants serves every node.</summary>
         string Relu6(string path, string x)

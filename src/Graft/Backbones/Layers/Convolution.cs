@@ -56,20 +56,25 @@ internal abstract class ConvolutionLayer : Layer
     }
 }
 
-/// <summary>Keras Conv2D: kernel H x W x In x Out (OIHW here), optional bias, optional activation.</summary>
+/// <summary>
+/// Keras Conv2D: kernel H x W x In/groups x Out (OIHW here), optional bias, optional activation. Grouped
+/// convolutions (ConvNeXt's depthwise Conv2D with groups = channels) split the input channels into groups.
+/// </summary>
 internal sealed class Conv2D : ConvolutionLayer
 {
     public readonly Parameter weight;
     public readonly Parameter? bias;
 
     public Conv2D(string name, int inChannels, int filters, (int H, int W) kernel, (int H, int W) stride, Padding padding, bool useBias,
-        Activation activation) : base(name, kernel, stride, padding, activation)
+        Activation activation, int groups = 1) : base(name, kernel, stride, padding, activation)
     {
-        weight = NewKernel(filters, inChannels, kernel.H, kernel.W);
+        Groups = groups;
+        weight = NewKernel(filters, inChannels / groups, kernel.H, kernel.W);
         if (useBias) bias = NewBias(filters, weight);
         RegisterComponents();
     }
 
+    public int Groups { get; }
     public int Filters => (int)weight.shape[0];
     public override string KerasClass => "Conv2D";
     public override IReadOnlyList<(string, long[])> KerasWeights =>
@@ -85,9 +90,33 @@ internal sealed class Conv2D : ConvolutionLayer
 
     public override Tensor forward(Tensor[] inputs)
     {
+        int inTail = Tail(weight.shape[1]), outTail = inputs[0].requires_grad ? Tail(Filters) : 0;
+        if (inTail + outTail > 0) return WidenedForward(inputs[0], inTail, outTail);
         using var padded = Padded(inputs[0]);
-        var y = nn.functional.conv2d(padded ?? inputs[0], weight, bias, [Stride.H, Stride.W], OwnPadding);
+        var y = nn.functional.conv2d(padded ?? inputs[0], weight, bias, [Stride.H, Stride.W], OwnPadding, groups: Groups);
         return Activate(y, Activation);
+    }
+
+    /// <summary>
+    /// The zero channels to add to <paramref name="channels"/> before libtorch convolves: its float32 convolution
+    /// (oneDNN's AVX-512 kernels) computes wrong sums on some CPUs, this project's among them, when a window larger
+    /// than 1x1 reads more than 16 channels that are not a multiple of 16 (EfficientNetV2's fused blocks read 24, 40
+    /// or 56), and so wrong input gradients when it writes such a number of channels. Zero channels leave every sum
+    /// as it is; 1x1 and grouped convolutions are not affected.
+    /// </summary>
+    int Tail(long channels) => Groups == 1 && Kernel != (1, 1) && channels > 16 && channels % 16 != 0 ? 16 - (int)(channels % 16) : 0;
+
+    /// <summary>The convolution on the input and kernel widened with zero channels (input and output), its output cut back.</summary>
+    Tensor WidenedForward(Tensor x, int inTail, int outTail)
+    {
+        using var scope = NewDisposeScope();
+        var widened = inTail > 0 ? nn.functional.pad(x, [0, 0, 0, 0, 0, inTail]) : x;
+        var kernel = nn.functional.pad(weight, [0, 0, 0, 0, 0, inTail, 0, outTail]);
+        var offsets = bias is null ? null : outTail > 0 ? nn.functional.pad(bias, [0, outTail]) : bias;
+        var padded = Padded(widened) ?? widened;
+        var y = nn.functional.conv2d(padded, kernel, offsets, [Stride.H, Stride.W], OwnPadding);
+        if (outTail > 0) y = y.narrow(1, 0, Filters).contiguous();
+        return Activate(y, Activation).MoveToOuterDisposeScope();
     }
 }
 

@@ -10,13 +10,7 @@ internal sealed class ActivationLayer(string name, Activation activation, string
 {
     public Activation Activation { get; } = activation;
     public override string KerasClass { get; } = kerasClass;
-    public override Tensor forward(Tensor[] inputs) => Activation switch
-    {
-        Activation.Relu => inputs[0].relu(),
-        Activation.Relu6 => inputs[0].clamp(0, 6),
-        Activation.Softmax => inputs[0].softmax(1),
-        _ => inputs[0].alias(),
-    };
+    public override Tensor forward(Tensor[] inputs) => Apply(inputs[0], Activation);
 }
 
 /// <summary>Keras Add: the element-wise sum of its inputs (residual connections).</summary>
@@ -48,7 +42,10 @@ internal sealed class Flatten(string name) : Layer(name)
     public override Tensor forward(Tensor[] inputs) => inputs[0].permute(0, 2, 3, 1).flatten(1);
 }
 
-/// <summary>Keras Dense: kernel In x Out ([Out, In] here), bias, activation.</summary>
+/// <summary>
+/// Keras Dense: kernel In x Out ([Out, In] here), bias, activation. On a feature map it applies to the channels at
+/// every position (Keras's last axis; ConvNeXt's pointwise layers), which in NCHW is a 1x1 convolution.
+/// </summary>
 internal sealed class Dense : Layer
 {
     public readonly Parameter weight, bias;
@@ -74,15 +71,23 @@ internal sealed class Dense : Layer
         Copy(bias, arrays[1]);
     }
 
-    public override Tensor forward(Tensor[] inputs) => Activate(nn.functional.linear(inputs[0], weight, bias), Activation);
+    public override Tensor forward(Tensor[] inputs) => Activate(inputs[0].dim() == 4
+        ? nn.functional.conv2d(inputs[0], weight.view(Units, -1, 1, 1), bias)
+        : nn.functional.linear(inputs[0], weight, bias), Activation);
 }
 
-/// <summary>Keras Dropout: identity at inference.</summary>
-internal sealed class Dropout(string name, double rate) : Layer(name)
+/// <summary>
+/// Keras Dropout: identity at inference. With <paramref name="perSample"/> it is Keras's Dropout with noise_shape
+/// (None, 1, 1, 1), the EfficientNets' stochastic depth (whole residual branches dropped per image): Graft keeps that
+/// one off in training too, as Keras's transfer-learning guide runs a pretrained base with training=False.
+/// </summary>
+internal sealed class Dropout(string name, double rate, bool perSample = false) : Layer(name)
 {
     public double Rate { get; } = rate;
+    public bool PerSample { get; } = perSample;
     public override string KerasClass => "Dropout";
-    public override Tensor forward(Tensor[] inputs) => training && Rate > 0 ? nn.functional.dropout(inputs[0], Rate, true) : inputs[0].alias();
+    public override Tensor forward(Tensor[] inputs) =>
+        training && Rate > 0 && !PerSample ? nn.functional.dropout(inputs[0], Rate, true) : inputs[0].alias();
 }
 
 /// <summary>Keras Reshape between a vector (C) and a 1x1 map (1, 1, C), the only reshapes Keras applications use (MobileNet's top).</summary>

@@ -7,8 +7,12 @@ namespace Graft.Backbones.Layers;
 /// <summary>TensorFlow's two padding rules for convolution and pooling windows.</summary>
 internal enum Padding { Valid, Same }
 
-/// <summary>The activations Keras applications use, inside a layer or as a layer of their own.</summary>
-internal enum Activation { Linear, Relu, Relu6, Softmax }
+/// <summary>
+/// The activations Keras applications use, inside a layer or as a layer of their own: swish (x·σ(x), EfficientNets),
+/// sigmoid (their squeeze-excitation gates), hard swish (x·ReLU6(x+3)/6, MobileNetV3) and GELU (exact, with erf:
+/// Keras's default, ConvNeXt).
+/// </summary>
+internal enum Activation { Linear, Relu, Relu6, Softmax, Sigmoid, Swish, HardSwish, Gelu }
 
 /// <summary>
 /// One Keras layer: its Keras name (the module name), its Keras class, the arrays Keras stores for it and how
@@ -48,13 +52,34 @@ public abstract class Layer(string name) : nn.Module<Tensor[], Tensor>(name)
         target.copy_(source.reshape(target.shape).contiguous());
     }
 
+    /// <summary>Applies the activation to a layer's own fresh output (in place where autograd allows, else replacing it).</summary>
     private protected static Tensor Activate(Tensor x, Activation activation) => activation switch
     {
         Activation.Relu => x.relu_(),
         Activation.Relu6 => x.clamp_(0, 6),
-        Activation.Softmax => x.softmax(1),
-        _ => x,
+        Activation.Sigmoid => x.sigmoid_(),
+        Activation.Linear => x,
+        _ => Replaced(x, Apply(x, activation)),
     };
+
+    /// <summary>The activation of <paramref name="x"/> as a new tensor (the input is left as it is).</summary>
+    internal static Tensor Apply(Tensor x, Activation activation) => activation switch
+    {
+        Activation.Relu => x.relu(),
+        Activation.Relu6 => x.clamp(0, 6),
+        Activation.Softmax => x.softmax(1),
+        Activation.Sigmoid => x.sigmoid(),
+        Activation.Swish => nn.functional.silu(x),
+        Activation.HardSwish => nn.functional.hardswish(x),
+        Activation.Gelu => nn.functional.gelu(x),
+        _ => x.alias(),
+    };
+
+    static Tensor Replaced(Tensor old, Tensor result)
+    {
+        old.Dispose();
+        return result;
+    }
 }
 
 /// <summary>TensorFlow's window arithmetic; SAME puts the odd extra pixel of padding after (bottom/right).</summary>

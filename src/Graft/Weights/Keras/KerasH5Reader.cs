@@ -120,8 +120,10 @@ internal static class KerasH5Reader
             (H5DataTypeClass.FloatingPoint, 4) => dataset.Read<float[]>(),
             (H5DataTypeClass.FloatingPoint, 8) => Array.ConvertAll(dataset.Read<double[]>(), v => (float)v),
             (H5DataTypeClass.FloatingPoint, 2) => Array.ConvertAll(dataset.Read<Half[]>(), v => (float)v),
+            // A Normalization layer's count of adapted samples (EfficientNet's files) is an int64 scalar.
+            (H5DataTypeClass.FixedPoint, 8) => Array.ConvertAll(dataset.Read<long[]>(), v => (float)v),
             _ => throw new GraftException(
-                $"{path}: dataset {datasetPath} holds {type.Size}-byte {type.Class} values; Graft reads float16, float32 and float64 weights.",
+                $"{path}: dataset {datasetPath} holds {type.Size}-byte {type.Class} values; Graft reads float16, float32 and float64 weights (and int64 counts).",
                 "Save the model's weights in float32 (Keras's default dtype policy)."),
         };
         return new WeightArray(name, shape, values);

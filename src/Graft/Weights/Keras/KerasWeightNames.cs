@@ -51,6 +51,8 @@ internal static partial class KerasWeightNames
         // With center or scale off there are 2 or 3 arrays and which ones is ambiguous: those stay numbered.
         ["batch_normalization"] = [["gamma", "beta", "moving_mean", "moving_variance"]],
         ["embedding"] = [["embeddings"]],
+        ["normalization"] = [["mean", "variance", "count"]],
+        ["layer_normalization"] = [["gamma", "beta"]],
     };
 
     [GeneratedRegex(@":\d+$")]
