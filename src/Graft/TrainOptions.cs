@@ -1,4 +1,6 @@
+using System.ComponentModel;
 using System.Diagnostics;
+using System.Text.Json.Serialization;
 using Graft.Backbones;
 using Graft.Data;
 using Graft.Engine;
@@ -75,6 +77,13 @@ public sealed record TrainOptions
     public string? Exclude { get; init; }
     /// <summary>The frozen trunk's numbers: int8 runs it quantized, calibrated on the training images (feature extraction only; its features are cached apart).</summary>
     public Precision Precision { get; init; }
+    /// <summary>
+    /// Where the run computes: every network, tensor and ONNX Runtime session is made there. Not part of a checkpoint's
+    /// identity: a run stopped on one device may resume on another.
+    /// </summary>
+    [Description("Where to compute: cpu, or cuda (cuda:N for the GPU numbered N), which needs a CUDA build of Graft and an NVIDIA GPU.")]
+    [JsonIgnore]
+    public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
 
     bool Scratch => Strategy == Strategy.Scratch;
     /// <summary>The backbone this run uses.</summary>
