@@ -41,6 +41,11 @@ public sealed class Flags<TOptions>(TOptions defaults)
             option.CustomParser = result => (T)(object)(result.Tokens.Count == 0 ? [] : List(result.Tokens[0].Value));
             option.HelpName = "a,b,...";
         }
+        else if (type == typeof(ComputeDevice))
+        {
+            option.CustomParser = result => (T)(object)ParseDevice(name, result)!;
+            option.HelpName = "cpu|cuda[:N]";
+        }
         else if (IsNumber(type))
         {
             var range = member.GetCustomAttribute<RangeAttribute>();
@@ -57,6 +62,18 @@ public sealed class Flags<TOptions>(TOptions defaults)
             : throw new ArgumentException($"{property} does not name a property.", nameof(property));
 
     static bool IsNumber(Type type) => type.IsPrimitive && type != typeof(bool) && type != typeof(char);
+
+    /// <summary>A device as <see cref="ComputeDevice.Parse"/> reads it: anything else is one error naming the flag.</summary>
+    static ComputeDevice? ParseDevice(string name, ArgumentResult result)
+    {
+        var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        try { return ComputeDevice.Parse(text); }
+        catch (GraftException e)
+        {
+            result.AddError($"{name} {e.Problem} {e.Fix}");
+            return null;
+        }
+    }
 
     /// <summary>A number in the invariant culture, within the property's range: anything else is one error naming the flag.</summary>
     static T ParseNumber<T>(string name, Type type, RangeAttribute? range, ArgumentResult result)

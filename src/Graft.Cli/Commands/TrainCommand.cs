@@ -64,17 +64,19 @@ public static class TrainCommand
         precision.AcceptOnlyFromAmong("float", "int8");
         var report = new Option<string?>("--report") { Description = "Write an HTML report of the validation set into this folder at the end." };
         var output = new Option<string?>("--out") { Description = "Model file to write (default: DATA's folder name + .graft, in the current folder)." };
+        var device = Cli.DeviceOption();
         var json = Cli.JsonOption();
 
         var command = new Command("train", "Train a classifier on a folder of photos.")
         {
-            data, backbone, strategy, epochs, batchSize, lr, optimizer, valSplit, testSplit, exclude, seed, patience, hidden, dropout, batchNorm, se, binary, head, resize,
+            data, device, backbone, strategy, epochs, batchSize, lr, optimizer, valSplit, testSplit, exclude, seed, patience, hidden, dropout, batchNorm, se, binary, head, resize,
             unfreeze, unfreezeFrom, freezeFirst, ftEpochs, ftLr, ftOptimizer, schedule, discriminative, classWeight, featuresFrom, resume, noCache, precision, output, report, json,
         };
         augment.AddTo(command);
         weights.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
         {
+            var on = Cli.Device(parse, device);
             var path = SampleDatasets.Resolve(parse.GetValue(data)!, Cli.Assets);
             var outPath = parse.GetValue(output) ?? DefaultModelPath(path);
             // Where the run will write is checked before it trains: a bad path found after training loses the run.
@@ -135,6 +137,7 @@ public static class TrainCommand
                 Exclude = parse.GetValue(exclude),
                 Precision = parse.GetValue(precision) == "int8" ? Graft.Runtime.Precision.Int8 : Graft.Runtime.Precision.Float,
                 Fit = Phase(epochs, lr, optimizer),
+                Device = on,
             };
             var progress = new ProgressLine();
             var result = await Learner.TrainAsync(path, options, Cli.Assets, progress.Callbacks, cancel);
