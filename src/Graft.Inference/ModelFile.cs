@@ -89,5 +89,5 @@ internal static class ModelFile
     /// </summary>
     public static GraftException NoCuda(string device, string why) =>
         new($"no CUDA device or CUDA build: {device} was asked for, and {why}.",
-            "Use the cpu device, or a CUDA build of Graft (built with -p:GraftCuda=true; README, \"GPU\") on a machine with an NVIDIA GPU, its driver and the CUDA libraries it names.");
+            "Use the cpu device, or a CUDA build of Graft (built with -p:GraftCuda=true; README, \"GPU\") on a machine with an NVIDIA GPU, its driver and the CUDA libraries README lists.");
 }
