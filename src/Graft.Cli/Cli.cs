@@ -26,7 +26,9 @@ public static class Cli
     public static ComputeDevice Device(ParseResult parse, Option<ComputeDevice> option)
     {
         var device = parse.GetValue(option)!;
-        Engine.TorchDevices.Resolve(device);
+        // The CPU needs no check, and loading libtorch for none would write its native fix into the cache before the
+        // command has checked its outputs.
+        if (device.IsCuda) Engine.TorchDevices.Resolve(device);
         return device;
     }
 
