@@ -143,7 +143,7 @@ static class BackboneSpeed
         var (backbone, pretrained) = Open(config, assets);
         using var _ = backbone;
         int size = config.InputSize;
-        using var images = randn(batch, 3, size, size);
+        using var images = randn(batch, 3, size, size, device: CPU);
         using var graft = TrunkRunners.Create(backbone.Trunk, size, Pooling.Gap);
         Timing.WarmUp(() => graft.Features(images).Dispose());
         double rss = ProcessStats.PeakRssMb();

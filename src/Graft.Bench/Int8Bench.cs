@@ -24,7 +24,7 @@ static class Int8Bench
         var calibration = await Int8Trunk.CalibrateAsync(backbone.Trunk, backbone.Config.Name, spec, sample.Select(p => new LabeledImage(p, 0)).ToList(), cancel: cancel);
         var pixels = new List<float>();
         await foreach (var batch in BatchPipeline.Batches(sample.Take(32).ToList(), spec, 32, cancel: cancel)) pixels.AddRange(batch.Pixels);
-        using var images = tensor(pixels.ToArray(), [pixels.Count / (3 * spec.Size * spec.Size), 3, spec.Size, spec.Size]);
+        using var images = tensor(pixels.ToArray(), [pixels.Count / (3 * spec.Size * spec.Size), 3, spec.Size, spec.Size], device: CPU);
         using var plain = new OnnxTrunkRunner(backbone.Trunk, spec.Size);
         using var int8 = TrunkRunners.CreateInt8(backbone.Trunk, spec.Size, Pooling.Gap, calibration);
         Timing.WarmUp(() => plain.Features(images).Dispose());

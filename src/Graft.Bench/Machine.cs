@@ -64,7 +64,7 @@ sealed record ConvPeak(double Gflops, string Label)
             Timing.HeInitialize(graph);
             var cost = GraphCost.Of(graph);
             using var runner = new OnnxTrunkRunner(graph, size, Pooling.Gap);
-            using var images = randn(batch, 3, size, size);
+            using var images = randn(batch, 3, size, size, device: CPU);
             Timing.WarmUp(() => runner.Features(images).Dispose());
             double rate = Enumerable.Range(0, 3).Max(_ => Timing.Throughput(runner, images, 1000, 1.5).Rate);
             var peak = new ConvPeak(cost.GigaFlops * rate,

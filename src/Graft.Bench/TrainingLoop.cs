@@ -66,8 +66,8 @@ static class TrainingLoop
         var head = new HeadConfig(backbone.Trunk.Output.Channels, 2).Build();
         var network = new GraftedNetwork(trained, Pooling.Gap, head);
         using var optimizer = optim.SGD(network.parameters().Where(p => p.requires_grad), 1e-4, momentum: 0.9);
-        using var images = randn(batch, 3, size, size);
-        using var labels = randint(0, 2, batch);
+        using var images = randn(batch, 3, size, size, device: CPU);
+        using var labels = randint(0, 2, batch, device: CPU);
         void Step()
         {
             using var scope = NewDisposeScope();
@@ -106,7 +106,7 @@ static class TrainingLoop
     static Row HeadTraining()
     {
         manual_seed(0);
-        using var x = randn(2000, 1280);
+        using var x = randn(2000, 1280, device: CPU);
         using var y = (x[.., 0] > 0).to(int64);
         var head = new HeadConfig(1280, 2).Build();
         var fit = HeadTrainer.Fit(head, x, y, null, null, new FitOptions(Epochs: 10));

@@ -16,6 +16,22 @@ public static class Cli
 
     public static Option<bool> JsonOption() => new("--json") { Description = "End standard output with one JSON object (machine-readable)." };
 
+    /// <summary>--device, as <see cref="TrainOptions.Device"/> describes it (help and default).</summary>
+    public static Option<ComputeDevice> DeviceOption() => new Flags<TrainOptions>(new TrainOptions()).Option("--device", o => o.Device);
+
+    /// <summary>
+    /// The device given, checked before the command does anything else: CUDA where this build or machine lacks it is one
+    /// line and exit code 2, before any data is read or downloaded.
+    /// </summary>
+    public static ComputeDevice Device(ParseResult parse, Option<ComputeDevice> option)
+    {
+        var device = parse.GetValue(option)!;
+        // The CPU needs no check, and loading libtorch for none would write its native fix into the cache before the
+        // command has checked its outputs.
+        if (device.IsCuda) Engine.TorchDevices.Resolve(device);
+        return device;
+    }
+
     /// <summary>Human output goes to stdout; progress and warnings to stderr so --json output stays clean.</summary>
     public static readonly IAnsiConsole Err = Create(Console.Error, Console.IsErrorRedirected);
     static readonly IAnsiConsole StandardOut = Create(Console.Out, Console.IsOutputRedirected);

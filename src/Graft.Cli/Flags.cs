@@ -63,6 +63,11 @@ public sealed class Flags<TOptions>(TOptions defaults)
             option.HelpName = "A,B,...";
             option.CustomParser = result => (T)List(Token(result));
         }
+        else if (type == typeof(ComputeDevice))
+        {
+            option.CustomParser = result => (T)(object)ParseDevice(name, result)!;
+            option.HelpName = "cpu|cuda[:N]";
+        }
         else if (type.IsPrimitive && type != typeof(bool) && type != typeof(char))
         {
             bool integral = type != typeof(double) && type != typeof(float);
@@ -86,6 +91,18 @@ public sealed class Flags<TOptions>(TOptions defaults)
     {
         result.AddError(message);
         return default!;
+    }
+
+    /// <summary>A device as <see cref="ComputeDevice.Parse"/> reads it: anything else is one error naming the flag.</summary>
+    static ComputeDevice? ParseDevice(string name, ArgumentResult result)
+    {
+        var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        try { return ComputeDevice.Parse(text); }
+        catch (GraftException e)
+        {
+            result.AddError($"{name} {e.Problem} {e.Fix}");
+            return null;
+        }
     }
 
     /// <summary>A number in the invariant culture, within the property's range: anything else is one error naming the flag.</summary>

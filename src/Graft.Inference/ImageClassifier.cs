@@ -18,6 +18,7 @@ public sealed record ModelInfo(string Backbone, string Strategy, ImageSpec Input
 /// <summary>
 /// A trained image classifier, loaded from a <c>.graft</c> file and run by ONNX Runtime: no libtorch needed.
 /// Predicting is thread-safe (one model can serve many requests at once); dispose it to free the native session.
+/// It runs on the CPU unless loaded onto a CUDA GPU (<see cref="ComputeDevice"/>; that needs ONNX Runtime's GPU package).
 /// </summary>
 /// <example>
 /// <code>
@@ -41,9 +42,13 @@ public sealed class ImageClassifier : IDisposable
     /// <summary>The class names, in the order of the probabilities.</summary>
     public IReadOnlyList<string> Classes => Info.Classes;
 
-    ImageClassifier(byte[] file, string name)
+    /// <summary>Where the network runs.</summary>
+    public ComputeDevice Device { get; }
+
+    ImageClassifier(byte[] file, string name, ComputeDevice? device)
     {
         _file = file;
+        Device = device ?? ComputeDevice.Cpu;
         byte[] onnx;
         try
         {
@@ -55,7 +60,7 @@ public sealed class ImageClassifier : IDisposable
         {
             throw new GraftException($"{name} is not a Graft model file ({e.Message}).", "Pass a .graft file written by graft train.");
         }
-        _options = ModelFile.SessionOptions();
+        _options = ModelFile.SessionOptions(Device.CudaIndex);
         try
         {
             _session = new InferenceSession(onnx, _options);
@@ -74,8 +79,10 @@ public sealed class ImageClassifier : IDisposable
     }
 
     /// <summary>Loads a model file written by <c>graft train</c> or <see cref="Save"/>.</summary>
-    /// <exception cref="GraftException">The file is missing, damaged, or from a Graft without inference-only support.</exception>
-    public static ImageClassifier Load(string path)
+    /// <param name="path">The model file.</param>
+    /// <param name="device">Where the network runs; null: the CPU.</param>
+    /// <exception cref="GraftException">The file is missing, damaged, or from a Graft without inference-only support; or the device cannot be used here.</exception>
+    public static ImageClassifier Load(string path, ComputeDevice? device = null)
     {
         byte[] file;
         try
@@ -86,23 +93,25 @@ public sealed class ImageClassifier : IDisposable
         {
             throw new GraftException($"{path}: {e.Message}", "Pass a .graft file written by graft train.");
         }
-        return new ImageClassifier(file, path);
+        return new ImageClassifier(file, path, device);
     }
 
     /// <summary>Loads a model file from a stream (read to its end; the stream stays open).</summary>
     /// <param name="stream">The model file's bytes.</param>
     /// <param name="name">Names the model in errors.</param>
-    public static ImageClassifier Load(Stream stream, string name = "model stream")
+    /// <param name="device">Where the network runs; null: the CPU.</param>
+    public static ImageClassifier Load(Stream stream, string name = "model stream", ComputeDevice? device = null)
     {
         using var memory = new MemoryStream();
         stream.CopyTo(memory);
-        return new ImageClassifier(memory.ToArray(), name);
+        return new ImageClassifier(memory.ToArray(), name, device);
     }
 
     /// <summary>Loads a model file held in memory.</summary>
     /// <param name="file">The model file's bytes.</param>
     /// <param name="name">Names the model in errors.</param>
-    public static ImageClassifier FromBytes(byte[] file, string name = "model") => new(file, name);
+    /// <param name="device">Where the network runs; null: the CPU.</param>
+    public static ImageClassifier FromBytes(byte[] file, string name = "model", ComputeDevice? device = null) => new(file, name, device);
 
     /// <summary>Writes the model file (atomically: a temporary file, then a rename).</summary>
     /// <param name="path">Where; an existing file is replaced.</param>

@@ -41,9 +41,11 @@ internal static class ModelFile
     /// <summary>
     /// ONNX Runtime session options for Graft's networks: every core, all graph optimizations, and idle workers that
     /// sleep instead of spinning (the image pipeline, or a server's other requests, decode on the same cores meanwhile,
-    /// and spinning workers would take those cores from them).
+    /// and spinning workers would take those cores from them). With <paramref name="cudaDevice"/>, the network runs on that
+    /// GPU through ONNX Runtime's CUDA execution provider (its GPU package), the CPU taking what CUDA lacks.
     /// </summary>
-    public static SessionOptions SessionOptions()
+    /// <exception cref="GraftException">CUDA was asked for and this ONNX Runtime cannot use it.</exception>
+    public static SessionOptions SessionOptions(int? cudaDevice = null)
     {
         var options = new SessionOptions
         {
@@ -52,6 +54,40 @@ internal static class ModelFile
             ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
         };
         options.AddSessionConfigEntry("session.intra_op.allow_spinning", "0");
-        return options;
+        if (cudaDevice is not { } index) return options;
+        try
+        {
+            CheckCuda(index);
+            options.AppendExecutionProvider_CUDA(index);
+            return options;
+        }
+        catch (OnnxRuntimeException e)
+        {
+            options.Dispose();
+            throw NoCuda($"cuda:{index}", $"ONNX Runtime's CUDA execution provider does not start ({GraftException.FirstLine(e.Message)})");
+        }
+        catch
+        {
+            options.Dispose();
+            throw;
+        }
     }
+
+    /// <summary>The name ONNX Runtime gives its CUDA execution provider.</summary>
+    public const string CudaProvider = "CUDAExecutionProvider";
+
+    /// <summary>Refuses CUDA when this ONNX Runtime is the CPU package (it has no CUDA execution provider).</summary>
+    public static void CheckCuda(int index)
+    {
+        if (!OrtEnv.Instance().GetAvailableProviders().Contains(CudaProvider))
+            throw NoCuda($"cuda:{index}", "this ONNX Runtime is its CPU package (no CUDA execution provider)");
+    }
+
+    /// <summary>
+    /// The one error for a CUDA device that cannot be used here: <paramref name="why"/> says which part lacks it
+    /// (libtorch, ONNX Runtime, the driver); the fix says what a CUDA build needs.
+    /// </summary>
+    public static GraftException NoCuda(string device, string why) =>
+        new($"no CUDA device or CUDA build: {device} was asked for, and {why}.",
+            "Use the cpu device, or a CUDA build of Graft (built with -p:GraftCuda=true; README, \"GPU\") on a machine with an NVIDIA GPU, its driver and the CUDA libraries README lists.");
 }

@@ -10,6 +10,7 @@ using Graft.Imaging;
 using Graft.Runtime;
 using Graft.Heads;
 using Graft.Inference;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Graft;
@@ -68,7 +69,7 @@ public static class Learner
     static async Task<(ImageDataset Dataset, TrainOptions Options)> OpenAsync(string data, TrainOptions options, AssetResolver? resolver,
         Callbacks? callbacks, CancellationToken cancel)
     {
-        Engine.TorchRuntime.EnsureInitialized(); // before anything touches TorchSharp's static state
+        TorchDevices.Resolve(options.Device); // before anything touches TorchSharp's static state, and before anything runs
         resolver ??= AssetResolver.Default;
         callbacks ??= Callbacks.None;
         if (!Enum.IsDefined(options.Strategy))
@@ -91,12 +92,12 @@ public static class Learner
     static async Task<TrainingResult> RunAsync(ImageDataset dataset, TrainOptions options, AssetResolver resolver, Callbacks callbacks, bool searchOnly,
         CancellationToken cancel)
     {
-        Engine.TorchRuntime.EnsureInitialized();
+        var device = TorchDevices.Resolve(options.Device);
         Check(options);
         var clock = Stopwatch.StartNew();
         callbacks.Log?.Invoke($"{dataset.Root}: {dataset.Classes.Count} classes ({string.Join(", ", dataset.Classes)}), " +
             $"{dataset.Train.Count} training, {dataset.Validation.Count} validation and {dataset.Test.Count} test images ({dataset.Layout})");
-        var model = await NewModelAsync(dataset, options, resolver, callbacks, cancel);
+        var model = await NewModelAsync(dataset, options, device, resolver, callbacks, cancel);
         float[]? classWeights = options.BalancedClassWeights ? BalancedWeights(dataset) : null;
         var run = options.Strategy == Strategy.Scratch ? EmptyRun(model, dataset)
             : await TrainHeadAsync(model, dataset, options, classWeights, callbacks, searchOnly, cancel);
@@ -144,8 +145,8 @@ public static class Learner
     /// The classifier to train: the backbone (pretrained, or untrained from scratch) cut where asked, its int8 calibration,
     /// a new head, and the config its file keeps. Everything random starts from the run's seed.
     /// </summary>
-    static async Task<TrainableClassifier> NewModelAsync(ImageDataset dataset, TrainOptions options, AssetResolver resolver, Callbacks callbacks,
-        CancellationToken cancel)
+    static async Task<TrainableClassifier> NewModelAsync(ImageDataset dataset, TrainOptions options, Device device, AssetResolver resolver,
+        Callbacks callbacks, CancellationToken cancel)
     {
         var config = BackboneRegistry.Get(options.BackboneOrDefault);
         manual_seed(options.Fit.Seed);
@@ -155,6 +156,7 @@ public static class Learner
             : Backbone.LoadPretrained(config, resolver, inputSize: size, weightsFile: options.WeightsFile);
         if (backbone.LoadReport is { } report) callbacks.Log?.Invoke($"{config.Name}: {report}");
         if (options.FeatureBlock is { } block) backbone.TruncateAfter(block);
+        backbone.Network.to(device); // built and initialized on the host (the same weights on every device), then moved
         var input = backbone.Input with { Resize = options.Resize };
         var calibration = options.Precision == Precision.Int8
             ? await Int8Trunk.CalibrateAsync(backbone.Trunk, config.Name, input, dataset.Train, cancel: cancel) : null;
@@ -178,7 +180,7 @@ public static class Learner
             Precision = options.Precision,
             Calibration = calibration,
         };
-        return new TrainableClassifier(modelConfig, backbone, head.Build(), []);
+        return new TrainableClassifier(modelConfig, backbone, head.Build(), []).To(device);
     }
 
     /// <summary>
@@ -200,10 +202,11 @@ public static class Learner
         var validation = features.ReadRows(trainCount, validationCount);
         var test = features.ReadRows(trainCount + validationCount, dataset.Test.Count);
         CheckEveryClassWasRead(dataset, train.Select(r => all[r].Label).ToHashSet(), features.Skipped);
-        using var trainX = features.Stack(train);
-        using var trainY = Labels(all, train);
-        using var validationX = features.Stack(validation);
-        using var validationY = Labels(all, validation);
+        var device = model.Device;
+        using var trainX = features.Stack(train, device);
+        using var trainY = Labels(all, train, device);
+        using var validationX = features.Stack(validation, device);
+        using var validationY = Labels(all, validation, device);
         bool validated = validation.Length > 0;
         var headOptions = options.Fit;
         LearningRateSearch? search = null;
@@ -220,13 +223,13 @@ public static class Learner
         EvaluationResult? testResult = null;
         if (test.Length > 0)
         {
-            using var testX = features.Stack(test);
+            using var testX = features.Stack(test, device);
             testResult = Evaluate(model, all, test, Probabilities(model, testX));
         }
         return new TrainingResult(model, dataset, fit, validated ? Evaluate(model, all, validation, Probabilities(model, validationX)) : null, testResult,
             features.Stats, features.Skipped, 0)
         {
-            AuditSummary = Audit.DataAudit.QuickSummary(dataset, features.ContentKeys, features.Rows),
+            AuditSummary = Audit.DataAudit.QuickSummary(dataset, features.ContentKeys, features.Rows, device),
             LearningRateSearch = search,
         };
     }
@@ -266,7 +269,7 @@ public static class Learner
         var trunk = model.Backbone.Trunk;
         var frozenEnd = scratch ? null : Freezing.FrozenPrefixEnd(trunk);
         using var frozen = frozenEnd is null ? null : TrunkRunners.Create(trunk.Through(frozenEnd), model.Config.Input.Size, pooling: null);
-        if (frozenEnd is not null) callbacks.Log?.Invoke($"layers up to {frozenEnd} are frozen: they run as inference ({(TrunkRunners.UseOnnxRuntime ? "ONNX Runtime" : "libtorch")})");
+        if (frozenEnd is not null) callbacks.Log?.Invoke($"layers up to {frozenEnd} are frozen: they run as inference ({(frozen is OnnxTrunkRunner ? "ONNX Runtime" : "libtorch")})");
         var network = new GraftedNetwork(frozenEnd is null ? trunk : trunk.From(frozenEnd), model.Config.Head.Pooling, model.Head); // shares (does not own) trunk and head
         var liveOptions = new LiveFitOptions(phase, options.AugmentationOrDefault, options.ScheduleOrDefault, classWeights,
             options.CheckpointPath, options.Resume, Fingerprint(dataset, options))
@@ -378,14 +381,14 @@ public static class Learner
         if (rows.Length == 0)
             throw new GraftException($"None of the {images.Count} images in {dataset.ClassRoot} could be read{FirstReason(plain.Skipped, _ => true)}; there is nothing to evaluate.",
                 "Replace the damaged images, or check the folder's permissions.");
-        using var x = plain.Stack(rows);
+        using var x = plain.Stack(rows, model.Device);
         var probabilities = Probabilities(model, x);
         EvaluationResult? withTta = null;
         if (tta)
         {
             var mirrored = await FeaturesAsync(model, images, pretrainedTrunk, cacheRoot, mirror: true, callbacks, cancel);
             WarnIfCacheFailed(mirrored, callbacks);
-            using var xm = mirrored.Stack(rows);
+            using var xm = mirrored.Stack(rows, model.Device);
             withTta = Evaluate(model, images, rows, Average(probabilities, Probabilities(model, xm)));
         }
         return new EvaluationRun(Evaluate(model, images, rows, probabilities), withTta, dataset, plain.Stats, plain.Skipped, clock.Elapsed.TotalSeconds);
@@ -397,7 +400,7 @@ public static class Learner
     {
         var features = await FeaturesAsync(model, images, useCache: false, null, mirror: false, callbacks, cancel);
         var rows = features.ReadRows(0, images.Count);
-        using var x = features.Stack(rows);
+        using var x = features.Stack(rows, model.Device);
         return Evaluate(model, images, rows, Probabilities(model, x));
     }
 
@@ -425,7 +428,8 @@ public static class Learner
     static string FirstReason(IReadOnlyList<SkippedImage> skipped, Func<SkippedImage, bool> which) =>
         skipped.FirstOrDefault(which) is { } s ? $" ({Path.GetFileName(s.Path)}: {GraftException.FirstLine(s.Reason)})" : "";
 
-    static Tensor Labels(IReadOnlyList<LabeledImage> images, int[] rows) => tensor(rows.Select(r => (long)images[r].Label).ToArray());
+    static Tensor Labels(IReadOnlyList<LabeledImage> images, int[] rows, Device device) =>
+        tensor(rows.Select(r => (long)images[r].Label).ToArray(), device: device);
 
     static float[,] Probabilities(TrainableClassifier model, Tensor x) => HeadTrainer.Score(model.Head, x, null).Probabilities;
 

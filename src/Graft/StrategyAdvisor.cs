@@ -6,6 +6,7 @@ using Graft.Weights;
 using Graft.Imaging;
 using Graft.Training;
 using Graft.Heads;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Graft;
@@ -46,7 +47,7 @@ public static class StrategyAdvisor
     public static async Task<Advice> AdviseAsync(ImageDataset dataset, TrainOptions options, AssetResolver? resolver = null,
         Callbacks? callbacks = null, CancellationToken cancel = default)
     {
-        Engine.TorchRuntime.EnsureInitialized();
+        var device = Engine.TorchDevices.Resolve(options.Device);
         resolver ??= AssetResolver.Default;
         callbacks ??= Callbacks.None;
         var config = BackboneRegistry.Get(options.BackboneOrDefault);
@@ -63,7 +64,7 @@ public static class StrategyAdvisor
 
         callbacks.Log?.Invoke($"{Folds}-fold head probes on {images.Count} images...");
         var clock = Stopwatch.StartNew();
-        var topProbe = OutOfFold(readable.Select(i => top.Rows[i]!).ToArray(), labels, dataset.Classes.Count, options);
+        var topProbe = OutOfFold(readable.Select(i => top.Rows[i]!).ToArray(), labels, dataset.Classes.Count, options, device);
         var plain = new StrategyEstimate(Strategy.FeatureExtraction, null, null, topProbe.Accuracy, topProbe.Interval,
             topProbe.SecondsFor(trainImages), null);
         var estimates = new List<StrategyEstimate> { plain };
@@ -76,7 +77,7 @@ public static class StrategyAdvisor
 
         if (earlier is not null)
         {
-            var probe = OutOfFold(readable.Select(i => earlier.Rows[i]!).ToArray(), labels, dataset.Classes.Count, options);
+            var probe = OutOfFold(readable.Select(i => earlier.Rows[i]!).ToArray(), labels, dataset.Classes.Count, options, device);
             var gain = Paired(topProbe.Correct, probe.Correct);
             estimates.Add(new StrategyEstimate(Strategy.FeatureExtraction, config.GenericFeatureBlock, null, probe.Accuracy, probe.Interval,
                 probe.SecondsFor(trainImages), gain));
@@ -119,7 +120,7 @@ public static class StrategyAdvisor
         var source = new FeatureSource(options.BackboneOrDefault)
         {
             FeatureBlock = block, WeightsFile = options.WeightsFile, InputSize = options.InputSize, Pooling = options.PoolingOrDefault,
-            Resize = options.Resize, CacheRoot = options.CacheRoot, UseCache = options.UseCache, BatchSize = options.Fit.BatchSize,
+            Resize = options.Resize, CacheRoot = options.CacheRoot, UseCache = options.UseCache, BatchSize = options.Fit.BatchSize, Device = options.Device,
         };
         var features = await BottleneckFeatures.ExtractAsync(images.Select(i => i.Path).ToList(), source, resolver, callbacks.Images, cancel);
         callbacks.Log?.Invoke($"features of {block ?? "the top block"}: {features.Stats.Computed} computed, {features.Stats.CacheHits} from the bottleneck cache, {features.Stats.Seconds:0.0} s" +
@@ -140,7 +141,7 @@ public static class StrategyAdvisor
     /// Stratified k-fold: each fold is predicted by a head trained on the others as `graft train` trains it (its head,
     /// optimizer and epochs, early stopping on a stratified fifth of the training folds).
     /// </summary>
-    static HeadProbe OutOfFold(float[][] x, int[] y, int classes, TrainOptions options)
+    static HeadProbe OutOfFold(float[][] x, int[] y, int classes, TrainOptions options, Device device)
     {
         int n = y.Length, channels = x[0].Length, folds = Math.Min(Folds, Enumerable.Range(0, classes).Min(c => y.Count(l => l == c)));
         var fold = ImageFolder.StratifiedFolds(y, folds, Seed);
@@ -159,13 +160,13 @@ public static class StrategyAdvisor
             using var scope = NewDisposeScope();
             manual_seed(Seed + f);
             using var head = new HeadConfig(channels, classes, options.HiddenOrDefault, options.DropoutOrDefault, options.BatchNorm, options.PoolingOrDefault)
-                { Binary = options.Binary }.Build();
+                { Binary = options.Binary }.Build().to(device); // initialized on the host, as on every device
             var weights = options.BalancedClassWeights
                 ? Enumerable.Range(0, classes).Select(c => (float)trainIdx.Length / (classes * Math.Max(1, trainIdx.Count(i => y[i] == c)))).ToArray()
                 : null;
-            HeadTrainer.Fit(head, ImageFeatures.Stack(x, trainIdx, channels), Labels(y, trainIdx), ImageFeatures.Stack(x, stopIdx, channels), Labels(y, stopIdx),
-                options.Fit with { Seed = Seed + f }, classWeights: weights);
-            var probabilities = HeadTrainer.Score(head, ImageFeatures.Stack(x, held, channels), null).Probabilities;
+            HeadTrainer.Fit(head, ImageFeatures.Stack(x, trainIdx, channels, device), Labels(y, trainIdx, device),
+                ImageFeatures.Stack(x, stopIdx, channels, device), Labels(y, stopIdx, device), options.Fit with { Seed = Seed + f }, classWeights: weights);
+            var probabilities = HeadTrainer.Score(head, ImageFeatures.Stack(x, held, channels, device), null).Probabilities;
             for (int k = 0; k < held.Length; k++) correct[held[k]] = ArgMax(probabilities, k) == y[held[k]];
         }
         return new HeadProbe(correct, clock.Elapsed.TotalSeconds / folds, rows / folds);
@@ -210,7 +211,7 @@ public static class StrategyAdvisor
         return (estimate, reason);
     }
 
-    static Tensor Labels(int[] y, int[] index) => tensor(index.Select(i => (long)y[i]).ToArray());
+    static Tensor Labels(int[] y, int[] index, Device device) => tensor(index.Select(i => (long)y[i]).ToArray(), device: device);
 
     static int ArgMax(float[,] p, int row)
     {

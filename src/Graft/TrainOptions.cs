@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using System.ComponentModel.DataAnnotations;
 using System.Diagnostics;
+using System.Text.Json.Serialization;
 using Graft.Backbones;
 using Graft.Data;
 using Graft.Engine;
@@ -119,6 +120,13 @@ public sealed record TrainOptions
     [Description("The frozen trunk's numbers (feature extraction only): float, or int8, quantized after a calibration pass over training "
         + "images: faster, at a small cost in accuracy. int8 features are cached apart; the model file keeps the calibration.")]
     public Precision Precision { get; init; }
+    /// <summary>
+    /// Where the run computes: every network, tensor and ONNX Runtime session is made there. Not part of a checkpoint's
+    /// identity: a run stopped on one device may resume on another.
+    /// </summary>
+    [Description("Where to compute: cpu, or cuda (cuda:N for the GPU numbered N), which needs a CUDA build of Graft and an NVIDIA GPU.")]
+    [JsonIgnore]
+    public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
 
     bool Scratch => Strategy == Strategy.Scratch;
     /// <summary>The backbone this run uses.</summary>

@@ -265,14 +265,14 @@ public class AuditInTrainingTests
         rows[all.FindIndex(i => i.Path.EndsWith("leaked.png"))] = rows[all.FindIndex(i => i.Path == source)];
         int odd = all.FindIndex(i => i.Label == 1);
         rows[odd] = Enumerable.Range(0, 64).Select(d => -Centre(0, d) - Centre(1, d)).ToArray();
-        var summary = DataAudit.QuickSummary(dataset, hashes, rows);
+        var summary = DataAudit.QuickSummary(dataset, hashes, rows, TorchSharp.torch.CPU);
         Assert.NotNull(summary);
         Assert.Contains("leakage", summary);
         Assert.Contains($"first: {Path.GetFileName(all[odd].Path)}", summary);
 
         var clean = ImageFolder.OpenForTraining(dir["data/train"]);
         Assert.Null(DataAudit.QuickSummary(clean, clean.All.Select(i => (string?)Graft.Training.FeatureCache.ContentKey(i.Path)).ToList(),
-            Clusters(clean.All.ToList(), new Random(8))));
+            Clusters(clean.All.ToList(), new Random(8)), TorchSharp.torch.CPU));
     }
 
     static float Centre(int label, int d) => ((d * 7 + label * 13) % 5) < 2 ? 1f : -1f;

@@ -18,6 +18,7 @@ public class TrainingTests
     sealed class CountingTrunk : ITrunkRunner
     {
         public int Images;
+        public Device Device => CPU;
         public Tensor Features(Tensor images)
         {
             Images += (int)images.shape[0];

@@ -16,17 +16,20 @@ public static class AdviseCommand
         var seed = new Option<int>("--seed") { Description = "As for train: the seed of --test-split's hold-out. The advice itself does not depend on it.", DefaultValueFactory = _ => 42 };
         var testSplit = new Option<double>("--test-split") { Description = "As for train: this share is held out as test images, which the advisor never sees." };
         var noCache = new Option<bool>("--no-cache") { Description = "Do not read or write the bottleneck cache." };
+        var device = Cli.DeviceOption();
         var json = Cli.JsonOption();
         var command = new Command("advise",
             "Estimate each strategy's accuracy (with its 95% interval) and training time on the data's own training and validation images, and recommend one.")
-            { data, backbone, seed, testSplit, noCache, json };
+            { data, backbone, seed, testSplit, noCache, device, json };
         var weights = new BackboneOptions();
         weights.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
         {
+            var on = Cli.Device(parse, device);
             var path = SampleDatasets.Resolve(parse.GetValue(data)!, Cli.Assets);
             var options = new TrainOptions
             {
+                Device = on,
                 WeightsFile = weights.WeightsFile(parse), InputSize = weights.Size(parse), TestSplit = parse.GetValue(testSplit),
                 Fit = new(Seed: parse.GetValue(seed)), UseCache = !parse.GetValue(noCache),
             };

@@ -22,16 +22,18 @@ public static class AuditCommand
         var cache = flags.Option("--cache", o => o.CacheRoot);
         var split = flags.Option("--val-split", o => o.ValidationSplit);
         var seed = flags.Option("--seed", o => o.Seed);
+        var device = Cli.DeviceOption();
         var json = Cli.JsonOption();
         var command = new Command("audit", "Find likely label errors, duplicates and leakage, outliers and unusable files; would more photos help?")
-            { data, report, actions, backbone, cache, split, seed, json };
+            { data, report, actions, backbone, cache, split, seed, device, json };
         command.SetHandler(async (parse, cancel) =>
         {
+            var on = Cli.Device(parse, device);
             var dataPath = parse.GetValue(data)!;
             if (parse.GetValue(report) is { } reportOut) OutputPaths.Folder("--report", reportOut, dataPath);
             if (parse.GetValue(actions) is { } actionsOut) OutputPaths.File("--actions", actionsOut, dataPath);
             var path = SampleDatasets.Resolve(dataPath, Cli.Assets);
-            var options = new AuditOptions { Backbone = parse.GetValue(backbone)!, CacheRoot = parse.GetValue(cache), ValidationSplit = parse.GetValue(split), Seed = parse.GetValue(seed) };
+            var options = new AuditOptions { Backbone = parse.GetValue(backbone)!, CacheRoot = parse.GetValue(cache), ValidationSplit = parse.GetValue(split), Seed = parse.GetValue(seed), Device = on };
             var audit = await DataAudit.RunAsync(path, options, Cli.Assets, new ProgressLine().Callbacks, cancel);
             if (audit.CacheWarning is { } warning) Cli.Err.MarkupLine($"[yellow]warning:[/] the bottleneck cache could not be written ({Cli.Escape(warning)}).");
             Summarize(audit);

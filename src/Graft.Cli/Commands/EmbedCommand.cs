@@ -23,10 +23,12 @@ public static class EmbedCommand
         var output = new Option<string?>("--out") { Description = "Write the features to a .csv (file, then one column per feature) or .npy (float32, images x features, in the order of the JSON) file." };
         var json = Cli.JsonOption();
         var weights = new BackboneOptions();
-        var command = new Command("embed", "Write each image's pooled trunk features.") { model, inputs, output, json };
+        var device = Cli.DeviceOption();
+        var command = new Command("embed", "Write each image's pooled trunk features.") { model, inputs, output, device, json };
         weights.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
         {
+            var on = Cli.Device(parse, device);
             var name = parse.GetValue(model)!;
             var outPath = parse.GetValue(output);
             if (outPath is not null && Path.GetExtension(outPath).ToLowerInvariant() is not (".csv" or ".npy"))
@@ -39,12 +41,12 @@ public static class EmbedCommand
             bool modelFile = File.Exists(name);
             if (modelFile && (weights.WeightsFile(parse) is not null || weights.Size(parse) is not null))
                 throw new GraftException($"{name} is a trained model: its weights and input size are its own.", "Drop --weights and --input-size, or pass a backbone name.");
-            using var classifier = modelFile ? TrainableClassifier.Load(name) : null;
+            using var classifier = modelFile ? TrainableClassifier.Load(name, on) : null;
             using var pretrained = classifier is null
                 ? Backbone.LoadPretrained(BackboneRegistry.Get(name), Cli.Assets, inputSize: weights.Size(parse), weightsFile: weights.WeightsFile(parse))
                 : null;
             var backbone = classifier?.Backbone ?? pretrained!;
-            var source = new FeatureSource(backbone.Config.Name) { Pooling = Pooling.Gap, Resize = backbone.Input.Resize, UseCache = false };
+            var source = new FeatureSource(backbone.Config.Name) { Pooling = Pooling.Gap, Resize = backbone.Input.Resize, UseCache = false, Device = on };
             var features = await BottleneckFeatures.ExtractAsync(files, backbone, source, new ProgressLine().Callbacks.Images, cancel);
             Cli.ReportSkipped(features.Skipped);
             var rows = files.Select((f, i) => (File: f, Vector: features.Rows[i])).Where(r => r.Vector is not null).Select(r => (r.File, Vector: r.Vector!)).ToList();

@@ -16,17 +16,19 @@ public static class EvaluateCommand
         var report = new Option<string?>("--report") { Description = "Write an HTML report (metrics, confusion matrix, misclassified gallery, curves) into this folder." };
         var csv = new Option<string?>("--csv") { Description = "Write one row per image (file, true, predicted, confidence, correct) to this CSV file." };
         var tta = new Option<bool>("--tta") { Description = "Test-time augmentation: also average each image with its mirror image; reports both accuracies." };
+        var device = Cli.DeviceOption();
         var json = Cli.JsonOption();
-        var command = new Command("evaluate", "Measure a trained model on labelled photos.") { model, data, report, csv, tta, json };
+        var command = new Command("evaluate", "Measure a trained model on labelled photos.") { model, data, report, csv, tta, device, json };
         command.SetHandler(async (parse, cancel) =>
         {
+            var on = Cli.Device(parse, device);
             var modelPath = parse.GetValue(model)!;
             var dataPath = parse.GetValue(data)!;
             // Where it will write is checked before the evaluation runs.
             if (parse.GetValue(csv) is { } csvOut) OutputPaths.File("--csv", csvOut, modelPath, dataPath);
             if (parse.GetValue(report) is { } reportOut) OutputPaths.Folder("--report", reportOut, modelPath, dataPath);
             OutputPaths.Distinct(("--csv", parse.GetValue(csv)), ("--report", parse.GetValue(report)));
-            using var classifier = ModelSource.Open(modelPath, allowBackbone: false);
+            using var classifier = ModelSource.Open(modelPath, allowBackbone: false, device: on);
             var path = SampleDatasets.Resolve(dataPath, Cli.Assets);
             var run = await Learner.EvaluateAsync(classifier, path, callbacks: new ProgressLine().Callbacks, tta: parse.GetValue(tta), cancel: cancel);
             Cli.ReportDataset(run.Dataset);

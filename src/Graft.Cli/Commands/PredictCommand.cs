@@ -15,17 +15,19 @@ public static class PredictCommand
         var input = new Argument<string[]>("IMAGES") { Description = "Image files and folders of images (searched recursively); - (or /dev/stdin) reads one image from standard input.", Arity = ArgumentArity.OneOrMore };
         var top = new Option<int>("--top") { Description = "How many classes to list per image.", DefaultValueFactory = _ => 3 };
         var tta = new Option<bool>("--tta") { Description = "Test-time augmentation: average each image's prediction with its mirror image's." };
+        var device = Cli.DeviceOption();
         var json = Cli.JsonOption();
         var weights = new BackboneOptions();
-        var command = new Command("predict", "Classify photos with a trained model or a pretrained backbone.") { model, input, top, tta, json };
+        var command = new Command("predict", "Classify photos with a trained model or a pretrained backbone.") { model, input, top, tta, device, json };
         weights.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
         {
+            var on = Cli.Device(parse, device);
             var inputs = parse.GetValue(input)!;
             bool stdin = inputs.Any(IsStandardInput);
             var files = stdin && inputs.All(IsStandardInput) ? [] : ExpandInputs(inputs.Where(i => !IsStandardInput(i)));
             var image = stdin ? await ReadStandardInput(cancel) : null;
-            using var classifier = ModelSource.Open(parse.GetValue(model)!, allowBackbone: true, weights.WeightsFile(parse), weights.Size(parse));
+            using var classifier = ModelSource.Open(parse.GetValue(model)!, allowBackbone: true, weights.WeightsFile(parse), weights.Size(parse), on);
             // The default (3) asks for no more classes than a two-class model has; a number given must fit.
             int k = parse.GetResult(top) is { Implicit: false } ? parse.GetValue(top) : Math.Min(parse.GetValue(top), classifier.Classes.Count);
             if (k < 1 || k > classifier.Classes.Count)

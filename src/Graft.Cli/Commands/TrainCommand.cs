@@ -61,6 +61,7 @@ sealed class TrainFlags
     readonly Option<Imaging.ResizeMode> _resize = Train.Option("--resize", o => o.Resize);
     readonly Option<int> _seed = Train.Option("--seed", o => o.Fit.Seed);
     readonly Option<bool> _noCache = Train.Off("--no-cache", o => o.UseCache);
+    readonly Option<ComputeDevice> _device = Cli.DeviceOption();
 
     readonly Option<Strategy> _strategy = Train.Option("--strategy", o => o.Strategy);
     readonly Option<string?> _backbone = Train.Option("--backbone", o => o.Backbone).ShowDefault(ByStrategy(o => o.BackboneOrDefault));
@@ -138,7 +139,7 @@ sealed class TrainFlags
     {
         command.Add(Data);
         command.Group("Data", _valSplit, _testSplit, _exclude, _resize, Weights.InputSize, _seed, _noCache);
-        command.Group("Strategy", _strategy, _backbone, Weights.Weights, _featuresFrom, _precision, _epochs, _batchSize, _lr, _optimizer, _patience, _classWeight);
+        command.Group("Strategy", _strategy, _device, _backbone, Weights.Weights, _featuresFrom, _precision, _epochs, _batchSize, _lr, _optimizer, _patience, _classWeight);
         command.Group("Head", _hidden, _dropout, _head, _batchNorm, _se, _binary);
         command.Group("Fine-tuning (phase 2: a recipe, then its settings one by one)",
             _recipe, _unfreeze, _unfreezeFrom, _freezeFirst, _ftEpochs, _ftLr, _ftOptimizer, _schedule, _discriminative,
@@ -220,6 +221,7 @@ sealed class TrainFlags
             UseCache = !parse.GetValue(_noCache),
             Exclude = parse.GetValue(_exclude),
             Precision = parse.GetValue(_precision),
+            Device = Cli.Device(parse, _device),
             Fit = fit,
         };
     }

@@ -3,10 +3,12 @@ using System.ComponentModel.DataAnnotations;
 using System.Diagnostics;
 using Graft.Backbones;
 using Graft.Data;
+using Graft.Engine;
 using Graft.Training;
 using Graft.Weights;
 using Graft.Imaging;
 using Graft.Heads;
+using static TorchSharp.torch;
 
 namespace Graft.Audit;
 
@@ -34,6 +36,8 @@ internal sealed record AuditOptions
     public int OutlierNeighbours { get; init; } = 5;
     public bool LearningCurve { get; init; } = true;
     public int Repeats { get; init; } = 3;
+    /// <summary>Where the trunk and the probes run.</summary>
+    public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
 }
 
 /// <summary>A file Graft cannot or will not use: <c>undecodable</c> (with the decoder's reason) or <c>unsupported format</c>.</summary>
@@ -60,6 +64,7 @@ internal static class DataAudit
         Callbacks? callbacks = null, CancellationToken cancel = default)
     {
         options ??= new AuditOptions();
+        var device = TorchDevices.Resolve(options.Device);
         callbacks ??= Callbacks.None;
         var clock = Stopwatch.StartNew();
         var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Seed);
@@ -67,7 +72,7 @@ internal static class DataAudit
         var images = labelled.Select(t => new AuditImage(t.Image.Path, dataset.Classes[t.Image.Label], t.Role)).ToList();
         var paths = images.Select(i => i.File).ToList();
 
-        var features = await BottleneckFeatures.ExtractAsync(paths, new FeatureSource(options.Backbone) { CacheRoot = options.CacheRoot },
+        var features = await BottleneckFeatures.ExtractAsync(paths, new FeatureSource(options.Backbone) { CacheRoot = options.CacheRoot, Device = options.Device },
             resolver, callbacks.Images, cancel);
         var rowImage = Enumerable.Range(0, paths.Count).Where(i => features.Rows[i] is not null).ToArray();
         if (rowImage.Length < 2)
@@ -78,11 +83,11 @@ internal static class DataAudit
         var rowFiles = rowImage.Select(i => paths[i]).ToList();
 
         callbacks.Log?.Invoke($"label issues: {options.Folds}-fold linear probes on {x.Length} images");
-        var probabilities = Probes.OutOfFold(x, y, dataset.Classes.Count, options.Folds, options.Seed);
+        var probabilities = Probes.OutOfFold(x, y, dataset.Classes.Count, options.Folds, options.Seed, device);
         var labelIssues = LabelIssues.Find(rowFiles, y, probabilities, dataset.Classes);
 
         callbacks.Log?.Invoke("duplicates and outliers: nearest neighbours in feature space, file hashes");
-        var (duplicates, leakage, outliers) = Copies(images, features.ContentKeys, features.Rows, options);
+        var (duplicates, leakage, outliers) = Copies(images, features.ContentKeys, features.Rows, options, device);
 
         var unusable = features.Skipped.Select(s => new Unusable(s.Path, "undecodable", s.Reason))
             .Concat(dataset.Unconverted.Select(f => new Unusable(f, "unsupported format", "Graft does not decode TIFF or HEIC: convert it to JPEG or PNG to use it")))
@@ -94,7 +99,7 @@ internal static class DataAudit
         if (options.LearningCurve)
         {
             callbacks.Log?.Invoke("learning curve: heads on 10, 25, 50 and 100% of the training images");
-            curve = MeasureCurve(x, y, rowImage.Select(i => images[i].Role).ToArray(), dataset.Classes, options);
+            curve = MeasureCurve(x, y, rowImage.Select(i => images[i].Role).ToArray(), dataset.Classes, options, device);
         }
         var actions = Suggest(labelIssues, duplicates, leakage, outliers);
         return new AuditResult(dataset.Root, dataset.Layout, options.Backbone, classes, labelIssues, duplicates, leakage,
@@ -107,11 +112,11 @@ internal static class DataAudit
     /// could not be read: equal to no other) and their features alone.
     /// </summary>
     static (List<DuplicatePair> Duplicates, List<DuplicatePair> Leakage, IReadOnlyList<Outlier> Outliers) Copies(
-        IReadOnlyList<AuditImage> images, IReadOnlyList<string?> contentKeys, float[]?[] rows, AuditOptions options)
+        IReadOnlyList<AuditImage> images, IReadOnlyList<string?> contentKeys, float[]?[] rows, AuditOptions options, Device device)
     {
         var hashes = contentKeys.Select((h, i) => h ?? $"unreadable: {images[i].File}").ToList();
         var rowImage = Enumerable.Range(0, images.Count).Where(i => rows[i] is not null).ToArray();
-        var neighbours = FeatureSpace.Nearest(FeatureSpace.Normalized(rowImage.Select(i => rows[i]!).ToArray()), k: 10);
+        var neighbours = FeatureSpace.Nearest(FeatureSpace.Normalized(rowImage.Select(i => rows[i]!).ToArray()), k: 10, device);
         var pairs = Duplicates.Find(images, hashes, neighbours, rowImage, options.NearDuplicateSimilarity);
         return (pairs.Where(p => p.Role == p.OtherRole).ToList(), pairs.Where(p => p.Role != p.OtherRole).ToList(),
             Outliers.Find(images, neighbours, rowImage, options.OutlierNeighbours, options.OutlierScore));
@@ -119,13 +124,13 @@ internal static class DataAudit
 
     /// <summary>
     /// The checks training can afford on the features it just computed (no extra trunk pass, no probes): copies, leakage
-    /// and outliers, as one sentence; null when there is nothing to say.
+    /// and outliers, as one sentence, computed on <paramref name="device"/>; null when there is nothing to say.
     /// </summary>
-    public static string? QuickSummary(ImageDataset dataset, IReadOnlyList<string?> hashes, float[]?[] rows)
+    public static string? QuickSummary(ImageDataset dataset, IReadOnlyList<string?> hashes, float[]?[] rows, Device device)
     {
         var images = Roles(dataset).Select(t => new AuditImage(t.Image.Path, dataset.Classes[t.Image.Label], t.Role)).ToList();
         if (rows.Count(r => r is not null) < 3) return null;
-        var (duplicates, leakage, outliers) = Copies(images, hashes, rows, new AuditOptions());
+        var (duplicates, leakage, outliers) = Copies(images, hashes, rows, new AuditOptions(), device);
         var parts = new List<string>();
         if (duplicates.Count > 0) parts.Add($"{duplicates.Count} duplicate pair(s){(duplicates.Any(d => d.ConflictingLabels) ? $", {duplicates.Count(d => d.ConflictingLabels)} labelled differently" : "")}");
         if (leakage.Count > 0) parts.Add($"{leakage.Count} held-out image(s) with a copy in an earlier part (leakage)");
@@ -141,7 +146,7 @@ internal static class DataAudit
     static int Count(IReadOnlyList<LabeledImage> images, int label) => images.Count(i => i.Label == label);
 
     /// <summary>Evaluated on the validation images; without any, on a stratified fifth of the training images held out.</summary>
-    static LearningCurveResult? MeasureCurve(float[][] x, int[] y, ImageRole[] roles, IReadOnlyList<string> classes, AuditOptions options)
+    static LearningCurveResult? MeasureCurve(float[][] x, int[] y, ImageRole[] roles, IReadOnlyList<string> classes, AuditOptions options, Device device)
     {
         var train = Enumerable.Range(0, y.Length).Where(r => roles[r] == ImageRole.Train).ToArray();
         var held = Enumerable.Range(0, y.Length).Where(r => roles[r] == ImageRole.Validation).ToArray();
@@ -154,7 +159,7 @@ internal static class DataAudit
             evaluatedOn = $"{held.Length} training images held out (no validation set)";
         }
         if (held.Length == 0 || train.Length < 2 * classes.Count) return null;
-        return LearningCurve.Measure(x, y, classes, train, held, evaluatedOn, options.Repeats, options.Seed);
+        return LearningCurve.Measure(x, y, classes, train, held, evaluatedOn, options.Repeats, options.Seed, device);
     }
 
     /// <summary>

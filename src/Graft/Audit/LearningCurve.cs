@@ -30,7 +30,7 @@ internal static class LearningCurve
     /// evaluated on the rows <paramref name="held"/> (described by <paramref name="evaluatedOn"/>).
     /// </summary>
     public static LearningCurveResult Measure(float[][] x, int[] y, IReadOnlyList<string> classes, int[] train, int[] held, string evaluatedOn,
-        int repeats, int seed)
+        int repeats, int seed, TorchSharp.torch.Device device)
     {
         var points = new List<CurvePoint>();
         foreach (var fraction in Fractions)
@@ -43,7 +43,7 @@ internal static class LearningCurve
             {
                 var subset = Subsample(train, y, fraction, seed + r);
                 trainImages = subset.Length;
-                var p = Probes.FitPredict(x, y, classes.Count, subset, held, seed + r);
+                var p = Probes.FitPredict(x, y, classes.Count, subset, held, seed + r, device);
                 for (int k = 0; k < held.Length; k++) correct[k] += ArgMax(p[k]) == y[held[k]] ? 1.0 / runs : 0;
             }
             var perClass = Enumerable.Range(0, classes.Count).Where(c => held.Any(i => y[i] == c)).ToDictionary(c => classes[c], c =>

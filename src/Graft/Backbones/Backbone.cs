@@ -104,7 +104,7 @@ public sealed class Backbone : IDisposable
         if (inputSize == Trunk.InputSize) return (Trunk.Output.Channels, Trunk.Output.Size * Trunk.Output.Size);
         using var scope = NewDisposeScope();
         using var _ = no_grad();
-        var shape = Trunk.forward(zeros(1, 3, inputSize, inputSize)).shape;
+        var shape = Trunk.forward(zeros(1, 3, inputSize, inputSize, device: Engine.TorchDevices.Of(Trunk))).shape;
         return ((int)shape[1], (int)(shape[2] * shape[3]));
     }
 

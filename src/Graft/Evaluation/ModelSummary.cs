@@ -1,4 +1,5 @@
 using Graft.Backbones;
+using Graft.Engine;
 using Graft.Training;
 using Graft.Heads;
 using TorchSharp;
@@ -39,7 +40,7 @@ internal sealed record ModelSummary(string Title, IReadOnlyList<SummaryRow> Rows
             using var scope = NewDisposeScope();
             using var _ = no_grad();
             network.eval();
-            var map = network.Run(zeros(1, 3, inputSize, inputSize), (node, output) => shapes[node.Name] = KerasShape(output.shape));
+            var map = network.Run(zeros(1, 3, inputSize, inputSize, device: TorchDevices.Of(network)), (node, output) => shapes[node.Name] = KerasShape(output.shape));
             if (head is not null)
             {
                 head.eval();

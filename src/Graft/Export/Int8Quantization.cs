@@ -262,7 +262,7 @@ internal static class Int8Quantization
         string Normalize(BatchNormalization norm, string x, string path)
         {
             long channels = norm.Channels;
-            using var identity = ones(channels, 1, 1, 1);
+            using var identity = ones(channels, 1, 1, 1, device: CPU); // export arithmetic runs on the host
             var (scale, shift) = Folded(identity, null, norm);
             var scaled = graph.Node("Mul", $"{path}/Mul", [x, graph.Constant($"{path}/scale", scale, channels, 1, 1)]);
             return graph.Node("Add", $"{path}/Add", [scaled, graph.Constant($"{path}/shift", shift, channels, 1, 1)]);
@@ -275,12 +275,12 @@ internal static class Int8Quantization
             using var _ = no_grad();
             long channels = weight.shape[0];
             var w = weight.detach().cpu().to(float64);
-            var b = bias?.detach().cpu().to(float64) ?? zeros(channels, float64);
+            var b = bias?.detach().cpu().to(float64) ?? zeros(channels, float64, device: CPU);
             if (norm is not null)
             {
-                var scale = (norm.gamma?.detach().cpu().to(float64) ?? ones(channels, float64)).div(norm.running_var.cpu().to(float64).add(norm.Epsilon).sqrt());
+                var scale = (norm.gamma?.detach().cpu().to(float64) ?? ones(channels, float64, device: CPU)).div(norm.running_var.cpu().to(float64).add(norm.Epsilon).sqrt());
                 w = w.mul(scale.view(-1, 1, 1, 1));
-                b = b.sub(norm.running_mean.cpu().to(float64)).mul(scale).add(norm.beta?.detach().cpu().to(float64) ?? zeros(channels, float64));
+                b = b.sub(norm.running_mean.cpu().to(float64)).mul(scale).add(norm.beta?.detach().cpu().to(float64) ?? zeros(channels, float64, device: CPU));
             }
             return (w.to(float32).contiguous().data<float>().ToArray(), b.to(float32).contiguous().data<float>().ToArray());
         }

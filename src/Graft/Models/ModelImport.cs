@@ -387,7 +387,7 @@ internal static class ModelImport
             void Set(string key, float[] values)
             {
                 var target = state[key];
-                target.copy_(tensor(values, target.shape));
+                target.copy_(tensor(values, target.shape, device: target.device));
             }
             void SetNorm(string prefix, BatchNormLayer? norm, int features, int[]? rows)
             {

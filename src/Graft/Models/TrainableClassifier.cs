@@ -100,12 +100,27 @@ public sealed class TrainableClassifier : IDisposable
         Head.eval();
     }
 
+    /// <summary>Where the classifier's weights are, hence where it takes images and computes.</summary>
+    public Device Device => TorchDevices.Of(Backbone.Network);
+
+    /// <summary>Moves the whole classifier (network, trunk and head) to <paramref name="device"/>; its trunk runner is rebuilt there on next use.</summary>
+    internal TrainableClassifier To(Device device)
+    {
+        Backbone.Network.to(device); // the trunk moves with it: its layers are the network's
+        Head.to(device);
+        ResetTrunkRunner();
+        return this;
+    }
+
     /// <summary>
     /// The pretrained network with its own ImageNet classifier: Keras's 1000 classes, or 1001 with "background"
     /// first (TF-slim and Coral files). <paramref name="weightsFile"/>: the user's own file with Keras's top.
     /// </summary>
-    public static TrainableClassifier PretrainedImageNet(string backboneName, AssetResolver resolver, string? weightsFile = null, int? inputSize = null)
+    /// <param name="device">Where it runs; null: the CPU.</param>
+    public static TrainableClassifier PretrainedImageNet(string backboneName, AssetResolver resolver, string? weightsFile = null, int? inputSize = null,
+        ComputeDevice? device = null)
     {
+        var on = TorchDevices.Resolve(device ?? ComputeDevice.Cpu);
         var config = BackboneRegistry.Get(backboneName);
         var backbone = Backbone.LoadPretrained(config, resolver, includeTop: true, inputSize, weightsFile);
         int classes = backbone.Architecture.Classes;
@@ -117,7 +132,7 @@ public sealed class TrainableClassifier : IDisposable
         var head = new HeadConfig(classes, classes, Dropout: 0);
         var model = new ModelConfig(ModelConfig.CurrentFormat, config.Name, backbone.WeightsId, backbone.Input, labels, head,
             "pretrained (ImageNet)", new FitOptions(Epochs: 0), null, DateTime.UtcNow) { Architecture = backbone.Architecture };
-        return new TrainableClassifier(model, backbone, nn.Identity(), []);
+        return new TrainableClassifier(model, backbone, nn.Identity(), []).To(on);
     }
 
     /// <summary>
@@ -141,7 +156,7 @@ public sealed class TrainableClassifier : IDisposable
         var spec = Config.Input;
         var pixels = ImageLoader.Load(image, name, spec);
         using var scope = NewDisposeScope();
-        var probabilities = Probabilities(tensor(pixels, [1, 3, spec.Size, spec.Size]), tta).data<float>().ToArray();
+        var probabilities = Probabilities(TorchDevices.Images(pixels, 1, spec.Size, Trunk.Device), tta).cpu().data<float>().ToArray();
         return Prediction.Rank(name, probabilities, Classes, top);
     }
 
@@ -159,7 +174,7 @@ public sealed class TrainableClassifier : IDisposable
             if (batch.Count > 0)
             {
                 using var scope = NewDisposeScope();
-                var probabilities = Probabilities(tensor(batch.Pixels, [batch.Count, 3, spec.Size, spec.Size]), tta).data<float>().ToArray();
+                var probabilities = Probabilities(TorchDevices.Images(batch.Pixels, batch.Count, spec.Size, Trunk.Device), tta).cpu().data<float>().ToArray();
                 int classes = Classes.Count;
                 for (int k = 0; k < batch.Count; k++)
                     results.Add(Prediction.Rank(files[batch.Indices[k]], probabilities.AsSpan(k * classes, classes), Classes, top));
@@ -227,11 +242,12 @@ public sealed class TrainableClassifier : IDisposable
     /// (the SHA-256 it records, names, shapes, finite values), before anything large is allocated: the weights entry
     /// may be no larger than the network the config declares. Anything wrong is one <see cref="GraftException"/> naming the file.
     /// </summary>
-    public static TrainableClassifier Load(string path)
+    /// <param name="device">Where the classifier runs (checked before the file is read); null: the CPU.</param>
+    public static TrainableClassifier Load(string path, ComputeDevice? device = null)
     {
+        var on = TorchDevices.Resolve(device ?? ComputeDevice.Cpu);
         if (!File.Exists(path))
             throw new GraftException($"Model file {path} does not exist.", "Train one with 'graft train DATA --out FILE', or pass a backbone name such as mobilenet_v2.");
-        TorchRuntime.EnsureInitialized();
         ZipArchive zip;
         try { zip = ZipFile.OpenRead(path); }
         catch (InvalidDataException)
@@ -280,7 +296,7 @@ public sealed class TrainableClassifier : IDisposable
                     foreach (var t in weights.Values) t.Dispose();
                 }
                 backbone.Trunk.eval();
-                return new TrainableClassifier(config, backbone, head, history);
+                return new TrainableClassifier(config, backbone, head, history).To(on);
             }
             catch
             {

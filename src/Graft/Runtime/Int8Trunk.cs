@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Graft.Backbones;
 using Graft.Data;
+using Graft.Engine;
 using Graft.Export;
 using Graft.Imaging;
 using static TorchSharp.torch;
@@ -43,13 +44,13 @@ internal static class Int8Trunk
         Int8Quantization.CheckSupported(trunk, backbone);
         var sample = CalibrationSample(train, count).Select(i => i.Path).ToList();
         var observer = new Int8Calibration.Observer();
-        var device = trunk.parameters().FirstOrDefault()?.device ?? CPU; // the float trunk runs where its weights are
+        var device = TorchDevices.Of(trunk); // the float trunk runs where its weights are
         string? firstFailure = null;
         await foreach (var batch in BatchPipeline.Batches(sample, input, 32, cancel: cancel))
         {
             firstFailure ??= batch.Failures.Select(f => $"{Path.GetFileName(f.Path)}: {GraftException.FirstLine(f.Reason)}").FirstOrDefault();
             if (batch.Count == 0) continue;
-            using var images = tensor(batch.Pixels, [batch.Count, 3, input.Size, input.Size], device: device);
+            using var images = TorchDevices.Images(batch.Pixels, batch.Count, input.Size, device);
             observer.Observe(trunk, images);
         }
         var calibration = observer.Result();

@@ -1,4 +1,6 @@
+using TorchSharp;
 using TorchSharp.Modules;
+using Graft.Engine;
 using Graft.Heads;
 using static TorchSharp.torch;
 
@@ -11,6 +13,8 @@ namespace Graft.Runtime;
 /// </summary>
 public interface ITrunkRunner : IDisposable
 {
+    /// <summary>Where <see cref="Features"/> takes its images and gives its features: where the trunk's weights are.</summary>
+    Device Device { get; }
     Tensor Features(Tensor images);
 }
 
@@ -18,7 +22,8 @@ public interface ITrunkRunner : IDisposable
 /// Chooses how frozen trunks run. ONNX Runtime by default: it is faster than libtorch alone and degrades far less
 /// when the input pipeline decodes on the same cores (libtorch's OpenMP threads spin and contend, ONNX Runtime's
 /// workers sleep); `graft bench` reports both (docs/benchmarks.md).
-/// GRAFT_TRUNK_RUNTIME=torch selects the plain libtorch runner.
+/// GRAFT_TRUNK_RUNTIME=torch selects the plain libtorch runner. ONNX Runtime runs on the CPU and on CUDA (its GPU
+/// package); on any other libtorch device (meta, where tests trace devices) the trunk runs in libtorch.
 /// </summary>
 internal static class TrunkRunners
 {
@@ -26,17 +31,19 @@ internal static class TrunkRunners
 
     public static bool UseOnnxRuntime => Environment.GetEnvironmentVariable(Variable) is not ("torch" or "libtorch");
 
-    /// <summary>A runner for the trunk's current weights (build a new one after the weights change).</summary>
+    /// <summary>A runner for the trunk's current weights, on their device (build a new one after the weights change or move).</summary>
     /// <param name="pooling">How features are pooled; null: the feature map itself.</param>
     public static ITrunkRunner Create(Graft.Backbones.Graph trunk, int inputSize, Pooling? pooling) =>
-        UseOnnxRuntime ? new OnnxTrunkRunner(trunk, inputSize, pooling) : new TorchTrunkRunner(trunk, pooling);
+        UseOnnxRuntime && TorchDevices.Of(trunk).type is DeviceType.CPU or DeviceType.CUDA
+            ? new OnnxTrunkRunner(trunk, inputSize, pooling)
+            : new TorchTrunkRunner(trunk, pooling);
 
     /// <summary>
     /// The trunk quantized to int8 with its calibration (<see cref="Export.Int8Quantization"/>), pooled, in ONNX
     /// Runtime whatever <see cref="Variable"/> says: libtorch has no int8 kernels for it.
     /// </summary>
     public static ITrunkRunner CreateInt8(Graft.Backbones.Graph trunk, int inputSize, Pooling pooling, Export.Int8Calibration calibration) =>
-        new OnnxTrunkRunner(Export.OnnxExport.TrunkModel(trunk, inputSize, pooling, calibration), inputSize);
+        new OnnxTrunkRunner(Export.OnnxExport.TrunkModel(trunk, inputSize, pooling, calibration), inputSize, TorchDevices.Of(trunk));
 }
 
 /// <summary>The numbers a frozen trunk computes in: float32, or int8 (quantized, calibrated on the user's images; feature extraction only).</summary>
@@ -51,6 +58,8 @@ public enum Precision
 /// <summary>The plain runner: the TorchSharp trunk without autograd, then the head's pooling (if any).</summary>
 internal sealed class TorchTrunkRunner(Graft.Backbones.Graph trunk, Pooling? pooling = Pooling.Gap) : ITrunkRunner
 {
+    public Device Device { get; } = TorchDevices.Of(trunk);
+
     public Tensor Features(Tensor images)
     {
         trunk.eval();

@@ -39,7 +39,7 @@ internal static class BatchMixing
         double share = Beta(random, cut ? options.CutMix : options.MixUp);
         var order = Enumerable.Range(0, (int)inputs.shape[0]).ToArray();
         random.Shuffle(order);
-        using var index = tensor(order.Select(i => (long)i).ToArray());
+        using var index = tensor(order.Select(i => (long)i).ToArray(), device: inputs.device);
         var partnerInputs = inputs.index_select(0, index);
         var partners = labels.index_select(0, index);
         if (!cut) return new MixedBatch(inputs * share + partnerInputs * (1 - share), labels, partners, share);

@@ -6,6 +6,7 @@ using Graft.Weights;
 using Graft.Imaging;
 using Graft.Runtime;
 using Graft.Heads;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Graft.Training;
@@ -31,15 +32,15 @@ internal sealed record ImageFeatures(IReadOnlyList<string> Paths, float[]?[] Row
     /// <summary>The numbers of the rows from <paramref name="start"/> on (<paramref name="count"/> of them) whose image was read.</summary>
     public int[] ReadRows(int start, int count) => Enumerable.Range(start, count).Where(i => Rows[i] is not null).ToArray();
 
-    /// <summary>The rows <paramref name="index"/> names (all read), as one [n, channels] tensor.</summary>
-    public Tensor Stack(IReadOnlyList<int> index) => Stack(Rows, index, Channels);
+    /// <summary>The rows <paramref name="index"/> names (all read), as one [n, channels] tensor on <paramref name="device"/>.</summary>
+    public Tensor Stack(IReadOnlyList<int> index, Device device) => Stack(Rows, index, Channels, device);
 
-    /// <summary>Rows of features (those named all present) as one [n, channels] tensor, in the order <paramref name="index"/> names them.</summary>
-    public static Tensor Stack(IReadOnlyList<float[]?> rows, IReadOnlyList<int> index, int channels)
+    /// <summary>Rows of features (those named all present) as one [n, channels] tensor on <paramref name="device"/>, in the order <paramref name="index"/> names them.</summary>
+    public static Tensor Stack(IReadOnlyList<float[]?> rows, IReadOnlyList<int> index, int channels, Device device)
     {
         var flat = new float[index.Count * channels];
         for (int k = 0; k < index.Count; k++) rows[index[k]]!.CopyTo(flat, k * channels);
-        return tensor(flat, [index.Count, channels]);
+        return tensor(flat, [index.Count, channels], device: device);
     }
 }
 
@@ -57,6 +58,8 @@ internal sealed record FeatureSource(string Backbone)
     public string? FeatureBlock { get; init; }
     public Pooling Pooling { get; init; } = Pooling.Gap;
     public ResizeMode Resize { get; init; } = ResizeMode.CenterCrop;
+    /// <summary>Where the trunk runs (the backbone moves there).</summary>
+    public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
     /// <summary>Where the bottleneck cache lives; null for the user cache.</summary>
     public string? CacheRoot { get; init; }
     public bool UseCache { get; init; } = true;
@@ -74,7 +77,7 @@ internal static class BottleneckFeatures
     public static async Task<ImageFeatures> ExtractAsync(IReadOnlyList<string> paths, FeatureSource source, AssetResolver? resolver = null,
         IProgress<ImageProgress>? progress = null, CancellationToken cancel = default)
     {
-        TorchRuntime.EnsureInitialized();
+        TorchDevices.Resolve(source.Device);
         var config = BackboneRegistry.Get(source.Backbone);
         if (!config.Pretrained)
             throw new GraftException($"{config.Name} has no pretrained weights: its features mean nothing before training.", "Pick a pretrained backbone (graft models).");
@@ -86,12 +89,13 @@ internal static class BottleneckFeatures
 
     /// <summary>
     /// The features of a loaded backbone's trunk as it stands (pretrained, truncated, or a trained model's), pooled, resized,
-    /// batched and cached as <paramref name="source"/> says; its cache entries are keyed by the backbone's weights and
-    /// <paramref name="source"/>'s feature block.
+    /// batched and cached as <paramref name="source"/> says, on its device (the backbone moves there); its cache entries
+    /// are keyed by the backbone's weights and <paramref name="source"/>'s feature block.
     /// </summary>
     public static async Task<ImageFeatures> ExtractAsync(IReadOnlyList<string> paths, Backbone backbone, FeatureSource source,
         IProgress<ImageProgress>? progress = null, CancellationToken cancel = default)
     {
+        backbone.Network.to(TorchDevices.Resolve(source.Device));
         var input = backbone.Input with { Resize = source.Resize };
         var (channels, positions) = backbone.FeatureShape(input.Size);
         if (source.Pooling == Pooling.Flatten) channels *= positions;
@@ -136,9 +140,9 @@ internal static class BottleneckFeatures
             if (batch.Count > 0)
             {
                 using var scope = NewDisposeScope();
-                var images = tensor(batch.Pixels, [batch.Count, 3, spec.Size, spec.Size]);
+                var images = TorchDevices.Images(batch.Pixels, batch.Count, spec.Size, trunk.Device);
                 if (mirror) images = images.flip(3).contiguous();
-                var pooled = trunk.Features(images).contiguous().data<float>().ToArray();
+                var pooled = trunk.Features(images).cpu().contiguous().data<float>().ToArray();
                 for (int k = 0; k < batch.Count; k++)
                 {
                     int i = todo[batch.Indices[k]];

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Graft.Engine;
 using Graft.Heads;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -106,7 +107,7 @@ internal static class FitLoop
         FitOptions options, IReadOnlyList<FitCallback> callbacks, float[]? classWeights = null, CancellationToken cancel = default)
     {
         using var optimizer = Optimizers.Create(groups, options);
-        using var weights = classWeights is null ? null : tensor(classWeights);
+        using var weights = classWeights is null ? null : tensor(classWeights, device: TorchDevices.Of(network));
         var state = new FitState(network, optimizer, options, source);
         try
         {

@@ -118,7 +118,7 @@ internal static class HeadTrainer
             if (withProbabilities)
             {
                 var probs = Objective.Probabilities(logits);
-                var p = probs.data<float>().ToArray();
+                var p = probs.cpu().data<float>().ToArray();
                 int classes = (int)probs.shape[1];
                 probabilities ??= new float[n, classes];
                 for (int i = 0; i < count; i++)
@@ -159,7 +159,9 @@ internal sealed class FeatureBatches : IBatchSource, IDisposable
 
     IEnumerable<TrainingBatch> Batches(int firstBatch)
     {
-        using var order = randperm(_x.shape[0], generator: _generator);
+        // Drawn by the seeded host generator, so the order is the same on every device; then moved to the features.
+        using var drawn = randperm(_x.shape[0], generator: _generator, device: CPU);
+        using var order = drawn.to(_x.device);
         long start = 0;
         for (int index = 0; index < _sizes.Length; start += _sizes[index++])
         {

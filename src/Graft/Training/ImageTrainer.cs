@@ -1,4 +1,5 @@
 using Graft.Data;
+using Graft.Engine;
 using Graft.Imaging;
 using Graft.Heads;
 using TorchSharp;
@@ -44,7 +45,7 @@ internal static class ImageTrainer
         IReadOnlyList<LabeledImage> train, IReadOnlyList<LabeledImage> validation, ImageSpec spec, LiveFitOptions options,
         Callbacks callbacks, CancellationToken cancel)
     {
-        var source = new ImageBatches(train, validation, spec, options);
+        var source = new ImageBatches(train, validation, spec, options, TorchDevices.Of(network));
         List<FitCallback> steps =
         [
             new ReproducibleDropout(options.Fit.Seed), new LearningRateScheduler(options.Schedule), new ProgressReports(callbacks),
@@ -58,13 +59,14 @@ internal static class ImageTrainer
     /// <summary>The learning-rate range test of a network on live, augmented images (<see cref="LearningRateFinder"/>); its weights are left as they were.</summary>
     public static Task<LearningRateSearch> FindLearningRateAsync(string phase, nn.Module<Tensor, Tensor> network, IReadOnlyList<ParameterGroup> groups,
         IReadOnlyList<LabeledImage> train, ImageSpec spec, LiveFitOptions options, CancellationToken cancel) =>
-        LearningRateFinder.FindAsync(phase, network, groups, new ImageBatches(train, [], spec, options), options.Fit, cancel);
+        LearningRateFinder.FindAsync(phase, network, groups, new ImageBatches(train, [], spec, options, TorchDevices.Of(network)), options.Fit, cancel);
 
     /// <summary>Loss and accuracy on images without augmentation, in inference mode.</summary>
     public static async Task<(double Loss, double Accuracy)> EvaluateAsync(nn.Module<Tensor, Tensor> network, IReadOnlyList<LabeledImage> images,
         ImageSpec spec, int batchSize, DecodedImageCache? decoded = null, FrozenOutputs? frozenInput = null)
     {
         network.eval();
+        var device = TorchDevices.Of(network);
         double lossSum = 0;
         long correct = 0, seen = 0;
         await foreach (var batch in BatchPipeline.Batches(images.Select(i => i.Path).ToList(), spec, batchSize, decoded: decoded))
@@ -73,9 +75,9 @@ internal static class ImageTrainer
             // Grad mode is per thread and an await may resume on another: never hold the guard across one.
             using var noGrad = no_grad();
             using var scope = NewDisposeScope();
-            var pixels = tensor(batch.Pixels, [batch.Count, 3, spec.Size, spec.Size]);
+            var pixels = TorchDevices.Images(batch.Pixels, batch.Count, spec.Size, device);
             var x = frozenInput?.For(pixels, batch.Indices.Select(i => images[i].Path).ToList()) ?? pixels;
-            var y = tensor(batch.Indices.Select(i => (long)images[i].Label).ToArray());
+            var y = tensor(batch.Indices.Select(i => (long)images[i].Label).ToArray(), device: device);
             var logits = network.call(x);
             lossSum += Objective.Loss(logits, y).item<float>() * batch.Count;
             correct += Objective.Predicted(logits).eq(y).sum().item<long>();
@@ -99,14 +101,16 @@ internal sealed class ImageBatches : IBatchSource
     readonly ImageSpec _spec;
     readonly LiveFitOptions _options;
     readonly DecodedImageCache _decoded;
+    readonly Device _device;
     readonly FrozenOutputs? _frozenValidation; // validation is not augmented: its frozen outputs are the same every epoch
     readonly Dictionary<string, string> _unreadable = []; // file -> why it could not be read
     readonly HashSet<int> _readableLabels = []; // classes with at least one image decoded
     bool _classesChecked;
 
-    public ImageBatches(IReadOnlyList<LabeledImage> train, IReadOnlyList<LabeledImage> validation, ImageSpec spec, LiveFitOptions options)
+    /// <param name="device">Where the batches are made: the network's device.</param>
+    public ImageBatches(IReadOnlyList<LabeledImage> train, IReadOnlyList<LabeledImage> validation, ImageSpec spec, LiveFitOptions options, Device device)
     {
-        (_train, _validation, _spec, _options) = (train, validation, spec, options);
+        (_train, _validation, _spec, _options, _device) = (train, validation, spec, options, device);
         _decoded = new DecodedImageCache(spec);
         _frozenValidation = options.FrozenInput is { } frozen ? new FrozenOutputs(frozen) : null;
     }
@@ -131,7 +135,7 @@ internal sealed class ImageBatches : IBatchSource
             var labels = batch.Indices.Select(i => (long)_train[order[skipFirst + i]].Label).ToArray();
             foreach (var label in labels) _readableLabels.Add((int)label);
             yield return new TrainingBatch(index++, batch.Count, batch.Count < Math.Min(2, BatchSize) ? null
-                : () => (Input(_options.FrozenInput, tensor(batch.Pixels, [batch.Count, 3, _spec.Size, _spec.Size])), tensor(labels)));
+                : () => (Input(_options.FrozenInput, TorchDevices.Images(batch.Pixels, batch.Count, _spec.Size, _device)), tensor(labels, device: _device)));
         }
         if (skipFirst == 0 && !_classesChecked)
         {
@@ -180,14 +184,14 @@ internal sealed class FrozenOutputs(ITrunkRunner runner, long budgetBytes = 512L
         if (_shape.Length > 0 && paths.All(_saved.ContainsKey))
         {
             var flat = paths.SelectMany(p => _saved[p]).ToArray();
-            return tensor(flat, [paths.Count, .. _shape]);
+            return tensor(flat, [paths.Count, .. _shape], device: runner.Device);
         }
         var output = runner.Features(images);
         _shape = output.shape[1..];
         int size = (int)(output.numel() / paths.Count);
         if (_bytes + 4L * size * paths.Count <= budgetBytes)
         {
-            var values = output.contiguous().data<float>().ToArray();
+            var values = output.cpu().contiguous().data<float>().ToArray();
             for (int i = 0; i < paths.Count; i++) _saved[paths[i]] = values[(i * size)..((i + 1) * size)];
             _bytes += 4L * size * paths.Count;
         }

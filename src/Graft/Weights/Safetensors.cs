@@ -63,8 +63,9 @@ internal static class Safetensors
                 var bytes = data.AsSpan(start + (int)offsets[0], (int)(offsets[1] - offsets[0]));
                 result[name] = node["dtype"]!.GetValue<string>() switch
                 {
-                    "F32" => tensor(MemoryMarshal.Cast<byte, float>(bytes).ToArray(), shape),
-                    "I64" => tensor(MemoryMarshal.Cast<byte, long>(bytes).ToArray(), shape),
+                    // Read on the host: loading them copies them into the network's weights, wherever those are.
+                    "F32" => tensor(MemoryMarshal.Cast<byte, float>(bytes).ToArray(), shape, device: CPU),
+                    "I64" => tensor(MemoryMarshal.Cast<byte, long>(bytes).ToArray(), shape, device: CPU),
                     var other => throw new NotSupportedException($"dtype {other}"),
                 };
             }

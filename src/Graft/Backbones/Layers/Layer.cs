@@ -47,7 +47,7 @@ public abstract class Layer(string name) : nn.Module<Tensor[], Tensor>(name)
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        var source = tensor(array.Values, array.Shape.Select(d => (long)d).ToArray());
+        var source = tensor(array.Values, array.Shape.Select(d => (long)d).ToArray(), device: target.device);
         if (order.Length > 0) source = source.permute(order);
         target.copy_(source.reshape(target.shape).contiguous());
     }
