@@ -28,6 +28,12 @@ public sealed record TrainingResult(TrainableClassifier Model, ImageDataset Data
     /// <summary>The learning-rate range test that chose the rate (<see cref="TrainOptions.AutoLearningRate"/>); null without one.</summary>
     public LearningRateSearch? LearningRateSearch { get; init; }
 
+    /// <summary>
+    /// Fine-tuning only: whether the fine-tuned trunk was kept (true), or the head on the pretrained trunk because
+    /// fine-tuning validated below it (false); null for other strategies or without validation images.
+    /// </summary>
+    public bool? FineTuningKept { get; init; }
+
     /// <summary>The number to report: the test accuracy when there is a test set, otherwise the validation one.</summary>
     public EvaluationResult? Headline => Test ?? Validation;
 }
@@ -286,22 +292,37 @@ public static class Learner
             if (searchOnly) return run with { LearningRateSearch = search };
             liveOptions = liveOptions with { Fit = liveOptions.Fit with { LearningRate = search.Suggested } };
         }
-        var live = await ImageTrainer.FitAsync(network, groups, train, validation, model.Config.Input, liveOptions, callbacks, cancel);
-        if (live.Diverged is { } why) callbacks.Log?.Invoke($"warning: {why}");
-
-        foreach (var p in trunk.parameters()) p.requires_grad = false;
-        model.ResetTrunkRunner();
-        var validationResult = validation.Count > 0 ? await ScoreImagesAsync(model, validation, callbacks, cancel) : null;
-        var testResult = test.Count > 0 ? await ScoreImagesAsync(model, test, callbacks, cancel) : null;
-        if (options.CheckpointPath is { } done && File.Exists(done)) File.Delete(done); // the run is complete
-        int offset = run.Fit.History.Count;
-        var fit = new FitResult([.. run.Fit.History, .. live.History.Select(h => h with { Epoch = h.Epoch + offset })], live.BestEpoch + offset,
-            live.StoppedEarly, live.SamplesPerSecond) { Diverged = live.Diverged ?? run.Fit.Diverged };
-        return run with
+        // Fine-tuning has to earn its place: the head on the pretrained trunk is kept unless phase 2 validates at least as well.
+        var headOnly = scratch || run.Validation is null ? null : Optimizers.Snapshot(network);
+        try
         {
-            Fit = fit, Validation = validationResult, Test = testResult, LearningRateSearch = search ?? run.LearningRateSearch,
-            Skipped = [.. run.Skipped, .. live.Skipped.Where(s => !unreadable.Contains(s.Path))],
-        };
+            var live = await ImageTrainer.FitAsync(network, groups, train, validation, model.Config.Input, liveOptions, callbacks, cancel);
+            if (live.Diverged is { } why) callbacks.Log?.Invoke($"warning: {why}");
+
+            foreach (var p in trunk.parameters()) p.requires_grad = false;
+            model.ResetTrunkRunner();
+            var validationResult = validation.Count > 0 ? await ScoreImagesAsync(model, validation, callbacks, cancel) : null;
+            bool keepHead = headOnly is not null && validationResult is not null && validationResult.Accuracy < run.Validation!.Accuracy;
+            if (keepHead)
+            {
+                callbacks.Log?.Invoke($"fine-tuning validated below the head alone (accuracy {validationResult!.Accuracy:0.000} < {run.Validation!.Accuracy:0.000}): " +
+                    "the model keeps the head on the pretrained trunk");
+                network.load_state_dict(headOnly!);
+                model.ResetTrunkRunner();
+                validationResult = run.Validation;
+            }
+            var testResult = keepHead ? run.Test : test.Count > 0 ? await ScoreImagesAsync(model, test, callbacks, cancel) : null;
+            if (options.CheckpointPath is { } done && File.Exists(done)) File.Delete(done); // the run is complete
+            int offset = run.Fit.History.Count;
+            var fit = new FitResult([.. run.Fit.History, .. live.History.Select(h => h with { Epoch = h.Epoch + offset })], keepHead ? run.Fit.BestEpoch : live.BestEpoch + offset,
+                live.StoppedEarly, live.SamplesPerSecond) { Diverged = live.Diverged ?? run.Fit.Diverged };
+            return run with
+            {
+                Fit = fit, Validation = validationResult, Test = testResult, LearningRateSearch = search ?? run.LearningRateSearch,
+                Skipped = [.. run.Skipped, .. live.Skipped.Where(s => !unreadable.Contains(s.Path))], FineTuningKept = headOnly is null ? null : !keepHead,
+            };
+        }
+        finally { Optimizers.Dispose(headOnly); }
     }
 
     /// <summary>The trained classifier, with what its file records about the data: it takes over the run's trunk and head.</summary>

@@ -194,7 +194,7 @@ public class FineTuneTests
         var options = new TrainOptions
         {
             Strategy = Strategy.FineTune,
-            ValidationSplit = 0.25,
+            ValidationSplit = 0, // without validation images fine-tuning is kept as it is (nothing to compare it with)
             Fit = new FitOptions(Epochs: 2, BatchSize: 4),
             FineTune = new FitOptions(Epochs: 1, BatchSize: 4, LearningRate: 1e-3, Optimizer: OptimizerKind.Sgd),
             Unfreeze = new UnfreezeSpec(TopBlocks: 1),
@@ -216,6 +216,33 @@ public class FineTuneTests
         var b = await loaded.PredictAsync(files, 1, []);
         Assert.Equal(a.Select(p => p.Confidence), b.Select(p => p.Confidence));
         Assert.Equal(new UnfreezeSpec(TopBlocks: 1), loaded.Config.Unfreeze);
+    }
+
+    /// <summary>Fine-tuning that validates below the head alone (here: a rate that wrecks the trunk) leaves the pretrained trunk and the head's results.</summary>
+    [Fact]
+    public async Task Fine_tuning_that_validates_below_the_head_alone_is_not_kept()
+    {
+        using var dir = new TempDir();
+        TinyImages.WriteClassFolders(dir["data"], perClass: 8, classes: 2, size: 40);
+        var head = new TrainOptions { ValidationSplit = 0.25, TestSplit = 0.25, Fit = new FitOptions(Epochs: 6, BatchSize: 4, LearningRate: 0.01), CacheRoot = dir["cache"] };
+        var options = head with
+        {
+            Strategy = Strategy.FineTune,
+            FineTune = new FitOptions(Epochs: 2, BatchSize: 4, LearningRate: 3, Optimizer: OptimizerKind.Sgd, Patience: 5),
+            Unfreeze = new UnfreezeSpec(All: true),
+        };
+        var alone = await Learner.TrainAsync(dir["data"], head, Assets.Resolver);
+        var result = await Learner.TrainAsync(dir["data"], options, Assets.Resolver);
+
+        Assert.Equal(1.0, alone.Validation!.Accuracy); // the colours separate on the pretrained trunk's features
+        Assert.False(result.FineTuningKept);
+        Assert.Equal(alone.Validation.Accuracy, result.Validation!.Accuracy);
+        Assert.Equal(alone.Test!.Accuracy, result.Test!.Accuracy);
+        using var pretrained = Backbone.LoadPretrained(BackboneRegistry.Get("mobilenet_v2"), Assets.Resolver);
+        var trunk = result.Model.Backbone.Trunk.state_dict();
+        foreach (var (name, weight) in pretrained.Trunk.state_dict())
+            Assert.True(trunk[name].allclose(weight, rtol: 0, atol: 0), $"{name} is the pretrained weight again");
+        Assert.Null(alone.FineTuningKept);
     }
 
     [Fact]
