@@ -29,6 +29,7 @@ var root = new RootCommand("Graft: transfer learning for image classification. "
     BenchCommand.Create(),
     ExportCommand.Create(),
     ImportCommand.Create(),
+    ServeCommand.Create(),
 };
 HelpPage.Install(root);
 Cli.JsonOnly = args.Contains("--json");

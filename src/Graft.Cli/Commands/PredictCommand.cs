@@ -46,7 +46,7 @@ public static class PredictCommand
                 Cli.Out.MarkupLine($"{Cli.Escape(p.File)}: [bold]{Cli.Escape(p.Label)}[/] {p.Confidence:0.000}" +
                     (p.Top.Count > 1 ? "  (" + string.Join(", ", p.Top.Skip(1).Select(t => $"{Cli.Escape(t.Label)} {t.Probability:0.000}")) + ")" : ""));
             if (parse.GetValue(json))
-                Cli.WriteJson(new { predictions, images = predictions.Count, skipped, seconds = clock.Elapsed.TotalSeconds });
+                Cli.WriteJson(new Graft.Serve.PredictResponse(predictions, predictions.Count, skipped, clock.Elapsed.TotalSeconds)); // what graft serve answers too
         });
         return command;
     }
