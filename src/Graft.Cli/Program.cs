@@ -30,6 +30,7 @@ var root = new RootCommand("Graft: transfer learning for image classification. "
     ExportCommand.Create(),
     ImportCommand.Create(),
     ServeCommand.Create(),
+    MergeCommand.Create(),
 };
 HelpPage.Install(root);
 Cli.JsonOnly = args.Contains("--json");
