@@ -18,6 +18,8 @@ public static class BenchCommand
         var experiments = flags.Option("--experiments", o => o.Experiments);
         var advisor = flags.Option("--advisor", o => o.Advisor);
         var decoders = flags.Option("--decoders", o => o.Decoders);
+        var serve = flags.Option("--serve", o => o.Serve);
+        var serveRequests = flags.Option("--serve-requests", o => o.ServeRequests);
         // One backbone's measurement, which the bench runs in a child process so that its peak memory is its own.
         var child = new Flags<MeasureRequest>(new MeasureRequest(""));
         var measure = new Option<string?>(MeasureRequest.BackboneFlag) { Hidden = true };
@@ -29,7 +31,7 @@ public static class BenchCommand
         var measureFiles = new Option<string?>(DecoderRequest.FilesFlag) { Hidden = true };
         var json = Cli.JsonOption();
         var command = new Command("bench", "Measure speed and accuracy against Graft's targets.")
-            { datasets, noDatasets, backbones, batches, experiments, advisor, decoders, measure, part, batch, measureDecoder, measureFiles, json };
+            { datasets, noDatasets, backbones, batches, experiments, advisor, decoders, serve, serveRequests, measure, part, batch, measureDecoder, measureFiles, json };
         command.SetHandler((parse, cancel) =>
         {
             var options = new BenchOptions
@@ -40,6 +42,8 @@ public static class BenchCommand
                 Experiments = parse.GetValue(experiments),
                 Advisor = parse.GetValue(advisor),
                 Decoders = parse.GetValue(decoders),
+                Serve = parse.GetValue(serve),
+                ServeRequests = parse.GetValue(serveRequests),
                 Measure = parse.GetValue(measure) is { } name ? new MeasureRequest(name, parse.GetValue(part), parse.GetValue(batch)) : null,
                 MeasureDecoder = parse.GetValue(measureDecoder) is { } decoder ? new DecoderRequest(decoder, parse.GetValue(measureFiles) ?? "") : null,
             };
