@@ -1,5 +1,5 @@
 using System.ComponentModel;
-using System.Reflection;
+using System.ComponentModel.DataAnnotations;
 
 namespace Graft.Serve;
 
@@ -12,6 +12,7 @@ public sealed record ServeOptions
 {
     /// <summary>Most images the network runs at once: concurrent requests are gathered into one batch up to this size.</summary>
     [Description("Most images run through the network at once: concurrent requests are gathered into batches up to this size.")]
+    [Range(1, int.MaxValue)]
     public int MaxBatch { get; init; } = 32;
 
     /// <summary>
@@ -23,6 +24,7 @@ public sealed record ServeOptions
 
     /// <summary>Largest request body (one image, or a multipart form of several); larger ones get 413.</summary>
     [Description("Largest request body in bytes; a larger one gets 413.")]
+    [Range(1, long.MaxValue)]
     public long MaxBodyBytes { get; init; } = 32L << 20;
 
     /// <summary>How long a request may take, from reading its body to its answer; a slower one gets 504.</summary>
@@ -31,6 +33,7 @@ public sealed record ServeOptions
 
     /// <summary>Most prediction requests in progress at once; one more gets 429 at once rather than waiting.</summary>
     [Description("Most prediction requests in progress at once; one more gets 429 at once.")]
+    [Range(1, int.MaxValue)]
     public int MaxConcurrentRequests { get; init; } = 64;
 
     /// <summary>
@@ -50,12 +53,6 @@ public sealed record ServeOptions
 
     /// <summary>How often <see cref="Watch"/> looks at the model files.</summary>
     public TimeSpan WatchInterval { get; init; } = TimeSpan.FromSeconds(1);
-
-    /// <summary>The help text of an option (its <see cref="DescriptionAttribute"/>), for a command line that sets it.</summary>
-    /// <param name="property">The property's name, e.g. <c>nameof(ServeOptions.MaxBatch)</c>.</param>
-    public static string Help(string property) =>
-        typeof(ServeOptions).GetProperty(property)?.GetCustomAttribute<DescriptionAttribute>()?.Description
-        ?? throw new ArgumentException($"{property} has no help text.", nameof(property));
 
     /// <summary>What is wrong with these options (null: nothing), as the fix a user needs.</summary>
     internal string? Problem() =>

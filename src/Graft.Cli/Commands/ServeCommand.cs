@@ -1,4 +1,6 @@
 using System.CommandLine;
+using System.ComponentModel;
+using System.ComponentModel.DataAnnotations;
 using System.Net;
 using Graft.Serve;
 using Microsoft.AspNetCore.Builder;
@@ -13,24 +15,28 @@ namespace Graft.Cli.Commands;
 
 /// <summary>
 /// <c>graft serve</c>: the models over HTTP with Graft.Serve on Kestrel (inference only: this command never loads
-/// libtorch). The flags map onto <see cref="ServeOptions"/>, which holds their defaults and help.
+/// libtorch). The flags map onto <see cref="ServeOptions"/> (and <see cref="ServeListen"/>), which hold their defaults and help.
 /// </summary>
 public static class ServeCommand
 {
+    static readonly Flags<ServeOptions> Serving = new(new ServeOptions());
+    static readonly Flags<ServeListen> Listening = new(new ServeListen());
+
     public static Command Create()
     {
-        var defaults = new ServeOptions();
         var models = new Argument<string[]>("MODELS") { Description = "Model files written by graft train; ?model=NAME (the file name without .graft) picks one, the first is the default.", Arity = ArgumentArity.OneOrMore };
-        var port = new Option<int>("--port") { Description = "TCP port to listen on (0: any free port).", DefaultValueFactory = _ => 8080 };
-        var host = new Option<string>("--host") { Description = "Address to listen on; loopback unless you say otherwise (0.0.0.0: every IPv4 interface).", DefaultValueFactory = _ => "127.0.0.1" };
-        var maxBatch = new Option<int>("--max-batch") { Description = ServeOptions.Help(nameof(ServeOptions.MaxBatch)), DefaultValueFactory = _ => defaults.MaxBatch };
-        var maxWait = new Option<double>("--max-wait-ms") { Description = ServeOptions.Help(nameof(ServeOptions.MaxWait)), DefaultValueFactory = _ => defaults.MaxWait.TotalMilliseconds };
-        var maxBody = new Option<long>("--max-body-bytes") { Description = ServeOptions.Help(nameof(ServeOptions.MaxBodyBytes)), DefaultValueFactory = _ => defaults.MaxBodyBytes };
-        var timeout = new Option<double>("--timeout") { Description = ServeOptions.Help(nameof(ServeOptions.RequestTimeout)), DefaultValueFactory = _ => defaults.RequestTimeout.TotalSeconds };
-        var concurrency = new Option<int>("--max-concurrency") { Description = ServeOptions.Help(nameof(ServeOptions.MaxConcurrentRequests)), DefaultValueFactory = _ => defaults.MaxConcurrentRequests };
-        var apiKeyEnv = new Option<string?>("--api-key-env") { Description = "Name of an environment variable holding an API key. " + ServeOptions.Help(nameof(ServeOptions.ApiKey)) };
-        var cors = new Option<string?>("--cors") { Description = ServeOptions.Help(nameof(ServeOptions.CorsOrigin)) };
-        var watch = new Option<bool>("--watch") { Description = ServeOptions.Help(nameof(ServeOptions.Watch)) };
+        var port = Listening.Option("--port", o => o.Port);
+        var host = Listening.Option("--host", o => o.Host);
+        var maxBatch = Serving.Option("--max-batch", o => o.MaxBatch);
+        // The library's spans are milliseconds and seconds on the command line.
+        var maxWait = new Option<double>("--max-wait-ms") { Description = Serving.Help(o => o.MaxWait), HelpName = "X", DefaultValueFactory = _ => Serving.Default(o => o.MaxWait).TotalMilliseconds };
+        var maxBody = Serving.Option("--max-body-bytes", o => o.MaxBodyBytes);
+        var timeout = new Option<double>("--timeout") { Description = Serving.Help(o => o.RequestTimeout), HelpName = "X", DefaultValueFactory = _ => Serving.Default(o => o.RequestTimeout).TotalSeconds };
+        var concurrency = Serving.Option("--max-concurrency", o => o.MaxConcurrentRequests);
+        var apiKeyEnv = new Option<string?>("--api-key-env") { Description = "Name of an environment variable holding an API key. " + Serving.Help(o => o.ApiKey), HelpName = "NAME" };
+        var cors = Serving.Option("--cors", o => o.CorsOrigin);
+        cors.HelpName = "ORIGIN";
+        var watch = Serving.Option("--watch", o => o.Watch);
         var command = new Command("serve", "Serve models over HTTP: POST /predict, /models, /metrics, health probes, and a page to try them at /.")
         {
             models, port, host, maxBatch, maxWait, maxBody, timeout, concurrency, apiKeyEnv, cors, watch,
@@ -71,4 +77,15 @@ public static class ServeCommand
     static string? ApiKey(string? variable) => variable is null ? null
         : Environment.GetEnvironmentVariable(variable) is { Length: > 0 } key ? key
         : throw new GraftException($"--api-key-env {variable}: that environment variable is not set or empty.", $"Set it to the key clients will send (export {variable}=...), or drop --api-key-env.");
+}
+
+/// <summary>Where <c>graft serve</c> listens (the library's <see cref="ServeOptions"/> leave that to the host app).</summary>
+sealed record ServeListen
+{
+    [Description("TCP port to listen on (0: any free port).")]
+    [Range(0, 65535)]
+    public int Port { get; init; } = 8080;
+
+    [Description("Address to listen on; loopback unless you say otherwise (0.0.0.0: every IPv4 interface).")]
+    public string Host { get; init; } = "127.0.0.1";
 }
