@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Graft.Training;
 using Parquet.Serialization;
 
 namespace Graft.Cli;
@@ -63,6 +64,41 @@ public sealed class ShardOptions
             if (Directory.Exists(input) && Path.GetFullPath(file).StartsWith(Path.TrimEndingDirectorySeparator(Path.GetFullPath(input)) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
                 return Path.GetRelativePath(input, file);
         return Path.GetFileName(file);
+    }
+}
+
+/// <summary>
+/// Features as rows (embed, and audit's shards): with a row file, chunk by chunk, each chunk's rows written before the next
+/// is extracted, so a stopped job resumes where it was (<c>--resume</c>).
+/// </summary>
+static class FeatureRows
+{
+    /// <summary>What a pass wrote: each readable image's features, the images skipped, what the cache saved or could not keep.</summary>
+    public sealed record Extracted(List<(string File, float[] Vector)> Rows, List<SkippedImage> Skipped, int CacheHits, int Computed, string? CacheWarning);
+
+    /// <summary>
+    /// The features of <paramref name="files"/>; <paramref name="rowFile"/> (when given) is rewritten with
+    /// <paramref name="done"/>, then each chunk's rows are added to it.
+    /// </summary>
+    public static async Task<Extracted> ExtractAsync(
+        FeatureExtraction extraction, List<string> files, string? rowFile, IReadOnlyList<JsonObject> done, CancellationToken cancel)
+    {
+        var progress = new ProgressLine();
+        var rows = new List<(string File, float[] Vector)>();
+        var skipped = new List<SkippedImage>();
+        int hits = 0, computed = 0;
+        string? warning = null;
+        if (rowFile is not null) RowFile.Write(rowFile, done);
+        foreach (var chunk in rowFile is null ? [files.ToArray()] : files.Chunk(ShardOptions.Chunk))
+        {
+            var features = await extraction.ExtractAsync(chunk, progress.Callbacks.Images, cancel);
+            skipped.AddRange(features.Skipped);
+            (hits, computed, warning) = (hits + features.Stats.CacheHits, computed + features.Stats.Computed, warning ?? features.CacheWarning);
+            var got = chunk.Select((f, i) => (File: f, Vector: features.Rows[i])).Where(r => r.Vector is not null).Select(r => (r.File, Vector: r.Vector!)).ToList();
+            if (rowFile is not null) RowFile.Append(rowFile, got.Select(r => new JsonObject { ["file"] = r.File, ["vector"] = new JsonArray(r.Vector.Select(v => (JsonNode)v).ToArray()) }).ToList());
+            rows.AddRange(got);
+        }
+        return new Extracted(rows, skipped, hits, computed, warning);
     }
 }
 

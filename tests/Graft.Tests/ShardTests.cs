@@ -3,7 +3,8 @@ namespace Graft.Tests;
 /// <summary>
 /// Batch jobs that scale out: N processes with --shard K/N, each writing its own row file (JSON Lines, CSV, Parquet),
 /// merged by graft merge, equal one process over the same photos, byte for byte; --resume finishes a file a stopped
-/// job left cut short. On the shared hymenoptera validation photos with a tiny model (decoding dominates: seconds).
+/// job left cut short. On the shared hymenoptera validation photos with a tiny model (decoding dominates: seconds), and
+/// the audit's features with MobileNetV2.
 /// </summary>
 public class ShardTests
 {
@@ -57,5 +58,33 @@ public class ShardTests
         Run("merge", dir["merged.csv"], dir["0.parquet"], dir["1.jsonl"]);
         Assert.Equal(File.ReadAllText(dir["all.csv"]), File.ReadAllText(dir["merged.csv"]));
         Assert.Equal(154, File.ReadAllLines(dir["all.csv"]).Length);
+    }
+
+    /// <summary>
+    /// The audit compares images with each other, so only its per-image step shards: two shards' features, merged, equal
+    /// one process's; they land in the cache the whole audit then reads without computing a feature.
+    /// </summary>
+    [Fact]
+    public void Two_audit_shards_fill_the_cache_the_whole_audit_reads_and_merge_to_one_process()
+    {
+        using var dir = new TempDir();
+        Run("audit", Photos, "--shard", "0/1", "--out", dir["all.jsonl"], "--cache", dir["one"]);
+        Run("audit", Photos, "--shard", "0/2", "--out", dir["0.parquet"], "--cache", dir["cache"]);
+        Run("audit", Photos, "--shard", "1/2", "--out", dir["1.jsonl"], "--cache", dir["cache"]);
+        Run("merge", dir["merged.jsonl"], dir["0.parquet"], dir["1.jsonl"]);
+        var all = File.ReadAllLines(dir["all.jsonl"]);
+        Assert.Equal(153, all.Length);
+        Assert.Equal(all, File.ReadAllLines(dir["merged.jsonl"]));
+
+        var audit = GraftCli.Run(null, "audit", Photos, "--cache", dir["cache"], "--json");
+        Assert.True(audit.ExitCode == 0, audit.Stderr);
+        using var json = System.Text.Json.JsonDocument.Parse(audit.LastLine);
+        var features = json.RootElement.GetProperty("features");
+        Assert.Equal(153, features.GetProperty("cache_hits").GetInt32());
+        Assert.Equal(0, features.GetProperty("computed").GetInt32());
+
+        var refused = GraftCli.Run(null, "audit", Photos, "--shard", "0/2", "--report", dir["report"]);
+        Assert.Equal(2, refused.ExitCode);
+        Assert.Contains("need every image", refused.Stderr);
     }
 }

@@ -1,12 +1,10 @@
 using System.CommandLine;
-using System.Text.Json.Nodes;
 using System.Text;
 using Graft.Backbones;
 using Graft.Models;
 using Graft.Training;
 using Graft.Weights;
 using Graft.Heads;
-using Graft.Runtime;
 using Spectre.Console;
 
 namespace Graft.Cli.Commands;
@@ -49,23 +47,10 @@ public static class EmbedCommand
                 ? Backbone.LoadPretrained(BackboneRegistry.Get(name), Cli.Assets, inputSize: weights.Size(parse), weightsFile: weights.WeightsFile(parse))
                 : null;
             var backbone = classifier?.Backbone ?? pretrained!;
-            // The trunk runs once per image; to a row file chunk by chunk, each written before the next is extracted, so a
-            // stopped job resumes where it was.
-            var input = backbone.Input;
-            int channels = backbone.FeatureShape(input.Size).Channels;
-            using var trunk = TrunkRunners.Create(backbone.Trunk, input.Size, Pooling.Gap);
-            var progress = new ProgressLine();
-            var rows = new List<(string File, float[] Vector)>();
-            var skipped = new List<SkippedImage>();
-            if (rowFile is not null) RowFile.Write(rowFile, done);
-            foreach (var chunk in rowFile is null ? [files.ToArray()] : files.Chunk(ShardOptions.Chunk))
-            {
-                var features = await BottleneckFeatures.ExtractAsync(chunk, trunk, input, channels, cache: null, progress: progress.Callbacks.Images, cancel: cancel);
-                skipped.AddRange(features.Skipped);
-                var got = chunk.Select((f, i) => (File: f, Vector: features.Rows[i])).Where(r => r.Vector is not null).Select(r => (r.File, Vector: r.Vector!)).ToList();
-                if (rowFile is not null) RowFile.Append(rowFile, got.Select(r => new JsonObject { ["file"] = r.File, ["vector"] = new JsonArray(r.Vector.Select(v => (JsonNode)v).ToArray()) }).ToList());
-                rows.AddRange(got);
-            }
+            var source = new FeatureSource(backbone.Config.Name) { Pooling = Pooling.Gap, Resize = backbone.Input.Resize, UseCache = false };
+            using var extraction = FeatureExtraction.Open(backbone, source);
+            var (rows, skipped, _, _, _) = await FeatureRows.ExtractAsync(extraction, files, rowFile, done, cancel);
+            int channels = extraction.Channels;
             Cli.ReportSkipped(skipped);
             if (outPath is not null)
             {
