@@ -1,23 +1,8 @@
-// Serves a .graft model: POST /predict with an image as the request body returns its classes as JSON.
+// Serves a .graft model with Graft.Serve: POST /predict (an image as the body, or files as a form), /models, /metrics,
+// health probes, and a page to try it with photos or the webcam at /.
 // Usage: dotnet run -- --model photos.graft   then   curl --data-binary @cat.jpg http://localhost:5000/predict
-using Graft;
+using Graft.Serve;
 
-var builder = WebApplication.CreateBuilder(args);
-builder.Services.AddSingleton(_ => ImageClassifier.Load(builder.Configuration["model"] ?? "model.graft")); // thread-safe: one for all requests
-var app = builder.Build();
-
-app.MapGet("/", (ImageClassifier model) => new { model.Info.Backbone, model.Classes });
-app.MapPost("/predict", async (HttpRequest request, ImageClassifier model) =>
-{
-    using var body = new MemoryStream();
-    await request.Body.CopyToAsync(body);
-    try
-    {
-        return Results.Ok(model.Predict(body.ToArray(), name: "upload", top: 3));
-    }
-    catch (GraftException e) // not an image, or a damaged one
-    {
-        return Results.BadRequest(new { error = e.Message });
-    }
-});
+var app = WebApplication.Create(args);
+app.MapGraft(app.Configuration["model"] ?? "model.graft"); // batching, limits, metrics: see ServeOptions
 app.Run();

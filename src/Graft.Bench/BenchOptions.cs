@@ -55,6 +55,15 @@ public sealed record BenchOptions
     [Description("More candidates for --accuracy, each a `graft train` argument line.")]
     public IReadOnlyList<string> Candidates { get; init; } = [];
 
+    /// <summary>Run the serving bench instead on this model file (<see cref="ServeBench"/>).</summary>
+    [Description("Instead: graft serve with this model file on loopback, under a bounded load of the shared hymenoptera validation "
+        + "photos at concurrency 1, 8 and 32, then a burst past its concurrency limit, beside offline graft predict on the same photos.")]
+    public string? Serve { get; init; }
+
+    /// <summary>Requests per concurrency level of <see cref="Serve"/> (each level also stops after its time budget).</summary>
+    [Description("Requests per concurrency level of --serve (each level also stops after 90 seconds).")]
+    public int ServeRequests { get; init; } = 2000;
+
     /// <summary>In a child process: one backbone's measurement, written as one JSON object.</summary>
     public MeasureRequest? Measure { get; init; }
 

@@ -88,7 +88,7 @@ public static class Cli
     public static void WriteJson(object value) =>
         Console.Out.WriteLine(JsonSerializer.Serialize(value, JsonLine));
 
-    static readonly JsonSerializerOptions JsonLine = new(TrainableClassifier.Json)
+    static readonly JsonSerializerOptions JsonLine = new(ModelFile.Json) // the model file's JSON (snake_case), on one line; no training types, so graft serve loads no TorchSharp
     {
         WriteIndented = false,
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // plain "<" and "+" in a terminal

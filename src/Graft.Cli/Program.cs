@@ -30,6 +30,8 @@ var root = new RootCommand("Graft: transfer learning for image classification. "
     BenchCommand.Create(),
     ExportCommand.Create(),
     ImportCommand.Create(),
+    ServeCommand.Create(),
+    MergeCommand.Create(),
 };
 HelpPage.Install(root);
 Cli.JsonOnly = args.Contains("--json");

@@ -142,6 +142,34 @@ public sealed class ImageClassifier : IDisposable
         Run(ImageLoader.Load(image, name, Info.Input), [name], top)[0];
 
     /// <summary>
+    /// Decodes an encoded image and prepares it as this model's network expects (resized, normalised), without running
+    /// the network: a server prepares each request's image on its own thread, then predicts many at once with
+    /// <see cref="Predict(IReadOnlyList{PreparedImage}, int)"/>.
+    /// </summary>
+    /// <param name="image">The encoded image (JPEG, PNG, BMP, GIF or WebP).</param>
+    /// <param name="name">Names the image in the prediction and in errors.</param>
+    /// <exception cref="ImageDecodeException">The bytes are not an image Graft decodes, or one larger than the decoder's pixel limit.</exception>
+    public PreparedImage Prepare(ReadOnlySpan<byte> image, string name) => new(name, Info.Input, ImageLoader.Load(image, name, Info.Input));
+
+    /// <summary>Predicts prepared images in one run of the network, in the order given.</summary>
+    /// <param name="images">Images prepared by this model, or by one with the same input (<see cref="ModelInfo.Input"/>).</param>
+    /// <param name="top">How many classes each <see cref="Prediction.Top"/> lists.</param>
+    /// <exception cref="ArgumentException">An image was prepared for a different input.</exception>
+    public IReadOnlyList<Prediction> Predict(IReadOnlyList<PreparedImage> images, int top = 5)
+    {
+        if (images.Count == 0) return [];
+        int length = 3 * Info.Input.Size * Info.Input.Size;
+        var pixels = new float[images.Count * length];
+        for (int i = 0; i < images.Count; i++)
+        {
+            if (images[i].Input.Key != Info.Input.Key)
+                throw new ArgumentException($"{images[i].Name} was prepared for {images[i].Input.Describe()}, not this model's {Info.Input.Describe()}.", nameof(images));
+            images[i].Pixels.CopyTo(pixels, i * length);
+        }
+        return Run(pixels, images.Select(i => i.Name).ToList(), top);
+    }
+
+    /// <summary>
     /// Predicts many files, decoding the next batch while the network runs. Files that cannot be read or decoded
     /// are returned in <see cref="PredictionBatch.Skipped"/>, not thrown.
     /// </summary>

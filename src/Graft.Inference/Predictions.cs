@@ -31,3 +31,18 @@ public sealed record SkippedImage(string Path, string Reason);
 /// <param name="Predictions">One per readable image, in the order given.</param>
 /// <param name="Skipped">The files that could not be read or decoded, with the reason.</param>
 public sealed record PredictionBatch(IReadOnlyList<Prediction> Predictions, IReadOnlyList<SkippedImage> Skipped);
+
+/// <summary>An image decoded and prepared for a model's network (<see cref="ImageClassifier.Prepare"/>), not yet predicted.</summary>
+public sealed class PreparedImage
+{
+    internal PreparedImage(string name, Imaging.ImageSpec input, float[] pixels) => (Name, Input, Pixels) = (name, input, pixels);
+
+    /// <summary>Names the image in its prediction.</summary>
+    public string Name { get; }
+
+    /// <summary>The input it was prepared for: its size and pixel mapping.</summary>
+    public Imaging.ImageSpec Input { get; }
+
+    /// <summary>The network's input: channels, rows, columns.</summary>
+    internal float[] Pixels { get; }
+}

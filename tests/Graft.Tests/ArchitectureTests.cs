@@ -31,6 +31,7 @@ public class ArchitectureTests
             ["Graft.Evaluation"], ["Graft.Audit"], ["Graft.Reports"], ["Graft"],
         ],
         ["Graft.Bench"] = [["Graft.Bench"]],
+        ["Graft.Serve"] = [["Graft.Serve"]],
         ["Graft.Cli"] = [["Graft.Cli"]],
     };
 

@@ -131,7 +131,7 @@ public class KerasFamiliesTests
         y.backward([upstream]);
 
         using var x64 = x.detach().to(float64).requires_grad_(true);
-        var pads = Windows.TorchPads(x64, (kernel, kernel), (stride, stride), Padding.Same);
+        var pads = Graft.Backbones.Layers.Windows.TorchPads(x64, (kernel, kernel), (stride, stride), Padding.Same);
         var y64 = nn.functional.conv2d(pads is null ? x64 : nn.functional.pad(x64, pads), conv.weight.detach().to(float64), conv.bias!.detach().to(float64), [stride, stride]);
         y64.backward([upstream.to(float64)]);
         Assert.True(Relative(y, y64) < 1e-5, $"output differs by {Relative(y, y64)}");

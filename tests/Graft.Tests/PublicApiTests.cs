@@ -4,7 +4,7 @@ using System.Xml.Linq;
 namespace Graft.Tests;
 
 /// <summary>
-/// The common path's public surface (namespace Graft, and all of Graft.Imaging and Graft.Inference) is a promise: a snapshot catches
+/// The common path's public surface (namespace Graft, and all of Graft.Imaging, Graft.Inference and Graft.Serve) is a promise: a snapshot catches
 /// accidental changes, every member is documented, and TorchSharp types appear only where asked for.
 /// </summary>
 public class PublicApiTests
@@ -12,10 +12,11 @@ public class PublicApiTests
     static readonly Assembly Imaging = typeof(Graft.Imaging.ImageSpec).Assembly;
     static readonly Assembly Inference = typeof(ImageClassifier).Assembly;
     static readonly Assembly Training = typeof(ImageClassifierLearner).Assembly;
+    static readonly Assembly Serving = typeof(Graft.Serve.ServeOptions).Assembly;
 
-    /// <summary>The types users program against: all of the imaging and inference packages, and the Graft namespace of the training one.</summary>
+    /// <summary>The types users program against: all of the imaging, inference and serving packages, and the Graft namespace of the training one.</summary>
     static IEnumerable<Type> Surface() =>
-        Imaging.GetExportedTypes().Concat(Inference.GetExportedTypes()).Concat(Training.GetExportedTypes().Where(t => t.Namespace == "Graft"))
+        Imaging.GetExportedTypes().Concat(Inference.GetExportedTypes()).Concat(Serving.GetExportedTypes()).Concat(Training.GetExportedTypes().Where(t => t.Namespace == "Graft"))
             .OrderBy(t => t.FullName, StringComparer.Ordinal);
 
     /// <summary>Everything the packages export: the surface above, and the engine types its public members expose.</summary>
@@ -95,7 +96,7 @@ public class PublicApiTests
     public void Every_public_member_is_documented()
     {
         var undocumented = new List<string>();
-        foreach (var assembly in new[] { Imaging, Inference, Training })
+        foreach (var assembly in new[] { Imaging, Inference, Serving, Training })
         {
             var xml = Path.ChangeExtension(assembly.Location, ".xml");
             var documented = XDocument.Load(xml).Descendants("member").Select(m => (string)m.Attribute("name")!).ToHashSet();
@@ -142,7 +143,7 @@ public class PublicApiTests
                 if (types.SelectMany(Flatten).Any(t => t.Assembly == torch)) leaks.Add($"{type.FullName}.{m.Name}");
             }
         Assert.True(leaks.Count == 0, "TorchSharp types in the common path:\n" + string.Join("\n", leaks));
-        foreach (var assembly in new[] { Imaging, Inference })
+        foreach (var assembly in new[] { Imaging, Inference, Serving })
             Assert.DoesNotContain(assembly.GetReferencedAssemblies(), a => a.Name!.StartsWith("TorchSharp", StringComparison.Ordinal));
     }
 

@@ -4,6 +4,8 @@ using Graft.Data;
 using Graft.Imaging;
 using Spectre.Console;
 using Graft.Reports;
+using Graft.Training;
+using Graft.Weights;
 
 namespace Graft.Cli.Commands;
 
@@ -23,9 +25,12 @@ public static class AuditCommand
         var split = flags.Option("--val-split", o => o.ValidationSplit);
         var seed = flags.Option("--seed", o => o.Seed);
         var device = Cli.DeviceOption();
+        var output = new Option<string?>("--out") { Description = "With --shard: also write the share's features, one row per image (file, vector), to this .jsonl, .csv or .parquet file, as it goes (graft merge combines the shards' files)." };
+        var shards = new ShardOptions();
         var json = Cli.JsonOption();
         var command = new Command("audit", "Find likely label errors, duplicates and leakage, outliers and unusable files; would more photos help?")
-            { data, report, actions, backbone, cache, split, seed, device, json };
+            { data, report, actions, backbone, cache, split, seed, output, device, json };
+        shards.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
         {
             var on = Cli.Device(parse, device);
@@ -34,6 +39,16 @@ public static class AuditCommand
             if (parse.GetValue(actions) is { } actionsOut) OutputPaths.File("--actions", actionsOut, dataPath);
             var path = SampleDatasets.Resolve(dataPath, Cli.Assets);
             var options = new AuditOptions { Backbone = parse.GetValue(backbone)!, CacheRoot = parse.GetValue(cache), ValidationSplit = parse.GetValue(split), Seed = parse.GetValue(seed), Device = on };
+            if (parse.GetValue(shards.Shard) is not null)
+            {
+                if (parse.GetValue(report) is not null || parse.GetValue(actions) is not null)
+                    throw new GraftException("--shard computes a share of the audit's features; the findings (--report, --actions) need every image.",
+                        $"Drop --report and --actions here; run graft audit {dataPath} with them once every shard is done.");
+                await ShardAsync(parse, shards, path, parse.GetValue(output), options, parse.GetValue(json), cancel);
+                return;
+            }
+            if (parse.GetValue(output) is not null || parse.GetValue(shards.Resume))
+                throw new GraftException("--out and --resume write a shard's features: the audit itself writes --report and --actions.", "Add --shard K/N, or drop --out and --resume.");
             var audit = await DataAudit.RunAsync(path, options, Cli.Assets, new ProgressLine().Callbacks, cancel);
             if (audit.CacheWarning is { } warning) Cli.Err.MarkupLine($"[yellow]warning:[/] the bottleneck cache could not be written ({Cli.Escape(warning)}).");
             Summarize(audit);
@@ -47,6 +62,33 @@ public static class AuditCommand
             if (parse.GetValue(json)) Cli.WriteJson(audit);
         });
         return command;
+    }
+
+    /// <summary>
+    /// The audit's one step per image, for share K of N: the features, into the bottleneck cache (and <c>--out</c>). Every
+    /// finding compares images with each other, so the whole audit then runs once, with the same <c>--cache</c>, and reads
+    /// every feature from it.
+    /// </summary>
+    static async Task ShardAsync(ParseResult parse, ShardOptions shards, string data, string? outPath, AuditOptions options, bool json, CancellationToken cancel)
+    {
+        if (outPath is not null)
+        {
+            RowFile.Check("--out", outPath);
+            OutputPaths.File("--out", outPath, data);
+        }
+        var (files, done) = shards.Select(parse, [data], [.. DataAudit.Images(data, options)], outPath);
+        var source = DataAudit.Source(options);
+        using var backbone = BottleneckFeatures.LoadBackbone(source, Cli.Assets);
+        using var extraction = FeatureExtraction.Open(backbone, source);
+        var extracted = await FeatureRows.ExtractAsync(extraction, files, outPath, done, cancel);
+        Cli.ReportSkipped(extracted.Skipped);
+        if (extracted.CacheWarning is { } warning) Cli.Err.MarkupLine($"[yellow]warning:[/] the bottleneck cache could not be written ({Cli.Escape(warning)}): the whole audit will compute these features again.");
+        var cacheRoot = Path.GetFullPath(options.CacheRoot ?? AssetResolver.DefaultCacheRoot());
+        Cli.Err.MarkupLine($"shard {Cli.Escape(parse.GetValue(shards.Shard)!)}: features of {extracted.Rows.Count} images ({extracted.CacheHits} cached, {extracted.Computed} computed) in [green]{Cli.Escape(cacheRoot)}[/]"
+            + (outPath is null ? "" : $", rows{(done.Count > 0 ? $" after the {done.Count} already there" : "")} in [green]{Cli.Escape(Path.GetFullPath(outPath))}[/]")
+            + $"; once every shard is done, graft audit {Cli.Escape(data)} --cache {Cli.Escape(cacheRoot)} reads them");
+        if (json)
+            Cli.WriteJson(new { images = extracted.Rows.Count, cache_hits = extracted.CacheHits, computed = extracted.Computed, cache = cacheRoot, skipped = extracted.Skipped });
     }
 
     static void Summarize(AuditResult a)

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
 using System.Text;
 using Graft.Backbones;
 using Graft.Models;
@@ -20,21 +19,25 @@ public static class EmbedCommand
     {
         var model = new Argument<string>("MODEL") { Description = "A backbone name (pretrained trunk) or a model file (its trunk, fine-tuned or not)." };
         var inputs = new Argument<string[]>("IMAGES") { Description = "Image files and folders (searched recursively).", Arity = ArgumentArity.OneOrMore };
-        var output = new Option<string?>("--out") { Description = "Write the features to a .csv (file, then one column per feature) or .npy (float32, images x features, in the order of the JSON) file." };
+        var output = new Option<string?>("--out") { Description = "Write the features to a .csv (file, then one column per feature), .jsonl or .parquet (file, vector) file, as it goes (graft merge combines the files of --shard runs), or to a .npy file (float32, images x features, in the order of the JSON) at the end." };
         var json = Cli.JsonOption();
         var weights = new BackboneOptions();
         var device = Cli.DeviceOption();
+        var shards = new ShardOptions();
         var command = new Command("embed", "Write each image's pooled trunk features.") { model, inputs, output, device, json };
         weights.AddTo(command);
+        shards.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
         {
             var on = Cli.Device(parse, device);
             var name = parse.GetValue(model)!;
             var outPath = parse.GetValue(output);
-            if (outPath is not null && Path.GetExtension(outPath).ToLowerInvariant() is not (".csv" or ".npy"))
-                throw new GraftException($"--out {outPath}: unknown format.", "Name a .csv or .npy file.");
+            bool npy = outPath is not null && Path.GetExtension(outPath).Equals(".npy", StringComparison.OrdinalIgnoreCase);
+            if (outPath is not null && !npy) RowFile.Check("--out", outPath);
             if (outPath is not null) OutputPaths.File("--out", outPath, [name, .. parse.GetValue(inputs)!]);
-            var files = PredictCommand.ExpandInputs(parse.GetValue(inputs)!);
+            if (npy && parse.GetValue(shards.Resume)) throw new GraftException("--resume cannot add to a .npy file.", "Write .jsonl, .csv or .parquet to resume.");
+            var (files, done) = shards.Select(parse, parse.GetValue(inputs)!, PredictCommand.ExpandInputs(parse.GetValue(inputs)!), outPath);
+            var rowFile = npy ? null : outPath;
 
             // A model file embeds with its own trunk (fine-tuned or not) and resize; a backbone name with its pretrained weights
             // and Keras's whole-image resize. Global average pooling either way; no cache (not a training run's features).
@@ -47,15 +50,14 @@ public static class EmbedCommand
                 : null;
             var backbone = classifier?.Backbone ?? pretrained!;
             var source = new FeatureSource(backbone.Config.Name) { Pooling = Pooling.Gap, Resize = backbone.Input.Resize, UseCache = false, Device = on };
-            var features = await BottleneckFeatures.ExtractAsync(files, backbone, source, new ProgressLine().Callbacks.Images, cancel);
-            Cli.ReportSkipped(features.Skipped);
-            var rows = files.Select((f, i) => (File: f, Vector: features.Rows[i])).Where(r => r.Vector is not null).Select(r => (r.File, Vector: r.Vector!)).ToList();
-            int channels = features.Channels;
+            using var extraction = FeatureExtraction.Open(backbone, source);
+            var (rows, skipped, _, _, _) = await FeatureRows.ExtractAsync(extraction, files, rowFile, done, cancel);
+            int channels = extraction.Channels;
+            Cli.ReportSkipped(skipped);
             if (outPath is not null)
             {
-                if (Path.GetExtension(outPath).Equals(".npy", StringComparison.OrdinalIgnoreCase)) WriteNpy(outPath, rows.Select(r => r.Vector).ToList(), channels);
-                else WriteCsv(outPath, rows);
-                Cli.Err.MarkupLine($"wrote {rows.Count} x {channels} features to [green]{Cli.Escape(Path.GetFullPath(outPath))}[/]");
+                if (npy) WriteNpy(outPath, rows.Select(r => r.Vector).ToList(), channels);
+                Cli.Err.MarkupLine($"wrote {rows.Count} x {channels} features{(done.Count > 0 ? $" after the {done.Count} already there" : "")} to [green]{Cli.Escape(Path.GetFullPath(outPath))}[/]");
             }
             else if (!parse.GetValue(json))
                 foreach (var (file, vector) in rows)
@@ -66,25 +68,10 @@ public static class EmbedCommand
                     backbone = classifier?.Config.Backbone ?? backbone.Config.Name, input_size = backbone.Input.Size,
                     preprocessing = backbone.Config.Preprocessing.ToString().ToLowerInvariant(),
                     features = rows.Select(r => new { file = r.File, vector = r.Vector }),
-                    skipped = features.Skipped,
+                    skipped,
                 });
         });
         return command;
-    }
-
-    static void WriteCsv(string path, IReadOnlyList<(string File, float[] Vector)> rows)
-    {
-        var text = new StringBuilder();
-        text.Append("file");
-        for (int i = 0; i < (rows.Count > 0 ? rows[0].Vector.Length : 0); i++) text.Append(",f").Append(i);
-        text.Append('\n');
-        foreach (var (file, vector) in rows)
-        {
-            text.Append('"').Append(file.Replace("\"", "\"\"")).Append('"');
-            foreach (var v in vector) text.Append(',').Append(v.ToString("R", CultureInfo.InvariantCulture));
-            text.Append('\n');
-        }
-        File.WriteAllText(path, text.ToString());
     }
 
     /// <summary>NumPy's .npy format, version 1.0: magic, header dict padded to 64 bytes, little-endian float32 rows.</summary>

@@ -16,16 +16,26 @@ public static class PredictCommand
         var top = new Option<int>("--top") { Description = "How many classes to list per image.", DefaultValueFactory = _ => 3 };
         var tta = new Option<bool>("--tta") { Description = "Test-time augmentation: average each image's prediction with its mirror image's." };
         var device = Cli.DeviceOption();
+        var output = new Option<string?>("--out") { Description = "Also write one row per image (file, label, confidence, top) to this .jsonl, .csv or .parquet file, as it goes (graft merge combines the files of --shard runs)." };
         var json = Cli.JsonOption();
         var weights = new BackboneOptions();
-        var command = new Command("predict", "Classify photos with a trained model or a pretrained backbone.") { model, input, top, tta, device, json };
+        var shards = new ShardOptions();
+        var command = new Command("predict", "Classify photos with a trained model or a pretrained backbone.") { model, input, top, tta, output, device, json };
         weights.AddTo(command);
+        shards.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
         {
             var on = Cli.Device(parse, device);
             var inputs = parse.GetValue(input)!;
             bool stdin = inputs.Any(IsStandardInput);
+            var outPath = parse.GetValue(output);
+            if (outPath is not null)
+            {
+                RowFile.Check("--out", outPath);
+                OutputPaths.File("--out", outPath, [parse.GetValue(model), .. inputs]);
+            }
             var files = stdin && inputs.All(IsStandardInput) ? [] : ExpandInputs(inputs.Where(i => !IsStandardInput(i)));
+            (files, var done) = shards.Select(parse, inputs, files, outPath);
             var image = stdin ? await ReadStandardInput(cancel) : null;
             using var classifier = ModelSource.Open(parse.GetValue(model)!, allowBackbone: true, weights.WeightsFile(parse), weights.Size(parse), on);
             // The default (3) asks for no more classes than a two-class model has; a number given must fit.
@@ -34,26 +44,38 @@ public static class PredictCommand
                 throw new GraftException($"--top {k} is out of range.", $"Pass a whole number from 1 to {classifier.Classes.Count} (the model's classes).");
             var skipped = new List<SkippedImage>();
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var predictions = (await classifier.PredictAsync(files, k, skipped, progress: files.Count > 64 ? new ProgressLine() : null,
-                tta: parse.GetValue(tta), cancel: cancel)).ToList();
-            if (image is not null) predictions.Insert(0, classifier.Predict(image, StandardInputName, k, parse.GetValue(tta)));
+            var predictions = new List<Prediction>();
+            if (image is not null) predictions.Add(classifier.Predict(image, StandardInputName, k, parse.GetValue(tta)));
+            if (outPath is not null) RowFile.Write(outPath, [.. done, .. predictions.Select(Row)]);
+            // With --out, chunk by chunk, each written before the next is predicted: a stopped job resumes where it was.
+            var progress = files.Count > 64 ? new ProgressLine() : null;
+            foreach (var chunk in outPath is null ? [files.ToArray()] : files.Chunk(ShardOptions.Chunk))
+            {
+                var predicted = await classifier.PredictAsync(chunk, k, skipped, progress: progress, tta: parse.GetValue(tta), cancel: cancel);
+                if (outPath is not null) RowFile.Append(outPath, predicted.Select(Row).ToList());
+                predictions.AddRange(predicted);
+            }
             // Nothing predicted is a failure, not an empty success: one line naming the file(s) and why.
-            if (predictions.Count == 0 && skipped.Count > 0)
+            if (predictions.Count == 0 && skipped.Count > 0 && done.Count == 0)
                 throw new GraftException(skipped.Count == 1
                         ? $"{skipped[0].Path} could not be read: {skipped[0].Reason}."
                         : $"none of the {skipped.Count} images could be read: {string.Join("; ", skipped.Take(5).Select(s => $"{s.Path}: {s.Reason}"))}{(skipped.Count > 5 ? $"; and {skipped.Count - 5} more" : "")}.",
                     "Pass image files Graft can decode (JPEG, PNG, BMP, GIF, WebP).");
             Cli.ReportSkipped(skipped);
+            if (outPath is not null)
+                Cli.Err.MarkupLine($"wrote {predictions.Count} predictions{(done.Count > 0 ? $" after the {done.Count} already there" : "")} to [green]{Cli.Escape(Path.GetFullPath(outPath))}[/]");
             foreach (var p in predictions)
                 Cli.Out.MarkupLine($"{Cli.Escape(p.File)}: [bold]{Cli.Escape(p.Label)}[/] {p.Confidence:0.000}" +
                     (p.Top.Count > 1 ? "  (" + string.Join(", ", p.Top.Skip(1).Select(t => $"{Cli.Escape(t.Label)} {t.Probability:0.000}")) + ")" : ""));
             if (parse.GetValue(json))
-                Cli.WriteJson(new { predictions, images = predictions.Count, skipped, seconds = clock.Elapsed.TotalSeconds });
+                Cli.WriteJson(new Graft.Serve.PredictResponse(predictions, predictions.Count, skipped, clock.Elapsed.TotalSeconds)); // what graft serve answers too
         });
         return command;
     }
 
     const string StandardInputName = "stdin";
+
+    static System.Text.Json.Nodes.JsonObject Row(Prediction p) => System.Text.Json.JsonSerializer.SerializeToNode(p, Graft.Inference.ModelFile.Json)!.AsObject();
 
     static bool IsStandardInput(string input) => input is "-" or "/dev/stdin";
 

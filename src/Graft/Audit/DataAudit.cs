@@ -72,8 +72,7 @@ internal static class DataAudit
         var images = labelled.Select(t => new AuditImage(t.Image.Path, dataset.Classes[t.Image.Label], t.Role)).ToList();
         var paths = images.Select(i => i.File).ToList();
 
-        var features = await BottleneckFeatures.ExtractAsync(paths, new FeatureSource(options.Backbone) { CacheRoot = options.CacheRoot, Device = options.Device },
-            resolver, callbacks.Images, cancel);
+        var features = await BottleneckFeatures.ExtractAsync(paths, Source(options), resolver, callbacks.Images, cancel);
         var rowImage = Enumerable.Range(0, paths.Count).Where(i => features.Rows[i] is not null).ToArray();
         if (rowImage.Length < 2)
             throw new GraftException($"{data}: {rowImage.Length} of its {paths.Count} images could be read; there is nothing to compare.",
@@ -106,6 +105,17 @@ internal static class DataAudit
             Duplicates.Leaked(images, leakage), outliers, unusable, dataset.Notes, headers, curve, actions, features.Stats, features.CacheWarning,
             clock.Elapsed.TotalSeconds);
     }
+
+    /// <summary>
+    /// The audit's one step per image: the features it compares, as the bottleneck cache keys them. Everything else
+    /// compares images with each other, so only this step can be split over machines (graft audit --shard computes a
+    /// share of the features into a cache the whole audit then reads).
+    /// </summary>
+    public static FeatureSource Source(AuditOptions options) => new(options.Backbone) { CacheRoot = options.CacheRoot, Device = options.Device };
+
+    /// <summary>Every image the audit of <paramref name="data"/> reads, in the ordinal order of their paths.</summary>
+    public static IReadOnlyList<string> Images(string data, AuditOptions options) =>
+        Roles(ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Seed)).Select(t => t.Image.Path).Order(StringComparer.Ordinal).ToList();
 
     /// <summary>
     /// Copies within a part, copies across parts (leakage) and outliers: from the files' content keys (null where a file

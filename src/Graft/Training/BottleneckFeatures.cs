@@ -77,14 +77,21 @@ internal static class BottleneckFeatures
     public static async Task<ImageFeatures> ExtractAsync(IReadOnlyList<string> paths, FeatureSource source, AssetResolver? resolver = null,
         IProgress<ImageProgress>? progress = null, CancellationToken cancel = default)
     {
+        using var backbone = LoadBackbone(source, resolver);
+        return await ExtractAsync(paths, backbone, source, progress, cancel);
+    }
+
+    /// <summary>The pretrained backbone <paramref name="source"/> names (weights, input size), truncated after its feature block.</summary>
+    public static Backbone LoadBackbone(FeatureSource source, AssetResolver? resolver = null)
+    {
         TorchDevices.Resolve(source.Device);
         var config = BackboneRegistry.Get(source.Backbone);
         if (!config.Pretrained)
             throw new GraftException($"{config.Name} has no pretrained weights: its features mean nothing before training.", "Pick a pretrained backbone (graft models).");
-        using var backbone = Backbone.LoadPretrained(config, resolver ?? AssetResolver.Default, inputSize: source.InputSize ?? config.InputSize,
+        var backbone = Backbone.LoadPretrained(config, resolver ?? AssetResolver.Default, inputSize: source.InputSize ?? config.InputSize,
             weightsFile: source.WeightsFile);
         if (source.FeatureBlock is { } block) backbone.TruncateAfter(block);
-        return await ExtractAsync(paths, backbone, source, progress, cancel);
+        return backbone;
     }
 
     /// <summary>
@@ -95,16 +102,8 @@ internal static class BottleneckFeatures
     public static async Task<ImageFeatures> ExtractAsync(IReadOnlyList<string> paths, Backbone backbone, FeatureSource source,
         IProgress<ImageProgress>? progress = null, CancellationToken cancel = default)
     {
-        backbone.Network.to(TorchDevices.Resolve(source.Device));
-        var input = backbone.Input with { Resize = source.Resize };
-        var (channels, positions) = backbone.FeatureShape(input.Size);
-        if (source.Pooling == Pooling.Flatten) channels *= positions;
-        var cache = source.UseCache
-            ? new FeatureCache(source.CacheRoot ?? AssetResolver.DefaultCacheRoot(),
-                FeatureCache.TrunkKey(backbone.Config.Name, backbone.WeightsId, input, source.Pooling, source.FeatureBlock), channels)
-            : null;
-        using var trunk = TrunkRunners.Create(backbone.Trunk, input.Size, source.Pooling);
-        return await ExtractAsync(paths, trunk, input, channels, cache, source.BatchSize, progress, cancel);
+        using var extraction = FeatureExtraction.Open(backbone, source);
+        return await extraction.ExtractAsync(paths, progress, cancel);
     }
 
     /// <summary>
@@ -157,4 +156,41 @@ internal static class BottleneckFeatures
         return new ImageFeatures(paths, rows, channels, skipped.OrderBy(s => s.Path, StringComparer.Ordinal).ToList(), keys,
             new FeatureStats(paths.Count, hits, computed, clock.Elapsed.TotalSeconds), cache?.WriteError);
     }
+}
+
+/// <summary>
+/// A backbone's trunk opened once for features as a <see cref="FeatureSource"/> describes them (pooling, resize, cache),
+/// extracted in as many calls as a caller likes: a batch job writes each chunk's rows before it extracts the next.
+/// </summary>
+internal sealed class FeatureExtraction : IDisposable
+{
+    readonly ITrunkRunner _trunk;
+    readonly ImageSpec _input;
+    readonly FeatureCache? _cache;
+    readonly int _batchSize;
+
+    FeatureExtraction(ITrunkRunner trunk, ImageSpec input, int channels, FeatureCache? cache, int batchSize) =>
+        (_trunk, _input, Channels, _cache, _batchSize) = (trunk, input, channels, cache, batchSize);
+
+    /// <summary>Features per image.</summary>
+    public int Channels { get; }
+
+    /// <summary>The trunk of <paramref name="backbone"/> as it stands; its cache entries are keyed by its weights and the source's feature block.</summary>
+    public static FeatureExtraction Open(Backbone backbone, FeatureSource source)
+    {
+        backbone.Network.to(TorchDevices.Resolve(source.Device));
+        var input = backbone.Input with { Resize = source.Resize };
+        var (channels, positions) = backbone.FeatureShape(input.Size);
+        if (source.Pooling == Pooling.Flatten) channels *= positions;
+        var cache = source.UseCache
+            ? new FeatureCache(source.CacheRoot ?? AssetResolver.DefaultCacheRoot(),
+                FeatureCache.TrunkKey(backbone.Config.Name, backbone.WeightsId, input, source.Pooling, source.FeatureBlock), channels)
+            : null;
+        return new FeatureExtraction(TrunkRunners.Create(backbone.Trunk, input.Size, source.Pooling), input, channels, cache, source.BatchSize);
+    }
+
+    public Task<ImageFeatures> ExtractAsync(IReadOnlyList<string> paths, IProgress<ImageProgress>? progress = null, CancellationToken cancel = default) =>
+        BottleneckFeatures.ExtractAsync(paths, _trunk, _input, Channels, _cache, _batchSize, progress, cancel);
+
+    public void Dispose() => _trunk.Dispose();
 }
