@@ -1,8 +1,12 @@
 // Serves a .graft model: POST /predict with an image as the request body returns its classes as JSON.
 // Usage: dotnet run -- --model photos.graft   then   curl --data-binary @cat.jpg http://localhost:5000/predict
+// A photo like none of the training images comes back with "unknown": true (its closest class still in "label", and
+// its "ood_score"); JSON names as graft predict --json writes them.
+using System.Text.Json;
 using Graft;
 
 var builder = WebApplication.CreateBuilder(args);
+builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower);
 builder.Services.AddSingleton(_ => ImageClassifier.Load(builder.Configuration["model"] ?? "model.graft")); // thread-safe: one for all requests
 var app = builder.Build();
 

@@ -108,6 +108,8 @@ public sealed record TrainOptions
     [Description("The frozen trunk's numbers (feature extraction only): float, or int8, quantized after a calibration pass over training "
         + "images: faster, at a small cost in accuracy. int8 features are cached apart; the model file keeps the calibration.")]
     public Precision Precision { get; init; }
+    /// <summary>Temperature scaling and the "none of these" detector, fitted on the validation images after training.</summary>
+    public TrustOptions Trust { get; init; } = new();
 
     bool Scratch => Strategy == Strategy.Scratch;
     /// <summary>The backbone this run uses.</summary>

@@ -15,13 +15,17 @@ public static class PredictCommand
         var input = new Argument<string[]>("IMAGES") { Description = "Image files and folders of images (searched recursively); - (or /dev/stdin) reads one image from standard input.", Arity = ArgumentArity.OneOrMore };
         var top = new Option<int>("--top") { Description = "How many classes to list per image.", DefaultValueFactory = _ => 3 };
         var tta = new Option<bool>("--tta") { Description = "Test-time augmentation: average each image's prediction with its mirror image's." };
+        var acceptAll = new Option<bool>("--accept-all") { Description = "Give every photo a class, even one unlike all the training images (otherwise it is 'unknown')." };
+        var explain = new Option<string?>("--explain") { Description = "Write into this folder, per image, the photo with a heat map of where the network looked for its class (the JSON gives the file and the peak in the photo's pixels)." };
         var json = Cli.JsonOption();
         var weights = new BackboneOptions();
-        var command = new Command("predict", "Classify photos with a trained model or a pretrained backbone.") { model, input, top, tta, json };
+        var command = new Command("predict", "Classify photos with a trained model or a pretrained backbone.") { model, input, top, tta, acceptAll, explain, json };
         weights.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
         {
             var inputs = parse.GetValue(input)!;
+            var explainTo = parse.GetValue(explain);
+            if (explainTo is not null) OutputPaths.Folder("--explain", explainTo, [parse.GetValue(model), .. inputs]);
             bool stdin = inputs.Any(IsStandardInput);
             var files = stdin && inputs.All(IsStandardInput) ? [] : ExpandInputs(inputs.Where(i => !IsStandardInput(i)));
             var image = stdin ? await ReadStandardInput(cancel) : null;
@@ -32,9 +36,10 @@ public static class PredictCommand
                 throw new GraftException($"--top {k} is out of range.", $"Pass a whole number from 1 to {classifier.Classes.Count} (the model's classes).");
             var skipped = new List<SkippedImage>();
             var clock = System.Diagnostics.Stopwatch.StartNew();
+            bool acceptAllPhotos = parse.GetValue(acceptAll);
             var predictions = (await classifier.PredictAsync(files, k, skipped, progress: files.Count > 64 ? new ProgressLine() : null,
-                tta: parse.GetValue(tta), cancel: cancel)).ToList();
-            if (image is not null) predictions.Insert(0, classifier.Predict(image, StandardInputName, k, parse.GetValue(tta)));
+                tta: parse.GetValue(tta), cancel: cancel, acceptAll: acceptAllPhotos, explain: explainTo)).ToList();
+            if (image is not null) predictions.Insert(0, classifier.Predict(image, StandardInputName, k, parse.GetValue(tta), acceptAllPhotos, explainTo));
             // Nothing predicted is a failure, not an empty success: one line naming the file(s) and why.
             if (predictions.Count == 0 && skipped.Count > 0)
                 throw new GraftException(skipped.Count == 1
@@ -43,8 +48,11 @@ public static class PredictCommand
                     "Pass image files Graft can decode (JPEG, PNG, BMP, GIF, WebP).");
             Cli.ReportSkipped(skipped);
             foreach (var p in predictions)
-                Cli.Out.MarkupLine($"{Cli.Escape(p.File)}: [bold]{Cli.Escape(p.Label)}[/] {p.Confidence:0.000}" +
-                    (p.Top.Count > 1 ? "  (" + string.Join(", ", p.Top.Skip(1).Select(t => $"{Cli.Escape(t.Label)} {t.Probability:0.000}")) + ")" : ""));
+                Cli.Out.MarkupLine((p.Unknown
+                    ? $"{Cli.Escape(p.File)}: [bold yellow]unknown[/]: like none of the training images (closest: {Cli.Escape(p.Label)} {p.Confidence:0.000})"
+                    : $"{Cli.Escape(p.File)}: [bold]{Cli.Escape(p.Label)}[/] {p.Confidence:0.000}" +
+                      (p.Top.Count > 1 ? "  (" + string.Join(", ", p.Top.Skip(1).Select(t => $"{Cli.Escape(t.Label)} {t.Probability:0.000}")) + ")" : "")) +
+                    (p.Explanation is { } e ? $"  [grey]heat map {Cli.Escape(e.Heatmap ?? "")}, peak ({e.Peak.X}, {e.Peak.Y})[/]" : ""));
             if (parse.GetValue(json))
                 Cli.WriteJson(new { predictions, images = predictions.Count, skipped, seconds = clock.Elapsed.TotalSeconds });
         });

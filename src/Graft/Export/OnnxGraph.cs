@@ -23,6 +23,14 @@ sealed class OnnxGraph
     public string Constant(string name, ReadOnlySpan<float> values, params long[] dims) =>
         Initializer(name, FloatType, MemoryMarshal.AsBytes(values), dims);
 
+    /// <summary>A constant of a tensor's values (as float32) and shape.</summary>
+    public string Constant(string name, TorchSharp.torch.Tensor tensor)
+    {
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        var values = tensor.detach().to(TorchSharp.torch.float32).cpu().contiguous().data<float>().ToArray();
+        return Constant(name, values, tensor.shape);
+    }
+
     /// <summary>A constant 1-D int64 tensor, as shapes and axes are given to Reshape and Unsqueeze.</summary>
     public string Int64Constant(string name, params long[] values) =>
         Initializer(name, Int64Type, MemoryMarshal.AsBytes(values.AsSpan()), values.Length);
@@ -38,14 +46,19 @@ sealed class OnnxGraph
     }
 
     /// <summary>Adds a node with one output, named <paramref name="output"/>; returns that name.</summary>
-    public string Node(string opType, string output, IEnumerable<string> inputs, params ProtoWriter[] attributes)
+    public string Node(string opType, string output, IEnumerable<string> inputs, params ProtoWriter[] attributes) =>
+        Node(opType, [output], inputs, attributes)[0];
+
+    /// <summary>Adds a node with several outputs (TopK's values and indices), the node named after the first; returns their names.</summary>
+    public string[] Node(string opType, string[] outputs, IEnumerable<string> inputs, params ProtoWriter[] attributes)
     {
         var node = new ProtoWriter();
         foreach (var input in inputs) node.String(1, input);
-        node.String(2, output).String(3, output).String(4, opType);
+        foreach (var output in outputs) node.String(2, output);
+        node.String(3, outputs[0]).String(4, opType);
         foreach (var attribute in attributes) node.Message(5, attribute);
         _graph.Message(1, node);
-        return output;
+        return outputs;
     }
 
     public void Input(string name, params long[] dimsAfterBatch) => _graph.Message(11, ValueInfo(name, dimsAfterBatch));
