@@ -72,6 +72,15 @@ public class ExplainTests(Xunit.Abstractions.ITestOutputHelper output)
             Assert.Equal(photo.Width / (double)photo.Height, overlay.Width / (double)overlay.Height, 1); // the whole photo, not the crop
         }
 
+        // The report states the shortcut as a data problem: the 7s' heat maps all peak on the square, the 8s' do not.
+        var evaluation = await Learner.EvaluateAsync(model, dir["data"], dir["cache"]);
+        var index = await Reports.ModelReport.WriteAsync(model, null, evaluation.Result, null, evaluation.Dataset, [], dir["report"], Assets.Resolver, imageNetView: false);
+        var html = File.ReadAllText(index);
+        var flagged = System.Text.RegularExpressions.Regex.Matches(html, "data-problem=\"shortcut\"").Count;
+        Assert.InRange(flagged, 1, 4);
+        Assert.Contains("of 10 7 images peak in the same small region", html);
+        Assert.DoesNotContain(" 8 images peak in the same small region", html);
+
         // The inference package computes the same map in ONNX Runtime (a linear head: CAM), so it finds the square too.
         model.Save(dir["stamp.graft"]);
         using var classifier = ImageClassifier.Load(dir["stamp.graft"]);

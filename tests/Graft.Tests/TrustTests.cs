@@ -243,5 +243,24 @@ public class TrustTests
         Assert.Equal(scaling.EceBefore, calibration.GetProperty("ece_before").GetDouble(), 6);
     }
 
+    [Fact]
+    public void A_class_whose_heat_maps_peak_in_one_small_place_is_a_likely_shortcut_and_objects_centred_in_every_class_are_not()
+    {
+        var rng = new Random(3);
+        double Near(double at) => at + 0.05 * (rng.NextDouble() - 0.5);
+        double Anywhere() => 0.2 + 0.6 * rng.NextDouble();
+        // "cat" peaks in the top-left corner in 9 of 10 images; "dog" and "fox" around the centre, as photos are framed.
+        var peaks = Enumerable.Range(0, 10).Select(i => new Audit.HeatMapPeak($"cat{i}", 0, i < 9 ? Near(0.1) : Anywhere(), i < 9 ? Near(0.1) : Anywhere()))
+            .Concat(Enumerable.Range(0, 10).Select(i => new Audit.HeatMapPeak($"dog{i}", 1, Near(0.5), Near(0.5))))
+            .Concat(Enumerable.Range(0, 10).Select(i => new Audit.HeatMapPeak($"fox{i}", 2, Near(0.5), Near(0.5))))
+            .Concat(Enumerable.Range(0, 5).Select(i => new Audit.HeatMapPeak($"owl{i}", 3, Near(0.1), Near(0.1)))).ToList(); // too few to judge
+        var found = Assert.Single(Audit.Shortcuts.Find(peaks, ["cat", "dog", "fox", "owl"]));
+        Assert.Equal("cat", found.Class);
+        Assert.Equal((10, 9), (found.Images, found.InRegion));
+        Assert.InRange(found.X, 0.05, 0.15);
+        Assert.Equal(5 / 25.0, found.OtherShare); // the owls there too
+        Assert.Contains("9 of 10 cat images", Audit.Shortcuts.Describe(found));
+    }
+
     static double Gaussian(Random rng) => Math.Sqrt(-2 * Math.Log(1 - rng.NextDouble())) * Math.Cos(2 * Math.PI * rng.NextDouble());
 }
