@@ -107,15 +107,14 @@ internal static class Calibration
     }
 
     /// <summary>
-    /// Temperature scaling fitted on validation probabilities; the temperature is kept only when it lowers their
-    /// calibration error (otherwise it is 1: the model was already as calibrated as one number can make it).
+    /// Temperature scaling fitted on validation probabilities by likelihood, with their calibration error before and after.
+    /// The likelihood decides, not the calibration error: with a few hundred images the binned error is too noisy to choose
+    /// by (docs/benchmarks.md compares the two on the shared data sets).
     /// </summary>
     public static TemperatureScaling Fit(float[,] probabilities, IReadOnlyList<int> truth)
     {
-        double before = Ece(probabilities, truth);
         double t = FitTemperature(probabilities, truth);
-        double after = Ece(Scale(probabilities, t), truth);
-        return after <= before ? new TemperatureScaling(t, truth.Count, before, after) : new TemperatureScaling(1, truth.Count, before, before);
+        return new TemperatureScaling(t, truth.Count, Ece(probabilities, truth), Ece(Scale(probabilities, t), truth));
     }
 
     /// <summary>

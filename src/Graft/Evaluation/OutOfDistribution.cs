@@ -54,8 +54,8 @@ internal static class OutOfDistribution
                 new Random(options.Seed).Shuffle(order);
                 var kept = order.Take(Math.Min(options.MaxReferences, features.Length)).Order().ToArray();
                 using var rows = tensor(kept.SelectMany(i => features[i]).ToArray(), [kept.Length, channels]);
-                return new OodDetector(config with { References = kept.Length, Neighbours = Math.Min(options.Neighbours, kept.Length) },
-                    references: OodDetector.Unit(rows));
+                using var unit = OodDetector.Unit(rows);
+                return new OodDetector(config with { References = kept.Length, Neighbours = Math.Min(options.Neighbours, kept.Length) }, references: unit);
             }
             case OodScore.Mahalanobis:
                 return FitMahalanobis(config, features, labels, classes, options.Rank);

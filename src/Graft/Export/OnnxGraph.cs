@@ -12,8 +12,8 @@ sealed class OnnxGraph
     public const int IrVersion = 8, Opset = 17;
     public const string BatchDim = "N";
 
-    // TensorProto.DataType FLOAT, INT64; AttributeProto.AttributeType FLOAT, INT, INTS.
-    const int FloatType = 1, Int64Type = 7, FloatAttribute = 1, IntAttribute = 2, IntsAttribute = 7;
+    // TensorProto.DataType FLOAT, INT64, FLOAT16; AttributeProto.AttributeType FLOAT, INT, INTS.
+    const int FloatType = 1, Int64Type = 7, Float16Type = 10, FloatAttribute = 1, IntAttribute = 2, IntsAttribute = 7;
 
     // GraphProto's repeated fields may come in any order and interleaved, so nodes and initializers
     // go straight into the graph message as they are made.
@@ -30,6 +30,10 @@ sealed class OnnxGraph
         var values = tensor.detach().to(TorchSharp.torch.float32).cpu().contiguous().data<float>().ToArray();
         return Constant(name, values, tensor.shape);
     }
+
+    /// <summary>A float16 tensor kept in half precision (half the bytes), cast to float where it is used; returns the float value's name.</summary>
+    public string HalfConstant(string name, TorchSharp.torch.Tensor tensor) =>
+        Node("Cast", name, [Initializer($"{name}/half", Float16Type, Weights.Safetensors.Halves(tensor), tensor.shape)], Attribute("to", (long)FloatType));
 
     /// <summary>A constant 1-D int64 tensor, as shapes and axes are given to Reshape and Unsqueeze.</summary>
     public string Int64Constant(string name, params long[] values) =>

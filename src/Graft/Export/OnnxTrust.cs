@@ -47,7 +47,7 @@ static class OnnxTrust
         {
             var norm = graph.Node("Max", $"{path}/norm", [graph.Node("ReduceL2", $"{path}/ReduceL2", [f], axis1), graph.Constant($"{path}/epsilon", [1e-12f])]);
             var unit = graph.Node("Div", $"{path}/unit", [f, norm]);
-            var similarity = graph.Node("MatMul", $"{path}/similarity", [unit, graph.Constant($"{path}/references_t", detector.references!.t())]);
+            var similarity = graph.Node("MatMul", $"{path}/similarity", [unit, graph.HalfConstant($"{path}/references_t", detector.references!.t())]);
             var nearest = graph.Node("TopK", [$"{path}/nearest", $"{path}/nearest_index"], [similarity, graph.Int64Constant($"{path}/k", config.Neighbours)],
                 OnnxGraph.Attribute("axis", 1L))[0];
             var kth = graph.Node("ReduceMin", $"{path}/kth", [nearest], axis1, noKeep);
