@@ -18,6 +18,7 @@ public static class BenchCommand
         var experiments = flags.Option("--experiments", o => o.Experiments);
         var advisor = flags.Option("--advisor", o => o.Advisor);
         var decoders = flags.Option("--decoders", o => o.Decoders);
+        var trust = flags.Option("--trust", o => o.Trust);
         // One backbone's measurement, which the bench runs in a child process so that its peak memory is its own.
         var child = new Flags<MeasureRequest>(new MeasureRequest(""));
         var measure = new Option<string?>(MeasureRequest.BackboneFlag) { Hidden = true };
@@ -29,7 +30,7 @@ public static class BenchCommand
         var measureFiles = new Option<string?>(DecoderRequest.FilesFlag) { Hidden = true };
         var json = Cli.JsonOption();
         var command = new Command("bench", "Measure speed and accuracy against Graft's targets.")
-            { datasets, noDatasets, backbones, batches, experiments, advisor, decoders, measure, part, batch, measureDecoder, measureFiles, json };
+            { datasets, noDatasets, backbones, batches, experiments, advisor, decoders, trust, measure, part, batch, measureDecoder, measureFiles, json };
         command.SetHandler((parse, cancel) =>
         {
             var options = new BenchOptions
@@ -40,6 +41,7 @@ public static class BenchCommand
                 Experiments = parse.GetValue(experiments),
                 Advisor = parse.GetValue(advisor),
                 Decoders = parse.GetValue(decoders),
+                Trust = parse.GetValue(trust),
                 Measure = parse.GetValue(measure) is { } name ? new MeasureRequest(name, parse.GetValue(part), parse.GetValue(batch)) : null,
                 MeasureDecoder = parse.GetValue(measureDecoder) is { } decoder ? new DecoderRequest(decoder, parse.GetValue(measureFiles) ?? "") : null,
             };
