@@ -5,8 +5,9 @@ usage: check_report.py REPORT_DIR EVALUATE_JSON [--csv ROWS.csv] [--screenshot S
 
 Loads REPORT_DIR/index.html from disk in a fresh headless Chromium profile and asserts that every image on
 the page loaded, that the confusion-matrix table in the page equals the one in the JSON that
-`graft evaluate --json` printed, that the gallery holds exactly the misclassified images, and that the
-`--csv` rows agree (one per image, the misclassified ones marked false).
+`graft evaluate --json` printed, that the gallery holds exactly the misclassified images, each with its heat map,
+that the reliability diagram is shown with the calibration error the JSON gives, and that the `--csv` rows agree (one
+per image, the misclassified ones marked false).
 """
 import argparse
 import csv
@@ -29,6 +30,10 @@ class ReportDom(HTMLParser):
         self.images_mark = None
         self.cells = {}
         self.gallery = []
+        self.heatmaps = 0
+        self.reliability = False
+        self.ece = None
+        self._card = False
         self._cell = None
         self._in_gallery = False
         self._text = ""
@@ -44,9 +49,17 @@ class ReportDom(HTMLParser):
             self._text = ""
         if tag == "div" and self._in_gallery and "data-file" in a:
             self.gallery.append(a["data-file"])
+        if tag == "img" and self._in_gallery and a.get("class") == "heatmap":
+            self.heatmaps += 1
+        if tag == "img" and a.get("src") == "reliability_diagram.png":
+            self.reliability = True
+        if tag == "div" and a.get("id") == "card-ece":
+            self._card = True
+        if tag == "div" and self._card and a.get("class") == "value":
+            self._text = ""
 
     def handle_data(self, data):
-        if self._cell is not None:
+        if self._cell is not None or self._card:
             self._text += data
 
     def handle_endtag(self, tag):
@@ -55,6 +68,9 @@ class ReportDom(HTMLParser):
             self._cell = None
         if tag == "section":
             self._in_gallery = False
+        if tag == "div" and self._card and self.ece is None and self._text.strip():
+            self.ece = float(self._text.strip())
+            self._card = False
 
 
 def chromium(args):
@@ -95,6 +111,14 @@ def main():
     if len(dom.gallery) != mistakes or len(set(dom.gallery)) != mistakes:
         failures.append(f"the gallery shows {len(dom.gallery)} images, the matrix has {mistakes} mistakes")
 
+    if dom.heatmaps != len(dom.gallery):
+        failures.append(f"{dom.heatmaps} heat maps for the gallery's {len(dom.gallery)} misclassified images")
+    calibration = expected.get("calibration")
+    if calibration is None or not dom.reliability:
+        failures.append("no calibration in the JSON, or no reliability diagram on the page")
+    elif dom.ece is None or abs(dom.ece - calibration["ece"]) > 0.0005:
+        failures.append(f"the page's calibration error {dom.ece} differs from the JSON's {calibration['ece']}")
+
     if args.csv:
         with open(args.csv, newline="") as f:
             rows = list(csv.DictReader(f))
@@ -112,7 +136,7 @@ def main():
     if failures:
         sys.exit("check_report: " + "; ".join(failures))
     print(f"check_report: {report_dir}: {dom.images_mark} images loaded, confusion matrix matches, "
-          f"{mistakes} misclassified images in the gallery")
+          f"{mistakes} misclassified images in the gallery with their heat maps, calibration error {dom.ece}")
 
 
 if __name__ == "__main__":

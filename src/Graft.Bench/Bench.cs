@@ -19,7 +19,8 @@ public static class Bench
     static readonly (Func<BenchOptions, bool> Chosen, Func<BenchOptions, BenchHost, CancellationToken, Task> RunAsync)[] Studies =
         [(o => o.Experiments, KerasBlogExperiments.RunAsync), (o => o.Advisor, AdvisorBench.RunAsync), (o => o.Decoders, DecoderBench.RunAsync),
          (o => o.Accuracy, AccuracyBench.RunAsync),
-         (o => o.Serve is not null, ServeBench.RunAsync)];
+         (o => o.Serve is not null, ServeBench.RunAsync),
+         (o => o.Trust, TrustBench.RunAsync)];
 
     /// <summary>Runs what <paramref name="options"/> asks for, writing through <paramref name="host"/>.</summary>
     public static async Task RunAsync(BenchOptions options, BenchHost host, CancellationToken cancel = default)

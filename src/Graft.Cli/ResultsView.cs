@@ -24,6 +24,19 @@ public static class ResultsView
 
     public const string IntervalMethod = "95% Wilson score interval";
 
+    /// <summary>evaluate's "calibration" object: the expected calibration error after and before temperature scaling, and the temperature (null: none).</summary>
+    public static Dictionary<string, object?>? Calibration(CalibrationResult? c) => c is null ? null : new()
+    {
+        ["ece"] = c.Ece,
+        ["ece_before"] = c.EceBefore,
+        ["temperature"] = c.Temperature,
+    };
+
+    public static void ShowCalibration(CalibrationResult c) =>
+        Cli.Out.MarkupLine(c.Temperature is { } t
+            ? $"calibration: expected calibration error [bold]{c.Ece:0.000}[/] (before temperature scaling {c.EceBefore:0.000}; temperature {t:0.###})"
+            : $"calibration: expected calibration error [bold]{c.Ece:0.000}[/] (the model has no temperature scaling: train it again to calibrate it)");
+
     /// <summary>One measured set in train's --json: accuracy with its interval and the number of images.</summary>
     public static Dictionary<string, object?>? Summary(EvaluationResult? r) => r is null ? null : new()
     {

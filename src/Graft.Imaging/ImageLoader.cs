@@ -57,7 +57,7 @@ public sealed class ImageDecodeException(string path, string reason)
 /// Colours are sRGB: an embedded profile that is not sRGB (a phone's Display P3) is converted by either decoder.
 /// </para>
 /// </remarks>
-public static class ImageLoader
+public static partial class ImageLoader
 {
     /// <summary>Changes whenever the pixels produced for a file change; part of the feature-cache key.</summary>
     /// <remarks>
@@ -253,14 +253,20 @@ public static class ImageLoader
     public static void WriteThumbnail(string source, string target, int maxSide)
     {
         using var image = EncodedImage.Open(source, Decoder);
+        using var small = Scaled(image, maxSide);
+        WriteJpeg(small, target, 85);
+    }
+
+    /// <summary>The whole image as displayed, its longer side scaled down to <paramref name="maxSide"/> (never up).</summary>
+    static SKBitmap Scaled(EncodedImage image, int maxSide)
+    {
         double scale = Math.Min(1.0, (double)maxSide / Math.Max(image.Width, image.Height));
         int width = Math.Max(1, (int)(image.Width * scale)), height = Math.Max(1, (int)(image.Height * scale));
         using var pixels = image.Decode(image.Plan(image.Width, image.Height, width, height), AcceptPartialImages);
         using var bitmap = new SKBitmap();
         bitmap.InstallPixels(new SKImageInfo(pixels.Width, pixels.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul), pixels.Address, pixels.RowBytes);
         var info = new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        using var small = bitmap.Resize(info, new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear));
-        WriteJpeg(small, target, 85);
+        return bitmap.Resize(info, new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.Linear));
     }
 
     /// <summary>A decode size (stored orientation) and how original pixel coordinates map onto it.</summary>

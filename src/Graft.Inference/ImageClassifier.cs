@@ -13,7 +13,19 @@ namespace Graft;
 /// <param name="Input">Input size and the pixel mapping applied before the network (as in training).</param>
 /// <param name="Classes">The class names, in the order of the network's outputs.</param>
 /// <param name="CreatedUtc">When the model was trained.</param>
-public sealed record ModelInfo(string Backbone, string Strategy, ImageSpec Input, IReadOnlyList<string> Classes, DateTime CreatedUtc);
+public sealed record ModelInfo(string Backbone, string Strategy, ImageSpec Input, IReadOnlyList<string> Classes, DateTime CreatedUtc)
+{
+    /// <summary>The temperature its probabilities are calibrated with (already applied in them); null when they are not calibrated.</summary>
+    public double? Temperature { get; init; }
+    /// <summary>How it says "none of these"; null when every photo gets a class (models trained before it, or on too few validation images).</summary>
+    public UnknownDetection? Unknown { get; init; }
+}
+
+/// <summary>How a model tells photos like its training images from others.</summary>
+/// <param name="Score">The score: "msp", "energy", "knn" or "mahalanobis" (higher: less like the training images).</param>
+/// <param name="Threshold">A photo scoring above it is unknown.</param>
+/// <param name="Acceptance">The share of the validation images (photos like the training ones) that stayed known when it was set.</param>
+public sealed record UnknownDetection(string Score, double Threshold, double Acceptance);
 
 /// <summary>
 /// A trained image classifier, loaded from a <c>.graft</c> file and run by ONNX Runtime: no libtorch needed.
@@ -44,6 +56,17 @@ public sealed class ImageClassifier : IDisposable
 
     /// <summary>Where the network runs.</summary>
     public ComputeDevice Device { get; }
+
+    /// <summary>
+    /// Every photo gets a class: <see cref="Prediction.Unknown"/> stays false (the score is still given). Off by default:
+    /// a photo unlike the training images is unknown.
+    /// </summary>
+    public bool AcceptAll { get; set; }
+
+    /// <summary>Whether <see cref="Explain(string, string?, int)"/> can compute heat maps in ONNX Runtime (a linear head on pooled features, written by this Graft or later).</summary>
+    public bool CanExplain => _session.OutputMetadata.ContainsKey(ModelFile.ClassActivationOutput);
+
+    bool HasOodScore => _session.OutputMetadata.ContainsKey(ModelFile.OodScoreOutput);
 
     ImageClassifier(byte[] file, string name, ComputeDevice? device)
     {
@@ -194,21 +217,79 @@ public sealed class ImageClassifier : IDisposable
         return new PredictionBatch(predictions, skipped);
     }
 
-    /// <summary>The predictions for preprocessed images (CHW floats back to back), one per name.</summary>
-    List<Prediction> Run(float[] pixels, IReadOnlyList<string> names, int top)
+    /// <summary>
+    /// Predicts one image file and shows where the network looked: the class activation map of the predicted class, its
+    /// peak in the photo's pixels and, with <paramref name="heatmap"/>, a PNG of the photo with the map over it
+    /// (<see cref="Prediction.Explanation"/>).
+    /// </summary>
+    /// <param name="path">A JPEG, PNG, BMP, GIF or WebP file.</param>
+    /// <param name="heatmap">The PNG file to write (replaced if it exists), or null for the map and its peak only.</param>
+    /// <param name="top">How many classes <see cref="Prediction.Top"/> lists.</param>
+    /// <exception cref="GraftException">The file cannot be read, or the model cannot be explained in ONNX Runtime (<see cref="CanExplain"/>).</exception>
+    public Prediction Explain(string path, string? heatmap = null, int top = 5)
+    {
+        var (prediction, map) = RunExplained(ImageLoader.Load(path, Info.Input), path, top);
+        return prediction with { Explanation = Explanation.Of(map, ImageLoader.PlaceHeatMap(path, map, Info.Input.Resize, heatmap), heatmap) };
+    }
+
+    /// <summary>As <see cref="Explain(string, string?, int)"/> for an encoded image held in memory.</summary>
+    /// <param name="image">The encoded image (JPEG, PNG, BMP, GIF or WebP).</param>
+    /// <param name="name">Names the image in the prediction and in errors.</param>
+    /// <param name="heatmap">The PNG file to write, or null.</param>
+    /// <param name="top">How many classes <see cref="Prediction.Top"/> lists.</param>
+    public Prediction Explain(ReadOnlySpan<byte> image, string name = "image", string? heatmap = null, int top = 5)
+    {
+        var (prediction, map) = RunExplained(ImageLoader.Load(image, name, Info.Input), name, top);
+        return prediction with { Explanation = Explanation.Of(map, ImageLoader.PlaceHeatMap(image, name, map, Info.Input.Resize, heatmap), heatmap) };
+    }
+
+    /// <summary>One image's prediction and the heat map of its predicted class over the network's input.</summary>
+    (Prediction, HeatMap) RunExplained(float[] pixels, string name, int top)
+    {
+        if (!CanExplain)
+            throw new GraftException($"{name}: this model's network has no class activation map (its head is not a linear layer on pooled features, or the file was written before heat maps).",
+                "Use 'graft predict MODEL IMAGES --explain DIR', which computes Grad-CAM for any head, or train the model again.");
+        var maps = new List<HeatMap>(1);
+        return (Run(pixels, [name], top, maps)[0], maps[0]);
+    }
+
+    /// <summary>
+    /// The predictions for preprocessed images (CHW floats back to back), one per name; with <paramref name="maps"/>,
+    /// the heat map of each predicted class is added to it.
+    /// </summary>
+    List<Prediction> Run(float[] pixels, IReadOnlyList<string> names, int top, List<HeatMap>? maps = null)
     {
         int size = Info.Input.Size, n = names.Count;
         using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, pixels.AsMemory(0, n * 3 * size * size), [n, 3, size, size]);
         using var run = new RunOptions();
-        using var outputs = _session.Run(run, [ModelFile.ImagesInput], [input], [ModelFile.ProbabilitiesOutput]);
+        List<string> wanted = [ModelFile.ProbabilitiesOutput];
+        if (HasOodScore) wanted.Add(ModelFile.OodScoreOutput);
+        if (maps is not null) wanted.Add(ModelFile.ClassActivationOutput);
+        using var outputs = _session.Run(run, [ModelFile.ImagesInput], [input], wanted);
         var probabilities = outputs[0].GetTensorDataAsSpan<float>();
+        var scores = HasOodScore ? outputs[1].GetTensorDataAsSpan<float>().ToArray() : null;
+        double? threshold = AcceptAll ? null : Info.Unknown?.Threshold;
         int classes = Classes.Count;
         var result = new List<Prediction>(n);
-        for (int k = 0; k < n; k++) result.Add(Prediction.Rank(names[k], probabilities.Slice(k * classes, classes), Classes, top));
+        for (int k = 0; k < n; k++)
+        {
+            var prediction = Prediction.Rank(names[k], probabilities.Slice(k * classes, classes), Classes, top, scores?[k], threshold);
+            result.Add(prediction);
+            if (maps is null) continue;
+            var shape = outputs[^1].GetTensorTypeAndShape().Shape; // [N, classes, rows, columns]
+            int rows = (int)shape[2], columns = (int)shape[3], cells = rows * columns;
+            int predicted = Classes.ToList().IndexOf(prediction.Label);
+            maps.Add(HeatMap.FromActivation(outputs[^1].GetTensorDataAsSpan<float>().Slice((k * classes + predicted) * cells, cells), rows, columns));
+        }
         return result;
     }
 
-    sealed record ConfigView(string? Format, string? Backbone, string? Strategy, ImageSpec? Input, List<string>? Classes, DateTime CreatedUtc);
+    sealed record ConfigView(string? Format, string? Backbone, string? Strategy, ImageSpec? Input, List<string>? Classes, DateTime CreatedUtc,
+        TemperatureView? TemperatureScaling, UnknownView? OutOfDistribution);
+
+    sealed record TemperatureView(double Temperature);
+
+    sealed record UnknownView(string? Score, double Threshold, double Acceptance);
 
     /// <summary>The config's fields prediction needs, each checked: a damaged file is refused, not half-used.</summary>
     static ModelInfo ReadInfo(byte[] json, string name)
@@ -225,10 +306,15 @@ public sealed class ImageClassifier : IDisposable
         // Without the backbone registry the lower bound on the input size is a loose 8; the upper one is training's.
         string? problem = c is null ? "its config.json is empty"
             : c.Format?.StartsWith("graft-model/") != true ? $"its format '{c.Format}' is not a Graft model's"
-            : ModelFile.InputProblem(c.Input, 8, c.Backbone ?? "") ?? (c.Classes is { Count: > 0 } ? null : "its config lists no classes");
+            : ModelFile.InputProblem(c.Input, 8, c.Backbone ?? "") ?? (c.Classes is { Count: > 0 } ? null : "its config lists no classes")
+            ?? (c.OutOfDistribution is { } u && (u.Score is null || !double.IsFinite(u.Threshold)) ? "its out-of-distribution threshold is not a number" : null);
         if (problem is not null)
             throw new GraftException($"{name}: {problem}.", "The file is damaged: train the model again.");
-        return new ModelInfo(c!.Backbone ?? "", c.Strategy ?? "", c.Input!, c.Classes!, c.CreatedUtc);
+        return new ModelInfo(c!.Backbone ?? "", c.Strategy ?? "", c.Input!, c.Classes!, c.CreatedUtc)
+        {
+            Temperature = c.TemperatureScaling?.Temperature,
+            Unknown = c.OutOfDistribution is { } ood ? new UnknownDetection(ood.Score!, ood.Threshold, ood.Acceptance) : null,
+        };
     }
 
     /// <summary>Frees the ONNX Runtime session.</summary>

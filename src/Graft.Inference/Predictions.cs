@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace Graft;
 
 /// <summary>One class and the model's probability for it.</summary>
@@ -12,13 +14,34 @@ public sealed record ClassProbability(string Label, float Probability);
 /// <param name="Top">The most probable classes, best first (the first is <paramref name="Label"/>).</param>
 public sealed record Prediction(string File, string Label, float Confidence, IReadOnlyList<ClassProbability> Top)
 {
-    /// <summary>The <paramref name="top"/> most probable classes of one image's probabilities, ties to the lower index.</summary>
-    internal static Prediction Rank(string file, ReadOnlySpan<float> row, IReadOnlyList<string> classes, int top)
+    /// <summary>
+    /// The photo looks like none of the training images: its <see cref="OodScore"/> is above the threshold the model set
+    /// on its validation images. <see cref="Label"/> is still the closest class. Always false for models without a
+    /// threshold (trained before Graft had one, or on too few validation images) and when the classifier accepts all.
+    /// </summary>
+    public bool Unknown { get; init; }
+
+    /// <summary>How unlike the training images the photo is (higher: less like them); null when the model has no detector.</summary>
+    public float? OodScore { get; init; }
+
+    /// <summary>Where the network looked for <see cref="Label"/>: a heat map and its peak (null unless an explanation was asked for).</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public Explanation? Explanation { get; init; }
+
+    /// <summary>
+    /// The <paramref name="top"/> most probable classes of one image's probabilities, ties to the lower index; unknown when
+    /// its <paramref name="oodScore"/> is above <paramref name="threshold"/> (null: every image is known).
+    /// </summary>
+    internal static Prediction Rank(string file, ReadOnlySpan<float> row, IReadOnlyList<string> classes, int top, float? oodScore = null, double? threshold = null)
     {
         var probabilities = row.ToArray();
         var ranked = Enumerable.Range(0, probabilities.Length).OrderByDescending(i => probabilities[i]).ThenBy(i => i)
             .Take(Math.Max(1, top)).Select(i => new ClassProbability(classes[i], probabilities[i])).ToList();
-        return new Prediction(file, ranked[0].Label, ranked[0].Probability, ranked);
+        return new Prediction(file, ranked[0].Label, ranked[0].Probability, ranked)
+        {
+            OodScore = oodScore,
+            Unknown = oodScore is { } score && threshold is { } limit && score > limit,
+        };
     }
 }
 

@@ -109,7 +109,9 @@ public static class Learner
             : await TrainHeadAsync(model, dataset, options, classWeights, callbacks, searchOnly, cancel);
         if (searchOnly && run.LearningRateSearch is not null) return run;
         if (options.Strategy != Strategy.FeatureExtraction) run = await TrainLiveAsync(run, options, classWeights, callbacks, searchOnly, cancel);
-        return searchOnly ? run : Finish(run, options, clock);
+        if (searchOnly) return run;
+        run = await FitTrustAsync(run, options, callbacks, cancel);
+        return Finish(run, options, clock);
     }
 
     /// <summary>A run that has trained nothing yet.</summary>
@@ -325,6 +327,28 @@ public static class Learner
         finally { Optimizers.Dispose(headOnly); }
     }
 
+    /// <summary>
+    /// Confidence that is a probability, and "none of these" (<see cref="Trust"/>): fitted on the trained model's features of
+    /// the run's images (from the bottleneck cache when the trunk is the frozen pretrained one), the validation and test
+    /// results scored again with calibrated confidences. With too few validation images nothing is fitted and the run says so.
+    /// </summary>
+    static async Task<TrainingResult> FitTrustAsync(TrainingResult run, TrainOptions options, Callbacks callbacks, CancellationToken cancel)
+    {
+        var model = run.Model;
+        var trust = Trust.TooFew(run.Validation?.Images ?? 0, options.Trust) is { } tooFew ? new TrustFit(null, null, null, null, tooFew)
+            : Trust.Fit(model, run.Dataset, (await FeaturesAsync(model, run.Dataset.All.ToList(), options.UseCache && options.Strategy == Strategy.FeatureExtraction,
+                options.CacheRoot, mirror: false, callbacks, cancel)).Rows, options.Trust, callbacks);
+        if (trust.Note is { } note)
+        {
+            callbacks.Log?.Invoke($"note: {note}");
+            return run;
+        }
+        model.ResetTrunkRunner(); // the calibrated classifier takes over trunk and head
+        var calibrated = new TrainableClassifier(model.Config with { TemperatureScaling = trust.Temperature, OutOfDistribution = trust.Detector!.Config },
+            model.Backbone, model.Head, [], trust.Detector);
+        return run with { Model = calibrated, Validation = trust.Validation ?? run.Validation, Test = trust.Test ?? run.Test };
+    }
+
     /// <summary>The trained classifier, with what its file records about the data: it takes over the run's trunk and head.</summary>
     static TrainingResult Finish(TrainingResult run, TrainOptions options, Stopwatch clock)
     {
@@ -336,7 +360,7 @@ public static class Learner
         {
             TestImages = run.Test?.Images ?? 0, ValidationSplit = options.ValidationSplit, TestSplit = options.TestSplit, Seed = options.Fit.Seed,
         };
-        var trained = new TrainableClassifier(model.Config with { Dataset = info, LearningRateSearch = run.LearningRateSearch }, model.Backbone, model.Head, run.Fit.History);
+        var trained = new TrainableClassifier(model.Config with { Dataset = info, LearningRateSearch = run.LearningRateSearch }, model.Backbone, model.Head, run.Fit.History, model.Detector);
         return run with { Model = trained, Seconds = clock.Elapsed.TotalSeconds };
     }
 
@@ -455,8 +479,10 @@ public static class Learner
     static float[,] Probabilities(TrainableClassifier model, Tensor x) => HeadTrainer.Score(model.Head, x, null).Probabilities;
 
     /// <summary>The evaluation of the images at <paramref name="rows"/> (those that were read), from their class probabilities.</summary>
+    /// <remarks>The probabilities are the head's; the model's temperature scaling calibrates them (<see cref="Calibration.Evaluate"/>).</remarks>
     static EvaluationResult Evaluate(TrainableClassifier model, IReadOnlyList<LabeledImage> images, int[] rows, float[,] probabilities) =>
-        EvaluationResult.From(rows.Select(r => images[r].Path).ToArray(), probabilities, rows.Select(r => images[r].Label).ToArray(), model.Classes);
+        Calibration.Evaluate(rows.Select(r => images[r].Path).ToArray(), probabilities, rows.Select(r => images[r].Label).ToArray(), model.Classes,
+            model.Config.TemperatureScaling);
 
     static float[,] Average(float[,] a, float[,] b)
     {

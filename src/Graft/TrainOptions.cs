@@ -128,6 +128,9 @@ public sealed record TrainOptions
     [JsonIgnore]
     public ComputeDevice Device { get; init; } = ComputeDevice.Cpu;
 
+    /// <summary>Temperature scaling and the "none of these" detector, fitted on the validation images after training.</summary>
+    public TrustOptions Trust { get; init; } = new();
+
     bool Scratch => Strategy == Strategy.Scratch;
     /// <summary>The backbone this run uses.</summary>
     public string BackboneOrDefault => Backbone ?? (Scratch ? BackboneRegistry.All.First(b => !b.Pretrained) : BackboneRegistry.Default).Name;

@@ -94,6 +94,8 @@ public class DeviceTests
         ["src/Graft/Weights/Safetensors.cs"] = "tensors read from a file, then copied into the network's weights wherever those are",
         ["src/Graft/Runtime/OnnxTrunkRunner.cs"] = "the buffer ONNX Runtime writes its output into is host memory; the result then moves to the runner's device",
         ["src/Graft/Training/HeadTrainer.cs"] = "the epoch's order comes from the seeded host generator (the same on every device), then moves to the features",
+        ["src/Graft/Evaluation/Trust.cs"] = "temperature and detector are fitted on the host from feature rows already read back",
+        ["src/Graft/Evaluation/OutOfDistribution.cs"] = "the detector is fitted on the host from feature rows already read back",
         ["src/Graft/Export/Int8Quantization.cs"] = "export arithmetic on weights already copied to the host",
         ["src/Graft.Bench/Int8Bench.cs"] = "graft bench measures the CPU",
         ["src/Graft.Bench/BackboneSpeed.cs"] = "graft bench measures the CPU",
@@ -110,6 +112,7 @@ public class DeviceTests
         ["src/Graft/Backbones/Layers/BatchNormalization.cs"] = "a layer's weights and statistics, made with the module",
         ["src/Graft/Backbones/Layers/Convolution.cs"] = "a layer's weights, made with the module",
         ["src/Graft/Backbones/Layers/Core.cs"] = "a layer's weights, made with the module",
+        ["src/Graft/Heads/OutOfDistribution.cs"] = "the detector's buffers, made with the module",
         ["src/Graft/Backbones/Layers/Elementwise.cs"] = "a layer's constants and statistics, made with the module",
     };
 

@@ -46,6 +46,11 @@ public class ReportTests
         int leastSure = Math.Min(12, r.Items.Count(i => i.Correct));
         Assert.Equal(leastSure, Regex.Matches(html, "data-correct-file=").Count);
         Assert.Equal(mistakes + leastSure, Regex.Matches(html, "_input\\.jpg\"").Count);
+        // ... and where the network looked for the class it predicted; the reliability diagram shows the calibration.
+        Assert.Equal(mistakes + leastSure, Regex.Matches(html, "class=\"heatmap\" src=\"(images/heat_[^\"]+)").Select(m => m.Groups[1].Value).Distinct().Count());
+        Assert.Equal(mistakes + leastSure, data.GetProperty("heatmaps").GetInt32());
+        Assert.Equal(r.Calibration!.Ece, data.GetProperty("calibration").GetProperty("ece").GetDouble(), 9);
+        Assert.True(File.Exists(dir["report/reliability_diagram.png"]));
         Assert.Contains("95% CI", html);
         Assert.Equal(run.Tta.Accuracy, data.GetProperty("tta_accuracy").GetDouble(), 9);
         Assert.Contains("imagenet-view", html);

@@ -34,6 +34,7 @@ public static class EvaluateCommand
             Cli.ReportDataset(run.Dataset);
             Cli.ReportSkipped(run.Skipped);
             ResultsView.Show(run.Result, $"{run.Dataset.Layout}:");
+            if (run.Result.Calibration is { } calibration) ResultsView.ShowCalibration(calibration);
             if (run.Tta is { } withTta) Cli.Out.MarkupLine($"with test-time augmentation (mirror): accuracy [bold]{withTta.Accuracy:0.0000}[/] (loss {withTta.Loss:0.0000})");
             if (parse.GetValue(csv) is { } csvPath)
             {
@@ -49,6 +50,7 @@ public static class EvaluateCommand
             {
                 var payload = ResultsView.Json(run.Result);
                 payload["tta_accuracy"] = run.Tta?.Accuracy;
+                payload["calibration"] = ResultsView.Calibration(run.Result.Calibration);
                 payload["classes"] = run.Result.Classes;
                 payload["seconds"] = run.Seconds;
                 payload["skipped"] = run.Skipped;

@@ -24,6 +24,7 @@ public static class ExportCommand
             var input = classifier.Config.Input;
             Cli.Out.MarkupLine($"{Cli.Escape(path)}: {bytes / 1e6:0.0} MB, input \"{OnnxExport.ImagesInput}\" [[N,3,{input.Size},{input.Size}]], " +
                 $"output \"{OnnxExport.ProbabilitiesOutput}\" [[N,{classifier.Classes.Count}]]; classes and preprocessing in the metadata" +
+                (classifier.Detector is null ? "" : $"; output \"ood_score\" [[N]] with its threshold in the metadata") +
                 (classifier.Config.Int8 is null ? "" : "; the int8 trunk as QDQ operators (ONNX Runtime fuses them), with the model's calibration"));
             if (parse.GetValue(json))
                 Cli.WriteJson(new { onnx = path, bytes, classes = classifier.Classes, input_size = input.Size, precision = classifier.Config.Int8 is null ? "float" : "int8" });

@@ -17,16 +17,20 @@ public static class PredictCommand
         var tta = new Option<bool>("--tta") { Description = "Test-time augmentation: average each image's prediction with its mirror image's." };
         var device = Cli.DeviceOption();
         var output = new Option<string?>("--out") { Description = "Also write one row per image (file, label, confidence, top) to this .jsonl, .csv or .parquet file, as it goes (graft merge combines the files of --shard runs)." };
+        var acceptAll = new Option<bool>("--accept-all") { Description = "Give every photo a class, even one unlike all the training images (otherwise it is 'unknown')." };
+        var explain = new Option<string?>("--explain") { Description = "Write into this folder, per image, the photo with a heat map of where the network looked for its class (the JSON gives the file and the peak in the photo's pixels)." };
         var json = Cli.JsonOption();
         var weights = new BackboneOptions();
         var shards = new ShardOptions();
-        var command = new Command("predict", "Classify photos with a trained model or a pretrained backbone.") { model, input, top, tta, output, device, json };
+        var command = new Command("predict", "Classify photos with a trained model or a pretrained backbone.") { model, input, top, tta, acceptAll, explain, output, device, json };
         weights.AddTo(command);
         shards.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
         {
             var on = Cli.Device(parse, device);
             var inputs = parse.GetValue(input)!;
+            var explainTo = parse.GetValue(explain);
+            if (explainTo is not null) OutputPaths.Folder("--explain", explainTo, [parse.GetValue(model), .. inputs]);
             bool stdin = inputs.Any(IsStandardInput);
             var outPath = parse.GetValue(output);
             if (outPath is not null)
@@ -44,14 +48,16 @@ public static class PredictCommand
                 throw new GraftException($"--top {k} is out of range.", $"Pass a whole number from 1 to {classifier.Classes.Count} (the model's classes).");
             var skipped = new List<SkippedImage>();
             var clock = System.Diagnostics.Stopwatch.StartNew();
+            bool acceptAllPhotos = parse.GetValue(acceptAll);
             var predictions = new List<Prediction>();
-            if (image is not null) predictions.Add(classifier.Predict(image, StandardInputName, k, parse.GetValue(tta)));
+            if (image is not null) predictions.Add(classifier.Predict(image, StandardInputName, k, parse.GetValue(tta), acceptAllPhotos, explainTo));
             if (outPath is not null) RowFile.Write(outPath, [.. done, .. predictions.Select(Row)]);
             // With --out, chunk by chunk, each written before the next is predicted: a stopped job resumes where it was.
             var progress = files.Count > 64 ? new ProgressLine() : null;
             foreach (var chunk in outPath is null ? [files.ToArray()] : files.Chunk(ShardOptions.Chunk))
             {
-                var predicted = await classifier.PredictAsync(chunk, k, skipped, progress: progress, tta: parse.GetValue(tta), cancel: cancel);
+                var predicted = await classifier.PredictAsync(chunk, k, skipped, progress: progress, tta: parse.GetValue(tta), cancel: cancel,
+                    acceptAll: acceptAllPhotos, explain: explainTo);
                 if (outPath is not null) RowFile.Append(outPath, predicted.Select(Row).ToList());
                 predictions.AddRange(predicted);
             }
@@ -65,8 +71,11 @@ public static class PredictCommand
             if (outPath is not null)
                 Cli.Err.MarkupLine($"wrote {predictions.Count} predictions{(done.Count > 0 ? $" after the {done.Count} already there" : "")} to [green]{Cli.Escape(Path.GetFullPath(outPath))}[/]");
             foreach (var p in predictions)
-                Cli.Out.MarkupLine($"{Cli.Escape(p.File)}: [bold]{Cli.Escape(p.Label)}[/] {p.Confidence:0.000}" +
-                    (p.Top.Count > 1 ? "  (" + string.Join(", ", p.Top.Skip(1).Select(t => $"{Cli.Escape(t.Label)} {t.Probability:0.000}")) + ")" : ""));
+                Cli.Out.MarkupLine((p.Unknown
+                    ? $"{Cli.Escape(p.File)}: [bold yellow]unknown[/]: like none of the training images (closest: {Cli.Escape(p.Label)} {p.Confidence:0.000})"
+                    : $"{Cli.Escape(p.File)}: [bold]{Cli.Escape(p.Label)}[/] {p.Confidence:0.000}" +
+                      (p.Top.Count > 1 ? "  (" + string.Join(", ", p.Top.Skip(1).Select(t => $"{Cli.Escape(t.Label)} {t.Probability:0.000}")) + ")" : "")) +
+                    (p.Explanation is { } e ? $"  [grey]heat map {Cli.Escape(e.Heatmap ?? "")}, peak ({e.Peak.X}, {e.Peak.Y})[/]" : ""));
             if (parse.GetValue(json))
                 Cli.WriteJson(new Graft.Serve.PredictResponse(predictions, predictions.Count, skipped, clock.Elapsed.TotalSeconds)); // what graft serve answers too
         });
@@ -75,7 +84,14 @@ public static class PredictCommand
 
     const string StandardInputName = "stdin";
 
-    static System.Text.Json.Nodes.JsonObject Row(Prediction p) => System.Text.Json.JsonSerializer.SerializeToNode(p, Graft.Inference.ModelFile.Json)!.AsObject();
+    /// <summary>A prediction as a row of --out: the columns every format holds (file, label, confidence, top).</summary>
+    static System.Text.Json.Nodes.JsonObject Row(Prediction p)
+    {
+        var all = System.Text.Json.JsonSerializer.SerializeToNode(p, Graft.Inference.ModelFile.Json)!.AsObject();
+        return new System.Text.Json.Nodes.JsonObject(RowColumns.Select(c => KeyValuePair.Create(c, all[c]?.DeepClone())));
+    }
+
+    static readonly string[] RowColumns = ["file", "label", "confidence", "top"];
 
     static bool IsStandardInput(string input) => input is "-" or "/dev/stdin";
 

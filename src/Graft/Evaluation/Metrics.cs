@@ -49,6 +49,9 @@ public sealed record EvaluationResult(
     IReadOnlyList<ClassMetrics> PerClass,
     IReadOnlyList<ScoredImage> Items)
 {
+    /// <summary>How well the confidences match the accuracy, before and after the model's temperature scaling (null: not measured).</summary>
+    public CalibrationResult? Calibration { get; init; }
+
     /// <summary>The accuracy's 95% Wilson interval over <see cref="Images"/>.</summary>
     public Interval AccuracyInterval => Interval.Wilson(Items.Count(i => i.Correct), Images);
 

@@ -25,7 +25,13 @@ namespace Graft.Export;
 /// with <paramref name="Int8"/>), the head's pooling and modules, and what its metadata tells a deployer.
 /// </summary>
 internal sealed record ClassifierParts(Graph Body, nn.Module<Tensor, Tensor> Head, Pooling Pooling, ImageSpec Input,
-    IReadOnlyList<string> Classes, string Backbone, Int8Calibration? Int8);
+    IReadOnlyList<string> Classes, string Backbone, Int8Calibration? Int8)
+{
+    /// <summary>Divides the logits before the softmax (null: none).</summary>
+    public TemperatureScaling? Temperature { get; init; }
+    /// <summary>Adds the "ood_score" output (null: none).</summary>
+    public OodDetector? Detector { get; init; }
+}
 
 internal static class OnnxExport
 {
@@ -41,8 +47,11 @@ internal static class OnnxExport
         var graph = new OnnxGraph();
         var emitter = new ModuleEmitter(graph, input.Size);
         graph.Input(ImagesInput, 3, input.Size, input.Size);
-        var features = emitter.Pool(emitter.EmitTrunk(model.Body, model.Int8, ImagesInput), model.Pooling, "trunk/pooled");
-        var logits = emitter.Emit(model.Head, "head", features);
+        var map = emitter.EmitTrunk(model.Body, model.Int8, ImagesInput);
+        var mapShape = emitter.Dimensions;
+        var features = emitter.Pool(map, model.Pooling, "trunk/pooled");
+        long featureLength = emitter.Channels;
+        var logits = OnnxTrust.Scale(graph, emitter.Emit(model.Head, "head", features), model.Temperature);
         bool binary = emitter.Channels == 1;
         long outputs = binary ? 2 : emitter.Channels;
         if (outputs != model.Classes.Count)
@@ -55,6 +64,13 @@ internal static class OnnxExport
         }
         else graph.Node("Softmax", ProbabilitiesOutput, [logits], OnnxGraph.Attribute("axis", 1L));
         graph.Output(ProbabilitiesOutput, outputs);
+        if (model.Detector is { } detector)
+        {
+            OnnxTrust.OodScore(graph, detector, features, featureLength, logits, binary, ProbabilitiesOutput, model.Temperature?.Temperature ?? 1);
+            graph.Output(ModelFile.OodScoreOutput);
+        }
+        if (mapShape.Length == 3 && OnnxTrust.ClassActivation(graph, model.Head, model.Pooling, map, mapShape[0]) is { } activation)
+            graph.Output(activation, outputs, mapShape[1], mapShape[2]);
         return graph.ToModel(Metadata(model));
     }
 
@@ -77,9 +93,15 @@ internal static class OnnxExport
 
     static readonly JsonSerializerOptions MetadataJson = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
-    /// <summary>What a deployer needs to feed the model and read its output.</summary>
+    /// <summary>What a deployer needs to feed the model and read its outputs.</summary>
     static IEnumerable<(string, string)> Metadata(ClassifierParts config) =>
     [
+        .. config.Temperature is { } t ? [("temperature", $"{t.Temperature.ToString("R", CultureInfo.InvariantCulture)}: the logits are divided by it before the softmax (probabilities calibrated on the validation images)")] : Array.Empty<(string, string)>(),
+        .. config.Detector?.Config is { } ood ? [
+            ("ood_score", $"{JsonNamingPolicy.SnakeCaseLower.ConvertName(ood.Score.ToString())}: output {ModelFile.OodScoreOutput} [N], higher is less like the training images"),
+            ("ood_threshold", ood.Threshold.ToString("R", CultureInfo.InvariantCulture)),
+            ("ood_rule", $"an image whose {ModelFile.OodScoreOutput} is above ood_threshold is like none of the classes (the threshold keeps {ood.Acceptance:0.##%} of the validation images)"),
+        ] : Array.Empty<(string, string)>(),
         ("classes", JsonSerializer.Serialize(config.Classes, MetadataJson)),
         ("input_size", config.Input.Size.ToString(CultureInfo.InvariantCulture)),
         ("mean", JsonSerializer.Serialize(config.Input.Mean, MetadataJson)),
@@ -348,11 +370,6 @@ internal static class OnnxExport
             return graph.Node("Reshape", $"{path}/Reshape", [scaled, graph.Int64Constant($"{path}/vector_shape", 0, _shape.C)]);
         }
 
-        string Constant(string name, Tensor tensor)
-        {
-            using var scope = NewDisposeScope();
-            var values = tensor.detach().to(float32).cpu().contiguous().data<float>().ToArray();
-            return graph.Constant(name, values, tensor.shape);
-        }
+        string Constant(string name, Tensor tensor) => graph.Constant(name, tensor);
     }
 }

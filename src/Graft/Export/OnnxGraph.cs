@@ -12,8 +12,8 @@ sealed class OnnxGraph
     public const int IrVersion = 8, Opset = 17;
     public const string BatchDim = "N";
 
-    // TensorProto.DataType FLOAT, INT64; AttributeProto.AttributeType FLOAT, INT, INTS.
-    const int FloatType = 1, Int64Type = 7, FloatAttribute = 1, IntAttribute = 2, IntsAttribute = 7;
+    // TensorProto.DataType FLOAT, INT64, FLOAT16; AttributeProto.AttributeType FLOAT, INT, INTS.
+    const int FloatType = 1, Int64Type = 7, Float16Type = 10, FloatAttribute = 1, IntAttribute = 2, IntsAttribute = 7;
 
     // GraphProto's repeated fields may come in any order and interleaved, so nodes and initializers
     // go straight into the graph message as they are made.
@@ -22,6 +22,18 @@ sealed class OnnxGraph
     /// <summary>A constant float tensor (an initializer); returns its name.</summary>
     public string Constant(string name, ReadOnlySpan<float> values, params long[] dims) =>
         Initializer(name, FloatType, MemoryMarshal.AsBytes(values), dims);
+
+    /// <summary>A constant of a tensor's values (as float32) and shape.</summary>
+    public string Constant(string name, TorchSharp.torch.Tensor tensor)
+    {
+        using var scope = TorchSharp.torch.NewDisposeScope();
+        var values = tensor.detach().to(TorchSharp.torch.float32).cpu().contiguous().data<float>().ToArray();
+        return Constant(name, values, tensor.shape);
+    }
+
+    /// <summary>A float16 tensor kept in half precision (half the bytes), cast to float where it is used; returns the float value's name.</summary>
+    public string HalfConstant(string name, TorchSharp.torch.Tensor tensor) =>
+        Node("Cast", name, [Initializer($"{name}/half", Float16Type, Weights.Safetensors.Halves(tensor), tensor.shape)], Attribute("to", (long)FloatType));
 
     /// <summary>A constant 1-D int64 tensor, as shapes and axes are given to Reshape and Unsqueeze.</summary>
     public string Int64Constant(string name, params long[] values) =>
@@ -38,14 +50,19 @@ sealed class OnnxGraph
     }
 
     /// <summary>Adds a node with one output, named <paramref name="output"/>; returns that name.</summary>
-    public string Node(string opType, string output, IEnumerable<string> inputs, params ProtoWriter[] attributes)
+    public string Node(string opType, string output, IEnumerable<string> inputs, params ProtoWriter[] attributes) =>
+        Node(opType, [output], inputs, attributes)[0];
+
+    /// <summary>Adds a node with several outputs (TopK's values and indices), the node named after the first; returns their names.</summary>
+    public string[] Node(string opType, string[] outputs, IEnumerable<string> inputs, params ProtoWriter[] attributes)
     {
         var node = new ProtoWriter();
         foreach (var input in inputs) node.String(1, input);
-        node.String(2, output).String(3, output).String(4, opType);
+        foreach (var output in outputs) node.String(2, output);
+        node.String(3, outputs[0]).String(4, opType);
         foreach (var attribute in attributes) node.Message(5, attribute);
         _graph.Message(1, node);
-        return output;
+        return outputs;
     }
 
     public void Input(string name, params long[] dimsAfterBatch) => _graph.Message(11, ValueInfo(name, dimsAfterBatch));

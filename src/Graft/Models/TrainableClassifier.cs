@@ -52,6 +52,11 @@ public sealed record ModelConfig(
     /// <summary>The calibration when the trunk runs in int8; null when it runs in float.</summary>
     [JsonIgnore] public Int8Calibration? Int8 => Precision == Runtime.Precision.Int8 ? Calibration : null;
 
+    /// <summary>Temperature scaling of the probabilities, fitted on the validation images (null: none, as in files written before it).</summary>
+    public TemperatureScaling? TemperatureScaling { get; init; }
+    /// <summary>The "none of these" score and threshold; its statistics are the weights' "ood.*" tensors (null: every photo gets a class).</summary>
+    public OodConfig? OutOfDistribution { get; init; }
+
     /// <summary>Version 2: trunks are Keras layer graphs (weights named by Keras layer); version 1 held MobileNetV2 units.</summary>
     public const string CurrentFormat = ModelFile.CurrentFormat;
 
@@ -71,6 +76,8 @@ public sealed class TrainableClassifier : IDisposable
     public Backbone Backbone { get; }
     public nn.Module<Tensor, Tensor> Head { get; }
     public IReadOnlyList<EpochRecord> History { get; }
+    /// <summary>Scores how unlike the training images a photo is (null: the model has no "none of these").</summary>
+    public OodDetector? Detector { get; }
     public IReadOnlyList<string> Classes => Config.Classes;
     /// <summary>
     /// The network that runs before the head: the trunk; for a pretrained ImageNet classifier, the whole network
@@ -84,19 +91,29 @@ public sealed class TrainableClassifier : IDisposable
         : TrunkRunners.Create(Body, Config.Input.Size, Config.Head.Pooling);
     ITrunkRunner? _trunk;
 
+    /// <summary>Runs the frozen <see cref="Body"/> to its last feature map [N, C, H, W], unpooled (for heat maps).</summary>
+    ITrunkRunner MapRunner => _map ??= Backbone.HasTop
+        ? throw new GraftException($"The pretrained {Config.Backbone} classifier has no head of its own to explain.", "Explain a model trained with graft train.")
+        : Config.Int8 is { } int8 ? TrunkRunners.CreateInt8(Body, Config.Input.Size, null, int8) : TrunkRunners.Create(Body, Config.Input.Size, null);
+    ITrunkRunner? _map;
+
     /// <summary>
-    /// Disposes the trunk runner; the next inference builds one from the trunk's weights at that time
+    /// Disposes the trunk runners; the next inference builds them from the trunk's weights at that time
     /// (call after training changed them, or when handing the modules to another classifier).
     /// </summary>
     public void ResetTrunkRunner()
     {
         _trunk?.Dispose();
-        _trunk = null;
+        _map?.Dispose();
+        _trunk = _map = null;
     }
 
-    public TrainableClassifier(ModelConfig config, Backbone backbone, nn.Module<Tensor, Tensor> head, IReadOnlyList<EpochRecord> history)
+    public TrainableClassifier(ModelConfig config, Backbone backbone, nn.Module<Tensor, Tensor> head, IReadOnlyList<EpochRecord> history,
+        OodDetector? detector = null)
     {
-        Config = config; Backbone = backbone; Head = head; History = history;
+        if ((config.OutOfDistribution is null) != (detector is null))
+            throw new ArgumentException("A model has an out-of-distribution config exactly when it has a detector.", nameof(detector));
+        Config = config; Backbone = backbone; Head = head; History = history; Detector = detector;
         Head.eval();
     }
 
@@ -108,6 +125,7 @@ public sealed class TrainableClassifier : IDisposable
     {
         Backbone.Network.to(device); // the trunk moves with it: its layers are the network's
         Head.to(device);
+        Detector?.to(device);
         ResetTrunkRunner();
         return this;
     }
@@ -136,34 +154,80 @@ public sealed class TrainableClassifier : IDisposable
     }
 
     /// <summary>
-    /// Class probabilities for a batch of preprocessed images [N,3,H,W]; with <paramref name="tta"/> the average
-    /// over each image and its left-right mirror image.
+    /// Class probabilities (calibrated by the model's temperature) for a batch of preprocessed images [N,3,H,W]; with
+    /// <paramref name="tta"/> the average over each image and its left-right mirror image.
     /// </summary>
     public Tensor Probabilities(Tensor images, bool tta = false)
+    {
+        var (probabilities, unknown, map) = Infer(images, tta, explain: false);
+        unknown?.Dispose();
+        return probabilities;
+    }
+
+    /// <summary>
+    /// The calibrated probabilities; when the model has a detector, each image's out-of-distribution score (of the image,
+    /// not its mirror); with <paramref name="explain"/>, the trunk's feature map the prediction came from.
+    /// </summary>
+    (Tensor Probabilities, Tensor? OodScores, Tensor? Map) Infer(Tensor images, bool tta, bool explain)
     {
         using var scope = NewDisposeScope();
         using var _ = no_grad();
         Head.eval();
-        var p = Objective.Probabilities(Head.forward(Trunk.Features(images)));
-        if (tta) p = p.add(Objective.Probabilities(Head.forward(Trunk.Features(images.flip(3).contiguous())))).div_(2);
-        return p.MoveToOuterDisposeScope();
+        var map = explain ? MapRunner.Features(images) : null;
+        var features = map is null ? Trunk.Features(images) : HeadConfig.Pool(map, Config.Head.Pooling);
+        var logits = Head.forward(features);
+        var p = Objective.Probabilities(TemperatureScaling.Apply(logits, Config.TemperatureScaling));
+        if (tta) p = p.add(Objective.Probabilities(TemperatureScaling.Apply(Head.forward(Trunk.Features(images.flip(3).contiguous())), Config.TemperatureScaling))).div_(2);
+        var scores = Detector?.Score(features, logits, Config.TemperatureScaling);
+        return (p.MoveToOuterDisposeScope(), scores?.MoveToOuterDisposeScope(), map?.MoveToOuterDisposeScope());
     }
 
-    /// <summary>Predicts an encoded image held in memory (standard input, an upload); <paramref name="name"/> names it in the prediction and in errors.</summary>
+    /// <summary>
+    /// Each file's heat map of the class at the same index of <paramref name="classes"/> (<see cref="GradCam"/>), over the
+    /// network's input; null where the file cannot be decoded.
+    /// </summary>
+    public async Task<HeatMap?[]> HeatMapsAsync(IReadOnlyList<string> files, IReadOnlyList<int> classes, int batchSize = 32, CancellationToken cancel = default)
+    {
+        var maps = new HeatMap?[files.Count];
+        var spec = Config.Input;
+        await foreach (var batch in BatchPipeline.Batches(files, spec, batchSize, cancel: cancel))
+        {
+            if (batch.Count == 0) continue;
+            using var scope = NewDisposeScope();
+            var explained = GradCam.Maps(MapRunner.Features(TorchDevices.Images(batch.Pixels, batch.Count, spec.Size, Trunk.Device)), Head, Config.Head.Pooling,
+                batch.Indices.Select(i => classes[i]).ToList());
+            for (int k = 0; k < batch.Count; k++) maps[batch.Indices[k]] = explained[k];
+        }
+        return maps;
+    }
+
+    /// <summary>
+    /// Predicts an encoded image held in memory (standard input, an upload); <paramref name="name"/> names it in the
+    /// prediction and in errors, and its heat map's file in <paramref name="explain"/>. As <see cref="PredictAsync"/> otherwise.
+    /// </summary>
     /// <exception cref="ImageDecodeException">The bytes are not an image Graft can decode.</exception>
-    public Prediction Predict(ReadOnlySpan<byte> image, string name, int top, bool tta = false)
+    public Prediction Predict(ReadOnlySpan<byte> image, string name, int top, bool tta = false, bool acceptAll = false, string? explain = null)
     {
         var spec = Config.Input;
         var pixels = ImageLoader.Load(image, name, spec);
         using var scope = NewDisposeScope();
-        var probabilities = Probabilities(TorchDevices.Images(pixels, 1, spec.Size, Trunk.Device), tta).cpu().data<float>().ToArray();
-        return Prediction.Rank(name, probabilities, Classes, top);
+        var (predictions, maps) = Rank(TorchDevices.Images(pixels, 1, spec.Size, Trunk.Device), [name], top, tta, acceptAll, explain is not null);
+        if (maps is null) return predictions[0];
+        var png = HeatmapPath(explain!, name, new HashSet<string>());
+        return predictions[0] with { Explanation = Explanation.Of(maps[0], ImageLoader.PlaceHeatMap(image, name, maps[0], spec.Resize, png), png) };
     }
 
-    /// <summary>Predicts every file; files that cannot be decoded are returned in <paramref name="skipped"/>.</summary>
+    /// <summary>
+    /// Predicts every file; files that cannot be decoded are returned in <paramref name="skipped"/>. A photo whose
+    /// out-of-distribution score is above the model's threshold is <see cref="Prediction.Unknown"/>, unless
+    /// <paramref name="acceptAll"/>. With <paramref name="explain"/> (a folder), each prediction gets its
+    /// <see cref="Prediction.Explanation"/>: the heat map of its class, written there as a PNG over the photo.
+    /// </summary>
     public async Task<IReadOnlyList<Prediction>> PredictAsync(IReadOnlyList<string> files, int top, List<SkippedImage> skipped,
-        int batchSize = 32, IProgress<ImageProgress>? progress = null, bool tta = false, CancellationToken cancel = default)
+        int batchSize = 32, IProgress<ImageProgress>? progress = null, bool tta = false, CancellationToken cancel = default, bool acceptAll = false,
+        string? explain = null)
     {
+        var heatmapNames = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         var results = new List<Prediction>();
         var spec = Config.Input;
         int done = 0;
@@ -174,10 +238,14 @@ public sealed class TrainableClassifier : IDisposable
             if (batch.Count > 0)
             {
                 using var scope = NewDisposeScope();
-                var probabilities = Probabilities(TorchDevices.Images(batch.Pixels, batch.Count, spec.Size, Trunk.Device), tta).cpu().data<float>().ToArray();
-                int classes = Classes.Count;
-                for (int k = 0; k < batch.Count; k++)
-                    results.Add(Prediction.Rank(files[batch.Indices[k]], probabilities.AsSpan(k * classes, classes), Classes, top));
+                var (predictions, maps) = Rank(TorchDevices.Images(batch.Pixels, batch.Count, spec.Size, Trunk.Device), batch.Indices.Select(i => files[i]).ToList(),
+                    top, tta, acceptAll, explain is not null);
+                for (int k = 0; maps is not null && k < batch.Count; k++)
+                {
+                    var png = HeatmapPath(explain!, predictions[k].File, heatmapNames);
+                    predictions[k] = predictions[k] with { Explanation = Explanation.Of(maps[k], ImageLoader.PlaceHeatMap(predictions[k].File, maps[k], spec.Resize, png), png) };
+                }
+                results.AddRange(predictions);
             }
             done += batch.Count + batch.Failures.Count;
             progress?.Report(new ImageProgress("predict", done, files.Count, done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)));
@@ -186,10 +254,42 @@ public sealed class TrainableClassifier : IDisposable
     }
 
     /// <summary>
+    /// The predictions of a batch of preprocessed images named <paramref name="names"/>, unknown where the detector says so
+    /// (unless <paramref name="acceptAll"/>); with <paramref name="explain"/>, the heat map of each one's class.
+    /// </summary>
+    (List<Prediction> Predictions, HeatMap[]? Maps) Rank(Tensor images, IReadOnlyList<string> names, int top, bool tta, bool acceptAll, bool explain)
+    {
+        var (p, ood, map) = Infer(images, tta, explain);
+        var probabilities = p.cpu().data<float>().ToArray();
+        var scores = ood?.cpu().data<float>().ToArray();
+        int classes = Classes.Count;
+        var predictions = Enumerable.Range(0, names.Count).Select(k => Prediction.Rank(names[k], probabilities.AsSpan(k * classes, classes), Classes, top,
+            scores?[k], acceptAll ? null : Config.OutOfDistribution?.Threshold)).ToList();
+        var maps = map is null ? null : GradCam.Maps(map, Head, Config.Head.Pooling, predictions.Select(x => Classes.ToList().IndexOf(x.Label)).ToList());
+        return (predictions, maps);
+    }
+
+    /// <summary>
+    /// Where a photo's heat map goes in <paramref name="folder"/> (created if need be): its name as a PNG, numbered when
+    /// another photo of the run has the same name.
+    /// </summary>
+    static string HeatmapPath(string folder, string file, HashSet<string> used)
+    {
+        Directory.CreateDirectory(folder);
+        var stem = Path.GetFileNameWithoutExtension(file);
+        var name = stem + ".png";
+        for (int n = 2; !used.Add(name); n++) name = $"{stem}_{n}.png";
+        return Path.Combine(folder, name);
+    }
+
+    /// <summary>
     /// The whole classifier as ONNX: images [N,3,S,S] normalized as <see cref="ModelConfig.Input"/> says, probabilities
     /// [N, classes] out, preprocessing and classes in the metadata (<see cref="OnnxExport.ClassifierModel"/>).
     /// </summary>
-    public byte[] ToOnnx() => OnnxExport.ClassifierModel(new ClassifierParts(Body, Head, Config.Head.Pooling, Config.Input, Classes, Config.Backbone, Config.Int8));
+    public byte[] ToOnnx() => OnnxExport.ClassifierModel(new ClassifierParts(Body, Head, Config.Head.Pooling, Config.Input, Classes, Config.Backbone, Config.Int8)
+    {
+        Temperature = Config.TemperatureScaling, Detector = Detector,
+    });
 
     /// <summary>Writes <see cref="ToOnnx"/> to a file, atomically (a temporary file beside it, then a rename).</summary>
     public void SaveOnnx(string path) => ZipEntries.WriteFileAtomically(path, file => file.Write(ToOnnx()));
@@ -223,6 +323,7 @@ public sealed class TrainableClassifier : IDisposable
         var tensors = new Dictionary<string, Tensor>();
         foreach (var (name, t) in Backbone.Trunk.state_dict()) tensors["trunk." + name] = t;
         foreach (var (name, t) in Head.state_dict()) tensors["head." + name] = t;
+        foreach (var (name, t) in Detector?.state_dict() ?? []) tensors["ood." + name] = t;
         var weights = Safetensors.Write(tensors);
         var config = Config with { WeightsSha256 = Convert.ToHexStringLower(SHA256.HashData(weights)) };
         ZipEntries.Write(zip, ConfigEntry, JsonSerializer.SerializeToUtf8Bytes(config, Json));
@@ -267,12 +368,15 @@ public sealed class TrainableClassifier : IDisposable
 
             var backbone = Backbone.Create(BackboneRegistry.Get(config.Backbone), config.Architecture ?? new(config.Input.Size), config.Input);
             nn.Module<Tensor, Tensor>? head = null;
+            OodDetector? detector = null;
             try
             {
                 CheckHeadFitsTrunk(config, backbone, path);
                 head = config.Head.Build();
+                detector = config.OutOfDistribution is { } ood ? new OodDetector(ood) : null;
                 var expected = backbone.Trunk.state_dict().ToDictionary(kv => "trunk." + kv.Key, kv => kv.Value);
                 foreach (var (name, t) in head.state_dict()) expected["head." + name] = t;
+                foreach (var (name, t) in detector?.state_dict() ?? []) expected["ood." + name] = t;
                 // The weights entry holds these tensors (4 or 8 bytes a number) and a JSON header naming them: no more.
                 long declared = expected.Values.Sum(t => t.numel() * t.ElementSize) + 65536 + 512L * expected.Count;
                 var data = ZipEntries.Read(zip, WeightsEntry, path, declared);
@@ -285,6 +389,7 @@ public sealed class TrainableClassifier : IDisposable
                     CheckWeights(path, expected, weights);
                     backbone.Trunk.load_state_dict(Prefixed(weights, "trunk."));
                     head.load_state_dict(Prefixed(weights, "head."));
+                    detector?.load_state_dict(Prefixed(weights, "ood."));
                 }
                 catch (Exception e) when (e is not GraftException)
                 {
@@ -296,11 +401,12 @@ public sealed class TrainableClassifier : IDisposable
                     foreach (var t in weights.Values) t.Dispose();
                 }
                 backbone.Trunk.eval();
-                return new TrainableClassifier(config, backbone, head, history).To(on);
+                return new TrainableClassifier(config, backbone, head, history, detector).To(on);
             }
             catch
             {
                 head?.Dispose();
+                detector?.Dispose();
                 backbone.Dispose();
                 throw;
             }
@@ -341,6 +447,13 @@ public sealed class TrainableClassifier : IDisposable
         Check(c.Precision is null or Precision.Float || (c.Strategy == Strategy.FeatureExtraction.Name() && c.Calibration is { Images: > 0, Ranges: not null }
                 && c.Calibration.Ranges.Values.All(r => r is [var min, var max] && float.IsFinite(min) && float.IsFinite(max) && min <= max)),
             () => "its int8 trunk has no valid calibration (int8 is for feature extraction, with finite [min, max] ranges)");
+        Check(c.TemperatureScaling is null || (double.IsFinite(c.TemperatureScaling.Temperature) && c.TemperatureScaling.Temperature > 0),
+            () => $"its temperature {c.TemperatureScaling!.Temperature} is not a positive number");
+        Check(c.OutOfDistribution is not { } o || (Enum.IsDefined(o.Score) && double.IsFinite(o.Threshold) && o.Acceptance is > 0 and <= 1
+                && (!o.UsesFeatures || o.Channels > 0) && (o.Score != OodScore.Knn || (o.References > 0 && o.Neighbours is > 0 && o.Neighbours <= o.References))
+                && (o.Score != OodScore.Mahalanobis || (o.Classes == c.Classes.Count && o.Rank > 0 && o.Rank < o.Channels))
+                && o.StoredValues * sizeof(float) < Array.MaxLength),
+            () => $"its out-of-distribution detector ({c.OutOfDistribution!.Score}, threshold {c.OutOfDistribution.Threshold}) is out of range");
         // The head's weights must fit in a model file (a byte array): no config may declare more.
         long headParameters = (long)c.Head.InputChannels * (c.Head.Hidden > 0 ? c.Head.Hidden : c.Head.Outputs) + (long)c.Head.Hidden * c.Head.Outputs;
         Check(headParameters * sizeof(float) < Array.MaxLength, () => $"its head declares {headParameters:N0} weights, more than a model file can hold");
@@ -364,6 +477,8 @@ public sealed class TrainableClassifier : IDisposable
             throw Inconsistent(path, $"its head takes {c.Head.InputChannels} features and the {c.Backbone} trunk at {c.Input.Size}x{c.Input.Size} gives {features}");
         if (c.Head.SqueezeExcite && c.Head.TrunkChannels != channels)
             throw Inconsistent(path, $"its squeeze-and-excitation block takes {c.Head.TrunkChannels} channels and the trunk gives {channels}");
+        if (c.OutOfDistribution is { UsesFeatures: true } ood && ood.Channels != channels)
+            throw Inconsistent(path, $"its out-of-distribution detector compares {ood.Channels} features and the trunk gives {channels}");
     }
 
     /// <summary>The file's tensors are exactly the network's: the same names, shapes and types, and finite.</summary>
@@ -413,6 +528,8 @@ public sealed class TrainableClassifier : IDisposable
     public void Dispose()
     {
         _trunk?.Dispose();
+        _map?.Dispose();
+        Detector?.Dispose();
         Head.Dispose();
         Backbone.Dispose();
     }

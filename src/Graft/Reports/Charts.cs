@@ -79,6 +79,41 @@ internal static class Charts
         multi.SavePng(path, 1000, 360);
     }
 
+    /// <summary>
+    /// The reliability diagram (Guo et al., 2017): each confidence bin's accuracy against its mean confidence, before and
+    /// after temperature scaling, beside the diagonal of perfect calibration; the share of images per bin below.
+    /// </summary>
+    public static void ReliabilityDiagram(CalibrationResult calibration, string path)
+    {
+        var plot = new Plot();
+        var diagonal = plot.Add.Line(0, 0, 1, 1);
+        diagonal.LineColor = Colors.Gray;
+        diagonal.LinePattern = LinePattern.Dashed;
+        diagonal.LegendText = "perfectly calibrated";
+        if (calibration.Temperature is not null)
+            Bins(plot, calibration.BinsBefore, FormattableString.Invariant($"before temperature scaling (ECE {calibration.EceBefore:0.000})"), Colors.Orange);
+        Bins(plot, calibration.Bins, FormattableString.Invariant($"{(calibration.Temperature is { } t ? $"after (T = {t:0.##}, " : "(")}ECE {calibration.Ece:0.000})"), Colors.SteelBlue);
+        int total = Math.Max(1, calibration.Bins.Sum(b => b.Images));
+        var share = plot.Add.Bars(calibration.Bins.Select(b => (b.Low + b.High) / 2).ToArray(), calibration.Bins.Select(b => 0.25 * b.Images / total).ToArray());
+        foreach (var bar in share.Bars) { bar.Size = 1.0 / calibration.Bins.Count * 0.9; bar.FillColor = Colors.LightGray.WithAlpha(0.7); bar.LineWidth = 0; }
+        share.LegendText = "share of images (scaled to 1/4)";
+        plot.Axes.SetLimits(0, 1, 0, 1.02);
+        plot.XLabel("confidence");
+        plot.YLabel("accuracy");
+        plot.Title("Reliability diagram");
+        plot.ShowLegend(Edge.Bottom); // below the plot: points may lie anywhere in it
+        plot.SavePng(path, 560, 560);
+    }
+
+    static void Bins(Plot plot, IReadOnlyList<ReliabilityBin> bins, string label, Color color)
+    {
+        var used = bins.Where(b => b.Images > 0).ToList();
+        var line = plot.Add.Scatter(used.Select(b => b.Confidence).ToArray(), used.Select(b => b.Accuracy).ToArray());
+        line.LegendText = label;
+        line.Color = color;
+        line.MarkerSize = 7;
+    }
+
     static void Line(Plot plot, double[] xs, IEnumerable<double> ys, string label)
     {
         var line = plot.Add.Scatter(xs, ys.ToArray());

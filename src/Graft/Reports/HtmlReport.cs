@@ -12,7 +12,7 @@ using Graft.Evaluation;
 
 namespace Graft.Reports;
 
-/// <summary>Something wrong with an image rather than with the model (from the data audit): kind "outlier", "label", "duplicate" or "leakage".</summary>
+/// <summary>Something wrong with an image rather than with the model (from the data audit and the heat maps): kind "outlier", "label", "duplicate", "leakage" or "shortcut".</summary>
 internal sealed record DataProblem(string File, string Kind, string Detail);
 
 /// <summary>What the pretrained network's own ImageNet classifier thinks an image is.</summary>
@@ -37,6 +37,9 @@ internal sealed record ReportContent(
 
     /// <summary>The data audit's findings about the evaluated images, shown apart from the model's mistakes.</summary>
     public IReadOnlyList<DataProblem> DataProblems { get; init; } = [];
+
+    /// <summary>Heat maps of where the network looked (PNG over the photo), by image file: their src in the report folder.</summary>
+    public IReadOnlyDictionary<string, string> Heatmaps { get; init; } = new Dictionary<string, string>();
 }
 
 /// <summary>
@@ -59,10 +62,9 @@ internal static class HtmlReport
         bool curves = content.History.Count > 0;
         if (curves) Charts.TrainingCurves(content.History, Path.Combine(folder, "training_curves.png"));
         if (content.Model.LearningRateSearch is { } search) Charts.LearningRateSearch(search, Path.Combine(folder, "learning_rate.png"));
+        if (r.Calibration is { } calibration) Charts.ReliabilityDiagram(calibration, Path.Combine(folder, "reliability_diagram.png"));
 
-        var mistakes = r.Items.Where(i => !i.Correct).OrderByDescending(i => i.Confidence).ThenBy(i => i.File, StringComparer.Ordinal).ToList();
-        // The correct answers the model was least sure of: where the next mistakes will come from.
-        var leastConfident = r.Items.Where(i => i.Correct).OrderBy(i => i.Confidence).ThenBy(i => i.File, StringComparer.Ordinal).Take(12).ToList();
+        var (mistakes, leastConfident) = Shown(r);
         var thumbnails = new Dictionary<string, string>();
         var inputs = new Dictionary<string, string>();
         foreach (var (item, n) in mistakes.Concat(leastConfident).Select((m, n) => (m, n)))
@@ -88,6 +90,7 @@ internal static class HtmlReport
             Card(html, $"top-{r.TopK} accuracy", r.TopKAccuracy.ToString("0.0000", CultureInfo.InvariantCulture), "top-k-accuracy");
         if (content.Tta is { } tta) Card(html, "accuracy with TTA (mirror)", tta.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture), "tta-accuracy");
         Card(html, "loss", r.Loss.ToString("0.0000", CultureInfo.InvariantCulture), "loss");
+        if (r.Calibration is { } ece) Card(html, "calibration error (ECE)", ece.Ece.ToString("0.000", CultureInfo.InvariantCulture), "ece");
         Card(html, "images", r.Images.ToString(), "images");
         Card(html, "misclassified", mistakes.Count.ToString(), "misclassified");
         html.Append("</section>\n");
@@ -95,9 +98,10 @@ internal static class HtmlReport
         Dataset(html, content);
         PerClass(html, r);
         Confusion(html, r, mistakes);
-        DataProblems(html, content.DataProblems, thumbnails);
-        Gallery(html, r, mistakes, thumbnails, inputs, problems);
-        LeastConfident(html, r, leastConfident, thumbnails, inputs);
+        DataProblems(html, content.DataProblems, thumbnails, content.Heatmaps);
+        Gallery(html, r, mistakes, thumbnails, inputs, content.Heatmaps, problems);
+        LeastConfident(html, r, leastConfident, thumbnails, inputs, content.Heatmaps);
+        if (r.Calibration is { } c) CalibrationSection(html, c, r.Images);
         if (curves) Training(html, content);
         ModelSection(html, content);
         if (content.ImageNetView is { Count: > 0 } view) ImageNet(html, view, thumbnails, content.Model.Backbone);
@@ -116,6 +120,8 @@ internal static class HtmlReport
             classes = r.Classes,
             confusion_matrix = r.ConfusionMatrix,
             misclassified = mistakes.Select(m => m.File).ToList(),
+            calibration = r.Calibration is { } cal ? new { ece = cal.Ece, ece_before = cal.EceBefore, temperature = cal.Temperature } : null,
+            heatmaps = content.Heatmaps.Count,
         };
         // "</" inside JSON would end the script element; the escaping encoder prevents it.
         html.Append($"<script type=\"application/json\" id=\"graft-report-data\">{JsonSerializer.Serialize(data)}</script>\n");
@@ -125,6 +131,14 @@ internal static class HtmlReport
         File.WriteAllText(index, html.ToString());
         return index;
     }
+
+    /// <summary>
+    /// The scored images a report shows: every misclassified one, most confident first (fastai's plot_top_losses), and the
+    /// 12 correct answers the model was least sure of (where the next mistakes will come from).
+    /// </summary>
+    public static (List<ScoredImage> Mistakes, List<ScoredImage> LeastConfident) Shown(EvaluationResult r) =>
+        (r.Items.Where(i => !i.Correct).OrderByDescending(i => i.Confidence).ThenBy(i => i.File, StringComparer.Ordinal).ToList(),
+         r.Items.Where(i => i.Correct).OrderBy(i => i.Confidence).ThenBy(i => i.File, StringComparer.Ordinal).Take(12).ToList());
 
     internal static string Thumbnail(string source, string folder, string name) =>
         ImageFile(folder, name, target => ImageLoader.WriteThumbnail(source, target, ThumbnailSize));
@@ -166,10 +180,10 @@ internal static class HtmlReport
         th, td { border-bottom: 1px solid #e2e5ea; padding: 5px 10px; text-align: right; }
         th:first-child, td:first-child { text-align: left; }
         td.diag { background: #e3f4e6; font-weight: 600; } td.off { background: #fbe4e4; }
-        .gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(200px, 1fr)); gap: 12px; }
+        .gallery { display: grid; grid-template-columns: repeat(auto-fill, minmax(250px, 1fr)); gap: 12px; }
         .item { border: 1px solid #e2e5ea; border-radius: 6px; padding: 8px; font-size: 13px; background: #fff; }
         .item img { width: 100%; height: 160px; object-fit: contain; background: #f0f1f3; }
-        .item .pair { display: flex; gap: 4px; } .item .pair img { width: 50%; }
+        .item .pair { display: flex; gap: 4px; } .item .pair img { flex: 1; min-width: 0; width: auto; }
         td a { color: inherit; }
         .item .path { color: #6a7380; word-break: break-all; font-size: 11px; }
         .wrong { color: #b3261e; font-weight: 600; } .right { color: #1b7a33; font-weight: 600; }
@@ -240,29 +254,31 @@ internal static class HtmlReport
     }
 
     /// <summary>Images the audit finds wrong in themselves (mislabelled, not of any class, copied): fix the data, not the model.</summary>
-    static void DataProblems(StringBuilder html, IReadOnlyList<DataProblem> problems, Dictionary<string, string> thumbnails)
+    static void DataProblems(StringBuilder html, IReadOnlyList<DataProblem> problems, Dictionary<string, string> thumbnails, IReadOnlyDictionary<string, string> heatmaps)
     {
         if (problems.Count == 0) return;
         html.Append($"<section id=\"data-problems\"><h2>Likely data problems ({problems.Count})</h2>" +
-                    "<p class=\"muted\">Found by the data audit (graft audit), not by this model: images that look mislabelled, belong to no class, or are copies. " +
-                    "A mistake on one of them may be the label's, not the model's.</p><div class=\"gallery\">");
+                    "<p class=\"muted\">Found by the data audit (graft audit) and the heat maps, not by this model's mistakes: images that look mislabelled, belong to no class, " +
+                    "are copies, or whose class the network finds in one small place of every picture (a likely shortcut: a watermark, a border, a background object). " +
+                    "A mistake on one of them may be the data's, not the model's; a shortcut makes the accuracy look better than it is.</p><div class=\"gallery\">");
         foreach (var p in problems)
-            html.Append($"<div class=\"item\" data-problem=\"{E(p.Kind)}\"><img src=\"{E(thumbnails[p.File])}\" alt=\"{E(Path.GetFileName(p.File))}\">" +
+            html.Append($"<div class=\"item\" data-problem=\"{E(p.Kind)}\"><div class=\"pair\"><img src=\"{E(thumbnails[p.File])}\" alt=\"{E(Path.GetFileName(p.File))}\">{Heatmap(heatmaps, p.File)}</div>" +
                         $"<div><b>{E(p.Kind)}</b>: {E(p.Detail)}</div><div class=\"path\">{E(p.File)}</div></div>");
         html.Append("</div></section>\n");
     }
 
     static void Gallery(StringBuilder html, EvaluationResult r, List<ScoredImage> mistakes, Dictionary<string, string> thumbnails, Dictionary<string, string> inputs,
-        Dictionary<string, DataProblem> problems)
+        IReadOnlyDictionary<string, string> heatmaps, Dictionary<string, DataProblem> problems)
     {
         html.Append($"<section id=\"misclassified\"><h2>Misclassified images ({mistakes.Count})</h2>" +
-                    "<p class=\"muted\">Every misclassified image, most confident mistakes first (fastai's plot_top_losses): the photo, and beside it the crop the network saw.</p><div class=\"gallery\">");
+                    "<p class=\"muted\">Every misclassified image, most confident mistakes first (fastai's plot_top_losses): the photo, the crop the network saw, " +
+                    "and a heat map of where it looked for the class it predicted (red: most, the ring at the peak).</p><div class=\"gallery\">");
         var first = new HashSet<(int, int)>();
         foreach (var m in mistakes)
         {
             string anchor = first.Add((m.Truth, m.Predicted)) ? $" id=\"cell-{m.Truth}-{m.Predicted}\"" : "";
             html.Append($"<div class=\"item\" data-file=\"{E(m.File)}\"{anchor}>");
-            Scored(html, r, m, thumbnails, inputs);
+            Scored(html, r, m, thumbnails, inputs, heatmaps);
             if (problems.TryGetValue(m.File, out var problem)) html.Append($"<div class=\"note\">likely a data problem ({E(problem.Kind)}): {E(problem.Detail)}</div>");
             html.Append("</div>");
         }
@@ -270,28 +286,46 @@ internal static class HtmlReport
         html.Append("</div></section>\n");
     }
 
-    static void LeastConfident(StringBuilder html, EvaluationResult r, List<ScoredImage> correct, Dictionary<string, string> thumbnails, Dictionary<string, string> inputs)
+    static void LeastConfident(StringBuilder html, EvaluationResult r, List<ScoredImage> correct, Dictionary<string, string> thumbnails, Dictionary<string, string> inputs,
+        IReadOnlyDictionary<string, string> heatmaps)
     {
         if (correct.Count == 0) return;
         html.Append("<section id=\"least-confident\"><h2>Right, but least sure</h2>" +
-                    "<p class=\"muted\">Correctly classified images with the lowest confidence: the next mistakes are likely among them.</p><div class=\"gallery\">");
+                    "<p class=\"muted\">Correctly classified images with the lowest confidence, with where the network looked: the next mistakes are likely among them.</p><div class=\"gallery\">");
         foreach (var m in correct)
         {
             html.Append($"<div class=\"item\" data-correct-file=\"{E(m.File)}\">");
-            Scored(html, r, m, thumbnails, inputs);
+            Scored(html, r, m, thumbnails, inputs, heatmaps);
             html.Append("</div>");
         }
         html.Append("</div></section>\n");
     }
 
-    /// <summary>One scored image: photo and network input, true and predicted class, top probabilities, path.</summary>
-    static void Scored(StringBuilder html, EvaluationResult r, ScoredImage m, Dictionary<string, string> thumbnails, Dictionary<string, string> inputs)
+    /// <summary>One scored image: photo, network input and heat map, true and predicted class, top probabilities, path.</summary>
+    static void Scored(StringBuilder html, EvaluationResult r, ScoredImage m, Dictionary<string, string> thumbnails, Dictionary<string, string> inputs,
+        IReadOnlyDictionary<string, string> heatmaps)
     {
         var top = string.Join(", ", m.TopClasses.Zip(m.TopProbabilities).Select(t => $"{E(r.Classes[t.First])} {t.Second:0.000}"));
         var input = inputs[m.File] is { Length: > 0 } src ? $"<img src=\"{E(src)}\" alt=\"network input\" title=\"what the network saw\">" : "";
-        html.Append($"<div class=\"pair\"><img src=\"{E(thumbnails[m.File])}\" alt=\"{E(Path.GetFileName(m.File))}\">{input}</div>" +
+        html.Append($"<div class=\"pair\"><img src=\"{E(thumbnails[m.File])}\" alt=\"{E(Path.GetFileName(m.File))}\">{input}{Heatmap(heatmaps, m.File)}</div>" +
                     $"<div>true <span class=\"right\">{E(r.Classes[m.Truth])}</span>, predicted <span class=\"{(m.Correct ? "right" : "wrong")}\">{E(r.Classes[m.Predicted])}</span> " +
                     $"({m.Confidence:0.000})</div><div class=\"muted\">top: {top}</div><div class=\"path\">{E(m.File)}</div>");
+    }
+
+    /// <summary>The heat map beside a photo (empty when there is none).</summary>
+    static string Heatmap(IReadOnlyDictionary<string, string> heatmaps, string file) =>
+        heatmaps.TryGetValue(file, out var src) ? $"<img class=\"heatmap\" src=\"{E(src)}\" alt=\"heat map\" title=\"where the network looked\">" : "";
+
+    static void CalibrationSection(StringBuilder html, CalibrationResult c, int images)
+    {
+        html.Append("<section id=\"calibration\"><h2>Calibration: is a confidence a probability?</h2>" +
+                    "<img class=\"chart\" src=\"reliability_diagram.png\" alt=\"reliability diagram\">");
+        html.Append(FormattableString.Invariant($"<p>Expected calibration error <b>{c.Ece:0.000}</b> on these {images} images: ") +
+                    $"the images are put in {Calibration.Bins} bins by confidence, and in each the mean confidence is compared with the share right (on the diagonal, " +
+                    "a confidence of 0.9 is right nine times in ten). " +
+                    (c.Temperature is { } t
+                        ? FormattableString.Invariant($"Before temperature scaling it was {c.EceBefore:0.000}; the model divides its logits by {t:0.###}, fitted on its validation images.")
+                        : "The model has no temperature scaling (trained before it, or on too few validation images).") + "</p></section>\n");
     }
 
     static void Training(StringBuilder html, ReportContent c)

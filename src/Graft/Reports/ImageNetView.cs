@@ -49,13 +49,64 @@ internal static class ModelReport
                 notes.Add($"the data audit could not run ({e.Problem})");
             }
         }
+        var images = Path.Combine(folder, "images");
+        Directory.CreateDirectory(images);
+        // Where the network looked: the heat map of each shown image's predicted class, and a check for shortcuts.
+        var (mistakes, leastConfident) = HtmlReport.Shown(result);
+        var shown = mistakes.Concat(leastConfident).ToList();
+        var heatmaps = await Overlays(model, shown.Select(i => i.File).ToList(), shown.Select(i => i.Predicted).ToList(), images, "heat", cancel);
+        var shortcuts = audit ? await ShortcutProblemsAsync(model, result, images, heatmaps, cancel) : [];
         var summary = ModelSummary.Of(model.Config.Backbone, model.Backbone.Trunk, model.Config.Input.Size, model.Head, model.Config.Head.Pooling);
         var evaluated = result.Items.Select(i => new LabeledImage(i.File, i.Truth)).ToList();
         var view = imageNetView ? await ImageNetView.SampleAsync(model.Config.Backbone, evaluated, result.Classes, resolver, cancel: cancel) : null;
         var title = $"Graft report: {Path.GetFileName(Path.TrimEndingDirectorySeparator(dataset.Root))} ({result.Classes.Count} classes)";
         var content = new ReportContent(title, modelPath is null ? null : Path.GetFullPath(modelPath), model.Config, summary, model.History,
-            Path.GetFullPath(dataset.Root), dataset.Layout, skipped, result, tta, view) { DataNotes = notes, DataProblems = Problems(findings, result) };
+            Path.GetFullPath(dataset.Root), dataset.Layout, skipped, result, tta, view)
+        {
+            DataNotes = notes, DataProblems = shortcuts.Concat(Problems(findings, result)).DistinctBy(p => Path.GetFullPath(p.File)).ToList(), Heatmaps = heatmaps,
+        };
         return HtmlReport.Write(content, folder);
+    }
+
+    /// <summary>Each file's heat map of its class, over the photo, written into the report's images folder: file → src (unreadable files left out).</summary>
+    static async Task<Dictionary<string, string>> Overlays(TrainableClassifier model, IReadOnlyList<string> files, IReadOnlyList<int> classes, string images,
+        string prefix, CancellationToken cancel)
+    {
+        var maps = await model.HeatMapsAsync(files, classes, cancel: cancel);
+        var overlays = new Dictionary<string, string>();
+        for (int i = 0; i < files.Count; i++)
+            if (maps[i] is { } map && !overlays.ContainsKey(files[i]))
+            {
+                var name = $"{prefix}_{i:D4}.png";
+                ImageLoader.PlaceHeatMap(files[i], map, model.Config.Input.Resize, Path.Combine(images, name));
+                overlays[files[i]] = "images/" + name;
+            }
+        return overlays;
+    }
+
+    /// <summary>
+    /// The shortcut check (<see cref="Audit.Shortcuts"/>) on the heat maps of the labelled class of up to
+    /// <see cref="Audit.ShortcutOptions.ImagesPerClass"/> evaluated images per class; a few images of each flagged class
+    /// become data problems, their heat maps added to <paramref name="heatmaps"/>.
+    /// </summary>
+    static async Task<IReadOnlyList<DataProblem>> ShortcutProblemsAsync(TrainableClassifier model, EvaluationResult result, string images,
+        Dictionary<string, string> heatmaps, CancellationToken cancel)
+    {
+        var options = new Audit.ShortcutOptions();
+        var sample = result.Items.GroupBy(i => i.Truth).SelectMany(g => g.OrderBy(i => i.File, StringComparer.Ordinal).Take(options.ImagesPerClass)).ToList();
+        var maps = await model.HeatMapsAsync(sample.Select(i => i.File).ToList(), sample.Select(i => i.Truth).ToList(), cancel: cancel);
+        var peaks = sample.Select((item, i) => (item, map: maps[i])).Where(t => t.map is not null)
+            .Select(t => new Audit.HeatMapPeak(t.item.File, t.item.Truth, t.map!.Peak.X, t.map.Peak.Y)).ToList();
+        var problems = new List<DataProblem>();
+        foreach (var finding in Audit.Shortcuts.Find(peaks, result.Classes, options))
+        {
+            var examples = finding.Examples.Take(4).ToList();
+            int label = result.Classes.ToList().IndexOf(finding.Class);
+            foreach (var (file, src) in await Overlays(model, examples, examples.Select(_ => label).ToList(), images, $"shortcut_{label}", cancel))
+                heatmaps.TryAdd(file, src);
+            problems.AddRange(examples.Select(file => new DataProblem(file, "shortcut", Audit.Shortcuts.Describe(finding))));
+        }
+        return problems;
     }
 
     /// <summary>The audit's findings that concern the evaluated images, most severe first, one per image.</summary>

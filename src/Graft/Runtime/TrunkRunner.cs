@@ -39,10 +39,10 @@ internal static class TrunkRunners
             : new TorchTrunkRunner(trunk, pooling);
 
     /// <summary>
-    /// The trunk quantized to int8 with its calibration (<see cref="Export.Int8Quantization"/>), pooled, in ONNX
-    /// Runtime whatever <see cref="Variable"/> says: libtorch has no int8 kernels for it.
+    /// The trunk quantized to int8 with its calibration (<see cref="Export.Int8Quantization"/>), pooled (null: the feature
+    /// map), in ONNX Runtime whatever <see cref="Variable"/> says: libtorch has no int8 kernels for it.
     /// </summary>
-    public static ITrunkRunner CreateInt8(Graft.Backbones.Graph trunk, int inputSize, Pooling pooling, Export.Int8Calibration calibration) =>
+    public static ITrunkRunner CreateInt8(Graft.Backbones.Graph trunk, int inputSize, Pooling? pooling, Export.Int8Calibration calibration) =>
         new OnnxTrunkRunner(Export.OnnxExport.TrunkModel(trunk, inputSize, pooling, calibration), inputSize, TorchDevices.Of(trunk));
 }
 

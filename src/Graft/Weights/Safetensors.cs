@@ -25,6 +25,7 @@ internal static class Safetensors
             {
                 ScalarType.Float32 => ("F32", MemoryMarshal.AsBytes(t.data<float>().ToArray().AsSpan()).ToArray()),
                 ScalarType.Int64 => ("I64", MemoryMarshal.AsBytes(t.data<long>().ToArray().AsSpan()).ToArray()),
+                ScalarType.Float16 => ("F16", Halves(t)),
                 _ => throw new NotSupportedException($"Tensor {name} has dtype {t.dtype}."),
             };
             header[name] = new JsonObject
@@ -47,6 +48,20 @@ internal static class Safetensors
         return result;
     }
 
+    /// <summary>A float16 tensor's values as IEEE half-precision little-endian bytes.</summary>
+    public static byte[] Halves(Tensor t)
+    {
+        using var floats = t.to(ScalarType.Float32).contiguous();
+        return MemoryMarshal.AsBytes(floats.data<float>().ToArray().Select(v => (Half)v).ToArray().AsSpan()).ToArray();
+    }
+
+    static Tensor FromHalves(ReadOnlySpan<byte> bytes, long[] shape)
+    {
+        var values = MemoryMarshal.Cast<byte, Half>(bytes).ToArray().Select(h => (float)h).ToArray();
+        using var floats = tensor(values, shape, device: CPU);
+        return floats.to(ScalarType.Float16);
+    }
+
     public static Dictionary<string, Tensor> Read(byte[] data, string source)
     {
         try
@@ -66,6 +81,7 @@ internal static class Safetensors
                     // Read on the host: loading them copies them into the network's weights, wherever those are.
                     "F32" => tensor(MemoryMarshal.Cast<byte, float>(bytes).ToArray(), shape, device: CPU),
                     "I64" => tensor(MemoryMarshal.Cast<byte, long>(bytes).ToArray(), shape, device: CPU),
+                    "F16" => FromHalves(bytes, shape),
                     var other => throw new NotSupportedException($"dtype {other}"),
                 };
             }
