@@ -26,7 +26,11 @@ static class AccuracyBench
         ("fine-tune, deep", ["--strategy", "fine-tune", "--recipe", "deep"]),
     ];
 
-    sealed record Run(string Dataset, string Candidate, string Arguments, int Seed, double Accuracy, int TestImages, double Seconds, double PeakMb, int Epochs);
+    sealed record Run(string Dataset, string Candidate, string Arguments, int Seed, double Accuracy, int TestImages, double Seconds, double PeakMb, int Epochs)
+    {
+        /// <summary>Fine-tuning only: whether the fine-tuned trunk was kept (train's fine_tuning_kept); null otherwise or in older runs.</summary>
+        public bool? FineTuningKept { get; init; }
+    }
 
     public static async Task RunAsync(BenchOptions options, BenchHost host, CancellationToken cancel)
     {
@@ -53,10 +57,14 @@ static class AccuracyBench
                         epochLog: host.Log);
                     var test = json.GetProperty("test");
                     var run = new Run(name, candidate, args, seed, test.GetProperty("accuracy").GetDouble(), test.GetProperty("images").GetInt32(),
-                        json.GetProperty("wall_seconds").GetDouble(), json.GetProperty("peak_rss_mb").GetDouble(), json.GetProperty("epochs").GetInt32());
+                        json.GetProperty("wall_seconds").GetDouble(), json.GetProperty("peak_rss_mb").GetDouble(), json.GetProperty("epochs").GetInt32())
+                    {
+                        FineTuningKept = json.TryGetProperty("fine_tuning_kept", out var kept) && kept.ValueKind != JsonValueKind.Null ? kept.GetBoolean() : null,
+                    };
                     runs.Add(run);
                     File.AppendAllLines(resultsFile, [JsonSerializer.Serialize(run)]);
-                    host.Log($"  test accuracy {run.Accuracy:0.0000} of {run.TestImages}, {run.Seconds:0} s, {run.PeakMb:0} MB");
+                    host.Log($"  test accuracy {run.Accuracy:0.0000} of {run.TestImages}, {run.Seconds:0} s, {run.PeakMb:0} MB" +
+                        (run.FineTuningKept is false ? " (fine-tuning validated below the head alone: not kept)" : ""));
                 }
         await Task.CompletedTask;
 
