@@ -14,9 +14,6 @@ public static class TrainView
         if (result.AuditSummary is { } found)
             Cli.Out.MarkupLine($"[yellow]audit:[/] {Cli.Escape(found)} (graft audit {Cli.Escape(data)} lists them, with suggested actions)");
         var fit = result.Fit;
-        if (result.LearningRateSearch is { } search)
-            Cli.Out.MarkupLine($"learning rate {search.Suggested:0.######} for the {search.Phase} phase, chosen by a range test " +
-                $"over {search.Rates.Count} steps (graft lr-find shows its curve; the report plots it)");
         Cli.Out.MarkupLine($"trained {fit.History.Count} epoch(s), best epoch {fit.BestEpoch}{(fit.StoppedEarly ? " (early stopping)" : "")}, " +
             $"{result.Seconds:0.0}s in all; {(strategy == Strategy.FeatureExtraction ? "head training" : "training")} {fit.SamplesPerSecond:0} samples/s");
         if (result.Test is { } t)

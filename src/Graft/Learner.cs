@@ -221,7 +221,7 @@ public static class Learner
         if (options.AutoLearningRate && options.Strategy == Strategy.FeatureExtraction)
         {
             search = HeadTrainer.FindLearningRate(model.Head, trainX, trainY, headOptions, cancel);
-            callbacks.Log?.Invoke($"learning-rate range test (head): {search.Suggested:0.#####} suggested");
+            callbacks.Log?.Invoke($"learning-rate range test ({search.Phase}): {search.Suggested:0.#####} suggested");
             headOptions = headOptions with { LearningRate = search.Suggested };
             if (searchOnly) return EmptyRun(model, dataset) with { LearningRateSearch = search };
         }
