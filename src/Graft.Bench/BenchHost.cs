@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Graft.Training;
+using Graft.Imaging;
 using Graft.Weights;
 using Spectre.Console;
 
@@ -26,4 +27,10 @@ public sealed record BenchHost(
 {
     /// <summary>One line of progress.</summary>
     public void Log(string line) => Progress.Log?.Invoke(line);
+
+    /// <summary>The asset mirror's folder <paramref name="kind"/>/<paramref name="name"/> (e.g. data/sign_digits), which <paramref name="bench"/> needs.</summary>
+    public string Mirrored(string kind, string name, string bench) =>
+        Assets.SearchRoots.Select(r => Path.Combine(r, kind, name)).FirstOrDefault(Directory.Exists)
+        ?? throw new GraftException($"{bench} needs {kind}/{name} from the asset mirror, and it was not found.",
+            "Restore the shared/ mirror, or leave the dataset out with --datasets.");
 }

@@ -70,6 +70,11 @@ public sealed record BenchOptions
         + "against the other datasets' photos and the shared ImageNet photos.")]
     public bool Trust { get; init; }
 
+    /// <summary>Run the audit's label-check bench instead (<see cref="AuditBench"/>).</summary>
+    [Description("Instead: on each of the datasets, the audit's label check on clean photos (the set whole, and draws of 20, 50 and "
+        + "100 photos per class) and on photos with 5% of their labels flipped: flags per 100 clean images, and the flips found.")]
+    public bool Audit { get; init; }
+
     /// <summary>In a child process: one backbone's measurement, written as one JSON object.</summary>
     public MeasureRequest? Measure { get; init; }
 

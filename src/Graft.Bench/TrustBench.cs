@@ -36,9 +36,9 @@ static class TrustBench
         var machine = Machine.Here();
         host.Log(machine.StartLine);
         var names = options.Datasets.Where(n => n != BenchOptions.PhoneDataset).ToList();
-        var folders = names.ToDictionary(n => n, n => Folder(host, "data", n));
+        var folders = names.ToDictionary(n => n, n => host.Mirrored("data", n, "The trust bench"));
         var photos = names.ToDictionary(n => n, n => Sample(folders[n]));
-        photos["imagenet"] = Sample(Folder(host, "images", "imagenet"));
+        photos["imagenet"] = Sample(host.Mirrored("images", "imagenet", "The trust bench"));
         var quiet = host.Progress with { Log = null, Epochs = null };
         var trust = new TrustOptions();
         var results = new List<DatasetResult>();
@@ -92,10 +92,6 @@ static class TrustBench
     static string Names(OodScore score) => score.ToString().ToLowerInvariant();
 
     /// <summary>A folder of the asset mirror (<c>data/NAME</c>, <c>images/NAME</c>).</summary>
-    static string Folder(BenchHost host, string kind, string name) =>
-        host.Assets.SearchRoots.Select(r => Path.Combine(r, kind, name)).FirstOrDefault(Directory.Exists)
-        ?? throw new GraftException($"The trust bench needs {kind}/{name} from the asset mirror, and it was not found.", "Restore the shared/ mirror, or leave the dataset out with --datasets.");
-
     /// <summary>At most <see cref="MaxOthers"/> of a folder's images (searched recursively), a seeded sample in name order.</summary>
     static IReadOnlyList<string> Sample(string folder)
     {

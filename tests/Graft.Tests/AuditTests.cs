@@ -183,16 +183,33 @@ public class AuditTests(PlantedCatsDogs planted, ITestOutputHelper output) : ICl
     }
 
     [Fact]
-    public void ConfidentLearningRule()
+    public void A_label_is_called_wrong_only_where_the_probes_and_the_nearest_images_agree()
     {
-        string[] classes = ["a", "b"];
-        // Class a's threshold is the mean of 0.9, 0.8, 0.1 = 0.6; b's of 0.9, 0.7 = 0.8.
-        float[][] p = [[0.9f, 0.1f], [0.8f, 0.2f], [0.1f, 0.9f], [0.1f, 0.9f], [0.3f, 0.7f]];
-        int[] labels = [0, 0, 0, 1, 1];
-        var issues = LabelIssues.Find(["x", "y", "flipped", "z", "unsure"], labels, p, classes);
-        var issue = Assert.Single(issues); // "unsure": b below its threshold, but a (0.3) does not reach a's (0.6)
-        Assert.Equal(("flipped", "a", "b"), (issue.File, issue.Given, issue.Suggested));
-        Assert.Equal(0.9, issue.Confidence, 5);
+        string[] classes = ["a", "b", "c"];
+        // Twelve photos each of a and b (rows 0-11, 12-23), three of c (24-26), and three photos labelled a that the
+        // probes put in b: "flipped" lies among b's photos, "hard" among a's, "unsure" only halfway to b.
+        var labels = Enumerable.Repeat(0, 12).Concat(Enumerable.Repeat(1, 12)).Concat(Enumerable.Repeat(2, 3)).Concat([0, 0, 0]).ToArray();
+        int flipped = 27, hard = 28, unsure = 29;
+        var p = labels.Select(l => l == 0 ? new[] { 0.9f, 0.05f, 0.05f } : l == 1 ? [0.1f, 0.85f, 0.05f] : new[] { 0.6f, 0.1f, 0.3f }).ToArray();
+        p[flipped] = [0.05f, 0.9f, 0.05f];
+        p[hard] = [0.05f, 0.9f, 0.05f];
+        p[unsure] = [0.4f, 0.55f, 0.05f];
+        int[] A = [.. Enumerable.Range(0, 10)], B = [.. Enumerable.Range(12, 10)];
+        var index = labels.Select((l, i) => l == 1 ? B : A).ToArray();
+        index[flipped] = B;
+        index[unsure] = [.. B.Take(8), 0, 1];
+        var near = new Neighbours(index, index.Select(n => n.Select(_ => 0.5f).ToArray()).ToArray());
+        var scores = new OutOfFoldScores(p, p.Select(r => r.Select(v => v * 0.9f + 0.1f / 3).ToArray()).ToArray());
+        var files = labels.Select((_, i) => i == flipped ? "flipped" : i == hard ? "hard" : i == unsure ? "unsure" : $"photo{i}").ToArray();
+
+        var check = LabelIssues.Find(files, labels, scores, classes, near);
+
+        // "hard": the probes say b, but its nearest photos are a's. "unsure": b (0.55) is below b's threshold (0.85).
+        // Class c, with three photos, is not judged: its photos look like a's to the probes and their neighbours alike.
+        var issue = Assert.Single(check.Issues);
+        Assert.Equal(("flipped", "a", "b", 10, 10), (issue.File, issue.Given, issue.Suggested, issue.Agreeing, issue.Nearest));
+        Assert.Equal(0.9 * 0.9 + 0.1 / 3, issue.Confidence, 5); // the calibrated probability is what a reader sees
+        Assert.Equal(["c"], check.Unjudged);
     }
 
     [Fact]

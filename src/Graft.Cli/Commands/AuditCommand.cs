@@ -96,7 +96,7 @@ public static class AuditCommand
         var f = a.Features;
         Cli.Out.MarkupLine($"[bold]{Cli.Escape(a.Root)}[/]: {a.Classes.Sum(c => c.Total)} images in {a.Classes.Count} classes ({Cli.Escape(a.Layout)}); " +
                            $"features {f.CacheHits} cached, {f.Computed} computed; {a.Seconds:0.0} s");
-        Findings("likely label errors", a.LabelIssues, i => $"{i.File}: labelled {i.Given} ({i.SelfConfidence:0.000}), looks like {i.Suggested} ({i.Confidence:0.000})");
+        Findings("likely label errors", a.LabelIssues, i => $"{i.File}: labelled {i.Given} ({i.SelfConfidence:0.00}), looks like {i.Suggested} ({i.Confidence:0.00}; {i.Agreeing} of its {i.Nearest} nearest images)");
         foreach (var l in a.Leaked) Cli.Out.MarkupLine($"[bold]leakage[/]: {l.Leaked} of {l.Images} {l.Role.ToString().ToLowerInvariant()} images ({l.Share:0.0%}) have a copy in an earlier part");
         Findings("leaked pairs", a.Leakage, Pair);
         Findings("duplicate pairs", a.Duplicates, Pair);

@@ -23,6 +23,7 @@ public static class BenchCommand
         var serve = flags.Option("--serve", o => o.Serve);
         var serveRequests = flags.Option("--serve-requests", o => o.ServeRequests);
         var trust = flags.Option("--trust", o => o.Trust);
+        var audit = flags.Option("--audit", o => o.Audit);
         // One backbone's measurement, which the bench runs in a child process so that its peak memory is its own.
         var child = new Flags<MeasureRequest>(new MeasureRequest(""));
         var measure = new Option<string?>(MeasureRequest.BackboneFlag) { Hidden = true };
@@ -34,7 +35,7 @@ public static class BenchCommand
         var measureFiles = new Option<string?>(DecoderRequest.FilesFlag) { Hidden = true };
         var json = Cli.JsonOption();
         var command = new Command("bench", "Measure speed and accuracy against Graft's targets.")
-            { datasets, noDatasets, backbones, batches, experiments, advisor, decoders, accuracy, candidate, serve, serveRequests, trust, measure, part, batch, measureDecoder, measureFiles, json };
+            { datasets, noDatasets, backbones, batches, experiments, advisor, decoders, accuracy, candidate, serve, serveRequests, trust, audit, measure, part, batch, measureDecoder, measureFiles, json };
         command.SetHandler((parse, cancel) =>
         {
             var options = new BenchOptions
@@ -50,6 +51,7 @@ public static class BenchCommand
                 Serve = parse.GetValue(serve),
                 ServeRequests = parse.GetValue(serveRequests),
                 Trust = parse.GetValue(trust),
+                Audit = parse.GetValue(audit),
                 Measure = parse.GetValue(measure) is { } name ? new MeasureRequest(name, parse.GetValue(part), parse.GetValue(batch)) : null,
                 MeasureDecoder = parse.GetValue(measureDecoder) is { } decoder ? new DecoderRequest(decoder, parse.GetValue(measureFiles) ?? "") : null,
             };

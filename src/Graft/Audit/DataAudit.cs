@@ -82,11 +82,16 @@ internal static class DataAudit
         var rowFiles = rowImage.Select(i => paths[i]).ToList();
 
         callbacks.Log?.Invoke($"label issues: {options.Folds}-fold linear probes on {x.Length} images");
-        var probabilities = Probes.OutOfFold(x, y, dataset.Classes.Count, options.Folds, options.Seed, device);
-        var labelIssues = LabelIssues.Find(rowFiles, y, probabilities, dataset.Classes);
+        var scores = Probes.OutOfFold(x, y, dataset.Classes.Count, options.Folds, options.Seed, device);
+        var neighbours = FeatureSpace.Nearest(FeatureSpace.Normalized(x), k: LabelIssues.Asked, device);
+        var check = LabelIssues.Find(rowFiles, y, scores, dataset.Classes, neighbours);
+        var labelIssues = check.Issues;
+        var notes = dataset.Notes.ToList();
+        if (check.Unjudged.Count > 0)
+            notes.Add($"labels not checked in {string.Join(", ", check.Unjudged)}: fewer than {LabelIssues.MinimumPerClass} readable images per class are too few to judge a label");
 
         callbacks.Log?.Invoke("duplicates and outliers: nearest neighbours in feature space, file hashes");
-        var (duplicates, leakage, outliers) = Copies(images, features.ContentKeys, features.Rows, options, device);
+        var (duplicates, leakage, outliers) = Copies(images, features.ContentKeys, rowImage, neighbours, options);
 
         var unusable = features.Skipped.Select(s => new Unusable(s.Path, "undecodable", s.Reason))
             .Concat(dataset.Unconverted.Select(f => new Unusable(f, "unsupported format", "Graft does not decode TIFF or HEIC: convert it to JPEG or PNG to use it")))
@@ -102,7 +107,7 @@ internal static class DataAudit
         }
         var actions = Suggest(labelIssues, duplicates, leakage, outliers);
         return new AuditResult(dataset.Root, dataset.Layout, options.Backbone, classes, labelIssues, duplicates, leakage,
-            Duplicates.Leaked(images, leakage), outliers, unusable, dataset.Notes, headers, curve, actions, features.Stats, features.CacheWarning,
+            Duplicates.Leaked(images, leakage), outliers, unusable, notes, headers, curve, actions, features.Stats, features.CacheWarning,
             clock.Elapsed.TotalSeconds);
     }
 
@@ -119,14 +124,12 @@ internal static class DataAudit
 
     /// <summary>
     /// Copies within a part, copies across parts (leakage) and outliers: from the files' content keys (null where a file
-    /// could not be read: equal to no other) and their features alone.
+    /// could not be read: equal to no other) and the nearest neighbours of the readable images <paramref name="rowImage"/>.
     /// </summary>
     static (List<DuplicatePair> Duplicates, List<DuplicatePair> Leakage, IReadOnlyList<Outlier> Outliers) Copies(
-        IReadOnlyList<AuditImage> images, IReadOnlyList<string?> contentKeys, float[]?[] rows, AuditOptions options, Device device)
+        IReadOnlyList<AuditImage> images, IReadOnlyList<string?> contentKeys, int[] rowImage, Neighbours neighbours, AuditOptions options)
     {
         var hashes = contentKeys.Select((h, i) => h ?? $"unreadable: {images[i].File}").ToList();
-        var rowImage = Enumerable.Range(0, images.Count).Where(i => rows[i] is not null).ToArray();
-        var neighbours = FeatureSpace.Nearest(FeatureSpace.Normalized(rowImage.Select(i => rows[i]!).ToArray()), k: 10, device);
         var pairs = Duplicates.Find(images, hashes, neighbours, rowImage, options.NearDuplicateSimilarity);
         return (pairs.Where(p => p.Role == p.OtherRole).ToList(), pairs.Where(p => p.Role != p.OtherRole).ToList(),
             Outliers.Find(images, neighbours, rowImage, options.OutlierNeighbours, options.OutlierScore));
@@ -139,14 +142,18 @@ internal static class DataAudit
     public static string? QuickSummary(ImageDataset dataset, IReadOnlyList<string?> hashes, float[]?[] rows, Device device)
     {
         var images = Roles(dataset).Select(t => new AuditImage(t.Image.Path, dataset.Classes[t.Image.Label], t.Role)).ToList();
-        if (rows.Count(r => r is not null) < 3) return null;
-        var (duplicates, leakage, outliers) = Copies(images, hashes, rows, new AuditOptions(), device);
+        var rowImage = Enumerable.Range(0, images.Count).Where(i => rows[i] is not null).ToArray();
+        if (rowImage.Length < 3) return null;
+        var neighbours = FeatureSpace.Nearest(FeatureSpace.Normalized(rowImage.Select(i => rows[i]!).ToArray()), k: LabelIssues.Asked, device);
+        var (duplicates, leakage, outliers) = Copies(images, hashes, rowImage, neighbours, new AuditOptions());
         var parts = new List<string>();
-        if (duplicates.Count > 0) parts.Add($"{duplicates.Count} duplicate pair(s){(duplicates.Any(d => d.ConflictingLabels) ? $", {duplicates.Count(d => d.ConflictingLabels)} labelled differently" : "")}");
-        if (leakage.Count > 0) parts.Add($"{leakage.Count} held-out image(s) with a copy in an earlier part (leakage)");
-        if (outliers.Count > 0) parts.Add($"{outliers.Count} outlier(s) far from every class (first: {Path.GetFileName(outliers[0].File)})");
+        if (duplicates.Count > 0) parts.Add($"{Counted(duplicates.Count, "duplicate pair")}{(duplicates.Any(d => d.ConflictingLabels) ? $", {duplicates.Count(d => d.ConflictingLabels)} labelled differently" : "")}");
+        if (leakage.Count > 0) parts.Add($"{Counted(leakage.Count, "held-out image")} with a copy in an earlier part (leakage)");
+        if (outliers.Count > 0) parts.Add($"{Counted(outliers.Count, "outlier")} far from every class (first: {Path.GetFileName(outliers[0].File)})");
         return parts.Count == 0 ? null : string.Join("; ", parts);
     }
+
+    static string Counted(int n, string noun) => $"{n} {noun}{(n == 1 ? "" : "s")}";
 
     /// <summary>Every image with its role, training first.</summary>
     static IEnumerable<(LabeledImage Image, ImageRole Role)> Roles(ImageDataset dataset) =>
@@ -198,7 +205,7 @@ internal static class DataAudit
         foreach (var p in duplicates.Where(p => !p.ConflictingLabels))
             Add(p.File, AuditActions.Deduplicate, null, $"{Copy(p)} {p.Other}");
         foreach (var i in labelIssues)
-            Add(i.File, AuditActions.Relabel, i.Suggested, $"labelled {i.Given}, but the other images say {i.Suggested} ({i.Confidence:0.000}; {i.Given} {i.SelfConfidence:0.000})");
+            Add(i.File, AuditActions.Relabel, i.Suggested, $"labelled {i.Given}, but the other images say {i.Suggested} ({i.Confidence:0.000}; {i.Given} {i.SelfConfidence:0.000}; {i.Agreeing} of its {i.Nearest} nearest images are {i.Suggested})");
         foreach (var o in outliers)
             Add(o.File, AuditActions.Remove, null, $"far from every class (neighbour distance {o.Distance:0.000}, score {o.Score:0.0})");
         return actions;

@@ -2,10 +2,14 @@ using Graft.Data;
 using Graft.Training;
 using Graft.Imaging;
 using Graft.Heads;
+using Graft.Evaluation;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Graft.Audit;
+
+/// <summary>Out-of-fold class probabilities per row: as the probes give them, and temperature-scaled per fold.</summary>
+internal sealed record OutOfFoldScores(float[][] Raw, float[][] Calibrated);
 
 /// <summary>
 /// Linear softmax heads on cached features (standardised with the training rows' statistics): the audit's one
@@ -14,20 +18,44 @@ namespace Graft.Audit;
 /// </summary>
 internal static class Probes
 {
-    /// <summary>Each row's class probabilities from a head trained on the other folds (stratified, seeded), on <paramref name="device"/>.</summary>
-    public static float[][] OutOfFold(float[][] x, int[] y, int classes, int folds, int seed, Device device)
+    /// <summary>
+    /// Each row's class probabilities from a head trained on the other folds (stratified, seeded), on <paramref name="device"/>:
+    /// as the probes give them (<see cref="OutOfFoldScores.Raw"/>, what the label check ranks) and temperature-scaled per
+    /// fold (<see cref="OutOfFoldScores.Calibrated"/>, what a reader is shown): a probe fitted on a few dozen images
+    /// says 0 and 1 where it should not, and a temperature fitted on the other folds' scores makes its numbers honest
+    /// without using the row's own label.
+    /// </summary>
+    public static OutOfFoldScores OutOfFold(float[][] x, int[] y, int classes, int folds, int seed, Device device)
     {
         var fold = ImageFolder.StratifiedFolds(y, folds, seed);
-        var probabilities = new float[y.Length][];
+        int[] Rows(Func<int, bool> keep) => Enumerable.Range(0, y.Length).Where(keep).ToArray();
+        var raw = new float[y.Length][];
         for (int f = 0; f < folds; f++)
         {
-            var test = Enumerable.Range(0, y.Length).Where(i => fold[i] == f).ToArray();
-            var train = Enumerable.Range(0, y.Length).Where(i => fold[i] != f).ToArray();
+            var test = Rows(i => fold[i] == f);
             if (test.Length == 0) continue;
-            var scored = FitPredict(x, y, classes, train, test, seed + f, device);
-            for (int k = 0; k < test.Length; k++) probabilities[test[k]] = scored[k];
+            var scored = FitPredict(x, y, classes, Rows(i => fold[i] != f), test, seed + f, device);
+            for (int k = 0; k < test.Length; k++) raw[test[k]] = scored[k];
         }
-        return probabilities;
+        var calibrated = new float[y.Length][];
+        for (int f = 0; f < folds; f++)
+        {
+            var test = Rows(i => fold[i] == f);
+            var other = Rows(i => fold[i] != f);
+            if (test.Length == 0) continue;
+            double temperature = other.Length == 0 ? 1 : Calibration.FitTemperature(Matrix(raw, other, classes), other.Select(i => y[i]).ToArray());
+            var scaled = Calibration.Scale(Matrix(raw, test, classes), temperature);
+            for (int k = 0; k < test.Length; k++) calibrated[test[k]] = Enumerable.Range(0, classes).Select(j => scaled[k, j]).ToArray();
+        }
+        return new OutOfFoldScores(raw, calibrated);
+    }
+
+    static float[,] Matrix(float[][] rows, int[] pick, int classes)
+    {
+        var m = new float[pick.Length, classes];
+        for (int k = 0; k < pick.Length; k++)
+            for (int j = 0; j < classes; j++) m[k, j] = rows[pick[k]][j];
+        return m;
     }
 
     /// <summary>Trains a head on the rows <paramref name="train"/> and returns the class probabilities of the rows <paramref name="test"/>, on <paramref name="device"/>.</summary>

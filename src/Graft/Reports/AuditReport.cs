@@ -47,7 +47,7 @@ internal static class AuditReport
         Section(html, "label-issues", $"Likely label errors ({audit.LabelIssues.Count})",
             "Out-of-fold probabilities of linear heads, ranked by confident learning (cleanlab's find_label_issues): least self-confident first.",
             audit.LabelIssues.Take(Shown).Select(i => Item(i.File, Thumb(i.File),
-                $"labelled <span class=\"wrong\">{E(i.Given)}</span> ({i.SelfConfidence:0.000}), looks like <span class=\"right\">{E(i.Suggested)}</span> ({i.Confidence:0.000})")));
+                $"labelled <span class=\"wrong\">{E(i.Given)}</span> ({i.SelfConfidence:0.00}), looks like <span class=\"right\">{E(i.Suggested)}</span> ({i.Confidence:0.00}; {i.Agreeing} of its {i.Nearest} nearest images)")));
         Pairs(html, "leakage", "Leakage across training, validation and test",
             string.Join("; ", audit.Leaked.Select(l => $"{l.Leaked} of {l.Images} {Name(l.Role)} images ({l.Share:0.0%}) have a copy in an earlier part")) + ".",
             audit.Leakage, Thumb);
@@ -151,7 +151,7 @@ internal static class AuditReport
         var rows = new StringBuilder("kind,file,other,label,suggested,score,detail\n");
         void Add(string kind, string file, string other, string label, string suggested, double score, string detail) =>
             rows.Append(string.Join(",", new[] { kind, file, other, label, suggested, score.ToString("0.####", CultureInfo.InvariantCulture), detail }.Select(AuditActions.Quote))).Append('\n');
-        foreach (var i in audit.LabelIssues) Add("label_issue", i.File, "", i.Given, i.Suggested, i.Confidence, $"self-confidence {i.SelfConfidence:0.000}");
+        foreach (var i in audit.LabelIssues) Add("label_issue", i.File, "", i.Given, i.Suggested, i.Confidence, $"self-confidence {i.SelfConfidence:0.000}; {i.Agreeing} of {i.Nearest} nearest images say {i.Suggested}");
         foreach (var p in audit.Leakage) Add("leakage", p.File, p.Other, p.Label, p.OtherLabel, p.Similarity, $"{p.Match}, {Name(p.Role)} copy of {Name(p.OtherRole)}");
         foreach (var p in audit.Duplicates) Add("duplicate", p.File, p.Other, p.Label, p.OtherLabel, p.Similarity, p.Match + (p.ConflictingLabels ? ", conflicting labels" : ""));
         foreach (var o in audit.Outliers) Add("outlier", o.File, "", o.Label, "", o.Score, $"neighbour distance {o.Distance:0.000}");
