@@ -42,14 +42,26 @@ public class AdvisorTests
     }
 
     [Fact]
-    public void The_paired_interval_counts_only_disagreements()
+    public void The_paired_interval_is_a_score_interval_that_holds_its_estimate()
     {
-        Assert.Equal(new Interval(0, 0), new PairedGain(0, 0, 500).Interval);
+        // No disagreement among 42 images is no evidence either way: a few points each side of 0, not "0.0 to 0.0".
+        var none = new PairedGain(0, 0, 42).Interval;
+        Assert.Equal(-none.Low, none.High, 9);
+        Assert.InRange(none.High, 0.05, 0.12);
+        Assert.True(new PairedGain(0, 0, 500).Interval.High < none.High); // more images agreeing: a narrower interval
+        // Ten losses and no win of 43: the estimate lies strictly inside its interval.
+        var losses = new PairedGain(0, 10, 43);
+        Assert.InRange(losses.Value, losses.Interval.Low + 0.02, losses.Interval.High - 0.02);
+        // With many images it comes near the Wald interval of a paired difference (a score interval leans away from 0).
+        var many = new PairedGain(20, 2, 500);
+        double se = Math.Sqrt(22.0 / 500 / 500 - 18.0 * 18 / 500 / 500 / 500);
+        Assert.InRange(many.Interval.Low - (many.Value - 1.959964 * se), -0.005, 0.005);
+        Assert.InRange(many.Interval.High - (many.Value + 1.959964 * se), -0.005, 0.005);
         var even = new PairedGain(5, 5, 500).Interval;
         Assert.Equal(-even.Low, even.High, 9);
         Assert.False(new PairedGain(3, 0, 500).Clear); // three lucky images are not evidence
-        Assert.True(new PairedGain(20, 2, 500).Clear);
-        Assert.Equal(0.036, new PairedGain(20, 2, 500).Value, 9);
+        Assert.True(many.Clear);
+        Assert.Equal(0.036, many.Value, 9);
     }
 
     [Fact]

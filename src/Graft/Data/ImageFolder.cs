@@ -28,6 +28,15 @@ public sealed record ImageDataset(string Root, IReadOnlyList<string> Classes, IR
 
     /// <summary>Files in formats Graft does not read (TIFF, HEIC), found in the class folders and not used.</summary>
     public IReadOnlyList<string> Unconverted { get; init; } = [];
+
+    /// <summary>
+    /// Where a dataset is a part of the model's data opened for evaluation (its images in <see cref="Validation"/>):
+    /// which part, "test", "validation" or "training"; null for other data, all of which is evaluated.
+    /// </summary>
+    public string? Part { get; init; }
+
+    /// <summary>Where <see cref="Part"/> was held out of one folder: the whole split it was held out of, every role; otherwise null.</summary>
+    public ImageDataset? Whole { get; init; }
 }
 
 /// <summary>
@@ -145,6 +154,7 @@ internal static class ImageFolder
                 return heldOut with
                 {
                     Train = [], Validation = test ? heldOut.Test : heldOut.Validation, Test = [], Notes = test ? heldOut.Notes : [.. heldOut.Notes, SelectionNote],
+                    Part = test ? "test" : "validation", Whole = heldOut,
                     Layout = test ? $"the {trainedOn.TestSplit:0.##} test split held out in training (seed {trainedOn.Seed})"
                         : $"the {trainedOn.ValidationSplit:0.##} validation split of training (seed {trainedOn.Seed})",
                 };
@@ -165,7 +175,10 @@ internal static class ImageFolder
         else if (sameData && valDir == split.Validation)
             notes.Add(SelectionNote);
         return new ImageDataset(root, modelClasses, [], images, valDir is null ? "all class folders" : $"{System.IO.Path.GetFileName(valDir)}/")
-            { ClassRoot = dir, Notes = notes, Unconverted = unconverted, ClassFolderNames = FolderNames(dir, modelClasses) };
+        {
+            ClassRoot = dir, Notes = notes, Unconverted = unconverted, ClassFolderNames = FolderNames(dir, modelClasses),
+            Part = valDir == split.Test && valDir is not null ? "test" : valDir is not null ? "validation" : sameData ? "training" : null,
+        };
     }
 
     const string SelectionNote = "these are the validation images that picked the model's epoch: their accuracy is optimistic. " +

@@ -32,6 +32,12 @@ internal sealed record ReportContent(
     EvaluationResult? Tta = null,
     IReadOnlyList<ImageNetGuess>? ImageNetView = null)
 {
+    /// <summary>Which part of the data the evaluated images are ("test", "validation", "training"); null where they are all of it.</summary>
+    public string? Part { get; init; }
+
+    /// <summary>The whole split the evaluated part was held out of, every role; null where there is none to show.</summary>
+    public ImageDataset? Whole { get; init; }
+
     /// <summary>What the data folder's reading noted (e.g. that these images picked the epoch), one sentence each.</summary>
     public IReadOnlyList<string> DataNotes { get; init; } = [];
 
@@ -85,7 +91,7 @@ internal static class HtmlReport
 
         html.Append("<section class=\"cards\">");
         var ci = r.AccuracyInterval;
-        Card(html, FormattableString.Invariant($"accuracy (95% CI {ci.Low:0.000}-{ci.High:0.000})"), r.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture), "accuracy");
+        Card(html, FormattableString.Invariant($"{(content.Part is { } part ? part + " " : "")}accuracy (95% CI {ci.Low:0.000}-{ci.High:0.000})"), r.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture), "accuracy");
         if (r.Classes.Count > r.TopK) // with k classes or fewer, top-k is always right
             Card(html, $"top-{r.TopK} accuracy", r.TopKAccuracy.ToString("0.0000", CultureInfo.InvariantCulture), "top-k-accuracy");
         if (content.Tta is { } tta) Card(html, "accuracy with TTA (mirror)", tta.Accuracy.ToString("0.0000", CultureInfo.InvariantCulture), "tta-accuracy");
@@ -198,10 +204,28 @@ internal static class HtmlReport
 
     static void Dataset(StringBuilder html, ReportContent c)
     {
-        html.Append($"<section id=\"dataset\"><h2>Dataset</h2><p><code>{E(c.DataRoot)}</code> — {E(c.DataLayout)}; " +
-                    $"{c.Result.Classes.Count} classes, {c.Result.Images} images evaluated.</p><table><tr><th>class</th><th>images</th></tr>");
-        for (int i = 0; i < c.Result.Classes.Count; i++) html.Append($"<tr><td>{E(c.Result.Classes[i])}</td><td>{c.Result.Support[i]}</td></tr>");
-        html.Append("</table>");
+        var r = c.Result;
+        string measured = c.Part is { } part ? $"the {part} images" : "every image";
+        html.Append($"<section id=\"dataset\"><h2>Dataset</h2><p><code>{E(c.DataRoot)}</code> — {E(c.DataLayout)}; {r.Classes.Count} classes. " +
+                    $"Measured on {measured}: {r.Images} evaluated.</p>");
+        if (c.Whole is { } whole)
+        {
+            int Count(IReadOnlyList<LabeledImage> images, int label) => images.Count(i => i.Label == label);
+            html.Append("<table><tr><th>class</th><th>train</th><th>validation</th><th>test</th><th>evaluated</th></tr>");
+            for (int i = 0; i < r.Classes.Count; i++)
+            {
+                int label = whole.Classes.ToList().IndexOf(r.Classes[i]);
+                string Cell(IReadOnlyList<LabeledImage> images) => label < 0 ? "" : Count(images, label).ToString();
+                html.Append($"<tr><td>{E(r.Classes[i])}</td><td>{Cell(whole.Train)}</td><td>{Cell(whole.Validation)}</td><td>{Cell(whole.Test)}</td><td>{r.Support[i]}</td></tr>");
+            }
+            html.Append($"<tr><th>all</th><th>{whole.Train.Count}</th><th>{whole.Validation.Count}</th><th>{whole.Test.Count}</th><th>{r.Images}</th></tr></table>");
+        }
+        else
+        {
+            html.Append("<table><tr><th>class</th><th>evaluated</th></tr>");
+            for (int i = 0; i < r.Classes.Count; i++) html.Append($"<tr><td>{E(r.Classes[i])}</td><td>{r.Support[i]}</td></tr>");
+            html.Append("</table>");
+        }
         foreach (var note in c.DataNotes) html.Append($"<p class=\"note\">Note: {E(note)}</p>");
         if (c.Skipped.Count > 0)
         {

@@ -59,11 +59,14 @@ internal static class ModelReport
         var summary = ModelSummary.Of(model.Config.Backbone, model.Backbone.Trunk, model.Config.Input.Size, model.Head, model.Config.Head.Pooling);
         var evaluated = result.Items.Select(i => new LabeledImage(i.File, i.Truth)).ToList();
         var view = imageNetView ? await ImageNetView.SampleAsync(model.Config.Backbone, evaluated, result.Classes, resolver, cancel: cancel) : null;
+        // A training run's dataset holds every role and is measured as TrainingResult.Headline is: on its test images, else its validation images.
+        var (part, whole) = dataset.Part is { } p ? (p, dataset.Whole)
+            : dataset.Train.Count > 0 ? (dataset.Test.Count > 0 ? "test" : "validation", dataset) : ((string?)null, (ImageDataset?)null);
         var title = $"Graft report: {Path.GetFileName(Path.TrimEndingDirectorySeparator(dataset.Root))} ({result.Classes.Count} classes)";
         var content = new ReportContent(title, modelPath is null ? null : Path.GetFullPath(modelPath), model.Config, summary, model.History,
             Path.GetFullPath(dataset.Root), dataset.Layout, skipped, result, tta, view)
         {
-            DataNotes = notes, DataProblems = shortcuts.Concat(Problems(findings, result)).DistinctBy(p => Path.GetFullPath(p.File)).ToList(), Heatmaps = heatmaps,
+            Part = part, Whole = whole, DataNotes = notes, DataProblems = shortcuts.Concat(Problems(findings, result)).DistinctBy(p => Path.GetFullPath(p.File)).ToList(), Heatmaps = heatmaps,
         };
         return HtmlReport.Write(content, folder);
     }
