@@ -106,4 +106,14 @@ public class BackboneTests
         var e = Assert.Throws<GraftException>(() => resolver.Resolve(asset));
         Assert.Contains("SHA-256", e.Message);
     }
+
+    /// <summary>Keras's choice of a MobileNet's file: the one made for the input size, else the 224 one.</summary>
+    [Fact]
+    public void A_size_without_its_own_file_takes_the_default_sizes_file_as_keras_does()
+    {
+        string First(string backbone, int size) => BackboneRegistry.Get(backbone).SourcesFor(size, includeTop: false).First().File.FileName;
+        Assert.Equal("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_160_no_top.h5", First("mobilenet_v2_0.35", 160));
+        Assert.Equal("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5", First("mobilenet_v2_0.35", 150));
+        Assert.Equal("mobilenet_7_5_224_tf_no_top.h5", First("mobilenet_0.75", 96));
+    }
 }
