@@ -156,18 +156,19 @@ public class DatasetsTests
     }
 
     [Fact]
-    public void OfflineOrLoginOnlyDatasetsExplainInOneLine()
+    public void OfflineOrLoginOnlyDatasetsSayHowToGetThemAndTheCliOffersFrom()
     {
         using var dir = new TempDir();
         var offline = Assert.Throws<GraftException>(() => SampleDatasets.Get(SampleDatasets.Named("hymenoptera")!, Resolver(dir, allowDownload: false)));
         Assert.Contains("GRAFT_OFFLINE", offline.Problem);
-        Assert.Contains("graft datasets get hymenoptera --from hymenoptera_data.zip", offline.Fix);
-        Assert.DoesNotContain('\n', offline.Message);
+        Assert.Equal((CallerFix.DatasetZip, "hymenoptera"), (offline.CallerFix, offline.Subject));
+        var lines = Cli.Cli.ErrorOf(offline).Message.Split('\n');
+        Assert.Equal("  Or unpack the zip you downloaded: graft datasets get hymenoptera --from hymenoptera_data.zip", lines[^1]);
+        Assert.Equal(4, lines.Length);
 
         var kaggle = Assert.Throws<GraftException>(() => SampleDatasets.Get(SampleDatasets.Named("cats_vs_dogs")!, Resolver(dir)));
         Assert.Contains("https://www.kaggle.com/c/dogs-vs-cats/data", kaggle.Fix);
-        Assert.Contains("graft datasets get cats_vs_dogs --from train.zip", kaggle.Fix);
-        Assert.DoesNotContain('\n', kaggle.Message);
+        Assert.Contains("graft datasets get cats_vs_dogs --from train.zip", Cli.Cli.ErrorOf(kaggle).Message);
         Assert.False(Directory.Exists(dir["cache"]));
     }
 
@@ -177,7 +178,7 @@ public class DatasetsTests
         using var dir = new TempDir();
         var resolver = Resolver(dir, allowDownload: false);
         var missing = Assert.Throws<GraftException>(() => SampleDatasets.Resolve("hymenoptera", resolver));
-        Assert.Contains("graft datasets get hymenoptera", missing.Fix);
+        Assert.Contains("Put it into Graft's cache: graft datasets get hymenoptera", Cli.Cli.ErrorOf(missing).Message);
 
         Directory.CreateDirectory(dir["cache/datasets/hymenoptera"]);
         Assert.Equal(dir["cache/datasets/hymenoptera"], SampleDatasets.Resolve("hymenoptera", resolver));

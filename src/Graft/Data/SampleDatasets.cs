@@ -9,7 +9,7 @@ namespace Graft.Data;
 /// </summary>
 /// <param name="Name">What users type: <c>graft train hymenoptera</c>.</param>
 /// <param name="Page">Where it is published (for people).</param>
-/// <param name="Url">Its zip's direct download, or null where upstream needs a login (the user downloads it and passes it with --from).</param>
+/// <param name="Url">Its zip's direct download, or null where upstream needs a login (the user downloads it and hands it over).</param>
 /// <param name="ZipName">The zip's file name upstream.</param>
 /// <param name="Layout">Maps a zip entry's name (forward slashes) to its path in the dataset, or to null to leave it out.</param>
 /// <param name="ContentHash">The extracted dataset's <see cref="DatasetContent.Hash"/>, as in the offline mirror.</param>
@@ -18,7 +18,7 @@ internal sealed record SampleDataset(string Name, string Page, string? Url, stri
 
 /// <summary>
 /// The sample datasets Graft's docs and benchmarks use, by name: `graft train hymenoptera` works wherever the offline
-/// mirror (GRAFT_ASSETS or a shared/ folder) holds them, or once `graft datasets get` has put them into Graft's cache.
+/// mirror (GRAFT_ASSETS or the checkout's shared/ folder) holds them, or once <see cref="Get"/> has put them into Graft's cache.
 /// </summary>
 internal static partial class SampleDatasets
 {
@@ -61,7 +61,7 @@ internal static partial class SampleDatasets
         if (Directory.Exists(data) || File.Exists(data) || Named(data) is not { } dataset) return data;
         return Find(dataset, resolver) ?? throw new GraftException(
             $"The sample dataset '{data}' is not on this machine (looked in {string.Join(", ", Places(dataset, resolver))}).",
-            $"Run `graft datasets get {data}` to put it into Graft's cache.");
+            [], CallerFix.GetDataset, dataset.Name);
     }
 
     /// <summary>Where the dataset is here: a mirror's <c>data/NAME</c> first, then Graft's cache; null if nowhere.</summary>
@@ -86,7 +86,9 @@ internal static partial class SampleDatasets
         if (zip is not null && !File.Exists(zip))
             throw new GraftException($"{zip} does not exist.", $"Pass the path of {dataset.ZipName} downloaded from {dataset.Url ?? dataset.Page}.");
         var asset = zip is null ? ZipAsset(dataset, resolver) : null;
-        var source = zip ?? resolver.Resolve(asset!);
+        string source;
+        try { source = zip ?? resolver.Resolve(asset!); }
+        catch (GraftException e) when (e.CallerFix == CallerFix.None) { throw new GraftException(e.Problem, e.Fixes, CallerFix.DatasetZip, dataset.Name); }
         try { return Install(dataset, resolver, source, zip ?? dataset.Url!); }
         finally
         {
@@ -95,16 +97,15 @@ internal static partial class SampleDatasets
         }
     }
 
-    /// <summary>The zip's asset, once it is known that it can be downloaded.</summary>
+    /// <summary>The zip's asset, once it is known that it can be downloaded (else the user hands the zip over: <see cref="CallerFix.DatasetZip"/>).</summary>
     static Asset ZipAsset(SampleDataset dataset, AssetResolver resolver)
     {
-        var fromFile = $"`graft datasets get {dataset.Name} --from {dataset.ZipName}`";
         if (dataset.Url is null)
             throw new GraftException($"{dataset.Name} has no direct download ({dataset.Page} needs a login).",
-                $"Download {dataset.ZipName} from {dataset.Page}, then run {fromFile}.");
+                [$"Download {dataset.ZipName} from {dataset.Page}."], CallerFix.DatasetZip, dataset.Name);
         if (!resolver.AllowDownload)
             throw new GraftException($"The sample dataset '{dataset.Name}' is not on this machine and downloads are disabled (GRAFT_OFFLINE).",
-                $"Download {dataset.Url} elsewhere, then run {fromFile}; or unset GRAFT_OFFLINE.");
+                ["Unset GRAFT_OFFLINE to download it.", $"Or download {dataset.Url} elsewhere."], CallerFix.DatasetZip, dataset.Name);
         // Upstream publishes no hash of the zip: the content hash of what it extracts to is the check.
         return new Asset($"datasets/{dataset.ZipName}", dataset.Url, Hash: null);
     }

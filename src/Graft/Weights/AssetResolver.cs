@@ -250,16 +250,25 @@ public sealed class AssetResolver
 
     static string OneLine(string text) => string.Join(' ', text.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
-    /// <summary>One line: what is missing and why, then where a copy can go (the URL's file, or for a dead URL the same file from elsewhere).</summary>
-    GraftException Missing(Asset asset, string problem, bool upstreamGone = false) => new(problem, HowToGet(asset, upstreamGone));
+    /// <summary>What is missing and why (one sentence), then where a copy can go (the URL's file, or for a dead URL the same file from elsewhere).</summary>
+    GraftException Missing(Asset asset, string problem, bool upstreamGone = false) =>
+        new(problem.TrimEnd().EndsWith('.') ? problem.TrimEnd() : problem.TrimEnd() + ".", HowToGet(asset, upstreamGone));
 
-    /// <summary>Where a copy of a missing asset can go: the URL's file (for a dead URL, the same file from elsewhere) into a cache or a mirror.</summary>
-    public string HowToGet(Asset asset, bool upstreamGone = false)
+    /// <summary>
+    /// Where a copy of a missing asset can go, one short sentence each: the URL's file (for a dead URL, the same file
+    /// from elsewhere) into Graft's cache, or Keras's cache, or a mirror.
+    /// </summary>
+    public IReadOnlyList<string> HowToGet(Asset asset, bool upstreamGone = false)
     {
-        var keras = asset.KerasCache && KerasCacheFolders.Count > 0 ? $" or to Keras's cache {KerasCacheFolders[0]}" : "";
         var hash = asset.Hash is null ? "" : $" ({HashName(asset.Hash)} {asset.Hash})";
-        var what = upstreamGone ? $"Get {asset.FileName}{hash} from another source and copy it" : $"Download {asset.Url}{hash}";
-        return $"{what} to {CachePath(asset)}{keras}, or set {MirrorVariable} to a folder holding {asset.RelativePath}.";
+        var lines = new List<string>
+        {
+            upstreamGone ? $"Get {asset.FileName}{hash} from another source and copy it to {CachePath(asset)}."
+                : $"Download {asset.Url}{hash} to {CachePath(asset)}.",
+        };
+        if (asset.KerasCache && KerasCacheFolders.Count > 0) lines.Add($"Or copy it into Keras's cache, {KerasCacheFolders[0]}.");
+        lines.Add($"Or set {MirrorVariable} to a folder holding {asset.RelativePath}.");
+        return lines;
     }
 
     static string Md5Of(string path) => HashFile(path, md5: true);
