@@ -182,9 +182,31 @@ public class DatasetsTests
 
         Directory.CreateDirectory(dir["cache/datasets/hymenoptera"]);
         Assert.Equal(dir["cache/datasets/hymenoptera"], SampleDatasets.Resolve("hymenoptera", resolver));
-        Directory.CreateDirectory(dir["mirror/data/hymenoptera"]);
-        Assert.Equal(dir["mirror/data/hymenoptera"], SampleDatasets.Resolve("hymenoptera", resolver));
+        Directory.CreateDirectory(dir["mirror/data/hymenoptera"]); // a mirror's copy comes first, and must be the dataset
+        Assert.Contains("content hash", Assert.Throws<GraftException>(() => SampleDatasets.Resolve("hymenoptera", resolver)).Message);
         Assert.Equal("some/folder", SampleDatasets.Resolve("some/folder", resolver)); // not a sample's name: passed on as given
+    }
+
+    /// <summary>A mirror's dataset is checked by its content hash, as a download is; the check is remembered until a file changes.</summary>
+    [Fact]
+    public void A_mirrors_dataset_is_checked_by_content_and_a_changed_one_refused()
+    {
+        using var dir = new TempDir();
+        var (_, row) = TinyZip(dir);
+        var copy = dir["mirror/data/tiny"];
+        Directory.CreateDirectory(dir["mirror/data"]);
+        Directory.Move(dir[$"made/{Top}"], copy);
+        var resolver = Resolver(dir, allowDownload: false);
+
+        Assert.Equal(copy, SampleDatasets.Find(row, resolver));
+        Assert.True(File.Exists(dir["cache/datasets/tiny.mirror-checked"])); // the next run only lists the folder
+        Assert.Equal(copy, SampleDatasets.Find(row, resolver));
+
+        var image = Directory.GetFiles(copy, "*.png", SearchOption.AllDirectories)[0];
+        File.AppendAllText(image, "x");
+        var e = Assert.Throws<GraftException>(() => SampleDatasets.Find(row, resolver));
+        Assert.Contains($"{copy}: the mirror's tiny has content hash", e.Problem);
+        Assert.Contains("delete it from the mirror", e.Fix);
     }
 
     [MirrorFact]

@@ -64,8 +64,41 @@ internal static partial class SampleDatasets
             [], CallerFix.GetDataset, dataset.Name);
     }
 
-    /// <summary>Where the dataset is here: a mirror's <c>data/NAME</c> first, then Graft's cache; null if nowhere.</summary>
-    public static string? Find(SampleDataset dataset, AssetResolver resolver) => Places(dataset, resolver).FirstOrDefault(Directory.Exists);
+    /// <summary>
+    /// Where the dataset is here: a mirror's <c>data/NAME</c> first (checked, as <see cref="CheckMirror"/> says), then
+    /// Graft's cache (checked when it was put there); null if nowhere.
+    /// </summary>
+    public static string? Find(SampleDataset dataset, AssetResolver resolver)
+    {
+        var found = Places(dataset, resolver).FirstOrDefault(Directory.Exists);
+        if (found is not null && found != CacheFolder(dataset, resolver)) CheckMirror(dataset, found, resolver);
+        return found;
+    }
+
+    /// <summary>
+    /// A mirror's copy must hold the published content, as a download must: its content hash (every file read) is
+    /// computed the first time and remembered in Graft's cache with the folder's listing (paths, sizes and times), so
+    /// later runs only list the folder, and hash it again when the listing changed. A copy that differs is refused.
+    /// </summary>
+    static void CheckMirror(SampleDataset dataset, string folder, AssetResolver resolver)
+    {
+        var record = Path.Combine(resolver.CacheRoot, "datasets", $"{dataset.Name}.mirror-checked");
+        var checkedAs = $"{Path.GetFullPath(folder)}\n{DatasetArchive.Listing(folder)}\n{dataset.ContentHash}";
+        if (File.Exists(record) && File.ReadAllText(record) == checkedAs) return;
+        var content = DatasetArchive.Content(folder);
+        if (content.Hash != dataset.ContentHash)
+            throw new GraftException($"{folder}: the mirror's {dataset.Name} has content hash {content.Hash} ({content.Files} files), " +
+                $"expected {dataset.ContentHash} ({dataset.Files} files).",
+                $"Replace it with the unmodified {dataset.ZipName} from {dataset.Url ?? dataset.Page} unpacked, or delete it from the mirror.");
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(record)!);
+            var temp = $"{record}.{Environment.ProcessId}-{Guid.NewGuid():N}.part";
+            File.WriteAllText(temp, checkedAs);
+            File.Move(temp, record, overwrite: true); // atomic: a concurrent run reads the old record or the new one
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // a cache that cannot be written: checked again next time
+    }
 
     static IEnumerable<string> Places(SampleDataset dataset, AssetResolver resolver) =>
         resolver.SearchRoots.Select(r => Path.Combine(r, "data", dataset.Name)).Append(CacheFolder(dataset, resolver));
