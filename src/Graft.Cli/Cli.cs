@@ -60,21 +60,22 @@ public static class Cli
             {
                 var (code, message) = ErrorOf(e);
                 if (code == 1 && Environment.GetEnvironmentVariable("GRAFT_DEBUG") is not null) throw;
-                Console.Error.WriteLine($"graft: {Printable(message)}");
+                Console.Error.WriteLine($"graft: {string.Join("\n", message.Split('\n').Select(Printable))}");
                 return code;
             }
         });
 
     /// <summary>
-    /// The exit code and the one line an exception becomes: 2 for what the user can fix (bad input, and files or
-    /// folders that cannot be read or written: permissions, a full disk), 130 when stopped, 1 for a bug.
+    /// The exit code and the message an exception becomes: 2 for what the user can fix (bad input, and files or
+    /// folders that cannot be read or written: permissions, a full disk), 130 when stopped, 1 for a bug. The
+    /// message is one line, or for a problem with several fixes the problem's line and one line per fix.
     /// </summary>
     public static (int ExitCode, string Message) ErrorOf(Exception e)
     {
         while (e is AggregateException { InnerExceptions.Count: 1 } single) e = single.InnerExceptions[0]; // thrown inside Parallel.For
         return e switch
         {
-            GraftException g => (2, $"{GraftException.FirstLine(g.Problem)} {GraftException.FirstLine(g.Fix)}"),
+            GraftException g => (2, Lines(GraftException.FirstLine(g.Problem), Fixes(g))),
             TrainingStoppedException t => (130, t.Message),
             OperationCanceledException => (130, "stopped before finishing; no model was written."),
             UnauthorizedAccessException => (2, $"{GraftException.FirstLine(e.Message)} Check the permissions of that file or folder, or run as a user who may use it."),
@@ -84,6 +85,31 @@ public static class Cli
         };
     }
 
+
+    /// <summary>A problem and its fixes: one line for a single fix, else the problem's line and each fix indented on its own.</summary>
+    public static string Lines(string problem, IReadOnlyList<string> fixes) =>
+        fixes.Count <= 1 ? string.Join(" ", fixes.Prepend(problem)) : string.Join("\n  ", fixes.Prepend(problem));
+
+    /// <summary>The error's fixes, then the one the library leaves to the caller, in this command line's terms.</summary>
+    public static IReadOnlyList<string> Fixes(GraftException e) =>
+        e.Fixes.Select(GraftException.FirstLine).Where(f => f.Length > 0).Concat(CallerFixLines(e.CallerFix, e.Subject)).ToList();
+
+    /// <summary><see cref="CallerFix"/> as this tool's options and commands say it.</summary>
+    public static IEnumerable<string> CallerFixLines(CallerFix fix, string? subject)
+    {
+        switch (fix)
+        {
+            case CallerFix.WeightsFile:
+                yield return "Or pass a weight file you have: --weights FILE.";
+                break;
+            case CallerFix.DatasetZip:
+                yield return $"Or unpack the zip you downloaded: graft datasets get {subject} --from {Data.SampleDatasets.Named(subject ?? "")?.ZipName ?? "FILE.zip"}";
+                break;
+            case CallerFix.GetDataset:
+                yield return $"Put it into Graft's cache: graft datasets get {subject}";
+                break;
+        }
+    }
 
     public static void WriteJson(object value) =>
         Console.Out.WriteLine(JsonSerializer.Serialize(value, JsonLine));

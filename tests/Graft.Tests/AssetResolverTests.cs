@@ -477,4 +477,26 @@ public class AssetResolverTests
             stop.Dispose();
         }
     }
+
+    /// <summary>
+    /// A shared/ folder above the working or install folder is not a mirror: only GRAFT_ASSETS and the shared/ folder
+    /// beside the checkout Graft was built in (where these tests find theirs) are.
+    /// </summary>
+    [Fact]
+    public void Only_the_checkouts_own_shared_folder_is_a_mirror_besides_GRAFT_ASSETS()
+    {
+        using var dir = new TempDir();
+        foreach (var folder in new[] { "shared", "work/shared", "work/graft/src/bin", "work/tools/graft/bin", "bare/graft/bin" })
+            Directory.CreateDirectory(dir[folder]);
+        File.WriteAllText(dir["work/graft/Graft.slnx"], "");
+        File.WriteAllText(dir["bare/graft/Graft.slnx"], "");
+
+        Assert.Equal(dir["work/shared"], AssetResolver.CheckoutMirror(dir["work/graft/src/bin"]));
+        Assert.Null(AssetResolver.CheckoutMirror(dir["work/tools/graft/bin"])); // an installed tool: work/shared and shared are not its
+        Assert.Null(AssetResolver.CheckoutMirror(dir["bare/graft/bin"]));       // a checkout without shared/ beside it
+
+        var checkout = AssetResolver.CheckoutMirror(AppContext.BaseDirectory);
+        Assert.NotNull(checkout);
+        Assert.Contains(checkout, AssetResolver.DefaultSearchRoots());
+    }
 }

@@ -93,6 +93,16 @@ public class BackboneTests
         Assert.Contains("MD5 6d6bbae143d832006294945121d1f1fc", e.Message);
         Assert.Contains(dir["cache"], e.Message);
         Assert.Contains(dir["keras"], e.Message);
+        Assert.Equal(CallerFix.WeightsFile, e.CallerFix); // the library names no flag; the CLI words it
+
+        // The CLI: the problem on one line, then each fix on its own short line, --weights FILE last.
+        var lines = Cli.Cli.ErrorOf(e).Message.Split('\n');
+        Assert.Equal("vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 is not on this machine and downloads are disabled (GRAFT_OFFLINE).", lines[0]);
+        Assert.Equal(5, lines.Length);
+        Assert.StartsWith("  Download https://storage.googleapis.com/tensorflow/keras-applications/vgg16/", lines[1]);
+        Assert.Equal($"  Or copy it into Keras's cache, {dir["keras"]}.", lines[2]);
+        Assert.Equal("  Or pass a weight file you have: --weights FILE.", lines[^1]);
+        Assert.Contains("GRAFT_ASSETS", e.Fixes[^1]);
     }
 
     [Fact]
@@ -105,5 +115,15 @@ public class BackboneTests
         var resolver = new Weights.AssetResolver([dir.Path], dir["cache"], allowDownload: false);
         var e = Assert.Throws<GraftException>(() => resolver.Resolve(asset));
         Assert.Contains("SHA-256", e.Message);
+    }
+
+    /// <summary>Keras's choice of a MobileNet's file: the one made for the input size, else the 224 one.</summary>
+    [Fact]
+    public void A_size_without_its_own_file_takes_the_default_sizes_file_as_keras_does()
+    {
+        string First(string backbone, int size) => BackboneRegistry.Get(backbone).SourcesFor(size, includeTop: false).First().File.FileName;
+        Assert.Equal("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_160_no_top.h5", First("mobilenet_v2_0.35", 160));
+        Assert.Equal("mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5", First("mobilenet_v2_0.35", 150));
+        Assert.Equal("mobilenet_7_5_224_tf_no_top.h5", First("mobilenet_0.75", 96));
     }
 }

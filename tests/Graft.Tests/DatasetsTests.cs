@@ -156,18 +156,19 @@ public class DatasetsTests
     }
 
     [Fact]
-    public void OfflineOrLoginOnlyDatasetsExplainInOneLine()
+    public void OfflineOrLoginOnlyDatasetsSayHowToGetThemAndTheCliOffersFrom()
     {
         using var dir = new TempDir();
         var offline = Assert.Throws<GraftException>(() => SampleDatasets.Get(SampleDatasets.Named("hymenoptera")!, Resolver(dir, allowDownload: false)));
         Assert.Contains("GRAFT_OFFLINE", offline.Problem);
-        Assert.Contains("graft datasets get hymenoptera --from hymenoptera_data.zip", offline.Fix);
-        Assert.DoesNotContain('\n', offline.Message);
+        Assert.Equal((CallerFix.DatasetZip, "hymenoptera"), (offline.CallerFix, offline.Subject));
+        var lines = Cli.Cli.ErrorOf(offline).Message.Split('\n');
+        Assert.Equal("  Or unpack the zip you downloaded: graft datasets get hymenoptera --from hymenoptera_data.zip", lines[^1]);
+        Assert.Equal(4, lines.Length);
 
         var kaggle = Assert.Throws<GraftException>(() => SampleDatasets.Get(SampleDatasets.Named("cats_vs_dogs")!, Resolver(dir)));
         Assert.Contains("https://www.kaggle.com/c/dogs-vs-cats/data", kaggle.Fix);
-        Assert.Contains("graft datasets get cats_vs_dogs --from train.zip", kaggle.Fix);
-        Assert.DoesNotContain('\n', kaggle.Message);
+        Assert.Contains("graft datasets get cats_vs_dogs --from train.zip", Cli.Cli.ErrorOf(kaggle).Message);
         Assert.False(Directory.Exists(dir["cache"]));
     }
 
@@ -177,13 +178,35 @@ public class DatasetsTests
         using var dir = new TempDir();
         var resolver = Resolver(dir, allowDownload: false);
         var missing = Assert.Throws<GraftException>(() => SampleDatasets.Resolve("hymenoptera", resolver));
-        Assert.Contains("graft datasets get hymenoptera", missing.Fix);
+        Assert.Contains("Put it into Graft's cache: graft datasets get hymenoptera", Cli.Cli.ErrorOf(missing).Message);
 
         Directory.CreateDirectory(dir["cache/datasets/hymenoptera"]);
         Assert.Equal(dir["cache/datasets/hymenoptera"], SampleDatasets.Resolve("hymenoptera", resolver));
-        Directory.CreateDirectory(dir["mirror/data/hymenoptera"]);
-        Assert.Equal(dir["mirror/data/hymenoptera"], SampleDatasets.Resolve("hymenoptera", resolver));
+        Directory.CreateDirectory(dir["mirror/data/hymenoptera"]); // a mirror's copy comes first, and must be the dataset
+        Assert.Contains("content hash", Assert.Throws<GraftException>(() => SampleDatasets.Resolve("hymenoptera", resolver)).Message);
         Assert.Equal("some/folder", SampleDatasets.Resolve("some/folder", resolver)); // not a sample's name: passed on as given
+    }
+
+    /// <summary>A mirror's dataset is checked by its content hash, as a download is; the check is remembered until a file changes.</summary>
+    [Fact]
+    public void A_mirrors_dataset_is_checked_by_content_and_a_changed_one_refused()
+    {
+        using var dir = new TempDir();
+        var (_, row) = TinyZip(dir);
+        var copy = dir["mirror/data/tiny"];
+        Directory.CreateDirectory(dir["mirror/data"]);
+        Directory.Move(dir[$"made/{Top}"], copy);
+        var resolver = Resolver(dir, allowDownload: false);
+
+        Assert.Equal(copy, SampleDatasets.Find(row, resolver));
+        Assert.True(File.Exists(dir["cache/datasets/tiny.mirror-checked"])); // the next run only lists the folder
+        Assert.Equal(copy, SampleDatasets.Find(row, resolver));
+
+        var image = Directory.GetFiles(copy, "*.png", SearchOption.AllDirectories)[0];
+        File.AppendAllText(image, "x");
+        var e = Assert.Throws<GraftException>(() => SampleDatasets.Find(row, resolver));
+        Assert.Contains($"{copy}: the mirror's tiny has content hash", e.Problem);
+        Assert.Contains("delete it from the mirror", e.Fix);
     }
 
     [MirrorFact]

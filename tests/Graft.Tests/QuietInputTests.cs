@@ -85,6 +85,26 @@ public class QuietInputTests
         Assert.Contains("JPEG or PNG", r.Stderr);
     }
 
+    // A folder inside a class folder is read as part of the class, and that is said once.
+    [Fact]
+    public void A_folder_nested_in_a_class_folder_is_read_as_the_class_and_noted_once()
+    {
+        using var dir = new TempDir();
+        TinyImages.WriteClassFolders(dir["data"], perClass: 2, classes: 2, size: 16);
+        Directory.CreateDirectory(dir["data/red/more shots"]);
+        TinyImages.WriteImage(dir["data/red/more shots/x.png"], TinyImages.Palette[0].Color, 16, new Random(3));
+
+        var dataset = ImageFolder.OpenForTraining(dir["data"], validationSplit: 0);
+        Assert.Equal(["green", "red"], dataset.Classes);
+        Assert.Equal(3, dataset.Train.Count(i => dataset.Classes[i.Label] == "red"));
+        Assert.Contains(dataset.Notes, n => n.Contains("1 folder(s) inside class folders are read as their class: red/more shots."));
+
+        var r = GraftCli.Run(null, "augment", dir["data"], "--out", dir["grid.png"], "--size", "32", "--images", "1", "--variants", "1");
+        Assert.Equal(0, r.ExitCode);
+        Assert.Single(r.Stderr.Split('\n'), l => l.Contains("red/more shots"));
+        Assert.DoesNotContain("validation", r.Stderr); // augment trains nothing: no training notes
+    }
+
     // 4. Empty class folders and a validation folder lacking a class are noted.
     [Fact]
     public void Empty_class_folders_and_classes_missing_from_validation_are_noted()

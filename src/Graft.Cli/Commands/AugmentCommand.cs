@@ -27,7 +27,7 @@ public static class AugmentCommand
             var path = OutputPaths.File("--out", parse.GetValue(output)!, parse.GetValue(data));
             int rows = InRange(parse.GetValue(images), "--images", 1, 64), columns = InRange(parse.GetValue(variants), "--variants", 1, 32);
             int tile = InRange(parse.GetValue(size), "--size", 32, 512);
-            var dataset = ImageFolder.OpenForTraining(SampleDatasets.Resolve(parse.GetValue(data)!, Cli.Assets), 0);
+            var dataset = ImageFolder.OpenForViewing(SampleDatasets.Resolve(parse.GetValue(data)!, Cli.Assets));
             Cli.ReportDataset(dataset);
             // One image from each class in turn, so the grid shows every class.
             var files = dataset.Train.GroupBy(i => i.Label).SelectMany(g => g.Select((img, k) => (img, k))).OrderBy(t => t.k).ThenBy(t => t.img.Label)

@@ -37,11 +37,16 @@ public static class DoctorCommand
             Cli.Out.MarkupLine($"asset mirrors:  {Cli.Escape(string.Join(", ", report.asset_mirrors.DefaultIfEmpty("(none)")))}");
             Cli.Out.MarkupLine($"keras cache:    {Cli.Escape(string.Join(", ", report.keras_cache.DefaultIfEmpty($"(none; looked in {string.Join(", ", resolver.KerasCacheFolders)})")))}");
             Cli.Out.MarkupLine($"cache:          {Cli.Escape(report.cache)}");
-            Cli.Out.MarkupLine(report.default_backbone.weights_path is { } here
-                ? $"default backbone: {backbone.Name}, weights here: {Cli.Escape(here)}"
-                : $"default backbone: {backbone.Name}, [yellow]weights missing[/]: {Cli.Escape(weights.File.FileName)} is not on this machine" +
-                  (resolver.AllowDownload ? $"; train downloads it on first use. Offline: {Cli.Escape(resolver.HowToGet(weights.File))}"
-                      : $" and downloads are disabled (GRAFT_OFFLINE). {Cli.Escape(resolver.HowToGet(weights.File))}"));
+            if (report.default_backbone.weights_path is { } here)
+                Cli.Out.MarkupLine($"default backbone: {backbone.Name}, weights here: {Cli.Escape(here)}");
+            else
+            {
+                // The problem and fixes of the error train would stop with, as the error line words them.
+                var problem = $"{weights.File.FileName} is not on this machine" +
+                    (resolver.AllowDownload ? "; train downloads it on first use." : " and downloads are disabled (GRAFT_OFFLINE).");
+                var fixes = resolver.HowToGet(weights.File).Concat(Cli.CallerFixLines(CallerFix.WeightsFile, null)).ToList();
+                Cli.Out.MarkupLine($"default backbone: {backbone.Name}, [yellow]weights missing[/]: {string.Join("\n", Cli.Lines(problem, fixes).Split('\n').Select(Cli.Escape))}");
+            }
             if (parse.GetValue(json)) Cli.WriteJson(report);
             return Task.CompletedTask;
         });

@@ -74,8 +74,10 @@ public sealed class Backbone : IDisposable
         if (!config.Pretrained)
             throw new GraftException($"{config.Name} has no pretrained weights.", "Use it with --strategy scratch, or pick a pretrained backbone (graft models).");
         var source = config.SourceFor(resolver, size, includeTop)
-            ?? throw new GraftException($"{config.Name} has no weight file with the ImageNet top.", "Use it without the top (feature extraction), or pass --weights FILE.");
-        return resolver.Resolve(source.File);
+            ?? throw new GraftException($"{config.Name} has no weight file with the ImageNet top.", ["Use it without the top (feature extraction)."], CallerFix.WeightsFile);
+        // A file the user already has is always a fix, and only the caller knows how it is passed.
+        try { return resolver.Resolve(source.File); }
+        catch (GraftException e) when (e.CallerFix == CallerFix.None) { throw new GraftException(e.Problem, e.Fixes, CallerFix.WeightsFile); }
     }
 
     /// <summary>The number of classes of the file's classifier: its last weighted layer's bias.</summary>

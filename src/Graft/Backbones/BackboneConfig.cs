@@ -84,10 +84,10 @@ public sealed record BackboneConfig
     /// <summary>The weight sources that serve an input size, with or without the top, best first.</summary>
     public IEnumerable<WeightSource> SourcesFor(int size, bool includeTop)
     {
-        var usable = Weights.Where(w => w.IncludesTop || !includeTop).ToList();
-        // The file made for this size first (Keras's rule; MobileNets have one per size), then the rest in row order.
-        return usable.Where(w => w.InputSizes?.Contains(size) == true).Concat(usable.Where(w => w.InputSizes is null))
-            .Concat(usable.Where(w => w.InputSizes is { } sizes && !sizes.Contains(size)));
+        // Keras's rule: the file made for this size (MobileNets have one per size), then a file for any size; for a
+        // size no file was made for, the default size's file (Keras loads the 224 one), then the rest in row order.
+        return Weights.Where(w => w.IncludesTop || !includeTop)
+            .OrderBy(w => w.InputSizes is null ? 1 : w.InputSizes.Contains(size) ? 0 : w.InputSizes.Contains(InputSize) ? 2 : 3);
     }
 
     /// <summary>

@@ -76,6 +76,21 @@ internal static class DatasetArchive
         return null;
     }
 
+    /// <summary>
+    /// A hash of the listing of the files under <paramref name="folder"/>: each one's path, size and last write time,
+    /// without reading them. Equal listings mean the content hash computed for the first still holds.
+    /// </summary>
+    public static string Listing(string folder)
+    {
+        var lines = new StringBuilder();
+        foreach (var file in Directory.EnumerateFiles(folder, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+        {
+            var info = new FileInfo(file);
+            lines.Append(file).Append('\t').Append(info.Length).Append('\t').Append(info.LastWriteTimeUtc.Ticks).Append('\n');
+        }
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(lines.ToString())));
+    }
+
     /// <summary>The content hash, file count and size of the files under <paramref name="folder"/>.</summary>
     public static DatasetContent Content(string folder)
     {

@@ -68,6 +68,20 @@ internal static class ImageFolder
     /// </summary>
     public static ImageDataset OpenForTraining(string root, double validationSplit = 0.2, int seed = 42, double testSplit = 0)
     {
+        var dataset = Open(root, validationSplit, seed, testSplit);
+        var notes = dataset.Notes.ToList();
+        NoteSmallClasses(dataset.Classes, dataset.Train, dataset.Validation, notes);
+        return dataset with { Notes = notes };
+    }
+
+    /// <summary>
+    /// Every image of DATA's training folder under its class, for looking at (<c>graft augment</c>): no roles held out,
+    /// and none of the notes that only matter to training.
+    /// </summary>
+    public static ImageDataset OpenForViewing(string root) => Open(root, validationSplit: 0, seed: 0, testSplit: 0);
+
+    static ImageDataset Open(string root, double validationSplit, int seed, double testSplit)
+    {
         if (validationSplit is < 0 or >= 1)
             throw new GraftException($"--val-split {validationSplit} is out of range.", "Use a fraction from 0 (no validation) to below 1, e.g. 0.2.");
         if (testSplit is < 0 or >= 1 || validationSplit + testSplit >= 1)
@@ -106,7 +120,6 @@ internal static class ImageFolder
         }
         if (folders.Test is { } t) layout.Add($"{System.IO.Path.GetFileName(t)}/ for testing");
         else if (testSplit > 0) layout.Add($"{testSplit:0.##} held out for testing");
-        NoteSmallClasses(classes, train, validation, notes);
         return new ImageDataset(root, classes, train, validation, string.Join(" + ", layout))
             { Test = test, ClassRoot = trainDir, Notes = notes, Unconverted = unconverted, ClassFolderNames = FolderNames(trainDir, classes) };
     }
@@ -126,7 +139,7 @@ internal static class ImageFolder
     }
 
     /// <summary>Classes too small to learn or to measure are named: training goes on, but the user should know.</summary>
-    static void NoteSmallClasses(IReadOnlyList<string> classes, List<LabeledImage> train, List<LabeledImage> validation, List<string> notes)
+    static void NoteSmallClasses(IReadOnlyList<string> classes, IReadOnlyList<LabeledImage> train, IReadOnlyList<LabeledImage> validation, List<string> notes)
     {
         var tiny = Enumerable.Range(0, classes.Count).Where(c => train.Count(i => i.Label == c) < 2).Select(c => classes[c]).ToList();
         if (tiny.Count > 0)
@@ -202,21 +215,28 @@ internal static class ImageFolder
 
     /// <summary>
     /// The class names (NFC) of the sub-folders holding at least one image file, sorted (the class index order).
-    /// Folders without images, TIFF/HEIC files and folder names that differ only in Unicode normalization are noted.
+    /// Folders without images, folders nested in a class folder (their images are the class's), TIFF/HEIC files and
+    /// folder names that differ only in Unicode normalization are noted.
     /// </summary>
     static List<string> ClassFolders(string dir, int minimum, List<string> notes, List<string> unconverted)
     {
         var withImages = new List<string>();
         var empty = new List<string>();
         var notRegular = new List<string>();
+        var nested = new List<string>();
         foreach (var folder in SubFolders(dir).Where(d => StaysInside(d, dir)).OrderBy(System.IO.Path.GetFileName, StringComparer.Ordinal))
         {
             var files = FolderWalk.Files(folder, notRegular).ToList();
+            nested.AddRange(files.Where(ImageLoader.IsImageFile).Select(f => System.IO.Path.GetDirectoryName(f)!).Where(d => d != folder)
+                .Distinct().Select(d => System.IO.Path.GetRelativePath(dir, d)).Order(StringComparer.Ordinal));
             unconverted.AddRange(files.Where(IsUnconvertedImage).Order(StringComparer.Ordinal));
             (files.Any(ImageLoader.IsImageFile) ? withImages : empty).Add(folder);
         }
         if (notRegular.Count > 0)
             notes.Add($"{dir}: {notRegular.Count} file(s) that are not regular files skipped, never opened: {string.Join(", ", notRegular.Take(5))}{(notRegular.Count > 5 ? ", ..." : "")}.");
+        if (nested.Count > 0)
+            notes.Add($"{dir}: the images in {nested.Count} folder(s) inside class folders are read as their class: " +
+                $"{string.Join(", ", nested.Take(5))}{(nested.Count > 5 ? ", ..." : "")}.");
         if (empty.Count > 0)
             notes.Add($"{dir}: {empty.Count} folder(s) without images ignored (not classes): {string.Join(", ", empty.Select(System.IO.Path.GetFileName))}.");
         foreach (var same in withImages.GroupBy(ClassName).Where(g => g.Count() > 1))

@@ -9,7 +9,7 @@ namespace Graft.Data;
 /// </summary>
 /// <param name="Name">What users type: <c>graft train hymenoptera</c>.</param>
 /// <param name="Page">Where it is published (for people).</param>
-/// <param name="Url">Its zip's direct download, or null where upstream needs a login (the user downloads it and passes it with --from).</param>
+/// <param name="Url">Its zip's direct download, or null where upstream needs a login (the user downloads it and hands it over).</param>
 /// <param name="ZipName">The zip's file name upstream.</param>
 /// <param name="Layout">Maps a zip entry's name (forward slashes) to its path in the dataset, or to null to leave it out.</param>
 /// <param name="ContentHash">The extracted dataset's <see cref="DatasetContent.Hash"/>, as in the offline mirror.</param>
@@ -18,7 +18,7 @@ internal sealed record SampleDataset(string Name, string Page, string? Url, stri
 
 /// <summary>
 /// The sample datasets Graft's docs and benchmarks use, by name: `graft train hymenoptera` works wherever the offline
-/// mirror (GRAFT_ASSETS or a shared/ folder) holds them, or once `graft datasets get` has put them into Graft's cache.
+/// mirror (GRAFT_ASSETS or the checkout's shared/ folder) holds them, or once <see cref="Get"/> has put them into Graft's cache.
 /// </summary>
 internal static partial class SampleDatasets
 {
@@ -61,11 +61,44 @@ internal static partial class SampleDatasets
         if (Directory.Exists(data) || File.Exists(data) || Named(data) is not { } dataset) return data;
         return Find(dataset, resolver) ?? throw new GraftException(
             $"The sample dataset '{data}' is not on this machine (looked in {string.Join(", ", Places(dataset, resolver))}).",
-            $"Run `graft datasets get {data}` to put it into Graft's cache.");
+            [], CallerFix.GetDataset, dataset.Name);
     }
 
-    /// <summary>Where the dataset is here: a mirror's <c>data/NAME</c> first, then Graft's cache; null if nowhere.</summary>
-    public static string? Find(SampleDataset dataset, AssetResolver resolver) => Places(dataset, resolver).FirstOrDefault(Directory.Exists);
+    /// <summary>
+    /// Where the dataset is here: a mirror's <c>data/NAME</c> first (checked, as <see cref="CheckMirror"/> says), then
+    /// Graft's cache (checked when it was put there); null if nowhere.
+    /// </summary>
+    public static string? Find(SampleDataset dataset, AssetResolver resolver)
+    {
+        var found = Places(dataset, resolver).FirstOrDefault(Directory.Exists);
+        if (found is not null && found != CacheFolder(dataset, resolver)) CheckMirror(dataset, found, resolver);
+        return found;
+    }
+
+    /// <summary>
+    /// A mirror's copy must hold the published content, as a download must: its content hash (every file read) is
+    /// computed the first time and remembered in Graft's cache with the folder's listing (paths, sizes and times), so
+    /// later runs only list the folder, and hash it again when the listing changed. A copy that differs is refused.
+    /// </summary>
+    static void CheckMirror(SampleDataset dataset, string folder, AssetResolver resolver)
+    {
+        var record = Path.Combine(resolver.CacheRoot, "datasets", $"{dataset.Name}.mirror-checked");
+        var checkedAs = $"{Path.GetFullPath(folder)}\n{DatasetArchive.Listing(folder)}\n{dataset.ContentHash}";
+        if (File.Exists(record) && File.ReadAllText(record) == checkedAs) return;
+        var content = DatasetArchive.Content(folder);
+        if (content.Hash != dataset.ContentHash)
+            throw new GraftException($"{folder}: the mirror's {dataset.Name} has content hash {content.Hash} ({content.Files} files), " +
+                $"expected {dataset.ContentHash} ({dataset.Files} files).",
+                $"Replace it with the unmodified {dataset.ZipName} from {dataset.Url ?? dataset.Page} unpacked, or delete it from the mirror.");
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(record)!);
+            var temp = $"{record}.{Environment.ProcessId}-{Guid.NewGuid():N}.part";
+            File.WriteAllText(temp, checkedAs);
+            File.Move(temp, record, overwrite: true); // atomic: a concurrent run reads the old record or the new one
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { } // a cache that cannot be written: checked again next time
+    }
 
     static IEnumerable<string> Places(SampleDataset dataset, AssetResolver resolver) =>
         resolver.SearchRoots.Select(r => Path.Combine(r, "data", dataset.Name)).Append(CacheFolder(dataset, resolver));
@@ -86,7 +119,9 @@ internal static partial class SampleDatasets
         if (zip is not null && !File.Exists(zip))
             throw new GraftException($"{zip} does not exist.", $"Pass the path of {dataset.ZipName} downloaded from {dataset.Url ?? dataset.Page}.");
         var asset = zip is null ? ZipAsset(dataset, resolver) : null;
-        var source = zip ?? resolver.Resolve(asset!);
+        string source;
+        try { source = zip ?? resolver.Resolve(asset!); }
+        catch (GraftException e) when (e.CallerFix == CallerFix.None) { throw new GraftException(e.Problem, e.Fixes, CallerFix.DatasetZip, dataset.Name); }
         try { return Install(dataset, resolver, source, zip ?? dataset.Url!); }
         finally
         {
@@ -95,16 +130,15 @@ internal static partial class SampleDatasets
         }
     }
 
-    /// <summary>The zip's asset, once it is known that it can be downloaded.</summary>
+    /// <summary>The zip's asset, once it is known that it can be downloaded (else the user hands the zip over: <see cref="CallerFix.DatasetZip"/>).</summary>
     static Asset ZipAsset(SampleDataset dataset, AssetResolver resolver)
     {
-        var fromFile = $"`graft datasets get {dataset.Name} --from {dataset.ZipName}`";
         if (dataset.Url is null)
             throw new GraftException($"{dataset.Name} has no direct download ({dataset.Page} needs a login).",
-                $"Download {dataset.ZipName} from {dataset.Page}, then run {fromFile}.");
+                [$"Download {dataset.ZipName} from {dataset.Page}."], CallerFix.DatasetZip, dataset.Name);
         if (!resolver.AllowDownload)
             throw new GraftException($"The sample dataset '{dataset.Name}' is not on this machine and downloads are disabled (GRAFT_OFFLINE).",
-                $"Download {dataset.Url} elsewhere, then run {fromFile}; or unset GRAFT_OFFLINE.");
+                ["Unset GRAFT_OFFLINE to download it.", $"Or download {dataset.Url} elsewhere."], CallerFix.DatasetZip, dataset.Name);
         // Upstream publishes no hash of the zip: the content hash of what it extracts to is the check.
         return new Asset($"datasets/{dataset.ZipName}", dataset.Url, Hash: null);
     }

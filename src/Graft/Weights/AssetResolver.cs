@@ -20,8 +20,8 @@ public sealed record Asset(string RelativePath, string Url, string? Hash)
 public readonly record struct AssetDownloadProgress(Asset Asset, long BytesReceived, long? TotalBytes);
 
 /// <summary>
-/// Finds assets offline first: a mirror folder named by GRAFT_ASSETS, a <c>shared/</c> folder beside the
-/// checkout (or any ancestor of the working or app directory), Keras's own cache for Keras's files
+/// Finds assets offline first: a mirror folder named by GRAFT_ASSETS, the <c>shared/</c> folder beside the
+/// checkout Graft was built in, Keras's own cache for Keras's files
 /// ($KERAS_HOME/models, ~/.keras/models, /tmp/.keras/models), the user cache (~/.cache/graft/assets), and only
 /// then a download from upstream into the cache. Every file is checked against its hash where one is known
 /// (with a null hash any local copy is used as it is).
@@ -86,18 +86,31 @@ public sealed class AssetResolver
         return Path.Combine(baseDir, "graft");
     }
 
-    /// <summary>GRAFT_ASSETS, then every <c>shared/</c> folder found walking up from the working and app directories.</summary>
+    /// <summary>
+    /// GRAFT_ASSETS, then the <c>shared/</c> folder beside the checkout Graft runs from (<see cref="CheckoutMirror"/>).
+    /// No other folder is a mirror: a <c>shared/</c> folder above the working or install folder is someone else's.
+    /// </summary>
     public static IEnumerable<string> DefaultSearchRoots()
     {
         var mirror = Environment.GetEnvironmentVariable(MirrorVariable);
         if (!string.IsNullOrEmpty(mirror)) yield return mirror;
-        var seen = new HashSet<string>();
-        foreach (var start in new[] { Environment.CurrentDirectory, AppContext.BaseDirectory })
-            for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
-            {
-                var shared = Path.Combine(dir.FullName, "shared");
-                if (Directory.Exists(shared) && seen.Add(shared)) yield return shared;
-            }
+        if (CheckoutMirror(AppContext.BaseDirectory) is { } shared && shared != mirror) yield return shared;
+    }
+
+    /// <summary>The file that marks the root of a Graft checkout.</summary>
+    const string CheckoutMarker = "Graft.slnx";
+
+    /// <summary>
+    /// The <c>shared/</c> folder beside the root of the Graft checkout that <paramref name="appFolder"/> was built in
+    /// (the nearest folder above it holding Graft.slnx), where the checkout's tests, CI and <c>./graft</c> find the
+    /// asset mirror; null for an installed tool or app, and where that folder is missing.
+    /// </summary>
+    internal static string? CheckoutMirror(string appFolder)
+    {
+        for (var dir = new DirectoryInfo(appFolder); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, CheckoutMarker)))
+                return dir.Parent is { } beside && Directory.Exists(Path.Combine(beside.FullName, "shared")) ? Path.Combine(beside.FullName, "shared") : null;
+        return null;
     }
 
     /// <summary>Where the asset would be found locally, without checking or downloading (for <c>graft models</c>).</summary>
@@ -250,16 +263,25 @@ public sealed class AssetResolver
 
     static string OneLine(string text) => string.Join(' ', text.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
 
-    /// <summary>One line: what is missing and why, then where a copy can go (the URL's file, or for a dead URL the same file from elsewhere).</summary>
-    GraftException Missing(Asset asset, string problem, bool upstreamGone = false) => new(problem, HowToGet(asset, upstreamGone));
+    /// <summary>What is missing and why (one sentence), then where a copy can go (the URL's file, or for a dead URL the same file from elsewhere).</summary>
+    GraftException Missing(Asset asset, string problem, bool upstreamGone = false) =>
+        new(problem.TrimEnd().EndsWith('.') ? problem.TrimEnd() : problem.TrimEnd() + ".", HowToGet(asset, upstreamGone));
 
-    /// <summary>Where a copy of a missing asset can go: the URL's file (for a dead URL, the same file from elsewhere) into a cache or a mirror.</summary>
-    public string HowToGet(Asset asset, bool upstreamGone = false)
+    /// <summary>
+    /// Where a copy of a missing asset can go, one short sentence each: the URL's file (for a dead URL, the same file
+    /// from elsewhere) into Graft's cache, or Keras's cache, or a mirror.
+    /// </summary>
+    public IReadOnlyList<string> HowToGet(Asset asset, bool upstreamGone = false)
     {
-        var keras = asset.KerasCache && KerasCacheFolders.Count > 0 ? $" or to Keras's cache {KerasCacheFolders[0]}" : "";
         var hash = asset.Hash is null ? "" : $" ({HashName(asset.Hash)} {asset.Hash})";
-        var what = upstreamGone ? $"Get {asset.FileName}{hash} from another source and copy it" : $"Download {asset.Url}{hash}";
-        return $"{what} to {CachePath(asset)}{keras}, or set {MirrorVariable} to a folder holding {asset.RelativePath}.";
+        var lines = new List<string>
+        {
+            upstreamGone ? $"Get {asset.FileName}{hash} from another source and copy it to {CachePath(asset)}."
+                : $"Download {asset.Url}{hash} to {CachePath(asset)}.",
+        };
+        if (asset.KerasCache && KerasCacheFolders.Count > 0) lines.Add($"Or copy it into Keras's cache, {KerasCacheFolders[0]}.");
+        lines.Add($"Or set {MirrorVariable} to a folder holding {asset.RelativePath}.");
+        return lines;
     }
 
     static string Md5Of(string path) => HashFile(path, md5: true);
