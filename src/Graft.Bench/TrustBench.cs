@@ -91,7 +91,6 @@ static class TrustBench
 
     static string Names(OodScore score) => score.ToString().ToLowerInvariant();
 
-    /// <summary>A folder of the asset mirror (<c>data/NAME</c>, <c>images/NAME</c>).</summary>
     /// <summary>At most <see cref="MaxOthers"/> of a folder's images (searched recursively), a seeded sample in name order.</summary>
     static IReadOnlyList<string> Sample(string folder)
     {
