@@ -125,14 +125,14 @@ public static class Cli
     {
         foreach (var note in dataset.Notes) Err.MarkupLine($"[yellow]note:[/] {Escape(note)}");
         if (dataset.Unconverted.Count > 0)
-            Err.MarkupLine($"[yellow]note:[/] {dataset.Unconverted.Count} .tif/.tiff/.heic/.heif file(s) were not read (Graft does not decode TIFF or HEIC), " +
+            Err.MarkupLine($"[yellow]note:[/] {Plural.Of(dataset.Unconverted.Count, ".tif/.tiff/.heic/.heif file")} {(dataset.Unconverted.Count == 1 ? "was" : "were")} not read (Graft does not decode TIFF or HEIC), " +
                 $"e.g. {Escape(dataset.Unconverted[0])}: convert them to JPEG or PNG to use them.");
     }
 
     public static void ReportSkipped(IReadOnlyList<SkippedImage> skipped)
     {
         if (skipped.Count == 0) return;
-        Err.MarkupLine($"[yellow]skipped {skipped.Count} file(s) that could not be read:[/]");
+        Err.MarkupLine($"[yellow]skipped {Plural.Of(skipped.Count, "file")} that could not be read:[/]");
         foreach (var s in skipped) Err.MarkupLine($"  [yellow]{Escape(s.Path)}[/]: {Escape(s.Reason)}");
     }
 }

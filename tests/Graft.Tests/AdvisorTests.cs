@@ -81,7 +81,7 @@ public class AdvisorTests
         Assert.StartsWith("--strategy ", advice[0].GetProperty("arguments").GetString());
         Assert.Contains("24 training and validation images", runs[0].Stderr); // the broken file is left out; human lines go to stderr
         // ... and named, as train names what it skips, in the human lines and the JSON.
-        Assert.Contains("skipped 1 file(s) that could not be read", runs[0].Stderr);
+        Assert.Contains("skipped 1 file that could not be read", runs[0].Stderr);
         Assert.Contains("broken.jpg", runs[0].Stderr);
         Assert.EndsWith("broken.jpg", Assert.Single(advice[0].GetProperty("skipped").EnumerateArray()).GetProperty("path").GetString());
     }

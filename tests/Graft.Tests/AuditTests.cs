@@ -241,7 +241,7 @@ public class AuditInTrainingTests
         Assert.Equal(1, cleaned.Train.Single(i => i.Path == relabelled.Path).Label);
         Assert.Equal(dataset.Test, cleaned.Test); // the yardstick stays
         Assert.Equal(dataset.Train.Count - 1, cleaned.Train.Count);
-        Assert.Contains(cleaned.Notes, n => n.Contains("1 image(s) left out and 1 relabelled") && n.Contains("not applied"));
+        Assert.Contains(cleaned.Notes, n => n.Contains("1 image left out and 1 relabelled") && n.Contains("not applied"));
 
         AuditActions.Write(csv, [new AuditAction(removed, AuditActions.Relabel, "zebra", "")]);
         var error = Assert.Throws<GraftException>(() => AuditActions.Apply(dataset, AuditActions.Read(csv), csv));

@@ -34,7 +34,7 @@ public static class AugmentCommand
                 .Take(rows).Select(t => t.img.Path).ToList();
             AugmentationPreview.WriteGrid(files, tile, ResizeMode.CenterCrop,
                 augment.Read(parse, Augmentation.Default)!, columns, parse.GetValue(seed), path);
-            Cli.Out.MarkupLine($"wrote [green]{Cli.Escape(Path.GetFullPath(path))}[/] ({files.Count} images x {columns} augmentations)");
+            Cli.Out.MarkupLine($"wrote [green]{Cli.Escape(Path.GetFullPath(path))}[/] ({Plural.Of(files.Count, "image")} x {Plural.Of(columns, "augmentation")})");
             return Task.CompletedTask;
         });
         return command;

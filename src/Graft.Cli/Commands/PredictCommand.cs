@@ -148,7 +148,7 @@ public static class PredictCommand
         foreach (var n in notRegular) Cli.Err.MarkupLine($"[yellow]note:[/] skipped {Cli.Escape(n)}: not a regular file, never opened.");
         if (files.Count > 0) return files;
         var unconverted = FolderWalk.Files(input).Count(ImageFolder.IsUnconvertedImage);
-        throw new GraftException($"{input} holds no image files" + (unconverted > 0 ? $" Graft can read ({unconverted} TIFF/HEIC file(s), which it does not decode)." : "."),
+        throw new GraftException($"{input} holds no image files" + (unconverted > 0 ? $" Graft can read ({Plural.Of(unconverted, "TIFF/HEIC file")}, which it does not decode)." : "."),
             unconverted > 0 ? "Convert them to JPEG or PNG." : $"Add images ({string.Join(", ", ImageLoader.Extensions)}).");
     }
 }

@@ -85,7 +85,7 @@ sealed class TrainFlags
 
     readonly Option<string> _recipe = Train.Option("--recipe", o => o.Recipe);
     readonly Option<string?> _unfreeze = new Option<string?>("--unfreeze")
-        { Description = Unfreezing.Help(u => u.TopBlocks) + " all: " + HelpPage.LowerFirst(Unfreezing.Help(u => u.All)), HelpName = "N|all" }
+        { Description = "N: " + HelpPage.LowerFirst(Unfreezing.Help(u => u.TopBlocks)) + " all: " + HelpPage.LowerFirst(Unfreezing.Help(u => u.All)), HelpName = "N|all" }
         .ShowDefault(ByRecipe(r => r.Unfreeze.ToArguments().Replace("--unfreeze ", "")));
     readonly Option<string?> _unfreezeFrom = Unfreezing.Option("--unfreeze-from", u => u.FromLayer);
     readonly Option<int?> _freezeFirst = Unfreezing.Option("--freeze-first", u => u.FreezeFirstLayers);
@@ -120,8 +120,8 @@ sealed class TrainFlags
         _unfreeze.CustomParser = result =>
         {
             var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
-            if (text == "all" || int.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out int n) && n >= 0) return text;
-            result.AddError($"--unfreeze {text} is not a number of blocks or 'all'.");
+            if (text == "all" || int.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out int n) && n >= 1) return text;
+            result.AddError($"--unfreeze {text} is not a number of blocks (1 or more) or 'all'.");
             return null;
         };
         _microBatch.CustomParser = result =>
@@ -250,7 +250,7 @@ sealed class TrainFlags
 
     /// <summary>A default that depends on the recipe: "1e-4 (deep); 1e-4 (top-blocks)" style, the default recipe first.</summary>
     static string ByRecipe<T>(Func<Recipe, T> value) =>
-        string.Join("; ", Recipes.All.Select(r => $"{r.Name}: {HelpPage.Format(value(r)) ?? "none"}"));
+        string.Join("; ", Recipes.All.Select(r => $"{r.Name}: {(value(r) is bool b ? (b ? "true" : "false") : HelpPage.Format(value(r)) ?? "none")}"));
 
     /// <summary>A default that depends on the strategy, from <see cref="TrainOptions"/>' resolved values: "0; scratch: 64".</summary>
     static string ByStrategy<T>(Func<TrainOptions, T> resolved)

@@ -142,9 +142,9 @@ internal static class DataAudit
         if (rows.Count(r => r is not null) < 3) return null;
         var (duplicates, leakage, outliers) = Copies(images, hashes, rows, new AuditOptions(), device);
         var parts = new List<string>();
-        if (duplicates.Count > 0) parts.Add($"{duplicates.Count} duplicate pair(s){(duplicates.Any(d => d.ConflictingLabels) ? $", {duplicates.Count(d => d.ConflictingLabels)} labelled differently" : "")}");
-        if (leakage.Count > 0) parts.Add($"{leakage.Count} held-out image(s) with a copy in an earlier part (leakage)");
-        if (outliers.Count > 0) parts.Add($"{outliers.Count} outlier(s) far from every class (first: {Path.GetFileName(outliers[0].File)})");
+        if (duplicates.Count > 0) parts.Add($"{Plural.Of(duplicates.Count, "duplicate pair")}{(duplicates.Any(d => d.ConflictingLabels) ? $", {duplicates.Count(d => d.ConflictingLabels)} labelled differently" : "")}");
+        if (leakage.Count > 0) parts.Add($"{Plural.Of(leakage.Count, "held-out image")} with a copy in an earlier part (leakage)");
+        if (outliers.Count > 0) parts.Add($"{Plural.Of(outliers.Count, "outlier")} far from every class (first: {Path.GetFileName(outliers[0].File)})");
         return parts.Count == 0 ? null : string.Join("; ", parts);
     }
 

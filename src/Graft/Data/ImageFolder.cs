@@ -203,9 +203,9 @@ internal static class ImageFolder
             (files.Any(ImageLoader.IsImageFile) ? withImages : empty).Add(folder);
         }
         if (notRegular.Count > 0)
-            notes.Add($"{dir}: {notRegular.Count} file(s) that are not regular files skipped, never opened: {string.Join(", ", notRegular.Take(5))}{(notRegular.Count > 5 ? ", ..." : "")}.");
+            notes.Add($"{dir}: {Plural.Of(notRegular.Count, "file")} that {(notRegular.Count == 1 ? "is not a regular file" : "are not regular files")} skipped, never opened: {string.Join(", ", notRegular.Take(5))}{(notRegular.Count > 5 ? ", ..." : "")}.");
         if (empty.Count > 0)
-            notes.Add($"{dir}: {empty.Count} folder(s) without images ignored (not classes): {string.Join(", ", empty.Select(System.IO.Path.GetFileName))}.");
+            notes.Add($"{dir}: {Plural.Of(empty.Count, "folder")} without images ignored (not classes): {string.Join(", ", empty.Select(System.IO.Path.GetFileName))}.");
         foreach (var same in withImages.GroupBy(ClassName).Where(g => g.Count() > 1))
             notes.Add($"{dir}: the folders {string.Join(" and ", same.Select(f => System.IO.Path.GetFileName(f)))} differ only in Unicode normalization: read as one class {same.Key}.");
         var classes = withImages.Select(ClassName).Distinct().Order(StringComparer.Ordinal).ToList();
