@@ -14,6 +14,10 @@ public static class Cli
     /// <summary>Where weight files and sample data come from, with any download shown on stderr.</summary>
     public static readonly Graft.Weights.AssetResolver Assets = new(progress: new ProgressLine());
 
+    /// <summary>-v/--verbose: every epoch's line and the library's details, on a terminal too (<see cref="ProgressLine"/>).</summary>
+    public static Option<bool> VerboseOption() => new("--verbose", "-v")
+        { Description = "Show every epoch's line and how the weights were loaded (the full log, as when standard error is redirected)." };
+
     public static Option<bool> JsonOption() => new("--json") { Description = "End standard output with one JSON object (machine-readable)." };
 
     /// <summary>--device, as <see cref="TrainOptions.Device"/> describes it (help and default).</summary>

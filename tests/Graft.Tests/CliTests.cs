@@ -51,6 +51,30 @@ public class CliTests
         Assert.Contains("block_16_project", summary.Stdout);
     }
 
+    /// <summary>
+    /// A file that does not decode is remembered beside its features in the cache: the next run skips it with the same
+    /// one line, from the marker (here edited, to show it is what the second run read), without decoding it.
+    /// </summary>
+    [Fact]
+    public void A_corrupt_image_is_remembered_in_the_feature_cache()
+    {
+        using var dir = new TempDir();
+        TinyImages.WriteClassFolders(dir["photos"], perClass: 5, size: 32);
+        File.WriteAllText(dir["photos/red/corrupt.jpg"], "not a jpeg");
+        var env = new Dictionary<string, string> { ["GRAFT_CACHE"] = dir["cache"] };
+        string[] args = ["train", dir["photos"], "--epochs", "1", "--out", dir["m.graft"]];
+
+        var first = GraftCli.Run(env, args);
+        Assert.True(first.ExitCode == 0, first.Stderr);
+        var marker = Assert.Single(Directory.GetFiles(dir["cache"], "*.bad", SearchOption.AllDirectories));
+        Assert.Contains(File.ReadAllText(marker).Trim(), first.Stderr);
+
+        File.WriteAllText(marker, "remembered: not an image\n");
+        var second = GraftCli.Run(env, args);
+        Assert.True(second.ExitCode == 0, second.Stderr);
+        Assert.Contains("corrupt.jpg: remembered: not an image", second.Stderr);
+    }
+
     /// <summary>lr-find prints and writes the range test of train's phase; train --lr auto trains at the rate it suggests.</summary>
     [Fact]
     public void Lr_find_suggests_a_rate_and_train_lr_auto_uses_it()

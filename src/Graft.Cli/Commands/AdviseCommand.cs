@@ -18,9 +18,10 @@ public static class AdviseCommand
         var noCache = new Option<bool>("--no-cache") { Description = "Do not read or write the bottleneck cache." };
         var device = Cli.DeviceOption();
         var json = Cli.JsonOption();
+        var verbose = Cli.VerboseOption();
         var command = new Command("advise",
             "Estimate each strategy's accuracy (with its 95% interval) and training time on the data's own training and validation images, and recommend one.")
-            { data, backbone, seed, testSplit, noCache, device, json };
+            { data, backbone, seed, testSplit, noCache, device, json, verbose };
         var weights = new BackboneOptions();
         weights.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
@@ -34,7 +35,9 @@ public static class AdviseCommand
                 Fit = new(Seed: parse.GetValue(seed)), UseCache = !parse.GetValue(noCache),
             };
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var advice = await StrategyAdvisor.AdviseAsync(path, parse.GetValue(backbone)!, Cli.Assets, options, new ProgressLine().Callbacks, cancel);
+            Advice advice;
+            using (var progress = new ProgressLine(parse.GetValue(verbose)))
+                advice = await StrategyAdvisor.AdviseAsync(path, parse.GetValue(backbone)!, Cli.Assets, options, progress.Callbacks, cancel);
             Cli.ReportSkipped(advice.Skipped);
             var table = new Table().Border(TableBorder.Rounded).AddColumns("strategy", "estimated accuracy", "95% interval", "against feature extraction", "graft train time");
             foreach (var e in advice.Estimates)

@@ -26,7 +26,9 @@ public static class TrainCommand
             var report = parse.GetValue(flags.Report);
             if (report is not null) OutputPaths.Folder("--report", report, path, outPath);
             var options = flags.Read(parse, outPath);
-            var result = await Learner.TrainAsync(path, options, Cli.Assets, new ProgressLine().Callbacks, cancel);
+            TrainingResult result;
+            using (var progress = new ProgressLine(parse.GetValue(flags.Verbose)))
+                result = await Learner.TrainAsync(path, options, Cli.Assets, progress.Callbacks, cancel);
             result.Model.Save(outPath);
             await TrainView.ShowAsync(result, data, options.Strategy, outPath, report, parse.GetValue(flags.Json), cancel);
         });
@@ -111,6 +113,7 @@ sealed class TrainFlags
         { Description = "Write an HTML report of the validation (or test) set into this folder at the end.", HelpName = "DIR" };
     readonly Option<bool> _resume = Train.Option("--resume", o => o.Resume);
     public readonly Option<bool> Json = Cli.JsonOption();
+    public readonly Option<bool> Verbose = Cli.VerboseOption();
 
     public TrainFlags()
     {
@@ -145,7 +148,7 @@ sealed class TrainFlags
             _recipe, _unfreeze, _unfreezeFrom, _freezeFirst, _ftEpochs, _ftLr, _ftOptimizer, _schedule, _discriminative,
             _weightDecay, _warmup, _labelSmoothing, _mixUp, _cutMix, _freezeBatchNorm, _microBatch);
         command.Group("Augmentation (fine-tuning and scratch; Keras ImageDataGenerator's names)", _augment.All);
-        if (outputs) command.Group("Output", Output, Report, _resume, Json);
+        if (outputs) command.Group("Output", Output, Report, _resume, Json, Verbose);
     }
 
     /// <summary>The run the flags ask for; options the strategy does not use are named in a note.</summary>
