@@ -36,8 +36,11 @@ public static class AdviseCommand
             };
             var clock = System.Diagnostics.Stopwatch.StartNew();
             Advice advice;
-            using (var progress = new ProgressLine(parse.GetValue(verbose)))
-                advice = await StrategyAdvisor.AdviseAsync(path, parse.GetValue(backbone)!, Cli.Assets, options, progress.Callbacks, cancel);
+            bool details = parse.GetValue(verbose);
+            // The probes' epochs and steps are the advisor's working: shown with --verbose.
+            using (var progress = new ProgressLine(details))
+                advice = await StrategyAdvisor.AdviseAsync(path, parse.GetValue(backbone)!, Cli.Assets, options,
+                    details ? progress.Callbacks : progress.Callbacks with { Epochs = null }, cancel);
             Cli.ReportSkipped(advice.Skipped);
             var table = new Table().Border(TableBorder.Rounded).AddColumns("strategy", "estimated accuracy", "95% interval", "against feature extraction", "graft train time");
             foreach (var e in advice.Estimates)
@@ -45,7 +48,9 @@ public static class AdviseCommand
                     e.Gain is null ? "" : Cli.Escape(e.Gain.Describe()), e.Seconds < 10 ? $"about {e.Seconds:0.0} s" : $"about {e.Seconds:0} s");
             Cli.Out.Write(table);
             Cli.Out.MarkupLine("  (training times: on this machine now, feature extraction's with the features this advice cached)");
-            foreach (var reason in advice.Reasons) Cli.Out.MarkupLine($"  {Cli.Escape(reason)}");
+            // The decision; the measurements behind it with --verbose.
+            foreach (var reason in details ? advice.Reasons : advice.Reasons.TakeLast(1)) Cli.Out.MarkupLine($"  {Cli.Escape(reason)}");
+            if (!details) Cli.Out.MarkupLine("  (graft advise -v says how each estimate was measured)");
             Cli.Out.MarkupLine($"[bold]graft train {Cli.Escape(path)} {Cli.Escape(advice.Arguments)}[/] (advised in {clock.Elapsed.TotalSeconds:0} s)");
             if (parse.GetValue(json))
                 Cli.WriteJson(new
