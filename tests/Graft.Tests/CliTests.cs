@@ -28,13 +28,26 @@ public class CliTests
         Assert.Contains("epoch 2/2", train.Stderr);
         Assert.True(File.Exists(model));
 
-        var predict = GraftCli.Run(env, "predict", model, dir["photos/val"], "--top", "2", "--json");
+        // predict runs the model file's ONNX network in ONNX Runtime alone: libtorch is never loaded (the dynamic loader's
+        // trace names every library it opens); its predictions are those of the trainable model (which --explain needs).
+        var predict = GraftCli.Run(new Dictionary<string, string>(env) { ["LD_DEBUG"] = "libs" }, "predict", model, dir["photos/val"], "--top", "2", "--json");
         Assert.Equal(0, predict.ExitCode);
+        Assert.Contains("libonnxruntime", predict.Stderr);
+        Assert.DoesNotContain("libtorch", predict.Stderr);
         var predictions = JsonDocument.Parse(predict.LastLine).RootElement.GetProperty("predictions");
         Assert.Equal(6, predictions.GetArrayLength());
         var first = predictions[0];
         Assert.Equal(2, first.GetProperty("top").GetArrayLength());
         Assert.Equal(first.GetProperty("label").GetString(), first.GetProperty("top")[0].GetProperty("label").GetString());
+        var viaTorch = GraftCli.Run(env, "predict", model, dir["photos/val"], "--top", "2", "--json", "--explain", dir["maps"]);
+        Assert.True(viaTorch.ExitCode == 0, viaTorch.Stderr);
+        var torchPredictions = JsonDocument.Parse(viaTorch.LastLine).RootElement.GetProperty("predictions").EnumerateArray().ToList();
+        foreach (var (onnx, torch) in predictions.EnumerateArray().Zip(torchPredictions))
+        {
+            Assert.Equal(torch.GetProperty("file").GetString(), onnx.GetProperty("file").GetString());
+            Assert.Equal(torch.GetProperty("label").GetString(), onnx.GetProperty("label").GetString());
+            Assert.Equal(torch.GetProperty("confidence").GetDouble(), onnx.GetProperty("confidence").GetDouble(), 3);
+        }
 
         var evaluate = GraftCli.Run(env, "evaluate", model, dir["photos"], "--json");
         Assert.Equal(0, evaluate.ExitCode);
