@@ -88,6 +88,25 @@ public class CliTests
         Assert.Contains("corrupt.jpg: remembered: not an image", second.Stderr);
     }
 
+    /// <summary>ONNX is the only format export writes: without --onnx, m.graft becomes m.onnx beside it.</summary>
+    [Fact]
+    public void Export_writes_the_onnx_file_beside_the_model_by_default()
+    {
+        using var dir = new TempDir();
+        using (var model = Networks.ScratchModel(["a", "b"])) model.Save(dir["m.graft"]);
+        var run = GraftCli.Run(null, "export", dir["m.graft"], "--json");
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        Assert.Equal(dir["m.onnx"], JsonDocument.Parse(run.LastLine).RootElement.GetProperty("onnx").GetString());
+        Assert.True(new FileInfo(dir["m.onnx"]).Length > 1000);
+    }
+
+    /// <summary>Counts read as a reader says them.</summary>
+    [Theory]
+    [InlineData(0, "0 files")]
+    [InlineData(1, "1 file")]
+    [InlineData(2, "2 files")]
+    public void Counts_are_pluralised(int count, string expected) => Assert.Equal(expected, Plural.Of(count, "file"));
+
     /// <summary>lr-find prints and writes the range test of train's phase; train --lr auto trains at the rate it suggests.</summary>
     [Fact]
     public void Lr_find_suggests_a_rate_and_train_lr_auto_uses_it()
