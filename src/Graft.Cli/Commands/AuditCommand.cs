@@ -56,7 +56,7 @@ public static class AuditCommand
             if (parse.GetValue(actions) is { } actionsPath)
             {
                 AuditActions.Write(actionsPath, audit.Actions);
-                Cli.Out.MarkupLine($"{audit.Actions.Count} suggested actions: [green]{Cli.Escape(Path.GetFullPath(actionsPath))}[/] (graft train --exclude)");
+                Cli.Out.MarkupLine($"{Plural.Of(audit.Actions.Count, "suggested action")}: [green]{Cli.Escape(Path.GetFullPath(actionsPath))}[/] (graft train --exclude)");
             }
             if (parse.GetValue(report) is { } folder)
                 Cli.Out.MarkupLine($"report [green]{Cli.Escape(Path.GetFullPath(AuditReport.Write(audit, folder)))}[/]");

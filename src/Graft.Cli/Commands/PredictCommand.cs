@@ -71,7 +71,7 @@ public static class PredictCommand
             progress?.Dispose();
             Cli.ReportSkipped(skipped);
             if (outPath is not null)
-                Cli.Err.MarkupLine($"wrote {predictions.Count} predictions{(done.Count > 0 ? $" after the {done.Count} already there" : "")} to [green]{Cli.Escape(Path.GetFullPath(outPath))}[/]");
+                Cli.Err.MarkupLine($"wrote {Plural.Of(predictions.Count, "prediction")}{(done.Count > 0 ? $" after the {done.Count} already there" : "")} to [green]{Cli.Escape(Path.GetFullPath(outPath))}[/]");
             foreach (var p in predictions)
                 Cli.Out.MarkupLine((p.Unknown
                     ? $"{Cli.Escape(p.File)}: [bold yellow]unknown[/]: like none of the training images (closest: {Cli.Escape(p.Label)} {p.Confidence:0.000})"
