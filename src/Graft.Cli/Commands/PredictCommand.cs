@@ -88,7 +88,7 @@ public static class PredictCommand
 
     /// <summary>
     /// What predicts: a model file that carries its ONNX network (<see cref="ImageClassifier.OnnxEntry"/>) runs in ONNX
-    /// Runtime alone (Graft.Inference: libtorch is never loaded, which is most of a short run's time and memory), unless
+    /// Runtime alone (Graft.Inference: libtorch, much of a short run's time and memory, is never loaded), unless
     /// the run needs the trainable model: another device, test-time augmentation, Grad-CAM heat maps (--explain), a
     /// backbone's ImageNet classifier.
     /// </summary>
