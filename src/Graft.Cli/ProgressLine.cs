@@ -1,3 +1,4 @@
+using Graft.Inference;
 using System.Diagnostics;
 using Graft.Training;
 using Graft.Heads;

@@ -105,7 +105,7 @@ public class CliTests
     [InlineData(0, "0 files")]
     [InlineData(1, "1 file")]
     [InlineData(2, "2 files")]
-    public void Counts_are_pluralised(int count, string expected) => Assert.Equal(expected, Plural.Of(count, "file"));
+    public void Counts_are_pluralised(int count, string expected) => Assert.Equal(expected, Graft.Inference.Plural.Of(count, "file"));
 
     /// <summary>lr-find prints and writes the range test of train's phase; train --lr auto trains at the rate it suggests.</summary>
     [Fact]

@@ -1,3 +1,4 @@
+using Graft.Inference;
 using System.CommandLine;
 using Graft.Audit;
 using Graft.Data;

@@ -1,3 +1,4 @@
+using Graft.Inference;
 using System.CommandLine;
 using Spectre.Console;
 

@@ -1,3 +1,4 @@
+using Graft.Inference;
 using System.Text;
 using Graft.Data;
 using Graft.Imaging;

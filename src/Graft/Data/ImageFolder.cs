@@ -1,3 +1,4 @@
+using Graft.Inference;
 using Graft.Imaging;
 namespace Graft.Data;
 

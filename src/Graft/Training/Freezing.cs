@@ -1,3 +1,4 @@
+using Graft.Inference;
 using System.ComponentModel;
 using System.ComponentModel.DataAnnotations;
 using Graft.Backbones;

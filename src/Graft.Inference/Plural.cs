@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Graft;
+namespace Graft.Inference;
 
 /// <summary>Counts in messages and the command line's output as a reader says them: "1 file", "2 files", never "1 files" or "file(s)".</summary>
 internal static class Plural
