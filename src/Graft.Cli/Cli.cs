@@ -14,6 +14,10 @@ public static class Cli
     /// <summary>Where weight files and sample data come from, with any download shown on stderr.</summary>
     public static readonly Graft.Weights.AssetResolver Assets = new(progress: new ProgressLine());
 
+    /// <summary>-v/--verbose: every epoch's line and the library's details, on a terminal too (<see cref="ProgressLine"/>).</summary>
+    public static Option<bool> VerboseOption() => new("--verbose", "-v")
+        { Description = "Show every epoch's line and how the weights were loaded (the full log, as when standard error is redirected)." };
+
     public static Option<bool> JsonOption() => new("--json") { Description = "End standard output with one JSON object (machine-readable)." };
 
     /// <summary>--device, as <see cref="TrainOptions.Device"/> describes it (help and default).</summary>
@@ -151,14 +155,14 @@ public static class Cli
     {
         foreach (var note in dataset.Notes) Err.MarkupLine($"[yellow]note:[/] {Escape(note)}");
         if (dataset.Unconverted.Count > 0)
-            Err.MarkupLine($"[yellow]note:[/] {dataset.Unconverted.Count} .tif/.tiff/.heic/.heif file(s) were not read (Graft does not decode TIFF or HEIC), " +
+            Err.MarkupLine($"[yellow]note:[/] {Plural.Of(dataset.Unconverted.Count, ".tif/.tiff/.heic/.heif file")} {(dataset.Unconverted.Count == 1 ? "was" : "were")} not read (Graft does not decode TIFF or HEIC), " +
                 $"e.g. {Escape(dataset.Unconverted[0])}: convert them to JPEG or PNG to use them.");
     }
 
     public static void ReportSkipped(IReadOnlyList<SkippedImage> skipped)
     {
         if (skipped.Count == 0) return;
-        Err.MarkupLine($"[yellow]skipped {skipped.Count} file(s) that could not be read:[/]");
+        Err.MarkupLine($"[yellow]skipped {Plural.Of(skipped.Count, "file")} that could not be read:[/]");
         foreach (var s in skipped) Err.MarkupLine($"  [yellow]{Escape(s.Path)}[/]: {Escape(s.Reason)}");
     }
 }

@@ -90,6 +90,7 @@ public static class HelpPage
         var names = string.Join(", ", o.Aliases.Where(a => a.Length == 2 && a[0] == '-' && char.IsLetter(a[1])).Order(StringComparer.Ordinal).Append(o.Name));
         if (o.ValueType == typeof(bool) || o.Arity.MaximumNumberOfValues == 0) return names;
         var type = Nullable.GetUnderlyingType(o.ValueType) ?? o.ValueType;
+        if (type == typeof(bool)) return $"{names} {o.HelpName ?? "true|false"}";
         return $"{names} {o.HelpName ?? (type == typeof(int) ? "N" : type == typeof(double) ? "X" : o.Name.TrimStart('-').ToUpperInvariant())}";
     }
 

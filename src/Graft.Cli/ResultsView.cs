@@ -1,3 +1,4 @@
+using Graft.Inference;
 using Graft.Evaluation;
 using Spectre.Console;
 
@@ -49,7 +50,7 @@ public static class ResultsView
     public static void Show(EvaluationResult r, string what)
     {
         var ci = r.AccuracyInterval;
-        Cli.Out.MarkupLine($"{what} accuracy [bold]{r.Accuracy:0.0000}[/] (95% CI {ci.Low:0.000}-{ci.High:0.000}; loss {r.Loss:0.0000}) on {r.Images} images, {r.Classes.Count} classes");
+        Cli.Out.MarkupLine($"{what} accuracy [bold]{r.Accuracy:0.0000}[/] (95% CI {ci.Low:0.000}-{ci.High:0.000}; loss {r.Loss:0.0000}) on {Plural.Of(r.Images, "image")}, {Plural.Of(r.Classes.Count, "class", "classes")}");
 
         var perClass = new Table().Border(TableBorder.Rounded).AddColumns("class", "precision", "recall", "F1", "support")
             .Caption("[grey]precision and recall with their 95% Wilson intervals[/]");

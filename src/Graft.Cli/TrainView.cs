@@ -1,3 +1,4 @@
+using Graft.Inference;
 using Spectre.Console;
 using Graft.Reports;
 using Graft.Training;
@@ -14,12 +15,12 @@ public static class TrainView
         if (result.AuditSummary is { } found)
             Cli.Out.MarkupLine($"[yellow]audit:[/] {Cli.Escape(found)} (graft audit {Cli.Escape(data)} lists them, with suggested actions)");
         var fit = result.Fit;
-        Cli.Out.MarkupLine($"trained {fit.History.Count} epoch(s), best epoch {fit.BestEpoch}{(fit.StoppedEarly ? " (early stopping)" : "")}, " +
+        Cli.Out.MarkupLine($"trained {Plural.Of(fit.History.Count, "epoch")}, best epoch {fit.BestEpoch}{(fit.StoppedEarly ? " (early stopping)" : "")}, " +
             $"{result.Seconds:0.0}s in all; {(strategy == Strategy.FeatureExtraction ? "head training" : "training")} {fit.SamplesPerSecond:0} samples/s");
         if (result.Test is { } t)
         {
             if (result.Validation is { } v)
-                Cli.Out.MarkupLine($"validation accuracy {v.Accuracy:0.0000} (95% CI {v.AccuracyInterval.Low:0.000}-{v.AccuracyInterval.High:0.000}) on {v.Images} images: it picked the epoch");
+                Cli.Out.MarkupLine($"validation accuracy {v.Accuracy:0.0000} (95% CI {v.AccuracyInterval.Low:0.000}-{v.AccuracyInterval.High:0.000}) on {Plural.Of(v.Images, "image")}: it picked the epoch");
             ResultsView.Show(t, "test");
         }
         else if (result.Validation is { } v)

@@ -132,7 +132,7 @@ public sealed unsafe class DecodedPixels : IDisposable
         nuint bytes = (nuint)width * (nuint)height * 4;
         void* address;
         try { address = NativeMemory.Alloc(bytes); }
-        catch (OutOfMemoryException) { throw new ImageDecodeException(name, $"not enough memory to decode its {width}x{height} pixels"); }
+        catch (OutOfMemoryException) { throw new ImageDecodeException(name, $"not enough memory to decode its {width}x{height} pixels") { MayRetry = true }; }
         return new DecodedPixels((IntPtr)address, width, height, width * 4, null);
     }
 

@@ -11,6 +11,12 @@ public sealed class ImageDecodeException(string path, string reason)
     /// <summary>What is wrong with it, in a few words.</summary>
     public string Reason { get; } = reason;
 
+    /// <summary>
+    /// Whether decoding it again may succeed (the file could not be read, or memory ran short): false when its content
+    /// is what fails, which a cache may then remember.
+    /// </summary>
+    public bool MayRetry { get; init; }
+
     const string PartialFix = "Set GRAFT_ACCEPT_PARTIAL_IMAGES=1 to use partly decoded images";
 
     /// <summary>An image that ends before its pixels do (<paramref name="how"/>: "the file is cut short", ...).</summary>
@@ -343,7 +349,7 @@ public static partial class ImageLoader
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                throw new ImageDecodeException(path, e.Message);
+                throw new ImageDecodeException(path, e.Message) { MayRetry = true };
             }
             finally
             {

@@ -141,7 +141,7 @@ sealed class VipsDecoder : IImageDecoder
             {
                 var reason = Reason(e);
                 if (reason.Contains("memory", StringComparison.OrdinalIgnoreCase))
-                    throw new ImageDecodeException(name, $"not enough memory to decode its {width}x{height} pixels");
+                    throw new ImageDecodeException(name, $"not enough memory to decode its {width}x{height} pixels") { MayRetry = true };
                 throw reason.Contains("premature end of JPEG", StringComparison.OrdinalIgnoreCase) || reason.Contains("truncated", StringComparison.OrdinalIgnoreCase)
                     || reason.Contains("not enough data", StringComparison.OrdinalIgnoreCase)
                     ? ImageDecodeException.Incomplete(name, $"the file is cut short: {reason}")

@@ -5,7 +5,11 @@ namespace Graft;
 /// <summary>One class and the model's probability for it.</summary>
 /// <param name="Label">The class name (its folder name in the training data).</param>
 /// <param name="Probability">From 0 to 1; a model's probabilities over all its classes sum to 1.</param>
-public sealed record ClassProbability(string Label, float Probability);
+public sealed record ClassProbability(string Label, float Probability)
+{
+    /// <summary>"bees 0.982": the label and its probability, three decimals.</summary>
+    public override string ToString() => $"{Label} {Probability.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture)}";
+}
 
 /// <summary>What a model predicts for one image.</summary>
 /// <param name="File">The image's path, or the name given for a stream or byte array.</param>
@@ -23,6 +27,13 @@ public sealed record Prediction(string File, string Label, float Confidence, IRe
 
     /// <summary>How unlike the training images the photo is (higher: less like them); null when the model has no detector.</summary>
     public float? OodScore { get; init; }
+
+    /// <summary>
+    /// One line: "photo.jpg: bees 0.982 (top: bees 0.982, ants 0.018)", with ", unknown" inside the brackets when the photo
+    /// looks like none of the training images.
+    /// </summary>
+    public override string ToString() =>
+        $"{File}: {new ClassProbability(Label, Confidence)} (top: {string.Join(", ", Top)}{(Unknown ? ", unknown" : "")})";
 
     /// <summary>Where the network looked for <see cref="Label"/>: a heat map and its peak (null unless an explanation was asked for).</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]

@@ -162,7 +162,7 @@ public static class Learner
         var backbone = options.Strategy == Strategy.Scratch
             ? Backbone.Create(config, new(size), config.Spec(size))
             : Backbone.LoadPretrained(config, resolver, inputSize: size, weightsFile: options.WeightsFile);
-        if (backbone.LoadReport is { } report) callbacks.Log?.Invoke($"{config.Name}: {report}");
+        if (backbone.LoadReport is { } report) callbacks.Detail?.Invoke($"{config.Name}: {report}");
         if (options.FeatureBlock is { } block) backbone.TruncateAfter(block);
         backbone.Network.to(device); // built and initialized on the host (the same weights on every device), then moved
         var input = backbone.Input with { Resize = options.Resize };

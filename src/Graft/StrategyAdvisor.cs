@@ -62,7 +62,7 @@ public static class StrategyAdvisor
         var readablePaths = images.Select(i => i.Path).ToHashSet();
         int trainImages = dataset.Train.Count(i => readablePaths.Contains(i.Path)); // what `graft train` would train on
 
-        callbacks.Log?.Invoke($"{Folds}-fold head probes on {images.Count} images...");
+        callbacks.Detail?.Invoke($"{Folds}-fold head probes on {images.Count} images...");
         var clock = Stopwatch.StartNew();
         var topProbe = OutOfFold(readable.Select(i => top.Rows[i]!).ToArray(), labels, dataset.Classes.Count, options, device);
         var plain = new StrategyEstimate(Strategy.FeatureExtraction, null, null, topProbe.Accuracy, topProbe.Interval,
@@ -84,10 +84,10 @@ public static class StrategyAdvisor
             reasons.Add($"Features from the earlier block {config.GenericFeatureBlock} scored {probe.Interval.Describe(probe.Accuracy)}: {gain.Describe()} against the top block on the same images.");
         }
 
-        callbacks.Log?.Invoke($"head probes: {clock.Elapsed.TotalSeconds:0.0} s; fine-tuning probe...");
+        callbacks.Detail?.Invoke($"head probes: {clock.Elapsed.TotalSeconds:0.0} s; fine-tuning probe...");
         clock.Restart();
         var (fineTune, probeReason) = await FineTuneProbeAsync(dataset, images, options, plain, trainImages, topProbe.SecondsFor(trainImages), resolver, callbacks, cancel);
-        callbacks.Log?.Invoke($"fine-tuning probe: {clock.Elapsed.TotalSeconds:0.0} s");
+        callbacks.Detail?.Invoke($"fine-tuning probe: {clock.Elapsed.TotalSeconds:0.0} s");
         estimates.Add(fineTune);
         reasons.Add(probeReason);
 
@@ -123,8 +123,9 @@ public static class StrategyAdvisor
             Resize = options.Resize, CacheRoot = options.CacheRoot, UseCache = options.UseCache, BatchSize = options.Fit.BatchSize, Device = options.Device,
         };
         var features = await BottleneckFeatures.ExtractAsync(images.Select(i => i.Path).ToList(), source, resolver, callbacks.Images, cancel);
-        callbacks.Log?.Invoke($"features of {block ?? "the top block"}: {features.Stats.Computed} computed, {features.Stats.CacheHits} from the bottleneck cache, {features.Stats.Seconds:0.0} s" +
-            (features.CacheWarning is { } why ? $" (the cache could not be written: {why})" : ""));
+        var line = $"features of {block ?? "the top block"}: {features.Stats.Computed} computed, {features.Stats.CacheHits} from the bottleneck cache, {features.Stats.Seconds:0.0} s";
+        if (features.CacheWarning is { } why) callbacks.Log?.Invoke($"{line} (the cache could not be written: {why})"); // a warning: always said
+        else callbacks.Detail?.Invoke(line);
         return features;
     }
 

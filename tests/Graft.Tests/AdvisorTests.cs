@@ -73,7 +73,9 @@ public class AdvisorTests
         var env = new Dictionary<string, string> { ["GRAFT_CACHE"] = dir["cache"] };
 
         // The first run fills the bottleneck cache, the second reads it: neither that nor the seed may change the advice.
-        var runs = new[] { "1", "7" }.Select(seed => GraftCli.Run(env, "advise", dir["photos"], "--json", "--seed", seed)).ToList();
+        // The first says how it measured (-v); the second only what it chose.
+        var runs = new[] { "1", "7" }.Select(seed => GraftCli.Run(env, seed == "1"
+            ? new[] { "advise", dir["photos"], "--json", "--seed", seed, "-v" } : new[] { "advise", dir["photos"], "--json", "--seed", seed })).ToList();
         Assert.All(runs, r => Assert.True(r.ExitCode == 0, r.Stderr));
         var advice = runs.Select(r => JsonDocument.Parse(r.LastLine).RootElement).ToList();
         foreach (var field in new[] { "strategy", "feature_block", "unfreeze", "arguments" })
@@ -92,8 +94,12 @@ public class AdvisorTests
         });
         Assert.StartsWith("--strategy ", advice[0].GetProperty("arguments").GetString());
         Assert.Contains("24 training and validation images", runs[0].Stderr); // the broken file is left out; human lines go to stderr
+        Assert.DoesNotContain("24 training and validation images", runs[1].Stderr);
+        Assert.DoesNotContain(": loss ", runs[1].Stderr); // the probes' epoch lines are the advisor's working
+        Assert.Contains("graft advise -v", runs[1].Stderr);
+        Assert.True(runs[1].Stderr.Split('\n').Length < runs[0].Stderr.Split('\n').Length / 2, runs[1].Stderr);
         // ... and named, as train names what it skips, in the human lines and the JSON.
-        Assert.Contains("skipped 1 file(s) that could not be read", runs[0].Stderr);
+        Assert.Contains("skipped 1 file that could not be read", runs[0].Stderr);
         Assert.Contains("broken.jpg", runs[0].Stderr);
         Assert.EndsWith("broken.jpg", Assert.Single(advice[0].GetProperty("skipped").EnumerateArray()).GetProperty("path").GetString());
     }

@@ -237,6 +237,21 @@ public class AuditTests(PlantedCatsDogs planted, ITestOutputHelper output) : ICl
 /// <summary>What training does with the audit: honours its actions CSV, and says when quick checks find something.</summary>
 public class AuditInTrainingTests
 {
+    /// <summary>audit --test-split holds out the very images train --test-split does: the roles agree.</summary>
+    [Fact]
+    public void Audit_test_split_gives_the_test_images_train_holds_out()
+    {
+        using var dir = new TempDir();
+        TinyImages.WriteClassFolders(dir["data"], perClass: 10, size: 16);
+        var run = GraftCli.Run(null, "audit", dir["data"], "--test-split", "0.2", "--cache", dir["cache"], "--json");
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        var classes = JsonDocument.Parse(run.LastLine).RootElement.GetProperty("classes").EnumerateArray().ToList();
+        var trained = ImageFolder.OpenForTraining(dir["data"], 0.2, 42, testSplit: 0.2);
+        Assert.Equal(trained.Test.Count, classes.Sum(c => c.GetProperty("test").GetInt32()));
+        Assert.Equal(trained.Train.Count, classes.Sum(c => c.GetProperty("train").GetInt32()));
+        Assert.True(trained.Test.Count > 0);
+    }
+
     [Fact]
     public void Exclude_applies_removals_and_relabellings_to_training_and_validation_only()
     {
@@ -258,7 +273,7 @@ public class AuditInTrainingTests
         Assert.Equal(1, cleaned.Train.Single(i => i.Path == relabelled.Path).Label);
         Assert.Equal(dataset.Test, cleaned.Test); // the yardstick stays
         Assert.Equal(dataset.Train.Count - 1, cleaned.Train.Count);
-        Assert.Contains(cleaned.Notes, n => n.Contains("1 image(s) left out and 1 relabelled") && n.Contains("not applied"));
+        Assert.Contains(cleaned.Notes, n => n.Contains("1 image left out and 1 relabelled") && n.Contains("not applied"));
 
         AuditActions.Write(csv, [new AuditAction(removed, AuditActions.Relabel, "zebra", "")]);
         var error = Assert.Throws<GraftException>(() => AuditActions.Apply(dataset, AuditActions.Read(csv), csv));

@@ -7,6 +7,24 @@ namespace Graft.Tests;
 
 public class AugmentOptionsTests
 {
+    /// <summary>The preview grid has a header row (original, augmented 1, ...) and a column of row labels, drawn in ink.</summary>
+    [Fact]
+    public void The_preview_grid_labels_its_rows_and_columns()
+    {
+        using var dir = new TempDir();
+        TinyImages.WriteImage(dir["a.png"], SkiaSharp.SKColors.White, 40, new Random(1));
+        AugmentationPreview.WriteGrid([dir["a.png"]], 64, ResizeMode.CenterCrop, Augmentation.Default, 2, 42, dir["plain.png"]);
+        AugmentationPreview.WriteGrid([dir["a.png"]], 64, ResizeMode.CenterCrop, Augmentation.Default, 2, 42, dir["labelled.png"], ["a class"]);
+        using var plain = SkiaSharp.SKBitmap.Decode(dir["plain.png"]);
+        using var labelled = SkiaSharp.SKBitmap.Decode(dir["labelled.png"]);
+        Assert.True(labelled.Width > plain.Width, "room for the row labels");
+        static int Ink(SkiaSharp.SKBitmap b, int x0, int x1, int y0, int y1) =>
+            Enumerable.Range(x0, x1 - x0).Sum(x => Enumerable.Range(y0, y1 - y0).Count(y => b.GetPixel(x, y).Red < 128));
+        int left = labelled.Width - plain.Width;
+        Assert.True(Ink(labelled, 0, left, 30, labelled.Height) > 10, "the row's label");
+        Assert.True(Ink(labelled, left, labelled.Width, 0, 12) > 10, "the column headers");
+    }
+
     static Augmentation? Read(Augmentation? fallback, params string[] args)
     {
         var options = new AugmentOptions();

@@ -28,13 +28,26 @@ public class CliTests
         Assert.Contains("epoch 2/2", train.Stderr);
         Assert.True(File.Exists(model));
 
-        var predict = GraftCli.Run(env, "predict", model, dir["photos/val"], "--top", "2", "--json");
+        // predict runs the model file's ONNX network in ONNX Runtime alone: libtorch is never loaded (the dynamic loader's
+        // trace names every library it opens); its predictions are those of the trainable model (which --explain needs).
+        var predict = GraftCli.Run(new Dictionary<string, string>(env) { ["LD_DEBUG"] = "libs" }, "predict", model, dir["photos/val"], "--top", "2", "--json");
         Assert.Equal(0, predict.ExitCode);
+        Assert.Contains("libonnxruntime", predict.Stderr);
+        Assert.DoesNotContain("libtorch", predict.Stderr);
         var predictions = JsonDocument.Parse(predict.LastLine).RootElement.GetProperty("predictions");
         Assert.Equal(6, predictions.GetArrayLength());
         var first = predictions[0];
         Assert.Equal(2, first.GetProperty("top").GetArrayLength());
         Assert.Equal(first.GetProperty("label").GetString(), first.GetProperty("top")[0].GetProperty("label").GetString());
+        var viaTorch = GraftCli.Run(env, "predict", model, dir["photos/val"], "--top", "2", "--json", "--explain", dir["maps"]);
+        Assert.True(viaTorch.ExitCode == 0, viaTorch.Stderr);
+        var torchPredictions = JsonDocument.Parse(viaTorch.LastLine).RootElement.GetProperty("predictions").EnumerateArray().ToList();
+        foreach (var (onnx, torch) in predictions.EnumerateArray().Zip(torchPredictions))
+        {
+            Assert.Equal(torch.GetProperty("file").GetString(), onnx.GetProperty("file").GetString());
+            Assert.Equal(torch.GetProperty("label").GetString(), onnx.GetProperty("label").GetString());
+            Assert.Equal(torch.GetProperty("confidence").GetDouble(), onnx.GetProperty("confidence").GetDouble(), 3);
+        }
 
         var evaluate = GraftCli.Run(env, "evaluate", model, dir["photos"], "--json");
         Assert.Equal(0, evaluate.ExitCode);
@@ -50,6 +63,49 @@ public class CliTests
         Assert.True(s.GetProperty("non_trainable_params").GetInt64() > 2_000_000);
         Assert.Contains("block_16_project", summary.Stdout);
     }
+
+    /// <summary>
+    /// A file that does not decode is remembered beside its features in the cache: the next run skips it with the same
+    /// one line, from the marker (here edited, to show it is what the second run read), without decoding it.
+    /// </summary>
+    [Fact]
+    public void A_corrupt_image_is_remembered_in_the_feature_cache()
+    {
+        using var dir = new TempDir();
+        TinyImages.WriteClassFolders(dir["photos"], perClass: 5, size: 32);
+        File.WriteAllText(dir["photos/red/corrupt.jpg"], "not a jpeg");
+        var env = new Dictionary<string, string> { ["GRAFT_CACHE"] = dir["cache"] };
+        string[] args = ["train", dir["photos"], "--epochs", "1", "--out", dir["m.graft"]];
+
+        var first = GraftCli.Run(env, args);
+        Assert.True(first.ExitCode == 0, first.Stderr);
+        var marker = Assert.Single(Directory.GetFiles(dir["cache"], "*.bad", SearchOption.AllDirectories));
+        Assert.Contains(File.ReadAllText(marker).Trim(), first.Stderr);
+
+        File.WriteAllText(marker, "remembered: not an image\n");
+        var second = GraftCli.Run(env, args);
+        Assert.True(second.ExitCode == 0, second.Stderr);
+        Assert.Contains("corrupt.jpg: remembered: not an image", second.Stderr);
+    }
+
+    /// <summary>ONNX is the only format export writes: without --onnx, m.graft becomes m.onnx beside it.</summary>
+    [Fact]
+    public void Export_writes_the_onnx_file_beside_the_model_by_default()
+    {
+        using var dir = new TempDir();
+        using (var model = Networks.ScratchModel(["a", "b"])) model.Save(dir["m.graft"]);
+        var run = GraftCli.Run(null, "export", dir["m.graft"], "--json");
+        Assert.True(run.ExitCode == 0, run.Stderr);
+        Assert.Equal(dir["m.onnx"], JsonDocument.Parse(run.LastLine).RootElement.GetProperty("onnx").GetString());
+        Assert.True(new FileInfo(dir["m.onnx"]).Length > 1000);
+    }
+
+    /// <summary>Counts read as a reader says them.</summary>
+    [Theory]
+    [InlineData(0, "0 files")]
+    [InlineData(1, "1 file")]
+    [InlineData(2, "2 files")]
+    public void Counts_are_pluralised(int count, string expected) => Assert.Equal(expected, Graft.Inference.Plural.Of(count, "file"));
 
     /// <summary>lr-find prints and writes the range test of train's phase; train --lr auto trains at the rate it suggests.</summary>
     [Fact]

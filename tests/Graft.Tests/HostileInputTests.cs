@@ -142,7 +142,8 @@ public class HostileInputTests
         using (var model = Networks.ScratchModel(["a", "b"])) model.Save(dir["good.graft"]);
         RewriteConfig(dir["good.graft"], dir["bad.graft"], config => { config["head"]!["hidden"] = 16; config.Remove("weights_sha256"); });
         TinyImages.WriteImage(dir["x.png"], TinyImages.Palette[0].Color, 40, new Random(1));
-        var run = GraftCli.Run(null, "predict", dir["bad.graft"], dir["x.png"]);
+        // --tta loads the trainable model (plain predict runs the file's ONNX network, which never reads these weights).
+        var run = GraftCli.Run(null, "predict", dir["bad.graft"], dir["x.png"], "--tta");
         Assert.Equal(2, run.ExitCode);
         var line = Assert.Single(run.Stderr.Trim().Split('\n'));
         Assert.StartsWith($"graft: {dir["bad.graft"]} is inconsistent: its weight head.dense.weight", line);

@@ -9,6 +9,15 @@ namespace Graft.Tests;
 /// <summary>The inference package: a saved model predicts in ONNX Runtime alone, as the training side does.</summary>
 public class InferenceTests
 {
+    /// <summary>A prediction prints as one readable line: the file, the label and its probability, the top classes.</summary>
+    [Fact]
+    public void A_prediction_is_one_readable_line()
+    {
+        var top = new List<ClassProbability> { new("bees", 0.9821f), new("ants", 0.0179f) };
+        Assert.Equal("a.jpg: bees 0.982 (top: bees 0.982, ants 0.018)", new Prediction("a.jpg", "bees", 0.9821f, top).ToString());
+        Assert.Equal("a.jpg: bees 0.982 (top: bees 0.982, ants 0.018, unknown)", new Prediction("a.jpg", "bees", 0.9821f, top) { Unknown = true }.ToString());
+    }
+
     [Fact]
     public async Task A_saved_model_predicts_files_streams_bytes_and_batches_as_training_did()
     {

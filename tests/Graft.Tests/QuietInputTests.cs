@@ -81,7 +81,7 @@ public class QuietInputTests
 
         var r = GraftCli.Run(null, "augment", dir["data"], "--out", dir["grid.png"], "--size", "32", "--images", "2", "--variants", "1");
         Assert.Equal(0, r.ExitCode);
-        Assert.Contains("3 .tif/.tiff/.heic/.heif file(s) were not read", r.Stderr);
+        Assert.Contains("3 .tif/.tiff/.heic/.heif files were not read", r.Stderr);
         Assert.Contains("JPEG or PNG", r.Stderr);
     }
 

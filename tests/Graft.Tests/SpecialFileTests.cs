@@ -38,7 +38,7 @@ public class SpecialFileTests
         var dataset = Within(() => ImageFolder.OpenForTraining(dir["data"], validationSplit: 0));
         Assert.Equal(6, dataset.Train.Count);
         Assert.DoesNotContain(dataset.Train, i => i.Path.EndsWith("pipe.png"));
-        Assert.Contains(dataset.Notes, n => n.Contains("not regular files") && n.Contains("pipe.png (a named pipe (FIFO))"));
+        Assert.Contains(dataset.Notes, n => n.Contains("1 file that is not a regular file skipped") && n.Contains("pipe.png (a named pipe (FIFO))"));
         Assert.Equal(6, Within(() => PredictCommand.ListImages(dir["data"])).Count);
 
         // Named directly, it is a bad image at once, not a wait.

@@ -18,9 +18,10 @@ public static class AdviseCommand
         var noCache = new Option<bool>("--no-cache") { Description = "Do not read or write the bottleneck cache." };
         var device = Cli.DeviceOption();
         var json = Cli.JsonOption();
+        var verbose = Cli.VerboseOption();
         var command = new Command("advise",
             "Estimate each strategy's accuracy (with its 95% interval) and training time on the data's own training and validation images, and recommend one.")
-            { data, backbone, seed, testSplit, noCache, device, json };
+            { data, backbone, seed, testSplit, noCache, device, json, verbose };
         var weights = new BackboneOptions();
         weights.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
@@ -34,7 +35,12 @@ public static class AdviseCommand
                 Fit = new(Seed: parse.GetValue(seed)), UseCache = !parse.GetValue(noCache),
             };
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var advice = await StrategyAdvisor.AdviseAsync(path, parse.GetValue(backbone)!, Cli.Assets, options, new ProgressLine().Callbacks, cancel);
+            Advice advice;
+            bool details = parse.GetValue(verbose);
+            // The probes' epochs and steps are the advisor's working: shown with --verbose.
+            using (var progress = new ProgressLine(details))
+                advice = await StrategyAdvisor.AdviseAsync(path, parse.GetValue(backbone)!, Cli.Assets, options,
+                    details ? progress.Callbacks : progress.Callbacks with { Epochs = null }, cancel);
             Cli.ReportSkipped(advice.Skipped);
             var table = new Table().Border(TableBorder.Rounded).AddColumns("strategy", "estimated accuracy", "95% interval", "against feature extraction", "graft train time");
             foreach (var e in advice.Estimates)
@@ -42,7 +48,9 @@ public static class AdviseCommand
                     e.Gain is null ? "" : Cli.Escape(e.Gain.Describe()), e.Seconds < 10 ? $"about {e.Seconds:0.0} s" : $"about {e.Seconds:0} s");
             Cli.Out.Write(table);
             Cli.Out.MarkupLine("  (training times: on this machine now, feature extraction's with the features this advice cached)");
-            foreach (var reason in advice.Reasons) Cli.Out.MarkupLine($"  {Cli.Escape(reason)}");
+            // The decision; the measurements behind it with --verbose.
+            foreach (var reason in details ? advice.Reasons : advice.Reasons.TakeLast(1)) Cli.Out.MarkupLine($"  {Cli.Escape(reason)}");
+            if (!details) Cli.Out.MarkupLine("  (graft advise -v says how each estimate was measured)");
             Cli.Out.MarkupLine($"[bold]graft train {Cli.Escape(path)} {Cli.Escape(advice.Arguments)}[/] (advised in {clock.Elapsed.TotalSeconds:0} s)");
             if (parse.GetValue(json))
                 Cli.WriteJson(new

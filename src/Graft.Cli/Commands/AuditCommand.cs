@@ -1,3 +1,4 @@
+using Graft.Inference;
 using System.CommandLine;
 using Graft.Audit;
 using Graft.Data;
@@ -23,13 +24,14 @@ public static class AuditCommand
         var backbone = flags.Option("--backbone", o => o.Backbone);
         var cache = flags.Option("--cache", o => o.CacheRoot);
         var split = flags.Option("--val-split", o => o.ValidationSplit);
+        var testSplit = flags.Option("--test-split", o => o.TestSplit);
         var seed = flags.Option("--seed", o => o.Seed);
         var device = Cli.DeviceOption();
         var output = new Option<string?>("--out") { Description = "With --shard: also write the share's features, one row per image (file, vector), to this .jsonl, .csv or .parquet file, as it goes (graft merge combines the shards' files)." };
         var shards = new ShardOptions();
         var json = Cli.JsonOption();
         var command = new Command("audit", "Find likely label errors, duplicates and leakage, outliers and unusable files; would more photos help?")
-            { data, report, actions, backbone, cache, split, seed, output, device, json };
+            { data, report, actions, backbone, cache, split, testSplit, seed, output, device, json };
         shards.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
         {
@@ -38,7 +40,7 @@ public static class AuditCommand
             if (parse.GetValue(report) is { } reportOut) OutputPaths.Folder("--report", reportOut, dataPath);
             if (parse.GetValue(actions) is { } actionsOut) OutputPaths.File("--actions", actionsOut, dataPath);
             var path = SampleDatasets.Resolve(dataPath, Cli.Assets);
-            var options = new AuditOptions { Backbone = parse.GetValue(backbone)!, CacheRoot = parse.GetValue(cache), ValidationSplit = parse.GetValue(split), Seed = parse.GetValue(seed), Device = on };
+            var options = new AuditOptions { Backbone = parse.GetValue(backbone)!, CacheRoot = parse.GetValue(cache), ValidationSplit = parse.GetValue(split), TestSplit = parse.GetValue(testSplit), Seed = parse.GetValue(seed), Device = on };
             if (parse.GetValue(shards.Shard) is not null)
             {
                 if (parse.GetValue(report) is not null || parse.GetValue(actions) is not null)
@@ -55,7 +57,7 @@ public static class AuditCommand
             if (parse.GetValue(actions) is { } actionsPath)
             {
                 AuditActions.Write(actionsPath, audit.Actions);
-                Cli.Out.MarkupLine($"{audit.Actions.Count} suggested actions: [green]{Cli.Escape(Path.GetFullPath(actionsPath))}[/] (graft train --exclude)");
+                Cli.Out.MarkupLine($"{Plural.Of(audit.Actions.Count, "suggested action")}: [green]{Cli.Escape(Path.GetFullPath(actionsPath))}[/] (graft train --exclude)");
             }
             if (parse.GetValue(report) is { } folder)
                 Cli.Out.MarkupLine($"report [green]{Cli.Escape(Path.GetFullPath(AuditReport.Write(audit, folder)))}[/]");
@@ -84,7 +86,7 @@ public static class AuditCommand
         Cli.ReportSkipped(extracted.Skipped);
         if (extracted.CacheWarning is { } warning) Cli.Err.MarkupLine($"[yellow]warning:[/] the bottleneck cache could not be written ({Cli.Escape(warning)}): the whole audit will compute these features again.");
         var cacheRoot = Path.GetFullPath(options.CacheRoot ?? AssetResolver.DefaultCacheRoot());
-        Cli.Err.MarkupLine($"shard {Cli.Escape(parse.GetValue(shards.Shard)!)}: features of {extracted.Rows.Count} images ({extracted.CacheHits} cached, {extracted.Computed} computed) in [green]{Cli.Escape(cacheRoot)}[/]"
+        Cli.Err.MarkupLine($"shard {Cli.Escape(parse.GetValue(shards.Shard)!)}: features of {Plural.Of(extracted.Rows.Count, "image")} ({extracted.CacheHits} cached, {extracted.Computed} computed) in [green]{Cli.Escape(cacheRoot)}[/]"
             + (outPath is null ? "" : $", rows{(done.Count > 0 ? $" after the {done.Count} already there" : "")} in [green]{Cli.Escape(Path.GetFullPath(outPath))}[/]")
             + $"; once every shard is done, graft audit {Cli.Escape(data)} --cache {Cli.Escape(cacheRoot)} reads them");
         if (json)
@@ -94,19 +96,19 @@ public static class AuditCommand
     static void Summarize(AuditResult a)
     {
         var f = a.Features;
-        Cli.Out.MarkupLine($"[bold]{Cli.Escape(a.Root)}[/]: {a.Classes.Sum(c => c.Total)} images in {a.Classes.Count} classes ({Cli.Escape(a.Layout)}); " +
+        Cli.Out.MarkupLine($"[bold]{Cli.Escape(a.Root)}[/]: {Plural.Of(a.Classes.Sum(c => c.Total), "image")} in {Plural.Of(a.Classes.Count, "class", "classes")} ({Cli.Escape(a.Layout)}); " +
                            $"features {f.CacheHits} cached, {f.Computed} computed; {a.Seconds:0.0} s");
-        Findings("likely label errors", a.LabelIssues, i => $"{i.File}: labelled {i.Given} ({i.SelfConfidence:0.00}), looks like {i.Suggested} ({i.Confidence:0.00}; {i.Agreeing} of its {i.Nearest} nearest images)");
+        Findings("likely label error", a.LabelIssues, i => $"{i.File}: labelled {i.Given} ({i.SelfConfidence:0.00}), looks like {i.Suggested} ({i.Confidence:0.00}; {i.Agreeing} of its {i.Nearest} nearest images)");
         foreach (var l in a.Leaked) Cli.Out.MarkupLine($"[bold]leakage[/]: {l.Leaked} of {l.Images} {l.Role.ToString().ToLowerInvariant()} images ({l.Share:0.0%}) have a copy in an earlier part");
-        Findings("leaked pairs", a.Leakage, Pair);
-        Findings("duplicate pairs", a.Duplicates, Pair);
-        Findings("outliers", a.Outliers, o => $"{o.File} (class {o.Label}): neighbour distance {o.Distance:0.000}, score {o.Score:0.0}");
-        Findings("unusable files", a.Unusable, u => $"{u.File}: {u.Kind}: {u.Reason}");
+        Findings("leaked pair", a.Leakage, Pair);
+        Findings("duplicate pair", a.Duplicates, Pair);
+        Findings("outlier", a.Outliers, o => $"{o.File} (class {o.Label}): neighbour distance {o.Distance:0.000}, score {o.Score:0.0}");
+        Findings("unusable file", a.Unusable, u => $"{u.File}: {u.Kind}: {u.Reason}");
         foreach (var note in a.Notes) Cli.Out.MarkupLine($"[yellow]note:[/] {Cli.Escape(note)}");
         var smallest = a.Classes.MinBy(c => c.Total)!;
         var largest = a.Classes.MaxBy(c => c.Total)!;
-        var balance = smallest.Total == largest.Total ? $"{largest.Total} images each"
-            : $"from {Cli.Escape(smallest.Name)} {smallest.Total} to {Cli.Escape(largest.Name)} {largest.Total} images";
+        var balance = smallest.Total == largest.Total ? $"{Plural.Of(largest.Total, "image")} each"
+            : $"from {Cli.Escape(smallest.Name)} {smallest.Total} to {Cli.Escape(largest.Name)} {Plural.Of(largest.Total, "image")}";
         Cli.Out.MarkupLine($"[bold]classes[/]: {balance}" +
                            $"; median size {a.Images.MedianWidth}x{a.Images.MedianHeight}, {a.Images.Grayscale} grayscale, {a.Images.Cmyk} CMYK");
         if (a.LearningCurve is { } curve)
@@ -118,7 +120,7 @@ public static class AuditCommand
 
     static void Findings<T>(string what, IReadOnlyList<T> findings, Func<T, string> line)
     {
-        Cli.Out.MarkupLine($"[bold]{findings.Count} {what}[/]" + (findings.Count > Top ? $" (first {Top}):" : findings.Count > 0 ? ":" : ""));
+        Cli.Out.MarkupLine($"[bold]{Plural.Of(findings.Count, what)}[/]" + (findings.Count > Top ? $" (first {Top}):" : findings.Count > 0 ? ":" : ""));
         foreach (var finding in findings.Take(Top)) Cli.Out.MarkupLine($"  {Cli.Escape(line(finding))}");
     }
 }

@@ -1,3 +1,4 @@
+using Graft.Inference;
 using System.CommandLine;
 using Graft.Data;
 using Graft.Weights;
@@ -17,7 +18,7 @@ public static class AugmentCommand
         var size = new Option<int>("--size") { Description = "Tile size in pixels (the network's input size by default).", DefaultValueFactory = _ => 224 };
         var seed = new Option<int>("--seed") { Description = "Seed of the random draws.", DefaultValueFactory = _ => 42 };
         var augment = new AugmentOptions();
-        var command = new Command("augment", "Show what augmentation settings do: a grid of augmented samples (first column: unaugmented).")
+        var command = new Command("augment", "Show what augmentation settings do: a grid of augmented samples, a row per image labelled with its class (first column: unaugmented).")
         {
             data, output, images, variants, size, seed,
         };
@@ -30,11 +31,12 @@ public static class AugmentCommand
             var dataset = ImageFolder.OpenForViewing(SampleDatasets.Resolve(parse.GetValue(data)!, Cli.Assets));
             Cli.ReportDataset(dataset);
             // One image from each class in turn, so the grid shows every class.
-            var files = dataset.Train.GroupBy(i => i.Label).SelectMany(g => g.Select((img, k) => (img, k))).OrderBy(t => t.k).ThenBy(t => t.img.Label)
-                .Take(rows).Select(t => t.img.Path).ToList();
+            var shown = dataset.Train.GroupBy(i => i.Label).SelectMany(g => g.Select((img, k) => (img, k))).OrderBy(t => t.k).ThenBy(t => t.img.Label)
+                .Take(rows).Select(t => t.img).ToList();
+            var files = shown.Select(i => i.Path).ToList();
             AugmentationPreview.WriteGrid(files, tile, ResizeMode.CenterCrop,
-                augment.Read(parse, Augmentation.Default)!, columns, parse.GetValue(seed), path);
-            Cli.Out.MarkupLine($"wrote [green]{Cli.Escape(Path.GetFullPath(path))}[/] ({files.Count} images x {columns} augmentations)");
+                augment.Read(parse, Augmentation.Default)!, columns, parse.GetValue(seed), path, shown.Select(i => dataset.Classes[i.Label]).ToList());
+            Cli.Out.MarkupLine($"wrote [green]{Cli.Escape(Path.GetFullPath(path))}[/] ({Plural.Of(files.Count, "image")} x {Plural.Of(columns, "augmentation")})");
             return Task.CompletedTask;
         });
         return command;

@@ -54,5 +54,5 @@ public static class DatasetsCommand
         return command;
     }
 
-    static string Size(int files, long bytes) => $"{files:N0} files, {bytes / 1e6:0.0} MB";
+    static string Size(int files, long bytes) => $"{(files == 1 ? "1 file" : $"{files:N0} files")}, {bytes / 1e6:0.0} MB";
 }

@@ -9,7 +9,8 @@ public static class ExportCommand
     public static Command Create()
     {
         var model = new Argument<string>("MODEL") { Description = "A model file, or a backbone name (e.g. mobilenet_v2) for its ImageNet classifier." };
-        var onnx = new Option<string>("--onnx") { Description = "The ONNX file to write.", Required = true };
+        var onnx = new Option<string?>("--onnx") { Description = "The ONNX file to write.", HelpName = "FILE" }
+            .ShowDefault("MODEL with .onnx in place of .graft (a backbone: NAME.onnx in the current folder)");
         var json = Cli.JsonOption();
         var command = new Command("export", "Write a model as ONNX (normalized images in, class probabilities out) for ONNX Runtime and other engines.")
         {
@@ -17,8 +18,9 @@ public static class ExportCommand
         };
         command.SetHandler((parse, _) =>
         {
-            var path = Path.GetFullPath(OutputPaths.File("--onnx", parse.GetValue(onnx)!, parse.GetValue(model)));
-            using var classifier = ModelSource.Open(parse.GetValue(model)!, allowBackbone: true);
+            var source = parse.GetValue(model)!;
+            var path = Path.GetFullPath(OutputPaths.File("--onnx", parse.GetValue(onnx) ?? DefaultOnnxPath(source), source));
+            using var classifier = ModelSource.Open(source, allowBackbone: true);
             classifier.SaveOnnx(path);
             long bytes = new FileInfo(path).Length;
             var input = classifier.Config.Input;
@@ -32,4 +34,8 @@ public static class ExportCommand
         });
         return command;
     }
+
+    /// <summary>m.graft → m.onnx beside it; a backbone name → NAME.onnx in the current folder.</summary>
+    static string DefaultOnnxPath(string model) =>
+        File.Exists(model) ? Path.ChangeExtension(model, ".onnx") : Path.GetFileName(model) + ".onnx";
 }

@@ -1,3 +1,4 @@
+using Graft.Inference;
 using System.CommandLine;
 using Spectre.Console;
 
@@ -34,7 +35,7 @@ public static class MergeCommand
                 throw new GraftException("the files mix predictions and embeddings.", "Merge the outputs of one command.");
             rows.Sort((a, b) => string.CompareOrdinal((string)a["file"]!, (string)b["file"]!));
             RowFile.Write(outPath, rows);
-            Cli.Err.MarkupLine($"merged {rows.Count} rows from {shards.Length} files into [green]{Cli.Escape(Path.GetFullPath(outPath))}[/]");
+            Cli.Err.MarkupLine($"merged {Plural.Of(rows.Count, "row")} from {Plural.Of(shards.Length, "file")} into [green]{Cli.Escape(Path.GetFullPath(outPath))}[/]");
             return Task.CompletedTask;
         });
         return command;

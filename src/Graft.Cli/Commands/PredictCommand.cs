@@ -4,6 +4,8 @@ using Graft.Data;
 using Graft.Training;
 using Graft.Imaging;
 using Graft.Heads;
+using Graft.Inference;
+using Graft.Models;
 
 namespace Graft.Cli.Commands;
 
@@ -41,23 +43,22 @@ public static class PredictCommand
             var files = stdin && inputs.All(IsStandardInput) ? [] : ExpandInputs(inputs.Where(i => !IsStandardInput(i)));
             (files, var done) = shards.Select(parse, inputs, files, outPath);
             var image = stdin ? await ReadStandardInput(cancel) : null;
-            using var classifier = ModelSource.Open(parse.GetValue(model)!, allowBackbone: true, weights.WeightsFile(parse), weights.Size(parse), on);
+            bool useTta = parse.GetValue(tta), acceptAllPhotos = parse.GetValue(acceptAll);
+            using var classifier = Predictor.Open(parse.GetValue(model)!, weights.WeightsFile(parse), weights.Size(parse), on, useTta, acceptAllPhotos, explainTo);
             // The default (3) asks for no more classes than a two-class model has; a number given must fit.
             int k = parse.GetResult(top) is { Implicit: false } ? parse.GetValue(top) : Math.Min(parse.GetValue(top), classifier.Classes.Count);
             if (k < 1 || k > classifier.Classes.Count)
                 throw new GraftException($"--top {k} is out of range.", $"Pass a whole number from 1 to {classifier.Classes.Count} (the model's classes).");
             var skipped = new List<SkippedImage>();
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            bool acceptAllPhotos = parse.GetValue(acceptAll);
             var predictions = new List<Prediction>();
-            if (image is not null) predictions.Add(classifier.Predict(image, StandardInputName, k, parse.GetValue(tta), acceptAllPhotos, explainTo));
+            if (image is not null) predictions.Add(classifier.Predict(image, StandardInputName, k));
             if (outPath is not null) RowFile.Write(outPath, [.. done, .. predictions.Select(Row)]);
             // With --out, chunk by chunk, each written before the next is predicted: a stopped job resumes where it was.
-            var progress = files.Count > 64 ? new ProgressLine() : null;
+            using var progress = files.Count > 64 ? new ProgressLine() : null;
             foreach (var chunk in outPath is null ? [files.ToArray()] : files.Chunk(ShardOptions.Chunk))
             {
-                var predicted = await classifier.PredictAsync(chunk, k, skipped, progress: progress, tta: parse.GetValue(tta), cancel: cancel,
-                    acceptAll: acceptAllPhotos, explain: explainTo);
+                var predicted = await classifier.PredictAsync(chunk, k, skipped, progress, cancel);
                 if (outPath is not null) RowFile.Append(outPath, predicted.Select(Row).ToList());
                 predictions.AddRange(predicted);
             }
@@ -67,9 +68,10 @@ public static class PredictCommand
                         ? $"{skipped[0].Path} could not be read: {skipped[0].Reason}."
                         : $"none of the {skipped.Count} images could be read: {string.Join("; ", skipped.Take(5).Select(s => $"{s.Path}: {s.Reason}"))}{(skipped.Count > 5 ? $"; and {skipped.Count - 5} more" : "")}.",
                     "Pass image files Graft can decode (JPEG, PNG, BMP, GIF, WebP).");
+            progress?.Dispose();
             Cli.ReportSkipped(skipped);
             if (outPath is not null)
-                Cli.Err.MarkupLine($"wrote {predictions.Count} predictions{(done.Count > 0 ? $" after the {done.Count} already there" : "")} to [green]{Cli.Escape(Path.GetFullPath(outPath))}[/]");
+                Cli.Err.MarkupLine($"wrote {Plural.Of(predictions.Count, "prediction")}{(done.Count > 0 ? $" after the {done.Count} already there" : "")} to [green]{Cli.Escape(Path.GetFullPath(outPath))}[/]");
             foreach (var p in predictions)
                 Cli.Out.MarkupLine((p.Unknown
                     ? $"{Cli.Escape(p.File)}: [bold yellow]unknown[/]: like none of the training images (closest: {Cli.Escape(p.Label)} {p.Confidence:0.000})"
@@ -83,6 +85,72 @@ public static class PredictCommand
     }
 
     const string StandardInputName = "stdin";
+
+    /// <summary>
+    /// What predicts: a model file that carries its ONNX network (<see cref="ImageClassifier.OnnxEntry"/>) runs in ONNX
+    /// Runtime alone (Graft.Inference: libtorch, much of a short run's time and memory, is never loaded), unless
+    /// the run needs the trainable model: another device, test-time augmentation, Grad-CAM heat maps (--explain), a
+    /// backbone's ImageNet classifier.
+    /// </summary>
+    sealed class Predictor : IDisposable
+    {
+        readonly ImageClassifier? _onnx;
+        readonly TrainableClassifier? _torch;
+        readonly bool _tta, _acceptAll;
+        readonly string? _explain;
+
+        Predictor(ImageClassifier? onnx, TrainableClassifier? torch, bool tta, bool acceptAll, string? explain) =>
+            (_onnx, _torch, _tta, _acceptAll, _explain) = (onnx, torch, tta, acceptAll, explain);
+
+        public static Predictor Open(string model, string? weightsFile, int? inputSize, ComputeDevice device, bool tta, bool acceptAll, string? explain)
+        {
+            bool onnxAlone = !device.IsCuda && !tta && explain is null && weightsFile is null && inputSize is null && CarriesOnnx(model);
+            if (!onnxAlone) return new Predictor(null, ModelSource.Open(model, allowBackbone: true, weightsFile, inputSize, device), tta, acceptAll, explain);
+            var onnx = ImageClassifier.Load(model);
+            onnx.AcceptAll = acceptAll;
+            return new Predictor(onnx, null, tta, acceptAll, explain);
+        }
+
+        /// <summary>Whether <paramref name="model"/> is a model file with its ONNX network (one that is not is opened the other way, which names what is wrong).</summary>
+        static bool CarriesOnnx(string model)
+        {
+            if (!File.Exists(model)) return false;
+            try
+            {
+                using var zip = System.IO.Compression.ZipFile.OpenRead(model);
+                return zip.GetEntry(ImageClassifier.OnnxEntry) is not null;
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException) { return false; }
+        }
+
+        public IReadOnlyList<string> Classes => _onnx?.Classes ?? _torch!.Classes;
+
+        public Prediction Predict(byte[] image, string name, int top) =>
+            _onnx?.Predict(image, name, top) ?? _torch!.Predict(image, name, top, _tta, _acceptAll, _explain);
+
+        public async Task<IReadOnlyList<Prediction>> PredictAsync(string[] files, int top, List<SkippedImage> skipped, ProgressLine? progress, CancellationToken cancel)
+        {
+            if (_torch is not null)
+                return await _torch.PredictAsync(files, top, skipped, progress: progress, tta: _tta, cancel: cancel, acceptAll: _acceptAll, explain: _explain);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var batch = await _onnx!.PredictAsync(files, top, progress is null ? null
+                : new Reported<int>(done => progress.Report(new ImageProgress("predict", done, files.Length, done / Math.Max(clock.Elapsed.TotalSeconds, 1e-9)))), cancel);
+            skipped.AddRange(batch.Skipped);
+            return batch.Predictions;
+        }
+
+        /// <summary>Reports as they come, on the reporting thread (<see cref="Progress{T}"/> posts them to the thread pool, to arrive later).</summary>
+        sealed class Reported<T>(Action<T> report) : IProgress<T>
+        {
+            public void Report(T value) => report(value);
+        }
+
+        public void Dispose()
+        {
+            _onnx?.Dispose();
+            _torch?.Dispose();
+        }
+    }
 
     /// <summary>A prediction as a row of --out: the columns every format holds (file, label, confidence, top).</summary>
     static System.Text.Json.Nodes.JsonObject Row(Prediction p)
@@ -148,7 +216,7 @@ public static class PredictCommand
         foreach (var n in notRegular) Cli.Err.MarkupLine($"[yellow]note:[/] skipped {Cli.Escape(n)}: not a regular file, never opened.");
         if (files.Count > 0) return files;
         var unconverted = FolderWalk.Files(input).Count(ImageFolder.IsUnconvertedImage);
-        throw new GraftException($"{input} holds no image files" + (unconverted > 0 ? $" Graft can read ({unconverted} TIFF/HEIC file(s), which it does not decode)." : "."),
+        throw new GraftException($"{input} holds no image files" + (unconverted > 0 ? $" Graft can read ({Plural.Of(unconverted, "TIFF/HEIC file")}, which it does not decode)." : "."),
             unconverted > 0 ? "Convert them to JPEG or PNG." : $"Add images ({string.Join(", ", ImageLoader.Extensions)}).");
     }
 }

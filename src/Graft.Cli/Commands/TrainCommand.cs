@@ -26,7 +26,9 @@ public static class TrainCommand
             var report = parse.GetValue(flags.Report);
             if (report is not null) OutputPaths.Folder("--report", report, path, outPath);
             var options = flags.Read(parse, outPath);
-            var result = await Learner.TrainAsync(path, options, Cli.Assets, new ProgressLine().Callbacks, cancel);
+            TrainingResult result;
+            using (var progress = new ProgressLine(parse.GetValue(flags.Verbose)))
+                result = await Learner.TrainAsync(path, options, Cli.Assets, progress.Callbacks, cancel);
             result.Model.Save(outPath);
             await TrainView.ShowAsync(result, data, options.Strategy, outPath, report, parse.GetValue(flags.Json), cancel);
         });
@@ -85,7 +87,7 @@ sealed class TrainFlags
 
     readonly Option<string> _recipe = Train.Option("--recipe", o => o.Recipe);
     readonly Option<string?> _unfreeze = new Option<string?>("--unfreeze")
-        { Description = Unfreezing.Help(u => u.TopBlocks) + " all: " + HelpPage.LowerFirst(Unfreezing.Help(u => u.All)), HelpName = "N|all" }
+        { Description = "N: " + HelpPage.LowerFirst(Unfreezing.Help(u => u.TopBlocks)) + " all: " + HelpPage.LowerFirst(Unfreezing.Help(u => u.All)), HelpName = "N|all" }
         .ShowDefault(ByRecipe(r => r.Unfreeze.ToArguments().Replace("--unfreeze ", "")));
     readonly Option<string?> _unfreezeFrom = Unfreezing.Option("--unfreeze-from", u => u.FromLayer);
     readonly Option<int?> _freezeFirst = Unfreezing.Option("--freeze-first", u => u.FreezeFirstLayers);
@@ -108,9 +110,10 @@ sealed class TrainFlags
     public readonly Option<string?> Output = new Option<string?>("--out") { Description = "Model file to write.", HelpName = "FILE" }
         .ShowDefault("DATA's folder name + .graft, in the current folder");
     public readonly Option<string?> Report = new("--report")
-        { Description = "Write an HTML report of the validation (or test) set into this folder at the end.", HelpName = "DIR" };
+        { Description = "Write an HTML report into this folder at the end: of the test images, or without any, the validation images.", HelpName = "DIR" };
     readonly Option<bool> _resume = Train.Option("--resume", o => o.Resume);
     public readonly Option<bool> Json = Cli.JsonOption();
+    public readonly Option<bool> Verbose = Cli.VerboseOption();
 
     public TrainFlags()
     {
@@ -120,8 +123,8 @@ sealed class TrainFlags
         _unfreeze.CustomParser = result =>
         {
             var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
-            if (text == "all" || int.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out int n) && n >= 0) return text;
-            result.AddError($"--unfreeze {text} is not a number of blocks or 'all'.");
+            if (text == "all" || int.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, out int n) && n >= 1) return text;
+            result.AddError($"--unfreeze {text} is not a number of blocks (1 or more) or 'all'.");
             return null;
         };
         _microBatch.CustomParser = result =>
@@ -145,7 +148,7 @@ sealed class TrainFlags
             _recipe, _unfreeze, _unfreezeFrom, _freezeFirst, _ftEpochs, _ftLr, _ftOptimizer, _schedule, _discriminative,
             _weightDecay, _warmup, _labelSmoothing, _mixUp, _cutMix, _freezeBatchNorm, _microBatch);
         command.Group("Augmentation (fine-tuning and scratch; Keras ImageDataGenerator's names)", _augment.All);
-        if (outputs) command.Group("Output", Output, Report, _resume, Json);
+        if (outputs) command.Group("Output", Output, Report, _resume, Json, Verbose);
     }
 
     /// <summary>The run the flags ask for; options the strategy does not use are named in a note.</summary>
@@ -250,7 +253,7 @@ sealed class TrainFlags
 
     /// <summary>A default that depends on the recipe: "1e-4 (deep); 1e-4 (top-blocks)" style, the default recipe first.</summary>
     static string ByRecipe<T>(Func<Recipe, T> value) =>
-        string.Join("; ", Recipes.All.Select(r => $"{r.Name}: {HelpPage.Format(value(r)) ?? "none"}"));
+        string.Join("; ", Recipes.All.Select(r => $"{r.Name}: {(value(r) is bool b ? (b ? "true" : "false") : HelpPage.Format(value(r)) ?? "none")}"));
 
     /// <summary>A default that depends on the strategy, from <see cref="TrainOptions"/>' resolved values: "0; scratch: 64".</summary>
     static string ByStrategy<T>(Func<TrainOptions, T> resolved)

@@ -1,3 +1,4 @@
+using Graft.Inference;
 using System.Text;
 using Graft.Data;
 using Graft.Imaging;
@@ -83,9 +84,9 @@ internal static class AuditActions
         var validation = Clean(dataset.Validation);
         var test = dataset.Test.Select(t => Path.GetFullPath(t.Path)).ToHashSet();
         int elsewhere = byFile.Keys.Count(test.Contains);
-        var note = $"{csvPath}: {removed} image(s) left out and {relabelled} relabelled in training and validation" +
-                   (elsewhere > 0 ? $"; {elsewhere} action(s) on test images not applied (the test set stays as it is)" : "") +
-                   (byFile.Count - elsewhere > 0 ? $"; {byFile.Count - elsewhere} action(s) name no image of this dataset" : "") + ".";
+        var note = $"{csvPath}: {Plural.Of(removed, "image")} left out and {relabelled} relabelled in training and validation" +
+                   (elsewhere > 0 ? $"; {Plural.Of(elsewhere, "action")} on test images not applied (the test set stays as it is)" : "") +
+                   (byFile.Count - elsewhere > 0 ? $"; {Plural.Of(byFile.Count - elsewhere, "action")} {(byFile.Count - elsewhere == 1 ? "names" : "name")} no image of this dataset" : "") + ".";
         return dataset with { Train = train, Validation = validation, Notes = [.. dataset.Notes, note] };
     }
 

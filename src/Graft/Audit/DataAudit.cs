@@ -1,3 +1,4 @@
+using Graft.Inference;
 using System.ComponentModel;
 using System.ComponentModel.DataAnnotations;
 using System.Diagnostics;
@@ -24,6 +25,10 @@ internal sealed record AuditOptions
     [Description("The share of each class held out for validation when the data has no validation folder (as training holds it out).")]
     [Range(0, 1, MaximumIsExclusive = true)]
     public double ValidationSplit { get; init; } = 0.2;
+    /// <summary>The test split training uses (<see cref="TrainOptions.TestSplit"/>): the same images are test images here.</summary>
+    [Description("The share of each class held out as a test set when the data has no test folder (as training holds it out).")]
+    [Range(0, 1, MaximumIsExclusive = true)]
+    public double TestSplit { get; init; }
     /// <summary>Seed of the split, the folds and the learning curve's samples.</summary>
     [Description("Seed of the split, the folds and the learning curve's samples.")]
     public int Seed { get; init; } = 42;
@@ -67,7 +72,7 @@ internal static class DataAudit
         var device = TorchDevices.Resolve(options.Device);
         callbacks ??= Callbacks.None;
         var clock = Stopwatch.StartNew();
-        var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Seed);
+        var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Seed, options.TestSplit);
         var labelled = Roles(dataset).ToList();
         var images = labelled.Select(t => new AuditImage(t.Image.Path, dataset.Classes[t.Image.Label], t.Role)).ToList();
         var paths = images.Select(i => i.File).ToList();
@@ -120,7 +125,7 @@ internal static class DataAudit
 
     /// <summary>Every image the audit of <paramref name="data"/> reads, in the ordinal order of their paths.</summary>
     public static IReadOnlyList<string> Images(string data, AuditOptions options) =>
-        Roles(ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Seed)).Select(t => t.Image.Path).Order(StringComparer.Ordinal).ToList();
+        Roles(ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Seed, options.TestSplit)).Select(t => t.Image.Path).Order(StringComparer.Ordinal).ToList();
 
     /// <summary>
     /// Copies within a part, copies across parts (leakage) and outliers: from the files' content keys (null where a file
@@ -147,13 +152,11 @@ internal static class DataAudit
         var neighbours = FeatureSpace.Nearest(FeatureSpace.Normalized(rowImage.Select(i => rows[i]!).ToArray()), k: LabelIssues.Asked, device);
         var (duplicates, leakage, outliers) = Copies(images, hashes, rowImage, neighbours, new AuditOptions());
         var parts = new List<string>();
-        if (duplicates.Count > 0) parts.Add($"{Counted(duplicates.Count, "duplicate pair")}{(duplicates.Any(d => d.ConflictingLabels) ? $", {duplicates.Count(d => d.ConflictingLabels)} labelled differently" : "")}");
-        if (leakage.Count > 0) parts.Add($"{Counted(leakage.Count, "held-out image")} with a copy in an earlier part (leakage)");
-        if (outliers.Count > 0) parts.Add($"{Counted(outliers.Count, "outlier")} far from every class (first: {Path.GetFileName(outliers[0].File)})");
+        if (duplicates.Count > 0) parts.Add($"{Plural.Of(duplicates.Count, "duplicate pair")}{(duplicates.Any(d => d.ConflictingLabels) ? $", {duplicates.Count(d => d.ConflictingLabels)} labelled differently" : "")}");
+        if (leakage.Count > 0) parts.Add($"{Plural.Of(leakage.Count, "held-out image")} with a copy in an earlier part (leakage)");
+        if (outliers.Count > 0) parts.Add($"{Plural.Of(outliers.Count, "outlier")} far from every class (first: {Path.GetFileName(outliers[0].File)})");
         return parts.Count == 0 ? null : string.Join("; ", parts);
     }
-
-    static string Counted(int n, string noun) => $"{n} {noun}{(n == 1 ? "" : "s")}";
 
     /// <summary>Every image with its role, training first.</summary>
     static IEnumerable<(LabeledImage Image, ImageRole Role)> Roles(ImageDataset dataset) =>

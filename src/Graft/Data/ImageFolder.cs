@@ -1,3 +1,4 @@
+using Graft.Inference;
 using Graft.Imaging;
 namespace Graft.Data;
 
@@ -233,12 +234,12 @@ internal static class ImageFolder
             (files.Any(ImageLoader.IsImageFile) ? withImages : empty).Add(folder);
         }
         if (notRegular.Count > 0)
-            notes.Add($"{dir}: {notRegular.Count} file(s) that are not regular files skipped, never opened: {string.Join(", ", notRegular.Take(5))}{(notRegular.Count > 5 ? ", ..." : "")}.");
+            notes.Add($"{dir}: {Plural.Of(notRegular.Count, "file")} that {(notRegular.Count == 1 ? "is not a regular file" : "are not regular files")} skipped, never opened: {string.Join(", ", notRegular.Take(5))}{(notRegular.Count > 5 ? ", ..." : "")}.");
         if (nested.Count > 0)
-            notes.Add($"{dir}: the images in {nested.Count} folder(s) inside class folders are read as their class: " +
+            notes.Add($"{dir}: the images in {Plural.Of(nested.Count, "folder")} inside class folders are read as their class: " +
                 $"{string.Join(", ", nested.Take(5))}{(nested.Count > 5 ? ", ..." : "")}.");
         if (empty.Count > 0)
-            notes.Add($"{dir}: {empty.Count} folder(s) without images ignored (not classes): {string.Join(", ", empty.Select(System.IO.Path.GetFileName))}.");
+            notes.Add($"{dir}: {Plural.Of(empty.Count, "folder")} without images ignored (not classes): {string.Join(", ", empty.Select(System.IO.Path.GetFileName))}.");
         foreach (var same in withImages.GroupBy(ClassName).Where(g => g.Count() > 1))
             notes.Add($"{dir}: the folders {string.Join(" and ", same.Select(f => System.IO.Path.GetFileName(f)))} differ only in Unicode normalization: read as one class {same.Key}.");
         var classes = withImages.Select(ClassName).Distinct().Order(StringComparer.Ordinal).ToList();

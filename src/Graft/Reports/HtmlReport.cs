@@ -229,7 +229,7 @@ internal static class HtmlReport
         foreach (var note in c.DataNotes) html.Append($"<p class=\"note\">Note: {E(note)}</p>");
         if (c.Skipped.Count > 0)
         {
-            html.Append($"<p>{c.Skipped.Count} file(s) could not be read and were skipped:</p><ul>");
+            html.Append($"<p>Skipped {Plural.Of(c.Skipped.Count, "file")} that could not be read:</p><ul>");
             foreach (var s in c.Skipped) html.Append($"<li><code>{E(s.Path)}</code>: {E(s.Reason)}</li>");
             html.Append("</ul>");
         }

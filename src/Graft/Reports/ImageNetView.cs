@@ -41,7 +41,7 @@ internal static class ModelReport
                 findings = await Audit.DataAudit.RunAsync(dataset.Root, new Audit.AuditOptions
                 {
                     Backbone = model.Config.Backbone, LearningCurve = false,
-                    ValidationSplit = trained?.ValidationSplit ?? 0.2, Seed = trained?.Seed ?? 42,
+                    ValidationSplit = trained?.ValidationSplit ?? 0.2, TestSplit = trained?.TestSplit ?? 0, Seed = trained?.Seed ?? 42,
                 }, resolver, cancel: cancel);
             }
             catch (GraftException e)

@@ -125,10 +125,21 @@ internal static class BottleneckFeatures
                 lock (skipped) skipped.Add(new SkippedImage(paths[i], e.Message));
             }
         });
+        // Images a run found undecodable are skipped with its reason, not decoded again.
+        var undecodable = new string?[paths.Count];
         if (cache is not null)
-            Parallel.For(0, paths.Count, i => { if (keys[i] is { } key) rows[i] = cache.TryGet(key); });
+            Parallel.For(0, paths.Count, i =>
+            {
+                if (keys[i] is not { } key) return;
+                rows[i] = cache.TryGet(key);
+                if (rows[i] is null) undecodable[i] = cache.TryGetUndecodable(key);
+            });
+        for (int i = 0; i < paths.Count; i++)
+            if (undecodable[i] is { } reason) skipped.Add(new SkippedImage(paths[i], reason));
 
-        var todo = Enumerable.Range(0, paths.Count).Where(i => rows[i] is null && keys[i] is not null).ToArray();
+        var todo = Enumerable.Range(0, paths.Count).Where(i => rows[i] is null && keys[i] is not null && undecodable[i] is null).ToArray();
+        var keyOfPath = new Dictionary<string, string>();
+        foreach (int i in todo) keyOfPath.TryAdd(paths[i], keys[i]!);
         int hits = paths.Count - todo.Length - skipped.Count;
         var clock = Stopwatch.StartNew();
         int done = 0, computed = 0;
@@ -136,6 +147,9 @@ internal static class BottleneckFeatures
         await foreach (var batch in BatchPipeline.Batches(todo.Select(i => paths[i]).ToList(), spec, batchSize, cancel: cancel))
         {
             skipped.AddRange(batch.Failures.Select(f => new SkippedImage(f.Path, f.Reason)));
+            if (cache is not null)
+                foreach (var failure in batch.Failures.Where(f => !f.MayRetry))
+                    if (keyOfPath.TryGetValue(failure.Path, out var key)) cache.PutUndecodable(key, failure.Reason);
             if (batch.Count > 0)
             {
                 using var scope = NewDisposeScope();

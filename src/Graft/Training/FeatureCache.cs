@@ -96,6 +96,38 @@ internal sealed class FeatureCache
         }
     }
 
+    /// <summary>
+    /// Why an image with this content could not be decoded when a run tried (null: no run found it undecodable): the next
+    /// run skips it with the same reason, without decoding it again. Keyed by the decoder and whether partly decoded
+    /// images are accepted, which change the verdict.
+    /// </summary>
+    public string? TryGetUndecodable(string contentKey)
+    {
+        try
+        {
+            var path = UndecodablePath(contentKey);
+            return File.Exists(path) ? File.ReadAllText(path).Trim() is { Length: > 0 } reason ? reason : null : null;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; } // unreadable: decode again
+    }
+
+    /// <summary>Marks an image's content as undecodable, with the decoder's reason; like <see cref="Put"/>, a failure to write turns writing off.</summary>
+    public void PutUndecodable(string contentKey, string reason)
+    {
+        if (WriteError is not null) return;
+        var path = UndecodablePath(contentKey);
+        try
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+            File.WriteAllText(path, reason + "\n");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { WriteError ??= e.Message; }
+    }
+
+    static string UndecodableTag => ImageLoader.Decoder.Name + (ImageLoader.AcceptPartialImages ? "-partial" : "");
+
+    string UndecodablePath(string key) => Path.Combine(Folder, key[..2], $"{key}.{UndecodableTag}.bad");
+
     /// <summary>The first bytes of SHA-256 over the key and the features: ties an entry to its image and detects damage.</summary>
     static byte[] Checksum(string contentKey, ReadOnlySpan<byte> features)
     {

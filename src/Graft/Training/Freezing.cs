@@ -1,3 +1,4 @@
+using Graft.Inference;
 using System.ComponentModel;
 using System.ComponentModel.DataAnnotations;
 using Graft.Backbones;
@@ -17,12 +18,12 @@ namespace Graft.Training;
 /// Layers are counted in Keras's <c>model.layers</c> order, input layer included (see <c>graft summary</c>).
 /// </summary>
 public sealed record UnfreezeSpec(
-    [property: Description("Fine-tuning: train the top N blocks of the trunk."), Range(1, int.MaxValue)] int? TopBlocks = null,
+    [property: Description("Fine-tuning trains the top N blocks of the trunk (the blocks graft summary lists) and the head."), Range(1, int.MaxValue)] int? TopBlocks = null,
     [property: Description("Fine-tuning: train from this block or Keras layer on (e.g. block5_conv1, mixed9, conv5_block1_1_conv; "
         + "names as the model summary lists them).")] string? FromLayer = null,
     [property: Description("Fine-tuning: freeze the first N layers and train the rest (Keras: layers[:N].trainable = False; layers "
         + "counted as Keras lists them, input layer first)."), Range(0, int.MaxValue)] int? FreezeFirstLayers = null,
-    [property: Description("Fine-tuning: train the whole trunk.")] bool All = false)
+    [property: Description("Fine-tuning trains every block of the trunk and the head.")] bool All = false)
 {
     public static readonly UnfreezeSpec Default = new(TopBlocks: 2);
 
@@ -30,7 +31,7 @@ public sealed record UnfreezeSpec(
         : TopBlocks is { } n ? $"--unfreeze {n}" : FromLayer is { } name ? $"--unfreeze-from {name}" : $"--freeze-first {FreezeFirstLayers}";
 
     public string Describe() => All ? "whole trunk"
-        : TopBlocks is { } n ? $"top {n} block(s)" : FromLayer is { } name ? $"from {name} on" : $"all but the first {FreezeFirstLayers} layer(s)";
+        : TopBlocks is { } n ? $"top {Plural.Of(n, "block")}" : FromLayer is { } name ? $"from {name} on" : $"all but the first {Plural.Of(FreezeFirstLayers ?? 0, "layer")}";
 }
 
 /// <summary>One trainable block of the trunk: its name, its distance from the top (0 = last) and its parameters.</summary>
