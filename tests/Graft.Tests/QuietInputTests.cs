@@ -97,7 +97,7 @@ public class QuietInputTests
         var dataset = ImageFolder.OpenForTraining(dir["data"], validationSplit: 0);
         Assert.Equal(["green", "red"], dataset.Classes);
         Assert.Equal(3, dataset.Train.Count(i => dataset.Classes[i.Label] == "red"));
-        Assert.Contains(dataset.Notes, n => n.Contains("1 folder(s) inside class folders are read as their class: red/more shots."));
+        Assert.Contains(dataset.Notes, n => n.Contains("1 folder inside class folders are read as their class: red/more shots."));
 
         var r = GraftCli.Run(null, "augment", dir["data"], "--out", dir["grid.png"], "--size", "32", "--images", "1", "--variants", "1");
         Assert.Equal(0, r.ExitCode);
