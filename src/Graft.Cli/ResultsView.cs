@@ -59,7 +59,8 @@ public static class ResultsView
                 $"{c.F1:0.000}", c.Support.ToString());
         Cli.Out.Write(perClass);
 
-        var matrix = new Table().Border(TableBorder.Rounded).Title("confusion matrix (rows: true, columns: predicted)");
+        Cli.Out.MarkupLine("confusion matrix (rows: true, columns: predicted)");
+        var matrix = new Table().Border(TableBorder.Rounded);
         matrix.AddColumn("");
         foreach (var c in r.Classes) matrix.AddColumn(Cli.Escape(c));
         for (int i = 0; i < r.Classes.Count; i++)

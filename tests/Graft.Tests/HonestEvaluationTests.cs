@@ -87,6 +87,24 @@ public class HonestEvaluationTests
         var everything = ImageFolder.OpenForEvaluation(dir.Path, trained.Classes, info with { TestSplit = 0, ValidationSplit = 0 });
         Assert.Equal(20, everything.Validation.Count);
         Assert.Contains(everything.Notes, n => n.Contains("trained on"));
+        Assert.Equal(("test", "validation", "training"), (eval.Part, withoutTest.Part, everything.Part));
+        Assert.Equal(trained.Train, eval.Whole!.Train); // the report lists the whole split the test part came from
+    }
+
+    [Fact]
+    public void A_test_split_held_out_beside_a_val_folder_is_what_evaluating_the_training_data_measures()
+    {
+        using var dir = new TempDir();
+        TinyImages.WriteClassFolders(dir["train"], perClass: 10, classes: 2, size: 16);
+        TinyImages.WriteClassFolders(dir["val"], perClass: 3, classes: 2, size: 16);
+        var trained = ImageFolder.OpenForTraining(dir.Path, 0.2, seed: 5, testSplit: 0.3);
+        Assert.NotEmpty(trained.Test);
+        var info = new Data.DatasetInfo(Path.GetFullPath(dir.Path), trained.Layout, trained.Train.Count, trained.Validation.Count, trained.Test.Count)
+            { ValidationSplit = 0.2, TestSplit = 0.3, Seed = 5 };
+        var eval = ImageFolder.OpenForEvaluation(dir.Path, trained.Classes, info);
+        Assert.Equal(trained.Test, eval.Validation); // not val/, which picked the epoch
+        Assert.Equal("test", eval.Part);
+        Assert.Equal("validation", ImageFolder.OpenForEvaluation(dir.Path, trained.Classes, info with { TestSplit = 0 }).Part);
     }
 
     [Fact]

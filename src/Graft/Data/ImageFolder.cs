@@ -159,7 +159,7 @@ internal static class ImageFolder
     {
         var split = FindSplitFolders(root);
         bool sameData = trainedOn is not null && System.IO.Path.GetFullPath(root) == trainedOn.Root;
-        if (sameData && split.Test is null && split.Validation is null && trainedOn!.TestSplit + trainedOn.ValidationSplit > 0)
+        if (sameData && split.Test is null && (trainedOn!.TestSplit > 0 || split.Validation is null && trainedOn.ValidationSplit > 0))
         {
             var heldOut = OpenForTraining(root, trainedOn.ValidationSplit, trainedOn.Seed, trainedOn.TestSplit);
             if (heldOut.Classes.SequenceEqual(modelClasses.Select(c => c.Normalize(System.Text.NormalizationForm.FormC))))

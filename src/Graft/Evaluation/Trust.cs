@@ -41,7 +41,7 @@ internal static class Trust
         var detector = OutOfDistribution.Fit(options.Score, ChannelMeans(model, trainSet), trainSet.Labels, model.Classes.Count, options);
         OutOfDistribution.SetThreshold(detector, Scores(detector, valSet, valLogits, temperature));
         callbacks.Log?.Invoke($"calibration: temperature {temperature.Temperature:0.###} on {temperature.Images} validation images " +
-            $"(expected calibration error {temperature.EceBefore:0.000} → {temperature.Ece:0.000}); unknown: {detector.Config.Score} score above " +
+            $"(expected calibration error {temperature.EceBefore:0.000} → {temperature.Ece:0.000}); unknown: {detector.Config.Score.ToString().ToLowerInvariant()} score above " +
             $"{detector.Config.Threshold:0.####} ({detector.Config.Acceptance:0.#%} of the validation images stay known)");
         EvaluationResult? Evaluate(FeatureSet set)
         {
