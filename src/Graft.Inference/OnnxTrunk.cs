@@ -93,6 +93,8 @@ internal sealed class OnnxTrunk : IDisposable
             var outputs = _session.OutputMetadata.Keys.ToList();
             var chosen = output ?? Metadata.GetValueOrDefault("output") ?? (outputs.Count == 1 ? outputs[0]
                 : throw new GraftException($"{name} has {outputs.Count} outputs and does not say which gives the features.", $"Name one of: {string.Join(", ", outputs)}."));
+            // An output may also be named by the node that makes it (CNTK's Pooling395 makes Pooling395_Output_0).
+            if (!outputs.Contains(chosen) && NodeOutputs(model).FirstOrDefault(n => n.Node == chosen).Outputs?.Intersect(outputs).ToList() is [var made]) chosen = made;
             if (!outputs.Contains(chosen))
                 throw new GraftException($"{name} has no output {chosen}.", $"Name one of: {string.Join(", ", outputs)}.");
             if (_session.OutputMetadata[chosen].Dimensions.Length is not (2 or 4))
@@ -156,6 +158,52 @@ internal sealed class OnnxTrunk : IDisposable
         for (int i = 0; i < n; i++)
             for (int c = 0; c < 3; c++)
                 for (int p = 0; p < plane; p++) hwc[(i * plane + p) * 3 + c] = chw[(i * 3 + c) * plane + p];
+    }
+
+    /// <summary>Each node of the model's graph: its name and its outputs (ModelProto.graph, GraphProto.node, NodeProto's name and output fields).</summary>
+    static IEnumerable<(string Node, string[] Outputs)> NodeOutputs(byte[] model)
+    {
+        foreach (var graph in Fields(model, 7))
+            foreach (var node in Fields(graph, 1))
+                yield return (Fields(node, 3).Select(Text).FirstOrDefault() ?? "", Fields(node, 2).Select(Text).ToArray());
+    }
+
+    static string Text(ReadOnlyMemory<byte> bytes) => System.Text.Encoding.UTF8.GetString(bytes.Span);
+
+    /// <summary>The length-delimited fields numbered <paramref name="number"/> of a protobuf message (other fields skipped).</summary>
+    static List<ReadOnlyMemory<byte>> Fields(ReadOnlyMemory<byte> message, int number)
+    {
+        var found = new List<ReadOnlyMemory<byte>>();
+        var span = message.Span;
+        int i = 0;
+        ulong Varint(ReadOnlySpan<byte> b)
+        {
+            ulong value = 0;
+            for (int shift = 0; i < b.Length; shift += 7)
+            {
+                byte x = b[i++];
+                value |= (ulong)(x & 0x7f) << shift;
+                if (x < 0x80) return value;
+            }
+            throw new InvalidDataException("A protobuf varint runs past the end of its message.");
+        }
+        while (i < span.Length)
+        {
+            ulong tag = Varint(span);
+            switch (tag & 7)
+            {
+                case 0: Varint(span); break;
+                case 1: i += 8; break;
+                case 5: i += 4; break;
+                case 2:
+                    int length = checked((int)Varint(span));
+                    if ((int)(tag >> 3) == number) found.Add(message.Slice(i, length));
+                    i += length;
+                    break;
+                default: throw new InvalidDataException($"Protobuf wire type {tag & 7} is not one ONNX uses.");
+            }
+        }
+        return found;
     }
 
     static T? Parse<T>(string? text) where T : struct, Enum => Enum.TryParse<T>(text, ignoreCase: true, out var value) ? value : null;
