@@ -13,8 +13,24 @@ public sealed class BackboneOptions
 
     public readonly Option<string?> Weights = Flags.Option("--weights", o => o.WeightsFile);
     public readonly Option<int?> InputSize = Flags.Option("--input-size", o => o.InputSize);
+    /// <summary>What an ONNX backbone's file does not say (commands that take an .onnx file as the backbone).</summary>
+    public readonly Option<Backbones.Preprocessing?> Preprocess = Flags.Option("--preprocess", o => o.Preprocess);
+    public readonly Option<IReadOnlyList<float>?> Mean = Flags.Option("--mean", o => o.Mean);
+    public readonly Option<IReadOnlyList<float>?> Std = Flags.Option("--std", o => o.Std);
+    public readonly Option<Inference.TensorLayout?> Layout = Flags.Option("--layout", o => o.Layout);
+    public readonly Option<string?> Output = Flags.Option("--output", o => o.Output);
 
-    public BackboneOptions() => Weights.HelpName = "FILE";
+    public BackboneOptions() => (Weights.HelpName, Output.HelpName) = ("FILE", "NAME");
+
+    /// <summary>The options that describe an ONNX backbone, in help order.</summary>
+    public Option[] Onnx => [Preprocess, Mean, Std, Layout, Output];
+
+    /// <summary>The ONNX backbone's description as given (input size and the options above), on <paramref name="device"/>.</summary>
+    public TrainOptions OnnxOptions(ParseResult parse, ComputeDevice device) => new()
+    {
+        InputSize = Size(parse), WeightsFile = WeightsFile(parse), Preprocess = parse.GetValue(Preprocess), Mean = parse.GetValue(Mean), Std = parse.GetValue(Std),
+        Layout = parse.GetValue(Layout), Output = parse.GetValue(Output), Device = device,
+    };
 
     public void AddTo(Command command)
     {

@@ -20,7 +20,11 @@ public enum TensorLayout
 /// <param name="Output">The output taken as features: a 4-D output is global-average-pooled, a 2-D one taken as it is.</param>
 /// <param name="Layout">The input's layout (a 4-D output has the same).</param>
 /// <param name="Sha256">SHA-256 of the ONNX file.</param>
-public sealed record OnnxTrunkSpec(string File, string Output, TensorLayout Layout, string Sha256);
+public sealed record OnnxTrunkSpec(string File, string Output, TensorLayout Layout, string Sha256)
+{
+    /// <summary>What tells this trunk's features from another's of the same file, for feature-cache keys.</summary>
+    internal string FeatureKey => $"{Output}|{Layout}";
+}
 
 /// <summary>
 /// Runs an ONNX image model as a frozen trunk in ONNX Runtime: images prepared as Graft prepares them (CHW floats, back to

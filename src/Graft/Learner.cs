@@ -167,8 +167,7 @@ public static class Learner
         string? refused = options.FeatureBlock is not null ? "features from an earlier block"
             : options.Precision != Precision.Float ? "an int8 trunk"
             : options.PoolingOrDefault != Heads.Pooling.Gap ? "a flattened feature map"
-            : options.SqueezeExcite ? "a squeeze-and-excitation block on the feature map"
-            : options.WeightsFile is not null ? "a weight file" : null;
+            : options.SqueezeExcite ? "a squeeze-and-excitation block on the feature map" : null;
         if (refused is not null)
             throw new GraftException($"An ONNX trunk gives pooled features from its own weights, so it takes no {refused}.", "Leave that option out.");
     }

@@ -80,6 +80,17 @@ public class OnnxTrunkTests
         var export = Assert.Throws<GraftException>(() => loaded.SaveOnnx(dir["m.onnx"]));
         Assert.Contains("trunk.onnx", export.Message);
         Assert.DoesNotContain('\n', export.Message);
+
+        // embed: the model file's trunk, and the ONNX file itself described by the same flags train takes.
+        string[] described = layout == TensorLayout.Nchw ? ["--output", "map"] : ["--mean", "120,110,100", "--std", "60,60,60", "--input-size", $"{Size}"];
+        foreach (string[] args in (string[][])[[dir["m.graft"]], [dir["trunk.onnx"], .. described]])
+        {
+            var run = GraftCli.Run(null, ["embed", args[0], dir["data"], "--json", .. args[1..]]);
+            Assert.True(run.ExitCode == 0, run.Stderr);
+            var features = System.Text.Json.JsonDocument.Parse(run.LastLine).RootElement.GetProperty("features");
+            Assert.Equal(files.Count, features.GetArrayLength());
+            Assert.All(features.EnumerateArray(), f => Assert.Equal(Filters, f.GetProperty("vector").GetArrayLength()));
+        }
     }
 
     [Fact]

@@ -67,11 +67,6 @@ sealed class TrainFlags
     readonly Option<string?> _backbone = Train.Option("--backbone", o => o.Backbone).ShowDefault(ByStrategy(o => o.BackboneOrDefault));
     public readonly BackboneOptions Weights = new();
     readonly Option<string?> _featuresFrom = Train.Option("--features-from", o => o.FeatureBlock);
-    readonly Option<Backbones.Preprocessing?> _preprocess = Train.Option("--preprocess", o => o.Preprocess);
-    readonly Option<IReadOnlyList<float>?> _mean = Train.Option("--mean", o => o.Mean);
-    readonly Option<IReadOnlyList<float>?> _std = Train.Option("--std", o => o.Std);
-    readonly Option<Inference.TensorLayout?> _layout = Train.Option("--layout", o => o.Layout);
-    readonly Option<string?> _onnxOutput = Train.Option("--output", o => o.Output);
     readonly Option<Runtime.Precision> _precision = Train.Option("--precision", o => o.Precision);
     readonly Option<int> _epochs = Train.Option("--epochs", o => o.Fit.Epochs);
     readonly Option<int> _batchSize = Train.Option("--batch-size", o => o.Fit.BatchSize);
@@ -136,7 +131,7 @@ sealed class TrainFlags
             result.AddError($"--micro-batch {text} is not a whole number from 1.");
             return null;
         };
-        (_exclude.HelpName, _backbone.HelpName, _featuresFrom.HelpName, _unfreezeFrom.HelpName, _onnxOutput.HelpName) = ("CSV", "NAME|FILE.onnx", "BLOCK", "LAYER", "NAME");
+        (_exclude.HelpName, _backbone.HelpName, _featuresFrom.HelpName, _unfreezeFrom.HelpName) = ("CSV", "NAME|FILE.onnx", "BLOCK", "LAYER");
     }
 
     /// <param name="outputs">With the output group (--out, --report, --resume, --json); lr-find has its own.</param>
@@ -145,7 +140,7 @@ sealed class TrainFlags
         command.Add(Data);
         command.Group("Data", _valSplit, _testSplit, _exclude, _resize, Weights.InputSize, _seed, _noCache);
         command.Group("Strategy", _strategy, _device, _backbone, Weights.Weights, _featuresFrom, _precision, _epochs, _batchSize, _lr, _optimizer, _patience, _classWeight);
-        command.Group("ONNX backbone (--backbone FILE.onnx; what its file does not say)", _preprocess, _mean, _std, _layout, _onnxOutput);
+        command.Group("ONNX backbone (--backbone FILE.onnx; what its file does not say)", Weights.Onnx);
         command.Group("Head", _hidden, _dropout, _head, _batchNorm, _se, _binary);
         command.Group("Fine-tuning (phase 2: a recipe, then its settings one by one)",
             _recipe, _unfreeze, _unfreezeFrom, _freezeFirst, _ftEpochs, _ftLr, _ftOptimizer, _schedule, _discriminative,
@@ -216,11 +211,11 @@ sealed class TrainFlags
             DiscriminativeFactor = parse.GetValue(_discriminative),
             BalancedClassWeights = parse.GetValue(_classWeight) == "balanced",
             FeatureBlock = parse.GetValue(_featuresFrom),
-            Preprocess = parse.GetValue(_preprocess),
-            Mean = parse.GetValue(_mean),
-            Std = parse.GetValue(_std),
-            Layout = parse.GetValue(_layout),
-            Output = parse.GetValue(_onnxOutput),
+            Preprocess = parse.GetValue(Weights.Preprocess),
+            Mean = parse.GetValue(Weights.Mean),
+            Std = parse.GetValue(Weights.Std),
+            Layout = parse.GetValue(Weights.Layout),
+            Output = parse.GetValue(Weights.Output),
             CheckpointPath = outPath + ".checkpoint",
             Resume = parse.GetValue(_resume),
             BatchNorm = parse.GetValue(_batchNorm),

@@ -86,6 +86,8 @@ public sealed class Backbone : IDisposable
     public static Backbone FromOnnx(string path, TrainOptions options)
     {
         if (!File.Exists(path)) throw new GraftException($"The ONNX model {path} does not exist.", "Pass the path of an .onnx file.");
+        if (options.WeightsFile is not null)
+            throw new GraftException($"The ONNX model {path} holds its own weights; a weight file does not apply to it.", "Leave the weight file out.");
         var onnx = new OnnxTrunk(File.ReadAllBytes(path), Path.GetFileName(path), options.Output, options.Layout, options.InputSize,
             Engine.TorchDevices.CudaIndex(Engine.TorchDevices.Resolve(options.Device)));
         try { return FromOnnx(onnx, OnnxInput(onnx, options)); }

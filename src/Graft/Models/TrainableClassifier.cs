@@ -68,7 +68,7 @@ public sealed record ModelConfig(
 
     /// <summary>Identifies the features the trunk produces; the bottleneck cache folder is derived from it.</summary>
     public string TrunkKey => FeatureCache.TrunkKey(Backbone, BackboneWeightsSha256, Input, Head.Pooling,
-        FeatureBlock ?? (OnnxTrunk is { } onnx ? $"{onnx.Output}|{onnx.Layout}" : null), Int8);
+        FeatureBlock ?? OnnxTrunk?.FeatureKey, Int8);
 
 }
 

@@ -178,15 +178,17 @@ internal sealed class FeatureExtraction : IDisposable
     /// <summary>The trunk of <paramref name="backbone"/> as it stands; its cache entries are keyed by its weights and the source's feature block.</summary>
     public static FeatureExtraction Open(Backbone backbone, FeatureSource source)
     {
-        backbone.Network.to(TorchDevices.Resolve(source.Device));
+        var device = TorchDevices.Resolve(source.Device);
+        backbone.Network.to(device);
         var input = backbone.Input with { Resize = source.Resize };
         var (channels, positions) = backbone.FeatureShape(input.Size);
         if (source.Pooling == Pooling.Flatten) channels *= positions;
         var cache = source.UseCache
             ? new FeatureCache(source.CacheRoot ?? AssetResolver.DefaultCacheRoot(),
-                FeatureCache.TrunkKey(backbone.Config.Name, backbone.WeightsId, input, source.Pooling, source.FeatureBlock), channels)
+                FeatureCache.TrunkKey(backbone.Config.Name, backbone.WeightsId, input, source.Pooling, source.FeatureBlock ?? backbone.Onnx?.Spec.FeatureKey), channels)
             : null;
-        return new FeatureExtraction(TrunkRunners.Create(backbone.Trunk, input.Size, source.Pooling), input, channels, cache, source.BatchSize);
+        var trunk = backbone.Onnx is { } onnx ? new ExternalTrunkRunner(onnx, device) : TrunkRunners.Create(backbone.Trunk, input.Size, source.Pooling);
+        return new FeatureExtraction(trunk, input, channels, cache, source.BatchSize);
     }
 
     public Task<ImageFeatures> ExtractAsync(IReadOnlyList<string> paths, IProgress<ImageProgress>? progress = null, CancellationToken cancel = default) =>
