@@ -81,6 +81,11 @@ public class OnnxTrunkTests
         Assert.Contains("trunk.onnx", export.Message);
         Assert.DoesNotContain('\n', export.Message);
 
+        // evaluate's report: what an ONNX trunk cannot give (heat maps, audit, ImageNet view) is left out and said.
+        var evaluate = GraftCli.Run(null, "evaluate", dir["m.graft"], dir["data"], "--report", dir["report"]);
+        Assert.True(evaluate.ExitCode == 0, evaluate.Stderr);
+        Assert.Contains("pooled features only", File.ReadAllText(dir["report/index.html"]));
+
         // embed: the model file's trunk, and the ONNX file itself described by the same flags train takes.
         string[] described = layout == TensorLayout.Nchw ? ["--output", "map"] : ["--mean", "120,110,100", "--std", "60,60,60", "--input-size", $"{Size}"];
         foreach (string[] args in (string[][])[[dir["m.graft"]], [dir["trunk.onnx"], .. described]])
