@@ -156,7 +156,7 @@ public static class Learner
     {
         if (!options.OnnxBackbone)
         {
-            if (options.Preprocess is not null || options.Mean is not null || options.Std is not null || options.Layout is not null || options.Output is not null)
+            if (!options.Onnx.IsEmpty)
                 throw new GraftException($"Preprocessing, mean, std, layout and output describe an ONNX backbone, and {options.BackboneOrDefault} is a registry network.",
                     "Leave them out, or pass an .onnx file as the backbone.");
             return;
@@ -170,7 +170,8 @@ public static class Learner
         string? refused = options.FeatureBlock is not null ? "features from an earlier block"
             : options.Precision != Precision.Float ? "an int8 trunk"
             : options.PoolingOrDefault != Heads.Pooling.Gap ? "a flattened feature map"
-            : options.SqueezeExcite ? "a squeeze-and-excitation block on the feature map" : null;
+            : options.SqueezeExcite ? "a squeeze-and-excitation block on the feature map"
+            : options.WeightsFile is not null ? "weight file" : null;
         if (refused is not null)
             throw new GraftException($"An ONNX trunk gives pooled features from its own weights, so it takes no {refused}.", "Leave that option out.");
     }
@@ -183,7 +184,7 @@ public static class Learner
         Callbacks callbacks, CancellationToken cancel)
     {
         manual_seed(options.Fit.Seed);
-        var backbone = options.OnnxBackbone ? Backbone.FromOnnx(options.Backbone!, options) : NewBackbone(options, resolver);
+        var backbone = options.OnnxBackbone ? Backbone.FromOnnx(options.Backbone!, options.Onnx, options.InputSize, options.Device) : NewBackbone(options, resolver);
         var config = backbone.Config;
         if (backbone.LoadReport is { } report) callbacks.Log?.Invoke($"{config.Name}: {report}");
         if (options.FeatureBlock is { } block) backbone.TruncateAfter(block);

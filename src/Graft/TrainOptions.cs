@@ -27,23 +27,8 @@ public sealed record TrainOptions
     /// <summary>The pretrained network (a registry name, see <c>graft models</c>, or an ONNX image model's .onnx file); null: the default (or the scratch CNN).</summary>
     [Description("The pretrained network, by registry name; or an ONNX image model (a .onnx file) as a frozen trunk.")]
     public string? Backbone { get; init; }
-    /// <summary>An ONNX trunk (<see cref="Backbone"/> an .onnx file): how it wants its pixels, as Keras's preprocess_input modes name them; null: as its metadata says.</summary>
-    [Description("An ONNX backbone's preprocessing, as Keras's modes: caffe (BGR, minus the ImageNet mean), tf (-1..1), torch (0..1, ImageNet mean and std); "
-        + "by default as its metadata says.")]
-    public Preprocessing? Preprocess { get; init; }
-    /// <summary>An ONNX trunk: the mean per RGB channel subtracted from pixels 0..255 (instead of <see cref="Preprocess"/>).</summary>
-    [Description("An ONNX backbone's mean per RGB channel, subtracted from pixels 0..255 (instead of a preprocessing mode).")]
-    public IReadOnlyList<float>? Mean { get; init; }
-    /// <summary>An ONNX trunk: the std per RGB channel the centred pixels are divided by (instead of <see cref="Preprocess"/>).</summary>
-    [Description("An ONNX backbone's std per RGB channel, the centred pixels divided by it (instead of a preprocessing mode).")]
-    public IReadOnlyList<float>? Std { get; init; }
-    /// <summary>An ONNX trunk: its input's layout; null: as its input's shape or metadata shows.</summary>
-    [Description("An ONNX backbone's input layout; by default as its input's shape or metadata shows.")]
-    public Inference.TensorLayout? Layout { get; init; }
-    /// <summary>An ONNX trunk: the output that gives the features (4-D: pooled, 2-D: taken as it is); null: its only output, or its metadata's.</summary>
-    [Description("An ONNX backbone's output taken as features (a 4-D output is average-pooled, a 2-D one taken as the embedding); "
-        + "by default its only output, or the one its metadata names.")]
-    public string? Output { get; init; }
+    /// <summary>An ONNX backbone (<see cref="Backbone"/> an .onnx file): what its file does not say.</summary>
+    public OnnxBackboneOptions Onnx { get; init; } = new();
     /// <summary>The network's input size (Keras's input_shape); null: the backbone's default.</summary>
     [Description("The network's input size N (NxN), e.g. 150 as in the Keras blog; by default the backbone's own.")]
     [Range(16, 2048)]
@@ -150,7 +135,7 @@ public sealed record TrainOptions
 
     bool Scratch => Strategy == Strategy.Scratch;
     /// <summary>Whether <see cref="Backbone"/> is an ONNX file (any ONNX image model as a frozen trunk) rather than a registry name.</summary>
-    public bool OnnxBackbone => Backbone?.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) == true;
+    public bool OnnxBackbone => OnnxBackboneOptions.IsOnnxFile(Backbone);
     /// <summary>The backbone this run uses.</summary>
     public string BackboneOrDefault => Backbone ?? (Scratch ? BackboneRegistry.All.First(b => !b.Pretrained) : BackboneRegistry.Default).Name;
     /// <summary>The hidden units this run uses.</summary>

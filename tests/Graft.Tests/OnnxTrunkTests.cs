@@ -52,8 +52,8 @@ public class OnnxTrunkTests
         // Channels first: the metadata says how it wants its pixels and the output is named; channels last: all given.
         File.WriteAllBytes(dir["trunk.onnx"], layout == TensorLayout.Nchw ? TinyModel(layout, ("preprocess", "tf")) : TinyModel(layout));
         var options = layout == TensorLayout.Nchw
-            ? new TrainOptions { Output = "map" }
-            : new TrainOptions { Mean = [120, 110, 100], Std = [60, 60, 60], InputSize = Size };
+            ? new TrainOptions { Onnx = new() { Output = "map" } }
+            : new TrainOptions { Onnx = new() { Mean = [120, 110, 100], Std = [60, 60, 60] }, InputSize = Size };
         options = options with { Backbone = dir["trunk.onnx"], CacheRoot = dir["cache"], Fit = new FitOptions(Epochs: 3, BatchSize: 4) };
 
         var result = await Learner.TrainAsync(dir["data"], options, Assets.Resolver);
@@ -81,6 +81,13 @@ public class OnnxTrunkTests
         Assert.Contains("trunk.onnx", export.Message);
         Assert.DoesNotContain('\n', export.Message);
 
+        // The audit of the same data with the same trunk reads the features training cached.
+        var audit = await Audit.DataAudit.RunAsync(dir["data"], new Audit.AuditOptions
+        {
+            Backbone = dir["trunk.onnx"], Onnx = options.Onnx, InputSize = options.InputSize, CacheRoot = dir["cache"], LearningCurve = false,
+        }, Assets.Resolver);
+        Assert.Equal((files.Count, files.Count), (audit.Features.Images, audit.Features.CacheHits));
+
         // evaluate's report: what an ONNX trunk cannot give (heat maps, audit, ImageNet view) is left out and said.
         var evaluate = GraftCli.Run(null, "evaluate", dir["m.graft"], dir["data"], "--report", dir["report"]);
         Assert.True(evaluate.ExitCode == 0, evaluate.Stderr);
@@ -104,15 +111,16 @@ public class OnnxTrunkTests
         using var dir = new TempDir();
         TinyImages.WriteClassFolders(dir["data"], perClass: 3, classes: 2, size: 40);
         File.WriteAllBytes(dir["trunk.onnx"], TinyModel(TensorLayout.Nchw));
-        var options = new TrainOptions { Backbone = dir["trunk.onnx"], Output = "map", Preprocess = Backbones.Preprocessing.Tf, CacheRoot = dir["cache"] };
+        var onnx = new Backbones.OnnxBackboneOptions { Output = "map", Preprocess = Backbones.Preprocessing.Tf };
+        var options = new TrainOptions { Backbone = dir["trunk.onnx"], Onnx = onnx, CacheRoot = dir["cache"] };
 
         var fineTune = await Assert.ThrowsAsync<GraftException>(() => Learner.TrainAsync(dir["data"], options with { Strategy = Strategy.FineTune }, Assets.Resolver));
         Assert.Contains("no trainable weights", fineTune.Message);
         Assert.DoesNotContain('\n', fineTune.Message);
 
-        var output = await Assert.ThrowsAsync<GraftException>(() => Learner.TrainAsync(dir["data"], options with { Output = null }, Assets.Resolver));
+        var output = await Assert.ThrowsAsync<GraftException>(() => Learner.TrainAsync(dir["data"], options with { Onnx = onnx with { Output = null } }, Assets.Resolver));
         Assert.Contains("map, other", output.Message);
-        var pixels = await Assert.ThrowsAsync<GraftException>(() => Learner.TrainAsync(dir["data"], options with { Preprocess = null }, Assets.Resolver));
+        var pixels = await Assert.ThrowsAsync<GraftException>(() => Learner.TrainAsync(dir["data"], options with { Onnx = onnx with { Preprocess = null } }, Assets.Resolver));
         Assert.Contains("how it wants its pixels", pixels.Message);
         var registry = await Assert.ThrowsAsync<GraftException>(() => Learner.TrainAsync(dir["data"], options with { Backbone = null }, Assets.Resolver));
         Assert.Contains("registry network", registry.Message);

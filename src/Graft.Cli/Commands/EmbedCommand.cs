@@ -42,14 +42,13 @@ public static class EmbedCommand
 
             // A model file embeds with its own trunk (fine-tuned or not) and resize; a backbone name with its pretrained weights
             // and Keras's whole-image resize. Global average pooling either way; no cache (not a training run's features).
-            bool onnx = name.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase), modelFile = !onnx && File.Exists(name);
+            bool onnx = OnnxBackboneOptions.IsOnnxFile(name), modelFile = !onnx && File.Exists(name);
+            weights.CheckOnnx(parse, name, onnx);
             if (modelFile && (weights.WeightsFile(parse) is not null || weights.Size(parse) is not null))
                 throw new GraftException($"{name} is a trained model: its weights and input size are its own.", "Drop --weights and --input-size, or pass a backbone name.");
-            if (!onnx && weights.Onnx.FirstOrDefault(o => parse.GetResult(o) is { Implicit: false }) is { } onnxOnly)
-                throw new GraftException($"{onnxOnly.Name} describes an ONNX backbone, and {name} is not one.", $"Drop {onnxOnly.Name}, or pass an .onnx file.");
             using var classifier = modelFile ? TrainableClassifier.Load(name, on) : null;
             using var pretrained = classifier is not null ? null
-                : onnx ? Backbone.FromOnnx(name, weights.OnnxOptions(parse, on))
+                : onnx ? Backbone.FromOnnx(name, weights.OnnxOptions(parse), weights.Size(parse), on)
                 : Backbone.LoadPretrained(BackboneRegistry.Get(name), Cli.Assets, inputSize: weights.Size(parse), weightsFile: weights.WeightsFile(parse));
             var backbone = classifier?.Backbone ?? pretrained!;
             var source = new FeatureSource(backbone.Config.Name) { Pooling = Pooling.Gap, Resize = backbone.Input.Resize, UseCache = false, Device = on };

@@ -80,16 +80,16 @@ public sealed class Backbone : IDisposable
 
     /// <summary>
     /// Any ONNX image model as a frozen trunk: the ONNX file at <paramref name="path"/>, with what its metadata does not
-    /// say (output, layout, input size, preprocessing) taken from <paramref name="options"/>.
+    /// say (output, layout, preprocessing; the input size when it takes any) taken from <paramref name="options"/> and
+    /// <paramref name="inputSize"/>.
     /// </summary>
+    /// <param name="device">Where it runs; null: the CPU.</param>
     /// <exception cref="GraftException">The file is missing or not an image model, or something it needs is not said.</exception>
-    public static Backbone FromOnnx(string path, TrainOptions options)
+    public static Backbone FromOnnx(string path, OnnxBackboneOptions options, int? inputSize = null, ComputeDevice? device = null)
     {
         if (!File.Exists(path)) throw new GraftException($"The ONNX model {path} does not exist.", "Pass the path of an .onnx file.");
-        if (options.WeightsFile is not null)
-            throw new GraftException($"The ONNX model {path} holds its own weights; a weight file does not apply to it.", "Leave the weight file out.");
-        var onnx = new OnnxTrunk(File.ReadAllBytes(path), Path.GetFileName(path), options.Output, options.Layout, options.InputSize,
-            Engine.TorchDevices.CudaIndex(Engine.TorchDevices.Resolve(options.Device)));
+        var onnx = new OnnxTrunk(File.ReadAllBytes(path), Path.GetFileName(path), options.Output, options.Layout, inputSize,
+            Engine.TorchDevices.CudaIndex(Engine.TorchDevices.Resolve(device ?? ComputeDevice.Cpu)));
         try { return FromOnnx(onnx, OnnxInput(onnx, options)); }
         catch { onnx.Dispose(); throw; }
     }
@@ -112,7 +112,7 @@ public sealed class Backbone : IDisposable
     /// How an ONNX trunk wants its pixels: as asked (a Keras mode, or mean and std per RGB channel), else as its metadata
     /// says ("preprocess" naming a Keras mode, or "mean", "std" and "channel_order" as Graft's own exports write them).
     /// </summary>
-    static ImageSpec OnnxInput(OnnxTrunk onnx, TrainOptions options)
+    static ImageSpec OnnxInput(OnnxTrunk onnx, OnnxBackboneOptions options)
     {
         int size = onnx.Size;
         if (options.Preprocess is not null && (options.Mean ?? options.Std) is not null)
