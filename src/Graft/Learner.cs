@@ -161,10 +161,7 @@ public static class Learner
                     "Leave them out, or pass an .onnx file as the backbone.");
             return;
         }
-        if (options.Strategy == Strategy.Auto)
-            throw new GraftException("The advisor (auto) chooses among strategies that train registry networks; an ONNX trunk only extracts features (an ONNX graph has no trainable weights in Graft).",
-                $"Use the {Strategy.FeatureExtraction.Name()} strategy.");
-        if (options.Strategy != Strategy.FeatureExtraction)
+        if (options.Strategy is not (Strategy.FeatureExtraction or Strategy.Auto)) // auto: the advisor measures feature extraction only
             throw new GraftException($"An ONNX trunk cannot be trained ({options.Strategy.Name()}): an ONNX graph has no trainable weights in Graft, which runs it in ONNX Runtime only.",
                 $"Use the {Strategy.FeatureExtraction.Name()} strategy, or a registry network to fine-tune.");
         string? refused = options.FeatureBlock is not null ? "features from an earlier block"

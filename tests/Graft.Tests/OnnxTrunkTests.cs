@@ -106,7 +106,7 @@ public class OnnxTrunkTests
     }
 
     [Fact]
-    public async Task Fine_tuning_an_onnx_trunk_or_leaving_its_choices_unsaid_is_refused_in_one_line()
+    public async Task Fine_tuning_an_onnx_trunk_or_leaving_its_choices_unsaid_is_refused_in_one_line_and_auto_extracts_features()
     {
         using var dir = new TempDir();
         TinyImages.WriteClassFolders(dir["data"], perClass: 3, classes: 2, size: 40);
@@ -117,6 +117,11 @@ public class OnnxTrunkTests
         var fineTune = await Assert.ThrowsAsync<GraftException>(() => Learner.TrainAsync(dir["data"], options with { Strategy = Strategy.FineTune }, Assets.Resolver));
         Assert.Contains("no trainable weights", fineTune.Message);
         Assert.DoesNotContain('\n', fineTune.Message);
+
+        // auto: the advisor measures feature extraction alone, and the run does it.
+        var auto = await Learner.TrainAsync(dir["data"], options with { Strategy = Strategy.Auto, Fit = new FitOptions(Epochs: 2, BatchSize: 4) }, Assets.Resolver);
+        Assert.Equal(Strategy.FeatureExtraction.Name(), auto.Model.Config.Strategy);
+        auto.Model.Dispose();
 
         var output = await Assert.ThrowsAsync<GraftException>(() => Learner.TrainAsync(dir["data"], options with { Onnx = onnx with { Output = null } }, Assets.Resolver));
         Assert.Contains("map, other", output.Message);
