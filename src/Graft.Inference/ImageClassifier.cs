@@ -80,7 +80,7 @@ public sealed class ImageClassifier : IDisposable
             using var zip = new ZipArchive(new MemoryStream(file), ZipArchiveMode.Read);
             (Info, var trunkSpec) = ReadInfo(ZipEntries.Read(zip, ModelFile.ConfigEntry, name, ModelFile.MaxJsonBytes), name);
             onnx = ZipEntries.Read(zip, OnnxEntry, name, file.Length * 20L);
-            if (trunkSpec is not null) _trunk = OpenTrunk(ZipEntries.Read(zip, OnnxTrunk.Entry, name, file.Length), trunkSpec, Info.Input.Size, name);
+            if (trunkSpec is not null) _trunk = OpenTrunk(ZipEntries.Read(zip, OnnxTrunk.Entry, name, file.Length * 20L), trunkSpec, Info.Input.Size, name);
         }
         catch (InvalidDataException e)
         {
