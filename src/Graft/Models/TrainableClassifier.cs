@@ -436,7 +436,7 @@ public sealed class TrainableClassifier : IDisposable
     /// <summary>The ONNX trunk the file carries, checked against the SHA-256 its config records.</summary>
     static Backbone LoadOnnxTrunk(ZipArchive zip, OnnxTrunkSpec spec, ImageSpec input, Device device, string path)
     {
-        var model = ZipEntries.Read(zip, OnnxTrunk.Entry, path);
+        var model = ZipEntries.Read(zip, OnnxTrunk.Entry, path, new FileInfo(path).Length * 20L); // as far as the inference package reads it
         if (!spec.Sha256.Equals(Convert.ToHexStringLower(SHA256.HashData(model)), StringComparison.OrdinalIgnoreCase))
             throw Inconsistent(path, "its ONNX trunk is not the one its config records (SHA-256 differs)");
         return Backbone.FromOnnx(new OnnxTrunk(model, spec.File, spec.Output, spec.Layout, input.Size, TorchDevices.CudaIndex(device)), input);
