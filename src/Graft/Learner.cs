@@ -168,9 +168,9 @@ public static class Learner
             : options.Precision != Precision.Float ? "an int8 trunk"
             : options.PoolingOrDefault != Heads.Pooling.Gap ? "a flattened feature map"
             : options.SqueezeExcite ? "a squeeze-and-excitation block on the feature map"
-            : options.WeightsFile is not null ? "weight file" : null;
+            : options.WeightsFile is not null ? "a weight file" : null;
         if (refused is not null)
-            throw new GraftException($"An ONNX trunk gives pooled features from its own weights, so it takes no {refused}.", "Leave that option out.");
+            throw new GraftException($"An ONNX trunk gives pooled features from its own weights, so {refused} cannot apply to it.", "Leave that option out.");
     }
 
     /// <summary>
