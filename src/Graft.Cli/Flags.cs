@@ -63,6 +63,15 @@ public sealed class Flags<TOptions>(TOptions defaults)
             option.HelpName = "A,B,...";
             option.CustomParser = result => (T)List(Token(result));
         }
+        else if (type == typeof(IReadOnlyList<float>))
+        {
+            // Three numbers, one per RGB channel: R,G,B.
+            option.HelpName = "R,G,B";
+            option.CustomParser = result => List(Token(result)) is { Count: 3 } items
+                && items.All(i => float.TryParse(i, NumberStyles.Float, CultureInfo.InvariantCulture, out var x) && float.IsFinite(x))
+                    ? (T)(object)items.Select(i => float.Parse(i, NumberStyles.Float, CultureInfo.InvariantCulture)).ToArray()
+                    : Error<T>(result, $"{name} {Token(result)} is not three numbers R,G,B.");
+        }
         else if (type == typeof(ComputeDevice))
         {
             option.CustomParser = result => (T)(object)ParseDevice(name, result)!;

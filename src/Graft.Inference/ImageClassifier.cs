@@ -47,6 +47,8 @@ public sealed class ImageClassifier : IDisposable
     readonly byte[] _file;
     readonly SessionOptions _options;
     readonly InferenceSession _session;
+    /// <summary>The ONNX trunk the network's head runs on (null: the network takes the images itself).</summary>
+    readonly OnnxTrunk? _trunk;
 
     /// <summary>How the model prepares images, its classes and how it was made.</summary>
     public ModelInfo Info { get; }
@@ -76,8 +78,9 @@ public sealed class ImageClassifier : IDisposable
         try
         {
             using var zip = new ZipArchive(new MemoryStream(file), ZipArchiveMode.Read);
-            Info = ReadInfo(ZipEntries.Read(zip, ModelFile.ConfigEntry, name, ModelFile.MaxJsonBytes), name);
+            (Info, var trunkSpec) = ReadInfo(ZipEntries.Read(zip, ModelFile.ConfigEntry, name, ModelFile.MaxJsonBytes), name);
             onnx = ZipEntries.Read(zip, OnnxEntry, name, file.Length * 20L);
+            if (trunkSpec is not null) _trunk = OpenTrunk(ZipEntries.Read(zip, OnnxTrunk.Entry, name, file.Length * 20L), trunkSpec, Info.Input.Size, name);
         }
         catch (InvalidDataException e)
         {
@@ -91,6 +94,7 @@ public sealed class ImageClassifier : IDisposable
         catch (OnnxRuntimeException e)
         {
             _options.Dispose();
+            _trunk?.Dispose();
             throw new GraftException($"{name}: its ONNX network does not load ({GraftException.FirstLine(e.Message)}).", "Train or export the model again.");
         }
         long outputs = _session.OutputMetadata[ModelFile.ProbabilitiesOutput].Dimensions[^1];
@@ -99,6 +103,14 @@ public sealed class ImageClassifier : IDisposable
             Dispose();
             throw new GraftException($"{name} names {Classes.Count} classes for {outputs} outputs.", "The file is damaged: train or export the model again.");
         }
+    }
+
+    /// <summary>The ONNX trunk the file carries, checked against the SHA-256 its config records.</summary>
+    OnnxTrunk OpenTrunk(byte[] model, OnnxTrunkSpec spec, int size, string name)
+    {
+        if (!spec.Sha256.Equals(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(model)), StringComparison.OrdinalIgnoreCase))
+            throw new GraftException($"{name}: its ONNX trunk is not the one its config records (SHA-256 differs).", "The file is damaged: train the model again.");
+        return new OnnxTrunk(model, spec.File, spec.Output, spec.Layout, size, Device.CudaIndex);
     }
 
     /// <summary>Loads a model file written by <c>graft train</c> or <see cref="Save"/>.</summary>
@@ -260,12 +272,15 @@ public sealed class ImageClassifier : IDisposable
     List<Prediction> Run(float[] pixels, IReadOnlyList<string> names, int top, List<HeatMap>? maps = null)
     {
         int size = Info.Input.Size, n = names.Count;
-        using var input = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, pixels.AsMemory(0, n * 3 * size * size), [n, 3, size, size]);
+        // On an ONNX trunk the network is the head, on the trunk's features.
+        using var input = _trunk is { } trunk
+            ? OrtValue.CreateTensorValueFromMemory(trunk.Features(pixels, n), [n, trunk.Channels])
+            : OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, pixels.AsMemory(0, n * 3 * size * size), [n, 3, size, size]);
         using var run = new RunOptions();
         List<string> wanted = [ModelFile.ProbabilitiesOutput];
         if (HasOodScore) wanted.Add(ModelFile.OodScoreOutput);
         if (maps is not null) wanted.Add(ModelFile.ClassActivationOutput);
-        using var outputs = _session.Run(run, [ModelFile.ImagesInput], [input], wanted);
+        using var outputs = _session.Run(run, [_trunk is null ? ModelFile.ImagesInput : ModelFile.FeaturesInput], [input], wanted);
         var probabilities = outputs[0].GetTensorDataAsSpan<float>();
         var scores = HasOodScore ? outputs[1].GetTensorDataAsSpan<float>().ToArray() : null;
         double? threshold = AcceptAll ? null : Info.Unknown?.Threshold;
@@ -285,14 +300,14 @@ public sealed class ImageClassifier : IDisposable
     }
 
     sealed record ConfigView(string? Format, string? Backbone, string? Strategy, ImageSpec? Input, List<string>? Classes, DateTime CreatedUtc,
-        TemperatureView? TemperatureScaling, UnknownView? OutOfDistribution);
+        TemperatureView? TemperatureScaling, UnknownView? OutOfDistribution, OnnxTrunkSpec? OnnxTrunk);
 
     sealed record TemperatureView(double Temperature);
 
     sealed record UnknownView(string? Score, double Threshold, double Acceptance);
 
     /// <summary>The config's fields prediction needs, each checked: a damaged file is refused, not half-used.</summary>
-    static ModelInfo ReadInfo(byte[] json, string name)
+    static (ModelInfo, OnnxTrunkSpec?) ReadInfo(byte[] json, string name)
     {
         ConfigView? c;
         try
@@ -310,17 +325,18 @@ public sealed class ImageClassifier : IDisposable
             ?? (c.OutOfDistribution is { } u && (u.Score is null || !double.IsFinite(u.Threshold)) ? "its out-of-distribution threshold is not a number" : null);
         if (problem is not null)
             throw new GraftException($"{name}: {problem}.", "The file is damaged: train the model again.");
-        return new ModelInfo(c!.Backbone ?? "", c.Strategy ?? "", c.Input!, c.Classes!, c.CreatedUtc)
+        return (new ModelInfo(c!.Backbone ?? "", c.Strategy ?? "", c.Input!, c.Classes!, c.CreatedUtc)
         {
             Temperature = c.TemperatureScaling?.Temperature,
             Unknown = c.OutOfDistribution is { } ood ? new UnknownDetection(ood.Score!, ood.Threshold, ood.Acceptance) : null,
-        };
+        }, c.OnnxTrunk);
     }
 
     /// <summary>Frees the ONNX Runtime session.</summary>
     public void Dispose()
     {
         _session?.Dispose();
+        _trunk?.Dispose();
         _options.Dispose();
     }
 }

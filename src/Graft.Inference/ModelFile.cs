@@ -18,6 +18,8 @@ internal static class ModelFile
     /// <summary>The largest input size a model may declare (as --input-size allows).</summary>
     public const int MaxInputSize = 2048;
     public const string ImagesInput = "images", ProbabilitiesOutput = "probabilities";
+    /// <summary>The input of a network that is a head on an ONNX trunk's features [N, C] (<see cref="OnnxTrunk"/>).</summary>
+    public const string FeaturesInput = "features";
     /// <summary>Optional outputs: each image's out-of-distribution score [N] (models with a detector), and every class's activation map [N, classes, rows, columns] (linear heads on pooled features).</summary>
     public const string OodScoreOutput = "ood_score", ClassActivationOutput = "class_activation";
 

@@ -80,6 +80,7 @@ public static class Learner
         callbacks ??= Callbacks.None;
         if (!Enum.IsDefined(options.Strategy))
             throw new GraftException($"Unknown strategy '{options.Strategy.Name()}'.", $"Use one of: {string.Join(", ", StrategyNames.All)}.");
+        CheckOnnx(options);
         var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Fit.Seed, options.TestSplit);
         if (options.Strategy == Strategy.Auto) options = await TakeAdviceAsync(dataset, options, resolver, callbacks, cancel);
         if (options.Exclude is { } csv) dataset = Audit.AuditActions.Apply(dataset, Audit.AuditActions.Read(csv), csv);
@@ -136,6 +137,7 @@ public static class Learner
     /// <summary>Options that cannot work together are refused before anything runs.</summary>
     static void Check(TrainOptions options)
     {
+        CheckOnnx(options);
         if (options.Strategy is Strategy.Auto || !Enum.IsDefined(options.Strategy))
             throw new GraftException($"Training on a prepared dataset needs a concrete strategy, not '{options.Strategy.Name()}'.",
                 $"Use one of: {Strategy.FeatureExtraction.Name()}, {Strategy.FineTune.Name()}, {Strategy.Scratch.Name()}.");
@@ -149,6 +151,28 @@ public static class Learner
             throw new GraftException("--batchnorm needs batches of at least 2 (batch norm takes statistics over the batch).", "Use --batch-size 2 or more.");
     }
 
+    /// <summary>An ONNX trunk runs frozen and pooled, as it is: what would change or cut it is refused; its options need one.</summary>
+    static void CheckOnnx(TrainOptions options)
+    {
+        if (!options.OnnxBackbone)
+        {
+            if (!options.Onnx.IsEmpty)
+                throw new GraftException($"Preprocessing, mean, std, layout and output describe an ONNX backbone, and {options.BackboneOrDefault} is a registry network.",
+                    "Leave them out, or pass an .onnx file as the backbone.");
+            return;
+        }
+        if (options.Strategy is not (Strategy.FeatureExtraction or Strategy.Auto)) // auto: the advisor measures feature extraction only
+            throw new GraftException($"An ONNX trunk cannot be trained ({options.Strategy.Name()}): an ONNX graph has no trainable weights in Graft, which runs it in ONNX Runtime only.",
+                $"Use the {Strategy.FeatureExtraction.Name()} strategy, or a registry network to fine-tune.");
+        string? refused = options.FeatureBlock is not null ? "features from an earlier block"
+            : options.Precision != Precision.Float ? "an int8 trunk"
+            : options.PoolingOrDefault != Heads.Pooling.Gap ? "a flattened feature map"
+            : options.SqueezeExcite ? "a squeeze-and-excitation block on the feature map"
+            : options.WeightsFile is not null ? "a weight file" : null;
+        if (refused is not null)
+            throw new GraftException($"An ONNX trunk gives pooled features from its own weights, so {refused} cannot apply to it.", "Leave that option out.");
+    }
+
     /// <summary>
     /// The classifier to train: the backbone (pretrained, or untrained from scratch) cut where asked, its int8 calibration,
     /// a new head, and the config its file keeps. Everything random starts from the run's seed.
@@ -156,12 +180,9 @@ public static class Learner
     static async Task<TrainableClassifier> NewModelAsync(ImageDataset dataset, TrainOptions options, Device device, AssetResolver resolver,
         Callbacks callbacks, CancellationToken cancel)
     {
-        var config = BackboneRegistry.Get(options.BackboneOrDefault);
         manual_seed(options.Fit.Seed);
-        int size = options.InputSize ?? config.InputSize;
-        var backbone = options.Strategy == Strategy.Scratch
-            ? Backbone.Create(config, new(size), config.Spec(size))
-            : Backbone.LoadPretrained(config, resolver, inputSize: size, weightsFile: options.WeightsFile);
+        var backbone = options.OnnxBackbone ? Backbone.FromOnnx(options.Backbone!, options.Onnx, options.InputSize, options.Device) : NewBackbone(options, resolver);
+        var config = backbone.Config;
         if (backbone.LoadReport is { } report) callbacks.Detail?.Invoke($"{config.Name}: {report}");
         if (options.FeatureBlock is { } block) backbone.TruncateAfter(block);
         backbone.Network.to(device); // built and initialized on the host (the same weights on every device), then moved
@@ -180,6 +201,7 @@ public static class Learner
         var modelConfig = new ModelConfig(ModelConfig.CurrentFormat, config.Name, backbone.WeightsId, input, dataset.Classes,
             head, options.Strategy.Name(), options.Fit, null, DateTime.UtcNow)
         {
+            OnnxTrunk = backbone.Onnx?.Spec,
             Architecture = backbone.Architecture,
             FineTune = fineTune ? options.FineTuneOrDefault : null,
             Unfreeze = fineTune ? options.UnfreezeOrDefault : null,
@@ -189,6 +211,16 @@ public static class Learner
             Calibration = calibration,
         };
         return new TrainableClassifier(modelConfig, backbone, head.Build(), []).To(device);
+    }
+
+    /// <summary>The registry backbone of a run: pretrained, or untrained from scratch.</summary>
+    static Backbone NewBackbone(TrainOptions options, AssetResolver resolver)
+    {
+        var config = BackboneRegistry.Get(options.BackboneOrDefault);
+        int size = options.InputSize ?? config.InputSize;
+        return options.Strategy == Strategy.Scratch
+            ? Backbone.Create(config, new(size), config.Spec(size))
+            : Backbone.LoadPretrained(config, resolver, inputSize: size, weightsFile: options.WeightsFile);
     }
 
     /// <summary>

@@ -50,12 +50,13 @@ public static class StrategyAdvisor
         var device = Engine.TorchDevices.Resolve(options.Device);
         resolver ??= AssetResolver.Default;
         callbacks ??= Callbacks.None;
-        var config = BackboneRegistry.Get(options.BackboneOrDefault);
+        // An ONNX trunk has no earlier block to take and no weights to fine-tune: feature extraction is all there is to measure.
+        var config = options.OnnxBackbone ? null : BackboneRegistry.Get(options.BackboneOrDefault);
         // The split into training and validation may follow the run's seed; the pool, in path order, does not.
         var pool = dataset.Train.Concat(dataset.Validation).OrderBy(i => i.Path, StringComparer.Ordinal).ToList();
 
         var top = await FeaturesAsync(pool, options, null, resolver, callbacks, cancel);
-        var earlier = config.GenericFeatureBlock is { } block ? await FeaturesAsync(pool, options, block, resolver, callbacks, cancel) : null;
+        var earlier = config?.GenericFeatureBlock is { } block ? await FeaturesAsync(pool, options, block, resolver, callbacks, cancel) : null;
         var (readable, perClass) = Measurable(dataset, pool, top, earlier);
         var images = readable.Select(i => pool[i]).ToList();
         var labels = images.Select(i => i.Label).ToArray();
@@ -72,24 +73,28 @@ public static class StrategyAdvisor
         {
             $"{images.Count} training and validation images in {dataset.Classes.Count} classes ({perClass.Min()}-{perClass.Max()} per class)" +
             (perClass.Min() < 0.5 * perClass.Max() ? $"; imbalanced (smallest/largest {(double)perClass.Min() / perClass.Max():0.00}): consider --class-weight balanced." : "."),
-            $"Feature extraction from the top block ({config.FeatureLayer}) scored {plain.Interval.Describe(plain.Accuracy)} out of fold ({Folds}-fold, every image).",
+            $"Feature extraction from the top block ({config?.FeatureLayer ?? $"{Path.GetFileName(options.Backbone)}'s output"}) scored {plain.Interval.Describe(plain.Accuracy)} out of fold ({Folds}-fold, every image).",
         };
 
         if (earlier is not null)
         {
             var probe = OutOfFold(readable.Select(i => earlier.Rows[i]!).ToArray(), labels, dataset.Classes.Count, options, device);
             var gain = Paired(topProbe.Correct, probe.Correct);
-            estimates.Add(new StrategyEstimate(Strategy.FeatureExtraction, config.GenericFeatureBlock, null, probe.Accuracy, probe.Interval,
+            estimates.Add(new StrategyEstimate(Strategy.FeatureExtraction, config!.GenericFeatureBlock, null, probe.Accuracy, probe.Interval,
                 probe.SecondsFor(trainImages), gain));
             reasons.Add($"Features from the earlier block {config.GenericFeatureBlock} scored {probe.Interval.Describe(probe.Accuracy)}: {gain.Describe()} against the top block on the same images.");
         }
 
-        callbacks.Detail?.Invoke($"head probes: {clock.Elapsed.TotalSeconds:0.0} s; fine-tuning probe...");
-        clock.Restart();
-        var (fineTune, probeReason) = await FineTuneProbeAsync(dataset, images, options, plain, trainImages, topProbe.SecondsFor(trainImages), resolver, callbacks, cancel);
-        callbacks.Detail?.Invoke($"fine-tuning probe: {clock.Elapsed.TotalSeconds:0.0} s");
-        estimates.Add(fineTune);
-        reasons.Add(probeReason);
+        if (config is null) reasons.Add("An ONNX trunk is not fine-tuned: an ONNX graph has no trainable weights in Graft.");
+        else
+        {
+            callbacks.Detail?.Invoke($"head probes: {clock.Elapsed.TotalSeconds:0.0} s; fine-tuning probe...");
+            clock.Restart();
+            var (fineTune, probeReason) = await FineTuneProbeAsync(dataset, images, options, plain, trainImages, topProbe.SecondsFor(trainImages), resolver, callbacks, cancel);
+            callbacks.Detail?.Invoke($"fine-tuning probe: {clock.Elapsed.TotalSeconds:0.0} s");
+            estimates.Add(fineTune);
+            reasons.Add(probeReason);
+        }
 
         var (chosen, why) = AdviceRule.Decide(estimates);
         reasons.Add(why);
@@ -119,7 +124,7 @@ public static class StrategyAdvisor
     {
         var source = new FeatureSource(options.BackboneOrDefault)
         {
-            FeatureBlock = block, WeightsFile = options.WeightsFile, InputSize = options.InputSize, Pooling = options.PoolingOrDefault,
+            FeatureBlock = block, WeightsFile = options.WeightsFile, InputSize = options.InputSize, Onnx = options.Onnx, Pooling = options.PoolingOrDefault,
             Resize = options.Resize, CacheRoot = options.CacheRoot, UseCache = options.UseCache, BatchSize = options.Fit.BatchSize, Device = options.Device,
         };
         var features = await BottleneckFeatures.ExtractAsync(images.Select(i => i.Path).ToList(), source, resolver, callbacks.Images, cancel);

@@ -24,9 +24,11 @@ namespace Graft;
 /// </summary>
 public sealed record TrainOptions
 {
-    /// <summary>The pretrained network (a registry name, see <c>graft models</c>); null: the default (or the scratch CNN).</summary>
-    [Description("The pretrained network, by registry name.")]
+    /// <summary>The pretrained network (a registry name, see <c>graft models</c>, or an ONNX image model's .onnx file); null: the default (or the scratch CNN).</summary>
+    [Description("The pretrained network, by registry name; or an ONNX image model (a .onnx file) as a frozen trunk.")]
     public string? Backbone { get; init; }
+    /// <summary>An ONNX backbone (<see cref="Backbone"/> an .onnx file): what its file does not say.</summary>
+    public OnnxBackboneOptions Onnx { get; init; } = new();
     /// <summary>The network's input size (Keras's input_shape); null: the backbone's default.</summary>
     [Description("The network's input size N (NxN), e.g. 150 as in the Keras blog; by default the backbone's own.")]
     [Range(16, 2048)]
@@ -132,6 +134,8 @@ public sealed record TrainOptions
     public TrustOptions Trust { get; init; } = new();
 
     bool Scratch => Strategy == Strategy.Scratch;
+    /// <summary>Whether <see cref="Backbone"/> is an ONNX file (any ONNX image model as a frozen trunk) rather than a registry name.</summary>
+    public bool OnnxBackbone => OnnxBackboneOptions.IsOnnxFile(Backbone);
     /// <summary>The backbone this run uses.</summary>
     public string BackboneOrDefault => Backbone ?? (Scratch ? BackboneRegistry.All.First(b => !b.Pretrained) : BackboneRegistry.Default).Name;
     /// <summary>The hidden units this run uses.</summary>

@@ -12,7 +12,7 @@ public static class AdviseCommand
     public static Command Create()
     {
         var data = new Argument<string>("DATA") { Description = "A dataset folder (as for train)." };
-        var backbone = new Option<string>("--backbone") { Description = "Pretrained backbone to measure with.", DefaultValueFactory = _ => Graft.Backbones.BackboneRegistry.Default.Name };
+        var backbone = new Option<string>("--backbone") { Description = "Pretrained backbone to measure with: a registry name, or an ONNX image model (.onnx).", DefaultValueFactory = _ => Graft.Backbones.BackboneRegistry.Default.Name };
         var seed = new Option<int>("--seed") { Description = "As for train: the seed of --test-split's hold-out. The advice itself does not depend on it.", DefaultValueFactory = _ => 42 };
         var testSplit = new Option<double>("--test-split") { Description = "As for train: this share is held out as test images, which the advisor never sees." };
         var noCache = new Option<bool>("--no-cache") { Description = "Do not read or write the bottleneck cache." };
@@ -24,14 +24,16 @@ public static class AdviseCommand
             { data, backbone, seed, testSplit, noCache, device, json, verbose };
         var weights = new BackboneOptions();
         weights.AddTo(command);
+        foreach (var option in weights.Onnx) command.Options.Add(option);
         command.SetHandler(async (parse, cancel) =>
         {
             var on = Cli.Device(parse, device);
+            weights.CheckOnnx(parse, parse.GetValue(backbone)!, Graft.Backbones.OnnxBackboneOptions.IsOnnxFile(parse.GetValue(backbone)));
             var path = SampleDatasets.Resolve(parse.GetValue(data)!, Cli.Assets);
             var options = new TrainOptions
             {
                 Device = on,
-                WeightsFile = weights.WeightsFile(parse), InputSize = weights.Size(parse), TestSplit = parse.GetValue(testSplit),
+                WeightsFile = weights.WeightsFile(parse), InputSize = weights.Size(parse), Onnx = weights.OnnxOptions(parse), TestSplit = parse.GetValue(testSplit),
                 Fit = new(Seed: parse.GetValue(seed)), UseCache = !parse.GetValue(noCache),
             };
             var clock = System.Diagnostics.Stopwatch.StartNew();

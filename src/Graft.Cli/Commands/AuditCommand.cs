@@ -27,20 +27,24 @@ public static class AuditCommand
         var testSplit = flags.Option("--test-split", o => o.TestSplit);
         var seed = flags.Option("--seed", o => o.Seed);
         var device = Cli.DeviceOption();
+        var described = new BackboneOptions();
         var output = new Option<string?>("--out") { Description = "With --shard: also write the share's features, one row per image (file, vector), to this .jsonl, .csv or .parquet file, as it goes (graft merge combines the shards' files)." };
         var shards = new ShardOptions();
         var json = Cli.JsonOption();
         var command = new Command("audit", "Find likely label errors, duplicates and leakage, outliers and unusable files; would more photos help?")
             { data, report, actions, backbone, cache, split, testSplit, seed, output, device, json };
+        command.Options.Add(described.InputSize);
+        foreach (var option in described.Onnx) command.Options.Add(option);
         shards.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
         {
             var on = Cli.Device(parse, device);
+            described.CheckOnnx(parse, parse.GetValue(backbone)!, Backbones.OnnxBackboneOptions.IsOnnxFile(parse.GetValue(backbone)));
             var dataPath = parse.GetValue(data)!;
             if (parse.GetValue(report) is { } reportOut) OutputPaths.Folder("--report", reportOut, dataPath);
             if (parse.GetValue(actions) is { } actionsOut) OutputPaths.File("--actions", actionsOut, dataPath);
             var path = SampleDatasets.Resolve(dataPath, Cli.Assets);
-            var options = new AuditOptions { Backbone = parse.GetValue(backbone)!, CacheRoot = parse.GetValue(cache), ValidationSplit = parse.GetValue(split), TestSplit = parse.GetValue(testSplit), Seed = parse.GetValue(seed), Device = on };
+            var options = new AuditOptions { Backbone = parse.GetValue(backbone)!, InputSize = described.Size(parse), Onnx = described.OnnxOptions(parse), CacheRoot = parse.GetValue(cache), ValidationSplit = parse.GetValue(split), TestSplit = parse.GetValue(testSplit), Seed = parse.GetValue(seed), Device = on };
             if (parse.GetValue(shards.Shard) is not null)
             {
                 if (parse.GetValue(report) is not null || parse.GetValue(actions) is not null)

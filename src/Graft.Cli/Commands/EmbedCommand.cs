@@ -17,7 +17,7 @@ public static class EmbedCommand
 {
     public static Command Create()
     {
-        var model = new Argument<string>("MODEL") { Description = "A backbone name (pretrained trunk) or a model file (its trunk, fine-tuned or not)." };
+        var model = new Argument<string>("MODEL") { Description = "A backbone name (pretrained trunk), an ONNX image model (.onnx) or a model file (its trunk, fine-tuned or not)." };
         var inputs = new Argument<string[]>("IMAGES") { Description = "Image files and folders (searched recursively).", Arity = ArgumentArity.OneOrMore };
         var output = new Option<string?>("--out") { Description = "Write the features to a .csv (file, then one column per feature), .jsonl or .parquet (file, vector) file, as it goes (graft merge combines the files of --shard runs), or to a .npy file (float32, images x features, in the order of the JSON) at the end." };
         var json = Cli.JsonOption();
@@ -26,6 +26,7 @@ public static class EmbedCommand
         var shards = new ShardOptions();
         var command = new Command("embed", "Write each image's pooled trunk features.") { model, inputs, output, device, json };
         weights.AddTo(command);
+        foreach (var option in weights.Onnx) command.Options.Add(option);
         shards.AddTo(command);
         command.SetHandler(async (parse, cancel) =>
         {
@@ -41,13 +42,14 @@ public static class EmbedCommand
 
             // A model file embeds with its own trunk (fine-tuned or not) and resize; a backbone name with its pretrained weights
             // and Keras's whole-image resize. Global average pooling either way; no cache (not a training run's features).
-            bool modelFile = File.Exists(name);
+            bool onnx = OnnxBackboneOptions.IsOnnxFile(name), modelFile = !onnx && File.Exists(name);
+            weights.CheckOnnx(parse, name, onnx);
             if (modelFile && (weights.WeightsFile(parse) is not null || weights.Size(parse) is not null))
                 throw new GraftException($"{name} is a trained model: its weights and input size are its own.", "Drop --weights and --input-size, or pass a backbone name.");
             using var classifier = modelFile ? TrainableClassifier.Load(name, on) : null;
-            using var pretrained = classifier is null
-                ? Backbone.LoadPretrained(BackboneRegistry.Get(name), Cli.Assets, inputSize: weights.Size(parse), weightsFile: weights.WeightsFile(parse))
-                : null;
+            using var pretrained = classifier is not null ? null
+                : onnx ? Backbone.FromOnnx(name, weights.OnnxOptions(parse), weights.Size(parse), on)
+                : Backbone.LoadPretrained(BackboneRegistry.Get(name), Cli.Assets, inputSize: weights.Size(parse), weightsFile: weights.WeightsFile(parse));
             var backbone = classifier?.Backbone ?? pretrained!;
             var source = new FeatureSource(backbone.Config.Name) { Pooling = Pooling.Gap, Resize = backbone.Input.Resize, UseCache = false, Device = on };
             using var extraction = FeatureExtraction.Open(backbone, source);
@@ -66,7 +68,7 @@ public static class EmbedCommand
                 Cli.WriteJson(new
                 {
                     backbone = classifier?.Config.Backbone ?? backbone.Config.Name, input_size = backbone.Input.Size,
-                    preprocessing = backbone.Config.Preprocessing.ToString().ToLowerInvariant(),
+                    preprocessing = backbone.Onnx is null ? backbone.Config.Preprocessing.ToString().ToLowerInvariant() : backbone.Input.Describe(),
                     features = rows.Select(r => new { file = r.File, vector = r.Vector }),
                     skipped,
                 });

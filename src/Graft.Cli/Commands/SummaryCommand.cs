@@ -43,7 +43,7 @@ public static class SummaryCommand
                 if (classifier.Config.Unfreeze is { } unfreeze) Graft.Training.Freezing.Apply(classifier.Backbone.Trunk, unfreeze);
                 if (classifier.Config.Strategy == Strategy.Scratch.Name())
                     foreach (var p in classifier.Backbone.Trunk.parameters()) p.requires_grad = true;
-                summary = ModelSummary.Of($"{classifier.Config.Backbone} — {classifier.Config.Strategy}", classifier.Backbone.Trunk,
+                summary = ModelSummary.Of($"{classifier.Config.Backbone} — {classifier.Config.Strategy}", classifier.Backbone,
                     classifier.Config.Input.Size, classifier.Head, classifier.Config.Head.Pooling);
                 input = $"{classifier.Config.Input.Describe()}; head: {classifier.Config.Head.Describe()}";
             }

@@ -134,7 +134,7 @@ sealed class TrainFlags
             result.AddError($"--micro-batch {text} is not a whole number from 1.");
             return null;
         };
-        (_exclude.HelpName, _backbone.HelpName, _featuresFrom.HelpName, _unfreezeFrom.HelpName) = ("CSV", "NAME", "BLOCK", "LAYER");
+        (_exclude.HelpName, _backbone.HelpName, _featuresFrom.HelpName, _unfreezeFrom.HelpName) = ("CSV", "NAME|FILE.onnx", "BLOCK", "LAYER");
     }
 
     /// <param name="outputs">With the output group (--out, --report, --resume, --json); lr-find has its own.</param>
@@ -143,6 +143,7 @@ sealed class TrainFlags
         command.Add(Data);
         command.Group("Data", _valSplit, _testSplit, _exclude, _resize, Weights.InputSize, _seed, _noCache);
         command.Group("Strategy", _strategy, _device, _backbone, Weights.Weights, _featuresFrom, _precision, _epochs, _batchSize, _lr, _optimizer, _patience, _classWeight);
+        command.Group("ONNX backbone (--backbone FILE.onnx; what its file does not say)", Weights.Onnx);
         command.Group("Head", _hidden, _dropout, _head, _batchNorm, _se, _binary);
         command.Group("Fine-tuning (phase 2: a recipe, then its settings one by one)",
             _recipe, _unfreeze, _unfreezeFrom, _freezeFirst, _ftEpochs, _ftLr, _ftOptimizer, _schedule, _discriminative,
@@ -213,6 +214,7 @@ sealed class TrainFlags
             DiscriminativeFactor = parse.GetValue(_discriminative),
             BalancedClassWeights = parse.GetValue(_classWeight) == "balanced",
             FeatureBlock = parse.GetValue(_featuresFrom),
+            Onnx = Weights.OnnxOptions(parse),
             CheckpointPath = outPath + ".checkpoint",
             Resume = parse.GetValue(_resume),
             BatchNorm = parse.GetValue(_batchNorm),

@@ -15,9 +15,13 @@ namespace Graft.Audit;
 
 internal sealed record AuditOptions
 {
-    /// <summary>The pretrained backbone whose features are compared.</summary>
-    [Description("The pretrained backbone whose features are compared.")]
+    /// <summary>The pretrained backbone whose features are compared (a registry name, or an ONNX image model's file).</summary>
+    [Description("The pretrained backbone whose features are compared: a registry name, or an ONNX image model (.onnx).")]
     public string Backbone { get; init; } = BackboneRegistry.Default.Name;
+    /// <summary>The backbone's input size; null: its default (an ONNX model's own).</summary>
+    public int? InputSize { get; init; }
+    /// <summary>What an ONNX backbone does not say about itself.</summary>
+    public OnnxBackboneOptions Onnx { get; init; } = new();
     /// <summary>The bottleneck cache's root; null for the user cache (where graft train leaves features).</summary>
     [Description("The bottleneck cache folder; by default the user cache, where training leaves features.")]
     public string? CacheRoot { get; init; }
@@ -77,7 +81,9 @@ internal static class DataAudit
         var images = labelled.Select(t => new AuditImage(t.Image.Path, dataset.Classes[t.Image.Label], t.Role)).ToList();
         var paths = images.Select(i => i.File).ToList();
 
-        var features = await BottleneckFeatures.ExtractAsync(paths, Source(options), resolver, callbacks.Images, cancel);
+        var source = Source(options);
+        using var backbone = BottleneckFeatures.LoadBackbone(source, resolver);
+        var features = await BottleneckFeatures.ExtractAsync(paths, backbone, source, callbacks.Images, cancel);
         var rowImage = Enumerable.Range(0, paths.Count).Where(i => features.Rows[i] is not null).ToArray();
         if (rowImage.Length < 2)
             throw new GraftException($"{data}: {rowImage.Length} of its {paths.Count} images could be read; there is nothing to compare.",
@@ -102,7 +108,7 @@ internal static class DataAudit
             .Concat(dataset.Unconverted.Select(f => new Unusable(f, "unsupported format", "Graft does not decode TIFF or HEIC: convert it to JPEG or PNG to use it")))
             .ToList();
         var classes = dataset.Classes.Select((name, c) => new ClassCount(name, Count(dataset.Train, c), Count(dataset.Validation, c), Count(dataset.Test, c))).ToList();
-        var headers = ImageHeaders.Measure(paths, BackboneRegistry.Get(options.Backbone).InputSize);
+        var headers = ImageHeaders.Measure(paths, backbone.Input.Size);
 
         LearningCurveResult? curve = null;
         if (options.LearningCurve)
@@ -121,7 +127,8 @@ internal static class DataAudit
     /// compares images with each other, so only this step can be split over machines (graft audit --shard computes a
     /// share of the features into a cache the whole audit then reads).
     /// </summary>
-    public static FeatureSource Source(AuditOptions options) => new(options.Backbone) { CacheRoot = options.CacheRoot, Device = options.Device };
+    public static FeatureSource Source(AuditOptions options) =>
+        new(options.Backbone) { InputSize = options.InputSize, Onnx = options.Onnx, CacheRoot = options.CacheRoot, Device = options.Device };
 
     /// <summary>Every image the audit of <paramref name="data"/> reads, in the ordinal order of their paths.</summary>
     public static IReadOnlyList<string> Images(string data, AuditOptions options) =>

@@ -70,7 +70,10 @@ public sealed record BackboneConfig
     public bool Pretrained => Weights.Count > 0;
 
     /// <summary>What an image must look like for this network at a given size.</summary>
-    public ImageSpec Spec(int size) => Preprocessing switch
+    public ImageSpec Spec(int size) => Spec(Preprocessing, size);
+
+    /// <summary>What an image must look like for a network that wants <paramref name="preprocessing"/>, at a given size.</summary>
+    public static ImageSpec Spec(Preprocessing preprocessing, int size) => preprocessing switch
     {
         // Mean and std are in the network's channel order (BGR for caffe).
         Preprocessing.Caffe => new ImageSpec(size, [103.939f, 116.779f, 123.68f], [1f, 1f, 1f]) { Bgr = true },

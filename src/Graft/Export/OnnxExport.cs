@@ -31,6 +31,11 @@ internal sealed record ClassifierParts(Graph Body, nn.Module<Tensor, Tensor> Hea
     public TemperatureScaling? Temperature { get; init; }
     /// <summary>Adds the "ood_score" output (null: none).</summary>
     public OodDetector? Detector { get; init; }
+    /// <summary>
+    /// The head alone, on an ONNX trunk's pooled features of this length (input "features" [N, C]); the trunk runs as
+    /// its own ONNX model (<see cref="OnnxTrunk"/>) and <see cref="Body"/> is not emitted. Null: the whole network.
+    /// </summary>
+    public long? FeaturesIn { get; init; }
 }
 
 internal static class OnnxExport
@@ -46,10 +51,21 @@ internal static class OnnxExport
         var input = model.Input;
         var graph = new OnnxGraph();
         var emitter = new ModuleEmitter(graph, input.Size);
-        graph.Input(ImagesInput, 3, input.Size, input.Size);
-        var map = emitter.EmitTrunk(model.Body, model.Int8, ImagesInput);
-        var mapShape = emitter.Dimensions;
-        var features = emitter.Pool(map, model.Pooling, "trunk/pooled");
+        string map, features;
+        long[] mapShape;
+        if (model.FeaturesIn is { } channels)
+        {
+            graph.Input(ModelFile.FeaturesInput, channels);
+            map = features = emitter.Vector(ModelFile.FeaturesInput, channels);
+            mapShape = emitter.Dimensions;
+        }
+        else
+        {
+            graph.Input(ImagesInput, 3, input.Size, input.Size);
+            map = emitter.EmitTrunk(model.Body, model.Int8, ImagesInput);
+            mapShape = emitter.Dimensions;
+            features = emitter.Pool(map, model.Pooling, "trunk/pooled");
+        }
         long featureLength = emitter.Channels;
         var logits = OnnxTrust.Scale(graph, emitter.Emit(model.Head, "head", features), model.Temperature);
         bool binary = emitter.Channels == 1;
@@ -149,6 +165,13 @@ internal static class OnnxExport
                 shapes[i] = _shape;
             }
             return values[^1];
+        }
+
+        /// <summary>Starts from a vector of <paramref name="channels"/> (pooled features given as the input); returns its name.</summary>
+        public string Vector(string x, long channels)
+        {
+            _shape = new(channels, 0, 0);
+            return x;
         }
 
         /// <summary>The trunk: in float, or quantized to int8 with its calibration.</summary>

@@ -45,6 +45,12 @@ public sealed record ModelConfig(
     /// <summary>The learning-rate range test that chose a phase's rate (null: none ran).</summary>
     public LearningRateSearch? LearningRateSearch { get; init; }
 
+    /// <summary>
+    /// The ONNX image model that is the frozen trunk (<see cref="Backbone"/> is then <see cref="Backbones.Backbone.OnnxName"/>); the model
+    /// file carries its file. Null: the trunk is the registry backbone's.
+    /// </summary>
+    public OnnxTrunkSpec? OnnxTrunk { get; init; }
+
     /// <summary>The numbers the frozen trunk computes in; null: float (files written before int8 trunks existed).</summary>
     public Precision? Precision { get; init; }
     /// <summary>The int8 trunk's activation ranges, from the training images (with <see cref="Precision"/> int8).</summary>
@@ -61,7 +67,8 @@ public sealed record ModelConfig(
     public const string CurrentFormat = ModelFile.CurrentFormat;
 
     /// <summary>Identifies the features the trunk produces; the bottleneck cache folder is derived from it.</summary>
-    public string TrunkKey => FeatureCache.TrunkKey(Backbone, BackboneWeightsSha256, Input, Head.Pooling, FeatureBlock, Int8);
+    public string TrunkKey => FeatureCache.TrunkKey(Backbone, BackboneWeightsSha256, Input, Head.Pooling,
+        FeatureBlock ?? OnnxTrunk?.FeatureKey, Int8);
 
 }
 
@@ -86,7 +93,8 @@ public sealed class TrainableClassifier : IDisposable
     public Graph Body => Backbone.HasTop ? Backbone.Network : Backbone.Trunk;
 
     /// <summary>Runs the frozen <see cref="Body"/> (built on first use from its weights at that time).</summary>
-    public ITrunkRunner Trunk => _trunk ??= Config.Int8 is { } int8
+    public ITrunkRunner Trunk => _trunk ??= Backbone.Onnx is { } onnx ? new ExternalTrunkRunner(onnx, Device)
+        : Config.Int8 is { } int8
         ? TrunkRunners.CreateInt8(Body, Config.Input.Size, Config.Head.Pooling, int8)
         : TrunkRunners.Create(Body, Config.Input.Size, Config.Head.Pooling);
     ITrunkRunner? _trunk;
@@ -94,6 +102,8 @@ public sealed class TrainableClassifier : IDisposable
     /// <summary>Runs the frozen <see cref="Body"/> to its last feature map [N, C, H, W], unpooled (for heat maps).</summary>
     ITrunkRunner MapRunner => _map ??= Backbone.HasTop
         ? throw new GraftException($"The pretrained {Config.Backbone} classifier has no head of its own to explain.", "Explain a model trained with graft train.")
+        : Backbone.Onnx is { } onnx
+        ? throw new GraftException($"The ONNX trunk {onnx.Spec.File} gives pooled features, no feature map to explain.", "Explain a model trained on a registry backbone.")
         : Config.Int8 is { } int8 ? TrunkRunners.CreateInt8(Body, Config.Input.Size, null, int8) : TrunkRunners.Create(Body, Config.Input.Size, null);
     ITrunkRunner? _map;
 
@@ -118,7 +128,7 @@ public sealed class TrainableClassifier : IDisposable
     }
 
     /// <summary>Where the classifier's weights are, hence where it takes images and computes.</summary>
-    public Device Device => TorchDevices.Of(Backbone.Network);
+    public Device Device => TorchDevices.Of(Backbone.Onnx is null ? Backbone.Network : Head);
 
     /// <summary>Moves the whole classifier (network, trunk and head) to <paramref name="device"/>; its trunk runner is rebuilt there on next use.</summary>
     internal TrainableClassifier To(Device device)
@@ -286,13 +296,21 @@ public sealed class TrainableClassifier : IDisposable
     /// The whole classifier as ONNX: images [N,3,S,S] normalized as <see cref="ModelConfig.Input"/> says, probabilities
     /// [N, classes] out, preprocessing and classes in the metadata (<see cref="OnnxExport.ClassifierModel"/>).
     /// </summary>
+    /// <remarks>On an ONNX trunk, the head alone, on the trunk's features (input "features" [N, C]).</remarks>
     public byte[] ToOnnx() => OnnxExport.ClassifierModel(new ClassifierParts(Body, Head, Config.Head.Pooling, Config.Input, Classes, Config.Backbone, Config.Int8)
     {
-        Temperature = Config.TemperatureScaling, Detector = Detector,
+        Temperature = Config.TemperatureScaling, Detector = Detector, FeaturesIn = Backbone.Onnx?.Channels,
     });
 
     /// <summary>Writes <see cref="ToOnnx"/> to a file, atomically (a temporary file beside it, then a rename).</summary>
-    public void SaveOnnx(string path) => ZipEntries.WriteFileAtomically(path, file => file.Write(ToOnnx()));
+    /// <exception cref="GraftException">The trunk is an ONNX model: trunk and head are not one network.</exception>
+    public void SaveOnnx(string path)
+    {
+        if (Backbone.Onnx is { } onnx)
+            throw new GraftException($"This model's trunk is the ONNX model {onnx.Spec.File}, which keeps its own ONNX version and operators: Graft does not merge it and the head into one network.",
+                "Use the .graft file with Graft.Inference (or graft predict, graft serve), which runs the trunk and the head in ONNX Runtime.");
+        ZipEntries.WriteFileAtomically(path, file => file.Write(ToOnnx()));
+    }
 
     // ---- the one model file ----
 
@@ -330,6 +348,7 @@ public sealed class TrainableClassifier : IDisposable
         ZipEntries.Write(zip, WeightsEntry, weights);
         ZipEntries.Write(zip, HistoryEntry, JsonSerializer.SerializeToUtf8Bytes(History, Json));
         ZipEntries.Write(zip, ImageClassifier.OnnxEntry, ToOnnx());
+        if (Backbone.Onnx is { } onnx) ZipEntries.Write(zip, OnnxTrunk.Entry, onnx.Model);
     }
 
     /// <summary>Most bytes a JSON entry of a model file (config, history) may take.</summary>
@@ -366,7 +385,8 @@ public sealed class TrainableClassifier : IDisposable
             if (firstFormat) config = FromFirstFormat(config);
             var history = ReadJson<List<EpochRecord>>(zip, HistoryEntry, path) ?? [];
 
-            var backbone = Backbone.Create(BackboneRegistry.Get(config.Backbone), config.Architecture ?? new(config.Input.Size), config.Input);
+            var backbone = config.OnnxTrunk is { } onnx ? LoadOnnxTrunk(zip, onnx, config.Input, on, path)
+                : Backbone.Create(BackboneRegistry.Get(config.Backbone), config.Architecture ?? new(config.Input.Size), config.Input);
             nn.Module<Tensor, Tensor>? head = null;
             OodDetector? detector = null;
             try
@@ -413,6 +433,15 @@ public sealed class TrainableClassifier : IDisposable
         }
     }
 
+    /// <summary>The ONNX trunk the file carries, checked against the SHA-256 its config records.</summary>
+    static Backbone LoadOnnxTrunk(ZipArchive zip, OnnxTrunkSpec spec, ImageSpec input, Device device, string path)
+    {
+        var model = ZipEntries.Read(zip, OnnxTrunk.Entry, path, new FileInfo(path).Length * 20L); // as far as the inference package reads it
+        if (!spec.Sha256.Equals(Convert.ToHexStringLower(SHA256.HashData(model)), StringComparison.OrdinalIgnoreCase))
+            throw Inconsistent(path, "its ONNX trunk is not the one its config records (SHA-256 differs)");
+        return Backbone.FromOnnx(new OnnxTrunk(model, spec.File, spec.Output, spec.Layout, input.Size, TorchDevices.CudaIndex(device)), input);
+    }
+
     static T? ReadJson<T>(ZipArchive zip, string entry, string path)
     {
         try { return JsonSerializer.Deserialize<T>(ZipEntries.Read(zip, entry, path, MaxJsonBytes), Json); }
@@ -430,10 +459,13 @@ public sealed class TrainableClassifier : IDisposable
     static void Validate(ModelConfig c, string path)
     {
         void Check([System.Diagnostics.CodeAnalysis.DoesNotReturnIf(false)] bool ok, Func<string> what) { if (!ok) throw Inconsistent(path, what()); }
-        Check(c.Backbone is not null && BackboneRegistry.Exists(c.Backbone),
+        bool onnx = c.OnnxTrunk is not null;
+        Check(c.Backbone is not null && (onnx ? c.Backbone == Backbones.Backbone.OnnxName : BackboneRegistry.Exists(c.Backbone)),
             () => $"its config names the backbone '{c.Backbone}', which this Graft does not know ({string.Join(", ", BackboneRegistry.All.Select(b => b.Name))})");
-        var network = BackboneRegistry.Get(c.Backbone!);
-        var inputProblem = ModelFile.InputProblem(c.Input, network.MinInputSize, c.Backbone);
+        Check(!onnx || (c.OnnxTrunk!.Output is { Length: > 0 } && c.OnnxTrunk.Sha256 is { Length: 64 } && Enum.IsDefined(c.OnnxTrunk.Layout)
+                && c.Strategy == Strategy.FeatureExtraction.Name() && c.FeatureBlock is null && c.Precision is null or Precision.Float && c.Head.Pooling == Pooling.Gap),
+            () => "its ONNX trunk's description is incomplete, or asks for what a frozen ONNX trunk cannot do");
+        var inputProblem = ModelFile.InputProblem(c.Input, onnx ? 8 : BackboneRegistry.Get(c.Backbone!).MinInputSize, c.Backbone);
         Check(inputProblem is null, () => inputProblem!);
         Check(c.Classes is { Count: > 0 } && c.Classes.All(l => l is not null), () => "its config lists no class labels");
         Check(c.Head is not null, () => "its config has no head");

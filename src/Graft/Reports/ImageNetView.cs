@@ -33,6 +33,13 @@ internal static class ModelReport
     {
         Audit.AuditResult? findings = null;
         var notes = dataset.Notes.ToList();
+        // An ONNX trunk has no registry network to audit with or to show ImageNet guesses of, and no feature map for heat maps.
+        bool onnx = model.Config.OnnxTrunk is not null;
+        if (onnx)
+        {
+            (audit, imageNetView) = (false, false);
+            notes.Add($"the trunk is the ONNX model {model.Config.OnnxTrunk!.File}, which gives pooled features only: no heat maps, shortcut check, data audit or ImageNet view");
+        }
         if (audit)
         {
             var trained = model.Config.Dataset;
@@ -54,9 +61,9 @@ internal static class ModelReport
         // Where the network looked: the heat map of each shown image's predicted class, and a check for shortcuts.
         var (mistakes, leastConfident) = HtmlReport.Shown(result);
         var shown = mistakes.Concat(leastConfident).ToList();
-        var heatmaps = await Overlays(model, shown.Select(i => i.File).ToList(), shown.Select(i => i.Predicted).ToList(), images, "heat", cancel);
+        var heatmaps = onnx ? new Dictionary<string, string>() : await Overlays(model, shown.Select(i => i.File).ToList(), shown.Select(i => i.Predicted).ToList(), images, "heat", cancel);
         var shortcuts = audit ? await ShortcutProblemsAsync(model, result, images, heatmaps, cancel) : [];
-        var summary = ModelSummary.Of(model.Config.Backbone, model.Backbone.Trunk, model.Config.Input.Size, model.Head, model.Config.Head.Pooling);
+        var summary = ModelSummary.Of(model.Config.Backbone, model.Backbone, model.Config.Input.Size, model.Head, model.Config.Head.Pooling);
         var evaluated = result.Items.Select(i => new LabeledImage(i.File, i.Truth)).ToList();
         var view = imageNetView ? await ImageNetView.SampleAsync(model.Config.Backbone, evaluated, result.Classes, resolver, cancel: cancel) : null;
         // A training run's dataset holds every role and is measured as TrainingResult.Headline is: on its test images, else its validation images.

@@ -55,6 +55,26 @@ public enum Precision
     Int8,
 }
 
+/// <summary>
+/// An ONNX image model as the trunk (<see cref="Inference.OnnxTrunk"/>, owned by its backbone): images [N,3,S,S] in, its
+/// pooled features [N,C] out, on <paramref name="device"/> (where the head is).
+/// </summary>
+internal sealed class ExternalTrunkRunner(Inference.OnnxTrunk trunk, Device device) : ITrunkRunner
+{
+    public Device Device => device;
+
+    public Tensor Features(Tensor images)
+    {
+        using var scope = NewDisposeScope();
+        int n = (int)images.shape[0];
+        var pixels = images.detach().to(float32).cpu().contiguous().data<float>().ToArray();
+        return tensor(trunk.Features(pixels, n), [n, trunk.Channels]).to(device).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Nothing to release: the trunk belongs to its backbone.</summary>
+    public void Dispose() { }
+}
+
 /// <summary>The plain runner: the TorchSharp trunk without autograd, then the head's pooling (if any).</summary>
 internal sealed class TorchTrunkRunner(Graft.Backbones.Graph trunk, Pooling? pooling = Pooling.Gap) : ITrunkRunner
 {

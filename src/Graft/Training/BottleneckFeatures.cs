@@ -54,6 +54,8 @@ internal sealed record FeatureSource(string Backbone)
     public string? WeightsFile { get; init; }
     /// <summary>The network's input size; null: the backbone's default.</summary>
     public int? InputSize { get; init; }
+    /// <summary>What an ONNX backbone (<see cref="Backbone"/> an .onnx file) does not say about itself.</summary>
+    public OnnxBackboneOptions Onnx { get; init; } = new();
     /// <summary>Take features from this block; null: the trunk's last.</summary>
     public string? FeatureBlock { get; init; }
     public Pooling Pooling { get; init; } = Pooling.Gap;
@@ -81,10 +83,16 @@ internal static class BottleneckFeatures
         return await ExtractAsync(paths, backbone, source, progress, cancel);
     }
 
-    /// <summary>The pretrained backbone <paramref name="source"/> names (weights, input size), truncated after its feature block.</summary>
+    /// <summary>The pretrained backbone <paramref name="source"/> names (weights, input size), truncated after its feature block; or its ONNX file.</summary>
     public static Backbone LoadBackbone(FeatureSource source, AssetResolver? resolver = null)
     {
         TorchDevices.Resolve(source.Device);
+        if (OnnxBackboneOptions.IsOnnxFile(source.Backbone))
+        {
+            if (source.WeightsFile is not null || source.FeatureBlock is not null)
+                throw new GraftException($"{source.Backbone} is an ONNX model: it holds its own weights and gives its output's features only.", "Leave out the weight file and the feature block.");
+            return Backbone.FromOnnx(source.Backbone, source.Onnx, source.InputSize, source.Device);
+        }
         var config = BackboneRegistry.Get(source.Backbone);
         if (!config.Pretrained)
             throw new GraftException($"{config.Name} has no pretrained weights: its features mean nothing before training.", "Pick a pretrained backbone (graft models).");
@@ -192,15 +200,17 @@ internal sealed class FeatureExtraction : IDisposable
     /// <summary>The trunk of <paramref name="backbone"/> as it stands; its cache entries are keyed by its weights and the source's feature block.</summary>
     public static FeatureExtraction Open(Backbone backbone, FeatureSource source)
     {
-        backbone.Network.to(TorchDevices.Resolve(source.Device));
+        var device = TorchDevices.Resolve(source.Device);
+        backbone.Network.to(device);
         var input = backbone.Input with { Resize = source.Resize };
         var (channels, positions) = backbone.FeatureShape(input.Size);
         if (source.Pooling == Pooling.Flatten) channels *= positions;
         var cache = source.UseCache
             ? new FeatureCache(source.CacheRoot ?? AssetResolver.DefaultCacheRoot(),
-                FeatureCache.TrunkKey(backbone.Config.Name, backbone.WeightsId, input, source.Pooling, source.FeatureBlock), channels)
+                FeatureCache.TrunkKey(backbone.Config.Name, backbone.WeightsId, input, source.Pooling, source.FeatureBlock ?? backbone.Onnx?.Spec.FeatureKey), channels)
             : null;
-        return new FeatureExtraction(TrunkRunners.Create(backbone.Trunk, input.Size, source.Pooling), input, channels, cache, source.BatchSize);
+        var trunk = backbone.Onnx is { } onnx ? new ExternalTrunkRunner(onnx, device) : TrunkRunners.Create(backbone.Trunk, input.Size, source.Pooling);
+        return new FeatureExtraction(trunk, input, channels, cache, source.BatchSize);
     }
 
     public Task<ImageFeatures> ExtractAsync(IReadOnlyList<string> paths, IProgress<ImageProgress>? progress = null, CancellationToken cancel = default) =>
