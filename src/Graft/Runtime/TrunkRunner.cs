@@ -68,7 +68,7 @@ internal sealed class ExternalTrunkRunner(Inference.OnnxTrunk trunk, Device devi
         using var scope = NewDisposeScope();
         int n = (int)images.shape[0];
         var pixels = images.detach().to(float32).cpu().contiguous().data<float>().ToArray();
-        return tensor(trunk.Features(pixels, n), [n, trunk.Channels]).to(device).MoveToOuterDisposeScope();
+        return tensor(trunk.Features(pixels, n), [n, trunk.Channels], device: device).MoveToOuterDisposeScope();
     }
 
     /// <summary>Nothing to release: the trunk belongs to its backbone.</summary>
