@@ -97,7 +97,7 @@ static class AuditBench
     static Dictionary<string, List<string>> Photos(string folder)
     {
         var dataset = ImageFolder.OpenForTraining(folder);
-        return dataset.Train.Concat(dataset.Validation).Concat(dataset.Test).GroupBy(i => dataset.Classes[i.Label])
+        return dataset.All.GroupBy(i => dataset.Classes[i.Label])
             .ToDictionary(g => g.Key, g => g.Select(i => i.Path).Order(StringComparer.Ordinal).ToList());
     }
 

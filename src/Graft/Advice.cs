@@ -19,7 +19,7 @@ public sealed record PairedGain(int Wins, int Losses, int Images)
     /// a few dozen images it spans a few points either side of 0, and an estimate never sits on its own edge.
     /// </summary>
     public Interval Interval =>
-        Images == 0 ? new Interval(-1, 1) : new Interval(Bound(Value, -1, Z), Bound(Value, 1, -Z));
+        Images == 0 ? new Interval(-1, 1) : new Interval(Bound(-1, Z), Bound(1, -Z));
 
     const double Z = 1.959964;
 
@@ -34,10 +34,10 @@ public sealed record PairedGain(int Wins, int Losses, int Images)
         return variance > 0 ? numerator / Math.Sqrt(variance) : numerator == 0 ? 0 : Math.Sign(numerator) * double.PositiveInfinity;
     }
 
-    /// <summary>Between the estimate and <paramref name="limit"/> (-1 or 1), where the score crosses <paramref name="z"/>: it falls as the difference grows.</summary>
-    double Bound(double estimate, double limit, double z)
+    /// <summary>Between the estimate and <paramref name="limit"/> (-1 or 1), where the score crosses <paramref name="z"/> (Z below the estimate, -Z above): it falls as the difference grows.</summary>
+    double Bound(double limit, double z)
     {
-        double inside = estimate, outside = limit;
+        double inside = Value, outside = limit;
         if (Math.Abs(Score(outside)) <= Z) return limit;
         for (int i = 0; i < 60; i++)
         {

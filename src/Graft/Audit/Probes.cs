@@ -28,20 +28,21 @@ internal static class Probes
     public static OutOfFoldScores OutOfFold(float[][] x, int[] y, int classes, int folds, int seed, Device device)
     {
         var fold = ImageFolder.StratifiedFolds(y, folds, seed);
-        int[] Rows(Func<int, bool> keep) => Enumerable.Range(0, y.Length).Where(keep).ToArray();
+        var tests = Enumerable.Range(0, folds).Select(f => Enumerable.Range(0, y.Length).Where(i => fold[i] == f).ToArray()).ToArray();
+        var others = Enumerable.Range(0, folds).Select(f => Enumerable.Range(0, y.Length).Where(i => fold[i] != f).ToArray()).ToArray();
         var raw = new float[y.Length][];
         for (int f = 0; f < folds; f++)
         {
-            var test = Rows(i => fold[i] == f);
+            var test = tests[f];
             if (test.Length == 0) continue;
-            var scored = FitPredict(x, y, classes, Rows(i => fold[i] != f), test, seed + f, device);
+            var scored = FitPredict(x, y, classes, others[f], test, seed + f, device);
             for (int k = 0; k < test.Length; k++) raw[test[k]] = scored[k];
         }
+        // The temperatures need every fold's scores: a second pass.
         var calibrated = new float[y.Length][];
         for (int f = 0; f < folds; f++)
         {
-            var test = Rows(i => fold[i] == f);
-            var other = Rows(i => fold[i] != f);
+            var (test, other) = (tests[f], others[f]);
             if (test.Length == 0) continue;
             double temperature = other.Length == 0 ? 1 : Calibration.FitTemperature(Matrix(raw, other, classes), other.Select(i => y[i]).ToArray());
             var scaled = Calibration.Scale(Matrix(raw, test, classes), temperature);

@@ -191,7 +191,7 @@ internal static class ImageFolder
         return new ImageDataset(root, modelClasses, [], images, valDir is null ? "all class folders" : $"{System.IO.Path.GetFileName(valDir)}/")
         {
             ClassRoot = dir, Notes = notes, Unconverted = unconverted, ClassFolderNames = FolderNames(dir, modelClasses),
-            Part = valDir == split.Test && valDir is not null ? "test" : valDir is not null ? "validation" : sameData ? "training" : null,
+            Part = split.Test is not null ? "test" : split.Validation is not null ? "validation" : sameData ? "training" : null,
         };
     }
 

@@ -66,7 +66,7 @@ internal static class Trust
         IReadOnlyDictionary<string, IReadOnlyList<string>> others, TrustOptions options, string? cacheRoot, Callbacks? callbacks = null, CancellationToken cancel = default)
     {
         callbacks ??= Callbacks.None;
-        var labelled = dataset.Train.Concat(dataset.Validation).Concat(dataset.Test).ToList();
+        var labelled = dataset.All.ToList();
         var outsideImages = others.SelectMany(o => o.Value.Select(f => new LabeledImage(f, 0))).ToList();
         var features = await HeadInputsAsync(model, [.. labelled, .. outsideImages], cacheRoot, callbacks, cancel);
         var trainSet = features.Take(dataset.Train);

@@ -212,9 +212,10 @@ internal static class HtmlReport
         {
             int Count(IReadOnlyList<LabeledImage> images, int label) => images.Count(i => i.Label == label);
             html.Append("<table><tr><th>class</th><th>train</th><th>validation</th><th>test</th><th>evaluated</th></tr>");
+            var labelOf = whole.Classes.Select((name, label) => (name, label)).ToDictionary(t => t.name, t => t.label);
             for (int i = 0; i < r.Classes.Count; i++)
             {
-                int label = whole.Classes.ToList().IndexOf(r.Classes[i]);
+                int label = labelOf.GetValueOrDefault(r.Classes[i], -1);
                 string Cell(IReadOnlyList<LabeledImage> images) => label < 0 ? "" : Count(images, label).ToString();
                 html.Append($"<tr><td>{E(r.Classes[i])}</td><td>{Cell(whole.Train)}</td><td>{Cell(whole.Validation)}</td><td>{Cell(whole.Test)}</td><td>{r.Support[i]}</td></tr>");
             }
