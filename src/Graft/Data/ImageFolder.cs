@@ -2,7 +2,15 @@ using Graft.Inference;
 using Graft.Imaging;
 namespace Graft.Data;
 
-public sealed record LabeledImage(string Path, int Label);
+/// <summary>
+/// An image and its label: <see cref="Label"/> is its class (single-label data), and <see cref="Labels"/> every class it
+/// carries (multi-label data; for single-label data just <see cref="Label"/>). A multi-label image may carry none:
+/// its <see cref="Label"/> is then -1.
+/// </summary>
+public sealed record LabeledImage(string Path, int Label)
+{
+    public IReadOnlyList<int> Labels { get; init; } = Label >= 0 ? [Label] : [];
+}
 
 /// <summary>A dataset found on disk: class names (sorted), training and validation images.</summary>
 public sealed record ImageDataset(string Root, IReadOnlyList<string> Classes, IReadOnlyList<LabeledImage> Train,
@@ -10,6 +18,9 @@ public sealed record ImageDataset(string Root, IReadOnlyList<string> Classes, IR
 {
     /// <summary>Images held out for the reported accuracy only (a test/ folder or --test-split); empty when there are none.</summary>
     public IReadOnlyList<LabeledImage> Test { get; init; } = [];
+
+    /// <summary>Whether an image may carry several classes (or none): sigmoid outputs, one decision per class.</summary>
+    public bool MultiLabel { get; init; }
 
     /// <summary>Training, then validation, then test images.</summary>
     public IEnumerable<LabeledImage> All => Train.Concat(Validation).Concat(Test);
