@@ -63,6 +63,7 @@ public static class TrainView
         payload["features_cached"] = result.Features.CacheHits;
         payload["training_samples_per_second"] = fit.SamplesPerSecond;
         payload["fine_tuning_kept"] = result.FineTuningKept;
+        payload["epochs_planned"] = fit.PlannedEpochs is var (run, asked) ? new { run, asked } : null;
         payload["learning_rate_search"] = result.LearningRateSearch is { } search ? new { phase = search.Phase, suggested = search.Suggested } : null;
         payload["skipped"] = result.Skipped;
         payload["audit"] = result.AuditSummary;

@@ -94,12 +94,30 @@ public static class AdviceRule
     /// <summary>
     /// Plain feature extraction (<paramref name="estimates"/>[0]; the rest follow in order of cost) unless a candidate
     /// beats it clearly on the same images; of those, the best gain, or a cheaper one whose gain lies inside the best
-    /// one's interval. Returns the choice and the sentence that says why.
+    /// one's interval. With <paramref name="secondsLeft"/> (a time budget), candidates whose estimated time exceeds it are
+    /// left out (plain feature extraction, the quickest, stays). Returns the choice and the sentences that say why.
     /// </summary>
-    public static (StrategyEstimate Chosen, string Reason) Decide(IReadOnlyList<StrategyEstimate> estimates)
+    public static (StrategyEstimate Chosen, string Reason) Decide(IReadOnlyList<StrategyEstimate> estimates, double? secondsLeft = null)
     {
         var plain = estimates[0];
-        var others = estimates.Skip(1).Where(e => e.Gain is not null).ToList();
+        var tooSlow = estimates.Skip(1).Where(e => e.Seconds > secondsLeft).ToList();
+        string budget = string.Concat(tooSlow.Select(e =>
+            $"{Capitalized(e.Describe())} would take about {Duration(e.Seconds)}, more than the {Duration(secondsLeft!.Value)} the time budget leaves: left out. "));
+        if (plain.Seconds > secondsLeft)
+            budget += $"Even {plain.Describe()}, the quickest, is estimated at {Duration(plain.Seconds)}, more than the time budget leaves. ";
+        var (chosen, reason) = Rule(plain, estimates.Skip(1).Except(tooSlow).ToList());
+        return (chosen, budget + reason);
+    }
+
+    /// <summary>"42 s", "7 min", "1 h 05 min".</summary>
+    public static string Duration(double seconds) =>
+        seconds < 90 ? $"{seconds:0} s" : seconds < 5400 ? $"{seconds / 60:0} min" : $"{(int)(seconds / 3600)} h {seconds % 3600 / 60:00} min";
+
+    static string Capitalized(string text) => text.Length == 0 ? text : char.ToUpperInvariant(text[0]) + text[1..];
+
+    static (StrategyEstimate Chosen, string Reason) Rule(StrategyEstimate plain, IReadOnlyList<StrategyEstimate> candidates)
+    {
+        var others = candidates.Where(e => e.Gain is not null).ToList();
         var clear = others.Where(e => e.Gain!.Clear).ToList();
         if (clear.Count == 0)
         {

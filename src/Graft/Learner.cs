@@ -52,8 +52,9 @@ public static class Learner
     public static async Task<TrainingResult> TrainAsync(string data, TrainOptions options, AssetResolver? resolver = null,
         Callbacks? callbacks = null, CancellationToken cancel = default)
     {
+        var started = DateTime.UtcNow;
         var (dataset, chosen) = await OpenAsync(data, options, resolver, callbacks, cancel);
-        return await TrainAsync(dataset, chosen, resolver, callbacks, cancel);
+        return await RunAsync(dataset, chosen, resolver ?? AssetResolver.Default, callbacks ?? Callbacks.None, searchOnly: false, cancel, started);
     }
 
     /// <summary>
@@ -66,7 +67,7 @@ public static class Learner
     {
         var (dataset, chosen) = await OpenAsync(data, options, resolver, callbacks, cancel);
         var run = await RunAsync(dataset, chosen with { AutoLearningRate = true, CheckpointPath = null }, resolver ?? AssetResolver.Default,
-            callbacks ?? Callbacks.None, searchOnly: true, cancel);
+            callbacks ?? Callbacks.None, searchOnly: true, cancel, DateTime.UtcNow);
         run.Model.Dispose();
         return run.LearningRateSearch!;
     }
@@ -93,11 +94,14 @@ public static class Learner
     /// </summary>
     public static Task<TrainingResult> TrainAsync(ImageDataset dataset, TrainOptions options, AssetResolver? resolver = null,
         Callbacks? callbacks = null, CancellationToken cancel = default) =>
-        RunAsync(dataset, options, resolver ?? AssetResolver.Default, callbacks ?? Callbacks.None, searchOnly: false, cancel);
+        RunAsync(dataset, options, resolver ?? AssetResolver.Default, callbacks ?? Callbacks.None, searchOnly: false, cancel, DateTime.UtcNow);
 
-    /// <summary>The recipe: a model, the head on cached features, the live phase, the file's record; or, <paramref name="searchOnly"/>, up to the learning-rate range test.</summary>
+    /// <summary>
+    /// The recipe: a model, the head on cached features, the live phase, the file's record; or, <paramref name="searchOnly"/>,
+    /// up to the learning-rate range test. <paramref name="started"/>: when the run began, for its time budget.
+    /// </summary>
     static async Task<TrainingResult> RunAsync(ImageDataset dataset, TrainOptions options, AssetResolver resolver, Callbacks callbacks, bool searchOnly,
-        CancellationToken cancel)
+        CancellationToken cancel, DateTime started)
     {
         var device = TorchDevices.Resolve(options.Device);
         Check(options);
@@ -109,7 +113,8 @@ public static class Learner
         var run = options.Strategy == Strategy.Scratch ? EmptyRun(model, dataset)
             : await TrainHeadAsync(model, dataset, options, classWeights, callbacks, searchOnly, cancel);
         if (searchOnly && run.LearningRateSearch is not null) return run;
-        if (options.Strategy != Strategy.FeatureExtraction) run = await TrainLiveAsync(run, options, classWeights, callbacks, searchOnly, cancel);
+        if (options.Strategy != Strategy.FeatureExtraction)
+            run = await TrainLiveAsync(run, options, classWeights, callbacks, searchOnly, started + options.TimeBudget, cancel);
         if (searchOnly) return run;
         run = await FitTrustAsync(run, options, callbacks, cancel);
         return Finish(run, options, clock);
@@ -293,7 +298,7 @@ public static class Learner
     /// augmented images; then the validation and test images are scored through the trained trunk.
     /// </summary>
     static async Task<TrainingResult> TrainLiveAsync(TrainingResult run, TrainOptions options, float[]? classWeights, Callbacks callbacks,
-        bool searchOnly, CancellationToken cancel)
+        bool searchOnly, DateTime? deadline, CancellationToken cancel)
     {
         var (model, dataset) = (run.Model, run.Dataset);
         bool scratch = options.Strategy == Strategy.Scratch;
@@ -315,6 +320,7 @@ public static class Learner
             options.CheckpointPath, options.Resume, Fingerprint(dataset, options))
         {
             FrozenInput = frozen,
+            Deadline = deadline,
             ClassFolders = Enumerable.Range(0, dataset.Classes.Count).Select(dataset.ClassFolder).ToList(),
             LearningRateOption = scratch ? "--lr" : "--ft-lr",
         };
@@ -332,6 +338,9 @@ public static class Learner
         {
             var live = await ImageTrainer.FitAsync(network, groups, train, validation, model.Config.Input, liveOptions, callbacks, cancel);
             if (live.Diverged is { } why) callbacks.Log?.Invoke($"warning: {why}");
+            if (live.PlannedEpochs is var (ran, asked))
+                callbacks.Log?.Invoke($"the time budget ({AdviceRule.Duration(options.TimeBudget!.Value.TotalSeconds)}) left room for {ran} of the {asked} epochs: " +
+                    "the learning-rate schedule was compressed to end there");
 
             foreach (var p in trunk.parameters()) p.requires_grad = false;
             model.ResetTrunkRunner();
@@ -349,7 +358,7 @@ public static class Learner
             if (options.CheckpointPath is { } done && File.Exists(done)) File.Delete(done); // the run is complete
             int offset = run.Fit.History.Count;
             var fit = new FitResult([.. run.Fit.History, .. live.History.Select(h => h with { Epoch = h.Epoch + offset })], keepHead ? run.Fit.BestEpoch : live.BestEpoch + offset,
-                live.StoppedEarly, live.SamplesPerSecond) { Diverged = live.Diverged ?? run.Fit.Diverged };
+                live.StoppedEarly, live.SamplesPerSecond) { Diverged = live.Diverged ?? run.Fit.Diverged, PlannedEpochs = live.PlannedEpochs };
             return run with
             {
                 Fit = fit, Validation = validationResult, Test = testResult, LearningRateSearch = search ?? run.LearningRateSearch,
@@ -422,7 +431,7 @@ public static class Learner
 
     /// <summary>
     /// Identifies a run for checkpoints: the images and every option that changes the result so far.
-    /// Patience may change on resume, and so may the epoch limit (to train longer) unless a learning-rate
+    /// Patience and the time budget may change on resume, and so may the epoch limit (to train longer) unless a learning-rate
     /// schedule spreads its curve over the epochs.
     /// </summary>
     static string Fingerprint(ImageDataset dataset, TrainOptions options)
@@ -430,7 +439,7 @@ public static class Learner
         bool epochsShapeTheRates = options.ScheduleOrDefault != LrSchedule.Constant;
         var relevant = options with
         {
-            CheckpointPath = null, Resume = false, CacheRoot = null, UseCache = true,
+            CheckpointPath = null, Resume = false, CacheRoot = null, UseCache = true, TimeBudget = null,
             Fit = options.Fit with { Epochs = epochsShapeTheRates ? options.Fit.Epochs : 0, Patience = 0 },
             FineTune = options.FineTuneOrDefault with { Epochs = epochsShapeTheRates ? options.FineTuneOrDefault.Epochs : 0, Patience = 0 },
         };

@@ -47,6 +47,7 @@ public static class StrategyAdvisor
     public static async Task<Advice> AdviseAsync(ImageDataset dataset, TrainOptions options, AssetResolver? resolver = null,
         Callbacks? callbacks = null, CancellationToken cancel = default)
     {
+        var started = Stopwatch.StartNew();
         var device = Engine.TorchDevices.Resolve(options.Device);
         resolver ??= AssetResolver.Default;
         callbacks ??= Callbacks.None;
@@ -96,7 +97,7 @@ public static class StrategyAdvisor
             reasons.Add(probeReason);
         }
 
-        var (chosen, why) = AdviceRule.Decide(estimates);
+        var (chosen, why) = AdviceRule.Decide(estimates, options.TimeBudget is { } budget ? (budget - started.Elapsed).TotalSeconds : null);
         reasons.Add(why);
         var skipped = top.Skipped.Concat(earlier?.Skipped ?? []).DistinctBy(s => s.Path).OrderBy(s => s.Path, StringComparer.Ordinal).ToList();
         return new Advice(chosen, estimates, reasons) { Skipped = skipped };

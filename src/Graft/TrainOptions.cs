@@ -98,6 +98,15 @@ public sealed record TrainOptions
     [Description("Choose the learning rate of the phase that trains by a range test first (lr-find): fine-tuning's phase 2, "
         + "the scratch network, or feature extraction's head.")]
     public bool AutoLearningRate { get; init; }
+    /// <summary>
+    /// The most wall time the run should take, from opening the data to the trained model. With the auto strategy the
+    /// advisor leaves out strategies whose estimated time does not fit what it leaves; live training (fine-tuning,
+    /// scratch) plans only the epochs that fit the time left (at least one), its learning-rate schedule compressed to end
+    /// there, and keeps its best epoch; the epoch under way and the final scoring may pass the budget. Null: no limit.
+    /// </summary>
+    [Description("The most wall time the run may take (e.g. 15m, 1h30m, 90s): auto leaves out strategies that would not fit, and "
+        + "fine-tuning or scratch training runs only the epochs that fit (at least one), its learning-rate schedule compressed to end there.")]
+    public TimeSpan? TimeBudget { get; init; }
     /// <summary>Weigh each class's loss by n / (classes x its count), for imbalanced data.</summary>
     [Description("Weigh each class's loss inversely to its frequency, for imbalanced data.")]
     public bool BalancedClassWeights { get; init; }

@@ -42,6 +42,22 @@ public class AdvisorTests
     }
 
     [Fact]
+    public void A_time_budget_leaves_out_what_would_not_fit()
+    {
+        // Fine-tuning (estimated at 120 s) beats feature extraction clearly, but only 60 s are left.
+        var (chosen, reason) = AdviceRule.Decide([Plain, Earlier(3, 40), FineTune(30, 2)], secondsLeft: 60);
+        Assert.Same(Plain, chosen);
+        Assert.Contains("Fine-tuning the top 2 blocks would take about 2 min, more than the 60 s the time budget leaves: left out.", reason);
+        Assert.DoesNotContain("block_12 would take", reason);
+        var (roomy, _) = AdviceRule.Decide([Plain, Earlier(3, 40), FineTune(30, 2)], secondsLeft: 600);
+        Assert.Equal(Strategy.FineTune, roomy.Strategy);
+        // Even the quickest over the budget: it is still the choice, and the reason says the budget is short.
+        var (quickest, why) = AdviceRule.Decide([Plain, Earlier(3, 40), FineTune(30, 2)], secondsLeft: 1);
+        Assert.Same(Plain, quickest);
+        Assert.Contains("Even feature extraction, the quickest", why);
+    }
+
+    [Fact]
     public void The_paired_interval_is_a_score_interval_that_holds_its_estimate()
     {
         // No disagreement among 42 images is no evidence either way: a few points each side of 0, not "0.0 to 0.0".

@@ -184,6 +184,8 @@ public class CliTests
     [InlineData("--rotation -1 is out of range", "augment", "/no/such/folder", "--rotation", "-1")]
     [InlineData("--optimizer foo is not one of adam, sgd, rmsprop, adamw.", "train", "/no/such/folder", "--optimizer", "foo")]
     [InlineData("--lr 0 is not a learning rate: pass a value above 0 below 10, or auto.", "train", "/no/such/folder", "--lr", "0")]
+    [InlineData("--time-budget 15 is not a duration: write it as 15m, 1h30m or 90s.", "train", "/no/such/folder", "--time-budget", "15")]
+    [InlineData("--time-budget 0m is not a duration", "train", "/no/such/folder", "--time-budget", "0m")]
     public void A_command_line_that_does_not_parse_is_one_line_and_exit_code_2(string message, params string[] args)
     {
         var run = GraftCli.Run(null, args);

@@ -82,6 +82,45 @@ public class RecipeTests
         foreach (var (a, b) in whole.Zip(parts)) Assert.True(a.allclose(b, rtol: 1e-4, atol: 1e-6), "accumulated gradients step as the whole batch's");
     }
 
+    /// <summary>Records each step's learning rate (of the first group) after the schedule has set it.</summary>
+    sealed class RateLog : FitCallback
+    {
+        public readonly List<(int Epoch, double Rate)> Steps = [];
+        public override void OnBatchBegin(FitState state, TrainingBatch batch) => Steps.Add((state.Progress.Epoch, state.Optimizer.ParamGroups.First().LearningRate));
+    }
+
+    [Fact]
+    public void A_time_budget_plans_the_epochs_that_fit_and_ends_the_schedule_there()
+    {
+        TorchRuntime.EnsureInitialized();
+        manual_seed(3);
+        using var net = nn.Sequential(nn.Linear(4, 3));
+        using var x = randn(32, 4);
+        using var y = randint(0, 3, [32]);
+        using var source = new FeatureBatches(x, y, null, null, batchSize: 8, seed: 1);
+        // Each epoch takes 10 s on this clock, and the deadline is 35 s away: 3 of the 10 epochs fit.
+        var start = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
+        int ticks = 0;
+        var budget = new TimeBudget(start.AddSeconds(35), () => start.AddSeconds(10 * ticks++));
+        var rates = new RateLog();
+        var options = new FitOptions(Epochs: 10, BatchSize: 8, LearningRate: 0.1, Optimizer: OptimizerKind.Sgd);
+        var fit = FitLoop.Fit(net, [new ParameterGroup([.. net.parameters()], 1.0)], source, options,
+            [budget, new LearningRateScheduler(LrSchedule.Cosine), rates]);
+        Assert.Equal(3, fit.History.Count);
+        Assert.Equal((3, 10), fit.PlannedEpochs);
+        // The cosine schedule was compressed: the last step runs near the end of the curve, not a third of the way along it.
+        Assert.True(rates.Steps[^1].Rate < 0.01, $"last rate {rates.Steps[^1].Rate}");
+        Assert.True(rates.Steps[0].Rate > 0.09);
+
+        // A budget with room for every epoch changes nothing.
+        ticks = 0;
+        using var source2 = new FeatureBatches(x, y, null, null, batchSize: 8, seed: 1);
+        var roomy = FitLoop.Fit(net, [new ParameterGroup([.. net.parameters()], 1.0)], source2, options with { Epochs = 4 },
+            [new TimeBudget(start.AddHours(1), () => start.AddSeconds(10 * ticks++))]);
+        Assert.Equal(4, roomy.History.Count);
+        Assert.Null(roomy.PlannedEpochs);
+    }
+
     [Fact]
     public void Recipes_resolve_with_the_run_and_every_override_wins()
     {

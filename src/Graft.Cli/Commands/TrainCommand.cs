@@ -75,6 +75,8 @@ sealed class TrainFlags
     readonly Option<string> _lr = Rate("--lr", Fit.Help(f => f.LearningRate), "the head and of scratch training").ShowDefault(HelpPage.Format(new FitOptions().LearningRate)!);
     readonly Option<OptimizerKind> _optimizer = Train.Option("--optimizer", o => o.Fit.Optimizer);
     readonly Option<int> _patience = Train.Option("--patience", o => o.Fit.Patience);
+    readonly Option<TimeSpan?> _timeBudget = new("--time-budget")
+        { Description = Train.Help(o => o.TimeBudget), HelpName = "DURATION", CustomParser = ParseDuration };
     readonly Option<string?> _classWeight = new("--class-weight")
         { Description = "balanced: " + HelpPage.LowerFirst(Train.Help(o => o.BalancedClassWeights)), HelpName = "balanced" };
 
@@ -142,7 +144,7 @@ sealed class TrainFlags
     {
         command.Add(Data);
         command.Group("Data", _valSplit, _testSplit, _exclude, _resize, Weights.InputSize, _seed, _noCache);
-        command.Group("Strategy", _strategy, _device, _backbone, Weights.Weights, _featuresFrom, _precision, _epochs, _batchSize, _lr, _optimizer, _patience, _classWeight);
+        command.Group("Strategy", _strategy, _device, _backbone, Weights.Weights, _featuresFrom, _precision, _epochs, _batchSize, _lr, _optimizer, _patience, _classWeight, _timeBudget);
         command.Group("ONNX backbone (--backbone FILE.onnx; what its file does not say)", Weights.Onnx);
         command.Group("Head", _hidden, _dropout, _head, _batchNorm, _se, _binary);
         command.Group("Fine-tuning (phase 2: a recipe, then its settings one by one)",
@@ -227,6 +229,7 @@ sealed class TrainFlags
             Exclude = parse.GetValue(_exclude),
             Precision = parse.GetValue(_precision),
             Device = Cli.Device(parse, _device),
+            TimeBudget = parse.GetValue(_timeBudget),
             Fit = fit,
         };
     }
@@ -247,6 +250,18 @@ sealed class TrainFlags
             return null;
         };
         return option;
+    }
+
+    /// <summary>A duration such as 15m, 1h30m, 90s or 2h (whole numbers of hours, minutes and seconds, in that order), above 0.</summary>
+    static TimeSpan? ParseDuration(System.CommandLine.Parsing.ArgumentResult result)
+    {
+        var text = result.Tokens.Count > 0 ? result.Tokens[0].Value : "";
+        var match = System.Text.RegularExpressions.Regex.Match(text, @"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$");
+        int Part(int group) => match.Groups[group].Success ? int.Parse(match.Groups[group].Value, System.Globalization.CultureInfo.InvariantCulture) : 0;
+        if (match.Success && text.Length > 0 && Part(1) * 3600L + Part(2) * 60L + Part(3) is var seconds and > 0 and < int.MaxValue)
+            return TimeSpan.FromSeconds(seconds);
+        result.AddError($"--time-budget {text} is not a duration: write it as 15m, 1h30m or 90s.");
+        return null;
     }
 
     /// <summary>A rate flag's number, or null for "auto" or not given.</summary>

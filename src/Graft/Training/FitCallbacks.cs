@@ -66,7 +66,7 @@ internal sealed class LearningRateScheduler(LrSchedule schedule) : FitCallback
 {
     public override void OnBatchBegin(FitState state, TrainingBatch batch)
     {
-        long totalSteps = (long)state.Source.BatchesPerEpoch * state.Options.Epochs;
+        long totalSteps = (long)state.Source.BatchesPerEpoch * state.Epochs;
         long warmup = (long)Math.Round(state.Options.WarmupEpochs * state.Source.BatchesPerEpoch);
         double multiplier = Schedules.Multiplier(schedule, state.Progress.Step, totalSteps, warmup);
         foreach (var (group, rate) in state.Optimizer.ParamGroups.Zip(state.BaseRates)) group.LearningRate = rate * multiplier;
@@ -79,10 +79,34 @@ internal sealed class ProgressReports(Callbacks callbacks) : FitCallback
     public override void OnBatchEnd(FitState state, TrainingBatch batch)
     {
         int count = state.Source.Count;
-        callbacks.Images?.Report(new ImageProgress($"epoch {state.Progress.Epoch}/{state.Options.Epochs}",
+        callbacks.Images?.Report(new ImageProgress($"epoch {state.Progress.Epoch}/{state.Epochs}",
             (int)Math.Min(count, (batch.Index + 1) * (long)state.Options.BatchSize), count, state.SamplesPerSecond));
     }
 
     public override void OnEpochEnd(FitState state, EpochRecord record) =>
-        callbacks.Epochs?.Report(new EpochProgress(record.Epoch, state.Options.Epochs, record, state.SamplesPerSecond));
+        callbacks.Epochs?.Report(new EpochProgress(record.Epoch, state.Epochs, record, state.SamplesPerSecond));
+}
+
+/// <summary>
+/// Fits the epochs into the time left before <paramref name="deadline"/> (UTC): after each epoch, the plan is cut to the
+/// epochs that fit at the slowest epoch's pace so far (never below the epochs run), and the learning-rate schedule,
+/// which reads the plan, is compressed to end there. Comes first, so the other callbacks see the plan it leaves.
+/// </summary>
+internal sealed class TimeBudget(DateTime deadline, Func<DateTime>? clock = null) : FitCallback
+{
+    readonly Func<DateTime> _now = clock ?? (() => DateTime.UtcNow);
+    DateTime _last;
+    double _slowest;
+
+    public override void OnFitBegin(FitState state) => _last = _now();
+
+    public override void OnEpochEnd(FitState state, EpochRecord record)
+    {
+        var now = _now();
+        _slowest = Math.Max(_slowest, (now - _last).TotalSeconds);
+        _last = now;
+        double left = Math.Max(0, (deadline - now).TotalSeconds);
+        long fit = _slowest > 0 ? (long)Math.Floor(left / _slowest) : int.MaxValue;
+        state.Epochs = (int)Math.Min(state.Epochs, record.Epoch + fit);
+    }
 }

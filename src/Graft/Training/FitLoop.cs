@@ -62,6 +62,7 @@ internal sealed class FitState
         Optimizer = optimizer;
         Options = options;
         Source = source;
+        Epochs = options.Epochs;
         BaseRates = optimizer.ParamGroups.Select(g => g.LearningRate).ToArray();
     }
 
@@ -69,6 +70,8 @@ internal sealed class FitState
     public OptimizerHelper Optimizer { get; }
     public FitOptions Options { get; }
     public IBatchSource Source { get; }
+    /// <summary>The epochs the fit plans to run: the options' number, unless a callback shortens the plan (<see cref="TimeBudget"/>).</summary>
+    public int Epochs { get; set; }
     /// <summary>Each parameter group's learning rate as created, before any schedule scales it.</summary>
     public IReadOnlyList<double> BaseRates { get; }
     /// <summary>Epoch, batch, the epoch's sums so far, history and best epoch: what a checkpoint saves.</summary>
@@ -113,7 +116,7 @@ internal static class FitLoop
         {
             foreach (var c in callbacks) c.OnFitBegin(state);
             bool stopped = false;
-            while (state.Progress.Epoch <= options.Epochs && !stopped)
+            while (state.Progress.Epoch <= state.Epochs && !stopped)
             {
                 var clock = Stopwatch.StartNew();
                 Freezing.SetTrainingMode(network, options.FreezeBatchNorm);
@@ -141,7 +144,10 @@ internal static class FitLoop
             foreach (var c in callbacks) c.OnFitEnd(state);
             network.eval();
             var history = state.Progress.History;
-            return new FitResult(history, state.Progress.BestEpoch, history.Count < options.Epochs, state.SamplesPerSecond) { Diverged = state.Diverged };
+            return new FitResult(history, state.Progress.BestEpoch, history.Count < state.Epochs, state.SamplesPerSecond)
+            {
+                Diverged = state.Diverged, PlannedEpochs = state.Epochs < options.Epochs ? (state.Epochs, options.Epochs) : null,
+            };
         }
         finally
         {

@@ -68,6 +68,8 @@ public sealed record FitResult(IReadOnlyList<EpochRecord> History, int BestEpoch
     public string? Diverged { get; init; }
     /// <summary>Images live training could not read, in path order (they were left out).</summary>
     public IReadOnlyList<SkippedImage> Skipped { get; init; } = [];
+    /// <summary>Where a time budget cut the plan: the epochs it left room for, of those asked (null: no cut).</summary>
+    public (int Run, int Asked)? PlannedEpochs { get; init; }
 }
 
 /// <summary>Loss, accuracy and class probabilities of a classifier on a set of inputs.</summary>

@@ -29,6 +29,8 @@ internal sealed record LiveFitOptions(
     public ITrunkRunner? FrozenInput { get; init; }
     /// <summary>Each class's folder (by label), to name a class none of whose images could be read; null: "class N".</summary>
     public IReadOnlyList<string>? ClassFolders { get; init; }
+    /// <summary>When training must end (UTC; <see cref="TimeBudget"/>); null: it runs its epochs.</summary>
+    public DateTime? Deadline { get; init; }
     /// <summary>The learning-rate option a diverging run should lower (named in the error).</summary>
     public string LearningRateOption { get; init; } = "--lr";
 }
@@ -48,6 +50,7 @@ internal static class ImageTrainer
         var source = new ImageBatches(train, validation, spec, options, TorchDevices.Of(network));
         List<FitCallback> steps =
         [
+            .. options.Deadline is { } deadline ? [new TimeBudget(deadline)] : Array.Empty<FitCallback>(),
             new ReproducibleDropout(options.Fit.Seed), new LearningRateScheduler(options.Schedule), new ProgressReports(callbacks),
             new EarlyStopping(options.Fit.Patience), new Divergence(options.LearningRateOption),
         ];
