@@ -10,6 +10,12 @@ namespace Graft.Data;
 public sealed record LabeledImage(string Path, int Label)
 {
     public IReadOnlyList<int> Labels { get; init; } = Label >= 0 ? [Label] : [];
+
+    /// <summary>Equal images have the same path and the same labels (compared as sequences, not as list instances).</summary>
+    public bool Equals(LabeledImage? other) =>
+        other is not null && Path == other.Path && Label == other.Label && Labels.SequenceEqual(other.Labels);
+
+    public override int GetHashCode() => HashCode.Combine(Path, Label, Labels.Count);
 }
 
 /// <summary>A dataset found on disk: class names (sorted), training and validation images.</summary>
