@@ -1,4 +1,5 @@
 using System.Text;
+using System.Text.Json;
 using Graft.Data;
 using Graft.Imaging;
 using Graft.Training;
@@ -225,5 +226,26 @@ public class LabelFileTests
         Assert.StartsWith($"graft: {dir["bad.csv"]}, line 3: red/missing.png does not exist", line);
         Assert.DoesNotContain("   at ", run.Stderr);
         Assert.False(File.Exists(dir["m.graft"]));
+    }
+
+    /// <summary>train --labels and evaluate --labels from the command line: the test rows are the test set of both.</summary>
+    [Fact]
+    public void Graft_train_and_evaluate_read_the_label_files_test_rows()
+    {
+        using var dir = new TempDir();
+        TinyImages.WriteClassFolders(dir["data"], perClass: 6, classes: 2, size: 32);
+        var rows = new[] { "red", "green" }.SelectMany(c => Enumerable.Range(0, 6).Select(i => $"{c}/{c}_{i}.png,{c},{(i < 4 ? "train" : i == 4 ? "val" : "test")}"));
+        File.WriteAllLines(dir["labels.csv"], ["file,label,split", .. rows]);
+        var env = new Dictionary<string, string> { ["GRAFT_CACHE"] = dir["cache"] };
+        var train = GraftCli.Run(env, "train", dir["data"], "--labels", dir["labels.csv"], "--epochs", "2", "--out", dir["m.graft"], "--json");
+        Assert.True(train.ExitCode == 0, train.Stderr);
+        var trained = JsonDocument.Parse(train.LastLine).RootElement;
+        Assert.Equal(2, trained.GetProperty("test").GetProperty("images").GetInt32());
+
+        var evaluate = GraftCli.Run(env, "evaluate", dir["m.graft"], dir["data"], "--labels", dir["labels.csv"], "--json");
+        Assert.True(evaluate.ExitCode == 0, evaluate.Stderr);
+        var evaluation = JsonDocument.Parse(evaluate.LastLine).RootElement;
+        Assert.Equal(2, evaluation.GetProperty("images").GetInt32());
+        Assert.Equal(trained.GetProperty("accuracy").GetDouble(), evaluation.GetProperty("accuracy").GetDouble(), 9);
     }
 }
