@@ -48,7 +48,10 @@ public sealed record EvaluationRun(EvaluationResult Result, EvaluationResult? Tt
 /// </summary>
 public static class Learner
 {
-    /// <summary>Trains on DATA (class folders, or train/ with val/ and/or test/) as <paramref name="options"/> say.</summary>
+    /// <summary>
+    /// Trains on DATA (class folders, or train/ with val/ and/or test/; or the images a label file names,
+    /// <see cref="TrainOptions.LabelsFile"/>) as <paramref name="options"/> say.
+    /// </summary>
     public static async Task<TrainingResult> TrainAsync(string data, TrainOptions options, AssetResolver? resolver = null,
         Callbacks? callbacks = null, CancellationToken cancel = default)
     {
