@@ -40,9 +40,13 @@ public class LabelFileTests
             Assert.False(csv.MultiLabel);
             Assert.Equal(dir["data/train.csv"], csv.LabelsFile);
         }
-        // A file name relative to DATA is found there; paths are DATA's as given, so a relative DATA gives relative paths alike.
+        // A file name relative to DATA is found there.
         var beside = ImageFolder.OpenForTraining(dir["data"], labelsFile: "train.csv");
         Assert.Equal(Key(ImageFolder.OpenForTraining(dir["data"]).All), Key(beside.All));
+        // Evaluated with a model that was not trained on it, a file without split column is measured whole, as folders are.
+        var evaluation = ImageFolder.OpenForEvaluation(dir["data"], ["blue", "green", "red"], labelsFile: dir["data/train.csv"]);
+        Assert.Null(evaluation.Part);
+        Assert.Equal(Key(ImageFolder.OpenForEvaluation(dir["data"], ["blue", "green", "red"]).Validation), Key(evaluation.Validation));
     }
 
     [Fact]

@@ -44,7 +44,7 @@ public static class AuditCommand
             described.CheckOnnx(parse, parse.GetValue(backbone)!, Backbones.OnnxBackboneOptions.IsOnnxFile(parse.GetValue(backbone)));
             var dataPath = parse.GetValue(data)!;
             if (parse.GetValue(report) is { } reportOut) OutputPaths.Folder("--report", reportOut, dataPath);
-            if (parse.GetValue(actions) is { } actionsOut) OutputPaths.File("--actions", actionsOut, dataPath);
+            if (parse.GetValue(actions) is { } actionsOut) OutputPaths.File("--actions", actionsOut, dataPath, parse.GetValue(labels));
             var path = SampleDatasets.Resolve(dataPath, Cli.Assets);
             var options = new AuditOptions { LabelsFile = parse.GetValue(labels), Backbone = parse.GetValue(backbone)!, InputSize = described.Size(parse), Onnx = described.OnnxOptions(parse), CacheRoot = parse.GetValue(cache), ValidationSplit = parse.GetValue(split), TestSplit = parse.GetValue(testSplit), Seed = parse.GetValue(seed), Device = on };
             if (parse.GetValue(shards.Shard) is not null)

@@ -26,7 +26,7 @@ public static class EvaluateCommand
             var modelPath = parse.GetValue(model)!;
             var dataPath = parse.GetValue(data)!;
             // Where it will write is checked before the evaluation runs.
-            if (parse.GetValue(csv) is { } csvOut) OutputPaths.File("--csv", csvOut, modelPath, dataPath);
+            if (parse.GetValue(csv) is { } csvOut) OutputPaths.File("--csv", csvOut, modelPath, dataPath, parse.GetValue(labels));
             if (parse.GetValue(report) is { } reportOut) OutputPaths.Folder("--report", reportOut, modelPath, dataPath);
             OutputPaths.Distinct(("--csv", parse.GetValue(csv)), ("--report", parse.GetValue(report)));
             using var classifier = ModelSource.Open(modelPath, allowBackbone: false, device: on);

@@ -22,7 +22,7 @@ public static class TrainCommand
             var path = SampleDatasets.Resolve(data, Cli.Assets);
             var outPath = parse.GetValue(flags.Output) ?? DefaultModelPath(path);
             // Where the run will write is checked before it trains: a bad path found after training loses the run.
-            OutputPaths.File("--out", outPath, path, parse.GetValue(flags.Weights.Weights));
+            OutputPaths.File("--out", outPath, path, parse.GetValue(flags.Weights.Weights), parse.GetValue(flags.Labels));
             var report = parse.GetValue(flags.Report);
             if (report is not null) OutputPaths.Folder("--report", report, path, outPath);
             var options = flags.Read(parse, outPath);
