@@ -190,6 +190,7 @@ public class LabelFileTests
     [InlineData("labels.jsonl", "{\"file\": \"red/red_0.png\", \"label\": \"red\"}\n[1]\n", 2, "the line is not a JSON object")]
     [InlineData("labels.jsonl", "{\"file\": \"red/red_0.png\", \"label\": \"red\"}\n{\"file\": \"red/red_1.png\", \"labels\": [\"red\"]}\n", 2, "there is both a label and a labels column")]
     [InlineData("labels.jsonl", "{\"file\": \"red/red_0.png\", \"label\": [\"red\"]}\n", 1, "the value of label is array")]
+    [InlineData("labels.jsonl", "{\"file\": \"red/red_0.png\", \"labels\": [\"red\", null]}\n", 1, "a label in the labels array is not a string")]
     [InlineData("labels.csv", "file,label,split\nred/red_0.png,red,train\ngreen/green_0.png,green,train\nred/red_1.png,blue,val\n", 4, "red/red_1.png is labelled blue, a class its training rows do not have")]
     public void A_bad_label_file_names_the_file_and_the_line(string name, string content, int line, string problem)
     {

@@ -291,7 +291,7 @@ internal static class LabelFile
             if (json.Trim().Length == 0) continue;
             JsonDocument document;
             try { document = JsonDocument.Parse(json); }
-            catch (JsonException e) { throw At(file, n + 1, $"the line is not JSON ({e.Message.Split(" Path:")[0].Split(" LineNumber:")[0]}).", "Write one JSON object per line."); }
+            catch (JsonException e) { throw At(file, n + 1, $"the line is not JSON ({e.Message.Split(" Path:")[0]}).", "Write one JSON object per line."); }
             using (document)
             {
                 if (document.RootElement.ValueKind != JsonValueKind.Object)
@@ -317,8 +317,8 @@ internal static class LabelFile
         JsonValueKind.String => value.GetString(),
         JsonValueKind.Number => value.GetRawText(),
         JsonValueKind.Null => null,
-        JsonValueKind.Array when key == "labels" => string.Join(';', value.EnumerateArray().Select(v => Text(file, line, key, v) is { } s && v.ValueKind != JsonValueKind.Array ? s
-            : throw At(file, line, "a label in the labels array is not a string.", "Write labels as strings, e.g. [\"beach\", \"dog\"]."))),
+        JsonValueKind.Array when key == "labels" => string.Join(';', value.EnumerateArray().Select(v => v.ValueKind is JsonValueKind.String or JsonValueKind.Number
+            ? Text(file, line, key, v) : throw At(file, line, "a label in the labels array is not a string.", "Write labels as strings, e.g. [\"beach\", \"dog\"]."))),
         _ => throw At(file, line, $"the value of {key} is {value.ValueKind.ToString().ToLowerInvariant()}, not a string.", "Write file, label, labels and split as strings (labels may be an array of strings)."),
     };
 
