@@ -230,7 +230,7 @@ internal static class ImageFolder
         if (sameData && valDir is null)
             notes.Add("these are the images the model was trained on: their accuracy says nothing about new photos. Evaluate on a test/ folder, or train with --test-split.");
         else if (sameData && valDir == split.Validation)
-            notes.Add(SelectionNote);
+            notes.Add(SelectionNote(null));
         return new ImageDataset(root, modelClasses, [], images, valDir is null ? "all class folders" : $"{System.IO.Path.GetFileName(valDir)}/")
         {
             ClassRoot = dir, Notes = notes, Unconverted = unconverted, ClassFolderNames = FolderNames(dir, modelClasses),
@@ -238,8 +238,9 @@ internal static class ImageFolder
         };
     }
 
-    internal const string SelectionNote = "these are the validation images that picked the model's epoch: their accuracy is optimistic. " +
-        "A test/ folder, or training with --test-split, gives an unbiased one.";
+    /// <summary>What to say of validation images evaluated again, for folders or a label file.</summary>
+    internal static string SelectionNote(string? labelsFile) => "these are the validation images that picked the model's epoch: their accuracy is optimistic. " +
+        (labelsFile is null ? "A test/ folder" : "Test rows in the label file") + ", or training with --test-split, gives an unbiased one.";
 
     /// <summary>
     /// The images the model held out of its own DATA (its test split, else its validation split), opened as training
@@ -252,7 +253,7 @@ internal static class ImageFolder
         bool test = heldOut.Test.Count > 0;
         return heldOut with
         {
-            Train = [], Validation = test ? heldOut.Test : heldOut.Validation, Test = [], Notes = test ? heldOut.Notes : [.. heldOut.Notes, SelectionNote],
+            Train = [], Validation = test ? heldOut.Test : heldOut.Validation, Test = [], Notes = test ? heldOut.Notes : [.. heldOut.Notes, SelectionNote(labelsFile)],
             Part = test ? "test" : "validation", Whole = heldOut,
             Layout = test ? $"the {trainedOn.TestSplit:0.##} test split held out in training (seed {trainedOn.Seed})"
                 : $"the {trainedOn.ValidationSplit:0.##} validation split of training (seed {trainedOn.Seed})",

@@ -105,7 +105,7 @@ internal static class LabelFile
         if (sameData && part is null)
             notes.Add("these are the images the model was trained on: their accuracy says nothing about new photos. Give the label file test rows, or hold out a test split in training.");
         else if (sameData && part == "val")
-            notes.Add(ImageFolder.SelectionNote);
+            notes.Add(ImageFolder.SelectionNote(file));
         return new ImageDataset(root, modelClasses, [], images, $"{System.IO.Path.GetFileName(file)}: {(part is null ? "every row" : part + " rows")}")
         {
             Notes = notes, MultiLabel = multiLabel, LabelsFile = file,
