@@ -63,7 +63,8 @@ public sealed record ImageDataset(string Root, IReadOnlyList<string> Classes, IR
 /// <summary>
 /// Reads the one-folder-per-class layout. DATA is either a folder of class folders, or a folder holding
 /// <c>train/</c> plus <c>val/</c> (or <c>validation/</c>, <c>valid/</c>) and/or <c>test/</c>. Without a
-/// validation folder a seeded, stratified split holds out a fraction of every class.
+/// validation folder a seeded, stratified split holds out a fraction of every class. Given a label file, it reads that
+/// instead (<see cref="LabelFile"/>): every command opens its data here.
 /// </summary>
 internal static class ImageFolder
 {
