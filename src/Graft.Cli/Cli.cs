@@ -20,6 +20,14 @@ public static class Cli
 
     public static Option<bool> JsonOption() => new("--json") { Description = "End standard output with one JSON object (machine-readable)." };
 
+    /// <summary>--labels FILE, as <see cref="TrainOptions.LabelsFile"/> describes it: a label file read instead of DATA's class folders.</summary>
+    public static Option<string?> LabelsOption()
+    {
+        var option = new Flags<TrainOptions>(new TrainOptions()).Option("--labels", o => o.LabelsFile);
+        option.HelpName = "FILE";
+        return option;
+    }
+
     /// <summary>--device, as <see cref="TrainOptions.Device"/> describes it (help and default).</summary>
     public static Option<ComputeDevice> DeviceOption() => new Flags<TrainOptions>(new TrainOptions()).Option("--device", o => o.Device);
 

@@ -27,7 +27,7 @@ public static class TrainView
         {
             ResultsView.Show(v, "validation");
             Cli.Out.MarkupLine("[yellow]note:[/] this is a validation accuracy: the same images picked the best epoch, so it is optimistic. " +
-                "A test/ folder, or --test-split 0.2, measures the model on images it never saw.");
+                (result.Dataset.LabelsFile is null ? "A test/ folder" : "Rows with split test in the label file") + ", or --test-split 0.2, measures the model on images it never saw.");
         }
         Cli.Out.MarkupLine($"saved [green]{Cli.Escape(Path.GetFullPath(modelPath))}[/]");
         if (reportFolder is not null)

@@ -48,7 +48,10 @@ public sealed record EvaluationRun(EvaluationResult Result, EvaluationResult? Tt
 /// </summary>
 public static class Learner
 {
-    /// <summary>Trains on DATA (class folders, or train/ with val/ and/or test/) as <paramref name="options"/> say.</summary>
+    /// <summary>
+    /// Trains on DATA (class folders, or train/ with val/ and/or test/; or the images a label file names,
+    /// <see cref="TrainOptions.LabelsFile"/>) as <paramref name="options"/> say.
+    /// </summary>
     public static async Task<TrainingResult> TrainAsync(string data, TrainOptions options, AssetResolver? resolver = null,
         Callbacks? callbacks = null, CancellationToken cancel = default)
     {
@@ -82,7 +85,7 @@ public static class Learner
         if (!Enum.IsDefined(options.Strategy))
             throw new GraftException($"Unknown strategy '{options.Strategy.Name()}'.", $"Use one of: {string.Join(", ", StrategyNames.All)}.");
         CheckOnnx(options);
-        var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Fit.Seed, options.TestSplit);
+        var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Fit.Seed, options.TestSplit, options.LabelsFile, options.MultiLabel);
         if (options.Strategy == Strategy.Auto) options = await TakeAdviceAsync(dataset, options, resolver, callbacks, cancel);
         if (options.Exclude is { } csv) dataset = Audit.AuditActions.Apply(dataset, Audit.AuditActions.Read(csv), csv);
         return (dataset, options);
@@ -400,6 +403,7 @@ public static class Learner
             run.Validation?.Images ?? 0, run.Skipped.Count)
         {
             TestImages = run.Test?.Images ?? 0, ValidationSplit = options.ValidationSplit, TestSplit = options.TestSplit, Seed = options.Fit.Seed,
+            LabelsFile = dataset.LabelsFile is { } labels ? LabelFile.Relative(dataset.Root, labels) : null,
         };
         var trained = new TrainableClassifier(model.Config with { Dataset = info, LearningRateSearch = run.LearningRateSearch }, model.Backbone, model.Head, run.Fit.History, model.Detector);
         return run with { Model = trained, Seconds = clock.Elapsed.TotalSeconds };
@@ -449,16 +453,19 @@ public static class Learner
     }
 
     /// <summary>
-    /// Evaluates a model on DATA's validation folder, or on all of a plain class-folder set. Uses the
-    /// bottleneck cache when the model's trunk is the pretrained one.
+    /// Evaluates a model on DATA's validation folder, or on all of a plain class-folder set; with a label file, on its
+    /// test (else val) rows, or on every row. Evaluating the model's own DATA again measures the images it held out.
+    /// Uses the bottleneck cache when the model's trunk is the pretrained one.
     /// </summary>
+    /// <param name="labelsFile">A label file naming DATA's images and labels (<see cref="TrainOptions.LabelsFile"/>); null:
+    /// class folders, or the model's own label file when DATA is its own.</param>
     public static async Task<EvaluationRun> EvaluateAsync(TrainableClassifier model, string data, string? cacheRoot = null,
-        Callbacks? callbacks = null, bool tta = false, CancellationToken cancel = default)
+        Callbacks? callbacks = null, bool tta = false, string? labelsFile = null, CancellationToken cancel = default)
     {
         Engine.TorchRuntime.EnsureInitialized();
         callbacks ??= Callbacks.None;
         var clock = Stopwatch.StartNew();
-        var dataset = ImageFolder.OpenForEvaluation(data, model.Classes, model.Config.Dataset);
+        var dataset = ImageFolder.OpenForEvaluation(data, model.Classes, model.Config.Dataset, labelsFile);
         var images = dataset.Validation;
         bool pretrainedTrunk = model.Config.Strategy == Strategy.FeatureExtraction.Name();
         var plain = await FeaturesAsync(model, images, pretrainedTrunk, cacheRoot, mirror: false, callbacks, cancel);

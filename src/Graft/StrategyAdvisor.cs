@@ -36,7 +36,7 @@ public static class StrategyAdvisor
         Callbacks? callbacks = null, CancellationToken cancel = default)
     {
         options = (options ?? new TrainOptions()) with { Backbone = backbone };
-        var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Fit.Seed, options.TestSplit);
+        var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Fit.Seed, options.TestSplit, options.LabelsFile, options.MultiLabel);
         return AdviseAsync(dataset, options, resolver, callbacks, cancel);
     }
 

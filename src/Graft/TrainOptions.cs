@@ -60,6 +60,17 @@ public sealed record TrainOptions
     /// <summary>Two classes as a single sigmoid output with binary cross-entropy.</summary>
     [Description("Two classes as one sigmoid output with binary cross-entropy.")]
     public bool Binary { get; init; }
+    /// <summary>
+    /// A label file naming DATA's images and their labels (<c>.csv</c>, <c>.tsv</c> or <c>.jsonl</c>: columns <c>file</c>,
+    /// <c>label</c> or <c>labels</c>, optionally <c>split</c>), read instead of class folders; as given or relative to DATA.
+    /// Null: class folders.
+    /// </summary>
+    [Description("A label file (.csv, .tsv or .jsonl) read instead of class folders: the columns file (the image's path relative to the data "
+        + "folder), label (its class) or labels (its classes, separated by ';'), and optionally split (train, val or test).")]
+    public string? LabelsFile { get; init; }
+    /// <summary>Read the data as multi-label (<see cref="ImageDataset.MultiLabel"/>) even where every image carries one label.</summary>
+    [Description("Multi-label data: an image may carry several classes, or none (chosen anyway when a label file's row has several labels).")]
+    public bool MultiLabel { get; init; }
     /// <summary>The share of the images held out for validation when DATA has no validation folder.</summary>
     [Description("The share of each class held out for validation when the data has no validation folder.")]
     [Range(0, 1, MaximumIsExclusive = true)]

@@ -14,6 +14,7 @@ public static class AdviseCommand
         var data = new Argument<string>("DATA") { Description = "A dataset folder (as for train)." };
         var backbone = new Option<string>("--backbone") { Description = "Pretrained backbone to measure with: a registry name, or an ONNX image model (.onnx).", DefaultValueFactory = _ => Graft.Backbones.BackboneRegistry.Default.Name };
         var seed = new Option<int>("--seed") { Description = "As for train: the seed of --test-split's hold-out. The advice itself does not depend on it.", DefaultValueFactory = _ => 42 };
+        var labels = Cli.LabelsOption();
         var testSplit = new Option<double>("--test-split") { Description = "As for train: this share is held out as test images, which the advisor never sees." };
         var noCache = new Option<bool>("--no-cache") { Description = "Do not read or write the bottleneck cache." };
         var device = Cli.DeviceOption();
@@ -21,7 +22,7 @@ public static class AdviseCommand
         var verbose = Cli.VerboseOption();
         var command = new Command("advise",
             "Estimate each strategy's accuracy (with its 95% interval) and training time on the data's own training and validation images, and recommend one.")
-            { data, backbone, seed, testSplit, noCache, device, json, verbose };
+            { data, labels, backbone, seed, testSplit, noCache, device, json, verbose };
         var weights = new BackboneOptions();
         weights.AddTo(command);
         foreach (var option in weights.Onnx) command.Options.Add(option);
@@ -33,7 +34,7 @@ public static class AdviseCommand
             var options = new TrainOptions
             {
                 Device = on,
-                WeightsFile = weights.WeightsFile(parse), InputSize = weights.Size(parse), Onnx = weights.OnnxOptions(parse), TestSplit = parse.GetValue(testSplit),
+                WeightsFile = weights.WeightsFile(parse), InputSize = weights.Size(parse), Onnx = weights.OnnxOptions(parse), TestSplit = parse.GetValue(testSplit), LabelsFile = parse.GetValue(labels),
                 Fit = new(Seed: parse.GetValue(seed)), UseCache = !parse.GetValue(noCache),
             };
             var clock = System.Diagnostics.Stopwatch.StartNew();
@@ -53,7 +54,7 @@ public static class AdviseCommand
             // The decision; the measurements behind it with --verbose.
             foreach (var reason in details ? advice.Reasons : advice.Reasons.TakeLast(1)) Cli.Out.MarkupLine($"  {Cli.Escape(reason)}");
             if (!details) Cli.Out.MarkupLine("  (graft advise -v says how each estimate was measured)");
-            Cli.Out.MarkupLine($"[bold]graft train {Cli.Escape(path)} {Cli.Escape(advice.Arguments)}[/] (advised in {clock.Elapsed.TotalSeconds:0} s)");
+            Cli.Out.MarkupLine($"[bold]graft train {Cli.Escape(path)}{(options.LabelsFile is { } file ? $" --labels {Cli.Escape(file)}" : "")} {Cli.Escape(advice.Arguments)}[/] (advised in {clock.Elapsed.TotalSeconds:0} s)");
             if (parse.GetValue(json))
                 Cli.WriteJson(new
                 {

@@ -21,6 +21,8 @@ public static class AuditCommand
         var report = new Option<string?>("--report") { Description = "Write an HTML report (with audit.json, findings.csv and actions.csv) into this folder." };
         var actions = new Option<string?>("--actions") { Description = "Write the suggested actions (file,action,label,reason) to this CSV, for graft train --exclude." };
         var flags = new Flags<AuditOptions>(new AuditOptions());
+        var labels = flags.Option("--labels", o => o.LabelsFile);
+        labels.HelpName = "FILE";
         var backbone = flags.Option("--backbone", o => o.Backbone);
         var cache = flags.Option("--cache", o => o.CacheRoot);
         var split = flags.Option("--val-split", o => o.ValidationSplit);
@@ -32,7 +34,7 @@ public static class AuditCommand
         var shards = new ShardOptions();
         var json = Cli.JsonOption();
         var command = new Command("audit", "Find likely label errors, duplicates and leakage, outliers and unusable files; would more photos help?")
-            { data, report, actions, backbone, cache, split, testSplit, seed, output, device, json };
+            { data, labels, report, actions, backbone, cache, split, testSplit, seed, output, device, json };
         command.Options.Add(described.InputSize);
         foreach (var option in described.Onnx) command.Options.Add(option);
         shards.AddTo(command);
@@ -42,9 +44,9 @@ public static class AuditCommand
             described.CheckOnnx(parse, parse.GetValue(backbone)!, Backbones.OnnxBackboneOptions.IsOnnxFile(parse.GetValue(backbone)));
             var dataPath = parse.GetValue(data)!;
             if (parse.GetValue(report) is { } reportOut) OutputPaths.Folder("--report", reportOut, dataPath);
-            if (parse.GetValue(actions) is { } actionsOut) OutputPaths.File("--actions", actionsOut, dataPath);
+            if (parse.GetValue(actions) is { } actionsOut) OutputPaths.File("--actions", actionsOut, dataPath, parse.GetValue(labels));
             var path = SampleDatasets.Resolve(dataPath, Cli.Assets);
-            var options = new AuditOptions { Backbone = parse.GetValue(backbone)!, InputSize = described.Size(parse), Onnx = described.OnnxOptions(parse), CacheRoot = parse.GetValue(cache), ValidationSplit = parse.GetValue(split), TestSplit = parse.GetValue(testSplit), Seed = parse.GetValue(seed), Device = on };
+            var options = new AuditOptions { LabelsFile = parse.GetValue(labels), Backbone = parse.GetValue(backbone)!, InputSize = described.Size(parse), Onnx = described.OnnxOptions(parse), CacheRoot = parse.GetValue(cache), ValidationSplit = parse.GetValue(split), TestSplit = parse.GetValue(testSplit), Seed = parse.GetValue(seed), Device = on };
             if (parse.GetValue(shards.Shard) is not null)
             {
                 if (parse.GetValue(report) is not null || parse.GetValue(actions) is not null)

@@ -12,25 +12,27 @@ public static class EvaluateCommand
     public static Command Create()
     {
         var model = new Argument<string>("MODEL") { Description = "A model file written by graft train." };
-        var data = new Argument<string>("DATA") { Description = "Its validation folder is used if it has one, otherwise all its class folders." };
+        var data = new Argument<string>("DATA") { Description = "Its test or validation folder is used if it has one, otherwise all its class folders; with --labels, the label file's test (or val) rows, otherwise all of them." };
+        var labels = Cli.LabelsOption();
         var report = new Option<string?>("--report") { Description = "Write an HTML report (metrics, confusion matrix, misclassified gallery, curves) into this folder." };
         var csv = new Option<string?>("--csv") { Description = "Write one row per image (file, true, predicted, confidence, correct) to this CSV file." };
         var tta = new Option<bool>("--tta") { Description = "Test-time augmentation: also average each image with its mirror image; reports both accuracies." };
         var device = Cli.DeviceOption();
         var json = Cli.JsonOption();
-        var command = new Command("evaluate", "Measure a trained model on labelled photos.") { model, data, report, csv, tta, device, json };
+        var command = new Command("evaluate", "Measure a trained model on labelled photos.") { model, data, labels, report, csv, tta, device, json };
         command.SetHandler(async (parse, cancel) =>
         {
             var on = Cli.Device(parse, device);
             var modelPath = parse.GetValue(model)!;
             var dataPath = parse.GetValue(data)!;
             // Where it will write is checked before the evaluation runs.
-            if (parse.GetValue(csv) is { } csvOut) OutputPaths.File("--csv", csvOut, modelPath, dataPath);
+            if (parse.GetValue(csv) is { } csvOut) OutputPaths.File("--csv", csvOut, modelPath, dataPath, parse.GetValue(labels));
             if (parse.GetValue(report) is { } reportOut) OutputPaths.Folder("--report", reportOut, modelPath, dataPath);
             OutputPaths.Distinct(("--csv", parse.GetValue(csv)), ("--report", parse.GetValue(report)));
             using var classifier = ModelSource.Open(modelPath, allowBackbone: false, device: on);
             var path = SampleDatasets.Resolve(dataPath, Cli.Assets);
-            var run = await Learner.EvaluateAsync(classifier, path, callbacks: new ProgressLine().Callbacks, tta: parse.GetValue(tta), cancel: cancel);
+            var run = await Learner.EvaluateAsync(classifier, path, callbacks: new ProgressLine().Callbacks, tta: parse.GetValue(tta),
+                labelsFile: parse.GetValue(labels), cancel: cancel);
             Cli.ReportDataset(run.Dataset);
             Cli.ReportSkipped(run.Skipped);
             ResultsView.Show(run.Result, $"{run.Dataset.Layout}:");

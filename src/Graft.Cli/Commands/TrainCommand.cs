@@ -22,7 +22,7 @@ public static class TrainCommand
             var path = SampleDatasets.Resolve(data, Cli.Assets);
             var outPath = parse.GetValue(flags.Output) ?? DefaultModelPath(path);
             // Where the run will write is checked before it trains: a bad path found after training loses the run.
-            OutputPaths.File("--out", outPath, path, parse.GetValue(flags.Weights.Weights));
+            OutputPaths.File("--out", outPath, path, parse.GetValue(flags.Weights.Weights), parse.GetValue(flags.Labels));
             var report = parse.GetValue(flags.Report);
             if (report is not null) OutputPaths.Folder("--report", report, path, outPath);
             var options = flags.Read(parse, outPath);
@@ -54,8 +54,12 @@ sealed class TrainFlags
 
     public readonly Argument<string> Data = new("DATA")
     {
-        Description = "Folder with one sub-folder per class, or with train/ and val/ (or validation/, test/) folders; or a sample dataset name (hymenoptera, cats_vs_dogs).",
+        Description = "Folder with one sub-folder per class, or with train/ and val/ (or validation/, test/) folders; or a sample dataset name (hymenoptera, cats_vs_dogs); " +
+            "or, with --labels, the folder the label file's paths are relative to.",
     };
+
+    public readonly Option<string?> Labels = Cli.LabelsOption();
+    readonly Option<bool> _multiLabel = Train.Option("--multi-label", o => o.MultiLabel);
 
     readonly Option<double> _valSplit = Train.Option("--val-split", o => o.ValidationSplit);
     readonly Option<double> _testSplit = Train.Option("--test-split", o => o.TestSplit);
@@ -143,7 +147,7 @@ sealed class TrainFlags
     public void AddTo(Command command, bool outputs = true)
     {
         command.Add(Data);
-        command.Group("Data", _valSplit, _testSplit, _exclude, _resize, Weights.InputSize, _seed, _noCache);
+        command.Group("Data", Labels, _multiLabel, _valSplit, _testSplit, _exclude, _resize, Weights.InputSize, _seed, _noCache);
         command.Group("Strategy", _strategy, _device, _backbone, Weights.Weights, _featuresFrom, _precision, _epochs, _batchSize, _lr, _optimizer, _patience, _classWeight, _timeBudget);
         command.Group("ONNX backbone (--backbone FILE.onnx; what its file does not say)", Weights.Onnx);
         command.Group("Head", _hidden, _dropout, _head, _batchNorm, _se, _binary);
@@ -227,6 +231,8 @@ sealed class TrainFlags
             TestSplit = parse.GetValue(_testSplit),
             UseCache = !parse.GetValue(_noCache),
             Exclude = parse.GetValue(_exclude),
+            LabelsFile = parse.GetValue(Labels),
+            MultiLabel = parse.GetValue(_multiLabel),
             Precision = parse.GetValue(_precision),
             Device = Cli.Device(parse, _device),
             TimeBudget = parse.GetValue(_timeBudget),

@@ -15,6 +15,9 @@ namespace Graft.Audit;
 
 internal sealed record AuditOptions
 {
+    /// <summary>A label file naming DATA's images and their labels, read instead of class folders (<see cref="TrainOptions.LabelsFile"/>); null: class folders.</summary>
+    [Description("A label file (.csv, .tsv or .jsonl; as for train) read instead of class folders.")]
+    public string? LabelsFile { get; init; }
     /// <summary>The pretrained backbone whose features are compared (a registry name, or an ONNX image model's file).</summary>
     [Description("The pretrained backbone whose features are compared: a registry name, or an ONNX image model (.onnx).")]
     public string Backbone { get; init; } = BackboneRegistry.Default.Name;
@@ -76,7 +79,7 @@ internal static class DataAudit
         var device = TorchDevices.Resolve(options.Device);
         callbacks ??= Callbacks.None;
         var clock = Stopwatch.StartNew();
-        var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Seed, options.TestSplit);
+        var dataset = Open(data, options);
         var labelled = Roles(dataset).ToList();
         var images = labelled.Select(t => new AuditImage(t.Image.Path, dataset.Classes[t.Image.Label], t.Role)).ToList();
         var paths = images.Select(i => i.File).ToList();
@@ -130,9 +133,13 @@ internal static class DataAudit
     public static FeatureSource Source(AuditOptions options) =>
         new(options.Backbone) { InputSize = options.InputSize, Onnx = options.Onnx, CacheRoot = options.CacheRoot, Device = options.Device };
 
+    /// <summary>DATA as training opens it with the audit's split and label file.</summary>
+    static ImageDataset Open(string data, AuditOptions options) =>
+        ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Seed, options.TestSplit, options.LabelsFile);
+
     /// <summary>Every image the audit of <paramref name="data"/> reads, in the ordinal order of their paths.</summary>
     public static IReadOnlyList<string> Images(string data, AuditOptions options) =>
-        Roles(ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Seed, options.TestSplit)).Select(t => t.Image.Path).Order(StringComparer.Ordinal).ToList();
+        Roles(Open(data, options)).Select(t => t.Image.Path).Order(StringComparer.Ordinal).ToList();
 
     /// <summary>
     /// Copies within a part, copies across parts (leakage) and outliers: from the files' content keys (null where a file

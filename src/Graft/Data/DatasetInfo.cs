@@ -9,4 +9,6 @@ public sealed record DatasetInfo(string Root, string Layout, int TrainImages, in
     public double ValidationSplit { get; init; }
     public double TestSplit { get; init; }
     public int Seed { get; init; }
+    /// <summary>The label file the images and labels were read from, relative to <see cref="Root"/>; null for class folders.</summary>
+    public string? LabelsFile { get; init; }
 }

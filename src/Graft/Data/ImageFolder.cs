@@ -10,6 +10,12 @@ namespace Graft.Data;
 public sealed record LabeledImage(string Path, int Label)
 {
     public IReadOnlyList<int> Labels { get; init; } = Label >= 0 ? [Label] : [];
+
+    /// <summary>Equal images have the same path and the same labels (compared as sequences, not as list instances).</summary>
+    public bool Equals(LabeledImage? other) =>
+        other is not null && Path == other.Path && Label == other.Label && Labels.SequenceEqual(other.Labels);
+
+    public override int GetHashCode() => HashCode.Combine(Path, Label, Labels.Count);
 }
 
 /// <summary>A dataset found on disk: class names (sorted), training and validation images.</summary>
@@ -49,12 +55,16 @@ public sealed record ImageDataset(string Root, IReadOnlyList<string> Classes, IR
 
     /// <summary>Where <see cref="Part"/> was held out of one folder: the whole split it was held out of, every role; otherwise null.</summary>
     public ImageDataset? Whole { get; init; }
+
+    /// <summary>The label file the images and their labels were read from (its full path); null where they were read from class folders.</summary>
+    public string? LabelsFile { get; init; }
 }
 
 /// <summary>
 /// Reads the one-folder-per-class layout. DATA is either a folder of class folders, or a folder holding
 /// <c>train/</c> plus <c>val/</c> (or <c>validation/</c>, <c>valid/</c>) and/or <c>test/</c>. Without a
-/// validation folder a seeded, stratified split holds out a fraction of every class.
+/// validation folder a seeded, stratified split holds out a fraction of every class. Given a label file, it reads that
+/// instead (<see cref="LabelFile"/>): every command opens its data here.
 /// </summary>
 internal static class ImageFolder
 {
@@ -78,63 +88,92 @@ internal static class ImageFolder
     /// reported number). Validation is a val/ folder or a seeded, stratified split of the training images;
     /// test is a test/ folder or, with <paramref name="testSplit"/>, a seeded split held out first.
     /// </summary>
-    public static ImageDataset OpenForTraining(string root, double validationSplit = 0.2, int seed = 42, double testSplit = 0)
+    /// <param name="labelsFile">A label file (<see cref="LabelFile"/>) naming the images of DATA and their labels, read
+    /// instead of class folders; null: class folders.</param>
+    /// <param name="multiLabel">Read the data as multi-label (<see cref="ImageDataset.MultiLabel"/>) even where every image
+    /// carries one label; a label file with a row of several labels is multi-label anyway.</param>
+    public static ImageDataset OpenForTraining(string root, double validationSplit = 0.2, int seed = 42, double testSplit = 0,
+        string? labelsFile = null, bool multiLabel = false)
     {
-        var dataset = Open(root, validationSplit, seed, testSplit);
+        var dataset = Open(root, validationSplit, seed, testSplit, labelsFile, multiLabel);
         var notes = dataset.Notes.ToList();
         NoteSmallClasses(dataset.Classes, dataset.Train, dataset.Validation, notes);
         return dataset with { Notes = notes };
     }
 
     /// <summary>
-    /// Every image of DATA's training folder under its class, for looking at (<c>graft augment</c>): no roles held out,
-    /// and none of the notes that only matter to training.
+    /// Every image of DATA's training folder (or label file) under its class, for looking at (<c>graft augment</c>): no
+    /// roles held out, and none of the notes that only matter to training.
     /// </summary>
-    public static ImageDataset OpenForViewing(string root) => Open(root, validationSplit: 0, seed: 0, testSplit: 0);
+    public static ImageDataset OpenForViewing(string root, string? labelsFile = null) =>
+        Open(root, validationSplit: 0, seed: 0, testSplit: 0, labelsFile, multiLabel: false);
 
-    static ImageDataset Open(string root, double validationSplit, int seed, double testSplit)
+    /// <summary>DATA's class folders, or its label file when one is given: the one place the two ways of labelling part.</summary>
+    static ImageDataset Open(string root, double validationSplit, int seed, double testSplit, string? labelsFile, bool multiLabel)
+    {
+        CheckSplits(validationSplit, testSplit);
+        return labelsFile is null ? OpenFolders(root, validationSplit, seed, testSplit) with { MultiLabel = multiLabel }
+            : LabelFile.Open(root, labelsFile, validationSplit, seed, testSplit, multiLabel);
+    }
+
+    static void CheckSplits(double validationSplit, double testSplit)
     {
         if (validationSplit is < 0 or >= 1)
             throw new GraftException($"--val-split {validationSplit} is out of range.", "Use a fraction from 0 (no validation) to below 1, e.g. 0.2.");
         if (testSplit is < 0 or >= 1 || validationSplit + testSplit >= 1)
             throw new GraftException($"--test-split {testSplit} is out of range{(testSplit is >= 0 and < 1 ? $" with --val-split {validationSplit}" : "")}.",
                 "Use a fraction from 0 (no test set) such that validation and test together stay below 1, e.g. 0.2.");
+    }
+
+    static ImageDataset OpenFolders(string root, double validationSplit, int seed, double testSplit)
+    {
         var folders = FindSplitFolders(root);
         var trainDir = folders.Train;
         var notes = new List<string>();
         var unconverted = new List<string>();
         var classes = ClassFolders(trainDir, 2, notes, unconverted);
-        List<LabeledImage> pool = ListImages(trainDir, classes), test = [];
-        var layout = new List<string>();
+        var pool = ListImages(trainDir, classes);
+        List<LabeledImage>? givenTest = null, givenValidation = null;
         if (folders.Test is { } testDir)
         {
             if (testSplit > 0)
                 throw new GraftException($"{root} has a test folder ({testDir}) and --test-split asks to hold out another.",
                     "Leave out --test-split: the test folder is the test set.");
-            test = HeldOutFolder(testDir, trainDir, classes, notes, unconverted);
+            givenTest = HeldOutFolder(testDir, trainDir, classes, notes, unconverted);
         }
-        else if (testSplit > 0)
-            (pool, test) = StratifiedSplit(pool, testSplit, seed);
-
-        List<LabeledImage> train, validation;
-        if (folders.Validation is { } valDir)
+        if (folders.Validation is { } valDir) givenValidation = HeldOutFolder(valDir, trainDir, classes, notes, unconverted);
+        var (train, validation, test) = Roles(pool, givenValidation, givenTest, validationSplit, testSplit, seed);
+        var layout = new List<string>
         {
-            (train, validation) = (pool, HeldOutFolder(valDir, trainDir, classes, notes, unconverted));
-            layout.Add($"{System.IO.Path.GetFileName(trainDir)}/ + {System.IO.Path.GetFileName(valDir)}/");
-        }
-        else
-        {
-            // The validation share is of all images, as --test-split's: 0.2 and 0.2 leave 0.6 for training.
-            double share = validationSplit / (1 - (folders.Test is null ? testSplit : 0));
-            (train, validation) = StratifiedSplit(pool, share, seed);
-            layout.Add((folders.Test is null ? "class folders" : $"{System.IO.Path.GetFileName(trainDir)}/") +
-                (validationSplit > 0 ? $", seeded split: {validationSplit:0.##} held out for validation (seed {seed})" : ", no validation"));
-        }
+            folders.Validation is { } v ? $"{System.IO.Path.GetFileName(trainDir)}/ + {System.IO.Path.GetFileName(v)}/"
+                : (folders.Test is null ? "class folders" : $"{System.IO.Path.GetFileName(trainDir)}/") + SplitLayout(validationSplit, seed),
+        };
         if (folders.Test is { } t) layout.Add($"{System.IO.Path.GetFileName(t)}/ for testing");
         else if (testSplit > 0) layout.Add($"{testSplit:0.##} held out for testing");
         return new ImageDataset(root, classes, train, validation, string.Join(" + ", layout))
             { Test = test, ClassRoot = trainDir, Notes = notes, Unconverted = unconverted, ClassFolderNames = FolderNames(trainDir, classes) };
     }
+
+    /// <summary>
+    /// The three roles from the images to train on and the validation and test images given as such (folders, or a label
+    /// file's split column; null where there are none): a test part not given is held out of the pool first when
+    /// <paramref name="testSplit"/> asks for one, then a validation part not given, both seeded and stratified. Folders and
+    /// label files split alike, so the same images in either get the same roles.
+    /// </summary>
+    internal static (List<LabeledImage> Train, List<LabeledImage> Validation, List<LabeledImage> Test) Roles(List<LabeledImage> pool,
+        List<LabeledImage>? validation, List<LabeledImage>? test, double validationSplit, double testSplit, int seed)
+    {
+        bool testGiven = test is not null;
+        if (!testGiven && testSplit > 0) (pool, test) = StratifiedSplit(pool, testSplit, seed);
+        if (validation is not null) return (pool, validation, test ?? []);
+        // The validation share is of all images, as --test-split's: 0.2 and 0.2 leave 0.6 for training.
+        var (train, held) = StratifiedSplit(pool, validationSplit / (1 - (testGiven ? 0 : testSplit)), seed);
+        return (train, held, test ?? []);
+    }
+
+    /// <summary>How the validation images were held out of the training images, for a dataset's layout.</summary>
+    internal static string SplitLayout(double validationSplit, int seed) =>
+        validationSplit > 0 ? $", seeded split: {validationSplit:0.##} held out for validation (seed {seed})" : ", no validation";
 
     /// <summary>A validation or test folder: the training folder's classes (unknown ones refused, absent ones noted).</summary>
     static List<LabeledImage> HeldOutFolder(string dir, string trainDir, IReadOnlyList<string> classes, List<string> notes, List<string> unconverted)
@@ -153,7 +192,7 @@ internal static class ImageFolder
     /// <summary>Classes too small to learn or to measure are named: training goes on, but the user should know.</summary>
     static void NoteSmallClasses(IReadOnlyList<string> classes, IReadOnlyList<LabeledImage> train, IReadOnlyList<LabeledImage> validation, List<string> notes)
     {
-        var tiny = Enumerable.Range(0, classes.Count).Where(c => train.Count(i => i.Label == c) < 2).Select(c => classes[c]).ToList();
+        var tiny = Enumerable.Range(0, classes.Count).Where(c => train.Count(i => i.Labels.Contains(c)) < 2).Select(c => classes[c]).ToList();
         if (tiny.Count > 0)
             notes.Add($"the class(es) {string.Join(", ", tiny)} have fewer than 2 training images: the model can hardly learn them, and accuracy says little. Add photos (20 or more per class).");
         if (validation.Count == 0)
@@ -166,25 +205,19 @@ internal static class ImageFolder
     /// </summary>
     /// <param name="trainedOn">Where and how the model was trained: evaluating the same DATA again measures the images
     /// it held out (its test split, else its validation split), never the ones it trained on.</param>
-    public static ImageDataset OpenForEvaluation(string root, IReadOnlyList<string> modelClasses, DatasetInfo? trainedOn = null)
+    /// <param name="labelsFile">A label file to read instead of class folders; null: class folders, or, when DATA is the
+    /// model's own, the label file the model was trained from (<see cref="DatasetInfo.LabelsFile"/>).</param>
+    /// <param name="multiLabel">Read the data as multi-label even where every image carries one label.</param>
+    public static ImageDataset OpenForEvaluation(string root, IReadOnlyList<string> modelClasses, DatasetInfo? trainedOn = null,
+        string? labelsFile = null, bool multiLabel = false)
     {
+        labelsFile ??= LabelFile.OfModel(root, trainedOn);
+        if (labelsFile is not null) return LabelFile.OpenForEvaluation(root, labelsFile, modelClasses, trainedOn, multiLabel);
         var split = FindSplitFolders(root);
         bool sameData = trainedOn is not null && System.IO.Path.GetFullPath(root) == trainedOn.Root;
-        if (sameData && split.Test is null && (trainedOn!.TestSplit > 0 || split.Validation is null && trainedOn.ValidationSplit > 0))
-        {
-            var heldOut = OpenForTraining(root, trainedOn.ValidationSplit, trainedOn.Seed, trainedOn.TestSplit);
-            if (heldOut.Classes.SequenceEqual(modelClasses.Select(c => c.Normalize(System.Text.NormalizationForm.FormC))))
-            {
-                bool test = heldOut.Test.Count > 0;
-                return heldOut with
-                {
-                    Train = [], Validation = test ? heldOut.Test : heldOut.Validation, Test = [], Notes = test ? heldOut.Notes : [.. heldOut.Notes, SelectionNote],
-                    Part = test ? "test" : "validation", Whole = heldOut,
-                    Layout = test ? $"the {trainedOn.TestSplit:0.##} test split held out in training (seed {trainedOn.Seed})"
-                        : $"the {trainedOn.ValidationSplit:0.##} validation split of training (seed {trainedOn.Seed})",
-                };
-            }
-        }
+        if (sameData && split.Test is null && (trainedOn!.TestSplit > 0 || split.Validation is null && trainedOn.ValidationSplit > 0)
+            && HeldOutSplit(root, modelClasses, trainedOn, null, false) is { } heldOut)
+            return heldOut;
         var valDir = split.Test ?? split.Validation;
         var dir = valDir ?? split.Train;
         var notes = new List<string>();
@@ -198,7 +231,7 @@ internal static class ImageFolder
         if (sameData && valDir is null)
             notes.Add("these are the images the model was trained on: their accuracy says nothing about new photos. Evaluate on a test/ folder, or train with --test-split.");
         else if (sameData && valDir == split.Validation)
-            notes.Add(SelectionNote);
+            notes.Add(SelectionNote(null));
         return new ImageDataset(root, modelClasses, [], images, valDir is null ? "all class folders" : $"{System.IO.Path.GetFileName(valDir)}/")
         {
             ClassRoot = dir, Notes = notes, Unconverted = unconverted, ClassFolderNames = FolderNames(dir, modelClasses),
@@ -206,8 +239,27 @@ internal static class ImageFolder
         };
     }
 
-    const string SelectionNote = "these are the validation images that picked the model's epoch: their accuracy is optimistic. " +
-        "A test/ folder, or training with --test-split, gives an unbiased one.";
+    /// <summary>What to say of validation images evaluated again, for folders or a label file.</summary>
+    internal static string SelectionNote(string? labelsFile) => "these are the validation images that picked the model's epoch: their accuracy is optimistic. " +
+        (labelsFile is null ? "A test/ folder" : "Test rows in the label file") + ", or training with --test-split, gives an unbiased one.";
+
+    /// <summary>
+    /// The images the model held out of its own DATA (its test split, else its validation split), opened as training
+    /// opened them, as a dataset to evaluate; null where DATA's classes are no longer the model's.
+    /// </summary>
+    internal static ImageDataset? HeldOutSplit(string root, IReadOnlyList<string> modelClasses, DatasetInfo trainedOn, string? labelsFile, bool multiLabel)
+    {
+        var heldOut = OpenForTraining(root, trainedOn.ValidationSplit, trainedOn.Seed, trainedOn.TestSplit, labelsFile, multiLabel);
+        if (!heldOut.Classes.SequenceEqual(modelClasses.Select(c => c.Normalize(System.Text.NormalizationForm.FormC)))) return null;
+        bool test = heldOut.Test.Count > 0;
+        return heldOut with
+        {
+            Train = [], Validation = test ? heldOut.Test : heldOut.Validation, Test = [], Notes = test ? heldOut.Notes : [.. heldOut.Notes, SelectionNote(labelsFile)],
+            Part = test ? "test" : "validation", Whole = heldOut,
+            Layout = test ? $"the {trainedOn.TestSplit:0.##} test split held out in training (seed {trainedOn.Seed})"
+                : $"the {trainedOn.ValidationSplit:0.##} validation split of training (seed {trainedOn.Seed})",
+        };
+    }
 
     sealed record SplitFolders(string Train, string? Validation, string? Test);
 
