@@ -3,14 +3,28 @@ using Graft.Training;
 
 namespace Graft;
 
+/// <summary>A candidate's accuracy gain over plain feature extraction, with its 95% interval.</summary>
+public abstract record StrategyGain
+{
+    /// <summary>The accuracy difference, in [-1, 1].</summary>
+    public abstract double Value { get; }
+    /// <summary>Its 95% interval.</summary>
+    public abstract Interval Interval { get; }
+    /// <summary>Better beyond the noise: the whole interval is above 0.</summary>
+    public bool Clear => Interval.Low > 0;
+    /// <summary>For people: the gain in points with its interval and what it was measured on.</summary>
+    public abstract string Describe();
+
+    protected static string Points(double difference) => (100 * difference).ToString("+0.0;-0.0;0.0", System.Globalization.CultureInfo.InvariantCulture);
+}
+
 /// <summary>
 /// How a candidate did against plain feature extraction on the same images: it was right where feature extraction
 /// was wrong <see cref="Wins"/> times, and the reverse <see cref="Losses"/> times, out of <see cref="Images"/>.
 /// </summary>
-public sealed record PairedGain(int Wins, int Losses, int Images)
+public sealed record PairedGain(int Wins, int Losses, int Images) : StrategyGain
 {
-    /// <summary>The accuracy difference, in [-1, 1].</summary>
-    public double Value => Images == 0 ? 0 : (double)(Wins - Losses) / Images;
+    public override double Value => Images == 0 ? 0 : (double)(Wins - Losses) / Images;
 
     /// <summary>
     /// The 95% interval of the difference: Tango's score interval for paired proportions (Statistics in Medicine, 1998),
@@ -18,7 +32,7 @@ public sealed record PairedGain(int Wins, int Losses, int Images)
     /// interval on their share it also weighs how many there are, so it is never empty: with no disagreement among
     /// a few dozen images it spans a few points either side of 0, and an estimate never sits on its own edge.
     /// </summary>
-    public Interval Interval =>
+    public override Interval Interval =>
         Images == 0 ? new Interval(-1, 1) : new Interval(Bound(-1, Z), Bound(1, -Z));
 
     const double Z = 1.959964;
@@ -47,14 +61,26 @@ public sealed record PairedGain(int Wins, int Losses, int Images)
         return (inside + outside) / 2;
     }
 
-    /// <summary>Better beyond the noise: the whole interval is above 0.</summary>
-    public bool Clear => Interval.Low > 0;
-
     /// <summary>"+1.4 points (95% CI +0.2 to +2.6; 9 better, 2 worse of 600)".</summary>
-    public string Describe() =>
+    public override string Describe() =>
         $"{Points(Value)} points (95% CI {Points(Interval.Low)} to {Points(Interval.High)}; {Wins} better, {Losses} worse of {Images})";
+}
 
-    static string Points(double difference) => (100 * difference).ToString("+0.0;-0.0;0.0", System.Globalization.CultureInfo.InvariantCulture);
+/// <summary>
+/// A gain read off a learning curve: the candidate trained on two subsets (<see cref="SmallImages"/> and
+/// <see cref="LargeImages"/> training images) and measured on held-out images, its error followed to <see cref="Images"/>
+/// training images along a power law, against feature extraction measured at about that size; the interval from
+/// resampling the measured images. <see cref="Measured"/> is the paired gain measured at the larger subset.
+/// </summary>
+public sealed record ExtrapolatedGain(double Estimate, Interval Range, PairedGain Measured, int SmallImages, int LargeImages, int Images) : StrategyGain
+{
+    public override double Value => Estimate;
+    public override Interval Interval => Range;
+
+    /// <summary>"+4.1 points (95% CI +1.0 to +7.5) at 1321 training images, by the learning curve through 200 and 400 (at 400: ...)".</summary>
+    public override string Describe() =>
+        $"{Points(Value)} points (95% CI {Points(Interval.Low)} to {Points(Interval.High)}) at {Images} training images, by the learning curve through " +
+        $"{SmallImages} and {LargeImages} (at {LargeImages}: {Measured.Describe()})";
 }
 
 /// <summary>
@@ -63,7 +89,7 @@ public sealed record PairedGain(int Wins, int Losses, int Images)
 /// advisor filled), and its <see cref="Gain"/> over plain feature extraction (null for plain feature extraction itself).
 /// </summary>
 public sealed record StrategyEstimate(Strategy Strategy, string? FeatureBlock, UnfreezeSpec? Unfreeze, double Accuracy, Interval Interval,
-    double Seconds, PairedGain? Gain)
+    double Seconds, StrategyGain? Gain)
 {
     /// <summary>The graft train flags, e.g. "--strategy fine-tune --unfreeze 2".</summary>
     public string Arguments => $"--strategy {Strategy.Name()}" + (Unfreeze is { } u ? $" {u.ToArguments()}" : "") + (FeatureBlock is { } b ? $" --features-from {b}" : "");

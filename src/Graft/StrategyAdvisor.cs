@@ -16,7 +16,8 @@ namespace Graft;
 /// test images): feature extraction on the top block and on the backbone's earlier, more generic block, each
 /// estimated by k-fold out-of-fold accuracy of the head `graft train` trains, on every image (cached features make
 /// that cheap); and fine-tuning, estimated by a short probe: fine-tuning and feature extraction trained on the same
-/// capped subset and compared on the same held-out images. Plain feature extraction wins unless another strategy
+/// capped subset and compared on the same held-out images, and where the run trains on many more images, on half that
+/// subset too, fine-tuning's learning curve followed to the run's size. Plain feature extraction wins unless another strategy
 /// beats it beyond the noise (<see cref="AdviceRule"/>). All its sampling uses <see cref="Seed"/>, not the run's
 /// seed, so the same data gets the same advice.
 /// </summary>
@@ -91,7 +92,7 @@ public static class StrategyAdvisor
         {
             callbacks.Detail?.Invoke($"head probes: {clock.Elapsed.TotalSeconds:0.0} s; fine-tuning probe...");
             clock.Restart();
-            var (fineTune, probeReason) = await FineTuneProbeAsync(dataset, images, options, plain, trainImages, topProbe.SecondsFor(trainImages), resolver, callbacks, cancel);
+            var (fineTune, probeReason) = await FineTuneProbeAsync(dataset, images, options, plain, topProbe.Correct, trainImages, topProbe.SecondsFor(trainImages), resolver, callbacks, cancel);
             callbacks.Detail?.Invoke($"fine-tuning probe: {clock.Elapsed.TotalSeconds:0.0} s");
             estimates.Add(fineTune);
             reasons.Add(probeReason);
@@ -181,41 +182,107 @@ public static class StrategyAdvisor
 
     /// <summary>
     /// Fine-tuning against feature extraction on the same stratified subset (capped for time), both measured on the
-    /// same held-out images; the estimate is the full set's feature-extraction accuracy plus the gain measured here.
+    /// same held-out images. Where the run trains on many more images than the subset, both are also trained on half of
+    /// it, and fine-tuning's learning curve is followed to the run's size (<see cref="Curves"/>): its gain usually grows
+    /// with the images, which a single small probe cannot see. The estimate adds the gain to the full set's
+    /// feature-extraction accuracy.
     /// </summary>
+    /// <param name="extraction">Plain feature extraction's out-of-fold result on each of <paramref name="images"/>: right or not.</param>
     static async Task<(StrategyEstimate Estimate, string Reason)> FineTuneProbeAsync(ImageDataset dataset, IReadOnlyList<LabeledImage> images,
-        TrainOptions options, StrategyEstimate plain, int trainImages, double headSeconds, AssetResolver resolver, Callbacks callbacks, CancellationToken cancel)
+        TrainOptions options, StrategyEstimate plain, bool[] extraction, int trainImages, double headSeconds, AssetResolver resolver, Callbacks callbacks, CancellationToken cancel)
     {
         var (rest, holdout) = ImageFolder.StratifiedSplit(images, Math.Min(1 / 3.0, HoldoutCap / (double)images.Count), Seed);
         var subset = rest.Count <= ProbeCap ? rest : ImageFolder.StratifiedSplit(rest, ProbeCap / (double)rest.Count, Seed).Validation;
-        var (train, validation) = ImageFolder.StratifiedSplit(subset, 0.2, Seed);
-        var probe = new ImageDataset(dataset.Root, dataset.Classes, train, validation, "the advisor's fine-tuning probe")
-            { Test = holdout, ClassRoot = dataset.ClassRoot, ClassFolderNames = dataset.ClassFolderNames };
         var unfreeze = options.UnfreezeOrDefault;
         var common = options with
         {
-            FeatureBlock = null, CheckpointPath = null, Resume = false,
+            FeatureBlock = null, CheckpointPath = null, Resume = false, TimeBudget = null,
             Fit = options.Fit with { Seed = Seed }, FineTune = options.FineTuneOrDefault with { Seed = Seed, Epochs = Math.Min(options.FineTuneOrDefault.Epochs, ProbeEpochs) },
         };
+        var large = await ProbeAsync(dataset, subset, holdout, common, unfreeze, resolver, callbacks, cancel);
+        var gain = Paired(large.Extraction, large.FineTuning);
+        var small = trainImages >= CurveRatio * large.TrainImages
+            ? await ProbeAsync(dataset, ImageFolder.StratifiedSplit(subset, 0.5, Seed).Validation, holdout, common, unfreeze, resolver, callbacks, cancel)
+            : null;
+        StrategyGain estimated = small is null ? gain : Curves(small, large, trainImages, extraction, gain);
+        double seconds = headSeconds + options.FineTuneOrDefault.Epochs * trainImages * large.SecondsPerImageEpoch;
+        var interval = new Interval(Math.Clamp(plain.Interval.Low + estimated.Interval.Low, 0, 1), Math.Clamp(plain.Interval.High + estimated.Interval.High, 0, 1));
+        var estimate = new StrategyEstimate(Strategy.FineTune, null, unfreeze, Math.Clamp(plain.Accuracy + estimated.Value, 0, 1), interval, seconds, estimated);
+        string reason = $"Fine-tuning the {unfreeze.Describe()}, probed for {common.FineTune.Epochs} epochs on {large.TrainImages} training images and measured on {gain.Images} others: " +
+            $"{large.FineTuningAccuracy:0.000} against {large.ExtractionAccuracy:0.000} for feature extraction on the same subset, {gain.Describe()}. " +
+            (small is null
+                ? "The run trains on about as many images, so the estimate adds this gain to feature extraction's accuracy."
+                : $"On {small.TrainImages} training images: {small.FineTuningAccuracy:0.000} against {small.ExtractionAccuracy:0.000}. Fine-tuning's learning curve followed to the run's " +
+                  $"{trainImages} training images, against feature extraction's accuracy out of fold: {estimated.Describe()}.");
+        return (estimate, reason);
+    }
+
+    /// <summary>
+    /// Past what the probes measured, a learning curve is followed this far at most: the error may halve, no faster,
+    /// each time the images double. A steeper fall seen between two small probes is mostly noise.
+    /// </summary>
+    const double MaxCurveExponent = 1.0;
+    /// <summary>The run must train on this many times the larger probe's images before the curves are followed (closer, the larger probe stands for the run).</summary>
+    const double CurveRatio = 1.5;
+    const int Resamples = 2000;
+
+    /// <summary>One probe size: feature extraction and fine-tuning trained on the same subset, each one's correctness on the held-out images.</summary>
+    internal sealed record Probe(int TrainImages, bool[] Extraction, bool[] FineTuning, double SecondsPerImageEpoch)
+    {
+        public double ExtractionAccuracy => Extraction.Count(c => c) / (double)Extraction.Length;
+        public double FineTuningAccuracy => FineTuning.Count(c => c) / (double)FineTuning.Length;
+    }
+
+    static async Task<Probe> ProbeAsync(ImageDataset dataset, IReadOnlyList<LabeledImage> subset, IReadOnlyList<LabeledImage> holdout, TrainOptions common,
+        UnfreezeSpec unfreeze, AssetResolver resolver, Callbacks callbacks, CancellationToken cancel)
+    {
+        var (train, validation) = ImageFolder.StratifiedSplit(subset, 0.2, Seed);
+        var probe = new ImageDataset(dataset.Root, dataset.Classes, train, validation, "the advisor's fine-tuning probe")
+            { Test = holdout, ClassRoot = dataset.ClassRoot, ClassFolderNames = dataset.ClassFolderNames };
         var quiet = callbacks with { Log = null };
         var extraction = await Learner.TrainAsync(probe, common with { Strategy = Strategy.FeatureExtraction, Unfreeze = null, Augmentation = null }, resolver, quiet, cancel);
         var fineTuning = await Learner.TrainAsync(probe, common with { Strategy = Strategy.FineTune, Unfreeze = unfreeze }, resolver, quiet, cancel);
         extraction.Model.Dispose();
         fineTuning.Model.Dispose();
-
+        // Images either could not read are left out of both: the comparison is on the same images.
         var before = extraction.Test!.Items.ToDictionary(i => i.File, i => i.Correct);
-        var after = fineTuning.Test!.Items.Where(i => before.ContainsKey(i.File)).ToList();
-        var gain = new PairedGain(after.Count(i => i.Correct && !before[i.File]), after.Count(i => !i.Correct && before[i.File]), after.Count);
+        var after = fineTuning.Test!.Items.ToDictionary(i => i.File, i => i.Correct);
+        var files = holdout.Select(i => i.Path).Where(f => before.ContainsKey(f) && after.ContainsKey(f)).ToList();
         // Seconds per image and epoch of the live phase (the records after the head's), validation included.
         var live = fineTuning.Fit.History.Skip(extraction.Fit.History.Count).ToList();
-        double perImageEpoch = live.Sum(r => r.Seconds) / Math.Max(1, live.Count * train.Count);
-        double seconds = headSeconds + options.FineTuneOrDefault.Epochs * trainImages * perImageEpoch;
-        var interval = new Interval(Math.Clamp(plain.Interval.Low + gain.Interval.Low, 0, 1), Math.Clamp(plain.Interval.High + gain.Interval.High, 0, 1));
-        var estimate = new StrategyEstimate(Strategy.FineTune, null, unfreeze, Math.Clamp(plain.Accuracy + gain.Value, 0, 1), interval, seconds, gain);
-        string reason = $"Fine-tuning the {unfreeze.Describe()}, probed for {common.FineTune.Epochs} epochs on {subset.Count} images and measured on {after.Count} others: " +
-            $"{fineTuning.Test.Accuracy:0.000} against {extraction.Test.Accuracy:0.000} for feature extraction on the same subset, {gain.Describe()}. " +
-            "On all the images and epochs the gain may differ (it usually grows with more data); the estimate adds the subset's gain to feature extraction's accuracy.";
-        return (estimate, reason);
+        return new Probe(train.Count, [.. files.Select(f => before[f])], [.. files.Select(f => after[f])],
+            live.Sum(r => r.Seconds) / Math.Max(1, live.Count * train.Count));
+    }
+
+    /// <summary>
+    /// Fine-tuning's gain at <paramref name="images"/> training images: its error on the held-out images at two probe
+    /// sizes followed along a power law (error ∝ images^-b, b at most <see cref="MaxCurveExponent"/>; no fall, no
+    /// extrapolation), against feature extraction's out-of-fold accuracy (<paramref name="extraction"/>, each image right
+    /// or not), measured at about that size: feature extraction's curve flattens early, and it need not be guessed. The
+    /// interval resamples the held-out images and the out-of-fold ones (seeded: the same data gets the same interval).
+    /// </summary>
+    internal static ExtrapolatedGain Curves(Probe small, Probe large, int images, bool[] extraction, PairedGain measured)
+    {
+        int n = large.FineTuning.Length, m = extraction.Length;
+        double Gain(IReadOnlyList<int> held, IReadOnlyList<int> folds)
+        {
+            double Error(bool[] correct, IReadOnlyList<int> rows) => 1 - rows.Count(r => correct[r]) / (double)rows.Count;
+            double fineTuning = 1 - FollowCurve(Error(small.FineTuning, held), Error(large.FineTuning, held), small.TrainImages, large.TrainImages, images);
+            return fineTuning - (1 - Error(extraction, folds));
+        }
+        var rng = new Random(Seed);
+        int[] Draw(int count) => [.. Enumerable.Range(0, count).Select(_ => rng.Next(count))];
+        var resampled = Enumerable.Range(0, Resamples).Select(_ => Gain(Draw(n), Draw(m))).Order().ToArray();
+        return new ExtrapolatedGain(Gain([.. Enumerable.Range(0, n)], [.. Enumerable.Range(0, m)]),
+            new Interval(resampled[(int)(0.025 * Resamples)], resampled[(int)(0.975 * Resamples) - 1]), measured, small.TrainImages, large.TrainImages, images);
+    }
+
+    /// <summary>The error at <paramref name="n"/> images on the power law through (n1, e1) and (n2, e2), its exponent held to [0, <see cref="MaxCurveExponent"/>].</summary>
+    internal static double FollowCurve(double e1, double e2, double n1, double n2, double n)
+    {
+        if (e2 <= 0) return 0;
+        double b = e1 > e2 ? Math.Min(MaxCurveExponent, Math.Log(e1 / e2) / Math.Log(n2 / n1)) : 0;
+        return e2 * Math.Pow(n / n2, -b);
     }
 
     static Tensor Labels(int[] y, int[] index, Device device) => tensor(index.Select(i => (long)y[i]).ToArray(), device: device);

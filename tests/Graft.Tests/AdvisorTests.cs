@@ -42,6 +42,42 @@ public class AdvisorTests
     }
 
     [Fact]
+    public void A_learning_curve_is_followed_as_a_power_law_held_to_a_halving_per_doubling()
+    {
+        // Error 0.2 at 100 images and 0.1 at 200: b = 1, so 0.05 at 400.
+        Assert.Equal(0.05, StrategyAdvisor.FollowCurve(0.2, 0.1, 100, 200, 400), 9);
+        // A steeper fall (0.4 to 0.1) is held to b = 1 as well.
+        Assert.Equal(0.05, StrategyAdvisor.FollowCurve(0.4, 0.1, 100, 200, 400), 9);
+        // No fall, or a rise: the error stays where the larger probe measured it.
+        Assert.Equal(0.1, StrategyAdvisor.FollowCurve(0.08, 0.1, 100, 200, 800), 9);
+        Assert.Equal(0.0, StrategyAdvisor.FollowCurve(0.1, 0.0, 100, 200, 800), 9);
+        // b = log2(0.2/0.16): the error at 800 falls by the same factor per doubling.
+        double b = Math.Log(0.2 / 0.16) / Math.Log(2);
+        Assert.Equal(0.16 * Math.Pow(4, -b), StrategyAdvisor.FollowCurve(0.2, 0.16, 100, 200, 800), 9);
+    }
+
+    [Fact]
+    public void Fine_tunings_gain_is_read_off_both_curves_at_the_runs_size_with_an_interval()
+    {
+        // 400 held-out images; fine-tuning 80% right at 200 training images, 90% at 400. Feature extraction: 90% out of fold on 2000.
+        static bool[] Right(int correct, int of) => [.. Enumerable.Range(0, of).Select(i => i < correct)];
+        var small = new StrategyAdvisor.Probe(200, Right(360, 400), Right(320, 400), 0.1);
+        var large = new StrategyAdvisor.Probe(400, Right(360, 400), Right(360, 400), 0.1);
+        var extraction = Right(1800, 2000);
+        var measured = new PairedGain(0, 0, 400);
+        var gain = StrategyAdvisor.Curves(small, large, 1600, extraction, measured);
+        // Fine-tuning's error halves per doubling (capped at b = 1): 0.1 at 400, 0.025 at 1600; feature extraction's is 0.1.
+        Assert.Equal(0.075, gain.Value, 9);
+        Assert.True(gain.Interval.Low > 0 && gain.Interval.Low < 0.075 && gain.Interval.High > 0.075, $"{gain.Interval}");
+        Assert.True(gain.Clear);
+        Assert.Contains("at 1600 training images, by the learning curve through 200 and 400", gain.Describe());
+        // The same data, the same interval: the resampling is seeded.
+        Assert.Equal(gain.Interval, StrategyAdvisor.Curves(small, large, 1600, extraction, measured).Interval);
+        // At the larger probe's own size, fine-tuning's measured 90% against feature extraction's 90%.
+        Assert.Equal(0.0, StrategyAdvisor.Curves(small, large, 400, extraction, measured).Value, 9);
+    }
+
+    [Fact]
     public void A_time_budget_leaves_out_what_would_not_fit()
     {
         // Fine-tuning (estimated at 120 s) beats feature extraction clearly, but only 60 s are left.
