@@ -66,6 +66,7 @@ sealed class TrainFlags
     readonly Option<ComputeDevice> _device = Cli.DeviceOption();
 
     readonly Option<Strategy> _strategy = Train.Option("--strategy", o => o.Strategy);
+    readonly Option<string?> _from = Train.Option("--from", o => o.From);
     readonly Option<string?> _backbone = Train.Option("--backbone", o => o.Backbone).ShowDefault(ByStrategy(o => o.BackboneOrDefault));
     public readonly BackboneOptions Weights = new();
     readonly Option<string?> _featuresFrom = Train.Option("--features-from", o => o.FeatureBlock);
@@ -134,6 +135,7 @@ sealed class TrainFlags
             result.AddError($"--micro-batch {text} is not a whole number from 1.");
             return null;
         };
+        _from.HelpName = "MODEL.graft";
         (_exclude.HelpName, _backbone.HelpName, _featuresFrom.HelpName, _unfreezeFrom.HelpName) = ("CSV", "NAME|FILE.onnx", "BLOCK", "LAYER");
     }
 
@@ -142,7 +144,7 @@ sealed class TrainFlags
     {
         command.Add(Data);
         command.Group("Data", _valSplit, _testSplit, _exclude, _resize, Weights.InputSize, _seed, _noCache);
-        command.Group("Strategy", _strategy, _device, _backbone, Weights.Weights, _featuresFrom, _precision, _epochs, _batchSize, _lr, _optimizer, _patience, _classWeight);
+        command.Group("Strategy", _strategy, _device, _from, _backbone, Weights.Weights, _featuresFrom, _precision, _epochs, _batchSize, _lr, _optimizer, _patience, _classWeight);
         command.Group("ONNX backbone (--backbone FILE.onnx; what its file does not say)", Weights.Onnx);
         command.Group("Head", _hidden, _dropout, _head, _batchNorm, _se, _binary);
         command.Group("Fine-tuning (phase 2: a recipe, then its settings one by one)",
@@ -197,7 +199,9 @@ sealed class TrainFlags
             Backbone = parse.GetValue(_backbone),
             WeightsFile = Weights.WeightsFile(parse),
             InputSize = parse.GetValue(Weights.InputSize),
-            Strategy = strategy,
+            // Growing a model continues its strategy unless one is asked for (auto, with a model to grow, is the model's).
+            Strategy = parse.GetValue(_from) is not null && !Given(_strategy) ? Strategy.Auto : strategy,
+            From = parse.GetValue(_from),
             Hidden = parse.GetValue(_hidden),
             Dropout = parse.GetValue(_dropout),
             Pooling = parse.GetValue(_head),
