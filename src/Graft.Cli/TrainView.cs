@@ -35,7 +35,7 @@ public static class TrainView
         {
             if (result.Headline is not { } measured)
                 throw new GraftException("--report needs a validation or test set, and this run had none (--val-split 0).", "Use --val-split above 0 or a validation folder.");
-            var index = await ModelReport.WriteAsync(result.Model, modelPath, measured, null, result.Dataset, result.Skipped, reportFolder, Cli.Assets, cancel: cancel);
+            var index = await ModelReport.WriteAsync(result.Model, modelPath, measured, null, result.Dataset, result.Skipped, reportFolder, Cli.Assets, growth: result.Growth, cancel: cancel);
             Cli.Out.MarkupLine($"report [green]{Cli.Escape(Path.GetFullPath(index))}[/]");
         }
         if (json) Cli.WriteJson(Json(result, modelPath));
@@ -52,8 +52,8 @@ public static class TrainView
             .Caption($"[grey]accuracy on the same {growth.MeasuredOn} images: the earlier model (its own classes) and the grown one[/]");
         foreach (var c in growth.PerClass)
             table.AddRow(Cli.Escape(c.Class) + (c.Added ? " [grey](new)[/]" : ""), c.Images.ToString(), Share(c.Before), Share(c.After), Change(c.Change));
-        table.AddRow("[bold]earlier classes[/]", growth.PerClass.Where(c => !c.Added).Sum(c => c.Images).ToString(), Share(growth.Before),
-            Share(growth.AfterOnEarlierClasses), Change(growth.Before is { } b && growth.AfterOnEarlierClasses is { } a ? a - b : null));
+        table.AddRow("[bold]earlier classes[/]", growth.EarlierImages.ToString(), Share(growth.Before),
+            Share(growth.AfterOnEarlierClasses), Change(growth.Change));
         table.AddRow("[bold]all[/]", growth.PerClass.Sum(c => c.Images).ToString(), "—", Share(growth.After), "—");
         Cli.Out.Write(table);
         if (growth.ClassesWithoutImages.Count > 0)
@@ -67,7 +67,8 @@ public static class TrainView
         ["classes_added"] = growth.ClassesAdded,
         ["classes_without_images"] = growth.ClassesWithoutImages,
         ["measured_on"] = growth.MeasuredOn,
-        ["before"] = new Dictionary<string, object?> { ["accuracy"] = growth.Before, ["images"] = growth.PerClass.Where(c => !c.Added).Sum(c => c.Images) },
+        ["change_earlier_classes"] = growth.Change,
+        ["before"] = new Dictionary<string, object?> { ["accuracy"] = growth.Before, ["images"] = growth.EarlierImages },
         ["after"] = new Dictionary<string, object?>
         {
             ["accuracy"] = growth.After, ["accuracy_earlier_classes"] = growth.AfterOnEarlierClasses, ["images"] = growth.PerClass.Sum(c => c.Images),

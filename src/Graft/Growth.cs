@@ -35,6 +35,10 @@ public sealed record GrowthResult(string From, IReadOnlyList<string> ClassesAdde
     public double? AfterOnEarlierClasses { get; init; }
     /// <summary>The grown model's accuracy on all the images measured, new classes included; null without any.</summary>
     public double? After { get; init; }
+    /// <summary>What growing did to the earlier classes: <see cref="AfterOnEarlierClasses"/> minus <see cref="Before"/>; null where either is missing.</summary>
+    public double? Change => Before is { } b && AfterOnEarlierClasses is { } a ? a - b : null;
+    /// <summary>The earlier classes' images measured.</summary>
+    public int EarlierImages => PerClass.Where(c => !c.Added).Sum(c => c.Images);
 }
 
 /// <summary>

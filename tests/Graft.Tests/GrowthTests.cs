@@ -96,6 +96,16 @@ public class GrowthTests
         }
         Assert.Equal(grown.Test!.Accuracy, growth.After!.Value, 9);
 
+        // The report has the same table.
+        var index = await Reports.ModelReport.WriteAsync(grown.Model, null, grown.Test!, null, grown.Dataset, [], dir["report"], Assets.Resolver,
+            imageNetView: false, audit: false, growth: growth);
+        var html = File.ReadAllText(index);
+        var table = html[html.IndexOf("id=\"growth-table\"", StringComparison.Ordinal)..];
+        table = table[..table.IndexOf("</table>", StringComparison.Ordinal)];
+        Assert.Equal(["green", "red", "blue <span class=\"muted\">(new)</span>"],
+            System.Text.RegularExpressions.Regex.Matches(table, "<tr><td>(.*?)</td>").Select(m => m.Groups[1].Value));
+        Assert.Contains($"<td>{growth.PerClass[0].Before!.Value.ToString("0.000", System.Globalization.CultureInfo.InvariantCulture)}</td>", table);
+
         // Evaluating the grown model on DATA measures the test images it recorded.
         grown.Model.Save(dir["three.graft"]);
         using var saved = TrainableClassifier.Load(dir["three.graft"]);

@@ -30,7 +30,7 @@ public static class TrainCommand
             using (var progress = new ProgressLine(parse.GetValue(flags.Verbose)))
                 result = await Learner.TrainAsync(path, options, Cli.Assets, progress.Callbacks, cancel);
             result.Model.Save(outPath);
-            await TrainView.ShowAsync(result, data, options.Strategy, outPath, report, parse.GetValue(flags.Json), cancel);
+            await TrainView.ShowAsync(result, data, StrategyNames.Parse(result.Model.Config.Strategy), outPath, report, parse.GetValue(flags.Json), cancel);
         });
         return command;
     }
