@@ -1,3 +1,4 @@
+using Graft.Evaluation;
 using Graft.Inference;
 using Spectre.Console;
 using Graft.Reports;

@@ -90,7 +90,8 @@ public static class Learner
         var (start, chosen) = Start(options);
         try
         {
-            var dataset = ImageFolder.OpenForTraining(data, chosen.ValidationSplit, chosen.Fit.Seed, chosen.TestSplit, start is null ? null : Growing.Roles(start));
+            var dataset = start is null ? ImageFolder.OpenForTraining(data, chosen.ValidationSplit, chosen.Fit.Seed, chosen.TestSplit)
+                : Growing.Roles(start).Open(data, chosen.ValidationSplit, chosen.Fit.Seed, chosen.TestSplit);
             if (chosen.Strategy == Strategy.Auto) chosen = await TakeAdviceAsync(dataset, chosen, resolver, callbacks, cancel);
             if (chosen.Exclude is { } csv) dataset = Audit.AuditActions.Apply(dataset, Audit.AuditActions.Read(csv), csv);
             return (dataset, chosen, start);
@@ -121,7 +122,7 @@ public static class Learner
     /// </summary>
     /// <remarks>
     /// Growing a model (<see cref="TrainOptions.From"/>): the dataset's classes must begin with the model's, in its order; its
-    /// test images are the ones the dataset holds (<see cref="ImageFolder.OpenForTraining"/> with <see cref="EarlierRoles"/> keeps them).
+    /// test images are the ones the dataset holds (<see cref="EarlierRoles.Open"/> keeps them).
     /// </remarks>
     public static Task<TrainingResult> TrainAsync(ImageDataset dataset, TrainOptions options, AssetResolver? resolver = null,
         Callbacks? callbacks = null, CancellationToken cancel = default)

@@ -52,17 +52,6 @@ public sealed record ImageDataset(string Root, IReadOnlyList<string> Classes, IR
 }
 
 /// <summary>
-/// What an earlier model fixes about a dataset it grows on: its classes come first, in its order (classes DATA adds follow,
-/// sorted), and its test images stay test images. <see cref="TestFiles"/> are paths relative to DATA with '/' separators;
-/// null: the model does not record them, and the test images are drawn as usual.
-/// </summary>
-internal sealed record EarlierRoles(IReadOnlyList<string> Classes, IReadOnlyList<string>? TestFiles)
-{
-    /// <summary>A file's key in <see cref="TestFiles"/>: its path relative to DATA, '/'-separated.</summary>
-    public static string Relative(string root, string file) => System.IO.Path.GetRelativePath(root, file).Replace('\\', '/');
-}
-
-/// <summary>
 /// Reads the one-folder-per-class layout. DATA is either a folder of class folders, or a folder holding
 /// <c>train/</c> plus <c>val/</c> (or <c>validation/</c>, <c>valid/</c>) and/or <c>test/</c>. Without a
 /// validation folder a seeded, stratified split holds out a fraction of every class.
@@ -89,18 +78,11 @@ internal static class ImageFolder
     /// reported number). Validation is a val/ folder or a seeded, stratified split of the training images;
     /// test is a test/ folder or, with <paramref name="testSplit"/>, a seeded split held out first.
     /// </summary>
-    /// <param name="earlier">Growing a model: its classes first and its test images kept (<see cref="EarlierRoles"/>); a test split
-    /// then holds out a share of the new classes' images only, so no image the model trained on becomes a test image.</param>
-    public static ImageDataset OpenForTraining(string root, double validationSplit = 0.2, int seed = 42, double testSplit = 0, EarlierRoles? earlier = null)
+    public static ImageDataset OpenForTraining(string root, double validationSplit = 0.2, int seed = 42, double testSplit = 0)
     {
-        var dataset = Open(root, validationSplit, seed, testSplit, earlier);
+        var dataset = Open(root, validationSplit, seed, testSplit);
         var notes = dataset.Notes.ToList();
-        var listed = dataset.All.Select(i => i.Label).ToHashSet();
-        var absent = Enumerable.Range(0, dataset.Classes.Count).Where(c => !listed.Contains(c)).ToHashSet();
-        if (absent.Count > 0)
-            notes.Add($"{root} has no images of the model's class(es) {string.Join(", ", absent.Select(c => dataset.Classes[c]))}: kept in the model, " +
-                "though training without their photos may make it predict them less. Keep their photos in the data to keep them measured.");
-        NoteSmallClasses(dataset.Classes, dataset.Train, dataset.Validation, notes, absent);
+        NoteSmallClasses(dataset.Classes, dataset.Train, dataset.Validation, notes);
         return dataset with { Notes = notes };
     }
 
@@ -108,9 +90,9 @@ internal static class ImageFolder
     /// Every image of DATA's training folder under its class, for looking at (<c>graft augment</c>): no roles held out,
     /// and none of the notes that only matter to training.
     /// </summary>
-    public static ImageDataset OpenForViewing(string root) => Open(root, validationSplit: 0, seed: 0, testSplit: 0, earlier: null);
+    public static ImageDataset OpenForViewing(string root) => Open(root, validationSplit: 0, seed: 0, testSplit: 0);
 
-    static ImageDataset Open(string root, double validationSplit, int seed, double testSplit, EarlierRoles? earlier)
+    static ImageDataset Open(string root, double validationSplit, int seed, double testSplit)
     {
         if (validationSplit is < 0 or >= 1)
             throw new GraftException($"--val-split {validationSplit} is out of range.", "Use a fraction from 0 (no validation) to below 1, e.g. 0.2.");
@@ -121,8 +103,7 @@ internal static class ImageFolder
         var trainDir = folders.Train;
         var notes = new List<string>();
         var unconverted = new List<string>();
-        var found = ClassFolders(trainDir, earlier is null ? 2 : 1, notes, unconverted);
-        var classes = earlier is null ? found : [.. earlier.Classes, .. found.Except(earlier.Classes)];
+        var classes = ClassFolders(trainDir, 2, notes, unconverted);
         List<LabeledImage> pool = ListImages(trainDir, classes), test = [];
         var layout = new List<string>();
         if (folders.Test is { } testDir)
@@ -132,11 +113,8 @@ internal static class ImageFolder
                     "Leave out --test-split: the test folder is the test set.");
             test = HeldOutFolder(testDir, trainDir, classes, notes, unconverted);
         }
-        else if (testSplit > 0 && earlier?.TestFiles is null)
+        else if (testSplit > 0)
             (pool, test) = StratifiedSplit(pool, testSplit, seed);
-        string? kept = null;
-        if (earlier?.TestFiles is { } testFiles)
-            (pool, test, kept) = KeepTestImages(root, pool, test, testFiles, earlier.Classes.Count, folders.Test is null ? testSplit : 0, seed, notes);
 
         List<LabeledImage> train, validation;
         if (folders.Validation is { } valDir)
@@ -153,29 +131,9 @@ internal static class ImageFolder
                 (validationSplit > 0 ? $", seeded split: {validationSplit:0.##} held out for validation (seed {seed})" : ", no validation"));
         }
         if (folders.Test is { } t) layout.Add($"{System.IO.Path.GetFileName(t)}/ for testing");
-        else if (testSplit > 0 && kept is null) layout.Add($"{testSplit:0.##} held out for testing");
-        if (kept is not null) layout.Add(kept);
+        else if (testSplit > 0) layout.Add($"{testSplit:0.##} held out for testing");
         return new ImageDataset(root, classes, train, validation, string.Join(" + ", layout))
             { Test = test, ClassRoot = trainDir, Notes = notes, Unconverted = unconverted, ClassFolderNames = FolderNames(trainDir, classes) };
-    }
-
-    /// <summary>
-    /// The earlier model's test images found among the training folder's images move to the test images; of the classes it did
-    /// not know, a seeded share <paramref name="testSplit"/> is held out too. Its test images that are gone are noted.
-    /// </summary>
-    static (List<LabeledImage> Pool, List<LabeledImage> Test, string Layout) KeepTestImages(string root, List<LabeledImage> pool, List<LabeledImage> test,
-        IReadOnlyList<string> testFiles, int earlierClasses, double testSplit, int seed, List<string> notes)
-    {
-        var wanted = testFiles.ToHashSet(StringComparer.Ordinal);
-        var kept = pool.Where(i => wanted.Contains(EarlierRoles.Relative(root, i.Path))).ToList();
-        var present = test.Concat(pool).Select(i => EarlierRoles.Relative(root, i.Path)).ToHashSet(StringComparer.Ordinal);
-        var gone = testFiles.Where(f => !present.Contains(f)).ToList();
-        if (gone.Count > 0)
-            notes.Add($"{Plural.Of(gone.Count, "test image")} of the earlier model {(gone.Count == 1 ? "is" : "are")} gone from {root}: {string.Join(", ", gone.Take(5))}{(gone.Count > 5 ? ", ..." : "")}.");
-        var rest = pool.Except(kept).ToList();
-        var added = testSplit > 0 ? StratifiedSplit(rest.Where(i => i.Label >= earlierClasses).ToList(), testSplit, seed).Validation : [];
-        var layout = $"the earlier model's {Plural.Of(kept.Count, "test image")} kept for testing" + (added.Count > 0 ? $", {testSplit:0.##} of the new classes held out for testing" : "");
-        return (rest.Except(added).ToList(), [.. test.Concat(kept).Concat(added).DistinctBy(i => i.Path).OrderBy(i => i.Path, StringComparer.Ordinal)], layout);
     }
 
     /// <summary>A validation or test folder: the training folder's classes (unknown ones refused, absent ones noted).</summary>
@@ -193,10 +151,9 @@ internal static class ImageFolder
     }
 
     /// <summary>Classes too small to learn or to measure are named: training goes on, but the user should know.</summary>
-    static void NoteSmallClasses(IReadOnlyList<string> classes, IReadOnlyList<LabeledImage> train, IReadOnlyList<LabeledImage> validation, List<string> notes,
-        IReadOnlySet<int> absent)
+    static void NoteSmallClasses(IReadOnlyList<string> classes, IReadOnlyList<LabeledImage> train, IReadOnlyList<LabeledImage> validation, List<string> notes)
     {
-        var tiny = Enumerable.Range(0, classes.Count).Where(c => !absent.Contains(c) && train.Count(i => i.Label == c) < 2).Select(c => classes[c]).ToList();
+        var tiny = Enumerable.Range(0, classes.Count).Where(c => train.Count(i => i.Label == c) < 2).Select(c => classes[c]).ToList();
         if (tiny.Count > 0)
             notes.Add($"the class(es) {string.Join(", ", tiny)} have fewer than 2 training images: the model can hardly learn them, and accuracy says little. Add photos (20 or more per class).");
         if (validation.Count == 0)
@@ -213,12 +170,11 @@ internal static class ImageFolder
     {
         var split = FindSplitFolders(root);
         bool sameData = trainedOn is not null && System.IO.Path.GetFullPath(root) == trainedOn.Root;
-        bool testFiles = trainedOn?.TestFiles is { Count: > 0 };
-        if (sameData && split.Test is null && (trainedOn!.TestSplit > 0 || testFiles || split.Validation is null && trainedOn.ValidationSplit > 0))
+        // The test images it recorded are the ones held out (a seeded split drawn again would move images when photos were added).
+        if (sameData && split.Test is null && EarlierRoles.HeldOut(root, modelClasses, trainedOn!) is { } recorded) return recorded;
+        if (sameData && split.Test is null && (trainedOn!.TestSplit > 0 || split.Validation is null && trainedOn.ValidationSplit > 0))
         {
-            // The test images it recorded are the ones held out (a seeded split drawn again would move images when photos were added).
-            var heldOut = OpenForTraining(root, trainedOn.ValidationSplit, trainedOn.Seed, trainedOn.TestSplit,
-                testFiles ? new EarlierRoles(modelClasses, trainedOn.TestFiles) : null);
+            var heldOut = OpenForTraining(root, trainedOn.ValidationSplit, trainedOn.Seed, trainedOn.TestSplit);
             if (heldOut.Classes.SequenceEqual(modelClasses.Select(c => c.Normalize(System.Text.NormalizationForm.FormC))))
             {
                 bool test = heldOut.Test.Count > 0;
@@ -226,8 +182,7 @@ internal static class ImageFolder
                 {
                     Train = [], Validation = test ? heldOut.Test : heldOut.Validation, Test = [], Notes = test ? heldOut.Notes : [.. heldOut.Notes, SelectionNote],
                     Part = test ? "test" : "validation", Whole = heldOut,
-                    Layout = test && testFiles ? $"the {Plural.Of(heldOut.Test.Count, "test image")} held out in training"
-                        : test ? $"the {trainedOn.TestSplit:0.##} test split held out in training (seed {trainedOn.Seed})"
+                    Layout = test ? $"the {trainedOn.TestSplit:0.##} test split held out in training (seed {trainedOn.Seed})"
                         : $"the {trainedOn.ValidationSplit:0.##} validation split of training (seed {trainedOn.Seed})",
                 };
             }
