@@ -120,6 +120,44 @@ public class GrowthTests
     }
 
     [Fact]
+    public async Task A_fine_tuned_model_grows_from_its_fine_tuned_trunk()
+    {
+        using var dir = new TempDir();
+        var data = dir["data"];
+        TinyImages.WriteClassFolders(data, perClass: 6, classes: 2, size: 40);
+        var options = new TrainOptions
+        {
+            Strategy = Strategy.FineTune, InputSize = 96, ValidationSplit = 0, TestSplit = 0.34, CacheRoot = dir["cache"],
+            Fit = new FitOptions(Epochs: 2, BatchSize: 4),
+            FineTune = new FitOptions(Epochs: 1, BatchSize: 4, LearningRate: 1e-3, Optimizer: OptimizerKind.Sgd),
+            Unfreeze = new UnfreezeSpec(TopBlocks: 1),
+        };
+        var first = await Learner.TrainAsync(data, options, Assets.Resolver);
+        first.Model.Save(dir["ft.graft"]);
+        TinyImages.WriteClassFolders(dir["more"], perClass: 6, classes: 3, size: 40, seed: 5);
+        Directory.Move(dir["more/blue"], Path.Combine(data, "blue"));
+
+        // A trained trunk does not become a frozen one.
+        var refused = await Assert.ThrowsAsync<GraftException>(() => Learner.TrainAsync(data,
+            new TrainOptions { From = dir["ft.graft"], Strategy = Strategy.FeatureExtraction, CacheRoot = dir["cache"] }, Assets.Resolver));
+        Assert.Contains("its trunk was trained", refused.Problem);
+
+        var grown = await Learner.TrainAsync(data, options with { From = dir["ft.graft"], Strategy = Strategy.Auto, InputSize = null, TestSplit = 0 }, Assets.Resolver);
+        Assert.Equal(Strategy.FineTune.Name(), grown.Model.Config.Strategy);
+        Assert.Equal(["green", "red", "blue"], grown.Model.Classes);
+        // The head trained on the fine-tuned trunk's features, not on the pretrained trunk's that the cache holds under the same key.
+        Assert.Equal((18, 0), (grown.Features.Computed, grown.Features.CacheHits));
+        using var earlier = TrainableClassifier.Load(dir["ft.graft"]);
+        for (int c = 0; c < 2; c++)
+        {
+            var files = grown.Dataset.Test.Where(i => i.Label == c).Select(i => i.Path).ToList();
+            var predictions = await earlier.PredictAsync(files, 1, [], acceptAll: true);
+            Assert.Equal(predictions.Count(p => p.Label == earlier.Classes[c]) / (double)files.Count, grown.Growth!.PerClass[c].Before!.Value, 9);
+        }
+        Assert.Subset(grown.Dataset.Test.Select(i => i.Path).ToHashSet(), first.Dataset.Test.Select(i => i.Path).ToHashSet());
+    }
+
+    [Fact]
     public void The_command_line_refuses_a_missing_model_and_a_conflicting_backbone_in_one_line()
     {
         using var dir = new TempDir();
