@@ -158,7 +158,7 @@ public class GrowthTests
     }
 
     [Fact]
-    public void The_command_line_refuses_a_missing_model_and_a_conflicting_backbone_in_one_line()
+    public void The_command_line_grows_a_model_and_refuses_a_missing_one_or_a_conflicting_backbone_in_one_line()
     {
         using var dir = new TempDir();
         TinyImages.WriteClassFolders(dir["data"], perClass: 3, classes: 2, size: 40);
@@ -180,5 +180,19 @@ public class GrowthTests
             Assert.Contains(message, line);
             Assert.False(File.Exists(dir["out.graft"]));
         }
+
+        // The same model grows: a network trained from scratch keeps training from its weights, a third class added.
+        TinyImages.WriteClassFolders(dir["more"], perClass: 3, classes: 3, size: 40, seed: 5);
+        Directory.Move(dir["more/blue"], dir["data/blue"]);
+        var grown = GraftCli.Run(new Dictionary<string, string> { ["GRAFT_CACHE"] = dir["cache"] },
+            "train", dir["data"], "--from", dir["m.graft"], "--epochs", "1", "--batch-size", "2", "--out", dir["out.graft"], "--json");
+        Assert.True(grown.ExitCode == 0, grown.Stderr);
+        var json = JsonDocument.Parse(grown.LastLine).RootElement;
+        Assert.Equal("scratch", json.GetProperty("strategy").GetString());
+        Assert.Equal(["green", "red", "blue"], json.GetProperty("classes").EnumerateArray().Select(c => c.GetString()));
+        var growth = json.GetProperty("growth");
+        Assert.Equal(["blue"], growth.GetProperty("classes_added").EnumerateArray().Select(c => c.GetString()));
+        Assert.Equal(["green", "red", "blue"], growth.GetProperty("per_class").EnumerateArray().Select(c => c.GetProperty("class").GetString()));
+        Assert.Contains("before", grown.Stderr); // the table, on standard error beside --json
     }
 }
