@@ -1,3 +1,4 @@
+using Graft.Evaluation;
 using Graft.Inference;
 using Spectre.Console;
 using Graft.Reports;
@@ -29,16 +30,55 @@ public static class TrainView
             Cli.Out.MarkupLine("[yellow]note:[/] this is a validation accuracy: the same images picked the best epoch, so it is optimistic. " +
                 (result.Dataset.LabelsFile is null ? "A test/ folder" : "Rows with split test in the label file") + ", or --test-split 0.2, measures the model on images it never saw.");
         }
+        if (result.Growth is { } growth) ShowGrowth(growth);
         Cli.Out.MarkupLine($"saved [green]{Cli.Escape(Path.GetFullPath(modelPath))}[/]");
         if (reportFolder is not null)
         {
             if (result.Headline is not { } measured)
                 throw new GraftException("--report needs a validation or test set, and this run had none (--val-split 0).", "Use --val-split above 0 or a validation folder.");
-            var index = await ModelReport.WriteAsync(result.Model, modelPath, measured, null, result.Dataset, result.Skipped, reportFolder, Cli.Assets, cancel: cancel);
+            var index = await ModelReport.WriteAsync(result.Model, modelPath, measured, null, result.Dataset, result.Skipped, reportFolder, Cli.Assets, growth: result.Growth, cancel: cancel);
             Cli.Out.MarkupLine($"report [green]{Cli.Escape(Path.GetFullPath(index))}[/]");
         }
         if (json) Cli.WriteJson(Json(result, modelPath));
     }
+
+    /// <summary>Growing a model: the earlier and the grown model on the same images, per class.</summary>
+    static void ShowGrowth(GrowthResult growth)
+    {
+        static string Share(double? x) => x is { } v ? $"{v:0.000}" : "—";
+        static string Change(double? x) => x switch { null => "—", > 0 => $"[green]+{x:0.000}[/]", < 0 => $"[red]{x:0.000}[/]", _ => "0.000" };
+        Cli.Out.MarkupLine($"grown from {Cli.Escape(growth.From)}: " + (growth.ClassesAdded.Count > 0
+            ? $"{Plural.Of(growth.ClassesAdded.Count, "class", "classes")} added ({Cli.Escape(string.Join(", ", growth.ClassesAdded))})" : "no class added"));
+        var table = new Table().Border(TableBorder.Rounded).AddColumns("class", "images", "before", "after", "change")
+            .Caption($"[grey]accuracy on the same {growth.MeasuredOn} images: the earlier model (its own classes) and the grown one[/]");
+        foreach (var c in growth.PerClass)
+            table.AddRow(Cli.Escape(c.Class) + (c.Added ? " [grey](new)[/]" : ""), c.Images.ToString(), Share(c.Before), Share(c.After), Change(c.Change));
+        table.AddRow("[bold]earlier classes[/]", growth.EarlierImages.ToString(), Share(growth.Before),
+            Share(growth.AfterOnEarlierClasses), Change(growth.Change));
+        table.AddRow("[bold]all[/]", growth.PerClass.Sum(c => c.Images).ToString(), "—", Share(growth.After), "—");
+        Cli.Out.Write(table);
+        if (growth.ClassesWithoutImages.Count > 0)
+            Cli.Out.MarkupLine($"[yellow]note:[/] no images of {Cli.Escape(string.Join(", ", growth.ClassesWithoutImages))} in the data: kept in the model, not measured.");
+    }
+
+    /// <summary>train's --json "growth" object (null when the run did not grow a model).</summary>
+    static Dictionary<string, object?>? GrowthJson(GrowthResult? growth) => growth is null ? null : new()
+    {
+        ["from"] = growth.From,
+        ["classes_added"] = growth.ClassesAdded,
+        ["classes_without_images"] = growth.ClassesWithoutImages,
+        ["measured_on"] = growth.MeasuredOn,
+        ["change_earlier_classes"] = growth.Change,
+        ["before"] = new Dictionary<string, object?> { ["accuracy"] = growth.Before, ["images"] = growth.EarlierImages },
+        ["after"] = new Dictionary<string, object?>
+        {
+            ["accuracy"] = growth.After, ["accuracy_earlier_classes"] = growth.AfterOnEarlierClasses, ["images"] = growth.PerClass.Sum(c => c.Images),
+        },
+        ["per_class"] = growth.PerClass.Select(c => new Dictionary<string, object?>
+        {
+            ["class"] = c.Class, ["added"] = c.Added, ["images"] = c.Images, ["before"] = c.Before, ["after"] = c.After, ["change"] = c.Change,
+        }).ToList(),
+    };
 
     /// <summary>train's --json object.</summary>
     static Dictionary<string, object?> Json(TrainingResult result, string modelPath)
@@ -67,6 +107,7 @@ public static class TrainView
         payload["learning_rate_search"] = result.LearningRateSearch is { } search ? new { phase = search.Phase, suggested = search.Suggested } : null;
         payload["skipped"] = result.Skipped;
         payload["audit"] = result.AuditSummary;
+        payload["growth"] = GrowthJson(result.Growth);
         payload["peak_rss_mb"] = Graft.Engine.ProcessStats.PeakRssMb();
         return payload;
     }

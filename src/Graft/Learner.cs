@@ -34,6 +34,9 @@ public sealed record TrainingResult(TrainableClassifier Model, ImageDataset Data
     /// </summary>
     public bool? FineTuningKept { get; init; }
 
+    /// <summary>Growing a model (<see cref="TrainOptions.From"/>): the earlier and the grown model on the same images, per class; null otherwise.</summary>
+    public GrowthResult? Growth { get; init; }
+
     /// <summary>The number to report: the test accuracy when there is a test set, otherwise the validation one.</summary>
     public EvaluationResult? Headline => Test ?? Validation;
 }
@@ -56,8 +59,8 @@ public static class Learner
         Callbacks? callbacks = null, CancellationToken cancel = default)
     {
         var started = DateTime.UtcNow;
-        var (dataset, chosen) = await OpenAsync(data, options, resolver, callbacks, cancel);
-        return await RunAsync(dataset, chosen, resolver ?? AssetResolver.Default, callbacks ?? Callbacks.None, searchOnly: false, cancel, started);
+        var (dataset, chosen, start) = await OpenAsync(data, options, resolver, callbacks, cancel);
+        return await RunAsync(dataset, chosen, start, resolver ?? AssetResolver.Default, callbacks ?? Callbacks.None, searchOnly: false, cancel, started);
     }
 
     /// <summary>
@@ -68,15 +71,18 @@ public static class Learner
     public static async Task<LearningRateSearch> FindLearningRateAsync(string data, TrainOptions options, AssetResolver? resolver = null,
         Callbacks? callbacks = null, CancellationToken cancel = default)
     {
-        var (dataset, chosen) = await OpenAsync(data, options, resolver, callbacks, cancel);
-        var run = await RunAsync(dataset, chosen with { AutoLearningRate = true, CheckpointPath = null }, resolver ?? AssetResolver.Default,
+        var (dataset, chosen, start) = await OpenAsync(data, options, resolver, callbacks, cancel);
+        var run = await RunAsync(dataset, chosen with { AutoLearningRate = true, CheckpointPath = null }, start, resolver ?? AssetResolver.Default,
             callbacks ?? Callbacks.None, searchOnly: true, cancel, DateTime.UtcNow);
         run.Model.Dispose();
         return run.LearningRateSearch!;
     }
 
-    /// <summary>DATA opened as `graft train` opens it, with auto's advice taken and the audit's exclusions applied.</summary>
-    static async Task<(ImageDataset Dataset, TrainOptions Options)> OpenAsync(string data, TrainOptions options, AssetResolver? resolver,
+    /// <summary>
+    /// DATA opened as `graft train` opens it, with auto's advice taken and the audit's exclusions applied; when growing a model,
+    /// the model (its options taken, its classes first and its test images kept).
+    /// </summary>
+    static async Task<(ImageDataset Dataset, TrainOptions Options, TrainableClassifier? Start)> OpenAsync(string data, TrainOptions options, AssetResolver? resolver,
         Callbacks? callbacks, CancellationToken cancel)
     {
         TorchDevices.Resolve(options.Device); // before anything touches TorchSharp's static state, and before anything runs
@@ -85,42 +91,110 @@ public static class Learner
         if (!Enum.IsDefined(options.Strategy))
             throw new GraftException($"Unknown strategy '{options.Strategy.Name()}'.", $"Use one of: {string.Join(", ", StrategyNames.All)}.");
         CheckOnnx(options);
-        var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Fit.Seed, options.TestSplit, options.LabelsFile, options.MultiLabel);
-        if (options.Strategy == Strategy.Auto) options = await TakeAdviceAsync(dataset, options, resolver, callbacks, cancel);
-        if (options.Exclude is { } csv) dataset = Audit.AuditActions.Apply(dataset, Audit.AuditActions.Read(csv), csv);
-        return (dataset, options);
+        var (start, chosen) = Start(options);
+        try
+        {
+            var dataset = start is null ? ImageFolder.OpenForTraining(data, chosen.ValidationSplit, chosen.Fit.Seed, chosen.TestSplit, chosen.LabelsFile, chosen.MultiLabel)
+                : Growing.Roles(start).Open(data, chosen.ValidationSplit, chosen.Fit.Seed, chosen.TestSplit);
+            if (chosen.Strategy == Strategy.Auto) chosen = await TakeAdviceAsync(dataset, chosen, resolver, callbacks, cancel);
+            if (chosen.Exclude is { } csv) dataset = Audit.AuditActions.Apply(dataset, Audit.AuditActions.Read(csv), csv);
+            return (dataset, chosen, start);
+        }
+        catch
+        {
+            start?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The model to grow (<see cref="TrainOptions.From"/>) and the options it leaves; none, and the options as they are, otherwise.</summary>
+    static (TrainableClassifier? Start, TrainOptions Options) Start(TrainOptions options)
+    {
+        if (options.From is not { } from) return (null, options);
+        var start = Growing.Load(from, options);
+        try { return (start, Growing.Options(start, options, from)); }
+        catch
+        {
+            start.Dispose();
+            throw;
+        }
     }
 
     /// <summary>
     /// Trains on images already split into roles (a subset, or a split of one's own); <see cref="TrainOptions.ValidationSplit"/>
     /// and <see cref="TrainOptions.TestSplit"/> are recorded only, and the strategy must be a concrete one (not auto).
     /// </summary>
+    /// <remarks>
+    /// Growing a model (<see cref="TrainOptions.From"/>): the dataset's classes must begin with the model's, in its order; its
+    /// test images are the ones the dataset holds (<see cref="EarlierRoles.Open"/> keeps them).
+    /// </remarks>
     public static Task<TrainingResult> TrainAsync(ImageDataset dataset, TrainOptions options, AssetResolver? resolver = null,
-        Callbacks? callbacks = null, CancellationToken cancel = default) =>
-        RunAsync(dataset, options, resolver ?? AssetResolver.Default, callbacks ?? Callbacks.None, searchOnly: false, cancel, DateTime.UtcNow);
+        Callbacks? callbacks = null, CancellationToken cancel = default)
+    {
+        var (start, chosen) = Start(options);
+        return RunAsync(dataset, chosen, start, resolver ?? AssetResolver.Default, callbacks ?? Callbacks.None, searchOnly: false, cancel, DateTime.UtcNow);
+    }
 
     /// <summary>
-    /// The recipe: a model, the head on cached features, the live phase, the file's record; or, <paramref name="searchOnly"/>,
-    /// up to the learning-rate range test. <paramref name="started"/>: when the run began, for its time budget.
+    /// The recipe: a model (new, or <paramref name="start"/> grown to the dataset's classes), the head on cached features, the
+    /// live phase, the file's record; or, <paramref name="searchOnly"/>, up to the learning-rate range test.
+    /// <paramref name="started"/>: when the run began, for its time budget.
     /// </summary>
-    static async Task<TrainingResult> RunAsync(ImageDataset dataset, TrainOptions options, AssetResolver resolver, Callbacks callbacks, bool searchOnly,
-        CancellationToken cancel, DateTime started)
+    static async Task<TrainingResult> RunAsync(ImageDataset dataset, TrainOptions options, TrainableClassifier? start, AssetResolver resolver,
+        Callbacks callbacks, bool searchOnly, CancellationToken cancel, DateTime started)
     {
-        var device = TorchDevices.Resolve(options.Device);
-        Check(options);
         var clock = Stopwatch.StartNew();
-        callbacks.Log?.Invoke($"{dataset.Root}: {dataset.Classes.Count} classes ({string.Join(", ", dataset.Classes)}), " +
-            $"{dataset.Train.Count} training, {dataset.Validation.Count} validation and {dataset.Test.Count} test images ({dataset.Layout})");
-        var model = await NewModelAsync(dataset, options, device, resolver, callbacks, cancel);
+        TrainableClassifier model;
+        EvaluationResult? before = null;
+        try
+        {
+            var device = TorchDevices.Resolve(options.Device);
+            Check(options);
+            if (start is not null) Growing.CheckData(start, dataset, options.From!);
+            callbacks.Log?.Invoke($"{dataset.Root}: {dataset.Classes.Count} classes ({string.Join(", ", dataset.Classes)}), " +
+                $"{dataset.Train.Count} training, {dataset.Validation.Count} validation and {dataset.Test.Count} test images ({dataset.Layout})");
+            if (start is not null)
+            {
+                before = searchOnly ? null : await BeforeAsync(start, dataset, options, callbacks, cancel);
+                model = HeadGrowth.Grow(start, Growing.Config(start, dataset, options), options.Fit.Seed);
+                callbacks.Log?.Invoke($"growing {options.From}: {Plural.Of(start.Classes.Count, "class", "classes")} kept, " +
+                    $"{Plural.Of(dataset.Classes.Count - start.Classes.Count, "class", "classes")} added");
+                start.Head.Dispose(); // its backbone is the grown model's now
+                start.Detector?.Dispose();
+            }
+            else model = await NewModelAsync(dataset, options, device, resolver, callbacks, cancel);
+        }
+        catch
+        {
+            start?.Dispose();
+            throw;
+        }
         float[]? classWeights = options.BalancedClassWeights ? BalancedWeights(dataset) : null;
+        bool cached = options.UseCache && (start is null || Growing.PretrainedTrunk(start));
         var run = options.Strategy == Strategy.Scratch ? EmptyRun(model, dataset)
-            : await TrainHeadAsync(model, dataset, options, classWeights, callbacks, searchOnly, cancel);
+            : await TrainHeadAsync(model, dataset, options, cached, classWeights, callbacks, searchOnly, cancel);
         if (searchOnly && run.LearningRateSearch is not null) return run;
         if (options.Strategy != Strategy.FeatureExtraction)
             run = await TrainLiveAsync(run, options, classWeights, callbacks, searchOnly, started + options.TimeBudget, cancel);
         if (searchOnly) return run;
         run = await FitTrustAsync(run, options, callbacks, cancel);
-        return Finish(run, options, clock);
+        run = Finish(run, options, clock);
+        if (start is null) return run;
+        var part = Growing.Measured(dataset).Part;
+        return run with { Growth = Growing.Compare(options.From!, start.Classes, dataset, part, before, part == "test" ? run.Test : run.Validation) };
+    }
+
+    /// <summary>The model to grow, before it grows: measured on the run's measured images (<see cref="Growing.Measured"/>) of the classes it knows.</summary>
+    static async Task<EvaluationResult?> BeforeAsync(TrainableClassifier start, ImageDataset dataset, TrainOptions options, Callbacks callbacks,
+        CancellationToken cancel)
+    {
+        var known = Growing.Measured(dataset).Images.Where(i => i.Label < start.Classes.Count).ToList();
+        if (known.Count == 0) return null;
+        var features = await FeaturesAsync(start, known, options.UseCache && Growing.PretrainedTrunk(start), options.CacheRoot, mirror: false, callbacks, cancel);
+        var rows = features.ReadRows(0, known.Count);
+        if (rows.Length == 0) return null;
+        using var x = features.Stack(rows, start.Device);
+        return Evaluate(start, known, rows, Probabilities(start, x));
     }
 
     /// <summary>A run that has trained nothing yet.</summary>
@@ -235,11 +309,12 @@ public static class Learner
     /// Feature extraction, and fine-tuning's phase 1: the frozen trunk runs once per image (bottleneck cache), the head
     /// trains on the features, and the validation and test images are scored on theirs.
     /// </summary>
-    static async Task<TrainingResult> TrainHeadAsync(TrainableClassifier model, ImageDataset dataset, TrainOptions options,
+    /// <param name="cached">Whether the bottleneck cache holds this trunk's features: the pretrained trunk's (not a grown model's trained one).</param>
+    static async Task<TrainingResult> TrainHeadAsync(TrainableClassifier model, ImageDataset dataset, TrainOptions options, bool cached,
         float[]? classWeights, Callbacks callbacks, bool searchOnly, CancellationToken cancel)
     {
         var all = dataset.All.ToList();
-        var features = await FeaturesAsync(model, all, options.UseCache, options.CacheRoot, mirror: false, callbacks, cancel);
+        var features = await FeaturesAsync(model, all, cached, options.CacheRoot, mirror: false, callbacks, cancel);
         callbacks.Log?.Invoke(features.Stats.Computed == 0
             ? $"bottleneck cache: all {features.Stats.CacheHits} images cached, trunk skipped"
             : $"bottleneck features: {features.Stats.Computed} computed at {features.Stats.ImagesPerSecond:0} images/s, {features.Stats.CacheHits} from cache");
@@ -290,7 +365,9 @@ public static class Learner
     {
         if (readable.Count == 0)
             throw new GraftException($"No training image in {dataset.Root} could be read{FirstReason(skipped, _ => true)}.", "Replace the damaged images, or check the folder's permissions.");
-        if (Enumerable.Range(0, dataset.Classes.Count).FirstOrDefault(c => !readable.Contains(c), -1) is not (var missing and >= 0)) return;
+        // A class without training images at all is a grown model's earlier class the data lacks (noted when the data was opened).
+        var listed = dataset.Train.Select(i => i.Label).ToHashSet();
+        if (Enumerable.Range(0, dataset.Classes.Count).FirstOrDefault(c => listed.Contains(c) && !readable.Contains(c), -1) is not (var missing and >= 0)) return;
         var ofClass = dataset.Train.Where(i => i.Label == missing).Select(i => i.Path).ToHashSet();
         throw new GraftException($"None of the training images of {dataset.ClassFolder(missing)} could be read{FirstReason(skipped, s => ofClass.Contains(s.Path))}; a class needs at least one readable image.",
             "Replace the damaged images, or remove the class folder.");
@@ -404,6 +481,7 @@ public static class Learner
         {
             TestImages = run.Test?.Images ?? 0, ValidationSplit = options.ValidationSplit, TestSplit = options.TestSplit, Seed = options.Fit.Seed,
             LabelsFile = dataset.LabelsFile is { } labels ? LabelFile.Relative(dataset.Root, labels) : null,
+            TestFiles = dataset.Test.Select(i => EarlierRoles.Relative(dataset.Root, i.Path)).ToList(), GrewFrom = options.From,
         };
         var trained = new TrainableClassifier(model.Config with { Dataset = info, LearningRateSearch = run.LearningRateSearch }, model.Backbone, model.Head, run.Fit.History, model.Detector);
         return run with { Model = trained, Seconds = clock.Elapsed.TotalSeconds };

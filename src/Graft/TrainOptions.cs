@@ -27,6 +27,16 @@ public sealed record TrainOptions
     /// <summary>The pretrained network (a registry name, see <c>graft models</c>, or an ONNX image model's .onnx file); null: the default (or the scratch CNN).</summary>
     [Description("The pretrained network, by registry name; or an ONNX image model (a .onnx file) as a frozen trunk.")]
     public string? Backbone { get; init; }
+    /// <summary>
+    /// A model file to grow instead of starting from the backbone: its backbone, input, head and preprocessing (options that
+    /// differ are refused), its classes first in its order (classes the data adds are appended: the head grows, the earlier
+    /// classes keep their weights), its test images kept as test images (with no test share of its own, the run holds out the
+    /// model's share of the new classes' images), and both models measured on the same test images (<see cref="TrainingResult.Growth"/>).
+    /// With <see cref="Strategy.Auto"/> the run takes the model's strategy.
+    /// </summary>
+    [Description("Grow this model file instead of starting from the backbone: keep its classes, weights and test images, add the classes the "
+        + "data has new, and measure both models on the same test images.")]
+    public string? From { get; init; }
     /// <summary>An ONNX backbone (<see cref="Backbone"/> an .onnx file): what its file does not say.</summary>
     public OnnxBackboneOptions Onnx { get; init; } = new();
     /// <summary>The network's input size (Keras's input_shape); null: the backbone's default.</summary>

@@ -30,7 +30,7 @@ public static class TrainCommand
             using (var progress = new ProgressLine(parse.GetValue(flags.Verbose)))
                 result = await Learner.TrainAsync(path, options, Cli.Assets, progress.Callbacks, cancel);
             result.Model.Save(outPath);
-            await TrainView.ShowAsync(result, data, options.Strategy, outPath, report, parse.GetValue(flags.Json), cancel);
+            await TrainView.ShowAsync(result, data, StrategyNames.Parse(result.Model.Config.Strategy), outPath, report, parse.GetValue(flags.Json), cancel);
         });
         return command;
     }
@@ -70,6 +70,7 @@ sealed class TrainFlags
     readonly Option<ComputeDevice> _device = Cli.DeviceOption();
 
     readonly Option<Strategy> _strategy = Train.Option("--strategy", o => o.Strategy);
+    readonly Option<string?> _from = Train.Option("--from", o => o.From);
     readonly Option<string?> _backbone = Train.Option("--backbone", o => o.Backbone).ShowDefault(ByStrategy(o => o.BackboneOrDefault));
     public readonly BackboneOptions Weights = new();
     readonly Option<string?> _featuresFrom = Train.Option("--features-from", o => o.FeatureBlock);
@@ -140,6 +141,7 @@ sealed class TrainFlags
             result.AddError($"--micro-batch {text} is not a whole number from 1.");
             return null;
         };
+        _from.HelpName = "MODEL.graft";
         (_exclude.HelpName, _backbone.HelpName, _featuresFrom.HelpName, _unfreezeFrom.HelpName) = ("CSV", "NAME|FILE.onnx", "BLOCK", "LAYER");
     }
 
@@ -148,7 +150,7 @@ sealed class TrainFlags
     {
         command.Add(Data);
         command.Group("Data", Labels, _multiLabel, _valSplit, _testSplit, _exclude, _resize, Weights.InputSize, _seed, _noCache);
-        command.Group("Strategy", _strategy, _device, _backbone, Weights.Weights, _featuresFrom, _precision, _epochs, _batchSize, _lr, _optimizer, _patience, _classWeight, _timeBudget);
+        command.Group("Strategy", _strategy, _device, _from, _backbone, Weights.Weights, _featuresFrom, _precision, _epochs, _batchSize, _lr, _optimizer, _patience, _classWeight, _timeBudget);
         command.Group("ONNX backbone (--backbone FILE.onnx; what its file does not say)", Weights.Onnx);
         command.Group("Head", _hidden, _dropout, _head, _batchNorm, _se, _binary);
         command.Group("Fine-tuning (phase 2: a recipe, then its settings one by one)",
@@ -203,7 +205,9 @@ sealed class TrainFlags
             Backbone = parse.GetValue(_backbone),
             WeightsFile = Weights.WeightsFile(parse),
             InputSize = parse.GetValue(Weights.InputSize),
-            Strategy = strategy,
+            // Growing a model continues its strategy unless one is asked for (auto, with a model to grow, is the model's).
+            Strategy = parse.GetValue(_from) is not null && !Given(_strategy) ? Strategy.Auto : strategy,
+            From = parse.GetValue(_from),
             Hidden = parse.GetValue(_hidden),
             Dropout = parse.GetValue(_dropout),
             Pooling = parse.GetValue(_head),

@@ -215,6 +215,8 @@ internal static class ImageFolder
         if (labelsFile is not null) return LabelFile.OpenForEvaluation(root, labelsFile, modelClasses, trainedOn, multiLabel);
         var split = FindSplitFolders(root);
         bool sameData = trainedOn is not null && System.IO.Path.GetFullPath(root) == trainedOn.Root;
+        // The test images it recorded are the ones held out (a seeded split drawn again would move images when photos were added).
+        if (sameData && split.Test is null && EarlierRoles.HeldOut(root, modelClasses, trainedOn!) is { } recorded) return recorded;
         if (sameData && split.Test is null && (trainedOn!.TestSplit > 0 || split.Validation is null && trainedOn.ValidationSplit > 0)
             && HeldOutSplit(root, modelClasses, trainedOn, null, false) is { } heldOut)
             return heldOut;

@@ -44,6 +44,9 @@ internal sealed record ReportContent(
     /// <summary>The data audit's findings about the evaluated images, shown apart from the model's mistakes.</summary>
     public IReadOnlyList<DataProblem> DataProblems { get; init; } = [];
 
+    /// <summary>A grown model: the earlier and the grown model on the same images, per class (null: the model did not grow).</summary>
+    public GrowthResult? Growth { get; init; }
+
     /// <summary>Heat maps of where the network looked (PNG over the photo), by image file: their src in the report folder.</summary>
     public IReadOnlyDictionary<string, string> Heatmaps { get; init; } = new Dictionary<string, string>();
 }
@@ -103,6 +106,7 @@ internal static class HtmlReport
 
         Dataset(html, content);
         PerClass(html, r);
+        if (content.Growth is { } growth) Growth(html, growth);
         Confusion(html, r, mistakes);
         DataProblems(html, content.DataProblems, thumbnails, content.Heatmaps);
         Gallery(html, r, mistakes, thumbnails, inputs, content.Heatmaps, problems);
@@ -128,6 +132,11 @@ internal static class HtmlReport
             misclassified = mistakes.Select(m => m.File).ToList(),
             calibration = r.Calibration is { } cal ? new { ece = cal.Ece, ece_before = cal.EceBefore, temperature = cal.Temperature } : null,
             heatmaps = content.Heatmaps.Count,
+            growth = content.Growth is { } g ? new
+            {
+                from = g.From, classes_added = g.ClassesAdded, measured_on = g.MeasuredOn, before = g.Before, after = g.After,
+                per_class = g.PerClass.Select(c => new { @class = c.Class, added = c.Added, images = c.Images, before = c.Before, after = c.After, change = c.Change }).ToList(),
+            } : null,
         };
         // "</" inside JSON would end the script element; the escaping encoder prevents it.
         html.Append($"<script type=\"application/json\" id=\"graft-report-data\">{JsonSerializer.Serialize(data)}</script>\n");
@@ -245,6 +254,20 @@ internal static class HtmlReport
         foreach (var c in r.PerClass)
             html.Append($"<tr><td>{E(c.Class)}</td><td>{WithInterval(c.Precision, c.PrecisionInterval)}</td><td>{WithInterval(c.Recall, c.RecallInterval)}</td><td>{c.F1:0.000}</td><td>{c.Support}</td></tr>");
         html.Append("</table><p class=\"muted\">In brackets: 95% Wilson score intervals (precision over the images predicted as the class, recall over its images).</p></section>\n");
+    }
+
+    /// <summary>A grown model's classes: the earlier model's accuracy on the same images before growing, the grown one's after.</summary>
+    static void Growth(StringBuilder html, GrowthResult g)
+    {
+        static string Share(double? x) => x is { } v ? v.ToString("0.000", CultureInfo.InvariantCulture) : "—";
+        static string Change(double? x) => x is { } v ? v.ToString("+0.000;-0.000;0.000", CultureInfo.InvariantCulture) : "—";
+        html.Append($"<section id=\"growth\"><h2>Before and after growing</h2><p>Grown from <code>{E(g.From)}</code>" +
+            (g.ClassesAdded.Count > 0 ? $", adding {E(string.Join(", ", g.ClassesAdded))}" : "") + $". Accuracy on the same {E(g.MeasuredOn)} images: " +
+            "the earlier model on the classes it knew, the grown model on all.</p><table id=\"growth-table\"><tr><th>class</th><th>images</th><th>before</th><th>after</th><th>change</th></tr>");
+        foreach (var c in g.PerClass)
+            html.Append($"<tr><td>{E(c.Class)}{(c.Added ? " <span class=\"muted\">(new)</span>" : "")}</td><td>{c.Images}</td><td>{Share(c.Before)}</td><td>{Share(c.After)}</td><td>{Change(c.Change)}</td></tr>");
+        html.Append($"<tr><th>earlier classes</th><td>{g.EarlierImages}</td><td>{Share(g.Before)}</td><td>{Share(g.AfterOnEarlierClasses)}</td>" +
+            $"<td>{Change(g.Change)}</td></tr></table></section>\n");
     }
 
     /// <summary>The confusion matrix; each cell of mistakes links to its first (most confident) image in the gallery.</summary>

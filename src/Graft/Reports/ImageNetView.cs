@@ -29,7 +29,7 @@ internal static class ModelReport
     /// evaluated images apart from the model's mistakes.</param>
     public static async Task<string> WriteAsync(TrainableClassifier model, string? modelPath, EvaluationResult result, EvaluationResult? tta,
         ImageDataset dataset, IReadOnlyList<SkippedImage> skipped, string folder, AssetResolver resolver,
-        bool imageNetView = true, bool audit = true, CancellationToken cancel = default)
+        bool imageNetView = true, bool audit = true, GrowthResult? growth = null, CancellationToken cancel = default)
     {
         Audit.AuditResult? findings = null;
         var notes = dataset.Notes.ToList();
@@ -73,7 +73,7 @@ internal static class ModelReport
         var content = new ReportContent(title, modelPath is null ? null : Path.GetFullPath(modelPath), model.Config, summary, model.History,
             Path.GetFullPath(dataset.Root), dataset.Layout, skipped, result, tta, view)
         {
-            Part = part, Whole = whole, DataNotes = notes, DataProblems = shortcuts.Concat(Problems(findings, result)).DistinctBy(p => Path.GetFullPath(p.File)).ToList(), Heatmaps = heatmaps,
+            Part = part, Whole = whole, DataNotes = notes, Growth = growth, DataProblems = shortcuts.Concat(Problems(findings, result)).DistinctBy(p => Path.GetFullPath(p.File)).ToList(), Heatmaps = heatmaps,
         };
         return HtmlReport.Write(content, folder);
     }
