@@ -24,6 +24,7 @@ public abstract record StrategyGain
 /// </summary>
 public sealed record PairedGain(int Wins, int Losses, int Images) : StrategyGain
 {
+    /// <summary>(wins - losses) / images.</summary>
     public override double Value => Images == 0 ? 0 : (double)(Wins - Losses) / Images;
 
     /// <summary>
@@ -74,7 +75,9 @@ public sealed record PairedGain(int Wins, int Losses, int Images) : StrategyGain
 /// </summary>
 public sealed record ExtrapolatedGain(double Estimate, Interval Range, PairedGain Measured, int SmallImages, int LargeImages, int Images) : StrategyGain
 {
+    /// <summary>The gain at <see cref="Images"/> training images.</summary>
     public override double Value => Estimate;
+    /// <summary>Its 95% interval, from resampling the measured images.</summary>
     public override Interval Interval => Range;
 
     /// <summary>"+4.1 points (95% CI +1.0 to +7.5) at 1321 training images, by the learning curve through 200 and 400 (at 400: ...)".</summary>
