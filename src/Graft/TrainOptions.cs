@@ -98,8 +98,11 @@ public sealed record TrainOptions
     [Description("Choose the learning rate of the phase that trains by a range test first (lr-find): fine-tuning's phase 2, "
         + "the scratch network, or feature extraction's head.")]
     public bool AutoLearningRate { get; init; }
-    /// <summary>Weigh each class's loss by n / (classes x its count), for imbalanced data.</summary>
-    [Description("Weigh each class's loss inversely to its frequency, for imbalanced data.")]
+    /// <summary>
+    /// Weigh each class's loss by n / (classes x its count), for imbalanced data; on multi-label data, each class's
+    /// positive term by its negatives / positives (binary cross-entropy's pos_weight).
+    /// </summary>
+    [Description("Weigh each class's loss inversely to its frequency, for imbalanced data (multi-label: each label's positives by its negatives / positives).")]
     public bool BalancedClassWeights { get; init; }
     /// <summary>Live training saves here after every epoch (and when stopped); with <see cref="Resume"/> it continues from it.</summary>
     public string? CheckpointPath { get; init; }

@@ -96,8 +96,12 @@ internal static class HeadTrainer
             .GetAwaiter().GetResult();
     }
 
-    /// <summary>Scores a classifier in inference mode; <paramref name="y"/> null when labels are unknown.</summary>
-    public static Scored Score(nn.Module<Tensor, Tensor> model, Tensor x, Tensor? y, bool withProbabilities = true, int batchSize = 1024)
+    /// <summary>
+    /// Scores a classifier in inference mode; <paramref name="y"/> null when labels are unknown (class indices, or
+    /// multi-hot rows for a <paramref name="multiLabel"/> head, whose probabilities are each output's sigmoid).
+    /// </summary>
+    public static Scored Score(nn.Module<Tensor, Tensor> model, Tensor x, Tensor? y, bool withProbabilities = true, int batchSize = 1024,
+        bool multiLabel = false)
     {
         model.eval();
         using var _ = no_grad();
@@ -113,11 +117,11 @@ internal static class HeadTrainer
             {
                 var labels = y.narrow(0, start, count);
                 lossSum += Objective.Loss(logits, labels).item<float>() * count;
-                correct += Objective.Predicted(logits).eq(labels).sum().item<long>();
+                correct += Objective.Correct(logits, labels);
             }
             if (withProbabilities)
             {
-                var probs = Objective.Probabilities(logits);
+                var probs = Objective.Probabilities(logits, multiLabel);
                 var p = probs.cpu().data<float>().ToArray();
                 int classes = (int)probs.shape[1];
                 probabilities ??= new float[n, classes];
