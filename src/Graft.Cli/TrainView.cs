@@ -2,6 +2,7 @@ using Graft.Inference;
 using Spectre.Console;
 using Graft.Reports;
 using Graft.Training;
+using Graft.Evaluation;
 
 namespace Graft.Cli;
 
@@ -17,6 +18,17 @@ public static class TrainView
         var fit = result.Fit;
         Cli.Out.MarkupLine($"trained {Plural.Of(fit.History.Count, "epoch")}, best epoch {fit.BestEpoch}{(fit.StoppedEarly ? " (early stopping)" : "")}, " +
             $"{result.Seconds:0.0}s in all; {(strategy == Strategy.FeatureExtraction ? "head training" : "training")} {fit.SamplesPerSecond:0} samples/s");
+        if (result.MultiLabelTest is { } mt)
+        {
+            if (result.MultiLabelValidation is { } mv)
+                Cli.Out.MarkupLine($"validation mAP {mv.MeanAveragePrecision:0.0000} on {Plural.Of(mv.Images, "image")}: it picked the epoch and each label's threshold");
+            ResultsView.Show(mt, "test");
+        }
+        else if (result.MultiLabelValidation is { } mv)
+        {
+            ResultsView.Show(mv, "validation");
+            Cli.Out.MarkupLine("[yellow]note:[/] these are validation figures: the same images picked the best epoch and each label's threshold, so they are optimistic.");
+        }
         if (result.Test is { } t)
         {
             if (result.Validation is { } v)
@@ -32,6 +44,8 @@ public static class TrainView
         Cli.Out.MarkupLine($"saved [green]{Cli.Escape(Path.GetFullPath(modelPath))}[/]");
         if (reportFolder is not null)
         {
+            if (result.Dataset.MultiLabel)
+                throw new GraftException("--report is not available for multi-label data yet; the model was saved.", "Leave --report out; the terminal and --json show the per-label results.");
             if (result.Headline is not { } measured)
                 throw new GraftException("--report needs a validation or test set, and this run had none (--val-split 0).", "Use --val-split above 0 or a validation folder.");
             var index = await ModelReport.WriteAsync(result.Model, modelPath, measured, null, result.Dataset, result.Skipped, reportFolder, Cli.Assets, cancel: cancel);
@@ -41,13 +55,21 @@ public static class TrainView
     }
 
     /// <summary>train's --json object.</summary>
-    static Dictionary<string, object?> Json(TrainingResult result, string modelPath)
+    public static Dictionary<string, object?> Json(TrainingResult result, string modelPath)
     {
         var fit = result.Fit;
         var payload = ResultsView.Json(result.Headline);
         payload["measured_on"] = result.Test is null ? "validation" : "test";
-        payload["validation"] = ResultsView.Summary(result.Validation);
-        if (result.Test is not null) payload["test"] = ResultsView.Summary(result.Test);
+        bool multiLabel = result.Dataset.MultiLabel;
+        payload["task"] = multiLabel ? "multi-label" : "single-label";
+        payload["validation"] = multiLabel ? ResultsView.Json(result.MultiLabelValidation) : ResultsView.Summary(result.Validation);
+        if (result.Test is not null || result.MultiLabelTest is not null)
+            payload["test"] = multiLabel ? ResultsView.Json(result.MultiLabelTest) : ResultsView.Summary(result.Test);
+        if (multiLabel)
+        {
+            payload["measured_on"] = result.MultiLabelTest is null ? "validation" : "test";
+            payload["thresholds"] = result.Model.Config.Thresholds;
+        }
         payload["model"] = Path.GetFullPath(modelPath);
         payload["strategy"] = result.Model.Config.Strategy;
         payload["classes"] = result.Dataset.Classes;

@@ -47,6 +47,7 @@ public static class StrategyAdvisor
     public static async Task<Advice> AdviseAsync(ImageDataset dataset, TrainOptions options, AssetResolver? resolver = null,
         Callbacks? callbacks = null, CancellationToken cancel = default)
     {
+        NotForMultiLabel.Check(dataset, "The strategy advisor");
         var device = Engine.TorchDevices.Resolve(options.Device);
         resolver ??= AssetResolver.Default;
         callbacks ??= Callbacks.None;

@@ -154,6 +154,37 @@ public class MultiLabelTests(ITestOutputHelper output)
         for (int k = 0; k < 8; k++)
             for (int c = 0; c < 3; c++) Assert.Equal(torchProbabilities[k, c].item<float>(), onnx[k][c], 3);
         Assert.Contains(onnx, row => Math.Abs(row.Sum() - 1) > 0.05);
+
+        // train --json: the task, and the multi-label figures of each measured set.
+        var json = Graft.Cli.TrainView.Json(result, dir["m.graft"]);
+        Assert.Equal("multi-label", json["task"]);
+        var measured = Assert.IsType<Dictionary<string, object?>>(json["test"]);
+        Assert.Equal(test.MeanAveragePrecision, measured["map"]);
+        Assert.Equal(test.SubsetAccuracy, measured["subset_accuracy"]);
+        Assert.Equal(30, measured["images"]);
+        Assert.Equal(result.MultiLabelValidation!.MicroF1, Assert.IsType<Dictionary<string, object?>>(json["validation"])["micro_f1"]);
+
+        // graft predict --json lists each image's labels; graft evaluate measures the model on class folders (one label each).
+        var predict = GraftCli.Run(null, "predict", dir["m.graft"], files[0], "--json");
+        Assert.True(predict.ExitCode == 0, predict.Stderr);
+        var row = System.Text.Json.Nodes.JsonNode.Parse(predict.LastLine)!["predictions"]![0]!;
+        Assert.Equal(theirs[0].Labels!.Select(l => l.Label), row["labels"]!.AsArray().Select(l => (string)l!["label"]!));
+        Assert.NotNull(row["top"]);
+        foreach (var image in dataset.Test.Where(i => i.Labels.Count == 1))
+        {
+            var folder = dir[Path.Combine("single", Mosaics.Classes[image.Label])];
+            Directory.CreateDirectory(folder);
+            File.Copy(image.Path, Path.Combine(folder, Path.GetFileName(image.Path)));
+        }
+        var evaluate = GraftCli.Run(null, "evaluate", dir["m.graft"], dir["single"], "--json");
+        Assert.True(evaluate.ExitCode == 0, evaluate.Stderr);
+        var evaluated = System.Text.Json.Nodes.JsonNode.Parse(evaluate.LastLine)!;
+        Assert.Equal("multi-label", (string)evaluated["task"]!);
+        Assert.Equal(dataset.Test.Count(i => i.Labels.Count == 1), (int)evaluated["images"]!);
+        Assert.InRange((double)evaluated["map"]!, 0, 1);
+        var report = GraftCli.Run(null, "evaluate", dir["m.graft"], dir["single"], "--report", dir["report"]);
+        Assert.Equal(2, report.ExitCode); // a user's error, in one line
+        Assert.Contains("--report is not available for multi-label models yet", report.Stderr);
     }
 }
 

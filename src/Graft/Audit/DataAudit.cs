@@ -77,6 +77,7 @@ internal static class DataAudit
         callbacks ??= Callbacks.None;
         var clock = Stopwatch.StartNew();
         var dataset = ImageFolder.OpenForTraining(data, options.ValidationSplit, options.Seed, options.TestSplit);
+        NotForMultiLabel.Check(dataset, "The audit");
         var labelled = Roles(dataset).ToList();
         var images = labelled.Select(t => new AuditImage(t.Image.Path, dataset.Classes[t.Image.Label], t.Role)).ToList();
         var paths = images.Select(i => i.File).ToList();

@@ -47,7 +47,7 @@ public sealed record HeadConfig(int InputChannels, int Classes, int Hidden = 0, 
         if (Binary && Classes != 2)
             throw new GraftException($"--binary needs exactly two classes; the data has {Classes}.", "Drop --binary to use a softmax output.");
         if (Binary && MultiLabel)
-            throw new GraftException("A binary head decides between two classes, and multi-label data may carry both or neither.", "Drop --binary: multi-label data has one sigmoid output per class.");
+            throw new GraftException("A binary head decides between two classes, and multi-label data may carry both or neither.", "Train without the binary head: multi-label data has one sigmoid output per class.");
         var layers = new List<(string, nn.Module<Tensor, Tensor>)>();
         if (SqueezeExcite) layers.Add(("squeeze_excite", new SqueezeExcitation(TrunkChannels, InputChannels / TrunkChannels)));
         if (BatchNorm) layers.Add(("batch_norm", nn.BatchNorm1d(InputChannels)));
