@@ -42,6 +42,7 @@ public sealed record TrainingResult(TrainableClassifier Model, ImageDataset Data
     /// test images; <see cref="Validation"/> and <see cref="Test"/> are then null.
     /// </summary>
     public MultiLabelResult? MultiLabelValidation { get; init; }
+    /// <summary>A multi-label run's measurements on its test images, at the thresholds the validation images chose (null: no test images, or single-label).</summary>
     public MultiLabelResult? MultiLabelTest { get; init; }
 }
 
