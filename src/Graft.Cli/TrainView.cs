@@ -18,29 +18,13 @@ public static class TrainView
         var fit = result.Fit;
         Cli.Out.MarkupLine($"trained {Plural.Of(fit.History.Count, "epoch")}, best epoch {fit.BestEpoch}{(fit.StoppedEarly ? " (early stopping)" : "")}, " +
             $"{result.Seconds:0.0}s in all; {(strategy == Strategy.FeatureExtraction ? "head training" : "training")} {fit.SamplesPerSecond:0} samples/s");
-        if (result.MultiLabelTest is { } mt)
-        {
-            if (result.MultiLabelValidation is { } mv)
-                Cli.Out.MarkupLine($"validation mAP {mv.MeanAveragePrecision:0.0000} on {Plural.Of(mv.Images, "image")}: it picked the epoch and each label's threshold");
-            ResultsView.Show(mt, "test");
-        }
-        else if (result.MultiLabelValidation is { } mv)
-        {
-            ResultsView.Show(mv, "validation");
-            Cli.Out.MarkupLine("[yellow]note:[/] these are validation figures: the same images picked the best epoch and each label's threshold, so they are optimistic.");
-        }
-        if (result.Test is { } t)
-        {
-            if (result.Validation is { } v)
-                Cli.Out.MarkupLine($"validation accuracy {v.Accuracy:0.0000} (95% CI {v.AccuracyInterval.Low:0.000}-{v.AccuracyInterval.High:0.000}) on {Plural.Of(v.Images, "image")}: it picked the epoch");
-            ResultsView.Show(t, "test");
-        }
-        else if (result.Validation is { } v)
-        {
-            ResultsView.Show(v, "validation");
-            Cli.Out.MarkupLine("[yellow]note:[/] this is a validation accuracy: the same images picked the best epoch, so it is optimistic. " +
-                "A test/ folder, or --test-split 0.2, measures the model on images it never saw.");
-        }
+        ShowMeasured(result.Test, result.Validation, ResultsView.Show,
+            v => $"validation accuracy {v.Accuracy:0.0000} (95% CI {v.AccuracyInterval.Low:0.000}-{v.AccuracyInterval.High:0.000}) on {Plural.Of(v.Images, "image")}: it picked the epoch",
+            "[yellow]note:[/] this is a validation accuracy: the same images picked the best epoch, so it is optimistic. " +
+            "A test/ folder, or --test-split 0.2, measures the model on images it never saw.");
+        ShowMeasured(result.MultiLabelTest, result.MultiLabelValidation, ResultsView.Show,
+            v => $"validation mAP {v.MeanAveragePrecision:0.0000} on {Plural.Of(v.Images, "image")}: it picked the epoch and each label's threshold",
+            "[yellow]note:[/] these are validation figures: the same images picked the best epoch and each label's threshold, so they are optimistic.");
         Cli.Out.MarkupLine($"saved [green]{Cli.Escape(Path.GetFullPath(modelPath))}[/]");
         if (reportFolder is not null)
         {
@@ -52,6 +36,24 @@ public static class TrainView
             Cli.Out.MarkupLine($"report [green]{Cli.Escape(Path.GetFullPath(index))}[/]");
         }
         if (json) Cli.WriteJson(Json(result, modelPath));
+    }
+
+    /// <summary>
+    /// The test results, after a line on the validation ones that picked the epoch; without test images, the validation
+    /// results and why they are optimistic. Nothing when neither was measured.
+    /// </summary>
+    static void ShowMeasured<T>(T? test, T? validation, Action<T, string> show, Func<T, string> validationLine, string optimistic) where T : class
+    {
+        if (test is not null)
+        {
+            if (validation is not null) Cli.Out.MarkupLine(validationLine(validation));
+            show(test, "test");
+        }
+        else if (validation is not null)
+        {
+            show(validation, "validation");
+            Cli.Out.MarkupLine(optimistic);
+        }
     }
 
     /// <summary>train's --json object.</summary>

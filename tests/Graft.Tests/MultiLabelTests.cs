@@ -186,6 +186,27 @@ public class MultiLabelTests(ITestOutputHelper output)
         Assert.Equal(2, report.ExitCode); // a user's error, in one line
         Assert.Contains("--report is not available for multi-label models yet", report.Stderr);
     }
+    [Fact]
+    public async Task Fine_tuning_trains_on_multi_hot_targets_with_MixUp_smoothing_and_positive_weights()
+    {
+        using var dir = new TempDir();
+        var dataset = Mosaics.Write(dir["data"], train: 32, validation: 16, test: 0, seed: 5);
+        var options = new TrainOptions
+        {
+            CacheRoot = dir["cache"], InputSize = 64, Strategy = Strategy.FineTune, BalancedClassWeights = true,
+            Fit = new FitOptions(Epochs: 4, BatchSize: 8, LearningRate: 3e-3),
+            FineTune = new FitOptions(Epochs: 2, BatchSize: 8, LearningRate: 1e-4) { MixUp = 0.4, LabelSmoothing = 0.1 },
+            Unfreeze = new UnfreezeSpec(TopBlocks: 1),
+        };
+        var result = await Learner.TrainAsync(dataset, options, Assets.Resolver);
+        Assert.Equal(6, result.Fit.History.Count); // 4 head epochs, then 2 on live images
+        Assert.All(result.Fit.History, h => Assert.True(double.IsFinite(h.Loss) && h.ValLoss is > 0 && double.IsFinite(h.ValLoss.Value)));
+        Assert.NotNull(result.FineTuningKept);
+        var validation = Assert.IsType<MultiLabelResult>(result.MultiLabelValidation);
+        Assert.Equal(16, validation.Images);
+        Assert.Equal(validation.Thresholds, result.Model.Config.Thresholds);
+        Assert.InRange(validation.MeanAveragePrecision, 0, 1);
+    }
 }
 
 /// <summary>

@@ -57,7 +57,10 @@ public sealed record FitOptions(
     public int? MicroBatch { get; init; }
 }
 
-/// <summary>One row of the training history (validation columns empty when there is no validation set).</summary>
+/// <summary>
+/// One row of the training history (validation columns empty when there is no validation set). On multi-label data the
+/// accuracy is the exact-match share: images whose every label is decided right at probability 0.5.
+/// </summary>
 public sealed record EpochRecord(int Epoch, double Loss, double Accuracy, double? ValLoss, double? ValAccuracy, double Seconds);
 
 public sealed record EpochProgress(int Epoch, int Epochs, EpochRecord Record, double SamplesPerSecond);
