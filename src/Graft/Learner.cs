@@ -298,6 +298,9 @@ public static class Learner
             throw new GraftException($"No training image in {dataset.Root} could be read{FirstReason(skipped, _ => true)}.", "Replace the damaged images, or check the folder's permissions.");
         if (Enumerable.Range(0, dataset.Classes.Count).FirstOrDefault(c => !readable.Contains(c), -1) is not (var missing and >= 0)) return;
         var ofClass = dataset.Train.Where(i => i.Labels.Contains(missing)).Select(i => i.Path).ToHashSet();
+        if (ofClass.Count == 0) // multi-label data can leave a class to validation or test images only
+            throw new GraftException($"No training image in {dataset.Root} carries the class {dataset.Classes[missing]}; a class needs at least one training image.",
+                "Label some training images with it, or leave the class out.");
         throw new GraftException($"None of the training images of {dataset.ClassFolder(missing)} could be read{FirstReason(skipped, s => ofClass.Contains(s.Path))}; a class needs at least one readable image.",
             "Replace the damaged images, or remove the class folder.");
     }

@@ -187,6 +187,18 @@ public class MultiLabelTests(ITestOutputHelper output)
         Assert.Contains("--report is not available for multi-label models yet", report.Stderr);
     }
     [Fact]
+    public async Task A_class_no_training_image_carries_is_refused_in_one_line()
+    {
+        using var dir = new TempDir();
+        var dataset = Mosaics.Write(dir["data"], train: 12, validation: 4, test: 0, seed: 9);
+        // Without blue in any training image (blue is class 0).
+        var train = dataset.Train.Select(i => i with { Labels = i.Labels.Where(c => c != 0).ToList() }).ToList();
+        var e = await Assert.ThrowsAsync<GraftException>(() => Learner.TrainAsync(dataset with { Train = train },
+            new TrainOptions { CacheRoot = dir["cache"], InputSize = 64, Strategy = Strategy.FeatureExtraction, Fit = new FitOptions(Epochs: 1) }, Assets.Resolver));
+        Assert.Contains("carries the class blue", e.Message);
+    }
+
+    [Fact]
     public async Task Fine_tuning_trains_on_multi_hot_targets_with_MixUp_smoothing_and_positive_weights()
     {
         using var dir = new TempDir();
