@@ -30,11 +30,14 @@ public sealed record FitOptions(
     [Description("Epochs of linear learning-rate warm-up before the schedule.")]
     [Range(0, 1000)]
     public double WarmupEpochs { get; init; }
-    /// <summary>Label smoothing of the cross-entropy: the target puts this share on the other classes (0: none; single-label softmax heads).</summary>
+    /// <summary>
+    /// Label smoothing of the cross-entropy: the target puts this share on the other classes (0: none); for sigmoid outputs
+    /// (binary and multi-label heads) each target moves this share towards 0.5.
+    /// </summary>
     [Description("Label smoothing of the cross-entropy.")]
     [Range(0, 1, MaximumIsExclusive = true)]
     public double LabelSmoothing { get; init; }
-    /// <summary>MixUp's Beta(a, a) parameter: each batch is blended with a shuffled copy of itself, and so are its targets (0: off).</summary>
+    /// <summary>MixUp's Beta(a, a) parameter: each batch is blended with a shuffled copy of itself, and so are its targets (multi-hot ones too) (0: off).</summary>
     [Description("MixUp: blend each batch with a shuffled copy of itself; the Beta distribution's parameter (0: off).")]
     [Range(0, 100)]
     public double MixUp { get; init; }
