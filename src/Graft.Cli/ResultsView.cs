@@ -74,5 +74,43 @@ public static class ResultsView
             Cli.Out.MarkupLine($"  {Cli.Escape(w.File)}: {Cli.Escape(r.Classes[w.Truth])} predicted as {Cli.Escape(r.Classes[w.Predicted])} ({w.Confidence:0.000})");
     }
 
+    /// <summary>A multi-label measured set in --json: mean average precision, F1, exact-match accuracy with its interval, Hamming loss, each label's figures.</summary>
+    public static Dictionary<string, object?>? Json(MultiLabelResult? r) => r is null ? null : new()
+    {
+        ["map"] = r.MeanAveragePrecision,
+        ["micro_map"] = r.MicroAveragePrecision,
+        ["micro_f1"] = r.MicroF1,
+        ["macro_f1"] = r.MacroF1,
+        ["subset_accuracy"] = r.SubsetAccuracy,
+        ["ci_low"] = r.SubsetAccuracyInterval.Low,
+        ["ci_high"] = r.SubsetAccuracyInterval.High,
+        ["interval"] = IntervalMethod,
+        ["hamming_loss"] = r.HammingLoss,
+        ["loss"] = r.Loss,
+        ["images"] = r.Images,
+        ["per_label"] = r.PerLabel,
+    };
+
+    /// <summary>A multi-label evaluation: its figures in one line, and a table of each label's.</summary>
+    public static void Show(MultiLabelResult r, string what)
+    {
+        var subset = r.SubsetAccuracyInterval;
+        Cli.Out.MarkupLine($"{what} mAP [bold]{r.MeanAveragePrecision:0.0000}[/] (micro {r.MicroAveragePrecision:0.000}), micro-F1 {r.MicroF1:0.000}, macro-F1 {r.MacroF1:0.000}, " +
+            $"exact match {r.SubsetAccuracy:0.000} (95% CI {subset.Low:0.000}-{subset.High:0.000}), Hamming loss {r.HammingLoss:0.000} " +
+            $"on {Plural.Of(r.Images, "image")}, {Plural.Of(r.Classes.Count, "label")}");
+        var perLabel = new Table().Border(TableBorder.Rounded).AddColumns("label", "AP", "threshold", "precision", "recall", "F1", "images", "predicted")
+            .Caption("[grey]precision and recall at the label's threshold, with their 95% Wilson intervals[/]");
+        foreach (var l in r.PerLabel)
+            perLabel.AddRow(Cli.Escape(l.Label), l.AveragePrecision is { } ap ? $"{ap:0.000}" : "-", $"{l.Threshold:0.00}", WithInterval(l.Precision, l.PrecisionInterval),
+                WithInterval(l.Recall, l.RecallInterval), $"{l.F1:0.000}", l.Support.ToString(), l.Predicted.ToString());
+        Cli.Out.Write(perLabel);
+        var worst = r.Items.Where(i => i.Errors > 0).OrderByDescending(i => i.Errors).ThenBy(i => i.File, StringComparer.Ordinal).Take(10).ToList();
+        if (worst.Count == 0) return;
+        Cli.Out.MarkupLine($"largest errors ({r.Items.Count(i => i.Errors > 0)} images with one or more):");
+        string Names(IEnumerable<int> labels) => labels.Any() ? string.Join(", ", labels.Select(c => Cli.Escape(r.Classes[c]))) : "none";
+        foreach (var w in worst)
+            Cli.Out.MarkupLine($"  {Cli.Escape(w.File)}: carries {Names(w.Truth)}, predicted {Names(w.Predicted)}");
+    }
+
     static string WithInterval(double value, Interval i) => $"{value:0.000} [grey]({i.Low:0.00}-{i.High:0.00})[/]";
 }

@@ -3,6 +3,7 @@ using Graft.Inference;
 using Spectre.Console;
 using Graft.Reports;
 using Graft.Training;
+using Graft.Evaluation;
 
 namespace Graft.Cli;
 
@@ -18,22 +19,19 @@ public static class TrainView
         var fit = result.Fit;
         Cli.Out.MarkupLine($"trained {Plural.Of(fit.History.Count, "epoch")}, best epoch {fit.BestEpoch}{(fit.StoppedEarly ? " (early stopping)" : "")}, " +
             $"{result.Seconds:0.0}s in all; {(strategy == Strategy.FeatureExtraction ? "head training" : "training")} {fit.SamplesPerSecond:0} samples/s");
-        if (result.Test is { } t)
-        {
-            if (result.Validation is { } v)
-                Cli.Out.MarkupLine($"validation accuracy {v.Accuracy:0.0000} (95% CI {v.AccuracyInterval.Low:0.000}-{v.AccuracyInterval.High:0.000}) on {Plural.Of(v.Images, "image")}: it picked the epoch");
-            ResultsView.Show(t, "test");
-        }
-        else if (result.Validation is { } v)
-        {
-            ResultsView.Show(v, "validation");
-            Cli.Out.MarkupLine("[yellow]note:[/] this is a validation accuracy: the same images picked the best epoch, so it is optimistic. " +
-                (result.Dataset.LabelsFile is null ? "A test/ folder" : "Rows with split test in the label file") + ", or --test-split 0.2, measures the model on images it never saw.");
-        }
+        ShowMeasured(result.Test, result.Validation, ResultsView.Show,
+            v => $"validation accuracy {v.Accuracy:0.0000} (95% CI {v.AccuracyInterval.Low:0.000}-{v.AccuracyInterval.High:0.000}) on {Plural.Of(v.Images, "image")}: it picked the epoch",
+            "[yellow]note:[/] this is a validation accuracy: the same images picked the best epoch, so it is optimistic. " +
+            (result.Dataset.LabelsFile is null ? "A test/ folder" : "Rows with split test in the label file") + ", or --test-split 0.2, measures the model on images it never saw.");
+        ShowMeasured(result.MultiLabelTest, result.MultiLabelValidation, ResultsView.Show,
+            v => $"validation mAP {v.MeanAveragePrecision:0.0000} on {Plural.Of(v.Images, "image")}: it picked the epoch and each label's threshold",
+            "[yellow]note:[/] these are validation figures: the same images picked the best epoch and each label's threshold, so they are optimistic.");
         if (result.Growth is { } growth) ShowGrowth(growth);
         Cli.Out.MarkupLine($"saved [green]{Cli.Escape(Path.GetFullPath(modelPath))}[/]");
         if (reportFolder is not null)
         {
+            if (result.Dataset.MultiLabel)
+                throw new GraftException("--report is not available for multi-label data yet; the model was saved.", "Leave --report out; the terminal and --json show the per-label results.");
             if (result.Headline is not { } measured)
                 throw new GraftException("--report needs a validation or test set, and this run had none (--val-split 0).", "Use --val-split above 0 or a validation folder.");
             var index = await ModelReport.WriteAsync(result.Model, modelPath, measured, null, result.Dataset, result.Skipped, reportFolder, Cli.Assets, growth: result.Growth, cancel: cancel);
@@ -80,14 +78,40 @@ public static class TrainView
         }).ToList(),
     };
 
+    /// <summary>
+    /// The test results, after a line on the validation ones that picked the epoch; without test images, the validation
+    /// results and why they are optimistic. Nothing when neither was measured.
+    /// </summary>
+    static void ShowMeasured<T>(T? test, T? validation, Action<T, string> show, Func<T, string> validationLine, string optimistic) where T : class
+    {
+        if (test is not null)
+        {
+            if (validation is not null) Cli.Out.MarkupLine(validationLine(validation));
+            show(test, "test");
+        }
+        else if (validation is not null)
+        {
+            show(validation, "validation");
+            Cli.Out.MarkupLine(optimistic);
+        }
+    }
+
     /// <summary>train's --json object.</summary>
-    static Dictionary<string, object?> Json(TrainingResult result, string modelPath)
+    public static Dictionary<string, object?> Json(TrainingResult result, string modelPath)
     {
         var fit = result.Fit;
         var payload = ResultsView.Json(result.Headline);
         payload["measured_on"] = result.Test is null ? "validation" : "test";
-        payload["validation"] = ResultsView.Summary(result.Validation);
-        if (result.Test is not null) payload["test"] = ResultsView.Summary(result.Test);
+        bool multiLabel = result.Dataset.MultiLabel;
+        payload["task"] = multiLabel ? "multi-label" : "single-label";
+        payload["validation"] = multiLabel ? ResultsView.Json(result.MultiLabelValidation) : ResultsView.Summary(result.Validation);
+        if (result.Test is not null || result.MultiLabelTest is not null)
+            payload["test"] = multiLabel ? ResultsView.Json(result.MultiLabelTest) : ResultsView.Summary(result.Test);
+        if (multiLabel)
+        {
+            payload["measured_on"] = result.MultiLabelTest is null ? "validation" : "test";
+            payload["thresholds"] = result.Model.Config.Thresholds;
+        }
         payload["model"] = Path.GetFullPath(modelPath);
         payload["strategy"] = result.Model.Config.Strategy;
         payload["classes"] = result.Dataset.Classes;

@@ -19,6 +19,13 @@ public sealed record ModelInfo(string Backbone, string Strategy, ImageSpec Input
     public double? Temperature { get; init; }
     /// <summary>How it says "none of these"; null when every photo gets a class (models trained before it, or on too few validation images).</summary>
     public UnknownDetection? Unknown { get; init; }
+    /// <summary>
+    /// A multi-label model's decision threshold on each class's probability (in class order; each prediction's
+    /// <see cref="Prediction.Labels"/> are the classes at or above theirs); null for single-label models.
+    /// </summary>
+    public IReadOnlyList<double>? Thresholds { get; init; }
+    /// <summary>Whether an image may carry several classes or none (independent sigmoid probabilities, one threshold each).</summary>
+    public bool MultiLabel => Thresholds is not null;
 }
 
 /// <summary>How a model tells photos like its training images from others.</summary>
@@ -288,7 +295,7 @@ public sealed class ImageClassifier : IDisposable
         var result = new List<Prediction>(n);
         for (int k = 0; k < n; k++)
         {
-            var prediction = Prediction.Rank(names[k], probabilities.Slice(k * classes, classes), Classes, top, scores?[k], threshold);
+            var prediction = Prediction.Rank(names[k], probabilities.Slice(k * classes, classes), Classes, top, scores?[k], threshold, Info.Thresholds);
             result.Add(prediction);
             if (maps is null) continue;
             var shape = outputs[^1].GetTensorTypeAndShape().Shape; // [N, classes, rows, columns]
@@ -300,7 +307,7 @@ public sealed class ImageClassifier : IDisposable
     }
 
     sealed record ConfigView(string? Format, string? Backbone, string? Strategy, ImageSpec? Input, List<string>? Classes, DateTime CreatedUtc,
-        TemperatureView? TemperatureScaling, UnknownView? OutOfDistribution, OnnxTrunkSpec? OnnxTrunk);
+        TemperatureView? TemperatureScaling, UnknownView? OutOfDistribution, OnnxTrunkSpec? OnnxTrunk, List<double>? Thresholds);
 
     sealed record TemperatureView(double Temperature);
 
@@ -322,13 +329,15 @@ public sealed class ImageClassifier : IDisposable
         string? problem = c is null ? "its config.json is empty"
             : c.Format?.StartsWith("graft-model/") != true ? $"its format '{c.Format}' is not a Graft model's"
             : ModelFile.InputProblem(c.Input, 8, c.Backbone ?? "") ?? (c.Classes is { Count: > 0 } ? null : "its config lists no classes")
-            ?? (c.OutOfDistribution is { } u && (u.Score is null || !double.IsFinite(u.Threshold)) ? "its out-of-distribution threshold is not a number" : null);
+            ?? (c.OutOfDistribution is { } u && (u.Score is null || !double.IsFinite(u.Threshold)) ? "its out-of-distribution threshold is not a number" : null)
+            ?? (c.Thresholds is { } t && (t.Count != c.Classes!.Count || !t.All(x => x is >= 0 and <= 1)) ? $"its {t.Count} decision thresholds do not match its {c.Classes!.Count} classes, each in [0, 1]" : null);
         if (problem is not null)
             throw new GraftException($"{name}: {problem}.", "The file is damaged: train the model again.");
         return (new ModelInfo(c!.Backbone ?? "", c.Strategy ?? "", c.Input!, c.Classes!, c.CreatedUtc)
         {
             Temperature = c.TemperatureScaling?.Temperature,
             Unknown = c.OutOfDistribution is { } ood ? new UnknownDetection(ood.Score!, ood.Threshold, ood.Acceptance) : null,
+            Thresholds = c.Thresholds,
         }, c.OnnxTrunk);
     }
 

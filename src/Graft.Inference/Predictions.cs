@@ -4,7 +4,7 @@ namespace Graft;
 
 /// <summary>One class and the model's probability for it.</summary>
 /// <param name="Label">The class name (its folder name in the training data).</param>
-/// <param name="Probability">From 0 to 1; a model's probabilities over all its classes sum to 1.</param>
+/// <param name="Probability">From 0 to 1; a single-label model's probabilities over all its classes sum to 1 (a multi-label model's are independent).</param>
 public sealed record ClassProbability(string Label, float Probability)
 {
     /// <summary>"bees 0.982": the label and its probability, three decimals.</summary>
@@ -29,11 +29,20 @@ public sealed record Prediction(string File, string Label, float Confidence, IRe
     public float? OodScore { get; init; }
 
     /// <summary>
+    /// A multi-label model's answer: every class whose probability reaches its threshold, most probable first (empty when
+    /// none does); null for single-label models. <see cref="Label"/> is still the most probable class.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<ClassProbability>? Labels { get; init; }
+
+    /// <summary>
     /// One line: "photo.jpg: bees 0.982 (top: bees 0.982, ants 0.018)", with ", unknown" inside the brackets when the photo
-    /// looks like none of the training images.
+    /// looks like none of the training images; a multi-label model's: "photo.jpg: dog 0.931, beach 0.702 (top: ...)" (its
+    /// <see cref="Labels"/>, or "no label").
     /// </summary>
     public override string ToString() =>
-        $"{File}: {new ClassProbability(Label, Confidence)} (top: {string.Join(", ", Top)}{(Unknown ? ", unknown" : "")})";
+        $"{File}: {(Labels is null ? new ClassProbability(Label, Confidence).ToString() : Labels.Count == 0 ? "no label" : string.Join(", ", Labels))} " +
+        $"(top: {string.Join(", ", Top)}{(Unknown ? ", unknown" : "")})";
 
     /// <summary>Where the network looked for <see cref="Label"/>: a heat map and its peak (null unless an explanation was asked for).</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
@@ -41,9 +50,11 @@ public sealed record Prediction(string File, string Label, float Confidence, IRe
 
     /// <summary>
     /// The <paramref name="top"/> most probable classes of one image's probabilities, ties to the lower index; unknown when
-    /// its <paramref name="oodScore"/> is above <paramref name="threshold"/> (null: every image is known).
+    /// its <paramref name="oodScore"/> is above <paramref name="threshold"/> (null: every image is known); with a
+    /// multi-label model's <paramref name="thresholds"/>, its <see cref="Labels"/>.
     /// </summary>
-    internal static Prediction Rank(string file, ReadOnlySpan<float> row, IReadOnlyList<string> classes, int top, float? oodScore = null, double? threshold = null)
+    internal static Prediction Rank(string file, ReadOnlySpan<float> row, IReadOnlyList<string> classes, int top, float? oodScore = null, double? threshold = null,
+        IReadOnlyList<double>? thresholds = null)
     {
         var probabilities = row.ToArray();
         var ranked = Enumerable.Range(0, probabilities.Length).OrderByDescending(i => probabilities[i]).ThenBy(i => i)
@@ -52,6 +63,8 @@ public sealed record Prediction(string File, string Label, float Confidence, IRe
         {
             OodScore = oodScore,
             Unknown = oodScore is { } score && threshold is { } limit && score > limit,
+            Labels = thresholds?.Select((t, i) => (t, i)).Where(x => probabilities[x.i] >= x.t).OrderByDescending(x => probabilities[x.i]).ThenBy(x => x.i)
+                .Select(x => new ClassProbability(classes[x.i], probabilities[x.i])).ToList(),
         };
     }
 }

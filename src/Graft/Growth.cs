@@ -24,6 +24,11 @@ internal static class Growing
             throw new GraftException($"{from} was not trained on a dataset by Graft (its strategy is '{model.Config.Strategy}'): only a trained model can grow.",
                 "Train a model on the data instead.");
         }
+        if (model.Config.Head.MultiLabel)
+        {
+            model.Dispose();
+            throw new GraftException($"{from} is a multi-label model, and growing continues single-label models only.", "Train a new model on the data.");
+        }
         return model;
     }
 

@@ -37,13 +37,25 @@ public sealed record TrainingResult(TrainableClassifier Model, ImageDataset Data
     /// <summary>Growing a model (<see cref="TrainOptions.From"/>): the earlier and the grown model on the same images, per class; null otherwise.</summary>
     public GrowthResult? Growth { get; init; }
 
-    /// <summary>The number to report: the test accuracy when there is a test set, otherwise the validation one.</summary>
+    /// <summary>The number to report: the test accuracy when there is a test set, otherwise the validation one (single-label).</summary>
     public EvaluationResult? Headline => Test ?? Validation;
+
+    /// <summary>
+    /// A multi-label run's measurements on the validation images (at the thresholds they chose, so optimistic) and on the
+    /// test images; <see cref="Validation"/> and <see cref="Test"/> are then null.
+    /// </summary>
+    public MultiLabelResult? MultiLabelValidation { get; init; }
+    /// <summary>A multi-label run's measurements on its test images, at the thresholds the validation images chose (null: no test images, or single-label).</summary>
+    public MultiLabelResult? MultiLabelTest { get; init; }
 }
 
 /// <summary>An evaluation: plain, and with test-time augmentation (image + mirror image averaged) when asked.</summary>
 public sealed record EvaluationRun(EvaluationResult Result, EvaluationResult? Tta, ImageDataset Dataset, FeatureStats Features,
     IReadOnlyList<SkippedImage> Skipped, double Seconds);
+
+/// <summary>A multi-label model's evaluation (at its decision thresholds).</summary>
+public sealed record MultiLabelEvaluationRun(MultiLabelResult Result, ImageDataset Dataset, FeatureStats Features, IReadOnlyList<SkippedImage> Skipped,
+    double Seconds);
 
 /// <summary>
 /// The high-level API: a folder of photos in, a trained classifier out (and evaluation of one).
@@ -169,7 +181,7 @@ public static class Learner
             start?.Dispose();
             throw;
         }
-        float[]? classWeights = options.BalancedClassWeights ? BalancedWeights(dataset) : null;
+        float[]? classWeights = options.BalancedClassWeights ? dataset.MultiLabel ? PositiveWeights(dataset) : BalancedWeights(dataset) : null;
         bool cached = options.UseCache && (start is null || Growing.PretrainedTrunk(start));
         var run = options.Strategy == Strategy.Scratch ? EmptyRun(model, dataset)
             : await TrainHeadAsync(model, dataset, options, cached, classWeights, callbacks, searchOnly, cancel);
@@ -177,7 +189,7 @@ public static class Learner
         if (options.Strategy != Strategy.FeatureExtraction)
             run = await TrainLiveAsync(run, options, classWeights, callbacks, searchOnly, started + options.TimeBudget, cancel);
         if (searchOnly) return run;
-        run = await FitTrustAsync(run, options, callbacks, cancel);
+        run = dataset.MultiLabel ? FitThresholds(run, callbacks) : await FitTrustAsync(run, options, callbacks, cancel);
         run = Finish(run, options, clock);
         if (start is null) return run;
         var part = Growing.Measured(dataset).Part;
@@ -277,7 +289,7 @@ public static class Learner
         var head = new HeadConfig(pooling == Heads.Pooling.Gap ? channels : channels * positions, dataset.Classes.Count,
             options.HiddenOrDefault, options.DropoutOrDefault, options.BatchNorm, pooling)
         {
-            Binary = options.Binary, SqueezeExcite = options.SqueezeExcite, TrunkChannels = channels,
+            Binary = options.Binary, MultiLabel = dataset.MultiLabel, SqueezeExcite = options.SqueezeExcite, TrunkChannels = channels,
         };
         bool fineTune = options.Strategy == Strategy.FineTune;
         var modelConfig = new ModelConfig(ModelConfig.CurrentFormat, config.Name, backbone.WeightsId, input, dataset.Classes,
@@ -324,12 +336,13 @@ public static class Learner
         var train = features.ReadRows(0, trainCount);
         var validation = features.ReadRows(trainCount, validationCount);
         var test = features.ReadRows(trainCount + validationCount, dataset.Test.Count);
-        CheckEveryClassWasRead(dataset, train.Select(r => all[r].Label).ToHashSet(), features.Skipped);
+        CheckEveryClassWasRead(dataset, train.SelectMany(r => all[r].Labels).ToHashSet(), features.Skipped);
         var device = model.Device;
+        var targets = Targets.For(dataset);
         using var trainX = features.Stack(train, device);
-        using var trainY = Labels(all, train, device);
+        using var trainY = targets.Of(train.Select(r => all[r]).ToList(), device);
         using var validationX = features.Stack(validation, device);
-        using var validationY = Labels(all, validation, device);
+        using var validationY = targets.Of(validation.Select(r => all[r]).ToList(), device);
         bool validated = validation.Length > 0;
         var headOptions = options.Fit;
         LearningRateSearch? search = null;
@@ -343,18 +356,19 @@ public static class Learner
         var fit = HeadTrainer.Fit(model.Head, trainX, trainY, validated ? validationX : null, validated ? validationY : null, headOptions,
             callbacks.Epochs, cancel, classWeights);
         if (fit.Diverged is { } why) callbacks.Log?.Invoke($"warning: {why}");
-        EvaluationResult? testResult = null;
+        Measurement? testResult = null;
         if (test.Length > 0)
         {
             using var testX = features.Stack(test, device);
-            testResult = Evaluate(model, all, test, Probabilities(model, testX));
+            testResult = Measure(model, all, test, Probabilities(model, testX));
         }
-        return new TrainingResult(model, dataset, fit, validated ? Evaluate(model, all, validation, Probabilities(model, validationX)) : null, testResult,
-            features.Stats, features.Skipped, 0)
+        var run = new TrainingResult(model, dataset, fit, null, null, features.Stats, features.Skipped, 0)
         {
-            AuditSummary = Audit.DataAudit.QuickSummary(dataset, features.ContentKeys, features.Rows, device),
+            // The quick checks compare classes as single labels.
+            AuditSummary = dataset.MultiLabel ? null : Audit.DataAudit.QuickSummary(dataset, features.ContentKeys, features.Rows, device),
             LearningRateSearch = search,
         };
+        return Measured(run, validated ? Measure(model, all, validation, Probabilities(model, validationX)) : null, testResult);
     }
 
     /// <summary>
@@ -365,10 +379,14 @@ public static class Learner
     {
         if (readable.Count == 0)
             throw new GraftException($"No training image in {dataset.Root} could be read{FirstReason(skipped, _ => true)}.", "Replace the damaged images, or check the folder's permissions.");
-        // A class without training images at all is a grown model's earlier class the data lacks (noted when the data was opened).
-        var listed = dataset.Train.Select(i => i.Label).ToHashSet();
+        // A class without training images at all is a grown model's earlier class the data lacks (noted when the data was opened);
+        // multi-label data cannot leave a class to validation or test images only.
+        var listed = dataset.Train.SelectMany(i => i.Labels).ToHashSet();
+        if (dataset.MultiLabel && Enumerable.Range(0, dataset.Classes.Count).FirstOrDefault(c => !listed.Contains(c), -1) is var unlisted and >= 0)
+            throw new GraftException($"No training image in {dataset.Root} carries the class {dataset.Classes[unlisted]}; a class needs at least one training image.",
+                "Label some training images with it, or leave the class out.");
         if (Enumerable.Range(0, dataset.Classes.Count).FirstOrDefault(c => listed.Contains(c) && !readable.Contains(c), -1) is not (var missing and >= 0)) return;
-        var ofClass = dataset.Train.Where(i => i.Label == missing).Select(i => i.Path).ToHashSet();
+        var ofClass = dataset.Train.Where(i => i.Labels.Contains(missing)).Select(i => i.Path).ToHashSet();
         throw new GraftException($"None of the training images of {dataset.ClassFolder(missing)} could be read{FirstReason(skipped, s => ofClass.Contains(s.Path))}; a class needs at least one readable image.",
             "Replace the damaged images, or remove the class folder.");
     }
@@ -403,6 +421,7 @@ public static class Learner
             Deadline = deadline,
             ClassFolders = Enumerable.Range(0, dataset.Classes.Count).Select(dataset.ClassFolder).ToList(),
             LearningRateOption = scratch ? "--lr" : "--ft-lr",
+            Targets = Targets.For(dataset),
         };
         LearningRateSearch? search = null;
         if (options.AutoLearningRate)
@@ -413,7 +432,7 @@ public static class Learner
             liveOptions = liveOptions with { Fit = liveOptions.Fit with { LearningRate = search.Suggested } };
         }
         // Fine-tuning has to earn its place: the head on the pretrained trunk is kept unless phase 2 validates at least as well.
-        var headOnly = scratch || run.Validation is null ? null : Optimizers.Snapshot(network);
+        var headOnly = scratch || Quality(run) is null ? null : Optimizers.Snapshot(network);
         try
         {
             var live = await ImageTrainer.FitAsync(network, groups, train, validation, model.Config.Input, liveOptions, callbacks, cancel);
@@ -425,25 +444,26 @@ public static class Learner
             foreach (var p in trunk.parameters()) p.requires_grad = false;
             model.ResetTrunkRunner();
             var validationResult = validation.Count > 0 ? await ScoreImagesAsync(model, validation, callbacks, cancel) : null;
-            bool keepHead = headOnly is not null && validationResult is not null && validationResult.Accuracy < run.Validation!.Accuracy;
+            var (tuned, head) = (validationResult?.Quality, Quality(run));
+            bool keepHead = headOnly is not null && tuned < head;
             if (keepHead)
             {
-                callbacks.Log?.Invoke($"fine-tuning validated below the head alone (accuracy {validationResult!.Accuracy:0.000} < {run.Validation!.Accuracy:0.000}): " +
+                callbacks.Log?.Invoke($"fine-tuning validated below the head alone ({validationResult!.QualityName} {tuned:0.000} < {head:0.000}): " +
                     "the model keeps the head on the pretrained trunk");
                 network.load_state_dict(headOnly!);
                 model.ResetTrunkRunner();
-                validationResult = run.Validation;
             }
-            var testResult = keepHead ? run.Test : test.Count > 0 ? await ScoreImagesAsync(model, test, callbacks, cancel) : null;
+            var testResult = keepHead || test.Count == 0 ? null : await ScoreImagesAsync(model, test, callbacks, cancel);
             if (options.CheckpointPath is { } done && File.Exists(done)) File.Delete(done); // the run is complete
             int offset = run.Fit.History.Count;
             var fit = new FitResult([.. run.Fit.History, .. live.History.Select(h => h with { Epoch = h.Epoch + offset })], keepHead ? run.Fit.BestEpoch : live.BestEpoch + offset,
                 live.StoppedEarly, live.SamplesPerSecond) { Diverged = live.Diverged ?? run.Fit.Diverged, PlannedEpochs = live.PlannedEpochs };
-            return run with
+            run = run with
             {
-                Fit = fit, Validation = validationResult, Test = testResult, LearningRateSearch = search ?? run.LearningRateSearch,
+                Fit = fit, LearningRateSearch = search ?? run.LearningRateSearch,
                 Skipped = [.. run.Skipped, .. live.Skipped.Where(s => !unreadable.Contains(s.Path))], FineTuningKept = headOnly is null ? null : !keepHead,
             };
+            return keepHead ? run : Measured(run, validationResult, testResult);
         }
         finally { Optimizers.Dispose(headOnly); }
     }
@@ -470,6 +490,24 @@ public static class Learner
         return run with { Model = calibrated, Validation = trust.Validation ?? run.Validation, Test = trust.Test ?? run.Test };
     }
 
+    /// <summary>
+    /// A multi-label model's decision thresholds: each label's of maximum F1 on the validation images (0.5 for a label none
+    /// of them carries, and for all without validation images); the validation and test results are measured at them.
+    /// </summary>
+    static TrainingResult FitThresholds(TrainingResult run, Callbacks callbacks)
+    {
+        var thresholds = run.MultiLabelValidation?.MaxF1Thresholds() ?? Enumerable.Repeat(0.5, run.Dataset.Classes.Count).ToList();
+        if (run.MultiLabelValidation is null) callbacks.Log?.Invoke("note: no validation images to choose the decision thresholds on: every label's is 0.5");
+        var model = run.Model;
+        model.ResetTrunkRunner(); // the classifier with thresholds takes over trunk and head
+        return run with
+        {
+            Model = new TrainableClassifier(model.Config with { Thresholds = thresholds }, model.Backbone, model.Head, []),
+            MultiLabelValidation = run.MultiLabelValidation?.At(thresholds),
+            MultiLabelTest = run.MultiLabelTest?.At(thresholds),
+        };
+    }
+
     /// <summary>The trained classifier, with what its file records about the data: it takes over the run's trunk and head.</summary>
     static TrainingResult Finish(TrainingResult run, TrainOptions options, Stopwatch clock)
     {
@@ -477,9 +515,9 @@ public static class Learner
         var unreadable = run.Skipped.Select(s => s.Path).ToHashSet();
         model.ResetTrunkRunner();
         var info = new DatasetInfo(Path.GetFullPath(dataset.Root), dataset.Layout, dataset.Train.Count(i => !unreadable.Contains(i.Path)),
-            run.Validation?.Images ?? 0, run.Skipped.Count)
+            run.Validation?.Images ?? run.MultiLabelValidation?.Images ?? 0, run.Skipped.Count)
         {
-            TestImages = run.Test?.Images ?? 0, ValidationSplit = options.ValidationSplit, TestSplit = options.TestSplit, Seed = options.Fit.Seed,
+            TestImages = run.Test?.Images ?? run.MultiLabelTest?.Images ?? 0, ValidationSplit = options.ValidationSplit, TestSplit = options.TestSplit, Seed = options.Fit.Seed,
             LabelsFile = dataset.LabelsFile is { } labels ? LabelFile.Relative(dataset.Root, labels) : null,
             TestFiles = dataset.Test.Select(i => EarlierRoles.Relative(dataset.Root, i.Path)).ToList(), GrewFrom = options.From,
         };
@@ -505,6 +543,13 @@ public static class Learner
         return groups;
     }
 
+    /// <summary>Each label's positive weight for multi-label data: its negatives / positives among the training images (1 for a label none carries).</summary>
+    static float[] PositiveWeights(ImageDataset dataset)
+    {
+        var counts = Enumerable.Range(0, dataset.Classes.Count).Select(c => dataset.Train.Count(i => i.Labels.Contains(c))).ToArray();
+        return counts.Select(n => n == 0 ? 1f : (float)(dataset.Train.Count - n) / n).ToArray();
+    }
+
     static float[] BalancedWeights(ImageDataset dataset)
     {
         var counts = Enumerable.Range(0, dataset.Classes.Count).Select(c => dataset.Train.Count(i => i.Label == c)).ToArray();
@@ -526,7 +571,7 @@ public static class Learner
             FineTune = options.FineTuneOrDefault with { Epochs = epochsShapeTheRates ? options.FineTuneOrDefault.Epochs : 0, Patience = 0 },
         };
         var text = System.Text.Json.JsonSerializer.Serialize(relevant, TrainableClassifier.Json) + "|" +
-                   string.Join("|", dataset.All.Select(i => $"{i.Path}:{i.Label}"));
+                   string.Join("|", dataset.All.Select(i => $"{i.Path}:{string.Join(",", i.Labels)}"));
         return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(text)))[..32];
     }
 
@@ -540,10 +585,44 @@ public static class Learner
     public static async Task<EvaluationRun> EvaluateAsync(TrainableClassifier model, string data, string? cacheRoot = null,
         Callbacks? callbacks = null, bool tta = false, string? labelsFile = null, CancellationToken cancel = default)
     {
-        Engine.TorchRuntime.EnsureInitialized();
         callbacks ??= Callbacks.None;
+        if (model.Config.Head.MultiLabel)
+            throw new GraftException($"The model is multi-label ({model.Classes.Count} independent labels): its evaluation has no single-label accuracy.",
+                "Evaluate it with EvaluateMultiLabelAsync (mean average precision, per-label F1).");
+        var (dataset, images, plain, rows, probabilities, clock) = await ScoreFolderAsync(model, data, cacheRoot, labelsFile, callbacks, cancel);
+        EvaluationResult? withTta = null;
+        if (tta)
+        {
+            bool pretrainedTrunk = model.Config.Strategy == Strategy.FeatureExtraction.Name();
+            var mirrored = await FeaturesAsync(model, images, pretrainedTrunk, cacheRoot, mirror: true, callbacks, cancel);
+            WarnIfCacheFailed(mirrored, callbacks);
+            using var xm = mirrored.Stack(rows, model.Device);
+            withTta = Evaluate(model, images, rows, Average(probabilities, Probabilities(model, xm)));
+        }
+        return new EvaluationRun(Evaluate(model, images, rows, probabilities), withTta, dataset, plain.Stats, plain.Skipped, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>
+    /// Evaluates a multi-label model on DATA as <see cref="EvaluateAsync"/> opens it (each image carrying the labels the data
+    /// gives it), at the model's decision thresholds.
+    /// </summary>
+    public static async Task<MultiLabelEvaluationRun> EvaluateMultiLabelAsync(TrainableClassifier model, string data, string? cacheRoot = null,
+        Callbacks? callbacks = null, string? labelsFile = null, CancellationToken cancel = default)
+    {
+        if (model.Config.Thresholds is not { } thresholds)
+            throw new GraftException("The model is single-label: it has no per-label decision thresholds.", "Evaluate it with EvaluateAsync (accuracy).");
+        var (dataset, images, plain, rows, probabilities, clock) = await ScoreFolderAsync(model, data, cacheRoot, labelsFile, callbacks ?? Callbacks.None, cancel);
+        var result = MultiLabelResult.From(rows.Select(r => images[r].Path).ToArray(), probabilities, rows.Select(r => images[r].Labels).ToArray(), model.Classes, thresholds);
+        return new MultiLabelEvaluationRun(result, dataset, plain.Stats, plain.Skipped, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>DATA's images to evaluate on, their features through the cache when the trunk is the pretrained one, and the model's probabilities of those that were read.</summary>
+    static async Task<(ImageDataset Dataset, IReadOnlyList<LabeledImage> Images, ImageFeatures Features, int[] Rows, float[,] Probabilities, Stopwatch Clock)>
+        ScoreFolderAsync(TrainableClassifier model, string data, string? cacheRoot, string? labelsFile, Callbacks callbacks, CancellationToken cancel)
+    {
+        Engine.TorchRuntime.EnsureInitialized();
         var clock = Stopwatch.StartNew();
-        var dataset = ImageFolder.OpenForEvaluation(data, model.Classes, model.Config.Dataset, labelsFile);
+        var dataset = ImageFolder.OpenForEvaluation(data, model.Classes, model.Config.Dataset, labelsFile, model.Config.Head.MultiLabel);
         var images = dataset.Validation;
         bool pretrainedTrunk = model.Config.Strategy == Strategy.FeatureExtraction.Name();
         var plain = await FeaturesAsync(model, images, pretrainedTrunk, cacheRoot, mirror: false, callbacks, cancel);
@@ -553,26 +632,17 @@ public static class Learner
             throw new GraftException($"None of the {images.Count} images in {dataset.ClassRoot} could be read{FirstReason(plain.Skipped, _ => true)}; there is nothing to evaluate.",
                 "Replace the damaged images, or check the folder's permissions.");
         using var x = plain.Stack(rows, model.Device);
-        var probabilities = Probabilities(model, x);
-        EvaluationResult? withTta = null;
-        if (tta)
-        {
-            var mirrored = await FeaturesAsync(model, images, pretrainedTrunk, cacheRoot, mirror: true, callbacks, cancel);
-            WarnIfCacheFailed(mirrored, callbacks);
-            using var xm = mirrored.Stack(rows, model.Device);
-            withTta = Evaluate(model, images, rows, Average(probabilities, Probabilities(model, xm)));
-        }
-        return new EvaluationRun(Evaluate(model, images, rows, probabilities), withTta, dataset, plain.Stats, plain.Skipped, clock.Elapsed.TotalSeconds);
+        return (dataset, images, plain, rows, Probabilities(model, x), clock);
     }
 
     /// <summary>Scores images with a model through its trunk (no cache: used when the trunk itself was trained).</summary>
-    static async Task<EvaluationResult> ScoreImagesAsync(TrainableClassifier model, IReadOnlyList<LabeledImage> images, Callbacks callbacks,
+    static async Task<Measurement> ScoreImagesAsync(TrainableClassifier model, IReadOnlyList<LabeledImage> images, Callbacks callbacks,
         CancellationToken cancel)
     {
         var features = await FeaturesAsync(model, images, useCache: false, null, mirror: false, callbacks, cancel);
         var rows = features.ReadRows(0, images.Count);
         using var x = features.Stack(rows, model.Device);
-        return Evaluate(model, images, rows, Probabilities(model, x));
+        return Measure(model, images, rows, Probabilities(model, x));
     }
 
     /// <summary>
@@ -599,10 +669,31 @@ public static class Learner
     static string FirstReason(IReadOnlyList<SkippedImage> skipped, Func<SkippedImage, bool> which) =>
         skipped.FirstOrDefault(which) is { } s ? $" ({Path.GetFileName(s.Path)}: {GraftException.FirstLine(s.Reason)})" : "";
 
-    static Tensor Labels(IReadOnlyList<LabeledImage> images, int[] rows, Device device) =>
-        tensor(rows.Select(r => (long)images[r].Label).ToArray(), device: device);
+    static float[,] Probabilities(TrainableClassifier model, Tensor x) =>
+        HeadTrainer.Score(model.Head, x, null, multiLabel: model.Config.Head.MultiLabel).Probabilities;
 
-    static float[,] Probabilities(TrainableClassifier model, Tensor x) => HeadTrainer.Score(model.Head, x, null).Probabilities;
+    /// <summary>A set of images measured as its model's task has it: single-label or multi-label.</summary>
+    sealed record Measurement(EvaluationResult? Single, MultiLabelResult? Multi)
+    {
+        /// <summary>What fine-tuning must not lower: the accuracy, or the mean average precision (threshold-free).</summary>
+        public double Quality => Single?.Accuracy ?? Multi!.MeanAveragePrecision;
+        public string QualityName => Single is null ? "mAP" : "accuracy";
+    }
+
+    static Measurement Measure(TrainableClassifier model, IReadOnlyList<LabeledImage> images, int[] rows, float[,] probabilities) =>
+        model.Config.Head.MultiLabel
+            ? new(null, MultiLabelResult.From(rows.Select(r => images[r].Path).ToArray(), probabilities, rows.Select(r => images[r].Labels).ToArray(), model.Classes,
+                model.Config.Thresholds ?? Enumerable.Repeat(0.5, model.Classes.Count).ToList()))
+            : new(Evaluate(model, images, rows, probabilities), null);
+
+    /// <summary>The run with its validation and test results (null: none) in the fields of its task.</summary>
+    static TrainingResult Measured(TrainingResult run, Measurement? validation, Measurement? test) => run with
+    {
+        Validation = validation?.Single, Test = test?.Single, MultiLabelValidation = validation?.Multi, MultiLabelTest = test?.Multi,
+    };
+
+    /// <summary>The validation quality fine-tuning must match (<see cref="Measurement.Quality"/>); null without validation.</summary>
+    static double? Quality(TrainingResult run) => run.Validation?.Accuracy ?? run.MultiLabelValidation?.MeanAveragePrecision;
 
     /// <summary>The evaluation of the images at <paramref name="rows"/> (those that were read), from their class probabilities.</summary>
     /// <remarks>The probabilities are the head's; the model's temperature scaling calibrates them (<see cref="Calibration.Evaluate"/>).</remarks>

@@ -48,6 +48,7 @@ public static class StrategyAdvisor
     public static async Task<Advice> AdviseAsync(ImageDataset dataset, TrainOptions options, AssetResolver? resolver = null,
         Callbacks? callbacks = null, CancellationToken cancel = default)
     {
+        NotForMultiLabel.Check(dataset, "The strategy advisor");
         var started = Stopwatch.StartNew();
         var device = Engine.TorchDevices.Resolve(options.Device);
         resolver ??= AssetResolver.Default;

@@ -128,8 +128,11 @@ public sealed record TrainOptions
     [Description("The most wall time the run may take (e.g. 15m, 1h30m, 90s): auto leaves out strategies that would not fit, and "
         + "fine-tuning or scratch training runs only the epochs that fit (at least one), its learning-rate schedule compressed to end there.")]
     public TimeSpan? TimeBudget { get; init; }
-    /// <summary>Weigh each class's loss by n / (classes x its count), for imbalanced data.</summary>
-    [Description("Weigh each class's loss inversely to its frequency, for imbalanced data.")]
+    /// <summary>
+    /// Weigh each class's loss by n / (classes x its count), for imbalanced data; on multi-label data, each class's
+    /// positive term by its negatives / positives (binary cross-entropy's pos_weight).
+    /// </summary>
+    [Description("Weigh each class's loss inversely to its frequency, for imbalanced data (multi-label: each label's positives by its negatives / positives).")]
     public bool BalancedClassWeights { get; init; }
     /// <summary>Live training saves here after every epoch (and when stopped); with <see cref="Resume"/> it continues from it.</summary>
     public string? CheckpointPath { get; init; }

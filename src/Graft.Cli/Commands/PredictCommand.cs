@@ -75,6 +75,9 @@ public static class PredictCommand
             foreach (var p in predictions)
                 Cli.Out.MarkupLine((p.Unknown
                     ? $"{Cli.Escape(p.File)}: [bold yellow]unknown[/]: like none of the training images (closest: {Cli.Escape(p.Label)} {p.Confidence:0.000})"
+                    : p.Labels is { } labels
+                    ? $"{Cli.Escape(p.File)}: " + (labels.Count == 0 ? $"[bold]no label[/] (best: {Cli.Escape(p.Label)} {p.Confidence:0.000})"
+                        : string.Join(", ", labels.Select(l => $"[bold]{Cli.Escape(l.Label)}[/] {l.Probability:0.000}")))
                     : $"{Cli.Escape(p.File)}: [bold]{Cli.Escape(p.Label)}[/] {p.Confidence:0.000}" +
                       (p.Top.Count > 1 ? "  (" + string.Join(", ", p.Top.Skip(1).Select(t => $"{Cli.Escape(t.Label)} {t.Probability:0.000}")) + ")" : "")) +
                     (p.Explanation is { } e ? $"  [grey]heat map {Cli.Escape(e.Heatmap ?? "")}, peak ({e.Peak.X}, {e.Peak.Y})[/]" : ""));

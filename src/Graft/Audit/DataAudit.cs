@@ -80,6 +80,7 @@ internal static class DataAudit
         callbacks ??= Callbacks.None;
         var clock = Stopwatch.StartNew();
         var dataset = Open(data, options);
+        NotForMultiLabel.Check(dataset, "The audit");
         var labelled = Roles(dataset).ToList();
         var images = labelled.Select(t => new AuditImage(t.Image.Path, dataset.Classes[t.Image.Label], t.Role)).ToList();
         var paths = images.Select(i => i.File).ToList();

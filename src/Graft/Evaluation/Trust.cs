@@ -66,6 +66,7 @@ internal static class Trust
         IReadOnlyDictionary<string, IReadOnlyList<string>> others, TrustOptions options, string? cacheRoot, Callbacks? callbacks = null, CancellationToken cancel = default)
     {
         callbacks ??= Callbacks.None;
+        NotForMultiLabel.Check(model.Config.Head.MultiLabel, "Measuring calibration and out-of-distribution detection");
         var labelled = dataset.All.ToList();
         var outsideImages = others.SelectMany(o => o.Value.Select(f => new LabeledImage(f, 0))).ToList();
         var features = await HeadInputsAsync(model, [.. labelled, .. outsideImages], cacheRoot, callbacks, cancel);

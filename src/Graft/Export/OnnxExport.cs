@@ -36,6 +36,8 @@ internal sealed record ClassifierParts(Graph Body, nn.Module<Tensor, Tensor> Hea
     /// its own ONNX model (<see cref="OnnxTrunk"/>) and <see cref="Body"/> is not emitted. Null: the whole network.
     /// </summary>
     public long? FeaturesIn { get; init; }
+    /// <summary>A multi-label model's decision threshold of each class: the probabilities are each output's sigmoid (null: single-label, softmax).</summary>
+    public IReadOnlyList<double>? Thresholds { get; init; }
 }
 
 internal static class OnnxExport
@@ -44,7 +46,7 @@ internal static class OnnxExport
 
     /// <summary>
     /// The whole classifier: images → trunk → the head's pooling → head → softmax; a binary head's one sigmoid
-    /// output p becomes [1 - p, p], as <see cref="Objective.Probabilities"/> gives.
+    /// output p becomes [1 - p, p], and a multi-label head's outputs each take a sigmoid, as <see cref="Objective.Probabilities"/> gives.
     /// </summary>
     public static byte[] ClassifierModel(ClassifierParts model)
     {
@@ -78,6 +80,7 @@ internal static class OnnxExport
             var q = graph.Node("Sub", "head/Sub", [graph.Constant("one", [1f]), p]);
             graph.Node("Concat", ProbabilitiesOutput, [q, p], OnnxGraph.Attribute("axis", 1L));
         }
+        else if (model.Thresholds is not null) graph.Node("Sigmoid", ProbabilitiesOutput, [logits]);
         else graph.Node("Softmax", ProbabilitiesOutput, [logits], OnnxGraph.Attribute("axis", 1L));
         graph.Output(ProbabilitiesOutput, outputs);
         if (model.Detector is { } detector)
@@ -117,6 +120,10 @@ internal static class OnnxExport
             ("ood_score", $"{JsonNamingPolicy.SnakeCaseLower.ConvertName(ood.Score.ToString())}: output {ModelFile.OodScoreOutput} [N], higher is less like the training images"),
             ("ood_threshold", ood.Threshold.ToString("R", CultureInfo.InvariantCulture)),
             ("ood_rule", $"an image whose {ModelFile.OodScoreOutput} is above ood_threshold is like none of the classes (the threshold keeps {ood.Acceptance:0.##%} of the validation images)"),
+        ] : Array.Empty<(string, string)>(),
+        .. config.Thresholds is { } thresholds ? [
+            ("thresholds", JsonSerializer.Serialize(thresholds, MetadataJson)),
+            ("multi_label", $"each of {ProbabilitiesOutput}'s values is one class's independent probability (sigmoid); an image carries every class whose probability is at least its threshold (thresholds, in class order)"),
         ] : Array.Empty<(string, string)>(),
         ("classes", JsonSerializer.Serialize(config.Classes, MetadataJson)),
         ("input_size", config.Input.Size.ToString(CultureInfo.InvariantCulture)),

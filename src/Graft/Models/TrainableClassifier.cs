@@ -62,6 +62,11 @@ public sealed record ModelConfig(
     public TemperatureScaling? TemperatureScaling { get; init; }
     /// <summary>The "none of these" score and threshold; its statistics are the weights' "ood.*" tensors (null: every photo gets a class).</summary>
     public OodConfig? OutOfDistribution { get; init; }
+    /// <summary>
+    /// A multi-label model's decision threshold on each class's probability, in class order, chosen on the validation
+    /// images (maximum F1); null for single-label models (and files written before multi-label ones).
+    /// </summary>
+    public IReadOnlyList<double>? Thresholds { get; init; }
 
     /// <summary>Version 2: trunks are Keras layer graphs (weights named by Keras layer); version 1 held MobileNetV2 units.</summary>
     public const string CurrentFormat = ModelFile.CurrentFormat;
@@ -186,8 +191,9 @@ public sealed class TrainableClassifier : IDisposable
         var map = explain ? MapRunner.Features(images) : null;
         var features = map is null ? Trunk.Features(images) : HeadConfig.Pool(map, Config.Head.Pooling);
         var logits = Head.forward(features);
-        var p = Objective.Probabilities(TemperatureScaling.Apply(logits, Config.TemperatureScaling));
-        if (tta) p = p.add(Objective.Probabilities(TemperatureScaling.Apply(Head.forward(Trunk.Features(images.flip(3).contiguous())), Config.TemperatureScaling))).div_(2);
+        bool multiLabel = Config.Head.MultiLabel;
+        var p = Objective.Probabilities(TemperatureScaling.Apply(logits, Config.TemperatureScaling), multiLabel);
+        if (tta) p = p.add(Objective.Probabilities(TemperatureScaling.Apply(Head.forward(Trunk.Features(images.flip(3).contiguous())), Config.TemperatureScaling), multiLabel)).div_(2);
         var scores = Detector?.Score(features, logits, Config.TemperatureScaling);
         return (p.MoveToOuterDisposeScope(), scores?.MoveToOuterDisposeScope(), map?.MoveToOuterDisposeScope());
     }
@@ -274,7 +280,7 @@ public sealed class TrainableClassifier : IDisposable
         var scores = ood?.cpu().data<float>().ToArray();
         int classes = Classes.Count;
         var predictions = Enumerable.Range(0, names.Count).Select(k => Prediction.Rank(names[k], probabilities.AsSpan(k * classes, classes), Classes, top,
-            scores?[k], acceptAll ? null : Config.OutOfDistribution?.Threshold)).ToList();
+            scores?[k], acceptAll ? null : Config.OutOfDistribution?.Threshold, Config.Thresholds)).ToList();
         var maps = map is null ? null : GradCam.Maps(map, Head, Config.Head.Pooling, predictions.Select(x => Classes.ToList().IndexOf(x.Label)).ToList());
         return (predictions, maps);
     }
@@ -299,7 +305,7 @@ public sealed class TrainableClassifier : IDisposable
     /// <remarks>On an ONNX trunk, the head alone, on the trunk's features (input "features" [N, C]).</remarks>
     public byte[] ToOnnx() => OnnxExport.ClassifierModel(new ClassifierParts(Body, Head, Config.Head.Pooling, Config.Input, Classes, Config.Backbone, Config.Int8)
     {
-        Temperature = Config.TemperatureScaling, Detector = Detector, FeaturesIn = Backbone.Onnx?.Channels,
+        Temperature = Config.TemperatureScaling, Detector = Detector, FeaturesIn = Backbone.Onnx?.Channels, Thresholds = Config.Thresholds,
     });
 
     /// <summary>Writes <see cref="ToOnnx"/> to a file, atomically (a temporary file beside it, then a rename).</summary>
@@ -471,6 +477,8 @@ public sealed class TrainableClassifier : IDisposable
         Check(c.Head is not null, () => "its config has no head");
         Check(c.Head.Classes == c.Classes.Count, () => $"its config lists {c.Classes.Count} labels for a head of {c.Head.Classes} classes");
         Check(!c.Head.Binary || c.Head.Classes == 2, () => $"its binary head has {c.Head.Classes} classes instead of 2");
+        Check(c.Thresholds is null ? !c.Head.MultiLabel : c.Head.MultiLabel && c.Thresholds.Count == c.Classes.Count && c.Thresholds.All(t => t is >= 0 and <= 1),
+            () => $"its decision thresholds ({c.Thresholds?.Count ?? 0}) do not match its {(c.Head.MultiLabel ? "multi-label" : "single-label")} head of {c.Classes.Count} classes, each in [0, 1]");
         Check(c.Head.InputChannels > 0 && c.Head.Hidden is >= 0 and <= 1 << 16 && c.Head.Dropout is >= 0 and < 1,
             () => $"its head (inputs {c.Head.InputChannels}, hidden {c.Head.Hidden}, dropout {c.Head.Dropout}) is out of range");
         Check(c.Architecture is null || (c.Architecture.InputSize == c.Input.Size && (!c.Architecture.IncludeTop || c.Architecture.Classes is > 0 and <= 100_000)),

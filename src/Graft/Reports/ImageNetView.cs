@@ -31,6 +31,7 @@ internal static class ModelReport
         ImageDataset dataset, IReadOnlyList<SkippedImage> skipped, string folder, AssetResolver resolver,
         bool imageNetView = true, bool audit = true, GrowthResult? growth = null, CancellationToken cancel = default)
     {
+        NotForMultiLabel.Check(model.Config.Head.MultiLabel, "The HTML report");
         Audit.AuditResult? findings = null;
         var notes = dataset.Notes.ToList();
         // An ONNX trunk has no registry network to audit with or to show ImageNet guesses of, and no feature map for heat maps.

@@ -193,7 +193,7 @@ internal static class FitLoop
             }
             (count == n ? loss : loss * ((double)count / n)).backward();
             lossSum += value * count;
-            correct += Objective.Predicted(logits).eq(y.narrow(0, start, count)).sum().item<long>();
+            correct += Objective.Correct(logits, y.narrow(0, start, count));
         }
         state.Optimizer.step();
         var p = state.Progress;

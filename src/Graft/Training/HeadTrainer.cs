@@ -30,11 +30,14 @@ public sealed record FitOptions(
     [Description("Epochs of linear learning-rate warm-up before the schedule.")]
     [Range(0, 1000)]
     public double WarmupEpochs { get; init; }
-    /// <summary>Label smoothing of the cross-entropy: the target puts this share on the other classes (0: none; single-label softmax heads).</summary>
+    /// <summary>
+    /// Label smoothing of the cross-entropy: the target puts this share on the other classes (0: none); for sigmoid outputs
+    /// (binary and multi-label heads) each target moves this share towards 0.5.
+    /// </summary>
     [Description("Label smoothing of the cross-entropy.")]
     [Range(0, 1, MaximumIsExclusive = true)]
     public double LabelSmoothing { get; init; }
-    /// <summary>MixUp's Beta(a, a) parameter: each batch is blended with a shuffled copy of itself, and so are its targets (0: off).</summary>
+    /// <summary>MixUp's Beta(a, a) parameter: each batch is blended with a shuffled copy of itself, and so are its targets (multi-hot ones too) (0: off).</summary>
     [Description("MixUp: blend each batch with a shuffled copy of itself; the Beta distribution's parameter (0: off).")]
     [Range(0, 100)]
     public double MixUp { get; init; }
@@ -57,7 +60,10 @@ public sealed record FitOptions(
     public int? MicroBatch { get; init; }
 }
 
-/// <summary>One row of the training history (validation columns empty when there is no validation set).</summary>
+/// <summary>
+/// One row of the training history (validation columns empty when there is no validation set). On multi-label data the
+/// accuracy is the exact-match share: images whose every label is decided right at probability 0.5.
+/// </summary>
 public sealed record EpochRecord(int Epoch, double Loss, double Accuracy, double? ValLoss, double? ValAccuracy, double Seconds);
 
 public sealed record EpochProgress(int Epoch, int Epochs, EpochRecord Record, double SamplesPerSecond);
@@ -98,8 +104,12 @@ internal static class HeadTrainer
             .GetAwaiter().GetResult();
     }
 
-    /// <summary>Scores a classifier in inference mode; <paramref name="y"/> null when labels are unknown.</summary>
-    public static Scored Score(nn.Module<Tensor, Tensor> model, Tensor x, Tensor? y, bool withProbabilities = true, int batchSize = 1024)
+    /// <summary>
+    /// Scores a classifier in inference mode; <paramref name="y"/> null when labels are unknown (class indices, or
+    /// multi-hot rows for a <paramref name="multiLabel"/> head, whose probabilities are each output's sigmoid).
+    /// </summary>
+    public static Scored Score(nn.Module<Tensor, Tensor> model, Tensor x, Tensor? y, bool withProbabilities = true, int batchSize = 1024,
+        bool multiLabel = false)
     {
         model.eval();
         using var _ = no_grad();
@@ -115,11 +125,11 @@ internal static class HeadTrainer
             {
                 var labels = y.narrow(0, start, count);
                 lossSum += Objective.Loss(logits, labels).item<float>() * count;
-                correct += Objective.Predicted(logits).eq(labels).sum().item<long>();
+                correct += Objective.Correct(logits, labels);
             }
             if (withProbabilities)
             {
-                var probs = Objective.Probabilities(logits);
+                var probs = Objective.Probabilities(logits, multiLabel);
                 var p = probs.cpu().data<float>().ToArray();
                 int classes = (int)probs.shape[1];
                 probabilities ??= new float[n, classes];

@@ -33,6 +33,8 @@ internal sealed record LiveFitOptions(
     public DateTime? Deadline { get; init; }
     /// <summary>The learning-rate option a diverging run should lower (named in the error).</summary>
     public string LearningRateOption { get; init; } = "--lr";
+    /// <summary>The images' targets: class indices, or multi-hot rows over the classes for multi-label data.</summary>
+    public Targets Targets { get; init; } = Targets.SingleLabel;
 }
 
 /// <summary>
@@ -66,7 +68,7 @@ internal static class ImageTrainer
 
     /// <summary>Loss and accuracy on images without augmentation, in inference mode.</summary>
     public static async Task<(double Loss, double Accuracy)> EvaluateAsync(nn.Module<Tensor, Tensor> network, IReadOnlyList<LabeledImage> images,
-        ImageSpec spec, int batchSize, DecodedImageCache? decoded = null, FrozenOutputs? frozenInput = null)
+        ImageSpec spec, int batchSize, Targets targets, DecodedImageCache? decoded = null, FrozenOutputs? frozenInput = null)
     {
         network.eval();
         var device = TorchDevices.Of(network);
@@ -80,10 +82,10 @@ internal static class ImageTrainer
             using var scope = NewDisposeScope();
             var pixels = TorchDevices.Images(batch.Pixels, batch.Count, spec.Size, device);
             var x = frozenInput?.For(pixels, batch.Indices.Select(i => images[i].Path).ToList()) ?? pixels;
-            var y = tensor(batch.Indices.Select(i => (long)images[i].Label).ToArray(), device: device);
+            var y = targets.Of(batch.Indices.Select(i => images[i]).ToList(), device);
             var logits = network.call(x);
             lossSum += Objective.Loss(logits, y).item<float>() * batch.Count;
-            correct += Objective.Predicted(logits).eq(y).sum().item<long>();
+            correct += Objective.Correct(logits, y);
             seen += batch.Count;
         }
         return (lossSum / Math.Max(1, seen), (double)correct / Math.Max(1, seen));
@@ -135,10 +137,10 @@ internal sealed class ImageBatches : IBatchSource
                            augment: new EpochAugmentation(_options.Augmentation, seed, epoch, skipFirst), decoded: _decoded, cancel: CancellationToken.None))
         {
             foreach (var failure in batch.Failures) _unreadable[failure.Path] = failure.Reason;
-            var labels = batch.Indices.Select(i => (long)_train[order[skipFirst + i]].Label).ToArray();
-            foreach (var label in labels) _readableLabels.Add((int)label);
+            var images = batch.Indices.Select(i => _train[order[skipFirst + i]]).ToList();
+            foreach (var image in images) _readableLabels.UnionWith(image.Labels);
             yield return new TrainingBatch(index++, batch.Count, batch.Count < Math.Min(2, BatchSize) ? null
-                : () => (Input(_options.FrozenInput, TorchDevices.Images(batch.Pixels, batch.Count, _spec.Size, _device)), tensor(labels, device: _device)));
+                : () => (Input(_options.FrozenInput, TorchDevices.Images(batch.Pixels, batch.Count, _spec.Size, _device)), _options.Targets.Of(images, _device)));
         }
         if (skipFirst == 0 && !_classesChecked)
         {
@@ -148,13 +150,13 @@ internal sealed class ImageBatches : IBatchSource
     }
 
     public async Task<(double Loss, double Accuracy)?> ValidateAsync(nn.Module<Tensor, Tensor> network) =>
-        _validation.Count > 0 ? await ImageTrainer.EvaluateAsync(network, _validation, _spec, BatchSize, _decoded, _frozenValidation) : null;
+        _validation.Count > 0 ? await ImageTrainer.EvaluateAsync(network, _validation, _spec, BatchSize, _options.Targets, _decoded, _frozenValidation) : null;
 
     void CheckEveryClassWasRead()
     {
-        if (_train.Select(i => i.Label).Distinct().Order().FirstOrDefault(l => !_readableLabels.Contains(l), -1) is not (var missing and >= 0)) return;
+        if (_train.SelectMany(i => i.Labels).Distinct().Order().FirstOrDefault(l => !_readableLabels.Contains(l), -1) is not (var missing and >= 0)) return;
         string folder = _options.ClassFolders is { } folders ? folders[missing] : $"class {missing}";
-        var reason = _train.Where(i => i.Label == missing && _unreadable.ContainsKey(i.Path))
+        var reason = _train.Where(i => i.Labels.Contains(missing) && _unreadable.ContainsKey(i.Path))
             .Select(i => $" ({Path.GetFileName(i.Path)}: {_unreadable[i.Path]})").FirstOrDefault() ?? "";
         throw new GraftException($"None of the images of {folder} could be read{reason}; a class needs at least one readable image.",
             "Replace the damaged images, or remove the class folder.");
