@@ -82,6 +82,24 @@ def chromium(args):
                               capture_output=True, text=True, timeout=120)
 
 
+def page_dom(url):
+    """The page's DOM after it loaded and its scripts ran."""
+    return chromium(["--virtual-time-budget=10000", "--dump-dom", url]).stdout
+
+
+def images_failures(mark):
+    """What is wrong with the body's data-images mark ("loaded/total"): none when every image loaded."""
+    if mark is None:
+        return ["the page never finished loading (no data-images mark)"]
+    loaded, total = map(int, mark.split("/"))
+    return [f"only {loaded} of {total} images loaded"] if total == 0 or loaded != total else []
+
+
+def screenshot_failures(url, screenshot):
+    chromium(["--virtual-time-budget=10000", "--window-size=1280,2400", f"--screenshot={os.path.abspath(screenshot)}", url])
+    return [] if os.path.exists(screenshot) else ["no screenshot was written"]
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("report_dir")
@@ -95,14 +113,8 @@ def main():
         expected = json.loads(f.read().strip().splitlines()[-1])
 
     dom = ReportDom()
-    dom.feed(chromium(["--virtual-time-budget=10000", "--dump-dom", url]).stdout)
-    failures = []
-    if dom.images_mark is None:
-        failures.append("the page never finished loading (no data-images mark)")
-    else:
-        loaded, total = map(int, dom.images_mark.split("/"))
-        if total == 0 or loaded != total:
-            failures.append(f"only {loaded} of {total} images loaded")
+    dom.feed(page_dom(url))
+    failures = images_failures(dom.images_mark)
     matrix = expected["confusion_matrix"]
     page = [[dom.cells.get((t, p)) for p in range(len(matrix))] for t in range(len(matrix))]
     if page != matrix:
@@ -129,9 +141,7 @@ def main():
             failures.append(f"the CSV's {len(wrong)} misclassified files differ from the gallery's {len(dom.gallery)}")
 
     if screenshot:
-        chromium(["--virtual-time-budget=10000", "--window-size=1280,2400", f"--screenshot={os.path.abspath(screenshot)}", url])
-        if not os.path.exists(screenshot):
-            failures.append("no screenshot was written")
+        failures += screenshot_failures(url, screenshot)
 
     if failures:
         sys.exit("check_report: " + "; ".join(failures))
