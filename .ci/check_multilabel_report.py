@@ -13,56 +13,30 @@ import argparse
 import json
 import os
 import sys
-from html.parser import HTMLParser
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from check_report import images_failures, page_dom, screenshot_failures  # noqa: E402
+from check_report import PageDom, images_failures, page_dom, screenshot_failures  # noqa: E402
 
 FIGURES = ("average_precision", "threshold", "precision", "recall", "f1")
 ATTRIBUTES = {"average_precision": "data-ap", "threshold": "data-threshold", "precision": "data-precision", "recall": "data-recall", "f1": "data-f1"}
 
 
-class MultiLabelDom(HTMLParser):
-    """Collects the body's data-images mark, the per-label rows, the co-occurrence cells, the mAP card and the error gallery."""
+class MultiLabelDom(PageDom):
+    """The per-label rows, the co-occurrence cells, the mAP card and the gallery of largest errors."""
+
+    CELL_KEYS = ("data-a", "data-b")
+    CARD = "card-map"
 
     def __init__(self):
         super().__init__()
-        self.images_mark = None
         self.rows = []
-        self.cells = {}
         self.errors = []
-        self.map = None
-        self._cell = None
-        self._card = False
-        self._text = ""
 
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "body":
-            self.images_mark = a.get("data-images")
+    def start(self, tag, a):
         if tag == "tr" and "data-label" in a:
             self.rows.append(a)
-        if tag == "td" and "data-a" in a:
-            self._cell = (int(a["data-a"]), int(a["data-b"]))
-            self._text = ""
         if tag == "div" and "data-error-file" in a:
             self.errors.append((a["data-error-file"], int(a["data-errors"])))
-        if tag == "div" and a.get("id") == "card-map":
-            self._card = True
-        if tag == "div" and self._card and a.get("class") == "value":
-            self._text = ""
-
-    def handle_data(self, data):
-        if self._cell is not None or self._card:
-            self._text += data
-
-    def handle_endtag(self, tag):
-        if tag == "td" and self._cell is not None:
-            self.cells[self._cell] = int(self._text.strip())
-            self._cell = None
-        if tag == "div" and self._card and self.map is None and self._text.strip():
-            self.map = float(self._text.strip())
-            self._card = False
 
 
 def per_label_failures(rows, expected):
@@ -99,8 +73,8 @@ def main():
     failures = images_failures(dom.images_mark)
     labels = expected["per_label"]
     failures += per_label_failures(dom.rows, labels)
-    if dom.map is None or abs(dom.map - expected["map"]) > 0.00005:
-        failures.append(f"the page's mAP {dom.map} differs from the JSON's {expected['map']}")
+    if dom.card is None or abs(dom.card - expected["map"]) > 0.00005:
+        failures.append(f"the page's mAP {dom.card} differs from the JSON's {expected['map']}")
     diagonal = [dom.cells.get((i, i)) for i in range(len(labels))]
     if diagonal != [e["support"] for e in labels]:
         failures.append(f"the co-occurrence diagonal {diagonal} differs from the labels' images {[e['support'] for e in labels]}")
@@ -114,7 +88,7 @@ def main():
     if failures:
         sys.exit("check_multilabel_report: " + "; ".join(failures))
     print(f"check_multilabel_report: {args.report_dir}: {dom.images_mark} images loaded, the per-label table of {len(labels)} labels "
-          f"matches the JSON, mAP {dom.map}, {len(dom.errors)} images in the gallery of largest errors")
+          f"matches the JSON, mAP {dom.card}, {len(dom.errors)} images in the gallery of largest errors")
 
 
 if __name__ == "__main__":

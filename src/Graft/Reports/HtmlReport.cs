@@ -19,7 +19,7 @@ internal sealed record DataProblem(string File, string Kind, string Detail);
 internal sealed record ImageNetGuess(string File, string TrueClass, IReadOnlyList<ClassProbability> Top);
 
 /// <summary>What every report page shows beside its figures: the model, its training, and the data it was measured on.</summary>
-internal abstract record ReportPage(
+internal record ReportPage(
     string Title,
     string? ModelPath,
     ModelConfig Model,
@@ -40,19 +40,20 @@ internal abstract record ReportPage(
 }
 
 /// <summary>Everything one single-label report shows.</summary>
-internal sealed record ReportContent(
-    string Title,
-    string? ModelPath,
-    ModelConfig Model,
-    ModelSummary Summary,
-    IReadOnlyList<EpochRecord> History,
-    string DataRoot,
-    string DataLayout,
-    IReadOnlyList<SkippedImage> Skipped,
-    EvaluationResult Result,
-    EvaluationResult? Tta = null,
-    IReadOnlyList<ImageNetGuess>? ImageNetView = null) : ReportPage(Title, ModelPath, Model, Summary, History, DataRoot, DataLayout, Skipped)
+internal sealed record ReportContent : ReportPage
 {
+    public ReportContent(ReportPage page, EvaluationResult result, EvaluationResult? tta = null, IReadOnlyList<ImageNetGuess>? imageNetView = null) : base(page) =>
+        (Result, Tta, ImageNetView) = (result, tta, imageNetView);
+
+    /// <summary>The evaluation shown.</summary>
+    public EvaluationResult Result { get; }
+
+    /// <summary>The same images with test-time augmentation (null: none).</summary>
+    public EvaluationResult? Tta { get; }
+
+    /// <summary>The pretrained network's ImageNet guesses for a few images (null: not shown).</summary>
+    public IReadOnlyList<ImageNetGuess>? ImageNetView { get; }
+
     /// <summary>The data audit's findings about the evaluated images, shown apart from the model's mistakes.</summary>
     public IReadOnlyList<DataProblem> DataProblems { get; init; } = [];
 
@@ -74,15 +75,9 @@ internal static class HtmlReport
 
     public static string Write(ReportContent content, string folder)
     {
-        Directory.CreateDirectory(folder);
-        var images = Path.Combine(folder, "images");
-        Directory.CreateDirectory(images);
+        var (images, curves) = PrepareFolder(content, folder);
         var r = content.Result;
-
         Charts.ConfusionMatrix(r, Path.Combine(folder, "confusion_matrix.png"));
-        bool curves = content.History.Count > 0;
-        if (curves) Charts.TrainingCurves(content.History, Path.Combine(folder, "training_curves.png"));
-        if (content.Model.LearningRateSearch is { } search) Charts.LearningRateSearch(search, Path.Combine(folder, "learning_rate.png"));
         if (r.Calibration is { } calibration) Charts.ReliabilityDiagram(calibration, Path.Combine(folder, "reliability_diagram.png"));
 
         var (mistakes, leastConfident) = Shown(r);
@@ -148,6 +143,17 @@ internal static class HtmlReport
             } : null,
         };
         return End(html, data, folder);
+    }
+
+    /// <summary>Creates the report folder and its images folder (its path), and draws the training curves (whether there are any) and the learning-rate search.</summary>
+    internal static (string Images, bool Curves) PrepareFolder(ReportPage content, string folder)
+    {
+        var images = Path.Combine(folder, "images");
+        Directory.CreateDirectory(images);
+        bool curves = content.History.Count > 0;
+        if (curves) Charts.TrainingCurves(content.History, Path.Combine(folder, "training_curves.png"));
+        if (content.Model.LearningRateSearch is { } search) Charts.LearningRateSearch(search, Path.Combine(folder, "learning_rate.png"));
+        return (images, curves);
     }
 
     /// <summary>A page's head and its header: title, backbone, strategy, model file and when it was written.</summary>

@@ -67,11 +67,9 @@ internal static class ModelReport
         var shortcuts = audit ? await ShortcutProblemsAsync(model, result, images, heatmaps, cancel) : [];
         var evaluated = result.Items.Select(i => new LabeledImage(i.File, i.Truth)).ToList();
         var view = imageNetView ? await ImageNetView.SampleAsync(model.Config.Backbone, evaluated, result.Classes, resolver, cancel: cancel) : null;
-        var (title, summary, part, whole) = Page(model, dataset, result.Classes.Count);
-        var content = new ReportContent(title, modelPath is null ? null : Path.GetFullPath(modelPath), model.Config, summary, model.History,
-            Path.GetFullPath(dataset.Root), dataset.Layout, skipped, result, tta, view)
+        var content = new ReportContent(Page(model, modelPath, dataset, skipped, result.Classes.Count) with { DataNotes = notes }, result, tta, view)
         {
-            Part = part, Whole = whole, DataNotes = notes, Growth = growth, DataProblems = shortcuts.Concat(Problems(findings, result)).DistinctBy(p => Path.GetFullPath(p.File)).ToList(), Heatmaps = heatmaps,
+            Growth = growth, DataProblems = shortcuts.Concat(Problems(findings, result)).DistinctBy(p => Path.GetFullPath(p.File)).ToList(), Heatmaps = heatmaps,
         };
         return HtmlReport.Write(content, folder);
     }
@@ -80,23 +78,24 @@ internal static class ModelReport
     public static string WriteMultiLabel(TrainableClassifier model, string? modelPath, MultiLabelResult result, ImageDataset dataset,
         IReadOnlyList<SkippedImage> skipped, string folder)
     {
-        var (title, summary, part, whole) = Page(model, dataset, result.Classes.Count);
-        var content = new MultiLabelReportContent(title, modelPath is null ? null : Path.GetFullPath(modelPath), model.Config, summary, model.History,
-            Path.GetFullPath(dataset.Root), dataset.Layout, skipped, result) { Part = part, Whole = whole, DataNotes = dataset.Notes.ToList() };
-        return MultiLabelReport.Write(content, folder);
+        return MultiLabelReport.Write(new MultiLabelReportContent(Page(model, modelPath, dataset, skipped, result.Classes.Count), result), folder);
     }
 
     /// <summary>
-    /// What every report's page says of the model and the data: its title, the model's summary, and which part of the data
-    /// was measured within which whole. A training run's dataset holds every role and is measured as TrainingResult.Headline
-    /// is: on its test images, else its validation images.
+    /// What every report's page says of the model and the data: its title, the model's summary, the data's notes, and which
+    /// part of the data was measured within which whole. A training run's dataset holds every role and is measured as
+    /// TrainingResult.Headline is: on its test images, else its validation images.
     /// </summary>
-    static (string Title, ModelSummary Summary, string? Part, ImageDataset? Whole) Page(TrainableClassifier model, ImageDataset dataset, int classes)
+    static ReportPage Page(TrainableClassifier model, string? modelPath, ImageDataset dataset, IReadOnlyList<SkippedImage> skipped, int classes)
     {
         var summary = ModelSummary.Of(model.Config.Backbone, model.Backbone, model.Config.Input.Size, model.Head, model.Config.Head.Pooling);
         var (part, whole) = dataset.Part is { } p ? (p, dataset.Whole)
             : dataset.Train.Count > 0 ? (dataset.Test.Count > 0 ? "test" : "validation", dataset) : ((string?)null, (ImageDataset?)null);
-        return ($"Graft report: {Path.GetFileName(Path.TrimEndingDirectorySeparator(dataset.Root))} ({classes} classes)", summary, part, whole);
+        return new ReportPage($"Graft report: {Path.GetFileName(Path.TrimEndingDirectorySeparator(dataset.Root))} ({classes} classes)",
+            modelPath is null ? null : Path.GetFullPath(modelPath), model.Config, summary, model.History, Path.GetFullPath(dataset.Root), dataset.Layout, skipped)
+        {
+            Part = part, Whole = whole, DataNotes = dataset.Notes.ToList(),
+        };
     }
 
     /// <summary>Each file's heat map of its class, over the photo, written into the report's images folder: file → src (unreadable files left out).</summary>

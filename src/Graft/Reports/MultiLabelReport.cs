@@ -10,16 +10,13 @@ using static Graft.Reports.HtmlReport;
 namespace Graft.Reports;
 
 /// <summary>Everything one multi-label report shows.</summary>
-internal sealed record MultiLabelReportContent(
-    string Title,
-    string? ModelPath,
-    ModelConfig Model,
-    ModelSummary Summary,
-    IReadOnlyList<EpochRecord> History,
-    string DataRoot,
-    string DataLayout,
-    IReadOnlyList<SkippedImage> Skipped,
-    MultiLabelResult Result) : ReportPage(Title, ModelPath, Model, Summary, History, DataRoot, DataLayout, Skipped);
+internal sealed record MultiLabelReportContent : ReportPage
+{
+    public MultiLabelReportContent(ReportPage page, MultiLabelResult result) : base(page) => Result = result;
+
+    /// <summary>The evaluation shown.</summary>
+    public MultiLabelResult Result { get; }
+}
 
 /// <summary>
 /// The report of a multi-label model, in the single-label report's page: the headline figures, a per-label table (each
@@ -33,13 +30,8 @@ internal static class MultiLabelReport
 
     public static string Write(MultiLabelReportContent content, string folder)
     {
-        Directory.CreateDirectory(folder);
-        var images = Path.Combine(folder, "images");
-        Directory.CreateDirectory(images);
+        var (images, curves) = PrepareFolder(content, folder);
         var r = content.Result;
-        bool curves = content.History.Count > 0;
-        if (curves) Charts.TrainingCurves(content.History, Path.Combine(folder, "training_curves.png"));
-        if (content.Model.LearningRateSearch is { } search) Charts.LearningRateSearch(search, Path.Combine(folder, "learning_rate.png"));
         var worst = Worst(r);
 
         var html = Begin(content);
