@@ -10,12 +10,11 @@ holds each label's images, and that the gallery of largest errors holds images w
 exact-match accuracy is below 1.
 """
 import argparse
-import json
 import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from check_report import PageDom, images_failures, page_dom, screenshot_failures  # noqa: E402
+from check_report import PageDom, finish, images_failures, last_json, page_dom, screenshot_failures  # noqa: E402
 
 FIGURES = ("average_precision", "threshold", "precision", "recall", "f1")
 ATTRIBUTES = {"average_precision": "data-ap", "threshold": "data-threshold", "precision": "data-precision", "recall": "data-recall", "f1": "data-f1"}
@@ -65,8 +64,7 @@ def main():
     parser.add_argument("--screenshot")
     args = parser.parse_args()
     url = "file://" + os.path.abspath(os.path.join(args.report_dir, "index.html"))
-    with open(args.json_path) as f:
-        expected = json.loads(f.read().strip().splitlines()[-1])
+    expected = last_json(args.json_path)
 
     dom = MultiLabelDom()
     dom.feed(page_dom(url))
@@ -85,10 +83,8 @@ def main():
     if args.screenshot:
         failures += screenshot_failures(url, args.screenshot)
 
-    if failures:
-        sys.exit("check_multilabel_report: " + "; ".join(failures))
-    print(f"check_multilabel_report: {args.report_dir}: {dom.images_mark} images loaded, the per-label table of {len(labels)} labels "
-          f"matches the JSON, mAP {dom.card}, {len(dom.errors)} images in the gallery of largest errors")
+    finish("check_multilabel_report", failures, f"{args.report_dir}: {dom.images_mark} images loaded, the per-label table of {len(labels)} "
+           f"labels matches the JSON, mAP {dom.card}, {len(dom.errors)} images in the gallery of largest errors")
 
 
 if __name__ == "__main__":

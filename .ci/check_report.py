@@ -128,6 +128,19 @@ def screenshot_failures(url, screenshot):
     return [] if os.path.exists(screenshot) else ["no screenshot was written"]
 
 
+def last_json(path):
+    """The JSON object on the last line of a command's output."""
+    with open(path) as f:
+        return json.loads(f.read().strip().splitlines()[-1])
+
+
+def finish(name, failures, summary):
+    """Exits with the failures in one line, or prints the summary."""
+    if failures:
+        sys.exit(f"{name}: " + "; ".join(failures))
+    print(f"{name}: {summary}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("report_dir")
@@ -137,8 +150,7 @@ def main():
     args = parser.parse_args()
     report_dir, json_path, screenshot = args.report_dir, args.json_path, args.screenshot
     url = "file://" + os.path.abspath(os.path.join(report_dir, "index.html"))
-    with open(json_path) as f:
-        expected = json.loads(f.read().strip().splitlines()[-1])
+    expected = last_json(json_path)
 
     dom = ReportDom()
     dom.feed(page_dom(url))
@@ -171,10 +183,8 @@ def main():
     if screenshot:
         failures += screenshot_failures(url, screenshot)
 
-    if failures:
-        sys.exit("check_report: " + "; ".join(failures))
-    print(f"check_report: {report_dir}: {dom.images_mark} images loaded, confusion matrix matches, "
-          f"{mistakes} misclassified images in the gallery with their heat maps, calibration error {dom.ece}")
+    finish("check_report", failures, f"{report_dir}: {dom.images_mark} images loaded, confusion matrix matches, "
+           f"{mistakes} misclassified images in the gallery with their heat maps, calibration error {dom.ece}")
 
 
 if __name__ == "__main__":
