@@ -22,55 +22,83 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run
                   "--disable-component-update", "--disable-sync", "--disable-quic", "--hide-scrollbars"]
 
 
-class ReportDom(HTMLParser):
-    """Collects the body's data-images mark, the confusion-matrix cells and the gallery items."""
+class PageDom(HTMLParser):
+    """Collects what every Graft report page has: the body's data-images mark, the integer table cells keyed by two
+    data-* attributes (CELL_KEYS), and the value of one headline card (CARD, its id)."""
+
+    CELL_KEYS = ("data-true", "data-predicted")
+    CARD = "card-ece"
 
     def __init__(self):
         super().__init__()
         self.images_mark = None
         self.cells = {}
-        self.gallery = []
-        self.heatmaps = 0
-        self.reliability = False
-        self.ece = None
-        self._card = False
+        self.card = None
+        self._in_card = False
         self._cell = None
-        self._in_gallery = False
         self._text = ""
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         if tag == "body":
             self.images_mark = a.get("data-images")
-        if tag == "section":
-            self._in_gallery = a.get("id") == "misclassified"
-        if tag == "td" and "data-true" in a:
-            self._cell = (int(a["data-true"]), int(a["data-predicted"]))
+        first, second = self.CELL_KEYS
+        if tag == "td" and first in a:
+            self._cell = (int(a[first]), int(a[second]))
             self._text = ""
-        if tag == "div" and self._in_gallery and "data-file" in a:
-            self.gallery.append(a["data-file"])
-        if tag == "img" and self._in_gallery and a.get("class") == "heatmap":
-            self.heatmaps += 1
-        if tag == "img" and a.get("src") == "reliability_diagram.png":
-            self.reliability = True
-        if tag == "div" and a.get("id") == "card-ece":
-            self._card = True
-        if tag == "div" and self._card and a.get("class") == "value":
+        if tag == "div" and a.get("id") == self.CARD:
+            self._in_card = True
+        if tag == "div" and self._in_card and a.get("class") == "value":
             self._text = ""
+        self.start(tag, a)
+
+    def start(self, tag, a):
+        """A report's own elements."""
 
     def handle_data(self, data):
-        if self._cell is not None or self._card:
+        if self._cell is not None or self._in_card:
             self._text += data
 
     def handle_endtag(self, tag):
         if tag == "td" and self._cell is not None:
             self.cells[self._cell] = int(self._text.strip())
             self._cell = None
+        if tag == "div" and self._in_card and self.card is None and self._text.strip():
+            self.card = float(self._text.strip())
+            self._in_card = False
+        self.end(tag)
+
+    def end(self, tag):
+        """A report's own elements."""
+
+
+class ReportDom(PageDom):
+    """The confusion-matrix cells, the calibration error card and the gallery items."""
+
+    def __init__(self):
+        super().__init__()
+        self.gallery = []
+        self.heatmaps = 0
+        self.reliability = False
+        self._in_gallery = False
+
+    @property
+    def ece(self):
+        return self.card
+
+    def start(self, tag, a):
+        if tag == "section":
+            self._in_gallery = a.get("id") == "misclassified"
+        if tag == "div" and self._in_gallery and "data-file" in a:
+            self.gallery.append(a["data-file"])
+        if tag == "img" and self._in_gallery and a.get("class") == "heatmap":
+            self.heatmaps += 1
+        if tag == "img" and a.get("src") == "reliability_diagram.png":
+            self.reliability = True
+
+    def end(self, tag):
         if tag == "section":
             self._in_gallery = False
-        if tag == "div" and self._card and self.ece is None and self._text.strip():
-            self.ece = float(self._text.strip())
-            self._card = False
 
 
 def chromium(args):
@@ -82,6 +110,37 @@ def chromium(args):
                               capture_output=True, text=True, timeout=120)
 
 
+def page_dom(url):
+    """The page's DOM after it loaded and its scripts ran."""
+    return chromium(["--virtual-time-budget=10000", "--dump-dom", url]).stdout
+
+
+def images_failures(mark):
+    """What is wrong with the body's data-images mark ("loaded/total"): none when every image loaded."""
+    if mark is None:
+        return ["the page never finished loading (no data-images mark)"]
+    loaded, total = map(int, mark.split("/"))
+    return [f"only {loaded} of {total} images loaded"] if total == 0 or loaded != total else []
+
+
+def screenshot_failures(url, screenshot):
+    chromium(["--virtual-time-budget=10000", "--window-size=1280,2400", f"--screenshot={os.path.abspath(screenshot)}", url])
+    return [] if os.path.exists(screenshot) else ["no screenshot was written"]
+
+
+def last_json(path):
+    """The JSON object on the last line of a command's output."""
+    with open(path) as f:
+        return json.loads(f.read().strip().splitlines()[-1])
+
+
+def finish(name, failures, summary):
+    """Exits with the failures in one line, or prints the summary."""
+    if failures:
+        sys.exit(f"{name}: " + "; ".join(failures))
+    print(f"{name}: {summary}")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("report_dir")
@@ -91,18 +150,11 @@ def main():
     args = parser.parse_args()
     report_dir, json_path, screenshot = args.report_dir, args.json_path, args.screenshot
     url = "file://" + os.path.abspath(os.path.join(report_dir, "index.html"))
-    with open(json_path) as f:
-        expected = json.loads(f.read().strip().splitlines()[-1])
+    expected = last_json(json_path)
 
     dom = ReportDom()
-    dom.feed(chromium(["--virtual-time-budget=10000", "--dump-dom", url]).stdout)
-    failures = []
-    if dom.images_mark is None:
-        failures.append("the page never finished loading (no data-images mark)")
-    else:
-        loaded, total = map(int, dom.images_mark.split("/"))
-        if total == 0 or loaded != total:
-            failures.append(f"only {loaded} of {total} images loaded")
+    dom.feed(page_dom(url))
+    failures = images_failures(dom.images_mark)
     matrix = expected["confusion_matrix"]
     page = [[dom.cells.get((t, p)) for p in range(len(matrix))] for t in range(len(matrix))]
     if page != matrix:
@@ -129,14 +181,10 @@ def main():
             failures.append(f"the CSV's {len(wrong)} misclassified files differ from the gallery's {len(dom.gallery)}")
 
     if screenshot:
-        chromium(["--virtual-time-budget=10000", "--window-size=1280,2400", f"--screenshot={os.path.abspath(screenshot)}", url])
-        if not os.path.exists(screenshot):
-            failures.append("no screenshot was written")
+        failures += screenshot_failures(url, screenshot)
 
-    if failures:
-        sys.exit("check_report: " + "; ".join(failures))
-    print(f"check_report: {report_dir}: {dom.images_mark} images loaded, confusion matrix matches, "
-          f"{mistakes} misclassified images in the gallery with their heat maps, calibration error {dom.ece}")
+    finish("check_report", failures, f"{report_dir}: {dom.images_mark} images loaded, confusion matrix matches, "
+           f"{mistakes} misclassified images in the gallery with their heat maps, calibration error {dom.ece}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ public static class Bench
         [(o => o.Experiments, KerasBlogExperiments.RunAsync), (o => o.Advisor, AdvisorBench.RunAsync), (o => o.Decoders, DecoderBench.RunAsync),
          (o => o.Accuracy, AccuracyBench.RunAsync),
          (o => o.Serve is not null, ServeBench.RunAsync),
-         (o => o.Trust, TrustBench.RunAsync), (o => o.Audit, AuditBench.RunAsync)];
+         (o => o.Trust, TrustBench.RunAsync), (o => o.Audit, AuditBench.RunAsync), (o => o.MultiLabel, MultiLabelBench.RunAsync)];
 
     /// <summary>Runs what <paramref name="options"/> asks for, writing through <paramref name="host"/>.</summary>
     public static async Task RunAsync(BenchOptions options, BenchHost host, CancellationToken cancel = default)

@@ -75,6 +75,15 @@ public sealed record BenchOptions
         + "100 photos per class) and on photos with 5% of their labels flipped: flags per 100 clean images, and the flips found.")]
     public bool Audit { get; init; }
 
+    /// <summary>Run the multi-label bench instead (<see cref="MultiLabelBench"/>).</summary>
+    [Description("Instead: 2x2 mosaics of the shared ants, bees, cats and dogs photos, each labelled with the classes it shows, in a label "
+        + "file with a split column; a model trained from it by feature extraction; its test mAP and each label's AP, threshold, precision, recall and F1.")]
+    public bool MultiLabel { get; init; }
+
+    /// <summary>Where <see cref="MultiLabel"/> writes its mosaics and label file (kept); null: a temporary folder.</summary>
+    [Description("Write --multi-label's mosaics and labels.csv into this folder and keep them (default: a temporary folder).")]
+    public string? Mosaics { get; init; }
+
     /// <summary>In a child process: one backbone's measurement, written as one JSON object.</summary>
     public MeasureRequest? Measure { get; init; }
 

@@ -30,11 +30,12 @@ public static class TrainView
         Cli.Out.MarkupLine($"saved [green]{Cli.Escape(Path.GetFullPath(modelPath))}[/]");
         if (reportFolder is not null)
         {
-            if (result.Dataset.MultiLabel)
-                throw new GraftException("--report is not available for multi-label data yet; the model was saved.", "Leave --report out; the terminal and --json show the per-label results.");
-            if (result.Headline is not { } measured)
+            bool multiLabel = result.Dataset.MultiLabel;
+            if (multiLabel ? (result.MultiLabelTest ?? result.MultiLabelValidation) is null : result.Headline is null)
                 throw new GraftException("--report needs a validation or test set, and this run had none (--val-split 0).", "Use --val-split above 0 or a validation folder.");
-            var index = await ModelReport.WriteAsync(result.Model, modelPath, measured, null, result.Dataset, result.Skipped, reportFolder, Cli.Assets, growth: result.Growth, cancel: cancel);
+            var index = multiLabel
+                ? ModelReport.WriteMultiLabel(result.Model, modelPath, (result.MultiLabelTest ?? result.MultiLabelValidation)!, result.Dataset, result.Skipped, reportFolder)
+                : await ModelReport.WriteAsync(result.Model, modelPath, result.Headline!, null, result.Dataset, result.Skipped, reportFolder, Cli.Assets, growth: result.Growth, cancel: cancel);
             Cli.Out.MarkupLine($"report [green]{Cli.Escape(Path.GetFullPath(index))}[/]");
         }
         if (json) Cli.WriteJson(Json(result, modelPath));

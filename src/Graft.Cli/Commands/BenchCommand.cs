@@ -24,6 +24,9 @@ public static class BenchCommand
         var serveRequests = flags.Option("--serve-requests", o => o.ServeRequests);
         var trust = flags.Option("--trust", o => o.Trust);
         var audit = flags.Option("--audit", o => o.Audit);
+        var multiLabel = flags.Option("--multi-label", o => o.MultiLabel);
+        var mosaics = flags.Option("--mosaics", o => o.Mosaics);
+        mosaics.HelpName = "DIR";
         // One backbone's measurement, which the bench runs in a child process so that its peak memory is its own.
         var child = new Flags<MeasureRequest>(new MeasureRequest(""));
         var measure = new Option<string?>(MeasureRequest.BackboneFlag) { Hidden = true };
@@ -35,7 +38,7 @@ public static class BenchCommand
         var measureFiles = new Option<string?>(DecoderRequest.FilesFlag) { Hidden = true };
         var json = Cli.JsonOption();
         var command = new Command("bench", "Measure speed and accuracy against Graft's targets.")
-            { datasets, noDatasets, backbones, batches, experiments, advisor, decoders, accuracy, candidate, serve, serveRequests, trust, audit, measure, part, batch, measureDecoder, measureFiles, json };
+            { datasets, noDatasets, backbones, batches, experiments, advisor, decoders, accuracy, candidate, serve, serveRequests, trust, audit, multiLabel, mosaics, measure, part, batch, measureDecoder, measureFiles, json };
         command.SetHandler((parse, cancel) =>
         {
             var options = new BenchOptions
@@ -52,6 +55,8 @@ public static class BenchCommand
                 ServeRequests = parse.GetValue(serveRequests),
                 Trust = parse.GetValue(trust),
                 Audit = parse.GetValue(audit),
+                MultiLabel = parse.GetValue(multiLabel),
+                Mosaics = parse.GetValue(mosaics),
                 Measure = parse.GetValue(measure) is { } name ? new MeasureRequest(name, parse.GetValue(part), parse.GetValue(batch)) : null,
                 MeasureDecoder = parse.GetValue(measureDecoder) is { } decoder ? new DecoderRequest(decoder, parse.GetValue(measureFiles) ?? "") : null,
             };

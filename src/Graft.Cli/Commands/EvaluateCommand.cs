@@ -33,7 +33,7 @@ public static class EvaluateCommand
             var path = SampleDatasets.Resolve(dataPath, Cli.Assets);
             if (classifier.Config.Head.MultiLabel)
             {
-                await EvaluateMultiLabelAsync(parse, classifier, path, parse.GetValue(labels), csv, report, tta, json, cancel);
+                await EvaluateMultiLabelAsync(parse, classifier, modelPath, path, parse.GetValue(labels), csv, report, tta, json, cancel);
                 return;
             }
             var run = await Learner.EvaluateAsync(classifier, path, callbacks: new ProgressLine().Callbacks, tta: parse.GetValue(tta),
@@ -68,17 +68,22 @@ public static class EvaluateCommand
         return command;
     }
 
-    /// <summary>A multi-label model's evaluation: its figures and per-label table, and --json; what is single-label only is refused.</summary>
-    static async Task EvaluateMultiLabelAsync(ParseResult parse, Models.TrainableClassifier classifier, string path, string? labelsFile, Option<string?> csv, Option<string?> report,
+    /// <summary>A multi-label model's evaluation: its figures and per-label table, the report, and --json; what is single-label only is refused.</summary>
+    static async Task EvaluateMultiLabelAsync(ParseResult parse, Models.TrainableClassifier classifier, string modelPath, string path, string? labelsFile, Option<string?> csv, Option<string?> report,
         Option<bool> tta, Option<bool> json, CancellationToken cancel)
     {
-        string? refused = parse.GetValue(report) is not null ? "--report" : parse.GetValue(csv) is not null ? "--csv" : parse.GetValue(tta) ? "--tta" : null;
+        string? refused = parse.GetValue(csv) is not null ? "--csv" : parse.GetValue(tta) ? "--tta" : null;
         if (refused is not null)
             throw new GraftException($"{refused} is not available for multi-label models yet.", $"Leave {refused} out; the terminal and --json show the per-label results.");
         var run = await Learner.EvaluateMultiLabelAsync(classifier, path, callbacks: new ProgressLine().Callbacks, labelsFile: labelsFile, cancel: cancel);
         Cli.ReportDataset(run.Dataset);
         Cli.ReportSkipped(run.Skipped);
         ResultsView.Show(run.Result, $"{run.Dataset.Layout}:");
+        if (parse.GetValue(report) is { } folder)
+        {
+            var index = ModelReport.WriteMultiLabel(classifier, modelPath, run.Result, run.Dataset, run.Skipped, folder);
+            Cli.Out.MarkupLine($"report [green]{Cli.Escape(Path.GetFullPath(index))}[/]");
+        }
         if (!parse.GetValue(json)) return;
         var payload = ResultsView.Json(run.Result)!;
         payload["task"] = "multi-label";

@@ -18,8 +18,8 @@ internal sealed record DataProblem(string File, string Kind, string Detail);
 /// <summary>What the pretrained network's own ImageNet classifier thinks an image is.</summary>
 internal sealed record ImageNetGuess(string File, string TrueClass, IReadOnlyList<ClassProbability> Top);
 
-/// <summary>Everything one report shows.</summary>
-internal sealed record ReportContent(
+/// <summary>What every report page shows beside its figures: the model, its training, and the data it was measured on.</summary>
+internal record ReportPage(
     string Title,
     string? ModelPath,
     ModelConfig Model,
@@ -27,10 +27,7 @@ internal sealed record ReportContent(
     IReadOnlyList<EpochRecord> History,
     string DataRoot,
     string DataLayout,
-    IReadOnlyList<SkippedImage> Skipped,
-    EvaluationResult Result,
-    EvaluationResult? Tta = null,
-    IReadOnlyList<ImageNetGuess>? ImageNetView = null)
+    IReadOnlyList<SkippedImage> Skipped)
 {
     /// <summary>Which part of the data the evaluated images are ("test", "validation", "training"); null where they are all of it.</summary>
     public string? Part { get; init; }
@@ -40,6 +37,22 @@ internal sealed record ReportContent(
 
     /// <summary>What the data folder's reading noted (e.g. that these images picked the epoch), one sentence each.</summary>
     public IReadOnlyList<string> DataNotes { get; init; } = [];
+}
+
+/// <summary>Everything one single-label report shows.</summary>
+internal sealed record ReportContent : ReportPage
+{
+    public ReportContent(ReportPage page, EvaluationResult result, EvaluationResult? tta = null, IReadOnlyList<ImageNetGuess>? imageNetView = null) : base(page) =>
+        (Result, Tta, ImageNetView) = (result, tta, imageNetView);
+
+    /// <summary>The evaluation shown.</summary>
+    public EvaluationResult Result { get; }
+
+    /// <summary>The same images with test-time augmentation (null: none).</summary>
+    public EvaluationResult? Tta { get; }
+
+    /// <summary>The pretrained network's ImageNet guesses for a few images (null: not shown).</summary>
+    public IReadOnlyList<ImageNetGuess>? ImageNetView { get; }
 
     /// <summary>The data audit's findings about the evaluated images, shown apart from the model's mistakes.</summary>
     public IReadOnlyList<DataProblem> DataProblems { get; init; } = [];
@@ -62,15 +75,9 @@ internal static class HtmlReport
 
     public static string Write(ReportContent content, string folder)
     {
-        Directory.CreateDirectory(folder);
-        var images = Path.Combine(folder, "images");
-        Directory.CreateDirectory(images);
+        var (images, curves) = PrepareFolder(content, folder);
         var r = content.Result;
-
         Charts.ConfusionMatrix(r, Path.Combine(folder, "confusion_matrix.png"));
-        bool curves = content.History.Count > 0;
-        if (curves) Charts.TrainingCurves(content.History, Path.Combine(folder, "training_curves.png"));
-        if (content.Model.LearningRateSearch is { } search) Charts.LearningRateSearch(search, Path.Combine(folder, "learning_rate.png"));
         if (r.Calibration is { } calibration) Charts.ReliabilityDiagram(calibration, Path.Combine(folder, "reliability_diagram.png"));
 
         var (mistakes, leastConfident) = Shown(r);
@@ -87,10 +94,7 @@ internal static class HtmlReport
         foreach (var (guess, n) in (content.ImageNetView ?? []).Select((g, n) => (g, n)))
             thumbnails.TryAdd(guess.File, Thumbnail(guess.File, images, $"imagenet_{n:D4}.jpg"));
 
-        var html = new StringBuilder();
-        Head(html, content.Title);
-        html.Append($"<header><h1>{E(content.Title)}</h1><p class=\"muted\">{E(content.Model.Backbone)} · {E(content.Model.Strategy)} · " +
-                    $"{E(content.ModelPath ?? "")} · report written {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC</p></header>\n");
+        var html = Begin(content);
 
         html.Append("<section class=\"cards\">");
         var ci = r.AccuracyInterval;
@@ -104,7 +108,7 @@ internal static class HtmlReport
         Card(html, "misclassified", mistakes.Count.ToString(), "misclassified");
         html.Append("</section>\n");
 
-        Dataset(html, content);
+        Dataset(html, content, r.Classes, r.Support, r.Images);
         PerClass(html, r);
         if (content.Growth is { } growth) Growth(html, growth);
         Confusion(html, r, mistakes);
@@ -138,6 +142,33 @@ internal static class HtmlReport
                 per_class = g.PerClass.Select(c => new { @class = c.Class, added = c.Added, images = c.Images, before = c.Before, after = c.After, change = c.Change }).ToList(),
             } : null,
         };
+        return End(html, data, folder);
+    }
+
+    /// <summary>Creates the report folder and its images folder (its path), and draws the training curves (whether there are any) and the learning-rate search.</summary>
+    internal static (string Images, bool Curves) PrepareFolder(ReportPage content, string folder)
+    {
+        var images = Path.Combine(folder, "images");
+        Directory.CreateDirectory(images);
+        bool curves = content.History.Count > 0;
+        if (curves) Charts.TrainingCurves(content.History, Path.Combine(folder, "training_curves.png"));
+        if (content.Model.LearningRateSearch is { } search) Charts.LearningRateSearch(search, Path.Combine(folder, "learning_rate.png"));
+        return (images, curves);
+    }
+
+    /// <summary>A page's head and its header: title, backbone, strategy, model file and when it was written.</summary>
+    internal static StringBuilder Begin(ReportPage content)
+    {
+        var html = new StringBuilder();
+        Head(html, content.Title);
+        html.Append($"<header><h1>{E(content.Title)}</h1><p class=\"muted\">{E(content.Model.Backbone)} · {E(content.Model.Strategy)} · " +
+                    $"{E(content.ModelPath ?? "")} · report written {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC</p></header>\n");
+        return html;
+    }
+
+    /// <summary>Ends a page with the numbers behind it (JSON, id "graft-report-data") and the image check, and writes it as index.html: its path.</summary>
+    internal static string End(StringBuilder html, object data, string folder)
+    {
         // "</" inside JSON would end the script element; the escaping encoder prevents it.
         html.Append($"<script type=\"application/json\" id=\"graft-report-data\">{JsonSerializer.Serialize(data)}</script>\n");
         html.Append(ImageCheckScript);
@@ -159,7 +190,7 @@ internal static class HtmlReport
         ImageFile(folder, name, target => ImageLoader.WriteThumbnail(source, target, ThumbnailSize));
 
     /// <summary>The crop the network saw, at its input size (empty when the file cannot be decoded).</summary>
-    static string NetworkInput(string source, string folder, string name, ImageSpec input) =>
+    internal static string NetworkInput(string source, string folder, string name, ImageSpec input) =>
         ImageFile(folder, name, target => ImageLoader.WriteNetworkInput(source, target, input.Size, input.Resize));
 
     /// <summary>Writes an image into the report's images folder: its src, or empty when the source cannot be decoded.</summary>
@@ -211,29 +242,29 @@ internal static class HtmlReport
     internal static void Card(StringBuilder html, string label, string value, string id) =>
         html.Append($"<div class=\"card\" id=\"card-{id}\"><div class=\"value\">{E(value)}</div><div class=\"label\">{E(label)}</div></div>");
 
-    static void Dataset(StringBuilder html, ReportContent c)
+    /// <summary>The data: images of each class per role (an image counts for every class it carries), the notes, the skipped files.</summary>
+    internal static void Dataset(StringBuilder html, ReportPage c, IReadOnlyList<string> classes, IReadOnlyList<int> support, int evaluated)
     {
-        var r = c.Result;
         string measured = c.Part is { } part ? $"the {part} images" : "every image";
-        html.Append($"<section id=\"dataset\"><h2>Dataset</h2><p><code>{E(c.DataRoot)}</code> — {E(c.DataLayout)}; {r.Classes.Count} classes. " +
-                    $"Measured on {measured}: {r.Images} evaluated.</p>");
+        html.Append($"<section id=\"dataset\"><h2>Dataset</h2><p><code>{E(c.DataRoot)}</code> — {E(c.DataLayout)}; {classes.Count} classes. " +
+                    $"Measured on {measured}: {evaluated} evaluated.</p>");
         if (c.Whole is { } whole)
         {
-            int Count(IReadOnlyList<LabeledImage> images, int label) => images.Count(i => i.Label == label);
+            int Count(IReadOnlyList<LabeledImage> images, int label) => images.Count(i => i.Labels.Contains(label));
             html.Append("<table><tr><th>class</th><th>train</th><th>validation</th><th>test</th><th>evaluated</th></tr>");
             var labelOf = whole.Classes.Select((name, label) => (name, label)).ToDictionary(t => t.name, t => t.label);
-            for (int i = 0; i < r.Classes.Count; i++)
+            for (int i = 0; i < classes.Count; i++)
             {
-                int label = labelOf.GetValueOrDefault(r.Classes[i], -1);
+                int label = labelOf.GetValueOrDefault(classes[i], -1);
                 string Cell(IReadOnlyList<LabeledImage> images) => label < 0 ? "" : Count(images, label).ToString();
-                html.Append($"<tr><td>{E(r.Classes[i])}</td><td>{Cell(whole.Train)}</td><td>{Cell(whole.Validation)}</td><td>{Cell(whole.Test)}</td><td>{r.Support[i]}</td></tr>");
+                html.Append($"<tr><td>{E(classes[i])}</td><td>{Cell(whole.Train)}</td><td>{Cell(whole.Validation)}</td><td>{Cell(whole.Test)}</td><td>{support[i]}</td></tr>");
             }
-            html.Append($"<tr><th>all</th><th>{whole.Train.Count}</th><th>{whole.Validation.Count}</th><th>{whole.Test.Count}</th><th>{r.Images}</th></tr></table>");
+            html.Append($"<tr><th>all</th><th>{whole.Train.Count}</th><th>{whole.Validation.Count}</th><th>{whole.Test.Count}</th><th>{evaluated}</th></tr></table>");
         }
         else
         {
             html.Append("<table><tr><th>class</th><th>evaluated</th></tr>");
-            for (int i = 0; i < r.Classes.Count; i++) html.Append($"<tr><td>{E(r.Classes[i])}</td><td>{r.Support[i]}</td></tr>");
+            for (int i = 0; i < classes.Count; i++) html.Append($"<tr><td>{E(classes[i])}</td><td>{support[i]}</td></tr>");
             html.Append("</table>");
         }
         foreach (var note in c.DataNotes) html.Append($"<p class=\"note\">Note: {E(note)}</p>");
@@ -376,7 +407,7 @@ internal static class HtmlReport
                         : "The model has no temperature scaling (trained before it, or on too few validation images).") + "</p></section>\n");
     }
 
-    static void Training(StringBuilder html, ReportContent c)
+    internal static void Training(StringBuilder html, ReportPage c)
     {
         var best = c.History.OrderBy(h => h.ValLoss ?? h.Loss).First();
         html.Append("<section id=\"training\"><h2>Training curves</h2><img class=\"chart\" src=\"training_curves.png\" alt=\"loss and accuracy per epoch\">" +
@@ -387,7 +418,7 @@ internal static class HtmlReport
                         : "") + "</section>\n");
     }
 
-    static void ModelSection(StringBuilder html, ReportContent c)
+    internal static void ModelSection(StringBuilder html, ReportPage c)
     {
         var m = c.Model;
         var f = m.Training;

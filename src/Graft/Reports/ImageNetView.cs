@@ -31,7 +31,8 @@ internal static class ModelReport
         ImageDataset dataset, IReadOnlyList<SkippedImage> skipped, string folder, AssetResolver resolver,
         bool imageNetView = true, bool audit = true, GrowthResult? growth = null, CancellationToken cancel = default)
     {
-        NotForMultiLabel.Check(model.Config.Head.MultiLabel, "The HTML report");
+        if (model.Config.Head.MultiLabel)
+            throw new GraftException("The model is multi-label: its report is written from a multi-label evaluation.", "Evaluate it with EvaluateMultiLabelAsync and write that report.");
         Audit.AuditResult? findings = null;
         var notes = dataset.Notes.ToList();
         // An ONNX trunk has no registry network to audit with or to show ImageNet guesses of, and no feature map for heat maps.
@@ -64,19 +65,37 @@ internal static class ModelReport
         var shown = mistakes.Concat(leastConfident).ToList();
         var heatmaps = onnx ? new Dictionary<string, string>() : await Overlays(model, shown.Select(i => i.File).ToList(), shown.Select(i => i.Predicted).ToList(), images, "heat", cancel);
         var shortcuts = audit ? await ShortcutProblemsAsync(model, result, images, heatmaps, cancel) : [];
-        var summary = ModelSummary.Of(model.Config.Backbone, model.Backbone, model.Config.Input.Size, model.Head, model.Config.Head.Pooling);
         var evaluated = result.Items.Select(i => new LabeledImage(i.File, i.Truth)).ToList();
         var view = imageNetView ? await ImageNetView.SampleAsync(model.Config.Backbone, evaluated, result.Classes, resolver, cancel: cancel) : null;
-        // A training run's dataset holds every role and is measured as TrainingResult.Headline is: on its test images, else its validation images.
-        var (part, whole) = dataset.Part is { } p ? (p, dataset.Whole)
-            : dataset.Train.Count > 0 ? (dataset.Test.Count > 0 ? "test" : "validation", dataset) : ((string?)null, (ImageDataset?)null);
-        var title = $"Graft report: {Path.GetFileName(Path.TrimEndingDirectorySeparator(dataset.Root))} ({result.Classes.Count} classes)";
-        var content = new ReportContent(title, modelPath is null ? null : Path.GetFullPath(modelPath), model.Config, summary, model.History,
-            Path.GetFullPath(dataset.Root), dataset.Layout, skipped, result, tta, view)
+        var content = new ReportContent(Page(model, modelPath, dataset, skipped, result.Classes.Count) with { DataNotes = notes }, result, tta, view)
         {
-            Part = part, Whole = whole, DataNotes = notes, Growth = growth, DataProblems = shortcuts.Concat(Problems(findings, result)).DistinctBy(p => Path.GetFullPath(p.File)).ToList(), Heatmaps = heatmaps,
+            Growth = growth, DataProblems = shortcuts.Concat(Problems(findings, result)).DistinctBy(p => Path.GetFullPath(p.File)).ToList(), Heatmaps = heatmaps,
         };
         return HtmlReport.Write(content, folder);
+    }
+
+    /// <summary>Writes the report of a multi-label model's evaluation (<see cref="MultiLabelReport"/>): index.html's path.</summary>
+    public static string WriteMultiLabel(TrainableClassifier model, string? modelPath, MultiLabelResult result, ImageDataset dataset,
+        IReadOnlyList<SkippedImage> skipped, string folder)
+    {
+        return MultiLabelReport.Write(new MultiLabelReportContent(Page(model, modelPath, dataset, skipped, result.Classes.Count), result), folder);
+    }
+
+    /// <summary>
+    /// What every report's page says of the model and the data: its title, the model's summary, the data's notes, and which
+    /// part of the data was measured within which whole. A training run's dataset holds every role and is measured as
+    /// TrainingResult.Headline is: on its test images, else its validation images.
+    /// </summary>
+    static ReportPage Page(TrainableClassifier model, string? modelPath, ImageDataset dataset, IReadOnlyList<SkippedImage> skipped, int classes)
+    {
+        var summary = ModelSummary.Of(model.Config.Backbone, model.Backbone, model.Config.Input.Size, model.Head, model.Config.Head.Pooling);
+        var (part, whole) = dataset.Part is { } p ? (p, dataset.Whole)
+            : dataset.Train.Count > 0 ? (dataset.Test.Count > 0 ? "test" : "validation", dataset) : ((string?)null, (ImageDataset?)null);
+        return new ReportPage($"Graft report: {Path.GetFileName(Path.TrimEndingDirectorySeparator(dataset.Root))} ({classes} classes)",
+            modelPath is null ? null : Path.GetFullPath(modelPath), model.Config, summary, model.History, Path.GetFullPath(dataset.Root), dataset.Layout, skipped)
+        {
+            Part = part, Whole = whole, DataNotes = dataset.Notes.ToList(),
+        };
     }
 
     /// <summary>Each file's heat map of its class, over the photo, written into the report's images folder: file → src (unreadable files left out).</summary>
