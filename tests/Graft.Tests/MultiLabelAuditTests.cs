@@ -56,6 +56,13 @@ public class MultiLabelAuditTests(ITestOutputHelper output)
         Assert.True(pair.ConflictingLabels);
         Assert.Contains(audit.Classes, c => c.Total > 0);
 
+        var report = File.ReadAllText(Graft.Reports.AuditReport.Write(audit, dir["report"]));
+        Assert.Contains("Likely missing labels", report);
+        Assert.Contains("missing_label,", File.ReadAllText(Path.Combine(dir["report"], "findings.csv")));
+        using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir["report"], "audit.json")));
+        Assert.Equal(audit.ExtraLabels.Count, json.RootElement.GetProperty("extra_labels").GetArrayLength());
+        Assert.True(json.RootElement.GetProperty("missing_labels")[0].GetProperty("probability").GetDouble() > 0);
+
         // The actions name each label change; applied, they put the labels back.
         var actions = Path.Combine(dir.Path, "actions.csv");
         AuditActions.Write(actions, audit.Actions);
