@@ -37,6 +37,7 @@ public class MultiLabelAuditTests(ITestOutputHelper output)
             Assets.Resolver);
 
         Assert.True(audit.MultiLabel);
+        Assert.Equal(given.Count, audit.ImageCount);
         Assert.Empty(audit.LabelIssues);
         Assert.Null(audit.LearningCurve);
         var missing = audit.MissingLabels.Select(m => (Path.GetFullPath(m.File), Array.IndexOf(Mosaics.Classes, m.Label))).ToHashSet();

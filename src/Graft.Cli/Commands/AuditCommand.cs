@@ -102,7 +102,7 @@ public static class AuditCommand
     static void Summarize(AuditResult a)
     {
         var f = a.Features;
-        Cli.Out.MarkupLine($"[bold]{Cli.Escape(a.Root)}[/]: {Plural.Of(a.Classes.Sum(c => c.Total), "image")} in {Plural.Of(a.Classes.Count, "class", "classes")} ({Cli.Escape(a.Layout)}); " +
+        Cli.Out.MarkupLine($"[bold]{Cli.Escape(a.Root)}[/]: {Plural.Of(a.ImageCount, "image")} in {Plural.Of(a.Classes.Count, "class", "classes")} ({Cli.Escape(a.Layout)}); " +
                            $"features {f.CacheHits} cached, {f.Computed} computed; {a.Seconds:0.0} s");
         if (a.MultiLabel)
         {

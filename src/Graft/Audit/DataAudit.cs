@@ -68,6 +68,8 @@ internal sealed record AuditResult(string Root, string Layout, string Backbone, 
 {
     /// <summary>Whether the data is multi-label: its label check is <see cref="MissingLabels"/> and <see cref="ExtraLabels"/>, not <see cref="LabelIssues"/>.</summary>
     public bool MultiLabel { get; init; }
+    /// <summary>How many images the audit read: a multi-label image counts once, though several classes count it.</summary>
+    public int ImageCount => MultiLabel ? Images.Images : Classes.Sum(c => c.Total);
     /// <summary>Multi-label data: labels images likely lack, most probable first (empty for single-label data).</summary>
     public IReadOnlyList<LabelChange> MissingLabels { get; init; } = [];
     /// <summary>Multi-label data: labels images likely carry wrongly, least probable first (empty for single-label data).</summary>

@@ -34,7 +34,7 @@ internal static class AuditReport
         html.Append($"<header><h1>{E(title)}</h1><p class=\"muted\"><code>{E(audit.Root)}</code> · {E(audit.Layout)} · features of {E(audit.Backbone)} · " +
                     $"{audit.Seconds:0.0} s · written {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC</p></header>\n");
         html.Append("<section class=\"cards\">");
-        Card(html, "images", audit.Classes.Sum(c => c.Total).ToString(), "images");
+        Card(html, "images", audit.ImageCount.ToString(), "images");
         Card(html, "classes", audit.Classes.Count.ToString(), "classes");
         if (audit.MultiLabel)
         {
