@@ -105,6 +105,8 @@ public sealed record StrategyEstimate(Strategy Strategy, string? FeatureBlock, U
 /// <summary>A recommendation: the estimate chosen, every estimate weighed, and why, in plain sentences.</summary>
 public sealed record Advice(StrategyEstimate Chosen, IReadOnlyList<StrategyEstimate> Estimates, IReadOnlyList<string> Reasons)
 {
+    /// <summary>What the estimates measure: <c>accuracy</c>, or for multi-label data <c>exact match</c> (an image is right when its predicted labels are exactly its labels).</summary>
+    public string Measure { get; init; } = "accuracy";
     /// <summary>The chosen strategy.</summary>
     public Strategy Strategy => Chosen.Strategy;
     /// <summary>The block features come from (null: the trunk's top).</summary>

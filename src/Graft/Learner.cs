@@ -181,7 +181,7 @@ public static class Learner
             start?.Dispose();
             throw;
         }
-        float[]? classWeights = options.BalancedClassWeights ? dataset.MultiLabel ? PositiveWeights(dataset) : BalancedWeights(dataset) : null;
+        float[]? classWeights = options.BalancedClassWeights ? dataset.MultiLabel ? PositiveWeights(dataset.Train, dataset.Classes.Count) : BalancedWeights(dataset) : null;
         bool cached = options.UseCache && (start is null || Growing.PretrainedTrunk(start));
         var run = options.Strategy == Strategy.Scratch ? EmptyRun(model, dataset)
             : await TrainHeadAsync(model, dataset, options, cached, classWeights, callbacks, searchOnly, cancel);
@@ -544,10 +544,10 @@ public static class Learner
     }
 
     /// <summary>Each label's positive weight for multi-label data: its negatives / positives among the training images (1 for a label none carries).</summary>
-    static float[] PositiveWeights(ImageDataset dataset)
+    internal static float[] PositiveWeights(IReadOnlyList<LabeledImage> train, int classes)
     {
-        var counts = Enumerable.Range(0, dataset.Classes.Count).Select(c => dataset.Train.Count(i => i.Labels.Contains(c))).ToArray();
-        return counts.Select(n => n == 0 ? 1f : (float)(dataset.Train.Count - n) / n).ToArray();
+        var counts = Enumerable.Range(0, classes).Select(c => train.Count(i => i.Labels.Contains(c))).ToArray();
+        return counts.Select(n => n == 0 ? 1f : (float)(train.Count - n) / n).ToArray();
     }
 
     static float[] BalancedWeights(ImageDataset dataset)

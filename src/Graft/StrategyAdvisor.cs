@@ -48,7 +48,6 @@ public static class StrategyAdvisor
     public static async Task<Advice> AdviseAsync(ImageDataset dataset, TrainOptions options, AssetResolver? resolver = null,
         Callbacks? callbacks = null, CancellationToken cancel = default)
     {
-        NotForMultiLabel.Check(dataset, "The strategy advisor");
         var started = Stopwatch.StartNew();
         var device = Engine.TorchDevices.Resolve(options.Device);
         resolver ??= AssetResolver.Default;
@@ -62,30 +61,30 @@ public static class StrategyAdvisor
         var earlier = config?.GenericFeatureBlock is { } block ? await FeaturesAsync(pool, options, block, resolver, callbacks, cancel) : null;
         var (readable, perClass) = Measurable(dataset, pool, top, earlier);
         var images = readable.Select(i => pool[i]).ToList();
-        var labels = images.Select(i => i.Label).ToArray();
         var readablePaths = images.Select(i => i.Path).ToHashSet();
         int trainImages = dataset.Train.Count(i => readablePaths.Contains(i.Path)); // what `graft train` would train on
 
         callbacks.Detail?.Invoke($"{Folds}-fold head probes on {images.Count} images...");
         var clock = Stopwatch.StartNew();
-        var topProbe = OutOfFold(readable.Select(i => top.Rows[i]!).ToArray(), labels, dataset.Classes.Count, options, device);
+        var topProbe = OutOfFold(readable.Select(i => top.Rows[i]!).ToArray(), images, dataset, options, device);
         var plain = new StrategyEstimate(Strategy.FeatureExtraction, null, null, topProbe.Accuracy, topProbe.Interval,
             topProbe.SecondsFor(trainImages), null);
         var estimates = new List<StrategyEstimate> { plain };
+        string measure = Measure(dataset);
         var reasons = new List<string>
         {
             $"{images.Count} training and validation images in {dataset.Classes.Count} classes ({perClass.Min()}-{perClass.Max()} per class)" +
             (perClass.Min() < 0.5 * perClass.Max() ? $"; imbalanced (smallest/largest {(double)perClass.Min() / perClass.Max():0.00}): consider --class-weight balanced." : "."),
-            $"Feature extraction from the top block ({config?.FeatureLayer ?? $"{Path.GetFileName(options.Backbone)}'s output"}) scored {plain.Interval.Describe(plain.Accuracy)} out of fold ({Folds}-fold, every image).",
+            $"Feature extraction from the top block ({config?.FeatureLayer ?? $"{Path.GetFileName(options.Backbone)}'s output"}) scored{measure} {plain.Interval.Describe(plain.Accuracy)} out of fold ({Folds}-fold, every image).",
         };
 
         if (earlier is not null)
         {
-            var probe = OutOfFold(readable.Select(i => earlier.Rows[i]!).ToArray(), labels, dataset.Classes.Count, options, device);
+            var probe = OutOfFold(readable.Select(i => earlier.Rows[i]!).ToArray(), images, dataset, options, device);
             var gain = Paired(topProbe.Correct, probe.Correct);
             estimates.Add(new StrategyEstimate(Strategy.FeatureExtraction, config!.GenericFeatureBlock, null, probe.Accuracy, probe.Interval,
                 probe.SecondsFor(trainImages), gain));
-            reasons.Add($"Features from the earlier block {config.GenericFeatureBlock} scored {probe.Interval.Describe(probe.Accuracy)}: {gain.Describe()} against the top block on the same images.");
+            reasons.Add($"Features from the earlier block {config.GenericFeatureBlock} scored{measure} {probe.Interval.Describe(probe.Accuracy)}: {gain.Describe()} against the top block on the same images.");
         }
 
         if (config is null) reasons.Add("An ONNX trunk is not fine-tuned: an ONNX graph has no trainable weights in Graft.");
@@ -102,7 +101,7 @@ public static class StrategyAdvisor
         var (chosen, why) = AdviceRule.Decide(estimates, options.TimeBudget is { } budget ? (budget - started.Elapsed).TotalSeconds : null);
         reasons.Add(why);
         var skipped = top.Skipped.Concat(earlier?.Skipped ?? []).DistinctBy(s => s.Path).OrderBy(s => s.Path, StringComparer.Ordinal).ToList();
-        return new Advice(chosen, estimates, reasons) { Skipped = skipped };
+        return new Advice(chosen, estimates, reasons) { Skipped = skipped, Measure = Scored(dataset) };
     }
 
     /// <summary>
@@ -115,7 +114,7 @@ public static class StrategyAdvisor
         if (rows.Length == 0)
             throw new GraftException($"None of the {pool.Count} training and validation images in {dataset.Root} could be read: there is nothing to measure.",
                 "Replace the damaged images, or check the folder's permissions.");
-        var perClass = Enumerable.Range(0, dataset.Classes.Count).Select(c => rows.Count(i => pool[i].Label == c)).ToArray();
+        var perClass = Enumerable.Range(0, dataset.Classes.Count).Select(c => rows.Count(i => pool[i].Labels.Contains(c))).ToArray();
         if (perClass.Min() < 2)
             throw new GraftException($"{dataset.ClassFolder(Array.IndexOf(perClass, perClass.Min()))} has fewer than 2 readable images: the advisor cannot measure how well it is learned.",
                 "Add photos (20 or more per class).");
@@ -148,11 +147,16 @@ public static class StrategyAdvisor
 
     /// <summary>
     /// Stratified k-fold: each fold is predicted by a head trained on the others as `graft train` trains it (its head,
-    /// optimizer and epochs, early stopping on a stratified fifth of the training folds).
+    /// optimizer and epochs, early stopping on a stratified fifth of the training folds). Multi-label data (stratified on
+    /// the first label): an image is right when the labels above the thresholds of maximum F1 on the early-stopping part
+    /// are exactly its labels.
     /// </summary>
-    static HeadProbe OutOfFold(float[][] x, int[] y, int classes, TrainOptions options, Device device)
+    static HeadProbe OutOfFold(float[][] x, IReadOnlyList<LabeledImage> images, ImageDataset dataset, TrainOptions options, Device device)
     {
-        int n = y.Length, channels = x[0].Length, folds = Math.Min(Folds, Enumerable.Range(0, classes).Min(c => y.Count(l => l == c)));
+        var y = images.Select(i => i.Label).ToArray();
+        int classes = dataset.Classes.Count;
+        var targets = Targets.For(dataset);
+        int n = y.Length, channels = x[0].Length, folds = Math.Min(Folds, Enumerable.Range(0, classes).Min(c => images.Count(i => i.Labels.Contains(c))));
         var fold = ImageFolder.StratifiedFolds(y, folds, Seed);
         var correct = new bool[n];
         var clock = Stopwatch.StartNew();
@@ -161,7 +165,7 @@ public static class StrategyAdvisor
         {
             var held = Enumerable.Range(0, n).Where(i => fold[i] == f).ToArray();
             // graft train's stratified split, over row numbers standing in for paths.
-            var rest = Enumerable.Range(0, n).Where(i => fold[i] != f).Select(i => new LabeledImage(i.ToString("D9"), y[i])).ToList();
+            var rest = Enumerable.Range(0, n).Where(i => fold[i] != f).Select(i => images[i] with { Path = i.ToString("D9") }).ToList();
             var (train, stop) = ImageFolder.StratifiedSplit(rest, 0.2, Seed + f);
             var trainIdx = train.Select(i => int.Parse(i.Path)).ToArray();
             var stopIdx = stop.Select(i => int.Parse(i.Path)).ToArray();
@@ -169,14 +173,22 @@ public static class StrategyAdvisor
             using var scope = NewDisposeScope();
             manual_seed(Seed + f);
             using var head = new HeadConfig(channels, classes, options.HiddenOrDefault, options.DropoutOrDefault, options.BatchNorm, options.PoolingOrDefault)
-                { Binary = options.Binary }.Build().to(device); // initialized on the host, as on every device
-            var weights = options.BalancedClassWeights
-                ? Enumerable.Range(0, classes).Select(c => (float)trainIdx.Length / (classes * Math.Max(1, trainIdx.Count(i => y[i] == c)))).ToArray()
-                : null;
-            HeadTrainer.Fit(head, ImageFeatures.Stack(x, trainIdx, channels, device), Labels(y, trainIdx, device),
-                ImageFeatures.Stack(x, stopIdx, channels, device), Labels(y, stopIdx, device), options.Fit with { Seed = Seed + f }, classWeights: weights);
-            var probabilities = HeadTrainer.Score(head, ImageFeatures.Stack(x, held, channels, device), null).Probabilities;
-            for (int k = 0; k < held.Length; k++) correct[held[k]] = ArgMax(probabilities, k) == y[held[k]];
+                { Binary = options.Binary, MultiLabel = dataset.MultiLabel }.Build().to(device); // initialized on the host, as on every device
+            var weights = !options.BalancedClassWeights ? null : dataset.MultiLabel ? Learner.PositiveWeights(train, classes)
+                : Enumerable.Range(0, classes).Select(c => (float)trainIdx.Length / (classes * Math.Max(1, trainIdx.Count(i => y[i] == c)))).ToArray();
+            HeadTrainer.Fit(head, ImageFeatures.Stack(x, trainIdx, channels, device), targets.Of(train, device),
+                ImageFeatures.Stack(x, stopIdx, channels, device), targets.Of(stop, device), options.Fit with { Seed = Seed + f }, classWeights: weights);
+            var probabilities = HeadTrainer.Score(head, ImageFeatures.Stack(x, held, channels, device), null, multiLabel: dataset.MultiLabel).Probabilities;
+            if (dataset.MultiLabel)
+            {
+                MultiLabelResult Judge(int[] rows, float[,] p, IReadOnlyList<double>? thresholds) => MultiLabelResult.From(rows.Select(i => i.ToString()).ToList(), p,
+                    rows.Select(i => images[i].Labels).ToList(), dataset.Classes, thresholds ?? Enumerable.Repeat(0.5, classes).ToList());
+                var chosen = Judge(stopIdx, HeadTrainer.Score(head, ImageFeatures.Stack(x, stopIdx, channels, device), null, multiLabel: true).Probabilities, null).MaxF1Thresholds();
+                var judged = Judge(held, probabilities, chosen);
+                for (int k = 0; k < held.Length; k++) correct[held[k]] = judged.Items[k].ExactMatch;
+            }
+            else
+                for (int k = 0; k < held.Length; k++) correct[held[k]] = ArgMax(probabilities, k) == y[held[k]];
         }
         return new HeadProbe(correct, clock.Elapsed.TotalSeconds / folds, rows / folds);
     }
@@ -210,11 +222,11 @@ public static class StrategyAdvisor
         var interval = new Interval(Math.Clamp(plain.Interval.Low + estimated.Interval.Low, 0, 1), Math.Clamp(plain.Interval.High + estimated.Interval.High, 0, 1));
         var estimate = new StrategyEstimate(Strategy.FineTune, null, unfreeze, Math.Clamp(plain.Accuracy + estimated.Value, 0, 1), interval, seconds, estimated);
         string reason = $"Fine-tuning the {unfreeze.Describe()}, probed for {common.FineTune.Epochs} epochs on {large.TrainImages} training images and measured on {gain.Images} others: " +
-            $"{large.FineTuningAccuracy:0.000} against {large.ExtractionAccuracy:0.000} for feature extraction on the same subset, {gain.Describe()}. " +
+            $"{large.FineTuningAccuracy:0.000}{Measure(dataset)} against {large.ExtractionAccuracy:0.000} for feature extraction on the same subset, {gain.Describe()}. " +
             (small is null
-                ? "The run trains on about as many images, so the estimate adds this gain to feature extraction's accuracy."
+                ? $"The run trains on about as many images, so the estimate adds this gain to feature extraction's {Scored(dataset)}."
                 : $"On {small.TrainImages} training images: {small.FineTuningAccuracy:0.000} against {small.ExtractionAccuracy:0.000}. Fine-tuning's learning curve followed to the run's " +
-                  $"{trainImages} training images, against feature extraction's accuracy out of fold: {estimated.Describe()}.");
+                  $"{trainImages} training images, against feature extraction's {Scored(dataset)} out of fold: {estimated.Describe()}.");
         return (estimate, reason);
     }
 
@@ -239,15 +251,17 @@ public static class StrategyAdvisor
     {
         var (train, validation) = ImageFolder.StratifiedSplit(subset, 0.2, Seed);
         var probe = new ImageDataset(dataset.Root, dataset.Classes, train, validation, "the advisor's fine-tuning probe")
-            { Test = holdout, ClassRoot = dataset.ClassRoot, ClassFolderNames = dataset.ClassFolderNames };
+            { Test = holdout, ClassRoot = dataset.ClassRoot, ClassFolderNames = dataset.ClassFolderNames, MultiLabel = dataset.MultiLabel };
         var quiet = callbacks with { Log = null };
         var extraction = await Learner.TrainAsync(probe, common with { Strategy = Strategy.FeatureExtraction, Unfreeze = null, Augmentation = null }, resolver, quiet, cancel);
         var fineTuning = await Learner.TrainAsync(probe, common with { Strategy = Strategy.FineTune, Unfreeze = unfreeze }, resolver, quiet, cancel);
         extraction.Model.Dispose();
         fineTuning.Model.Dispose();
         // Images either could not read are left out of both: the comparison is on the same images.
-        var before = extraction.Test!.Items.ToDictionary(i => i.File, i => i.Correct);
-        var after = fineTuning.Test!.Items.ToDictionary(i => i.File, i => i.Correct);
+        static Dictionary<string, bool> Correct(TrainingResult result) => result.MultiLabelTest is { } multi
+            ? multi.Items.ToDictionary(i => i.File, i => i.ExactMatch) : result.Test!.Items.ToDictionary(i => i.File, i => i.Correct);
+        var before = Correct(extraction);
+        var after = Correct(fineTuning);
         var files = holdout.Select(i => i.Path).Where(f => before.ContainsKey(f) && after.ContainsKey(f)).ToList();
         // Seconds per image and epoch of the live phase (the records after the head's), validation included.
         var live = fineTuning.Fit.History.Skip(extraction.Fit.History.Count).ToList();
@@ -286,7 +300,11 @@ public static class StrategyAdvisor
         return e2 * Math.Pow(n / n2, -b);
     }
 
-    static Tensor Labels(int[] y, int[] index, Device device) => tensor(index.Select(i => (long)y[i]).ToArray(), device: device);
+    /// <summary>What the reasons call a score: nothing (accuracy, as always), or for multi-label data " exact match" (an image is right when its predicted labels are exactly its labels).</summary>
+    static string Measure(ImageDataset dataset) => dataset.MultiLabel ? " exact match" : "";
+
+    /// <summary>The measure's name: accuracy, or exact match.</summary>
+    static string Scored(ImageDataset dataset) => dataset.MultiLabel ? "exact match" : "accuracy";
 
     static int ArgMax(float[,] p, int row)
     {

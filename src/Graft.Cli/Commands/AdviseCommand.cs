@@ -45,7 +45,7 @@ public static class AdviseCommand
                 advice = await StrategyAdvisor.AdviseAsync(path, parse.GetValue(backbone)!, Cli.Assets, options,
                     details ? progress.Callbacks : progress.Callbacks with { Epochs = null }, cancel);
             Cli.ReportSkipped(advice.Skipped);
-            var table = new Table().Border(TableBorder.Rounded).AddColumns("strategy", "estimated accuracy", "95% interval", "against feature extraction", "graft train time");
+            var table = new Table().Border(TableBorder.Rounded).AddColumns("strategy", $"estimated {advice.Measure}", "95% interval", "against feature extraction", "graft train time");
             foreach (var e in advice.Estimates)
                 table.AddRow(Cli.Escape(e.Arguments) + (e == advice.Chosen ? " [green](chosen)[/]" : ""), $"{e.Accuracy:0.000}", $"{e.Interval.Low:0.000}-{e.Interval.High:0.000}",
                     e.Gain is null ? "" : Cli.Escape(e.Gain.Describe()), e.Seconds < 10 ? $"about {e.Seconds:0.0} s" : $"about {e.Seconds:0} s");
@@ -65,7 +65,7 @@ public static class AdviseCommand
                         ci_low = e.Interval.Low, ci_high = e.Interval.High, seconds = e.Seconds,
                         gain = e.Gain?.Value, gain_ci_low = e.Gain?.Interval.Low, gain_ci_high = e.Gain?.Interval.High,
                     }),
-                    reasons = advice.Reasons, skipped = advice.Skipped, seconds = clock.Elapsed.TotalSeconds,
+                    reasons = advice.Reasons, skipped = advice.Skipped, seconds = clock.Elapsed.TotalSeconds, measure = advice.Measure,
                 });
         });
         return command;

@@ -102,9 +102,15 @@ public static class AuditCommand
     static void Summarize(AuditResult a)
     {
         var f = a.Features;
-        Cli.Out.MarkupLine($"[bold]{Cli.Escape(a.Root)}[/]: {Plural.Of(a.Classes.Sum(c => c.Total), "image")} in {Plural.Of(a.Classes.Count, "class", "classes")} ({Cli.Escape(a.Layout)}); " +
+        Cli.Out.MarkupLine($"[bold]{Cli.Escape(a.Root)}[/]: {Plural.Of(a.ImageCount, "image")} in {Plural.Of(a.Classes.Count, "class", "classes")} ({Cli.Escape(a.Layout)}); " +
                            $"features {f.CacheHits} cached, {f.Computed} computed; {a.Seconds:0.0} s");
-        Findings("likely label error", a.LabelIssues, i => $"{i.File}: labelled {i.Given} ({i.SelfConfidence:0.00}), looks like {i.Suggested} ({i.Confidence:0.00}; {i.Agreeing} of its {i.Nearest} nearest images)");
+        if (a.MultiLabel)
+        {
+            Findings("likely missing label", a.MissingLabels, m => $"{m.File}: lacks {m.Label} ({m.Probability:0.00}; those with it {m.Threshold:0.00}; {m.Agreeing} of its {m.Nearest} nearest images carry it)");
+            Findings("likely extra label", a.ExtraLabels, e => $"{e.File}: carries {e.Label} ({e.Probability:0.00}; those without it {e.Threshold:0.00}; {e.Agreeing} of its {e.Nearest} nearest images lack it)");
+        }
+        else
+            Findings("likely label error", a.LabelIssues, i => $"{i.File}: labelled {i.Given} ({i.SelfConfidence:0.00}), looks like {i.Suggested} ({i.Confidence:0.00}; {i.Agreeing} of its {i.Nearest} nearest images)");
         foreach (var l in a.Leaked) Cli.Out.MarkupLine($"[bold]leakage[/]: {l.Leaked} of {l.Images} {l.Role.ToString().ToLowerInvariant()} images ({l.Share:0.0%}) have a copy in an earlier part");
         Findings("leaked pair", a.Leakage, Pair);
         Findings("duplicate pair", a.Duplicates, Pair);

@@ -64,7 +64,17 @@ internal sealed record ClassCount(string Name, int Train, int Validation, int Te
 internal sealed record AuditResult(string Root, string Layout, string Backbone, IReadOnlyList<ClassCount> Classes,
     IReadOnlyList<LabelIssue> LabelIssues, IReadOnlyList<DuplicatePair> Duplicates, IReadOnlyList<DuplicatePair> Leakage,
     IReadOnlyList<LeakedShare> Leaked, IReadOnlyList<Outlier> Outliers, IReadOnlyList<Unusable> Unusable, IReadOnlyList<string> Notes,
-    ImageStats Images, LearningCurveResult? LearningCurve, IReadOnlyList<AuditAction> Actions, FeatureStats Features, string? CacheWarning, double Seconds);
+    ImageStats Images, LearningCurveResult? LearningCurve, IReadOnlyList<AuditAction> Actions, FeatureStats Features, string? CacheWarning, double Seconds)
+{
+    /// <summary>Whether the data is multi-label: its label check is <see cref="MissingLabels"/> and <see cref="ExtraLabels"/>, not <see cref="LabelIssues"/>.</summary>
+    public bool MultiLabel { get; init; }
+    /// <summary>How many images the audit read: a multi-label image counts once, though several classes count it.</summary>
+    public int ImageCount => MultiLabel ? Images.Images : Classes.Sum(c => c.Total);
+    /// <summary>Multi-label data: labels images likely lack, most probable first (empty for single-label data).</summary>
+    public IReadOnlyList<LabelChange> MissingLabels { get; init; } = [];
+    /// <summary>Multi-label data: labels images likely carry wrongly, least probable first (empty for single-label data).</summary>
+    public IReadOnlyList<LabelChange> ExtraLabels { get; init; } = [];
+}
 
 /// <summary>
 /// The data doctor: label errors, duplicates and leakage, outliers, unusable files, balance and image facts, and a
@@ -80,9 +90,8 @@ internal static class DataAudit
         callbacks ??= Callbacks.None;
         var clock = Stopwatch.StartNew();
         var dataset = Open(data, options);
-        NotForMultiLabel.Check(dataset, "The audit");
         var labelled = Roles(dataset).ToList();
-        var images = labelled.Select(t => new AuditImage(t.Image.Path, dataset.Classes[t.Image.Label], t.Role)).ToList();
+        var images = labelled.Select(t => new AuditImage(t.Image.Path, LabelName(dataset, t.Image), t.Role)).ToList();
         var paths = images.Select(i => i.File).ToList();
 
         var source = Source(options);
@@ -96,14 +105,28 @@ internal static class DataAudit
         var y = rowImage.Select(i => labelled[i].Image.Label).ToArray();
         var rowFiles = rowImage.Select(i => paths[i]).ToList();
 
-        callbacks.Log?.Invoke($"label issues: {options.Folds}-fold linear probes on {x.Length} images");
-        var scores = Probes.OutOfFold(x, y, dataset.Classes.Count, options.Folds, options.Seed, device);
         var neighbours = FeatureSpace.Nearest(FeatureSpace.Normalized(x), k: LabelIssues.Asked, device);
-        var check = LabelIssues.Find(rowFiles, y, scores, dataset.Classes, neighbours);
-        var labelIssues = check.Issues;
         var notes = dataset.Notes.ToList();
-        if (check.Unjudged.Count > 0)
-            notes.Add($"labels not checked in {string.Join(", ", check.Unjudged)}: fewer than {LabelIssues.MinimumPerClass} readable images per class are too few to judge a label");
+        IReadOnlyList<LabelIssue> labelIssues = [];
+        var changes = new LabelChangeCheck([], [], []);
+        if (dataset.MultiLabel)
+        {
+            callbacks.Log?.Invoke($"missing and extra labels: {options.Folds}-fold per-label probes on {x.Length} images");
+            var rows = rowImage.Select(i => labelled[i].Image).ToArray();
+            var probabilities = Probes.OutOfFold(x, rows, dataset.Classes.Count, options.Folds, options.Seed, device);
+            changes = LabelChanges.Find(rowFiles, rows.Select(r => r.Labels).ToArray(), probabilities, dataset.Classes, neighbours);
+            if (changes.Unjudged.Count > 0)
+                notes.Add($"labels not checked: {string.Join(", ", changes.Unjudged)}: fewer than {LabelIssues.MinimumPerClass} readable images carry or lack each, too few to judge it");
+        }
+        else
+        {
+            callbacks.Log?.Invoke($"label issues: {options.Folds}-fold linear probes on {x.Length} images");
+            var scores = Probes.OutOfFold(x, y, dataset.Classes.Count, options.Folds, options.Seed, device);
+            var check = LabelIssues.Find(rowFiles, y, scores, dataset.Classes, neighbours);
+            labelIssues = check.Issues;
+            if (check.Unjudged.Count > 0)
+                notes.Add($"labels not checked in {string.Join(", ", check.Unjudged)}: fewer than {LabelIssues.MinimumPerClass} readable images per class are too few to judge a label");
+        }
 
         callbacks.Log?.Invoke("duplicates and outliers: nearest neighbours in feature space, file hashes");
         var (duplicates, leakage, outliers) = Copies(images, features.ContentKeys, rowImage, neighbours, options);
@@ -115,15 +138,17 @@ internal static class DataAudit
         var headers = ImageHeaders.Measure(paths, backbone.Input.Size);
 
         LearningCurveResult? curve = null;
-        if (options.LearningCurve)
+        if (options.LearningCurve && dataset.MultiLabel)
+            notes.Add("no learning curve: it is measured in single-label accuracy");
+        else if (options.LearningCurve)
         {
             callbacks.Log?.Invoke("learning curve: heads on 10, 25, 50 and 100% of the training images");
             curve = MeasureCurve(x, y, rowImage.Select(i => images[i].Role).ToArray(), dataset.Classes, options, device);
         }
-        var actions = Suggest(labelIssues, duplicates, leakage, outliers);
+        var actions = Suggest(labelIssues, changes, duplicates, leakage, outliers);
         return new AuditResult(dataset.Root, dataset.Layout, options.Backbone, classes, labelIssues, duplicates, leakage,
             Duplicates.Leaked(images, leakage), outliers, unusable, notes, headers, curve, actions, features.Stats, features.CacheWarning,
-            clock.Elapsed.TotalSeconds);
+            clock.Elapsed.TotalSeconds) { MultiLabel = dataset.MultiLabel, MissingLabels = changes.Missing, ExtraLabels = changes.Extra };
     }
 
     /// <summary>
@@ -161,7 +186,7 @@ internal static class DataAudit
     /// </summary>
     public static string? QuickSummary(ImageDataset dataset, IReadOnlyList<string?> hashes, float[]?[] rows, Device device)
     {
-        var images = Roles(dataset).Select(t => new AuditImage(t.Image.Path, dataset.Classes[t.Image.Label], t.Role)).ToList();
+        var images = Roles(dataset).Select(t => new AuditImage(t.Image.Path, LabelName(dataset, t.Image), t.Role)).ToList();
         var rowImage = Enumerable.Range(0, images.Count).Where(i => rows[i] is not null).ToArray();
         if (rowImage.Length < 3) return null;
         var neighbours = FeatureSpace.Nearest(FeatureSpace.Normalized(rowImage.Select(i => rows[i]!).ToArray()), k: LabelIssues.Asked, device);
@@ -178,7 +203,11 @@ internal static class DataAudit
         dataset.Train.Select(i => (Image: i, Role: ImageRole.Train)).Concat(dataset.Validation.Select(i => (Image: i, Role: ImageRole.Validation)))
             .Concat(dataset.Test.Select(i => (Image: i, Role: ImageRole.Test)));
 
-    static int Count(IReadOnlyList<LabeledImage> images, int label) => images.Count(i => i.Label == label);
+    static int Count(IReadOnlyList<LabeledImage> images, int label) => images.Count(i => i.Labels.Contains(label));
+
+    /// <summary>An image's class, or for multi-label data its labels joined by <c>;</c> (<c>none</c> where it carries none).</summary>
+    static string LabelName(ImageDataset dataset, LabeledImage image) =>
+        !dataset.MultiLabel ? dataset.Classes[image.Label] : image.Labels.Count == 0 ? "none" : string.Join(";", image.Labels.Select(c => dataset.Classes[c]));
 
     /// <summary>Evaluated on the validation images; without any, on a stratified fifth of the training images held out.</summary>
     static LearningCurveResult? MeasureCurve(float[][] x, int[] y, ImageRole[] roles, IReadOnlyList<string> classes, AuditOptions options, Device device)
@@ -202,7 +231,7 @@ internal static class DataAudit
     /// its images); copies labelled differently are both removed (which label is right is unknown); a later copy is
     /// deduplicated; a contradicted label is relabelled; an outlier is removed.
     /// </summary>
-    static List<AuditAction> Suggest(IReadOnlyList<LabelIssue> labelIssues, IReadOnlyList<DuplicatePair> duplicates,
+    static List<AuditAction> Suggest(IReadOnlyList<LabelIssue> labelIssues, LabelChangeCheck changes, IReadOnlyList<DuplicatePair> duplicates,
         IReadOnlyList<DuplicatePair> leakage, IReadOnlyList<Outlier> outliers)
     {
         var actions = new List<AuditAction>();
@@ -226,6 +255,11 @@ internal static class DataAudit
             Add(i.File, AuditActions.Relabel, i.Suggested, $"labelled {i.Given}, but the other images say {i.Suggested} ({i.Confidence:0.000}; {i.Given} {i.SelfConfidence:0.000}; {i.Agreeing} of its {i.Nearest} nearest images are {i.Suggested})");
         foreach (var o in outliers)
             Add(o.File, AuditActions.Remove, null, $"far from every class (neighbour distance {o.Distance:0.000}, score {o.Score:0.0})");
+        // A multi-label image may need several label changes: one action per label, for files no other action takes.
+        foreach (var m in changes.Missing.Where(m => !decided.Contains(Path.GetFullPath(m.File))))
+            actions.Add(new AuditAction(Path.GetFullPath(m.File), AuditActions.AddLabel, m.Label, $"lacks {m.Label}, but the other images say {m.Probability:0.000} (those with it: {m.Threshold:0.000} on average; {m.Agreeing} of its {m.Nearest} nearest images carry it)"));
+        foreach (var e in changes.Extra.Where(e => !decided.Contains(Path.GetFullPath(e.File))))
+            actions.Add(new AuditAction(Path.GetFullPath(e.File), AuditActions.RemoveLabel, e.Label, $"carries {e.Label}, but the other images say {e.Probability:0.000} (those without it: {e.Threshold:0.000} on average; {e.Agreeing} of its {e.Nearest} nearest images lack it)"));
         return actions;
     }
 

@@ -34,9 +34,14 @@ internal static class AuditReport
         html.Append($"<header><h1>{E(title)}</h1><p class=\"muted\"><code>{E(audit.Root)}</code> · {E(audit.Layout)} · features of {E(audit.Backbone)} · " +
                     $"{audit.Seconds:0.0} s · written {DateTime.UtcNow:yyyy-MM-dd HH:mm} UTC</p></header>\n");
         html.Append("<section class=\"cards\">");
-        Card(html, "images", audit.Classes.Sum(c => c.Total).ToString(), "images");
+        Card(html, "images", audit.ImageCount.ToString(), "images");
         Card(html, "classes", audit.Classes.Count.ToString(), "classes");
-        Card(html, "likely label errors", audit.LabelIssues.Count.ToString(), "label-issues");
+        if (audit.MultiLabel)
+        {
+            Card(html, "likely missing labels", audit.MissingLabels.Count.ToString(), "missing-labels");
+            Card(html, "likely extra labels", audit.ExtraLabels.Count.ToString(), "extra-labels");
+        }
+        else Card(html, "likely label errors", audit.LabelIssues.Count.ToString(), "label-issues");
         Card(html, "duplicate pairs", audit.Duplicates.Count.ToString(), "duplicates");
         foreach (var leaked in audit.Leaked)
             Card(html, $"of {Name(leaked.Role)} leaked", leaked.Share.ToString("0.0%", CultureInfo.InvariantCulture), $"leaked-{Name(leaked.Role)}");
@@ -44,7 +49,19 @@ internal static class AuditReport
         Card(html, "unusable files", audit.Unusable.Count.ToString(), "unusable");
         html.Append("</section>\n");
 
-        Section(html, "label-issues", $"Likely label errors ({audit.LabelIssues.Count})",
+        if (audit.MultiLabel)
+        {
+            const string Probes = "Out-of-fold probabilities of a linear sigmoid head per label, judged by confident learning per label";
+            Section(html, "missing-labels", $"Likely missing labels ({audit.MissingLabels.Count})",
+                $"{Probes}: the image lacks the label, but its probability reaches the mean of the images that carry it. Most probable first.",
+                audit.MissingLabels.Take(Shown).Select(m => Item(m.File, Thumb(m.File),
+                    $"lacks <span class=\"right\">{E(m.Label)}</span> ({m.Probability:0.00}; those with it {m.Threshold:0.00}; {m.Agreeing} of its {m.Nearest} nearest images carry it)")));
+            Section(html, "extra-labels", $"Likely extra labels ({audit.ExtraLabels.Count})",
+                $"{Probes}: the image carries the label, but its probability is below the mean of the images that lack it. Least probable first.",
+                audit.ExtraLabels.Take(Shown).Select(e => Item(e.File, Thumb(e.File),
+                    $"carries <span class=\"wrong\">{E(e.Label)}</span> ({e.Probability:0.00}; those without it {e.Threshold:0.00}; {e.Agreeing} of its {e.Nearest} nearest images lack it)")));
+        }
+        else Section(html, "label-issues", $"Likely label errors ({audit.LabelIssues.Count})",
             "Out-of-fold probabilities of linear heads, ranked by confident learning (cleanlab's find_label_issues): least self-confident first.",
             audit.LabelIssues.Take(Shown).Select(i => Item(i.File, Thumb(i.File),
                 $"labelled <span class=\"wrong\">{E(i.Given)}</span> ({i.SelfConfidence:0.00}), looks like <span class=\"right\">{E(i.Suggested)}</span> ({i.Confidence:0.00}; {i.Agreeing} of its {i.Nearest} nearest images)")));
@@ -152,6 +169,8 @@ internal static class AuditReport
         void Add(string kind, string file, string other, string label, string suggested, double score, string detail) =>
             rows.Append(string.Join(",", new[] { kind, file, other, label, suggested, score.ToString("0.####", CultureInfo.InvariantCulture), detail }.Select(AuditActions.Quote))).Append('\n');
         foreach (var i in audit.LabelIssues) Add("label_issue", i.File, "", i.Given, i.Suggested, i.Confidence, $"self-confidence {i.SelfConfidence:0.000}; {i.Agreeing} of {i.Nearest} nearest images say {i.Suggested}");
+        foreach (var m in audit.MissingLabels) Add("missing_label", m.File, "", "", m.Label, m.Probability, $"those with it {m.Threshold:0.000} on average; {m.Agreeing} of {m.Nearest} nearest images carry it");
+        foreach (var e in audit.ExtraLabels) Add("extra_label", e.File, "", e.Label, "", e.Probability, $"those without it {e.Threshold:0.000} on average; {e.Agreeing} of {e.Nearest} nearest images lack it");
         foreach (var p in audit.Leakage) Add("leakage", p.File, p.Other, p.Label, p.OtherLabel, p.Similarity, $"{p.Match}, {Name(p.Role)} copy of {Name(p.OtherRole)}");
         foreach (var p in audit.Duplicates) Add("duplicate", p.File, p.Other, p.Label, p.OtherLabel, p.Similarity, p.Match + (p.ConflictingLabels ? ", conflicting labels" : ""));
         foreach (var o in audit.Outliers) Add("outlier", o.File, "", o.Label, "", o.Score, $"neighbour distance {o.Distance:0.000}");
