@@ -98,7 +98,7 @@ public class RecipeTests
         using var x = randn(32, 4);
         using var y = randint(0, 3, [32]);
         using var source = new FeatureBatches(x, y, null, null, batchSize: 8, seed: 1);
-        // Each epoch takes 10 s on this clock, and the deadline is 35 s away: 3 of the 10 epochs fit.
+        // A fake clock that advances a fixed step per call; the deadline leaves room for three of the ten epochs.
         var start = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
         int ticks = 0;
         var budget = new TimeBudget(start.AddSeconds(35), () => start.AddSeconds(10 * ticks++));

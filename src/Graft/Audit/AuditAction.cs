@@ -35,13 +35,12 @@ internal static class AuditActions
         {
             throw new GraftException($"{csvPath} cannot be read ({GraftException.FirstLine(e.Message)}).", "Pass the actions CSV written by graft audit --actions.");
         }
-        var records = Records(text, csvPath);
+        var records = LabelFile.Records(csvPath, text, ',').ToList(); // File.ReadAllText drops a byte-order mark
         if (records.Count == 0 || string.Join(",", records[0].Fields).Trim().ToLowerInvariant() != Header)
             throw new GraftException($"{csvPath}, line 1: the header is not \"{Header}\".", "Pass the actions CSV written by graft audit --actions, or give yours that header.");
         var actions = new List<AuditAction>();
         foreach (var (line, fields) in records.Skip(1))
         {
-            if (fields is [""]) continue; // a blank line
             string Where() => $"{csvPath}, line {line}";
             if (fields.Count != 4)
                 throw new GraftException($"{Where()}: {fields.Count} columns where {Header} are 4.", "Quote a field holding a comma (\"a,b\").");
@@ -110,37 +109,4 @@ internal static class AuditActions
     /// <summary>A CSV field, quoted when it must be (RFC 4180) or has edge spaces.</summary>
     internal static string Quote(string field) =>
         field.IndexOfAny([',', '"', '\n', '\r']) < 0 && field.Trim() == field ? field : $"\"{field.Replace("\"", "\"\"")}\"";
-
-    /// <summary>The CSV's records with the line each starts on (a quoted field may span lines).</summary>
-    static List<(int Line, List<string> Fields)> Records(string text, string csvPath)
-    {
-        var records = new List<(int, List<string>)>();
-        int line = 1, i = 0;
-        if (text.StartsWith('\uFEFF')) i = 1; // a byte-order mark from a spreadsheet
-        while (i < text.Length)
-        {
-            int start = line;
-            var fields = new List<string>();
-            var field = new StringBuilder();
-            bool quoted = false, endOfRecord = false;
-            for (; i < text.Length && !endOfRecord; i++)
-            {
-                char c = text[i];
-                if (quoted)
-                {
-                    if (c == '"' && i + 1 < text.Length && text[i + 1] == '"') { field.Append('"'); i++; }
-                    else if (c == '"') quoted = false;
-                    else { if (c == '\n') line++; field.Append(c); }
-                }
-                else if (c == '"' && field.Length == 0) quoted = true;
-                else if (c == ',') { fields.Add(field.ToString()); field.Clear(); }
-                else if (c == '\n') { line++; endOfRecord = true; }
-                else if (c != '\r') field.Append(c);
-            }
-            if (quoted) throw new GraftException($"{csvPath}, line {start}: a quoted field is never closed.", "Close the quote, or double a quote inside a field (\"\").");
-            fields.Add(field.ToString());
-            records.Add((start, fields));
-        }
-        return records;
-    }
 }

@@ -240,7 +240,7 @@ internal static class LabelFile
     /// The file's records as RFC 4180 reads them: fields between separators, a quoted field holding separators, line
     /// breaks and doubled quotes; CRLF, LF or CR ends a record; blank lines are skipped.
     /// </summary>
-    static IEnumerable<(int Line, List<string> Fields)> Records(string file, string text, char separator)
+    internal static IEnumerable<(int Line, List<string> Fields)> Records(string file, string text, char separator)
     {
         int i = 0, line = 1;
         while (i < text.Length)
