@@ -152,8 +152,10 @@ public class FineTuneTests
         Assert.True(scaled.min().item<float>() > 0 && scaled.max().item<float>() < 1);
     }
 
-    [Fact]
-    public async Task A_stopped_run_resumed_ends_like_an_uninterrupted_one()
+    [Theory]
+    [InlineData(0.0)]
+    [InlineData(0.9)] // with a moving average of the weights, which the checkpoint carries
+    public async Task A_stopped_run_resumed_ends_like_an_uninterrupted_one(double emaDecay)
     {
         using var dir = new TempDir();
         TinyImages.WriteClassFolders(dir["data"], perClass: 6, classes: 2, size: 40);
@@ -161,7 +163,7 @@ public class FineTuneTests
         {
             Strategy = Strategy.Scratch,
             ValidationSplit = 0.25,
-            Fit = new FitOptions(Epochs: 3, BatchSize: 4, Seed: 3),
+            Fit = new FitOptions(Epochs: 3, BatchSize: 4, Seed: 3) { EmaDecay = emaDecay },
             CheckpointPath = dir["run.checkpoint"],
             CacheRoot = dir["cache"],
         };

@@ -68,14 +68,15 @@ public class FuzzTests(Xunit.Abstractions.ITestOutputHelper output)
             optimizer.step();
             var progress = new TrainingProgress("fp", 1, 1, 0.5, 1, 2, 1, [new EpochRecord(1, 0.5, 0.5, 0.4, 0.5, 1)], 1, 0.4, 0);
             var best = Optimizers.Snapshot(network);
-            Checkpoint.Save(dir["run.checkpoint"], progress, network, best, optimizer);
+            Checkpoint.Save(dir["run.checkpoint"], progress, network, best, optimizer, averaged: best);
             Optimizers.Dispose(best);
         }
         Fuzz("checkpoint", dir["run.checkpoint"], dir["fuzz.checkpoint"], problems, path =>
         {
             using var optimizer = Optimizers.Create(groups, fit);
-            var (_, best) = Checkpoint.Load(path, "fp", network, optimizer);
+            var (_, best, averaged) = Checkpoint.Load(path, "fp", network, optimizer);
             Optimizers.Dispose(best);
+            Optimizers.Dispose(averaged);
         });
     }
 

@@ -82,6 +82,51 @@ public class RecipeTests
         foreach (var (a, b) in whole.Zip(parts)) Assert.True(a.allclose(b, rtol: 1e-4, atol: 1e-6), "accumulated gradients step as the whole batch's");
     }
 
+    /// <summary>Records the network's weights after every step.</summary>
+    sealed class WeightLog : FitCallback
+    {
+        public readonly List<Tensor[]> Steps = [];
+        public override void OnBatchEnd(FitState state, TrainingBatch batch) => Steps.Add([.. state.Network.parameters().Select(p => p.detach().clone())]);
+    }
+
+    [Fact]
+    public void A_moving_average_of_the_weights_is_validated_and_kept()
+    {
+        TorchRuntime.EnsureInitialized();
+        manual_seed(5);
+        using var net = nn.Sequential(nn.Linear(6, 4), nn.ReLU(), nn.Linear(4, 3));
+        using var x = randn(24, 6);
+        using var y = randint(0, 3, [24]);
+        using var valX = randn(10, 6);
+        using var valY = randint(0, 3, [10]);
+        using var source = new FeatureBatches(x, y, valX, valY, batchSize: 8, seed: 1);
+        var log = new WeightLog();
+        const double decay = 0.9;
+        var options = new FitOptions(Epochs: 3, BatchSize: 8, LearningRate: 0.1, Optimizer: OptimizerKind.Sgd) { EmaDecay = decay };
+        var fit = FitLoop.Fit(net, [new ParameterGroup([.. net.parameters()], 1.0)], source, options, [log]);
+
+        // The average, step by step: the first step's weights, then d = min(decay, (1 + t) / (10 + t)) after step t.
+        Assert.Equal(9, log.Steps.Count);
+        var expected = log.Steps[0].Select(t => t.clone()).ToArray();
+        for (int t = 2; t <= log.Steps.Count; t++)
+        {
+            double d = Math.Min(decay, (1.0 + t) / (10.0 + t));
+            for (int k = 0; k < expected.Length; k++) expected[k] = expected[k] * d + log.Steps[t - 1][k] * (1 - d);
+        }
+        var kept = net.parameters().ToArray();
+        for (int k = 0; k < kept.Length; k++)
+        {
+            Assert.True(kept[k].allclose(expected[k], rtol: 1e-5, atol: 1e-6), $"parameter {k} is the moving average");
+            Assert.False(kept[k].allclose(log.Steps[^1][k], rtol: 0, atol: 1e-6), $"parameter {k} is not the last step's");
+        }
+        // The last epoch was validated with the average: its validation loss is the kept weights'.
+        using (no_grad())
+        {
+            using var loss = nn.functional.cross_entropy(net.call(valX), valY);
+            Assert.Equal(loss.item<float>(), fit.History[^1].ValLoss!.Value, 5);
+        }
+    }
+
     /// <summary>Records each step's learning rate (of the first group) after the schedule has set it.</summary>
     sealed class RateLog : FitCallback
     {

@@ -109,6 +109,7 @@ sealed class TrainFlags
     readonly Option<double?> _mixUp = Fit.Override("--mixup", f => f.MixUp).ShowDefault(ByRecipe(r => r.FineTune.MixUp));
     readonly Option<double?> _cutMix = Fit.Override("--cutmix", f => f.CutMix).ShowDefault(ByRecipe(r => r.FineTune.CutMix));
     readonly Option<bool?> _freezeBatchNorm = Fit.Override("--freeze-bn", f => f.FreezeBatchNorm).ShowDefault(ByRecipe(r => r.FineTune.FreezeBatchNorm));
+    readonly Option<double?> _ema = Fit.Override("--ema", f => f.EmaDecay).ShowDefault(ByRecipe(r => r.FineTune.EmaDecay));
     readonly Option<int?> _microBatch = new Option<int?>("--micro-batch") { Description = FitHelp(f => f.MicroBatch), HelpName = "N" }
         .ShowDefault(ByRecipe(r => r.FineTune.MicroBatch));
 
@@ -155,7 +156,7 @@ sealed class TrainFlags
         command.Group("Head", _hidden, _dropout, _head, _batchNorm, _se, _binary);
         command.Group("Fine-tuning (phase 2: a recipe, then its settings one by one)",
             _recipe, _unfreeze, _unfreezeFrom, _freezeFirst, _ftEpochs, _ftLr, _ftOptimizer, _schedule, _discriminative,
-            _weightDecay, _warmup, _labelSmoothing, _mixUp, _cutMix, _freezeBatchNorm, _microBatch);
+            _weightDecay, _warmup, _labelSmoothing, _mixUp, _cutMix, _freezeBatchNorm, _ema, _microBatch);
         command.Group("Augmentation (fine-tuning and scratch; Keras ImageDataGenerator's names)", _augment.All);
         if (outputs) command.Group("Output", Output, Report, _resume, Json, Verbose);
     }
@@ -168,7 +169,7 @@ sealed class TrainFlags
         Option[] unfreezing = [_unfreeze, _unfreezeFrom, _freezeFirst];
         if (unfreezing.Count(Given) > 1)
             throw new GraftException("--unfreeze, --unfreeze-from and --freeze-first each say what to fine-tune.", "Pass only one of them.");
-        Option[] regularisers = [_weightDecay, _warmup, _labelSmoothing, _mixUp, _cutMix, _freezeBatchNorm, _microBatch];
+        Option[] regularisers = [_weightDecay, _warmup, _labelSmoothing, _mixUp, _cutMix, _freezeBatchNorm, _ema, _microBatch];
         Option[] fineTuning = [_recipe, .. unfreezing, _ftEpochs, _ftLr, _ftOptimizer, _discriminative];
         Option[] unused = strategy switch
         {
@@ -196,6 +197,7 @@ sealed class TrainFlags
             MixUp = parse.GetValue(_mixUp) ?? basis.MixUp,
             CutMix = parse.GetValue(_cutMix) ?? basis.CutMix,
             FreezeBatchNorm = parse.GetValue(_freezeBatchNorm) ?? basis.FreezeBatchNorm,
+            EmaDecay = parse.GetValue(_ema) ?? basis.EmaDecay,
             MicroBatch = parse.GetValue(_microBatch) ?? basis.MicroBatch,
         };
         if (strategy == Strategy.Scratch)

@@ -24,30 +24,34 @@ internal sealed record TrainingProgress(
     int SinceBest);
 
 /// <summary>
-/// A training checkpoint file (zip: progress.json, state.safetensors, best.safetensors, optimizer.bin),
+/// A training checkpoint file (zip: progress.json, state.safetensors, best.safetensors, average.safetensors, optimizer.bin),
 /// written atomically after every epoch and when a run is stopped, so `--resume` continues where it ended.
 /// The fingerprint (data, options, seed) guards against resuming a different run.
 /// </summary>
 internal static class Checkpoint
 {
-    public static void Save(string path, TrainingProgress progress, nn.Module network, Dictionary<string, Tensor>? best, OptimizerHelper optimizer) =>
+    public static void Save(string path, TrainingProgress progress, nn.Module network, Dictionary<string, Tensor>? best, OptimizerHelper optimizer,
+        Dictionary<string, Tensor>? averaged = null) =>
         ZipEntries.WriteAtomically(path, zip =>
         {
             ZipEntries.Write(zip, "progress.json", JsonSerializer.SerializeToUtf8Bytes(progress, ModelFile.Json));
             ZipEntries.Write(zip, "state.safetensors", Safetensors.Write(network.state_dict()));
             if (best is not null) ZipEntries.Write(zip, "best.safetensors", Safetensors.Write(best));
+            if (averaged is not null) ZipEntries.Write(zip, "average.safetensors", Safetensors.Write(averaged));
             using var memory = new MemoryStream();
             using (var writer = new BinaryWriter(memory, System.Text.Encoding.UTF8, leaveOpen: true)) optimizer.save_state_dict(writer);
             ZipEntries.Write(zip, "optimizer.bin", memory.ToArray());
         });
 
     /// <summary>
-    /// Loads a checkpoint into the network and optimizer; returns its progress and best weights. A checkpoint that is
-    /// empty, truncated or otherwise damaged is one <see cref="GraftException"/> naming it (the file is left alone).
+    /// Loads a checkpoint into the network and optimizer; returns its progress, best weights and moving average of the
+    /// weights. A checkpoint that is empty, truncated or otherwise damaged is one <see cref="GraftException"/> naming it
+    /// (the file is left alone).
     /// </summary>
-    public static (TrainingProgress Progress, Dictionary<string, Tensor>? Best) Load(string path, string fingerprint, nn.Module network, OptimizerHelper optimizer)
+    public static (TrainingProgress Progress, Dictionary<string, Tensor>? Best, Dictionary<string, Tensor>? Averaged) Load(string path, string fingerprint,
+        nn.Module network, OptimizerHelper optimizer)
     {
-        Dictionary<string, Tensor>? best = null;
+        Dictionary<string, Tensor>? best = null, averaged = null;
         try
         {
             using var zip = ZipFile.OpenRead(path);
@@ -68,24 +72,40 @@ internal static class Checkpoint
                 network.load_state_dict(state);
             }
             finally { foreach (var t in state.Values) t.Dispose(); }
-            if (zip.GetEntry("best.safetensors") is not null)
-            {
-                best = Safetensors.Read(ZipEntries.Read(zip, "best.safetensors", path, tensorBytes), path);
-                Fits(path, "best.safetensors", expected, best);
-            }
+            best = Weights(zip, path, "best.safetensors", expected, tensorBytes);
+            averaged = Weights(zip, path, "average.safetensors", expected, tensorBytes);
             using var reader = new BinaryReader(new MemoryStream(ZipEntries.Read(zip, "optimizer.bin", path, 4 * tensorBytes)));
             optimizer.load_state_dict(reader);
-            return (progress, best);
+            return (progress, best, averaged);
         }
         catch (Exception e) when (e is not GraftException)
         {
             Optimizers.Dispose(best);
+            Optimizers.Dispose(averaged);
             // libtorch appends its C++ stack to the message: keep the first line.
             throw Damaged(path, e is InvalidDataException or EndOfStreamException && new FileInfo(path).Length == 0 ? "the file is empty" : GraftException.FirstLine(e.Message));
         }
         catch
         {
             Optimizers.Dispose(best);
+            Optimizers.Dispose(averaged);
+            throw;
+        }
+    }
+
+    /// <summary>An optional entry of weights, which must be the network's (null: the checkpoint has none).</summary>
+    static Dictionary<string, Tensor>? Weights(ZipArchive zip, string path, string entry, Dictionary<string, Tensor> expected, long tensorBytes)
+    {
+        if (zip.GetEntry(entry) is null) return null;
+        var weights = Safetensors.Read(ZipEntries.Read(zip, entry, path, tensorBytes), path);
+        try
+        {
+            Fits(path, entry, expected, weights);
+            return weights;
+        }
+        catch
+        {
+            Optimizers.Dispose(weights);
             throw;
         }
     }
@@ -119,7 +139,7 @@ internal sealed class Checkpointing(string path, string fingerprint, bool resume
             log?.Invoke($"no checkpoint at {path} (a finished run deletes it): starting from the beginning");
             return;
         }
-        (state.Progress, state.Best) = Checkpoint.Load(path, fingerprint, state.Network, state.Optimizer);
+        (state.Progress, state.Best, state.Averaged) = Checkpoint.Load(path, fingerprint, state.Network, state.Optimizer);
         log?.Invoke($"resuming from {path}: epoch {state.Progress.Epoch}, batch {state.Progress.NextBatch}");
     }
 
@@ -131,5 +151,5 @@ internal sealed class Checkpointing(string path, string fingerprint, bool resume
         state.SavedTo = path;
     }
 
-    void Save(FitState state) => Checkpoint.Save(path, state.Progress, state.Network, state.Best, state.Optimizer);
+    void Save(FitState state) => Checkpoint.Save(path, state.Progress, state.Network, state.Best, state.Optimizer, state.Averaged);
 }

@@ -4,7 +4,7 @@ namespace Graft.Training;
 
 /// <summary>
 /// Keras's EarlyStopping with restore_best_weights: the epoch with the lowest validation loss (the training loss without
-/// validation) is the best one, its weights are kept, the fit ends after <paramref name="patience"/> epochs without a
+/// validation) is the best one, its weights (their moving average, when the fit keeps one) are kept, the fit ends after <paramref name="patience"/> epochs without a
 /// better validation loss, and the best weights are restored at the end.
 /// </summary>
 internal sealed class EarlyStopping(int patience, double minDelta = 1e-6) : FitCallback
@@ -16,7 +16,7 @@ internal sealed class EarlyStopping(int patience, double minDelta = 1e-6) : FitC
         if (monitored < p.BestLoss - minDelta)
         {
             state.Progress = p with { BestLoss = monitored, BestEpoch = record.Epoch, SinceBest = 0 };
-            state.Best = Optimizers.Snapshot(state.Network);
+            state.Best = state.WeightsToKeep();
         }
         else state.Progress = p with { SinceBest = p.SinceBest + 1 };
         // Without validation, patience has nothing to watch: the fit runs its epochs.

@@ -54,7 +54,7 @@ internal abstract class FitCallback
 internal sealed class FitState
 {
     readonly Stopwatch _clock = Stopwatch.StartNew();
-    Dictionary<string, Tensor>? _best;
+    Dictionary<string, Tensor>? _best, _averaged;
 
     internal FitState(nn.Module<Tensor, Tensor> network, OptimizerHelper optimizer, FitOptions options, IBatchSource source)
     {
@@ -86,6 +86,21 @@ internal sealed class FitState
             _best = value;
         }
     }
+    /// <summary>
+    /// The moving average of the weights (<see cref="FitOptions.EmaDecay"/>; null: off, or no step yet); the state owns it.
+    /// </summary>
+    public Dictionary<string, Tensor>? Averaged
+    {
+        get => _averaged;
+        set
+        {
+            if (!ReferenceEquals(_averaged, value)) Optimizers.Dispose(_averaged);
+            _averaged = value;
+        }
+    }
+    /// <summary>A copy of the weights an epoch is judged by: the moving average when there is one, else the network's.</summary>
+    public Dictionary<string, Tensor> WeightsToKeep() =>
+        Averaged?.ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone()) ?? Optimizers.Snapshot(Network);
     /// <summary>Why the fit stopped on a loss that was no longer finite (null: it did not).</summary>
     public string? Diverged { get; set; }
     /// <summary>Set by a callback to end the fit after this epoch (early stopping).</summary>
@@ -141,6 +156,8 @@ internal static class FitLoop
                 foreach (var c in callbacks) c.OnStopped(state);
                 throw new TrainingStoppedException(state.SavedTo);
             }
+            // The moving average is the fit's result, unless a callback keeps a best epoch's (of the average) instead.
+            if (state.Averaged is { } averaged) network.load_state_dict(averaged);
             foreach (var c in callbacks) c.OnFitEnd(state);
             network.eval();
             var history = state.Progress.History;
@@ -152,6 +169,7 @@ internal static class FitLoop
         finally
         {
             state.Best = null;
+            state.Averaged = null;
         }
     }
 
@@ -196,6 +214,7 @@ internal static class FitLoop
             correct += Objective.Correct(logits, y.narrow(0, start, count));
         }
         state.Optimizer.step();
+        if (o.EmaDecay > 0) Average(state, o.EmaDecay);
         var p = state.Progress;
         state.Progress = p with
         {
@@ -207,11 +226,52 @@ internal static class FitLoop
         state.Samples += batch.Count;
     }
 
+    /// <summary>
+    /// Moves the average of the weights towards the step's: average = d x average + (1 - d) x weights, with
+    /// d = min(decay, (1 + steps) / (10 + steps)) as TensorFlow's moving average with a step count, so the starting
+    /// weights fade fast; integer buffers are copied.
+    /// </summary>
+    static void Average(FitState state, double decay)
+    {
+        using var noGrad = no_grad();
+        if (state.Averaged is not { } averaged)
+        {
+            // Made inside the step's dispose scope, the copies must outlive it.
+            state.Averaged = Optimizers.Snapshot(state.Network).ToDictionary(kv => kv.Key, kv => kv.Value.DetachFromDisposeScope());
+            return;
+        }
+        long steps = state.Progress.Step + 1;
+        double d = Math.Min(decay, (1.0 + steps) / (10.0 + steps));
+        foreach (var (name, weights) in state.Network.state_dict())
+        {
+            var average = averaged[name];
+            if (average.is_floating_point()) average.mul_(d).add_(weights, alpha: 1 - d);
+            else average.copy_(weights);
+        }
+    }
+
+    /// <summary>Validates the network, or with a moving average of its weights the average (swapped in and out again).</summary>
+    static async Task<(double Loss, double Accuracy)?> ValidateAsync(FitState state)
+    {
+        if (state.Averaged is not { } averaged) return await state.Source.ValidateAsync(state.Network);
+        var live = Optimizers.Snapshot(state.Network);
+        try
+        {
+            state.Network.load_state_dict(averaged);
+            return await state.Source.ValidateAsync(state.Network);
+        }
+        finally
+        {
+            state.Network.load_state_dict(live);
+            Optimizers.Dispose(live);
+        }
+    }
+
     /// <summary>Validates, records the epoch and moves the progress on to the next; null when the validation loss is not finite.</summary>
     static async Task<EpochRecord?> EndEpochAsync(FitState state, Stopwatch clock)
     {
         int epoch = state.Progress.Epoch;
-        var validation = await state.Source.ValidateAsync(state.Network);
+        var validation = await ValidateAsync(state);
         if (validation is { Loss: var loss } && !double.IsFinite(loss))
         {
             state.Diverged = Divergence.Describe("validation", loss, epoch);

@@ -58,6 +58,13 @@ public sealed record FitOptions(
     [Description("The most images that go through the network at once: larger batches accumulate gradients over parts (bounded memory).")]
     [Range(1, int.MaxValue)]
     public int? MicroBatch { get; init; }
+    /// <summary>
+    /// Decay per step of an exponential moving average of the weights (timm's model EMA), which validation, the kept best
+    /// epoch and the model use instead of the last step's weights; early steps average faster (0: off).
+    /// </summary>
+    [Description("Keep an exponential moving average of the weights with this decay per step, and use it (0: off).")]
+    [Range(0, 1, MaximumIsExclusive = true)]
+    public double EmaDecay { get; init; }
 }
 
 /// <summary>
