@@ -64,7 +64,7 @@ static class AccuracyBench
                     runs.Add(run);
                     File.AppendAllLines(resultsFile, [JsonSerializer.Serialize(run)]);
                     host.Log($"  test accuracy {run.Accuracy:0.0000} of {run.TestImages}, {run.Seconds:0} s, {run.PeakMb:0} MB" +
-                        (run.FineTuningKept is false ? " (fine-tuning validated below the head alone: not kept)" : ""));
+                        (run.FineTuningKept is false ? " (fine-tuning did not validate above the head alone: not kept)" : ""));
                 }
         await Task.CompletedTask;
 

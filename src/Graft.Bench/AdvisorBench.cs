@@ -14,7 +14,7 @@ namespace Graft.Bench;
 static class AdvisorBench
 {
     /// <summary>Seeds of the advisor's runs: each splits the training images differently; the advice must not change.</summary>
-    static readonly int[] Seeds = [42, 1, 2];
+    static readonly int[] Seeds = [1, 2, 3];
 
     sealed record StrategyRun(string Arguments, double Accuracy, double CiLow, double CiHigh, int Images, double Estimate,
         double EstimateCiLow, double EstimateCiHigh, double EstimatedSeconds, double Seconds);

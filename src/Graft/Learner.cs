@@ -30,7 +30,7 @@ public sealed record TrainingResult(TrainableClassifier Model, ImageDataset Data
 
     /// <summary>
     /// Fine-tuning only: whether the fine-tuned trunk was kept (true), or the head on the pretrained trunk because
-    /// fine-tuning validated below it (false); null for other strategies or without validation images.
+    /// fine-tuning did not validate above it (false); null for other strategies or without validation images.
     /// </summary>
     public bool? FineTuningKept { get; init; }
 
@@ -431,7 +431,7 @@ public static class Learner
             if (searchOnly) return run with { LearningRateSearch = search };
             liveOptions = liveOptions with { Fit = liveOptions.Fit with { LearningRate = search.Suggested } };
         }
-        // Fine-tuning has to earn its place: the head on the pretrained trunk is kept unless phase 2 validates at least as well.
+        // Fine-tuning has to earn its place: the head on the pretrained trunk is kept unless phase 2 validates better (a tie keeps the head).
         var headOnly = scratch || Quality(run) is null ? null : Optimizers.Snapshot(network);
         try
         {
@@ -445,10 +445,10 @@ public static class Learner
             model.ResetTrunkRunner();
             var validationResult = validation.Count > 0 ? await ScoreImagesAsync(model, validation, callbacks, cancel) : null;
             var (tuned, head) = (validationResult?.Quality, Quality(run));
-            bool keepHead = headOnly is not null && tuned < head;
+            bool keepHead = headOnly is not null && tuned <= head;
             if (keepHead)
             {
-                callbacks.Log?.Invoke($"fine-tuning validated below the head alone ({validationResult!.QualityName} {tuned:0.000} < {head:0.000}): " +
+                callbacks.Log?.Invoke($"fine-tuning did not validate above the head alone ({validationResult!.QualityName} {tuned:0.000}, head {head:0.000}): " +
                     "the model keeps the head on the pretrained trunk");
                 network.load_state_dict(headOnly!);
                 model.ResetTrunkRunner();
