@@ -31,8 +31,11 @@ static class AdvisorBench
     {
         var machine = Machine.Here();
         host.Log(machine.StartLine);
+        var datasets = options.Datasets.Where(n => n != BenchOptions.PhoneDataset).ToList();
+        // A dataset that cannot be opened is refused before the first one's long measurement, not after it.
+        foreach (var name in datasets) ImageFolder.OpenForTraining(SampleDatasets.Resolve(name, host.Assets));
         var results = new List<AdvisorResult>();
-        foreach (var name in options.Datasets.Where(n => n != BenchOptions.PhoneDataset))
+        foreach (var name in datasets)
             results.Add(await Measure(name, host, cancel));
 
         string loadAtEnd = Machine.LoadAverage();

@@ -156,6 +156,19 @@ public class CliTests
         Assert.Empty(Cli.Commands.BenchCommand.Create().Parse(["--no-datasets"]).Errors);
     }
 
+    /// <summary>The advisor bench opens every dataset it is given before it measures the first one (hours, on real data).</summary>
+    [Fact]
+    public void The_advisor_bench_refuses_a_missing_dataset_before_measuring_any()
+    {
+        using var dir = new TempDir();
+        TinyImages.WriteClassFolders(dir["photos"], perClass: 4);
+        var run = GraftCli.Run(null, "bench", "--advisor", "--datasets", $"{dir["photos"]},{dir["no-such-photos"]}");
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Contains("no-such-photos", run.Stderr);
+        Assert.DoesNotContain("advising", run.Stderr);
+        Assert.DoesNotContain("   at ", run.Stderr);
+    }
+
     [Theory]
     [InlineData("train", "/no/such/folder")]
     [InlineData("predict", "/no/such/model.graft", "x.jpg")]
