@@ -31,12 +31,15 @@ static class AdvisorBench
     {
         var machine = Machine.Here();
         host.Log(machine.StartLine);
-        var datasets = options.Datasets.Where(n => n != BenchOptions.PhoneDataset).ToList();
-        // A dataset that cannot be opened is refused before the first one's long measurement, not after it.
-        foreach (var name in datasets) ImageFolder.OpenForTraining(SampleDatasets.Resolve(name, host.Assets));
+        // Every dataset is opened before the first one's long measurement, so one that cannot be is refused at the start.
+        var datasets = options.Datasets.Where(n => n != BenchOptions.PhoneDataset).Select(name =>
+        {
+            var path = SampleDatasets.Resolve(name, host.Assets);
+            return (name, path, ImageFolder.OpenForTraining(path));
+        }).ToList();
         var results = new List<AdvisorResult>();
-        foreach (var name in datasets)
-            results.Add(await Measure(name, host, cancel));
+        foreach (var (name, path, opened) in datasets)
+            results.Add(await Measure(name, path, opened, host, cancel));
 
         string loadAtEnd = Machine.LoadAverage();
         host.Out.WriteLine(machine.Summary(loadAtEnd));
@@ -62,11 +65,9 @@ static class AdvisorBench
         });
     }
 
-    static async Task<AdvisorResult> Measure(string name, BenchHost host, CancellationToken cancel)
+    static async Task<AdvisorResult> Measure(string name, string path, ImageDataset opened, BenchHost host, CancellationToken cancel)
     {
         var quiet = host.Progress with { Log = null };
-        var path = SampleDatasets.Resolve(name, host.Assets);
-        var opened = ImageFolder.OpenForTraining(path);
         var (pool, test) = opened.Test.Count > 0 ? (opened.Train.Concat(opened.Validation).ToList(), opened.Test) : (opened.Train, opened.Validation);
         ImageDataset Split(int seed)
         {

@@ -99,8 +99,7 @@ internal sealed class FitState
         }
     }
     /// <summary>A copy of the weights an epoch is judged by: the moving average when there is one, else the network's.</summary>
-    public Dictionary<string, Tensor> WeightsToKeep() =>
-        Averaged?.ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone()) ?? Optimizers.Snapshot(Network);
+    public Dictionary<string, Tensor> WeightsToKeep() => Averaged is { } averaged ? Optimizers.Snapshot(averaged) : Optimizers.Snapshot(Network);
     /// <summary>Why the fit stopped on a loss that was no longer finite (null: it did not).</summary>
     public string? Diverged { get; set; }
     /// <summary>Set by a callback to end the fit after this epoch (early stopping).</summary>

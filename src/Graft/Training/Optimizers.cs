@@ -24,8 +24,11 @@ internal static class Optimizers
     }
 
     /// <summary>A detached copy of a module's weights and buffers (the best epoch so far).</summary>
-    public static Dictionary<string, Tensor> Snapshot(nn.Module module) =>
-        module.state_dict().ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
+    public static Dictionary<string, Tensor> Snapshot(nn.Module module) => Snapshot(module.state_dict());
+
+    /// <summary>A detached copy of named weights (a snapshot of a snapshot).</summary>
+    public static Dictionary<string, Tensor> Snapshot(IReadOnlyDictionary<string, Tensor> weights) =>
+        weights.ToDictionary(kv => kv.Key, kv => kv.Value.detach().clone());
 
     public static void Dispose(Dictionary<string, Tensor>? snapshot)
     {
